@@ -1,0 +1,70 @@
+package engine
+
+import (
+	"errors"
+	"fmt"
+)
+
+// ErrSkip is returned by middleware (such as Filter or Dedupe) that decides a
+// message should not reach the handler. It is not a failure: the message counts
+// as handled and is not retried or dead-lettered.
+var ErrSkip = errors.New("message skipped")
+
+// permanentError marks an error that retrying cannot fix.
+type permanentError struct{ err error }
+
+func (e *permanentError) Error() string { return e.err.Error() }
+func (e *permanentError) Unwrap() error { return e.err }
+
+// Permanent marks err as one that retrying cannot fix (an undecodable payload,
+// a CEL evaluation error). Retry gives up on it at once and the message is
+// dead-lettered. Permanent(nil) is nil.
+func Permanent(err error) error {
+	if err == nil || IsPermanent(err) {
+		return err
+	}
+	return &permanentError{err: err}
+}
+
+// Permanentf is Permanent(fmt.Errorf(format, args...)).
+func Permanentf(format string, args ...any) error {
+	return Permanent(fmt.Errorf(format, args...))
+}
+
+// IsPermanent reports whether err, or an error it wraps, was marked Permanent.
+func IsPermanent(err error) bool {
+	var p *permanentError
+	return errors.As(err, &p)
+}
+
+// ErrDeadLettered is wrapped by the error the dead-letter middleware returns
+// once it has put a failed message in the dead-letter stream. Like ErrSkip it
+// settles the message: the router moves on instead of redelivering it.
+var ErrDeadLettered = errors.New("message dead-lettered")
+
+// attemptsError records how many times a handler was tried before err.
+type attemptsError struct {
+	err      error
+	attempts int
+}
+
+func (e *attemptsError) Error() string { return e.err.Error() }
+func (e *attemptsError) Unwrap() error { return e.err }
+
+// WithAttempts records that err came after n attempts (Retry uses it so the
+// dead-letter headers can say how many tries were made).
+func WithAttempts(err error, n int) error {
+	if err == nil {
+		return nil
+	}
+	return &attemptsError{err: err, attempts: n}
+}
+
+// Attempts returns the attempt count recorded by WithAttempts, or 1.
+func Attempts(err error) int {
+	var a *attemptsError
+	if errors.As(err, &a) {
+		return a.attempts
+	}
+	return 1
+}
