@@ -1,0 +1,88 @@
+# Image URL to use for building and pushing the manager image.
+IMG ?= controller:latest
+
+# Tools are installed with `go install` at pinned versions into bin/, as the
+# kubebuilder scaffold does: bin/<tool>-<version> with a bin/<tool> symlink.
+LOCALBIN ?= $(shell pwd)/bin
+GOLANGCI_LINT_VERSION ?= v2.15.0
+GOLANGCI_LINT ?= $(LOCALBIN)/golangci-lint
+
+GO_PACKAGES := ./...
+
+.PHONY: all
+all: build
+
+##@ General
+
+.PHONY: help
+help: ## Display this help.
+	@awk 'BEGIN {FS = ":.*##"; printf "\nUsage:\n  make \033[36m<target>\033[0m\n"} /^[a-zA-Z_0-9-]+:.*?##/ { printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2 } /^##@/ { printf "\n\033[1m%s\033[0m\n", substr($$0, 5) } ' $(MAKEFILE_LIST)
+
+##@ Development
+
+.PHONY: fmt
+fmt: ## Run gofmt on the code.
+	gofmt -w $$(git ls-files '*.go')
+
+.PHONY: fmt-check
+fmt-check: ## Fail when gofmt would change a file.
+	@out=$$(gofmt -l $$(git ls-files '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+
+.PHONY: vet
+vet: ## Run go vet against the code.
+	go vet $(GO_PACKAGES)
+
+.PHONY: test
+test: fmt-check vet test-unit test-bench-compiles ## Run every test: formatting, vet, unit and conformance tests with -race.
+
+.PHONY: test-unit
+test-unit: ## Unit, conformance and integration tests with the race detector.
+	go test -race -count=1 $(GO_PACKAGES)
+
+.PHONY: test-bench-compiles
+test-bench-compiles: ## Build the side-by-side benchmark module (hack/bench) so it cannot rot.
+	cd hack/bench && go vet ./...
+
+.PHONY: lint
+lint: golangci-lint ## Run golangci-lint.
+	$(GOLANGCI_LINT) run
+
+##@ Benchmarks
+
+.PHONY: bench
+bench: ## Engine benchmarks (one run, allocations reported).
+	go test -run '^$$' -bench . -benchmem ./internal/engine/...
+
+.PHONY: bench-compare
+bench-compare: ## Our engine against Watermill v1.5.1, side by side in one run.
+	cd hack/bench && go test -run '^$$' -bench . -benchtime=3s -count=3
+
+##@ Build
+
+.PHONY: build
+build: fmt-check vet ## Build the manager binary.
+	go build -o bin/manager ./cmd/manager
+
+##@ Dependencies
+
+$(LOCALBIN):
+	mkdir -p $(LOCALBIN)
+
+.PHONY: golangci-lint
+golangci-lint: $(GOLANGCI_LINT) ## Install golangci-lint into bin/.
+$(GOLANGCI_LINT): $(LOCALBIN)
+	$(call go-install-tool,$(GOLANGCI_LINT),github.com/golangci/golangci-lint/v2/cmd/golangci-lint,$(GOLANGCI_LINT_VERSION))
+
+# go-install-tool installs package $2 at version $3 as $1-$3 and links $1 to it.
+define go-install-tool
+@[ -f "$(1)-$(3)" ] && [ "$$(readlink -- "$(1)" 2>/dev/null)" = "$(1)-$(3)" ] || { \
+set -e; \
+package=$(2)@$(3) ;\
+echo "Downloading $${package}" ;\
+rm -f $(1) ;\
+GOBIN=$(LOCALBIN) go install $${package} ;\
+mv $(1) $(1)-$(3) ;\
+} ;\
+ln -sf $(1)-$(3) $(1)
+endef
