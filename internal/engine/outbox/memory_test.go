@@ -1,0 +1,29 @@
+package outbox_test
+
+import (
+	"errors"
+
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine"
+	"testing"
+
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/outbox"
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/outbox/outboxtest"
+)
+
+func TestMemoryConformance(t *testing.T) {
+	outboxtest.Run(t, func(t *testing.T, capacity int) outbox.Outbox {
+		return outbox.NewMemory(capacity)
+	})
+}
+
+func TestNewMemoryWithoutCapacityUsesDefaultCapacity(t *testing.T) {
+	for _, capacity := range []int{0, -1} {
+		ob := outbox.NewMemory(capacity)
+		if err := ob.Enqueue(t.Context(), make([]engine.Message, outbox.DefaultCapacity)); err != nil {
+			t.Fatalf("NewMemory(%d): Enqueue of DefaultCapacity messages: got error %v, want nil", capacity, err)
+		}
+		if err := ob.Enqueue(t.Context(), make([]engine.Message, 1)); !errors.Is(err, outbox.ErrFull) {
+			t.Fatalf("NewMemory(%d): Enqueue past DefaultCapacity: got error %v, want ErrFull", capacity, err)
+		}
+	}
+}

@@ -1,0 +1,358 @@
+// Package outboxtest is the conformance suite every outbox.Outbox backend must
+// pass: a backend's test calls Run with a constructor.
+package outboxtest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine"
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/outbox"
+)
+
+// NewOutbox returns an empty outbox holding at most capacity entries. The
+// suite closes it when the subtest ends.
+type NewOutbox func(t *testing.T, capacity int) outbox.Outbox
+
+// Run runs the conformance suite against outboxes made by newOutbox.
+func Run(t *testing.T, newOutbox func(t *testing.T, capacity int) outbox.Outbox) {
+	tests := []struct {
+		name string
+		test func(t *testing.T, newOutbox NewOutbox)
+	}{
+		{"BatchEnqueueKeepsOrder", testBatchEnqueueKeepsOrder},
+		{"EnqueueStoresCopies", testEnqueueStoresCopies},
+		{"EnqueuePastCapacityIsFullAndEnqueuesNothing", testEnqueuePastCapacity},
+		{"PendingIsOldestFirstAndStableUntilMarked", testPendingIsStable},
+		{"MarkDispatchedTwiceOrOutOfOrderIsHarmless", testMarkDispatched},
+		{"MarkDispatchedFreesCapacity", testMarkDispatchedFreesCapacity},
+		{"SignalAfterEnqueue", testSignalAfterEnqueue},
+		{"ConcurrentEnqueuersLoseNothing", testConcurrentEnqueuers},
+		{"CloseRejectsFurtherCalls", testClose},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.test(t, newOutbox)
+		})
+	}
+}
+
+// messages returns n messages of stream whose IDs are prefix-0, prefix-1, ...
+func messages(stream, prefix string, n int) []engine.Message {
+	msgs := make([]engine.Message, n)
+	for i := range msgs {
+		msgs[i] = engine.Message{
+			ID:      fmt.Sprintf("%s-%d", prefix, i),
+			Name:    "Tested",
+			Stream:  stream,
+			Headers: map[string]string{"n": fmt.Sprint(i)},
+			Payload: []byte(fmt.Sprintf(`{"n":%d}`, i)),
+		}
+	}
+	return msgs
+}
+
+func ids(entries []outbox.Entry) []string {
+	out := make([]string, len(entries))
+	for i, e := range entries {
+		out[i] = e.Message.ID
+	}
+	return out
+}
+
+func positions(entries []outbox.Entry) []uint64 {
+	out := make([]uint64, len(entries))
+	for i, e := range entries {
+		out[i] = e.Position
+	}
+	return out
+}
+
+func msgIDs(msgs []engine.Message) []string {
+	out := make([]string, len(msgs))
+	for i, m := range msgs {
+		out[i] = m.ID
+	}
+	return out
+}
+
+func mustEnqueue(t *testing.T, ob outbox.Outbox, msgs []engine.Message) {
+	t.Helper()
+	if err := ob.Enqueue(t.Context(), msgs); err != nil {
+		t.Fatalf("Enqueue(%d messages): got error %v, want nil", len(msgs), err)
+	}
+}
+
+func mustPending(t *testing.T, ob outbox.Outbox, limit int) []outbox.Entry {
+	t.Helper()
+	entries, err := ob.Pending(t.Context(), limit)
+	if err != nil {
+		t.Fatalf("Pending(%d): got error %v, want nil", limit, err)
+	}
+	return entries
+}
+
+func mustMark(t *testing.T, ob outbox.Outbox, pos []uint64) {
+	t.Helper()
+	if err := ob.MarkDispatched(t.Context(), pos); err != nil {
+		t.Fatalf("MarkDispatched(%v): got error %v, want nil", pos, err)
+	}
+}
+
+func open(t *testing.T, newOutbox NewOutbox, capacity int) outbox.Outbox {
+	t.Helper()
+	ob := newOutbox(t, capacity)
+	t.Cleanup(func() { _ = ob.Close() })
+	return ob
+}
+
+func testBatchEnqueueKeepsOrder(t *testing.T, newOutbox NewOutbox) {
+	ob := open(t, newOutbox, 100)
+	first, second := messages("s", "a", 3), messages("t", "b", 2)
+	mustEnqueue(t, ob, first)
+	mustEnqueue(t, ob, second)
+
+	entries := mustPending(t, ob, 100)
+	want := append(msgIDs(first), msgIDs(second)...)
+	if got := ids(entries); !slices.Equal(got, want) {
+		t.Fatalf("Pending IDs: got %v, want %v", got, want)
+	}
+	pos := positions(entries)
+	for i := 1; i < len(pos); i++ {
+		if pos[i] <= pos[i-1] {
+			t.Fatalf("positions: got %v, want strictly increasing", pos)
+		}
+	}
+	for i, e := range entries {
+		src := append(first, second...)[i]
+		if e.Message.Stream != src.Stream || string(e.Message.Payload) != string(src.Payload) || e.Message.Header("n") != src.Header("n") {
+			t.Errorf("entry %d: got %+v, want the enqueued %+v", i, e.Message, src)
+		}
+	}
+	if got := ob.Len(); got != 5 {
+		t.Errorf("Len: got %d, want 5", got)
+	}
+}
+
+func testEnqueueStoresCopies(t *testing.T, newOutbox NewOutbox) {
+	ob := open(t, newOutbox, 10)
+	msgs := messages("s", "a", 2)
+	mustEnqueue(t, ob, msgs)
+	// The caller reuses its slice and buffers for the next request.
+	msgs[0].ID = "changed"
+	msgs[0].Payload[0] = 'X'
+	msgs[0].Headers["n"] = "changed"
+
+	entries := mustPending(t, ob, 10)
+	if got := entries[0].Message; got.ID != "a-0" || string(got.Payload) != `{"n":0}` || got.Header("n") != "0" {
+		t.Fatalf("entry after the caller changed its message: got ID %q payload %q header %q, want a-0 {\"n\":0} 0",
+			got.ID, got.Payload, got.Header("n"))
+	}
+}
+
+func testEnqueuePastCapacity(t *testing.T, newOutbox NewOutbox) {
+	ob := open(t, newOutbox, 5)
+	mustEnqueue(t, ob, messages("s", "a", 3))
+
+	err := ob.Enqueue(t.Context(), messages("s", "b", 3))
+	if !errors.Is(err, outbox.ErrFull) {
+		t.Fatalf("Enqueue past capacity: got error %v, want ErrFull", err)
+	}
+	if got := ob.Len(); got != 3 {
+		t.Fatalf("Len after a refused Enqueue: got %d, want 3", got)
+	}
+	if got, want := ids(mustPending(t, ob, 10)), msgIDs(messages("s", "a", 3)); !slices.Equal(got, want) {
+		t.Fatalf("Pending after a refused Enqueue: got %v, want %v", got, want)
+	}
+	// Exactly up to the capacity still fits.
+	mustEnqueue(t, ob, messages("s", "c", 2))
+	if got := ob.Len(); got != 5 {
+		t.Fatalf("Len at capacity: got %d, want 5", got)
+	}
+}
+
+func testPendingIsStable(t *testing.T, newOutbox NewOutbox) {
+	ob := open(t, newOutbox, 100)
+	msgs := messages("s", "a", 10)
+	mustEnqueue(t, ob, msgs)
+
+	first := mustPending(t, ob, 4)
+	if got, want := ids(first), msgIDs(msgs[:4]); !slices.Equal(got, want) {
+		t.Fatalf("Pending(4): got %v, want %v", got, want)
+	}
+	again := mustPending(t, ob, 4)
+	if !slices.Equal(positions(again), positions(first)) {
+		t.Fatalf("Pending(4) twice: got positions %v then %v, want the same", positions(first), positions(again))
+	}
+	if got := ob.Len(); got != 10 {
+		t.Fatalf("Len after Pending: got %d, want 10 (Pending must not remove)", got)
+	}
+	mustMark(t, ob, positions(first))
+	if got, want := ids(mustPending(t, ob, 100)), msgIDs(msgs[4:]); !slices.Equal(got, want) {
+		t.Fatalf("Pending after marking the first four: got %v, want %v", got, want)
+	}
+	if got := mustPending(t, ob, 0); len(got) != 0 {
+		t.Fatalf("Pending(0): got %d entries, want none", len(got))
+	}
+}
+
+func testMarkDispatched(t *testing.T, newOutbox NewOutbox) {
+	ob := open(t, newOutbox, 100)
+	msgs := messages("s", "a", 6)
+	mustEnqueue(t, ob, msgs)
+	pos := positions(mustPending(t, ob, 6))
+
+	// Out of order, from the middle and the end first.
+	mustMark(t, ob, []uint64{pos[4], pos[2]})
+	if got, want := ids(mustPending(t, ob, 100)), []string{"a-0", "a-1", "a-3", "a-5"}; !slices.Equal(got, want) {
+		t.Fatalf("Pending after marking a-4 and a-2: got %v, want %v", got, want)
+	}
+	// Twice, plus a position the outbox never held.
+	mustMark(t, ob, []uint64{pos[4], pos[2], pos[5] + 1000})
+	if got := ob.Len(); got != 4 {
+		t.Fatalf("Len after marking twice: got %d, want 4", got)
+	}
+	mustMark(t, ob, []uint64{pos[5], pos[0], pos[3], pos[1]})
+	if got := ob.Len(); got != 0 {
+		t.Fatalf("Len after marking all: got %d, want 0", got)
+	}
+	if got := mustPending(t, ob, 100); len(got) != 0 {
+		t.Fatalf("Pending after marking all: got %v, want none", ids(got))
+	}
+	mustMark(t, ob, pos)
+
+	// Positions keep increasing after the outbox emptied.
+	mustEnqueue(t, ob, messages("s", "b", 1))
+	if next := mustPending(t, ob, 1); len(next) != 1 || next[0].Position <= pos[5] {
+		t.Fatalf("position after emptying: got %v, want one greater than %d", positions(next), pos[5])
+	}
+}
+
+func testMarkDispatchedFreesCapacity(t *testing.T, newOutbox NewOutbox) {
+	const capacity, rounds = 4, 1200
+	ob := open(t, newOutbox, capacity)
+	// Cycle many times the capacity through a full outbox. Each round marks
+	// the newest entry (leaving a hole) and the oldest one, so a backend that
+	// leaks dispatched entries or mislays live ones fails.
+	mustEnqueue(t, ob, messages("s", "start", 2))
+	for round := range rounds {
+		mustEnqueue(t, ob, messages("s", fmt.Sprintf("r%d", round), 2))
+		entries := mustPending(t, ob, capacity)
+		if len(entries) != capacity {
+			t.Fatalf("round %d: Pending got %d entries, want %d", round, len(entries), capacity)
+		}
+		mustMark(t, ob, []uint64{entries[3].Position, entries[0].Position})
+		want := []string{entries[1].Message.ID, entries[2].Message.ID}
+		if got := ids(mustPending(t, ob, capacity)); !slices.Equal(got, want) {
+			t.Fatalf("round %d: Pending after marking the newest and oldest: got %v, want %v", round, got, want)
+		}
+	}
+	mustMark(t, ob, positions(mustPending(t, ob, capacity)))
+	if got := ob.Len(); got != 0 {
+		t.Fatalf("Len at the end: got %d, want 0", got)
+	}
+}
+
+func testSignalAfterEnqueue(t *testing.T, newOutbox NewOutbox) {
+	ob := open(t, newOutbox, 100)
+	// Drain whatever a backend may signal at start.
+	select {
+	case <-ob.Signal():
+	default:
+	}
+	for i := range 3 {
+		mustEnqueue(t, ob, messages("s", fmt.Sprint(i), 1))
+	}
+	// Several enqueues may share one signal, but at least one must be there
+	// without waiting: Enqueue returned after sending it.
+	select {
+	case <-ob.Signal():
+	default:
+		t.Fatal("Signal after Enqueue: got no value, want one ready")
+	}
+	mustEnqueue(t, ob, messages("s", "late", 1))
+	select {
+	case <-ob.Signal():
+	default:
+		t.Fatal("Signal after an Enqueue that followed a received signal: got no value, want one ready")
+	}
+}
+
+func testConcurrentEnqueuers(t *testing.T, newOutbox NewOutbox) {
+	const writers, perWriter = 8, 50
+	ob := open(t, newOutbox, writers*perWriter)
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Go(func() {
+			for i := range perWriter {
+				msg := messages(fmt.Sprintf("s%d", w), fmt.Sprintf("w%d-%d", w, i), 1)
+				if err := ob.Enqueue(context.Background(), msg); err != nil {
+					t.Errorf("writer %d Enqueue %d: got error %v, want nil", w, i, err)
+					return
+				}
+			}
+		})
+	}
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	// A reader marks batches while the writers run.
+	var marked int
+	for running := true; running && marked < writers*perWriter/2; {
+		select {
+		case <-done:
+			running = false
+		default:
+		}
+		entries, err := ob.Pending(t.Context(), 16)
+		if err != nil {
+			t.Fatalf("Pending: got error %v, want nil", err)
+		}
+		if err := ob.MarkDispatched(t.Context(), positions(entries)); err != nil {
+			t.Fatalf("MarkDispatched: got error %v, want nil", err)
+		}
+		marked += len(entries)
+	}
+	<-done
+
+	rest := mustPending(t, ob, writers*perWriter)
+	if got, want := marked+len(rest), writers*perWriter; got != want {
+		t.Fatalf("entries marked plus pending: got %d, want %d", got, want)
+	}
+	if got := ob.Len(); got != len(rest) {
+		t.Fatalf("Len: got %d, want %d", got, len(rest))
+	}
+	// Each writer's own messages stay in its order.
+	next := make(map[string]int)
+	for _, e := range rest {
+		var w, i int
+		if _, err := fmt.Sscanf(e.Message.ID, "w%d-%d-0", &w, &i); err != nil {
+			t.Fatalf("entry ID %q: %v", e.Message.ID, err)
+		}
+		key := fmt.Sprint(w)
+		if i < next[key] {
+			t.Fatalf("writer %d: got message %d after %d, want enqueue order", w, i, next[key]-1)
+		}
+		next[key] = i + 1
+	}
+}
+
+func testClose(t *testing.T, newOutbox NewOutbox) {
+	ob := newOutbox(t, 10)
+	mustEnqueue(t, ob, messages("s", "a", 1))
+	if err := ob.Close(); err != nil {
+		t.Fatalf("Close: got error %v, want nil", err)
+	}
+	if err := ob.Enqueue(t.Context(), messages("s", "b", 1)); !errors.Is(err, outbox.ErrClosed) {
+		t.Errorf("Enqueue after Close: got error %v, want ErrClosed", err)
+	}
+	if _, err := ob.Pending(t.Context(), 10); !errors.Is(err, outbox.ErrClosed) {
+		t.Errorf("Pending after Close: got error %v, want ErrClosed", err)
+	}
+	if err := ob.MarkDispatched(t.Context(), []uint64{1}); !errors.Is(err, outbox.ErrClosed) {
+		t.Errorf("MarkDispatched after Close: got error %v, want ErrClosed", err)
+	}
+}
