@@ -1,0 +1,72 @@
+package bench
+
+import (
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+)
+
+// waitTimeout bounds how long a benchmark waits for its consumer: a lost
+// message must fail the run instead of hanging it until the test timeout.
+const waitTimeout = 2 * time.Minute
+
+// payload returns the ~40-byte JSON body of event n, the same shape as the
+// engine benchmark's events ({"foo":"a","n":1} plus a fixed tag).
+func payload(n int) []byte {
+	b := make([]byte, 0, 48)
+	b = append(b, `{"foo":"a","tag":"bench-event","n":`...)
+	b = strconv.AppendInt(b, int64(n), 10)
+	return append(b, '}')
+}
+
+// appendProjection does the work of the engine's Append projection: decode the
+// payload and keep it in memory. It closes done once it has applied want events.
+type appendProjection struct {
+	mu   sync.Mutex
+	rows []map[string]any
+	want int
+	done chan struct{}
+}
+
+func newAppendProjection(want int) *appendProjection {
+	return &appendProjection{rows: make([]map[string]any, 0, want), want: want, done: make(chan struct{})}
+}
+
+func (p *appendProjection) apply(body []byte) error {
+	var row map[string]any
+	if err := json.Unmarshal(body, &row); err != nil {
+		return fmt.Errorf("decode payload: %w", err)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.rows = append(p.rows, row)
+	if len(p.rows) == p.want {
+		close(p.done)
+	}
+	return nil
+}
+
+func (p *appendProjection) applied() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.rows)
+}
+
+// wait blocks until the projection has applied every event, failing the
+// benchmark with the count reached if that takes longer than waitTimeout.
+func (p *appendProjection) wait(b *testing.B) {
+	b.Helper()
+	select {
+	case <-p.done:
+	case <-time.After(waitTimeout):
+		b.Fatalf("projection applied %d events after %v, want %d", p.applied(), waitTimeout, p.want)
+	}
+}
+
+// reportEventsPerSecond reports b.N over the time since start as events/s.
+func reportEventsPerSecond(b *testing.B, start time.Time) {
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "events/s")
+}
