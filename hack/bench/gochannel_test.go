@@ -26,12 +26,11 @@ func BenchmarkGoChannelHop(b *testing.B) {
 		received <- n
 	}()
 
-	body := payload(1)
 	b.ReportAllocs()
 	b.ResetTimer()
 	start := time.Now()
 	for i := range b.N {
-		events <- hopEvent{id: i, payload: body}
+		events <- hopEvent{id: i, payload: payload}
 	}
 	close(events)
 	got := <-received
