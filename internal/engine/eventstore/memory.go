@@ -1,0 +1,223 @@
+package eventstore
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine"
+)
+
+// Memory is a Store that keeps every event in process memory, for tests and
+// --storage=memory. It is safe for concurrent use.
+//
+// Events are kept compactly (about 320 bytes of heap for an event with a
+// 100-byte payload, see TestMemoryStoreHoldsOneMillionEventsUnder400MB): Value is not
+// stored, and an empty Payload or Headers reads back as nil.
+type Memory struct {
+	// done is closed by Close; blocked subscriptions wait on it.
+	done chan struct{}
+
+	mu       sync.RWMutex
+	closed   bool
+	position uint64
+	streams  map[string]*streamLog
+	strings  stringTable
+	// waiters holds, per stream, a channel closed on that stream's next
+	// append. It exists only while a subscription waits, so appends nobody
+	// waits for allocate nothing for it.
+	waiters map[string]chan struct{}
+}
+
+var _ Store = (*Memory)(nil)
+
+// NewMemory returns an empty in-memory store.
+func NewMemory() *Memory {
+	return &Memory{
+		done:    make(chan struct{}),
+		streams: make(map[string]*streamLog),
+		waiters: make(map[string]chan struct{}),
+	}
+}
+
+// Append adds events to stream as Store.Append says. Duplicates are found by
+// ID against the stream and within events; all events are stored or none.
+// An empty events slice stores nothing and checks nothing.
+func (m *Memory) Append(ctx context.Context, stream string, expected ExpectedVersion, events []engine.Message) (AppendResult, error) {
+	if err := ctx.Err(); err != nil {
+		return AppendResult{}, fmt.Errorf("append to stream %q: %w", stream, err)
+	}
+	if err := ValidateAppend(stream, expected, events); err != nil {
+		return AppendResult{}, err
+	}
+
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return AppendResult{}, ErrClosed
+	}
+	l := m.streams[stream]
+	version := l.version()
+
+	// seqs[i] is the sequence events[i] has once stored: its stored one for
+	// a duplicate, the next free one for the first occurrence of a new ID.
+	seqs := make([]uint64, len(events))
+	var inBatch map[string]uint64
+	if len(events) > 1 {
+		inBatch = make(map[string]uint64, len(events))
+	}
+	last := version
+	for i, e := range events {
+		if seq, ok := l.lookup(e.ID); ok {
+			seqs[i] = seq
+			continue
+		}
+		if seq, ok := inBatch[e.ID]; ok {
+			seqs[i] = seq
+			continue
+		}
+		last++
+		seqs[i] = last
+		if inBatch != nil {
+			inBatch[e.ID] = last
+		}
+	}
+	if last == version {
+		// Every event is already stored: a retried append succeeds.
+		return m.result(stream, l, seqs, 0), nil
+	}
+	if expected != Any && uint64(expected) != version {
+		return AppendResult{}, &ConflictError{Stream: stream, Expected: expected, Actual: version}
+	}
+
+	if l == nil {
+		l = newStreamLog()
+		m.streams[stream] = l
+	}
+	now := time.Now().UTC()
+	for i, e := range events {
+		if seqs[i] != l.version()+1 {
+			continue // a duplicate, stored already
+		}
+		m.position++
+		l.push(e, m.position, now, &m.strings)
+	}
+	if ch, ok := m.waiters[stream]; ok {
+		close(ch)
+		delete(m.waiters, stream)
+	}
+	return m.result(stream, l, seqs, int(last-version)), nil
+}
+
+// result reports the events with sequences seqs as Append returns them.
+func (m *Memory) result(stream string, l *streamLog, seqs []uint64, appended int) AppendResult {
+	var events []engine.Message
+	if len(seqs) > 0 {
+		events = l.messages(stream, &m.strings, len(seqs), func(i int) uint64 { return seqs[i] })
+	}
+	return AppendResult{Events: events, Appended: appended, LastSequence: l.version()}
+}
+
+// Read returns up to limit events of stream after the given sequence, in
+// order; a limit of zero or less means DefaultReadLimit.
+func (m *Memory) Read(ctx context.Context, stream string, after uint64, limit int) ([]engine.Message, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("read stream %q: %w", stream, err)
+	}
+	if limit <= 0 {
+		limit = DefaultReadLimit
+	}
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	if m.closed {
+		return nil, ErrClosed
+	}
+	return m.readLocked(stream, after, limit), nil
+}
+
+// readLocked reads under m.mu (shared or exclusive).
+func (m *Memory) readLocked(stream string, after uint64, limit int) []engine.Message {
+	l := m.streams[stream]
+	version := l.version()
+	if after >= version {
+		return nil
+	}
+	n := int(min(version-after, uint64(limit)))
+	return l.messages(stream, &m.strings, n, func(i int) uint64 { return after + 1 + uint64(i) })
+}
+
+// Version returns the stream's last sequence, 0 for an unknown stream.
+func (m *Memory) Version(ctx context.Context, stream string) (uint64, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, fmt.Errorf("version of stream %q: %w", stream, err)
+	}
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	if m.closed {
+		return 0, ErrClosed
+	}
+	return m.streams[stream].version(), nil
+}
+
+// Subscribe returns a subscription to stream after the given sequence. It
+// starts no goroutine: each Next reads from the store and waits only when it
+// has caught up. ctx bounds this call alone.
+func (m *Memory) Subscribe(ctx context.Context, stream string, after uint64) (Subscription, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("subscribe to stream %q: %w", stream, err)
+	}
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	if m.closed {
+		return nil, ErrClosed
+	}
+	return &memorySubscription{store: m, stream: stream, after: after, done: make(chan struct{})}, nil
+}
+
+// poll returns up to limit events of stream after the given sequence or,
+// when there are none yet, a channel closed on the stream's next append.
+// Reading and taking the channel under one lock is what leaves no gap.
+func (m *Memory) poll(stream string, after uint64, limit int) ([]engine.Message, <-chan struct{}, error) {
+	// The shared lock serves the common case, a subscription with events to
+	// read; only a caught-up one takes the exclusive lock to register.
+	m.mu.RLock()
+	if m.closed {
+		m.mu.RUnlock()
+		return nil, nil, ErrClosed
+	}
+	events := m.readLocked(stream, after, limit)
+	m.mu.RUnlock()
+	if len(events) > 0 {
+		return events, nil, nil
+	}
+
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return nil, nil, ErrClosed
+	}
+	if events := m.readLocked(stream, after, limit); len(events) > 0 {
+		return events, nil, nil
+	}
+	ch, ok := m.waiters[stream]
+	if !ok {
+		ch = make(chan struct{})
+		m.waiters[stream] = ch
+	}
+	return nil, ch, nil
+}
+
+// Close drops every event and ends every subscription; later calls return
+// ErrClosed. Closing again is a no-op.
+func (m *Memory) Close() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return nil
+	}
+	m.closed = true
+	close(m.done)
+	m.streams, m.waiters, m.strings = nil, nil, stringTable{}
+	return nil
+}

@@ -1,0 +1,234 @@
+package eventstore
+
+import (
+	"maps"
+	"strings"
+	"time"
+
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine"
+)
+
+// chunkSize is how many records one chunk of a stream's log holds. The log
+// grows by whole chunks, so an append never copies more than one chunk.
+const chunkSize = 1024
+
+// firstChunkCap is the first chunk's starting capacity: most streams are
+// small and should not cost a whole chunk.
+const firstChunkCap = 8
+
+// Byte blocks hold the variable-length parts of records. They start small for
+// small streams and double up to maxBlockSize, so one block is never copied
+// and a full block wastes at most one event's bytes.
+const (
+	minBlockSize = 512
+	maxBlockSize = 256 << 10
+)
+
+// record is the compact form of one stored event (80 bytes plus its ID and
+// its block bytes). The stream and sequence are implicit in where it lives,
+// Name and ContentType are indexes into the store's string table, the time is
+// Unix nanoseconds, and headers are nil when the event had none.
+type record struct {
+	id string
+	// data is the payload, then the correlation id, then the causation id,
+	// in a block shared with neighbouring records.
+	data        []byte
+	headers     map[string]string
+	position    uint64
+	unixNano    int64
+	corrLen     uint32
+	causLen     uint32
+	name        uint32
+	contentType uint32
+}
+
+// streamLog is one stream's events. Records are never changed once pushed,
+// only the chunk slices that hold them grow.
+type streamLog struct {
+	// chunks are full (chunkSize records) except the last one.
+	chunks [][]record
+	// ids maps every stored event ID to its sequence.
+	ids map[string]uint64
+	// block is the byte block being filled; len is what is used.
+	block []byte
+}
+
+func newStreamLog() *streamLog {
+	return &streamLog{ids: make(map[string]uint64)}
+}
+
+// version is the last sequence; a nil log is an unknown stream.
+func (l *streamLog) version() uint64 {
+	if l == nil || len(l.chunks) == 0 {
+		return 0
+	}
+	n := len(l.chunks)
+	return uint64((n-1)*chunkSize + len(l.chunks[n-1]))
+}
+
+// lookup returns the sequence of the event with id, if the stream holds it.
+func (l *streamLog) lookup(id string) (uint64, bool) {
+	if l == nil {
+		return 0, false
+	}
+	seq, ok := l.ids[id]
+	return seq, ok
+}
+
+// at returns the record with sequence seq, which must be in 1..version.
+func (l *streamLog) at(seq uint64) *record {
+	i := seq - 1
+	return &l.chunks[i/chunkSize][i%chunkSize]
+}
+
+// push stores e as the next sequence with the given global position.
+func (l *streamLog) push(e engine.Message, position uint64, now time.Time, strs *stringTable) {
+	id := strings.Clone(e.ID) // do not keep the caller's larger buffer alive
+	n := len(e.Payload) + len(e.CorrelationID) + len(e.CausationID)
+	data := l.alloc(n)
+	off := copy(data, e.Payload)
+	off += copy(data[off:], e.CorrelationID)
+	copy(data[off:], e.CausationID)
+	t := e.Time
+	if t.IsZero() {
+		t = now
+	}
+	r := record{
+		id:          id,
+		data:        data,
+		position:    position,
+		unixNano:    t.UnixNano(),
+		corrLen:     uint32(len(e.CorrelationID)),
+		causLen:     uint32(len(e.CausationID)),
+		name:        strs.intern(e.Name),
+		contentType: strs.intern(e.ContentType),
+	}
+	if len(e.Headers) > 0 {
+		r.headers = maps.Clone(e.Headers)
+	}
+	l.appendRecord(r)
+	l.ids[id] = l.version()
+}
+
+// appendRecord adds r to the last chunk, growing that chunk up to chunkSize
+// and then starting a new one.
+func (l *streamLog) appendRecord(r record) {
+	n := len(l.chunks)
+	if n == 0 || len(l.chunks[n-1]) == chunkSize {
+		c := chunkSize
+		if n == 0 {
+			c = firstChunkCap
+		}
+		l.chunks = append(l.chunks, make([]record, 0, c))
+		n++
+	}
+	last := l.chunks[n-1]
+	if len(last) == cap(last) {
+		grown := make([]record, len(last), min(2*cap(last), chunkSize))
+		copy(grown, last)
+		last = grown
+	}
+	l.chunks[n-1] = append(last, r)
+}
+
+// alloc returns n bytes for one record, carved from the current block. The
+// slice's capacity is its length so it cannot reach into a neighbour.
+func (l *streamLog) alloc(n int) []byte {
+	if n == 0 {
+		return nil
+	}
+	if cap(l.block)-len(l.block) < n {
+		size := min(max(2*cap(l.block), minBlockSize), maxBlockSize)
+		if n > size {
+			return make([]byte, n) // too big to share a block
+		}
+		l.block = make([]byte, 0, size)
+	}
+	start := len(l.block)
+	l.block = l.block[:start+n]
+	return l.block[start : start+n : start+n]
+}
+
+// stringTable interns the few distinct event names and content types, so a
+// record holds a 4-byte index instead of a string. Index 0 is "".
+type stringTable struct {
+	index map[string]uint32
+	list  []string
+}
+
+func (t *stringTable) intern(s string) uint32 {
+	if s == "" {
+		return 0
+	}
+	if i, ok := t.index[s]; ok {
+		return i
+	}
+	if t.index == nil {
+		t.index = make(map[string]uint32)
+		t.list = []string{""}
+	}
+	s = strings.Clone(s)
+	i := uint32(len(t.list))
+	t.list = append(t.list, s)
+	t.index[s] = i
+	return i
+}
+
+func (t *stringTable) lookup(i uint32) string {
+	if i == 0 {
+		return ""
+	}
+	return t.list[i]
+}
+
+// messages rebuilds n events of stream, the i-th having sequence seqAt(i),
+// as copies the caller owns: all payloads share one new buffer (each capped at
+// its own length) and all ids one new string, so a batch costs a few
+// allocations rather than a few per event.
+func (l *streamLog) messages(stream string, strs *stringTable, n int, seqAt func(int) uint64) []engine.Message {
+	payloadBytes, stringBytes := 0, 0
+	for i := range n {
+		r := l.at(seqAt(i))
+		text := int(r.corrLen + r.causLen)
+		payloadBytes += len(r.data) - text
+		stringBytes += text
+	}
+	payloads := make([]byte, 0, payloadBytes)
+	var sb strings.Builder
+	sb.Grow(stringBytes)
+	for i := range n {
+		r := l.at(seqAt(i))
+		payloads = append(payloads, r.data[:len(r.data)-int(r.corrLen+r.causLen)]...)
+		sb.Write(r.data[len(r.data)-int(r.corrLen+r.causLen):])
+	}
+	text := sb.String()
+
+	out := make([]engine.Message, n)
+	pOff, sOff := 0, 0
+	for i := range n {
+		seq := seqAt(i)
+		r := l.at(seq)
+		pLen := len(r.data) - int(r.corrLen+r.causLen)
+		m := engine.Message{
+			ID:            r.id,
+			Name:          strs.lookup(r.name),
+			Stream:        stream,
+			Sequence:      seq,
+			Position:      r.position,
+			Time:          time.Unix(0, r.unixNano).UTC(),
+			CorrelationID: text[sOff : sOff+int(r.corrLen)],
+			CausationID:   text[sOff+int(r.corrLen) : sOff+int(r.corrLen+r.causLen)],
+			ContentType:   strs.lookup(r.contentType),
+		}
+		if pLen > 0 {
+			m.Payload = payloads[pOff : pOff+pLen : pOff+pLen]
+		}
+		if r.headers != nil {
+			m.Headers = maps.Clone(r.headers)
+		}
+		pOff += pLen
+		sOff += int(r.corrLen + r.causLen)
+		out[i] = m
+	}
+	return out
+}

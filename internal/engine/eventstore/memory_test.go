@@ -1,0 +1,144 @@
+package eventstore_test
+
+import (
+	"bytes"
+	"fmt"
+	"runtime"
+	"strings"
+	"testing"
+
+	"github.com/google/uuid"
+
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine"
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/eventstore"
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/eventstore/eventstoretest"
+)
+
+func TestMemoryConformance(t *testing.T) {
+	eventstoretest.Run(t, func(*testing.T) eventstore.Store { return eventstore.NewMemory() })
+}
+
+func TestMemoryPositionsAreContiguousAcrossStreams(t *testing.T) {
+	s := eventstore.NewMemory()
+	defer s.Close()
+	var want uint64
+	for i := range 10 {
+		stream := fmt.Sprintf("s%d", i%3)
+		res, err := s.Append(t.Context(), stream, eventstore.Any, []engine.Message{{ID: fmt.Sprint(i)}, {ID: fmt.Sprint(i, "b")}})
+		if err != nil {
+			t.Fatalf("Append: got error %v, want nil", err)
+		}
+		for _, m := range res.Events {
+			want++
+			if m.Position != want {
+				t.Fatalf("event %q: got position %d, want %d", m.ID, m.Position, want)
+			}
+		}
+	}
+}
+
+// Events cross the memory store's chunk (1024 records) and byte block
+// (256 KiB) boundaries, and some payloads are larger than a block.
+func TestMemoryReadsBackEventsAcrossChunksAndBlocks(t *testing.T) {
+	s := eventstore.NewMemory()
+	defer s.Close()
+	const n = 2500
+	payload := func(i int) []byte {
+		size := 100
+		if i%500 == 7 {
+			size = 300 << 10
+		}
+		return bytes.Repeat([]byte{byte(i)}, size)
+	}
+	for i := 0; i < n; i += 50 {
+		batch := make([]engine.Message, 50)
+		for j := range batch {
+			batch[j] = engine.Message{ID: fmt.Sprint(i + j), Payload: payload(i + j), CorrelationID: strings.Repeat("c", (i+j)%40)}
+		}
+		if _, err := s.Append(t.Context(), "big", eventstore.Any, batch); err != nil {
+			t.Fatalf("Append at %d: got error %v, want nil", i, err)
+		}
+	}
+	var after uint64
+	for after < n {
+		got, err := s.Read(t.Context(), "big", after, 0)
+		if err != nil {
+			t.Fatalf("Read after %d: got error %v, want nil", after, err)
+		}
+		for _, m := range got {
+			i := int(m.Sequence - 1)
+			if m.ID != fmt.Sprint(i) || !bytes.Equal(m.Payload, payload(i)) || m.CorrelationID != strings.Repeat("c", i%40) {
+				t.Fatalf("sequence %d: got id %q, %d payload bytes, correlation %q; want %q, %d, %q",
+					m.Sequence, m.ID, len(m.Payload), m.CorrelationID, fmt.Sprint(i), len(payload(i)), strings.Repeat("c", i%40))
+			}
+		}
+		after += uint64(len(got))
+	}
+}
+
+func TestMemoryReadWithoutALimitReturnsDefaultReadLimitEvents(t *testing.T) {
+	s := eventstore.NewMemory()
+	defer s.Close()
+	batch := make([]engine.Message, eventstore.DefaultReadLimit+10)
+	for i := range batch {
+		batch[i] = engine.Message{ID: fmt.Sprint(i)}
+	}
+	if _, err := s.Append(t.Context(), "orders", eventstore.Any, batch); err != nil {
+		t.Fatalf("Append: got error %v, want nil", err)
+	}
+	got, err := s.Read(t.Context(), "orders", 0, 0)
+	if err != nil || len(got) != eventstore.DefaultReadLimit {
+		t.Fatalf("Read with limit 0: got %d events, error %v; want %d, nil", len(got), err, eventstore.DefaultReadLimit)
+	}
+}
+
+// The memory store must hold a realistic million events in under 400 MB of
+// heap. This measures memory, not time.
+func TestMemoryStoreHoldsOneMillionEventsUnder400MB(t *testing.T) {
+	if testing.Short() {
+		t.Skip("appends a million events")
+	}
+	const (
+		total    = 1_000_000
+		batch    = 1000
+		maxBytes = 400 << 20
+	)
+	names := []string{"ItemCreated", "ItemUpdated", "ItemDeleted"}
+	payload := bytes.Repeat([]byte("x"), 100)
+	heap := func() uint64 {
+		runtime.GC()
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		return ms.HeapAlloc
+	}
+
+	before := heap()
+	s := eventstore.NewMemory()
+	events := make([]engine.Message, batch)
+	for i := 0; i < total; i += batch {
+		for j := range events {
+			events[j] = engine.Message{
+				ID:            uuid.NewString(),
+				Name:          names[(i+j)%len(names)],
+				ContentType:   "application/json",
+				CorrelationID: uuid.NewString(),
+				// A fresh payload per event, as ingest would hand over.
+				Payload: append([]byte(nil), payload...),
+			}
+		}
+		if _, err := s.Append(t.Context(), "items", eventstore.Any, events); err != nil {
+			t.Fatalf("Append at %d: got error %v, want nil", i, err)
+		}
+	}
+	clear(events)
+	used := heap() - before
+	runtime.KeepAlive(s)
+
+	t.Logf("%d events hold %.1f MB of heap, %d bytes per event", total, float64(used)/(1<<20), used/total)
+	if used >= maxBytes {
+		t.Errorf("heap for %d events: got %d MB, want under %d MB", total, used>>20, maxBytes>>20)
+	}
+	if v, err := s.Version(t.Context(), "items"); err != nil || v != total {
+		t.Errorf("Version: got %d, %v; want %d, nil", v, err, total)
+	}
+}
