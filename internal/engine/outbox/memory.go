@@ -75,7 +75,9 @@ func (m *Memory) Enqueue(ctx context.Context, msgs []engine.Message) error {
 	}
 	if m.live+len(msgs) > m.capacity {
 		m.mu.Unlock()
-		return fmt.Errorf("enqueue %d messages with %d of %d pending: %w", len(msgs), m.live, m.capacity, ErrFull)
+		// The bare sentinel: refusals come in floods under overload, and
+		// each should cost no allocation.
+		return ErrFull
 	}
 	m.compactLocked()
 	for _, msg := range msgs {

@@ -2,10 +2,9 @@ package outbox_test
 
 import (
 	"errors"
-
-	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine"
 	"testing"
 
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/outbox"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/outbox/outboxtest"
 )

@@ -1,0 +1,139 @@
+package processor
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine"
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/eventstore"
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/outbox"
+)
+
+// contentTypeJSON is the content type given to Value-only messages.
+const contentTypeJSON = "application/json"
+
+// streamBatch is one stream's share of a batch, in outbox order.
+type streamBatch struct {
+	stream    string
+	events    []engine.Message
+	positions []uint64
+}
+
+// dispatchPending dispatches batches until the outbox holds less than a full
+// batch. It returns the first batch's error; the failed entries stay pending.
+func (p *Processor) dispatchPending(ctx context.Context) error {
+	for {
+		entries, err := p.cfg.Outbox.Pending(ctx, p.cfg.BatchSize)
+		if err != nil {
+			err = fmt.Errorf("read pending outbox entries: %w", err)
+			p.fail(ctx, err, "", 0)
+			return err
+		}
+		if len(entries) == 0 {
+			return nil
+		}
+		p.stats.batches.Add(1)
+		if err := p.dispatchBatch(ctx, entries); err != nil {
+			return err
+		}
+		if len(entries) < p.cfg.BatchSize {
+			return nil
+		}
+	}
+}
+
+// dispatchBatch appends and publishes each stream's entries, then marks the
+// entries of every stream that succeeded. A failing stream does not hold back
+// the others; its entries stay pending and keep their order.
+func (p *Processor) dispatchBatch(ctx context.Context, entries []outbox.Entry) error {
+	var errs []error
+	done := make([]uint64, 0, len(entries))
+	for _, b := range groupByStream(entries) {
+		if err := p.dispatchStream(ctx, b); err != nil {
+			p.fail(ctx, err, b.stream, len(b.events))
+			errs = append(errs, err)
+			continue
+		}
+		done = append(done, b.positions...)
+	}
+	if len(done) > 0 {
+		if err := p.cfg.Outbox.MarkDispatched(ctx, done); err != nil {
+			err = fmt.Errorf("mark %d outbox entries dispatched: %w", len(done), err)
+			p.fail(ctx, err, "", len(done))
+			errs = append(errs, err)
+		} else {
+			p.stats.dispatched.Add(uint64(len(done)))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// dispatchStream appends one stream's events and publishes them as stored.
+// Events the store already held come back as stored and are published again:
+// after a crash between append and publish, that is how they reach live
+// subscribers, who drop sequences they have already seen.
+func (p *Processor) dispatchStream(ctx context.Context, b streamBatch) error {
+	for i := range b.events {
+		if err := encodeValue(&b.events[i]); err != nil {
+			return fmt.Errorf("stream %q: %w", b.stream, err)
+		}
+	}
+	res, err := p.cfg.Store.Append(ctx, b.stream, eventstore.Any, b.events)
+	if err != nil {
+		return fmt.Errorf("append %d events to stream %q: %w", len(b.events), b.stream, err)
+	}
+	if err := p.cfg.Broker.Publish(ctx, res.Events...); err != nil {
+		return fmt.Errorf("publish %d events of stream %q: %w", len(res.Events), b.stream, err)
+	}
+	return nil
+}
+
+// encodeValue gives a message that carries only a decoded Value (as handler
+// outputs may) the JSON encoding of that value as its Payload, since the
+// store keeps bytes, and the content type application/json when it has none.
+// Messages with a Payload are left as they are.
+func encodeValue(m *engine.Message) error {
+	if m.Payload != nil || m.Value == nil {
+		return nil
+	}
+	payload, err := json.Marshal(m.Value)
+	if err != nil {
+		return fmt.Errorf("encode the value of event %q as json: %w", m.ID, err)
+	}
+	m.Payload = payload
+	if m.ContentType == "" {
+		m.ContentType = contentTypeJSON
+	}
+	return nil
+}
+
+// groupByStream splits entries by stream, keeping outbox order within each
+// stream and ordering streams by their first entry.
+func groupByStream(entries []outbox.Entry) []streamBatch {
+	var batches []streamBatch
+	index := make(map[string]int)
+	for _, e := range entries {
+		i, ok := index[e.Message.Stream]
+		if !ok {
+			i = len(batches)
+			index[e.Message.Stream] = i
+			batches = append(batches, streamBatch{stream: e.Message.Stream})
+		}
+		batches[i].events = append(batches[i].events, e.Message)
+		batches[i].positions = append(batches[i].positions, e.Position)
+	}
+	return batches
+}
+
+// fail counts and logs a failed step. A step cut short by the end of ctx is a
+// shutdown, not a failure: it is retried by the drain.
+func (p *Processor) fail(ctx context.Context, err error, stream string, count int) {
+	if ctx.Err() != nil {
+		p.cfg.Logger.Debug("outbox dispatch interrupted", "stream", stream, "count", count, "error", err)
+		return
+	}
+	p.stats.fail(err)
+	p.cfg.Logger.Error("outbox dispatch failed; will retry", "stream", stream, "count", count, "error", err)
+}

@@ -1,0 +1,107 @@
+// Package processor moves accepted messages from the outbox to the event store
+// and the broker: it appends each stream's messages, publishes what was
+// stored, and only then marks the entries dispatched.
+//
+// A crash (or failure) between those steps loses nothing and stores nothing
+// twice: the entries stay in the outbox, the retried Append is idempotent by
+// event ID and reports the events already stored, and those are published
+// again. Subscribers may therefore see a sequence twice and drop the repeat;
+// they never miss one.
+package processor
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// Processor dispatches the outbox. Run it on one goroutine (on the leader
+// only): two processors over one outbox would each publish every event.
+type Processor struct {
+	cfg   Config
+	stats counters
+}
+
+// New returns a Processor for cfg after filling its defaults.
+func New(cfg Config) (*Processor, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return &Processor{cfg: cfg}, nil
+}
+
+// Stats returns what the processor has done so far. It is safe to call while
+// Run runs.
+func (p *Processor) Stats() Stats {
+	return p.stats.snapshot()
+}
+
+// Run dispatches the outbox whenever it signals an enqueue and on every
+// PollingInterval, until ctx ends. A failed step is logged, counted and
+// retried after a backoff (PollingInterval, doubling up to ten times that);
+// Run never gives up on a message. When ctx ends, Run drains what is pending
+// for up to DrainTimeout and returns nil, or the error that stopped the drain.
+func (p *Processor) Run(ctx context.Context) error {
+	ticker := time.NewTicker(p.cfg.PollingInterval)
+	defer ticker.Stop()
+	var backoff time.Duration
+	for ctx.Err() == nil {
+		if err := p.dispatchPending(ctx); err != nil {
+			backoff = p.nextBackoff(backoff)
+			// A signal does not cut the wait short: under load it would
+			// turn the backoff into a busy retry loop.
+			wait(ctx, backoff)
+			continue
+		}
+		backoff = 0
+		select {
+		case <-ctx.Done():
+		case <-p.cfg.Outbox.Signal():
+		case <-ticker.C:
+		}
+	}
+	return p.drain(ctx)
+}
+
+// drain dispatches what is pending after ctx ended, on a context that keeps
+// ctx's values but not its cancellation, bounded by DrainTimeout.
+func (p *Processor) drain(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.cfg.DrainTimeout)
+	defer cancel()
+	var backoff time.Duration
+	for {
+		err := p.dispatchPending(ctx)
+		if err == nil {
+			return nil
+		}
+		backoff = p.nextBackoff(backoff)
+		if !wait(ctx, backoff) {
+			n := p.cfg.Outbox.Len()
+			p.cfg.Logger.Error("outbox processor stopped before the outbox was drained",
+				"pending", n, "drainTimeout", p.cfg.DrainTimeout, "error", err)
+			return fmt.Errorf("drain outbox (%d entries left): %w", n, err)
+		}
+	}
+}
+
+// nextBackoff doubles the previous wait, from PollingInterval up to
+// maxBackoffPolls times it.
+func (p *Processor) nextBackoff(prev time.Duration) time.Duration {
+	if prev <= 0 {
+		return p.cfg.PollingInterval
+	}
+	return min(2*prev, maxBackoffPolls*p.cfg.PollingInterval)
+}
+
+// wait sleeps for d and reports true, or reports false as soon as ctx ends.
+func wait(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
