@@ -7,6 +7,10 @@
 // event ID and reports the events already stored, and those are published
 // again. Subscribers may therefore see a sequence twice and drop the repeat;
 // they never miss one.
+//
+// A message with a Value and no Payload (a handler's output) is stored as
+// the JSON encoding of its Value, with content type application/json unless
+// it names one; the store keeps bytes, not values.
 package processor
 
 import (
