@@ -1,0 +1,328 @@
+// Package readmodeltest is the conformance suite every readmodel.Store
+// backend must pass. A backend's test calls Run with a constructor:
+//
+//	func TestMemory(t *testing.T) {
+//		readmodeltest.Run(t, func(t *testing.T) readmodel.Store { return readmodel.NewMemory() })
+//	}
+package readmodeltest
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"reflect"
+	"sync"
+	"testing"
+
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/readmodel"
+)
+
+// Run runs the conformance suite. newStore must return an empty store; Run
+// closes it when the subtest ends.
+func Run(t *testing.T, newStore func(t *testing.T) readmodel.Store) {
+	tests := []struct {
+		name string
+		run  func(t *testing.T, s readmodel.Store)
+	}{
+		{"SetReplacesTheValue", testSet},
+		{"AppendAddsToTheListInOrder", testAppend},
+		{"IncrementAddsToTheNumber", testIncrement},
+		{"TypeClashAppliesNothing", testTypeClash},
+		{"TypeClashWithinOneApplyAppliesNothing", testTypeClashWithinBatch},
+		{"CheckpointOnlyApplyCreatesTheDocument", testCheckpointOnly},
+		{"CheckpointMergesStreams", testCheckpointMerge},
+		{"CheckpointIsACopy", testCheckpointCopy},
+		{"CheckpointIsSavedWithStateAtomically", testAtomicCheckpoint},
+		{"UnknownProjection", testUnknown},
+		{"DeleteRemovesDocumentAndCheckpoint", testDelete},
+		{"ProjectionsAreIndependent", testIndependent},
+		{"ConcurrentApplyOnDifferentProjections", testConcurrentProjections},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := newStore(t)
+			t.Cleanup(func() {
+				if err := s.Close(); err != nil {
+					t.Errorf("close: %v", err)
+				}
+			})
+			tt.run(t, s)
+		})
+	}
+}
+
+const proj = "ns/items"
+
+func mustApply(t *testing.T, s readmodel.Store, projection string, changes []readmodel.Change, cp readmodel.Checkpoint) {
+	t.Helper()
+	if err := s.Apply(t.Context(), projection, changes, cp); err != nil {
+		t.Fatalf("apply %v to %s: %v", changes, projection, err)
+	}
+}
+
+// document decodes the projection's document.
+func document(t *testing.T, s readmodel.Store, projection string) map[string]any {
+	t.Helper()
+	b, err := s.Document(t.Context(), projection)
+	if err != nil {
+		t.Fatalf("document %s: %v", projection, err)
+	}
+	var doc map[string]any
+	if err := json.Unmarshal(b, &doc); err != nil {
+		t.Fatalf("document %s is not a JSON object: %v: %s", projection, err, b)
+	}
+	return doc
+}
+
+func wantDocument(t *testing.T, s readmodel.Store, projection string, want map[string]any) {
+	t.Helper()
+	if got := document(t, s, projection); !reflect.DeepEqual(got, want) {
+		t.Errorf("document %s: got %v, want %v", projection, got, want)
+	}
+}
+
+func checkpoint(t *testing.T, s readmodel.Store, projection string) readmodel.Checkpoint {
+	t.Helper()
+	cp, err := s.Checkpoint(t.Context(), projection)
+	if err != nil {
+		t.Fatalf("checkpoint %s: %v", projection, err)
+	}
+	return cp
+}
+
+func wantCheckpoint(t *testing.T, s readmodel.Store, projection string, want readmodel.Checkpoint) {
+	t.Helper()
+	if got := checkpoint(t, s, projection); !maps.Equal(got, want) {
+		t.Errorf("checkpoint %s: got %v, want %v", projection, got, want)
+	}
+}
+
+func testSet(t *testing.T, s readmodel.Store) {
+	mustApply(t, s, proj, []readmodel.Change{{Key: "a", Op: readmodel.OpSet, Value: map[string]any{"v": "1"}}}, readmodel.Checkpoint{"s": 1})
+	mustApply(t, s, proj, []readmodel.Change{{Key: "a", Op: readmodel.OpSet, Value: map[string]any{"v": "2"}}}, readmodel.Checkpoint{"s": 2})
+	mustApply(t, s, proj, []readmodel.Change{{Key: "b", Op: readmodel.OpSet, Value: "x"}}, readmodel.Checkpoint{"s": 3})
+	wantDocument(t, s, proj, map[string]any{"a": map[string]any{"v": "2"}, "b": "x"})
+	wantCheckpoint(t, s, proj, readmodel.Checkpoint{"s": 3})
+}
+
+func testAppend(t *testing.T, s readmodel.Store) {
+	for i := range 3 {
+		mustApply(t, s, proj, []readmodel.Change{{Key: "items", Op: readmodel.OpAppend, Value: map[string]any{"n": float64(i)}}},
+			readmodel.Checkpoint{"s": uint64(i + 1)})
+	}
+	mustApply(t, s, proj, []readmodel.Change{{Key: "other", Op: readmodel.OpAppend, Value: "z"}}, nil)
+	wantDocument(t, s, proj, map[string]any{
+		"items": []any{map[string]any{"n": 0.0}, map[string]any{"n": 1.0}, map[string]any{"n": 2.0}},
+		"other": []any{"z"},
+	})
+	wantCheckpoint(t, s, proj, readmodel.Checkpoint{"s": 3})
+}
+
+func testIncrement(t *testing.T, s readmodel.Store) {
+	mustApply(t, s, proj, []readmodel.Change{
+		{Key: "a", Op: readmodel.OpIncrement, Delta: 1},
+		{Key: "a", Op: readmodel.OpIncrement, Delta: 1},
+		{Key: "b", Op: readmodel.OpIncrement, Delta: -2},
+	}, readmodel.Checkpoint{"s": 1})
+	mustApply(t, s, proj, []readmodel.Change{{Key: "a", Op: readmodel.OpIncrement, Delta: 5}}, readmodel.Checkpoint{"s": 2})
+	wantDocument(t, s, proj, map[string]any{"a": 7.0, "b": -2.0})
+	b, err := s.Document(t.Context(), proj)
+	if err != nil {
+		t.Fatalf("document: %v", err)
+	}
+	if want := `"a":7`; !bytes.Contains(b, []byte(want)) {
+		t.Errorf("document: got %s, want counts as integers (%s)", b, want)
+	}
+}
+
+// seed gives proj a list under "list", a number under "num" and a string
+// under "str", at checkpoint s=1.
+func seed(t *testing.T, s readmodel.Store) map[string]any {
+	t.Helper()
+	mustApply(t, s, proj, []readmodel.Change{
+		{Key: "list", Op: readmodel.OpAppend, Value: "x"},
+		{Key: "num", Op: readmodel.OpIncrement, Delta: 1},
+		{Key: "str", Op: readmodel.OpSet, Value: "s"},
+	}, readmodel.Checkpoint{"s": 1})
+	return map[string]any{"list": []any{"x"}, "num": 1.0, "str": "s"}
+}
+
+func testTypeClash(t *testing.T, s readmodel.Store) {
+	want := seed(t, s)
+	tests := []struct {
+		name  string
+		clash readmodel.Change
+	}{
+		{"append to a number", readmodel.Change{Key: "num", Op: readmodel.OpAppend, Value: "y"}},
+		{"append to a string", readmodel.Change{Key: "str", Op: readmodel.OpAppend, Value: "y"}},
+		{"increment a list", readmodel.Change{Key: "list", Op: readmodel.OpIncrement, Delta: 1}},
+		{"increment a string", readmodel.Change{Key: "str", Op: readmodel.OpIncrement, Delta: 1}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			// A valid change first: it must not be applied either.
+			changes := []readmodel.Change{{Key: "new", Op: readmodel.OpSet, Value: "v"}, tt.clash}
+			err := s.Apply(t.Context(), proj, changes, readmodel.Checkpoint{"s": 2})
+			if !errors.Is(err, readmodel.ErrTypeClash) {
+				t.Fatalf("apply %v: got %v, want ErrTypeClash", changes, err)
+			}
+			wantDocument(t, s, proj, want)
+			wantCheckpoint(t, s, proj, readmodel.Checkpoint{"s": 1})
+		})
+	}
+}
+
+func testTypeClashWithinBatch(t *testing.T, s readmodel.Store) {
+	want := seed(t, s)
+	changes := []readmodel.Change{
+		{Key: "list", Op: readmodel.OpSet, Value: "now a string"},
+		{Key: "list", Op: readmodel.OpAppend, Value: "y"},
+	}
+	err := s.Apply(t.Context(), proj, changes, readmodel.Checkpoint{"s": 2})
+	if !errors.Is(err, readmodel.ErrTypeClash) {
+		t.Fatalf("apply %v: got %v, want ErrTypeClash", changes, err)
+	}
+	wantDocument(t, s, proj, want)
+	wantCheckpoint(t, s, proj, readmodel.Checkpoint{"s": 1})
+}
+
+func testCheckpointOnly(t *testing.T, s readmodel.Store) {
+	mustApply(t, s, proj, nil, readmodel.Checkpoint{"s": 4})
+	wantDocument(t, s, proj, map[string]any{})
+	wantCheckpoint(t, s, proj, readmodel.Checkpoint{"s": 4})
+}
+
+func testCheckpointMerge(t *testing.T, s readmodel.Store) {
+	mustApply(t, s, proj, nil, readmodel.Checkpoint{"a": 1, "b": 1})
+	mustApply(t, s, proj, nil, readmodel.Checkpoint{"a": 2})
+	mustApply(t, s, proj, nil, readmodel.Checkpoint{"c": 5})
+	wantCheckpoint(t, s, proj, readmodel.Checkpoint{"a": 2, "b": 1, "c": 5})
+}
+
+func testCheckpointCopy(t *testing.T, s readmodel.Store) {
+	cp := readmodel.Checkpoint{"s": 1}
+	mustApply(t, s, proj, nil, cp)
+	cp["s"] = 99 // the caller's map is not kept
+	got := checkpoint(t, s, proj)
+	got["s"] = 100 // nor is the returned one shared
+	wantCheckpoint(t, s, proj, readmodel.Checkpoint{"s": 1})
+}
+
+// testAtomicCheckpoint runs a writer that increments "n" and sets the
+// checkpoint to the same number in each Apply, while a reader checks that
+// every state it sees lies between the checkpoints read just before and
+// just after it. A store that saved state and checkpoint in separate steps
+// would let the reader see one without the other.
+func testAtomicCheckpoint(t *testing.T, s readmodel.Store) {
+	const writes = 500
+	mustApply(t, s, proj, nil, readmodel.Checkpoint{"s": 0})
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		defer close(done)
+		for i := uint64(1); i <= writes; i++ {
+			if err := s.Apply(context.Background(), proj,
+				[]readmodel.Change{{Key: "n", Op: readmodel.OpIncrement, Delta: 1}},
+				readmodel.Checkpoint{"s": i}); err != nil {
+				t.Errorf("apply %d: %v", i, err)
+				return
+			}
+		}
+	})
+	defer wg.Wait() // a failed read ends the test only once the writer is done
+	reads := 0
+	for stop := false; !stop; reads++ {
+		select {
+		case <-done:
+			stop = true // one more read after the writer is done
+		default:
+		}
+		before := checkpoint(t, s, proj)["s"]
+		n, _ := document(t, s, proj)["n"].(float64)
+		after := checkpoint(t, s, proj)["s"]
+		if uint64(n) < before || uint64(n) > after {
+			t.Fatalf("read %d: state n=%v outside its checkpoints [%d, %d]", reads, n, before, after)
+		}
+	}
+	wantDocument(t, s, proj, map[string]any{"n": float64(writes)})
+	wantCheckpoint(t, s, proj, readmodel.Checkpoint{"s": writes})
+}
+
+func testUnknown(t *testing.T, s readmodel.Store) {
+	if _, err := s.Document(t.Context(), "ns/nope"); !errors.Is(err, readmodel.ErrNotFound) {
+		t.Errorf("document of an unknown projection: got %v, want ErrNotFound", err)
+	}
+	cp, err := s.Checkpoint(t.Context(), "ns/nope")
+	if err != nil || len(cp) != 0 {
+		t.Errorf("checkpoint of an unknown projection: got %v, %v, want empty, nil", cp, err)
+	}
+}
+
+func testDelete(t *testing.T, s readmodel.Store) {
+	seed(t, s)
+	mustApply(t, s, "ns/other", []readmodel.Change{{Key: "k", Op: readmodel.OpSet, Value: "v"}}, readmodel.Checkpoint{"s": 1})
+	if err := s.Delete(t.Context(), proj); err != nil {
+		t.Fatalf("delete: %v", err)
+	}
+	if _, err := s.Document(t.Context(), proj); !errors.Is(err, readmodel.ErrNotFound) {
+		t.Errorf("document after delete: got %v, want ErrNotFound", err)
+	}
+	wantCheckpoint(t, s, proj, readmodel.Checkpoint{})
+	wantDocument(t, s, "ns/other", map[string]any{"k": "v"})
+	if err := s.Delete(t.Context(), proj); err != nil {
+		t.Errorf("delete again: got %v, want nil", err)
+	}
+	// A deleted projection starts afresh.
+	mustApply(t, s, proj, []readmodel.Change{{Key: "list", Op: readmodel.OpIncrement, Delta: 1}}, readmodel.Checkpoint{"t": 1})
+	wantDocument(t, s, proj, map[string]any{"list": 1.0})
+	wantCheckpoint(t, s, proj, readmodel.Checkpoint{"t": 1})
+}
+
+func testIndependent(t *testing.T, s readmodel.Store) {
+	mustApply(t, s, "ns/a", []readmodel.Change{{Key: "k", Op: readmodel.OpSet, Value: "a"}}, readmodel.Checkpoint{"s": 1})
+	mustApply(t, s, "ns/b", []readmodel.Change{{Key: "k", Op: readmodel.OpAppend, Value: "b"}}, readmodel.Checkpoint{"s": 7})
+	wantDocument(t, s, "ns/a", map[string]any{"k": "a"})
+	wantDocument(t, s, "ns/b", map[string]any{"k": []any{"b"}})
+	wantCheckpoint(t, s, "ns/a", readmodel.Checkpoint{"s": 1})
+	wantCheckpoint(t, s, "ns/b", readmodel.Checkpoint{"s": 7})
+}
+
+func testConcurrentProjections(t *testing.T, s readmodel.Store) {
+	const projections, writes = 8, 100
+	var wg sync.WaitGroup
+	for p := range projections {
+		wg.Go(func() {
+			name := fmt.Sprintf("ns/p%d", p)
+			for i := uint64(1); i <= writes; i++ {
+				if err := s.Apply(context.Background(), name, []readmodel.Change{
+					{Key: "n", Op: readmodel.OpIncrement, Delta: 1},
+					{Key: "seq", Op: readmodel.OpAppend, Value: float64(i)},
+				}, readmodel.Checkpoint{"s": i}); err != nil {
+					t.Errorf("apply %s %d: %v", name, i, err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	for p := range projections {
+		name := fmt.Sprintf("ns/p%d", p)
+		doc := document(t, s, name)
+		if got := doc["n"]; got != float64(writes) {
+			t.Errorf("%s: got n=%v, want %d", name, got, writes)
+		}
+		seq, _ := doc["seq"].([]any)
+		for i, v := range seq {
+			if v != float64(i+1) {
+				t.Fatalf("%s: got seq[%d]=%v, want %d (appends out of order)", name, i, v, i+1)
+			}
+		}
+		if len(seq) != writes {
+			t.Errorf("%s: got %d appended values, want %d", name, len(seq), writes)
+		}
+		wantCheckpoint(t, s, name, readmodel.Checkpoint{"s": writes})
+	}
+}
