@@ -71,7 +71,10 @@ func (d *avroDecoder) Decode(payload []byte) (any, error) {
 	if r == nil {
 		r = avro.NewReader(nil, 0, avro.WithReaderConfig(avroConfig))
 	}
-	defer d.readers.Put(r)
+	defer func() {
+		r.Reset(nil) // do not keep the payload alive in the pool
+		d.readers.Put(r)
+	}()
 	r.Error = nil
 	r.Reset(payload)
 

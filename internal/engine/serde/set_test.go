@@ -73,8 +73,8 @@ func TestSetDecodesEachAcceptedContentTypeToTheSameValue(t *testing.T) {
 	want := map[string]any{"foo": "a", "n": int64(1)}
 	payloads := map[string][]byte{
 		"application/json; charset=utf-8": []byte(`{"foo":"a","n":1}`),
-		"Application/Avro":                 encodeAvro(t, itemSchema, map[string]any{"foo": "a", "n": 1}),
-		Protobuf:                           marshalProto(t, mustStruct(t, map[string]any{"foo": "a", "n": 1})),
+		"Application/Avro":                encodeAvro(t, itemSchema, map[string]any{"foo": "a", "n": 1}),
+		Protobuf:                          marshalProto(t, mustStruct(t, map[string]any{"foo": "a", "n": 1})),
 	}
 	for ct, payload := range payloads {
 		if !set.Accepts(ct) {
