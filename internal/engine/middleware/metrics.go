@@ -1,0 +1,145 @@
+package middleware
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine"
+)
+
+// Values of the result label of eventsourcing_handled_total.
+const (
+	resultSuccess      = "success"
+	resultSkipped      = "skipped"
+	resultError        = "error"
+	resultDeadLettered = "dead_lettered"
+)
+
+// Metrics holds the engine's Prometheus collectors. One Metrics serves every
+// handler of an engine; it is safe for concurrent use.
+type Metrics struct {
+	handled      *prometheus.CounterVec
+	duration     *prometheus.HistogramVec
+	deadLettered *prometheus.CounterVec
+	queueDepth   *prometheus.GaugeVec
+}
+
+// NewMetrics creates the collectors and registers them with reg:
+//
+//	eventsourcing_handled_total{handler,result}        counter; result is success|skipped|error|dead_lettered
+//	eventsourcing_handler_duration_seconds{handler}    histogram
+//	eventsourcing_dead_lettered_total{handler,stream}  counter
+//	eventsourcing_queue_depth{stream,subscriber}       gauge
+//
+// When reg already holds an identical collector (a second engine in the same
+// process), that collector is reused, so both engines report into the same
+// series. A nil reg registers nothing, which suits tests.
+func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
+	m := &Metrics{
+		handled: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "eventsourcing_handled_total",
+			Help: "Messages handled, by handler and result (success, skipped, error, dead_lettered).",
+		}, []string{"handler", "result"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "eventsourcing_handler_duration_seconds",
+			Help: "Time a handler took per message, in seconds.",
+			// 10µs to ~10s: in-memory read models take microseconds,
+			// remote ones up to seconds.
+			Buckets: prometheus.ExponentialBuckets(0.00001, 4, 11),
+		}, []string{"handler"}),
+		deadLettered: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "eventsourcing_dead_lettered_total",
+			Help: "Messages a handler gave up on and sent to the dead-letter stream, by origin stream.",
+		}, []string{"handler", "stream"}),
+		queueDepth: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "eventsourcing_queue_depth",
+			Help: "Messages waiting in a subscriber's queue.",
+		}, []string{"stream", "subscriber"}),
+	}
+	if reg == nil {
+		return m, nil
+	}
+	var err error
+	if m.handled, err = register(reg, m.handled); err != nil {
+		return nil, err
+	}
+	if m.duration, err = register(reg, m.duration); err != nil {
+		return nil, err
+	}
+	if m.deadLettered, err = register(reg, m.deadLettered); err != nil {
+		return nil, err
+	}
+	if m.queueDepth, err = register(reg, m.queueDepth); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// register registers c, or returns the identical collector reg already holds.
+func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
+	err := reg.Register(c)
+	if err == nil {
+		return c, nil
+	}
+	if are, ok := errors.AsType[prometheus.AlreadyRegisteredError](err); ok {
+		if existing, ok := are.ExistingCollector.(C); ok {
+			return existing, nil
+		}
+		return c, fmt.Errorf("register metrics: a collector of another type is registered under the same name: %w", err)
+	}
+	return c, fmt.Errorf("register metrics: %w", err)
+}
+
+// Middleware counts and times each message the next handler handles, under
+// the handler label. The label children are resolved here, once, so the hot
+// path only increments and observes. Placed inside Retry it counts attempts.
+func (m *Metrics) Middleware(handler string) engine.Middleware {
+	success := m.handled.WithLabelValues(handler, resultSuccess)
+	skipped := m.handled.WithLabelValues(handler, resultSkipped)
+	failed := m.handled.WithLabelValues(handler, resultError)
+	deadLettered := m.handled.WithLabelValues(handler, resultDeadLettered)
+	duration := m.duration.WithLabelValues(handler)
+	return func(next engine.Handler) engine.Handler {
+		return engine.HandlerFunc(func(ctx context.Context, msg engine.Message) ([]engine.Message, error) {
+			start := time.Now()
+			out, err := next.Handle(ctx, msg)
+			duration.Observe(time.Since(start).Seconds())
+			switch {
+			case err == nil:
+				success.Inc()
+			case errors.Is(err, engine.ErrSkip):
+				skipped.Inc()
+			case errors.Is(err, engine.ErrDeadLettered):
+				deadLettered.Inc()
+				// The stream label varies per message; dead letters are rare
+				// enough to resolve it here.
+				m.deadLettered.WithLabelValues(handler, msg.Stream).Inc()
+			default:
+				failed.Inc()
+			}
+			return out, err
+		})
+	}
+}
+
+// ForgetHandler deletes every series of handler, for when its projection is
+// removed from the engine.
+func (m *Metrics) ForgetHandler(handler string) {
+	m.handled.DeletePartialMatch(prometheus.Labels{"handler": handler})
+	m.duration.DeleteLabelValues(handler)
+	m.deadLettered.DeletePartialMatch(prometheus.Labels{"handler": handler})
+}
+
+// SetQueueDepth reports n messages waiting in subscriber's queue on stream.
+func (m *Metrics) SetQueueDepth(stream, subscriber string, n int) {
+	m.queueDepth.WithLabelValues(stream, subscriber).Set(float64(n))
+}
+
+// DeleteQueueDepth removes the queue-depth series of a subscriber that is gone.
+func (m *Metrics) DeleteQueueDepth(stream, subscriber string) {
+	m.queueDepth.DeleteLabelValues(stream, subscriber)
+}
