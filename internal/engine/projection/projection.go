@@ -1,0 +1,189 @@
+// Package projection is the read side of the engine: it folds a stream's
+// events into a read model, saving each change together with the
+// projection's checkpoint so that redelivery never applies an event twice.
+package projection
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"sync"
+	"sync/atomic"
+
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine"
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/celexpr"
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/readmodel"
+)
+
+// Projection folds events into one read model. It is the innermost
+// engine.Handler of its route. Handle and Settle are called by one goroutine
+// at a time (the route's); Checkpoint and Stats may be called from any.
+type Projection struct {
+	spec   Spec
+	store  readmodel.Store
+	key    *celexpr.Program    // nil when spec.Key is fixed
+	events map[string]struct{} // nil when every event name is wanted
+
+	processed    atomic.Uint64
+	deadLettered atomic.Uint64
+
+	mu sync.Mutex // guards cp
+	cp readmodel.Checkpoint
+}
+
+// New validates spec, compiles its key expression and loads the checkpoint
+// saved in store, so a projection rebuilt after a restart carries on where
+// it stopped.
+func New(spec Spec, store readmodel.Store) (*Projection, error) {
+	if err := spec.Validate(); err != nil {
+		return nil, err
+	}
+	p := &Projection{spec: spec.clone(), store: store}
+	if spec.KeyExpression != "" {
+		prg, err := celexpr.CompileKey(spec.KeyExpression)
+		if err != nil {
+			return nil, fmt.Errorf("projection %q: keyExpression %q: %w", spec.Name, spec.KeyExpression, err)
+		}
+		p.key = prg
+	}
+	if len(spec.EventNames) > 0 {
+		p.events = make(map[string]struct{}, len(spec.EventNames))
+		for _, n := range spec.EventNames {
+			p.events[n] = struct{}{}
+		}
+	}
+	// New has no caller context; loading a checkpoint is one local read.
+	cp, err := store.Checkpoint(context.Background(), spec.Name)
+	if err != nil {
+		return nil, fmt.Errorf("projection %q: load checkpoint: %w", spec.Name, err)
+	}
+	p.cp = maps.Clone(cp)
+	if p.cp == nil {
+		p.cp = readmodel.Checkpoint{}
+	}
+	return p, nil
+}
+
+// Spec returns the spec the projection was built from.
+func (p *Projection) Spec() Spec { return p.spec.clone() }
+
+// Handle folds msg into the read model and saves its sequence as the
+// checkpoint of its stream in the same store operation.
+//
+// It returns engine.ErrSkip for a message at or below the checkpoint
+// (already applied, so redelivery is harmless) and for an event name the
+// spec does not list; the router then calls Settle. A key expression that
+// fails on msg, or a payload that was never decoded, is engine.Permanent:
+// retrying cannot fix it. A store error is returned as it is, to be retried.
+func (p *Projection) Handle(ctx context.Context, msg engine.Message) ([]engine.Message, error) {
+	if msg.Sequence <= p.checkpointOf(msg.Stream) {
+		return nil, engine.ErrSkip
+	}
+	if p.events != nil {
+		if _, ok := p.events[msg.Name]; !ok {
+			return nil, engine.ErrSkip
+		}
+	}
+	change, err := p.change(ctx, msg)
+	if err != nil {
+		return nil, err
+	}
+	if err := p.save(ctx, []readmodel.Change{change}, msg); err != nil {
+		return nil, err
+	}
+	p.processed.Add(1)
+	return nil, nil
+}
+
+// change builds the read model change for msg.
+func (p *Projection) change(ctx context.Context, msg engine.Message) (readmodel.Change, error) {
+	key := p.spec.Key
+	if p.key != nil {
+		k, err := p.key.Key(ctx, msg)
+		if err != nil {
+			if ctx.Err() != nil {
+				return readmodel.Change{}, err // cancelled, not the event's fault
+			}
+			return readmodel.Change{}, engine.Permanent(fmt.Errorf("projection %q: %w", p.spec.Name, err))
+		}
+		key = k
+	}
+	switch p.spec.Type {
+	case Append, Latest:
+		// The payload is what these read models keep, so it must be decoded.
+		if msg.Value == nil && len(msg.Payload) > 0 {
+			return readmodel.Change{}, engine.Permanentf(
+				"projection %q: payload was not decoded: the pipeline needs Deserialize", p.spec.Name)
+		}
+		if p.spec.Type == Append {
+			return readmodel.Change{Key: key, Op: readmodel.OpAppend, Value: msg.Value}, nil
+		}
+		return readmodel.Change{Key: key, Op: readmodel.OpSet, Value: msg.Value}, nil
+	default: // Count; Validate admits no other type
+		return readmodel.Change{Key: key, Op: readmodel.OpIncrement, Delta: 1}, nil
+	}
+}
+
+// Settle records a message that ended without reaching the read model:
+// skipped (by Filter, Dedupe or the event names) or dead-lettered. Its
+// sequence becomes the stream's checkpoint so it is not replayed, and it is
+// counted as processed or dead-lettered. A message at or below the
+// checkpoint was settled before and is ignored.
+func (p *Projection) Settle(ctx context.Context, msg engine.Message, deadLettered bool) error {
+	if msg.Sequence <= p.checkpointOf(msg.Stream) {
+		return nil
+	}
+	if err := p.save(ctx, nil, msg); err != nil {
+		return err
+	}
+	if deadLettered {
+		p.deadLettered.Add(1)
+	} else {
+		p.processed.Add(1)
+	}
+	return nil
+}
+
+// save applies changes and msg's sequence as its stream's checkpoint in one
+// store operation, then advances the checkpoint held in memory.
+func (p *Projection) save(ctx context.Context, changes []readmodel.Change, msg engine.Message) error {
+	err := p.store.Apply(ctx, p.spec.Name, changes, readmodel.Checkpoint{msg.Stream: msg.Sequence})
+	if err != nil {
+		if errors.Is(err, readmodel.ErrTypeClash) {
+			// The read model holds a value of another shape under this key
+			// (written by an earlier spec); retrying cannot change that.
+			err = engine.Permanent(err)
+		}
+		return fmt.Errorf("projection %q: save event %s/%d: %w", p.spec.Name, msg.Stream, msg.Sequence, err)
+	}
+	p.mu.Lock()
+	p.cp[msg.Stream] = msg.Sequence
+	p.mu.Unlock()
+	return nil
+}
+
+func (p *Projection) checkpointOf(stream string) uint64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.cp[stream]
+}
+
+// Checkpoint returns a copy of the last sequence applied or settled, per
+// stream.
+func (p *Projection) Checkpoint() readmodel.Checkpoint {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return maps.Clone(p.cp)
+}
+
+// Stats returns the projection's counters and checkpoint.
+func (p *Projection) Stats() Stats {
+	return Stats{
+		Processed:    p.processed.Load(),
+		DeadLettered: p.deadLettered.Load(),
+		Checkpoint:   p.Checkpoint(),
+	}
+}
+
+var _ engine.Handler = (*Projection)(nil)

@@ -1,0 +1,60 @@
+package projection_test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/projection"
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/readmodel"
+)
+
+func TestNewRejectsInvalidSpecs(t *testing.T) {
+	valid := spec(projection.Append, "items", "")
+	tests := []struct {
+		name   string
+		change func(s *projection.Spec)
+		want   []string
+	}{
+		{"no name", func(s *projection.Spec) { s.Name = "" }, []string{"name: must be set"}},
+		{"no streams", func(s *projection.Spec) { s.Streams = nil }, []string{"streams: name at least one stream"}},
+		{"empty stream name", func(s *projection.Spec) { s.Streams = []string{"items", ""} }, []string{"a stream name is empty"}},
+		{"unknown type", func(s *projection.Spec) { s.Type = "Sum" }, []string{`"Sum" is not one of Append, Latest, Count`}},
+		{"unknown startFrom", func(s *projection.Spec) { s.StartFrom = "Middle" }, []string{`"Middle" is not one of Beginning, Latest`}},
+		{"neither key", func(s *projection.Spec) { s.Key = "" }, []string{"set key or keyExpression"}},
+		{"both keys", func(s *projection.Spec) { s.KeyExpression = "event.name" }, []string{"only one of key and keyExpression"}},
+		{"every problem at once", func(s *projection.Spec) { s.Streams = nil; s.Type = ""; s.Key = "" },
+			[]string{"streams:", "readModel.type:", "set key or keyExpression"}},
+		{"key expression that does not compile", func(s *projection.Spec) { s.Key = ""; s.KeyExpression = "event.skus" },
+			[]string{`keyExpression "event.skus"`, "undefined field 'skus'", "<input>:1:6"}},
+		{"key expression of the wrong type", func(s *projection.Spec) { s.Key = ""; s.KeyExpression = "event.sequence > 1" },
+			[]string{`keyExpression "event.sequence > 1"`, "gives bool"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := valid
+			s.Streams = []string{"items"}
+			tt.change(&s)
+			p, err := projection.New(s, readmodel.NewMemory())
+			if err == nil {
+				t.Fatalf("new %+v: got %v, want an error", s, p)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("new: got error %q, want it to contain %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+func TestValidateAcceptsEveryTypeAndStart(t *testing.T) {
+	for _, typ := range []projection.ReadModelType{projection.Append, projection.Latest, projection.Count} {
+		for _, from := range []projection.StartFrom{"", projection.FromBeginning, projection.FromLatest} {
+			s := spec(typ, "", "event.payload.sku")
+			s.StartFrom = from
+			if err := s.Validate(); err != nil {
+				t.Errorf("validate type %q startFrom %q: got %v, want nil", typ, from, err)
+			}
+		}
+	}
+}
