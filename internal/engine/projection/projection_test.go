@@ -30,7 +30,7 @@ func spec(typ projection.ReadModelType, key, keyExpr string) projection.Spec {
 	return projection.Spec{
 		Name:          "ns/items",
 		Streams:       []string{"items"},
-		StartFrom:     projection.FromBeginning,
+		StartFrom:     projection.Beginning,
 		Type:          typ,
 		Key:           key,
 		KeyExpression: keyExpr,

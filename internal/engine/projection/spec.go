@@ -12,8 +12,6 @@ type ReadModelType string
 const (
 	// Append keeps, per key, the list of event payloads in stream order.
 	Append ReadModelType = "Append"
-	// Latest keeps, per key, the payload of the newest event.
-	Latest ReadModelType = "Latest"
 	// Count keeps, per key, the number of events.
 	Count ReadModelType = "Count"
 )
@@ -22,12 +20,14 @@ const (
 // reading its streams. The router acts on it; the projection only carries it.
 type StartFrom string
 
-const (
-	// FromBeginning replays the events already stored, then follows new ones.
-	FromBeginning StartFrom = "Beginning"
-	// FromLatest skips the events already stored and follows only new ones.
-	FromLatest StartFrom = "Latest"
-)
+// Beginning replays the events already stored, then follows new ones.
+const Beginning StartFrom = "Beginning"
+
+// Latest is both a ReadModelType, which keeps per key the payload of the
+// newest event, and a StartFrom, which skips the events already stored and
+// follows only new ones. The two share the spelling the API uses, so the
+// constant is untyped and serves as either.
+const Latest = "Latest"
 
 // Spec is what a Projection is built from: the engine's view of a
 // Projection object.
@@ -41,7 +41,7 @@ type Spec struct {
 	// names; others are skipped (and still checkpointed).
 	EventNames []string
 	// StartFrom is where a projection with no checkpoint starts; empty means
-	// FromBeginning.
+	// Beginning.
 	StartFrom StartFrom
 	// Type is how events are folded into the read model.
 	Type ReadModelType
@@ -72,7 +72,7 @@ func (s Spec) Validate() error {
 		errs = append(errs, fmt.Errorf("readModel.type: %q is not one of Append, Latest, Count", s.Type))
 	}
 	switch s.StartFrom {
-	case "", FromBeginning, FromLatest:
+	case "", Beginning, Latest:
 	default:
 		errs = append(errs, fmt.Errorf("startFrom: %q is not one of Beginning, Latest", s.StartFrom))
 	}

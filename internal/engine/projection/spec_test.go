@@ -49,7 +49,7 @@ func TestNewRejectsInvalidSpecs(t *testing.T) {
 
 func TestValidateAcceptsEveryTypeAndStart(t *testing.T) {
 	for _, typ := range []projection.ReadModelType{projection.Append, projection.Latest, projection.Count} {
-		for _, from := range []projection.StartFrom{"", projection.FromBeginning, projection.FromLatest} {
+		for _, from := range []projection.StartFrom{"", projection.Beginning, projection.Latest} {
 			s := spec(typ, "", "event.payload.sku")
 			s.StartFrom = from
 			if err := s.Validate(); err != nil {
