@@ -1,0 +1,160 @@
+package core
+
+import (
+	"context"
+	"fmt"
+	"slices"
+
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine"
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/celexpr"
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/middleware"
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/router"
+)
+
+// route builds the router route of a projection, or says what it waits for.
+//
+// The chain, outermost first: dead-letter (one per source stream, as each
+// stream names its own dead-letter stream), recover, the event-name filter,
+// the pipeline's middleware, Deserialize when the pipeline has none, recover
+// again (so Retry sees a handler's panic as a failure), the projection.
+func (e *Engine) route(st *projectionState) (router.Route, error) {
+	spec := st.spec
+	route := router.Route{
+		Name:     spec.Name,
+		Streams:  spec.Streams,
+		Capacity: make(map[string]int, len(spec.Streams)),
+		// The checkpoint, saved with the read model, is where a restarted
+		// or re-wired route goes on.
+		Start: func(_ context.Context, stream string) (uint64, error) {
+			return st.proj.Checkpoint()[stream], nil
+		},
+		Settle: func(ctx context.Context, msg engine.Message, o router.Outcome) error {
+			return st.proj.Settle(ctx, msg, o == router.DeadLettered)
+		},
+	}
+	deadLetters := make(map[string]string, len(spec.Streams))
+	for _, name := range spec.Streams {
+		s, ok := e.stream(name)
+		if !ok {
+			return router.Route{}, fmt.Errorf("%w: projection %q reads stream %q, which does not exist yet", ErrStreamNotFound, spec.Name, name)
+		}
+		route.Capacity[name] = s.spec.BacklogLimit
+		deadLetters[name] = s.spec.DeadLetterStream
+	}
+	pipe := DefaultPipeline()
+	if spec.Pipeline != "" {
+		p, ok := e.pipelines[spec.Pipeline]
+		if !ok {
+			return router.Route{}, fmt.Errorf("%w: projection %q uses pipeline %q, which does not exist yet", ErrPipelineNotFound, spec.Name, spec.Pipeline)
+		}
+		pipe = p
+	}
+	mws, err := e.buildPipeline(pipe, spec.Name)
+	if err != nil {
+		return router.Route{}, err
+	}
+	if !slices.ContainsFunc(pipe.Middleware, func(m MiddlewareSpec) bool { return m.Type == Deserialize }) {
+		mws = append(mws, middleware.Deserialize(e))
+	}
+	mws = append(mws, middleware.Recover())
+	if len(spec.EventNames) > 0 {
+		mws = slices.Insert(mws, 0, eventNameFilter(spec.EventNames))
+	}
+	mws = slices.Insert(mws, 0, middleware.Recover())
+
+	inner := engine.Chain(st.proj, mws...)
+	byStream := make(map[string]engine.Handler, len(deadLetters))
+	for source, dead := range deadLetters {
+		dl, err := middleware.DeadLetter(middleware.DeadLetterConfig{
+			Enqueuer: e.cfg.Outbox,
+			Stream:   dead,
+			Handler:  spec.Name,
+		})
+		if err != nil {
+			return router.Route{}, fmt.Errorf("%w: %w", ErrInvalidSpec, err)
+		}
+		byStream[source] = dl(inner)
+	}
+	route.Handler = engine.HandlerFunc(func(ctx context.Context, msg engine.Message) ([]engine.Message, error) {
+		return byStream[msg.Stream].Handle(ctx, msg)
+	})
+	return route, nil
+}
+
+// buildPipeline turns a pipeline spec into middleware for the named handler.
+// Every setting is checked here, so ApplyPipeline can refuse a bad pipeline
+// before any projection uses it.
+func (e *Engine) buildPipeline(p PipelineSpec, handler string) ([]engine.Middleware, error) {
+	if err := p.validate(); err != nil {
+		return nil, fmt.Errorf("pipeline %q: %w", p.Name, err)
+	}
+	mws := make([]engine.Middleware, 0, len(p.Middleware))
+	for i, m := range p.Middleware {
+		mw, err := e.buildMiddleware(m, handler)
+		if err != nil {
+			return nil, fmt.Errorf("%w: pipeline %q: middleware[%d] (%s): %w", ErrInvalidSpec, p.Name, i, m.Type, err)
+		}
+		if mw != nil {
+			mws = append(mws, mw)
+		}
+	}
+	return mws, nil
+}
+
+func (e *Engine) buildMiddleware(m MiddlewareSpec, handler string) (engine.Middleware, error) {
+	switch m.Type {
+	case Deserialize:
+		return middleware.Deserialize(e), nil
+	case Logging:
+		return middleware.Logging(e.cfg.Logger, m.LogLevel, handler), nil
+	case Retry:
+		var cfg middleware.RetryConfig
+		if m.Retry != nil {
+			cfg = *m.Retry
+		}
+		return middleware.Retry(cfg)
+	case Metrics:
+		if e.cfg.Metrics == nil {
+			return nil, nil
+		}
+		return e.cfg.Metrics.Middleware(handler), nil
+	case Dedupe:
+		var cfg middleware.DedupeConfig
+		if m.Dedupe != nil {
+			cfg = *m.Dedupe
+		}
+		return middleware.Dedupe(cfg)
+	case Timeout:
+		return middleware.Timeout(m.TimeoutAfter), nil
+	case Filter:
+		prog, err := celexpr.CompileFilter(m.FilterExpression)
+		if err != nil {
+			return nil, err
+		}
+		return middleware.Filter(prog), nil
+	}
+	return nil, fmt.Errorf("unknown middleware type %q", m.Type)
+}
+
+// eventNameFilter skips events whose name the projection does not list,
+// before anything decodes them.
+func eventNameFilter(names []string) engine.Middleware {
+	set := make(map[string]struct{}, len(names))
+	for _, n := range names {
+		set[n] = struct{}{}
+	}
+	return middleware.Filter(middleware.PredicateFunc(func(_ context.Context, msg engine.Message) (bool, error) {
+		_, ok := set[msg.Name]
+		return ok, nil
+	}))
+}
+
+// Decode decodes a payload of stream with the stream's codecs; it is what the
+// Deserialize middleware uses.
+func (e *Engine) Decode(streamName, contentType string, payload []byte) (any, error) {
+	s, ok := e.stream(streamName)
+	if !ok {
+		return nil, fmt.Errorf("%w: %q", ErrStreamNotFound, streamName)
+	}
+	return s.codecs.Decode(contentType, payload)
+}

@@ -1,0 +1,401 @@
+// Package core assembles the engine's parts (outbox, processor, event store,
+// broker, router, read models, serializers) into one Engine with idempotent
+// Apply and Remove methods for streams, pipelines and projections, ingest,
+// queries and stats. It is what the operator's manager runs.
+package core
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/broker"
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/eventstore"
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/middleware"
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/outbox"
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/processor"
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/projection"
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/readmodel"
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/router"
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/serde"
+)
+
+// Config wires an Engine. Nil storage parts get in-memory implementations.
+type Config struct {
+	Store      eventstore.Store
+	Outbox     outbox.Outbox
+	Broker     broker.Broker
+	ReadModels readmodel.Store
+	Serde      *serde.Registry
+	// Metrics, when set, backs the Metrics middleware and the queue-depth
+	// gauges; without it the Metrics entry of a pipeline does nothing.
+	Metrics *middleware.Metrics
+	Logger  *slog.Logger
+	// DeadLetterStream receives failed events of streams that name none
+	// (default "dead").
+	DeadLetterStream string
+	// PollingInterval is the outbox processor's safety-net wake-up (default 100ms).
+	PollingInterval time.Duration
+	// BatchSize is how many outbox entries the processor takes at once (default 256).
+	BatchSize int
+	// StatsInterval is how often queue-depth gauges are refreshed (default 5s).
+	StatsInterval time.Duration
+}
+
+func (c *Config) setDefaults() {
+	if c.Store == nil {
+		c.Store = eventstore.NewMemory()
+	}
+	if c.Outbox == nil {
+		c.Outbox = outbox.NewMemory(0)
+	}
+	if c.Broker == nil {
+		c.Broker = broker.NewMemory()
+	}
+	if c.ReadModels == nil {
+		c.ReadModels = readmodel.NewMemory()
+	}
+	if c.Serde == nil {
+		c.Serde = serde.NewRegistry()
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.DeadLetterStream == "" {
+		c.DeadLetterStream = "dead"
+	}
+	if c.PollingInterval <= 0 {
+		c.PollingInterval = 100 * time.Millisecond
+	}
+	if c.BatchSize <= 0 {
+		c.BatchSize = 256
+	}
+	if c.StatsInterval <= 0 {
+		c.StatsInterval = 5 * time.Second
+	}
+}
+
+// Engine is the running event-sourcing engine.
+type Engine struct {
+	cfg       Config
+	processor *processor.Processor
+	router    *router.Router
+
+	// streams is replaced, never changed in place, so the hot paths (ingest,
+	// Deserialize) read it without a lock.
+	streams atomic.Pointer[map[string]*stream]
+
+	// mu guards the maps below and serialises Apply/Remove calls.
+	mu          sync.Mutex
+	pipelines   map[string]PipelineSpec
+	projections map[string]*projectionState
+
+	stopped atomic.Bool
+}
+
+type stream struct {
+	spec   StreamSpec
+	codecs *serde.Set
+}
+
+type projectionState struct {
+	spec ProjectionSpec
+	proj *projection.Projection
+	// waiting says why the projection is not running (a missing stream or
+	// pipeline, a pipeline that does not build); empty when it runs.
+	waiting error
+}
+
+// New builds an Engine. It does nothing until Run, except that Ingest and the
+// Apply methods work at once (events wait in the outbox).
+func New(cfg Config) (*Engine, error) {
+	cfg.setDefaults()
+	p, err := processor.New(processor.Config{
+		Outbox:          cfg.Outbox,
+		Store:           cfg.Store,
+		Broker:          cfg.Broker,
+		BatchSize:       cfg.BatchSize,
+		PollingInterval: cfg.PollingInterval,
+		Logger:          cfg.Logger,
+	})
+	if err != nil {
+		return nil, err
+	}
+	r, err := router.New(router.Config{
+		Broker: cfg.Broker,
+		Store:  cfg.Store,
+		Outbox: cfg.Outbox,
+		Logger: cfg.Logger,
+	})
+	if err != nil {
+		return nil, err
+	}
+	e := &Engine{
+		cfg:         cfg,
+		processor:   p,
+		router:      r,
+		pipelines:   make(map[string]PipelineSpec),
+		projections: make(map[string]*projectionState),
+	}
+	e.streams.Store(&map[string]*stream{})
+	return e, nil
+}
+
+// Run runs the outbox processor and the projections until ctx ends. Then it
+// stops taking events, lets the processor flush the outbox, lets each
+// projection finish the event in hand, and returns.
+func (e *Engine) Run(ctx context.Context) error {
+	routerCtx, stopRouter := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopRouter()
+	routerDone := make(chan error, 1)
+	go func() { routerDone <- e.router.Run(routerCtx) }()
+
+	statsDone := make(chan struct{})
+	go func() {
+		defer close(statsDone)
+		e.refreshGauges(ctx)
+	}()
+
+	stopIngest := context.AfterFunc(ctx, func() { e.stopped.Store(true) })
+	defer stopIngest()
+
+	err := e.processor.Run(ctx) // returns once ctx ends and the outbox is drained
+	stopRouter()
+	<-statsDone
+	if rerr := <-routerDone; err == nil {
+		err = rerr
+	}
+	return err
+}
+
+// Close releases the storage parts.
+func (e *Engine) Close() error {
+	return errors.Join(
+		e.cfg.Broker.Close(),
+		e.cfg.Outbox.Close(),
+		e.cfg.Store.Close(),
+		e.cfg.ReadModels.Close(),
+	)
+}
+
+// ApplyStream adds or updates a stream. A schema that cannot be used is an
+// error wrapping ErrInvalidSpec and serde.ErrInvalidSchema or
+// serde.ErrUnsupportedContentType, and leaves the stream as it was.
+func (e *Engine) ApplyStream(spec StreamSpec) error {
+	if spec.Name == "" {
+		return invalid("stream needs a name")
+	}
+	if len(spec.ContentTypes) == 0 {
+		spec.ContentTypes = []string{serde.JSON}
+	}
+	if spec.BacklogLimit <= 0 {
+		spec.BacklogLimit = router.DefaultCapacity
+	}
+	if spec.DeadLetterStream == "" {
+		spec.DeadLetterStream = e.cfg.DeadLetterStream
+	}
+	if spec.DeadLetterStream == spec.Name {
+		return invalid("stream %q cannot be its own dead-letter stream", spec.Name)
+	}
+	codecs, err := e.cfg.Serde.ForStream(spec.ContentTypes, spec.Schema)
+	if err != nil {
+		return fmt.Errorf("%w: stream %q: %w", ErrInvalidSpec, spec.Name, err)
+	}
+
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.updateStreams(func(m map[string]*stream) { m[spec.Name] = &stream{spec: spec, codecs: codecs} })
+	e.rewireUsing(func(p ProjectionSpec) bool { return usesStream(p, spec.Name) })
+	return nil
+}
+
+// RemoveStream stops ingest into the stream and reads of it, and pauses the
+// projections that read it. Its stored events stay in the event store.
+func (e *Engine) RemoveStream(name string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.updateStreams(func(m map[string]*stream) { delete(m, name) })
+	e.rewireUsing(func(p ProjectionSpec) bool { return usesStream(p, name) })
+}
+
+// ApplyPipeline adds or updates a pipeline and re-wires, live, every
+// projection that uses it. An invalid pipeline (unknown type, bad settings,
+// a CEL expression that does not compile) is an error wrapping ErrInvalidSpec
+// and leaves the pipeline as it was.
+func (e *Engine) ApplyPipeline(spec PipelineSpec) error {
+	if spec.Name == "" {
+		return invalid("pipeline needs a name")
+	}
+	if _, err := e.buildPipeline(spec, "validate"); err != nil {
+		return err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.pipelines[spec.Name] = spec
+	e.rewireUsing(func(p ProjectionSpec) bool { return p.Pipeline == spec.Name })
+	return nil
+}
+
+// RemovePipeline removes a pipeline; projections that use it pause until it
+// is applied again.
+func (e *Engine) RemovePipeline(name string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	delete(e.pipelines, name)
+	e.rewireUsing(func(p ProjectionSpec) bool { return p.Pipeline == name })
+}
+
+// ApplyProjection adds or updates a projection. A spec error wraps
+// ErrInvalidSpec. A missing stream or pipeline is not fatal: the projection is
+// registered, waits, and starts by itself when the stream or pipeline is
+// applied; the returned error wraps ErrStreamNotFound or ErrPipelineNotFound
+// so the caller can report it.
+//
+// Changing what the read model means (type, key, key expression, event names
+// or start) starts the read model over; changing streams or pipeline keeps it.
+func (e *Engine) ApplyProjection(ctx context.Context, spec ProjectionSpec) error {
+	if err := spec.Validate(); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalidSpec, err)
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+
+	st, exists := e.projections[spec.Name]
+	if exists && !sameFold(st.spec, spec) {
+		e.router.Remove(spec.Name)
+		if err := e.cfg.ReadModels.Delete(ctx, spec.Name); err != nil {
+			return fmt.Errorf("reset read model of projection %q: %w", spec.Name, err)
+		}
+		exists = false
+	}
+	if !exists {
+		if spec.StartFrom == projection.Latest {
+			if err := e.startAtEnd(ctx, spec); err != nil {
+				return err
+			}
+		}
+		proj, err := projection.New(spec.Spec, e.cfg.ReadModels)
+		if err != nil {
+			return fmt.Errorf("%w: %w", ErrInvalidSpec, err)
+		}
+		st = &projectionState{proj: proj}
+		e.projections[spec.Name] = st
+	}
+	st.spec = spec
+	e.rewire(st)
+	return st.waiting
+}
+
+// RemoveProjection stops the projection and deletes its read model.
+func (e *Engine) RemoveProjection(ctx context.Context, name string) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.router.Remove(name)
+	delete(e.projections, name)
+	if e.cfg.Metrics != nil {
+		e.cfg.Metrics.ForgetHandler(name)
+	}
+	if err := e.cfg.ReadModels.Delete(ctx, name); err != nil && !errors.Is(err, readmodel.ErrNotFound) {
+		return fmt.Errorf("delete read model of projection %q: %w", name, err)
+	}
+	return nil
+}
+
+// startAtEnd records a new Latest projection's start: the current end of each
+// stream, so events appended while it is paused or restarting are not skipped.
+func (e *Engine) startAtEnd(ctx context.Context, spec ProjectionSpec) error {
+	existing, err := e.cfg.ReadModels.Checkpoint(ctx, spec.Name)
+	if err != nil {
+		return fmt.Errorf("read checkpoint of projection %q: %w", spec.Name, err)
+	}
+	cp := readmodel.Checkpoint{}
+	for _, s := range spec.Streams {
+		if _, ok := existing[s]; ok {
+			continue
+		}
+		v, err := e.cfg.Store.Version(ctx, s)
+		if err != nil {
+			return fmt.Errorf("read version of stream %q: %w", s, err)
+		}
+		cp[s] = v
+	}
+	if err := e.cfg.ReadModels.Apply(ctx, spec.Name, nil, cp); err != nil {
+		return fmt.Errorf("record start of projection %q: %w", spec.Name, err)
+	}
+	return nil
+}
+
+// sameFold reports whether two specs fold events into the same read model.
+func sameFold(a, b ProjectionSpec) bool {
+	return a.Type == b.Type && a.Key == b.Key && a.KeyExpression == b.KeyExpression &&
+		a.StartFrom == b.StartFrom && equalSets(a.EventNames, b.EventNames)
+}
+
+func usesStream(p ProjectionSpec, name string) bool {
+	for _, s := range p.Streams {
+		if s == name {
+			return true
+		}
+	}
+	return false
+}
+
+// updateStreams copies the stream map, lets f change the copy and publishes it.
+func (e *Engine) updateStreams(f func(map[string]*stream)) {
+	old := *e.streams.Load()
+	m := make(map[string]*stream, len(old)+1)
+	for k, v := range old {
+		m[k] = v
+	}
+	f(m)
+	e.streams.Store(&m)
+}
+
+func (e *Engine) stream(name string) (*stream, bool) {
+	s, ok := (*e.streams.Load())[name]
+	return s, ok
+}
+
+// rewireUsing re-wires every projection matching f. Callers hold e.mu.
+func (e *Engine) rewireUsing(f func(ProjectionSpec) bool) {
+	for _, st := range e.projections {
+		if f(st.spec) {
+			e.rewire(st)
+		}
+	}
+}
+
+// rewire runs the projection when its streams and pipeline exist, with a
+// freshly built chain, and pauses it otherwise. Callers hold e.mu.
+func (e *Engine) rewire(st *projectionState) {
+	route, err := e.route(st)
+	st.waiting = err
+	if err != nil {
+		e.router.Remove(st.spec.Name)
+		return
+	}
+	if err := e.router.Add(route); err != nil {
+		st.waiting = err
+	}
+}
+
+func equalSets(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	seen := make(map[string]int, len(a))
+	for _, s := range a {
+		seen[s]++
+	}
+	for _, s := range b {
+		if seen[s] == 0 {
+			return false
+		}
+		seen[s]--
+	}
+	return true
+}

@@ -1,0 +1,287 @@
+package router
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine"
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/broker"
+)
+
+// Pauses between attempts when delivery cannot go on (the store cannot be
+// read, the outbox is full, a dead-letter could not be written).
+const (
+	minPause = 50 * time.Millisecond
+	maxPause = 5 * time.Second
+)
+
+var errSubscriptionEnded = errors.New("broker subscription ended")
+
+// consumer feeds one stream of one route to the route's handler.
+type consumer struct {
+	rt     *running
+	stream string
+
+	// pos is the sequence of the last settled event; only run's goroutine
+	// writes it, stats reads it.
+	pos     atomic.Uint64
+	started bool // pos holds a real position (Start was called)
+	sub     atomic.Pointer[broker.Subscription]
+
+	errMu   sync.Mutex
+	lastErr string
+}
+
+// run consumes until ctx ends, starting over after a failure with a pause.
+func (c *consumer) run(ctx context.Context) {
+	pause := minPause
+	for {
+		err := c.consume(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		c.setErr(err)
+		c.rt.r.cfg.Logger.Error("route stopped consuming; retrying",
+			"route", c.rt.route.Name, "stream", c.stream, "after", c.pos.Load(), "error", err, "retryIn", pause)
+		if !sleep(ctx, pause) {
+			return
+		}
+		pause = min(pause*2, maxPause)
+	}
+}
+
+// consume subscribes first and reads the store second, so every event is in
+// at least one of the two; the sequence check drops what is in both.
+func (c *consumer) consume(ctx context.Context) error {
+	cfg := &c.rt.r.cfg
+	sub, err := cfg.Broker.Subscribe(c.stream, capacityOf(c.rt.route, c.stream))
+	if err != nil {
+		return fmt.Errorf("subscribe to stream %q: %w", c.stream, err)
+	}
+	c.sub.Store(&sub)
+	defer func() {
+		c.sub.Store(nil)
+		_ = sub.Close()
+	}()
+
+	if !c.started {
+		pos, err := c.startPosition(ctx)
+		if err != nil {
+			return err
+		}
+		c.pos.Store(pos)
+		c.started = true
+	}
+	if err := c.catchUp(ctx, math.MaxUint64); err != nil {
+		return err
+	}
+	c.setErr(nil)
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case msg, ok := <-sub.C():
+			if !ok {
+				return errSubscriptionEnded
+			}
+			pos := c.pos.Load()
+			if msg.Sequence <= pos {
+				continue // seen during catch-up, or a redelivery
+			}
+			if msg.Sequence > pos+1 {
+				// Published before we subscribed, or lost to a restart:
+				// the store has everything in between.
+				if err := c.catchUp(ctx, msg.Sequence-1); err != nil {
+					return err
+				}
+			}
+			if msg.Sequence == c.pos.Load()+1 {
+				if err := c.deliver(ctx, msg); err != nil {
+					return err
+				}
+			}
+		}
+	}
+}
+
+func (c *consumer) startPosition(ctx context.Context) (uint64, error) {
+	if start := c.rt.route.Start; start != nil {
+		pos, err := start(ctx, c.stream)
+		if err != nil {
+			return 0, fmt.Errorf("find start of stream %q: %w", c.stream, err)
+		}
+		return pos, nil
+	}
+	v, err := c.rt.r.cfg.Store.Version(ctx, c.stream)
+	if err != nil {
+		return 0, fmt.Errorf("read version of stream %q: %w", c.stream, err)
+	}
+	return v, nil
+}
+
+// catchUp delivers stored events after the current position up to and
+// including sequence upTo.
+func (c *consumer) catchUp(ctx context.Context, upTo uint64) error {
+	cfg := &c.rt.r.cfg
+	for {
+		pos := c.pos.Load()
+		if pos >= upTo {
+			return nil
+		}
+		events, err := cfg.Store.Read(ctx, c.stream, pos, cfg.ReadBatch)
+		if err != nil {
+			return fmt.Errorf("read stream %q after %d: %w", c.stream, pos, err)
+		}
+		for _, ev := range events {
+			if ev.Sequence > upTo {
+				return nil
+			}
+			if err := c.deliver(ctx, ev); err != nil {
+				return err
+			}
+		}
+		if len(events) < cfg.ReadBatch {
+			return nil
+		}
+	}
+}
+
+// deliver hands msg to the route until it is settled: handled, skipped or
+// dead-lettered. A failure that settles nothing (the dead-letter could not be
+// written, the outbox is full) is retried after a pause, never skipped, so
+// the stream's order holds. It returns only ctx's error.
+func (c *consumer) deliver(ctx context.Context, msg engine.Message) error {
+	pause := minPause
+	for {
+		err := c.handle(ctx, msg)
+		if err == nil {
+			c.pos.Store(msg.Sequence)
+			if pause != minPause {
+				c.setErr(nil)
+			}
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		c.setErr(err)
+		c.rt.r.cfg.Logger.Error("event not settled; trying again",
+			"route", c.rt.route.Name, "stream", c.stream, "sequence", msg.Sequence, "id", msg.ID,
+			"error", err, "retryIn", pause)
+		if !sleep(ctx, pause) {
+			return ctx.Err()
+		}
+		pause = min(pause*2, maxPause)
+	}
+}
+
+// handle runs the route's current chain once and settles the outcome.
+func (c *consumer) handle(ctx context.Context, msg engine.Message) error {
+	route := c.rt.current.Load()
+	c.rt.handleMu.Lock()
+	out, err := route.Handler.Handle(ctx, msg)
+	c.rt.handleMu.Unlock()
+
+	var outcome Outcome
+	switch {
+	case err == nil:
+		if len(out) == 0 {
+			return nil
+		}
+		return c.rt.r.cfg.Outbox.Enqueue(ctx, causedBy(route.Name, msg, out))
+	case errors.Is(err, engine.ErrSkip):
+		outcome = Skipped
+	case errors.Is(err, engine.ErrDeadLettered):
+		outcome = DeadLettered
+	default:
+		return err
+	}
+	if route.Settle == nil {
+		return nil
+	}
+	return route.Settle(ctx, msg, outcome)
+}
+
+// outputNamespace seeds the ids of handler outputs that came without one.
+var outputNamespace = uuid.MustParse("5b0c7a4e-3f0e-4c53-9a43-7d0f2f3e6a11")
+
+// causedBy prepares a handler's outputs for the outbox: causation and
+// correlation ids from the cause, and, for outputs without an id, one derived
+// from the route, the cause and the output's index, so that handling the
+// same event again (after a crash) appends nothing twice.
+func causedBy(route string, cause engine.Message, out []engine.Message) []engine.Message {
+	msgs := make([]engine.Message, len(out))
+	for i, m := range out {
+		m = m.CausedBy(cause)
+		if m.ID == "" {
+			key := fmt.Sprintf("%s\x00%s\x00%s\x00%d", route, cause.Stream, cause.ID, i)
+			m.ID = uuid.NewSHA1(outputNamespace, []byte(key)).String()
+		}
+		msgs[i] = m
+	}
+	return msgs
+}
+
+func (c *consumer) setErr(err error) {
+	c.errMu.Lock()
+	defer c.errMu.Unlock()
+	if err == nil {
+		c.lastErr = ""
+		return
+	}
+	c.lastErr = err.Error()
+}
+
+func (c *consumer) stats() StreamStats {
+	st := StreamStats{Delivered: c.pos.Load()}
+	if sub := c.sub.Load(); sub != nil {
+		st.Queued = (*sub).Len()
+	}
+	c.errMu.Lock()
+	st.Err = c.lastErr
+	c.errMu.Unlock()
+	return st
+}
+
+// sleep waits d or until ctx ends; it reports whether the wait was complete.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// CheckOutputs is the innermost middleware of a route whose handler may
+// return messages: an output without a stream, or without a payload or value,
+// is a bug in the handler that no retry fixes, so it fails permanently (and
+// the event is dead-lettered) instead of stalling the route.
+func CheckOutputs() engine.Middleware {
+	return func(next engine.Handler) engine.Handler {
+		return engine.HandlerFunc(func(ctx context.Context, msg engine.Message) ([]engine.Message, error) {
+			out, err := next.Handle(ctx, msg)
+			if err != nil {
+				return out, err
+			}
+			for i, m := range out {
+				if m.Stream == "" {
+					return nil, engine.Permanentf("output %d of event %s names no stream", i, msg.ID)
+				}
+				if m.Payload == nil && m.Value == nil {
+					return nil, engine.Permanentf("output %d of event %s has neither payload nor value", i, msg.ID)
+				}
+			}
+			return out, nil
+		})
+	}
+}
