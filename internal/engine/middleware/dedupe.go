@@ -3,6 +3,7 @@ package middleware
 import (
 	"context"
 	"fmt"
+	"hash/maphash"
 	"sync"
 	"time"
 
@@ -62,9 +63,7 @@ func Dedupe(cfg DedupeConfig) (engine.Middleware, error) {
 	return func(next engine.Handler) engine.Handler {
 		seen := newSeenSet(cfg.Window, cfg.MaxEntries)
 		return engine.HandlerFunc(func(ctx context.Context, msg engine.Message) ([]engine.Message, error) {
-			// A struct key is the stream + "\x00" + id key without building
-			// a string per message.
-			key := dedupeKey{stream: msg.Stream, id: msg.ID}
+			key := seen.keyOf(msg.Stream, msg.ID)
 			// One clock read serves both steps: against a window of
 			// minutes, dating the entry from the start of handling rather
 			// than its end makes no difference worth a second read.
@@ -81,8 +80,11 @@ func Dedupe(cfg DedupeConfig) (engine.Middleware, error) {
 	}, nil
 }
 
-// dedupeKey identifies an event.
-type dedupeKey struct{ stream, id string }
+// dedupeKey identifies an event by a 128-bit hash of its stream and id.
+// Hashes keep the map small and cache-friendly (and hold no strings alive for
+// the window); at 128 bits two events colliding within one window is far less
+// likely than a memory fault.
+type dedupeKey [2]uint64
 
 // seenEntry is one remembered event and when it was handled.
 type seenEntry struct {
@@ -97,6 +99,7 @@ type seenSet struct {
 	mu     sync.Mutex
 	window time.Duration
 	max    int
+	seeds  [2]maphash.Seed
 	keys   map[dedupeKey]struct{}
 	ring   []seenEntry // grows on demand up to max, then wraps
 	head   int         // index of the oldest entry
@@ -104,7 +107,24 @@ type seenSet struct {
 }
 
 func newSeenSet(window time.Duration, maxEntries int) *seenSet {
-	return &seenSet{window: window, max: maxEntries, keys: make(map[dedupeKey]struct{})}
+	return &seenSet{
+		window: window, max: maxEntries, keys: make(map[dedupeKey]struct{}),
+		seeds: [2]maphash.Seed{maphash.MakeSeed(), maphash.MakeSeed()},
+	}
+}
+
+// keyOf hashes stream and id with two independent seeds.
+func (s *seenSet) keyOf(stream, id string) dedupeKey {
+	var key dedupeKey
+	for i, seed := range s.seeds {
+		var h maphash.Hash
+		h.SetSeed(seed)
+		h.WriteString(stream)
+		h.WriteByte(0)
+		h.WriteString(id)
+		key[i] = h.Sum64()
+	}
+	return key
 }
 
 // contains reports whether key was added within the window before now.
@@ -157,7 +177,6 @@ func (s *seenSet) expire(now time.Time) {
 // pop forgets the oldest entry.
 func (s *seenSet) pop() {
 	delete(s.keys, s.ring[s.head].key)
-	s.ring[s.head] = seenEntry{} // release the strings
 	s.head = s.next(s.head)
 	s.n--
 }

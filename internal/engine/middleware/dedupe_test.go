@@ -158,7 +158,7 @@ func TestSeenSetStaysWithinMaxEntries(t *testing.T) {
 	s := newSeenSet(time.Hour, 100)
 	now := time.Now()
 	for i := range 1000 {
-		s.add(dedupeKey{stream: "s", id: strconv.Itoa(i)}, now)
+		s.add(s.keyOf("s", strconv.Itoa(i)), now)
 	}
 	if len(s.keys) != 100 || s.n != 100 || len(s.ring) != 100 {
 		t.Errorf("keys, entries, ring size: got %d, %d, %d, want 100 each", len(s.keys), s.n, len(s.ring))
@@ -169,9 +169,9 @@ func TestSeenSetExpiresOldEntriesOnAdd(t *testing.T) {
 	s := newSeenSet(time.Minute, 100)
 	start := time.Now()
 	for i := range 10 {
-		s.add(dedupeKey{stream: "s", id: strconv.Itoa(i)}, start)
+		s.add(s.keyOf("s", strconv.Itoa(i)), start)
 	}
-	s.add(dedupeKey{stream: "s", id: "late"}, start.Add(time.Minute))
+	s.add(s.keyOf("s", "late"), start.Add(time.Minute))
 	if len(s.keys) != 1 || s.n != 1 {
 		t.Errorf("keys and entries after the window: got %d and %d, want 1 and 1", len(s.keys), s.n)
 	}
@@ -182,7 +182,7 @@ func TestSeenSetExpiresOldEntriesOnAdd(t *testing.T) {
 func TestSeenSetKeepsAgeOrderWhenGrowingAWrappedRing(t *testing.T) {
 	s := newSeenSet(time.Minute, 1000)
 	t0 := time.Now()
-	key := func(batch string, i int) dedupeKey { return dedupeKey{stream: batch, id: strconv.Itoa(i)} }
+	key := func(batch string, i int) dedupeKey { return s.keyOf(batch, strconv.Itoa(i)) }
 	for i := range 40 {
 		s.add(key("a", i), t0)
 	}

@@ -30,6 +30,12 @@ type Projection struct {
 
 	mu sync.Mutex // guards cp
 	cp readmodel.Checkpoint
+
+	// saveMu guards the scratch space save reuses on every event (the store
+	// keeps neither the changes slice nor the checkpoint map it is given).
+	saveMu         sync.Mutex
+	saveChanges    [1]readmodel.Change
+	saveCheckpoint readmodel.Checkpoint
 }
 
 // New validates spec, compiles its key expression and loads the checkpoint
@@ -89,7 +95,7 @@ func (p *Projection) Handle(ctx context.Context, msg engine.Message) ([]engine.M
 	if err != nil {
 		return nil, err
 	}
-	if err := p.save(ctx, []readmodel.Change{change}, msg); err != nil {
+	if err := p.save(ctx, &change, msg); err != nil {
 		return nil, err
 	}
 	p.processed.Add(1)
@@ -147,8 +153,21 @@ func (p *Projection) Settle(ctx context.Context, msg engine.Message, deadLettere
 
 // save applies changes and msg's sequence as its stream's checkpoint in one
 // store operation, then advances the checkpoint held in memory.
-func (p *Projection) save(ctx context.Context, changes []readmodel.Change, msg engine.Message) error {
-	err := p.store.Apply(ctx, p.spec.Name, changes, readmodel.Checkpoint{msg.Stream: msg.Sequence})
+func (p *Projection) save(ctx context.Context, change *readmodel.Change, msg engine.Message) error {
+	p.saveMu.Lock()
+	var changes []readmodel.Change
+	if change != nil {
+		p.saveChanges[0] = *change
+		changes = p.saveChanges[:]
+	}
+	if p.saveCheckpoint == nil {
+		p.saveCheckpoint = make(readmodel.Checkpoint, 1)
+	}
+	clear(p.saveCheckpoint)
+	p.saveCheckpoint[msg.Stream] = msg.Sequence
+	err := p.store.Apply(ctx, p.spec.Name, changes, p.saveCheckpoint)
+	p.saveChanges[0] = readmodel.Change{} // hold no payload
+	p.saveMu.Unlock()
 	if err != nil {
 		if errors.Is(err, readmodel.ErrTypeClash) {
 			// The read model holds a value of another shape under this key

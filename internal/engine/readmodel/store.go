@@ -43,7 +43,8 @@ type Store interface {
 	// Apply applies changes to projection's document and records cp as its
 	// checkpoint, in one atomic step: a reader or a restart sees both or
 	// neither. Streams absent from cp keep their checkpoint. The projection's
-	// document is created when missing.
+	// document is created when missing. Apply keeps the Values inside
+	// changes but neither the changes slice nor cp, which callers reuse.
 	Apply(ctx context.Context, projection string, changes []Change, cp Checkpoint) error
 	// Document returns the projection's read model encoded as a JSON object.
 	Document(ctx context.Context, projection string) ([]byte, error)

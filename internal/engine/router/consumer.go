@@ -182,12 +182,13 @@ func (c *consumer) deliver(ctx context.Context, msg engine.Message) error {
 	}
 }
 
-// handle runs the route's current chain once and settles the outcome.
+// handle runs the route's current chain once and settles the outcome. The
+// route's lock covers both, as a projection's Handle and Settle share state.
 func (c *consumer) handle(ctx context.Context, msg engine.Message) error {
 	route := c.rt.current.Load()
 	c.rt.handleMu.Lock()
+	defer c.rt.handleMu.Unlock()
 	out, err := route.Handler.Handle(ctx, msg)
-	c.rt.handleMu.Unlock()
 
 	var outcome Outcome
 	switch {

@@ -2,6 +2,8 @@ package serde
 
 import (
 	"encoding/json"
+	"errors"
+	"reflect"
 	"math/big"
 	"testing"
 	"time"
@@ -25,6 +27,31 @@ func FuzzJSONDecode(f *testing.F) {
 		checkJSONCompatible(t, v)
 		if !json.Valid(payload) {
 			t.Fatalf("Decode(%q) succeeded, but encoding/json says it is not valid JSON", payload)
+		}
+	})
+}
+
+// The fast JSON path uses goccy/go-json; encoding/json is the reference. Both
+// must accept the same payloads and give the same values (after the decoder's
+// int64 rule, which the exact path applies to encoding/json's numbers).
+func FuzzJSONDecodeAgreesWithEncodingJSON(f *testing.F) {
+	for _, seed := range []string{
+		`{"foo":"a","n":1}`, `[1,2.5,-3e10,null,true]`, `"\u00e9"`, `{"a":1,"a":2}`, `-0`, `01`, `1.`,
+		`"\/"`, `[1,]`, "\"\xff\"", `{"a":"\x01"}`, `"\ud800"`, `{"a" :  true }`, `0.1234567890123456789`,
+	} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, payload []byte) {
+		got, err := decodeJSON(payload)
+		want, wantErr := decodeJSONExact(payload)
+		if wantErr == nil && skipJSONSpace(payload, 0) == len(payload) {
+			wantErr = errors.New("empty")
+		}
+		if (err == nil) != (wantErr == nil) {
+			t.Fatalf("decodeJSON(%q) error = %v, encoding/json error = %v: want both or neither", payload, err, wantErr)
+		}
+		if err == nil && !reflect.DeepEqual(got, want) {
+			t.Fatalf("decodeJSON(%q) = %#v, encoding/json gives %#v", payload, got, want)
 		}
 	})
 }

@@ -5,7 +5,7 @@ import (
 	"testing"
 )
 
-func TestJSONDecodeKeepsIntegersAsInt64AndOtherNumbersAsFloat64(t *testing.T) {
+func TestJSONDecodeGivesWholeNumbersAsInt64AndOtherNumbersAsFloat64(t *testing.T) {
 	tests := []struct {
 		name    string
 		payload string
@@ -15,7 +15,10 @@ func TestJSONDecodeKeepsIntegersAsInt64AndOtherNumbersAsFloat64(t *testing.T) {
 		{"large integer keeps its digits", `9007199254740993`, int64(9007199254740993)},
 		{"negative integer", `-42`, int64(-42)},
 		{"fraction", `1.5`, 1.5},
-		{"exponent is a float", `1e2`, 100.0},
+		{"whole number in exponent form is an int64", `1e2`, int64(100)},
+		{"whole number with a fraction part is an int64", `[2.0]`, []any{int64(2)}},
+		{"exponent giving a fraction is a float", `15e-1`, 1.5},
+		{"long fraction keeps float precision", `0.1234567890123456789`, 0.1234567890123456789},
 		{"integer beyond int64 is a float", `18446744073709551616`, 18446744073709551616.0},
 		{"nested arrays and objects", `{"a":[1,2.5,{"b":null}],"c":true}`,
 			map[string]any{"a": []any{int64(1), 2.5, map[string]any{"b": nil}}, "c": true}},
