@@ -44,7 +44,12 @@ func (r *Registry) ForStream(contentTypes []string, s Schema) (*Set, error) {
 // wraps ErrUnsupportedContentType, and lists the accepted types, when the
 // stream does not accept contentType.
 func (s *Set) Decode(contentType string, payload []byte) (any, error) {
-	d, ok := s.decoders[NormalizeContentType(contentType)]
+	// Stored events carry normalized content types: look those up as they
+	// are and normalize only what misses.
+	d, ok := s.decoders[contentType]
+	if !ok {
+		d, ok = s.decoders[NormalizeContentType(contentType)]
+	}
 	if !ok {
 		return nil, fmt.Errorf("%w %q: this stream accepts %s", ErrUnsupportedContentType, contentType, strings.Join(s.contentTypes, ", "))
 	}
