@@ -1,0 +1,47 @@
+// Package brokertest is the conformance suite every broker.Broker backend
+// runs: the in-memory broker now, durable and distributed backends later.
+//
+// A backend's test calls Run with a constructor:
+//
+//	func TestMemory(t *testing.T) {
+//		brokertest.Run(t, func(t *testing.T) broker.Broker { return broker.NewMemory() })
+//	}
+//
+// The suite only uses the Broker and Subscription interfaces and waits with
+// deadlines, never fixed sleeps, so slower backends pass as long as they
+// deliver within WaitTimeout.
+package brokertest
+
+import (
+	"testing"
+
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/broker"
+)
+
+// behaviour is one subtest of the suite, run on a fresh broker.
+type behaviour struct {
+	name string
+	run  func(t *testing.T, b broker.Broker)
+}
+
+// Run runs every behaviour of the suite as a subtest, each on a broker made
+// by newBroker. The suite closes each broker when its subtest ends.
+func Run(t *testing.T, newBroker func(t *testing.T) broker.Broker) {
+	t.Helper()
+	var all []behaviour
+	all = append(all, deliveryBehaviours...)
+	all = append(all, backpressureBehaviours...)
+	all = append(all, closeBehaviours...)
+	all = append(all, concurrencyBehaviours...)
+	for _, bh := range all {
+		t.Run(bh.name, func(t *testing.T) {
+			b := newBroker(t)
+			t.Cleanup(func() {
+				if err := b.Close(); err != nil {
+					t.Errorf("Close() = %v, want nil", err)
+				}
+			})
+			bh.run(t, b)
+		})
+	}
+}
