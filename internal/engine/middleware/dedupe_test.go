@@ -252,7 +252,7 @@ func TestDedupeRejectsInvalidConfig(t *testing.T) {
 func TestDedupeConfigDefaults(t *testing.T) {
 	var cfg DedupeConfig
 	cfg.setDefaults()
-	if cfg.Window != 10*time.Minute || cfg.MaxEntries != 100_000 {
-		t.Errorf("defaults: got window %v and max %d, want 10m0s and 100000", cfg.Window, cfg.MaxEntries)
+	if cfg.Window != 10*time.Minute || cfg.MaxEntries != 10_000 {
+		t.Errorf("defaults: got window %v and max %d, want 10m0s and 10000", cfg.Window, cfg.MaxEntries)
 	}
 }

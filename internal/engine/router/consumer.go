@@ -84,30 +84,49 @@ func (c *consumer) consume(ctx context.Context) error {
 	}
 	c.setErr(nil)
 	for {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case msg, ok := <-sub.C():
-			if !ok {
-				return errSubscriptionEnded
-			}
-			pos := c.pos.Load()
-			if msg.Sequence <= pos {
-				continue // seen during catch-up, or a redelivery
-			}
-			if msg.Sequence > pos+1 {
-				// Published before we subscribed, or lost to a restart:
-				// the store has everything in between.
-				if err := c.catchUp(ctx, msg.Sequence-1); err != nil {
-					return err
-				}
-			}
-			if msg.Sequence == c.pos.Load()+1 {
-				if err := c.deliver(ctx, msg); err != nil {
-					return err
-				}
+		msg, ok, err := receive(ctx, sub.C())
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return errSubscriptionEnded
+		}
+		pos := c.pos.Load()
+		if msg.Sequence <= pos {
+			continue // seen during catch-up, or a redelivery
+		}
+		if msg.Sequence > pos+1 {
+			// Published before we subscribed, or lost to a restart: the
+			// store has everything in between.
+			if err := c.catchUp(ctx, msg.Sequence-1); err != nil {
+				return err
 			}
 		}
+		if msg.Sequence == c.pos.Load()+1 {
+			if err := c.deliver(ctx, msg); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// receive takes the next message from ch, or returns ctx's error. While the
+// queue holds messages it takes them without a select on ctx, which costs
+// more than the rest of the hand-off.
+func receive(ctx context.Context, ch <-chan engine.Message) (engine.Message, bool, error) {
+	if err := ctx.Err(); err != nil {
+		return engine.Message{}, false, err
+	}
+	select {
+	case msg, ok := <-ch:
+		return msg, ok, nil
+	default:
+	}
+	select {
+	case <-ctx.Done():
+		return engine.Message{}, false, ctx.Err()
+	case msg, ok := <-ch:
+		return msg, ok, nil
 	}
 }
 
@@ -153,14 +172,31 @@ func (c *consumer) catchUp(ctx context.Context, upTo uint64) error {
 	}
 }
 
-// deliver hands msg to the route until it is settled: handled, skipped or
-// dead-lettered. A failure that settles nothing (the dead-letter could not be
-// written, the outbox is full) is retried after a pause, never skipped, so
-// the stream's order holds. It returns only ctx's error.
+// deliver hands msg to the route until it is settled: handled (and its
+// outputs in the outbox), skipped or dead-lettered. A failure that settles
+// nothing (the dead-letter could not be written, the outbox is full) is
+// retried after a pause, never skipped, so the stream's order holds. Outputs
+// of a successful Handle are kept and only their Enqueue is retried: handling
+// again could be skipped (already applied) and lose them. It returns only
+// ctx's error, and hands nothing more to the handler once ctx has ended.
 func (c *consumer) deliver(ctx context.Context, msg engine.Message) error {
 	pause := minPause
+	var outputs []engine.Message
+	handled := false
 	for {
-		err := c.handle(ctx, msg)
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		var err error
+		if !handled {
+			outputs, err = c.handle(ctx, msg)
+			handled = err == nil
+		}
+		if handled && len(outputs) > 0 {
+			if err = c.rt.r.cfg.Outbox.Enqueue(ctx, outputs); err == nil {
+				outputs = nil
+			}
+		}
 		if err == nil {
 			c.pos.Store(msg.Sequence)
 			if pause != minPause {
@@ -182,9 +218,11 @@ func (c *consumer) deliver(ctx context.Context, msg engine.Message) error {
 	}
 }
 
-// handle runs the route's current chain once and settles the outcome. The
-// route's lock covers both, as a projection's Handle and Settle share state.
-func (c *consumer) handle(ctx context.Context, msg engine.Message) error {
+// handle runs the route's current chain once and settles a skipped or
+// dead-lettered outcome. It returns the handler's outputs, ready for the
+// outbox. The route's lock covers the handler and Settle, as a projection's
+// Handle and Settle share state.
+func (c *consumer) handle(ctx context.Context, msg engine.Message) ([]engine.Message, error) {
 	route := c.rt.current.Load()
 	c.rt.handleMu.Lock()
 	defer c.rt.handleMu.Unlock()
@@ -194,20 +232,20 @@ func (c *consumer) handle(ctx context.Context, msg engine.Message) error {
 	switch {
 	case err == nil:
 		if len(out) == 0 {
-			return nil
+			return nil, nil
 		}
-		return c.rt.r.cfg.Outbox.Enqueue(ctx, causedBy(route.Name, msg, out))
+		return causedBy(route.Name, msg, out), nil
 	case errors.Is(err, engine.ErrSkip):
 		outcome = Skipped
 	case errors.Is(err, engine.ErrDeadLettered):
 		outcome = DeadLettered
 	default:
-		return err
+		return nil, err
 	}
 	if route.Settle == nil {
-		return nil
+		return nil, nil
 	}
-	return route.Settle(ctx, msg, outcome)
+	return nil, route.Settle(ctx, msg, outcome)
 }
 
 // outputNamespace seeds the ids of handler outputs that came without one.

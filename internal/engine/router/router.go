@@ -154,6 +154,13 @@ func (r *Router) Add(route Route) error {
 	if route.Handler == nil {
 		return fmt.Errorf("router: route %q has no handler", route.Name)
 	}
+	seen := make(map[string]bool, len(route.Streams))
+	for _, s := range route.Streams {
+		if seen[s] {
+			return fmt.Errorf("router: route %q lists stream %q twice", route.Name, s)
+		}
+		seen[s] = true
+	}
 	route.Streams = append([]string(nil), route.Streams...)
 
 	r.mu.Lock()

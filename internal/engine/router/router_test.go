@@ -70,7 +70,6 @@ func TestAddValidatesRoute(t *testing.T) {
 // A stream listed twice gets two consumers, so the handler sees each of its
 // events twice; Add should refuse (or collapse) the duplicate.
 func TestAddRejectsAStreamListedTwice(t *testing.T) {
-	t.Skip("lead: Add accepts Streams with a duplicate and starts one consumer per entry, so each event is handled twice; reject duplicates in Add")
 	h := newHarness(t, nil)
 	err := h.router.Add(router.Route{Name: "p", Streams: []string{"a", "b", "a"}, Handler: newRecorder()})
 	if err == nil {
