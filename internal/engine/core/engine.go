@@ -164,6 +164,7 @@ func (e *Engine) Run(ctx context.Context) error {
 	defer stopIngest()
 
 	err := e.processor.Run(ctx) // returns once ctx ends and the outbox is drained
+	e.stopped.Store(true)       // AfterFunc may not have run yet
 	stopRouter()
 	<-statsDone
 	if rerr := <-routerDone; err == nil {

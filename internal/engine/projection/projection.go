@@ -5,6 +5,7 @@ package projection
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -14,6 +15,7 @@ import (
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/celexpr"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/readmodel"
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/serde"
 )
 
 // Projection folds events into one read model. It is the innermost
@@ -122,10 +124,14 @@ func (p *Projection) change(ctx context.Context, msg engine.Message) (readmodel.
 			return readmodel.Change{}, engine.Permanentf(
 				"projection %q: payload was not decoded: the pipeline needs Deserialize", p.spec.Name)
 		}
-		if p.spec.Type == Append {
-			return readmodel.Change{Key: key, Op: readmodel.OpAppend, Value: msg.Value}, nil
+		value, err := documentValue(msg)
+		if err != nil {
+			return readmodel.Change{}, engine.Permanent(fmt.Errorf("projection %q: %w", p.spec.Name, err))
 		}
-		return readmodel.Change{Key: key, Op: readmodel.OpSet, Value: msg.Value}, nil
+		if p.spec.Type == Append {
+			return readmodel.Change{Key: key, Op: readmodel.OpAppend, Value: value}, nil
+		}
+		return readmodel.Change{Key: key, Op: readmodel.OpSet, Value: value}, nil
 	default: // Count; Validate admits no other type
 		return readmodel.Change{Key: key, Op: readmodel.OpIncrement, Delta: 1}, nil
 	}
@@ -206,3 +212,20 @@ func (p *Projection) Stats() Stats {
 }
 
 var _ engine.Handler = (*Projection)(nil)
+
+// documentValue is what the read model keeps of msg: its payload as compact
+// JSON text rather than the decoded value. Read models are JSON documents
+// and live long, and a decoded object costs ten times its JSON in memory
+// (a map, its keys, boxed values), which for a large Append model is most of
+// the heap. A JSON payload is its own text (Deserialize has decoded it, so it
+// is valid); other formats are encoded from the decoded value.
+func documentValue(msg engine.Message) (any, error) {
+	if msg.ContentType == serde.JSON && len(msg.Payload) > 0 {
+		return json.RawMessage(msg.Payload), nil
+	}
+	b, err := json.Marshal(msg.Value)
+	if err != nil {
+		return nil, fmt.Errorf("encode payload of event %s/%d as JSON: %w", msg.Stream, msg.Sequence, err)
+	}
+	return json.RawMessage(b), nil
+}

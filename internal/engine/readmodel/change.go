@@ -39,7 +39,7 @@ func kindOf(v any) kind {
 	switch v.(type) {
 	case nil:
 		return kindMissing
-	case []any:
+	case []any, *list:
 		return kindList
 	case int64, float64, int:
 		return kindNumber
@@ -90,8 +90,17 @@ func apply(doc map[string]any, c Change) {
 	case OpSet:
 		doc[c.Key] = c.Value
 	case OpAppend:
-		list, _ := doc[c.Key].([]any)
-		doc[c.Key] = append(list, c.Value)
+		var l *list
+		switch v := doc[c.Key].(type) {
+		case *list:
+			l = v
+		case []any: // a list an OpSet put there
+			l = listOf(v)
+		default: // missing or null
+			l = &list{}
+		}
+		l.append(c.Value)
+		doc[c.Key] = l
 	case OpIncrement:
 		switch n := doc[c.Key].(type) {
 		case float64:

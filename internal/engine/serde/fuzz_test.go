@@ -3,8 +3,8 @@ package serde
 import (
 	"encoding/json"
 	"errors"
-	"reflect"
 	"math/big"
+	"reflect"
 	"testing"
 	"time"
 )
