@@ -16,17 +16,19 @@ const waitTimeout = 2 * time.Minute
 // (enginebench) publishes, so both sides decode the same JSON.
 var payload = []byte(`{"foo":"a","n":1}`)
 
-// appendProjection does the work of the engine's Append projection: decode the
-// payload and keep it in memory. It closes done once it has applied want events.
+// appendProjection does the work of the engine's pipeline and Append
+// projection: decode the payload (the engine's Deserialize), then keep it in
+// memory as JSON text, as the engine's read model does. It closes done once
+// it has applied want events.
 type appendProjection struct {
 	mu   sync.Mutex
-	rows []map[string]any
+	rows []json.RawMessage
 	want int
 	done chan struct{}
 }
 
 func newAppendProjection(want int) *appendProjection {
-	return &appendProjection{rows: make([]map[string]any, 0, want), want: want, done: make(chan struct{})}
+	return &appendProjection{rows: make([]json.RawMessage, 0, want), want: want, done: make(chan struct{})}
 }
 
 func (p *appendProjection) apply(body []byte) error {
@@ -36,7 +38,7 @@ func (p *appendProjection) apply(body []byte) error {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.rows = append(p.rows, row)
+	p.rows = append(p.rows, json.RawMessage(body))
 	if len(p.rows) == p.want {
 		close(p.done)
 	}

@@ -75,6 +75,10 @@ func (e *Engine) route(st *projectionState) (router.Route, error) {
 		}
 		byStream[source] = dl(inner)
 	}
+	if len(byStream) == 1 {
+		route.Handler = byStream[spec.Streams[0]] // the common case, one hop less per event
+		return route, nil
+	}
 	route.Handler = engine.HandlerFunc(func(ctx context.Context, msg engine.Message) ([]engine.Message, error) {
 		return byStream[msg.Stream].Handle(ctx, msg)
 	})

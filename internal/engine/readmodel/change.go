@@ -90,17 +90,18 @@ func apply(doc map[string]any, c Change) {
 	case OpSet:
 		doc[c.Key] = c.Value
 	case OpAppend:
-		var l *list
 		switch v := doc[c.Key].(type) {
 		case *list:
-			l = v
+			v.append(c.Value) // in place: no map write
 		case []any: // a list an OpSet put there
-			l = listOf(v)
+			l := listOf(v)
+			l.append(c.Value)
+			doc[c.Key] = l
 		default: // missing or null
-			l = &list{}
+			l := &list{}
+			l.append(c.Value)
+			doc[c.Key] = l
 		}
-		l.append(c.Value)
-		doc[c.Key] = l
 	case OpIncrement:
 		switch n := doc[c.Key].(type) {
 		case float64:
