@@ -55,8 +55,8 @@ bench: ## Engine benchmarks (one run, allocations reported).
 	go test -run '^$$' -bench . -benchmem ./internal/engine/...
 
 .PHONY: bench-compare
-bench-compare: ## Our engine against Watermill v1.5.1, side by side in one run.
-	cd hack/bench && go test -run '^$$' -bench . -benchtime=3s -count=3
+bench-compare: ## Our engine against Watermill v1.5.1: alternating rounds, ratio per round.
+	hack/bench/compare.sh 5 3s
 
 ##@ Build
 
