@@ -29,7 +29,13 @@ func (e *Engine) route(st *projectionState) (router.Route, error) {
 			return st.proj.Checkpoint()[stream], nil
 		},
 		Settle: func(ctx context.Context, msg engine.Message, o router.Outcome) error {
-			return st.proj.Settle(ctx, msg, o == router.DeadLettered)
+			if err := st.proj.Settle(ctx, msg, o == router.DeadLettered); err != nil {
+				return err
+			}
+			if o == router.DeadLettered && e.cfg.Metrics != nil {
+				e.cfg.Metrics.RecordDeadLetter(spec.Name, msg.Stream)
+			}
+			return nil
 		},
 	}
 	deadLetters := make(map[string]string, len(spec.Streams))

@@ -9,11 +9,13 @@ import (
 	"testing"
 
 	"github.com/hamba/avro/v2"
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/core"
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/middleware"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/outbox"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/projection"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/serde"
@@ -287,7 +289,12 @@ func TestProjectionWaitsForMissingStreamAndPipelineThenStartsByItself(t *testing
 // A key expression that fails on one event dead-letters that event, with
 // headers saying why, and the projection carries on with the next.
 func TestKeyExpressionErrorDeadLettersTheEventAndTheRestCarryOn(t *testing.T) {
-	e := startEngine(t, core.Config{})
+	reg := prometheus.NewRegistry()
+	metrics, err := middleware.NewMetrics(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := startEngine(t, core.Config{Metrics: metrics})
 	mustApplyStream(t, e, core.StreamSpec{Name: "ns/s", DefaultEventName: "E", DeadLetterStream: "ns/dead"})
 	mustApplyProjection(t, e, core.ProjectionSpec{Spec: projection.Spec{
 		Name: "ns/by-sku", Streams: []string{"ns/s"}, StartFrom: projection.Beginning,
@@ -314,6 +321,27 @@ func TestKeyExpressionErrorDeadLettersTheEventAndTheRestCarryOn(t *testing.T) {
 	if fmt.Sprint(dead[0].Value) != "map[nosku:true]" {
 		t.Errorf("dead-lettered payload decodes to %v, want map[nosku:true]", dead[0].Value)
 	}
+	if got := counterValue(t, reg, "eventsourcing_dead_lettered_total"); got != 1 {
+		t.Errorf("eventsourcing_dead_lettered_total = %v, want 1", got)
+	}
+}
+
+// counterValue sums the counter family name in reg.
+func counterValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum float64
+	for _, f := range families {
+		if f.GetName() == name {
+			for _, m := range f.GetMetric() {
+				sum += m.GetCounter().GetValue()
+			}
+		}
+	}
+	return sum
 }
 
 // A subscriber queue of one and many events: publishers wait, nothing drops.

@@ -115,8 +115,6 @@ func (m *Metrics) Middleware(handler string) engine.Middleware {
 				skipped.Inc()
 			case errors.Is(err, engine.ErrDeadLettered):
 				deadLettered.Inc()
-				// The stream label varies per message; dead letters are rare
-				// enough to resolve it here.
 				m.deadLettered.WithLabelValues(handler, msg.Stream).Inc()
 			default:
 				failed.Inc()
@@ -124,6 +122,16 @@ func (m *Metrics) Middleware(handler string) engine.Middleware {
 			return out, err
 		})
 	}
+}
+
+// RecordDeadLetter counts a message of stream that handler dead-lettered.
+// The engine calls it when the dead-letter middleware sits outside Metrics
+// (as it does in every route), where the middleware cannot see the outcome.
+// The stream label varies per message; dead letters are rare enough to
+// resolve it here.
+func (m *Metrics) RecordDeadLetter(handler, stream string) {
+	m.handled.WithLabelValues(handler, resultDeadLettered).Inc()
+	m.deadLettered.WithLabelValues(handler, stream).Inc()
 }
 
 // ForgetHandler deletes every series of handler, for when its projection is

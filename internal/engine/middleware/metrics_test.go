@@ -231,3 +231,28 @@ func TestMetricsSuccessPathDoesNotAllocate(t *testing.T) {
 		t.Errorf("allocations per message: got %v, want 0", allocs)
 	}
 }
+
+func TestRecordDeadLetterCountsTheResultAndTheOriginStream(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m, err := NewMetrics(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.RecordDeadLetter("p", "s")
+	m.RecordDeadLetter("p", "s")
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, f := range families {
+		for _, metric := range f.GetMetric() {
+			if c := metric.GetCounter(); c != nil {
+				got[f.GetName()] += c.GetValue()
+			}
+		}
+	}
+	if got["eventsourcing_dead_lettered_total"] != 2 || got["eventsourcing_handled_total"] != 2 {
+		t.Fatalf("counters = %v, want 2 dead-lettered and 2 handled", got)
+	}
+}
