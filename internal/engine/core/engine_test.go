@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/hamba/avro/v2"
 	"github.com/prometheus/client_golang/prometheus"
@@ -424,4 +425,37 @@ func TestRunFlushesTheOutboxOnShutdown(t *testing.T) {
 	if _, err := e.Ingest(context.Background(), "s", []core.Event{{Payload: []byte(`1`)}}); !errors.Is(err, core.ErrStopped) {
 		t.Fatalf("Ingest after shutdown: err = %v, want ErrStopped", err)
 	}
+}
+
+// Queue depths reach Prometheus on the stats period, not per event.
+func TestQueueDepthGaugeIsRefreshedOnThePeriod(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	metrics, err := middleware.NewMetrics(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := startEngine(t, core.Config{Metrics: metrics, StatsInterval: 10 * time.Millisecond})
+	mustApplyStream(t, e, core.StreamSpec{Name: "s", DefaultEventName: "E"})
+	mustApplyProjection(t, e, appendProjection("p", "s"))
+	waitFor(t, "a queue-depth series for stream s and projection p", func() bool {
+		families, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range families {
+			if f.GetName() != "eventsourcing_queue_depth" {
+				continue
+			}
+			for _, m := range f.GetMetric() {
+				labels := map[string]string{}
+				for _, l := range m.GetLabel() {
+					labels[l.GetName()] = l.GetValue()
+				}
+				if labels["stream"] == "s" && labels["subscriber"] == "p" {
+					return true
+				}
+			}
+		}
+		return false
+	})
 }
