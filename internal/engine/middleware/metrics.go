@@ -134,12 +134,13 @@ func (m *Metrics) RecordDeadLetter(handler, stream string) {
 	m.deadLettered.WithLabelValues(handler, stream).Inc()
 }
 
-// ForgetHandler deletes every series of handler, for when its projection is
+// ForgetHandler deletes every series of handler (its queue depths too), for when its projection is
 // removed from the engine.
 func (m *Metrics) ForgetHandler(handler string) {
 	m.handled.DeletePartialMatch(prometheus.Labels{"handler": handler})
 	m.duration.DeleteLabelValues(handler)
 	m.deadLettered.DeletePartialMatch(prometheus.Labels{"handler": handler})
+	m.queueDepth.DeletePartialMatch(prometheus.Labels{"subscriber": handler})
 }
 
 // SetQueueDepth reports n messages waiting in subscriber's queue on stream.
