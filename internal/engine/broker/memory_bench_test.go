@@ -23,7 +23,7 @@ func BenchmarkMemoryPublishReceiveFanOut4(b *testing.B) {
 
 func benchmarkFanOut(b *testing.B, subscribers int) {
 	br := broker.NewMemory()
-	defer br.Close()
+	defer func() { _ = br.Close() }()
 	var received sync.WaitGroup
 	for range subscribers {
 		sub, err := br.Subscribe("bench", 256)

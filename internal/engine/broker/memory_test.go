@@ -17,7 +17,7 @@ func TestMemoryConformance(t *testing.T) {
 // per-message state, only a copy into the channel's buffer.
 func TestMemoryPublishToQueueWithRoomDoesNotAllocate(t *testing.T) {
 	b := broker.NewMemory()
-	defer b.Close()
+	defer func() { _ = b.Close() }()
 	sub, err := b.Subscribe("orders", 1)
 	if err != nil {
 		t.Fatalf("Subscribe() = %v, want nil error", err)

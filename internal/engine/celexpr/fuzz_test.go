@@ -19,7 +19,7 @@ func FuzzExpressions(f *testing.F) {
 		f.Add(seed)
 	}
 	msg := sample()
-	f.Fuzz(func(t *testing.T, expr string) {
+	f.Fuzz(func(_ *testing.T, expr string) {
 		if p, err := celexpr.CompileKey(expr); err == nil {
 			_, _ = p.Key(context.Background(), msg)
 		}

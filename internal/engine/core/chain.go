@@ -51,7 +51,8 @@ func (e *Engine) route(st *projectionState) (router.Route, error) {
 	if spec.Pipeline != "" {
 		p, ok := e.pipelines[spec.Pipeline]
 		if !ok {
-			return router.Route{}, fmt.Errorf("%w: projection %q uses pipeline %q, which does not exist yet", ErrPipelineNotFound, spec.Name, spec.Pipeline)
+			return router.Route{}, fmt.Errorf("%w: projection %q uses pipeline %q, which does not exist yet",
+				ErrPipelineNotFound, spec.Name, spec.Pipeline)
 		}
 		pipe = p
 	}

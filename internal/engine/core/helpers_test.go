@@ -95,33 +95,33 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-func waitProcessed(t *testing.T, e *core.Engine, projection string, want uint64) core.ProjectionStats {
+func waitProcessed(t *testing.T, e *core.Engine, name string, want uint64) core.ProjectionStats {
 	t.Helper()
 	var st core.ProjectionStats
-	waitFor(t, "projection "+projection+" to settle events", func() bool {
+	waitFor(t, "projection "+name+" to settle events", func() bool {
 		var err error
-		st, err = e.ProjectionStats(context.Background(), projection)
+		st, err = e.ProjectionStats(context.Background(), name)
 		if err != nil {
-			t.Fatalf("ProjectionStats(%s): %v", projection, err)
+			t.Fatalf("ProjectionStats(%s): %v", name, err)
 		}
 		return st.Processed+st.DeadLettered >= want
 	})
 	if got := st.Processed + st.DeadLettered; got != want {
-		t.Fatalf("projection %s settled %d events, want %d", projection, got, want)
+		t.Fatalf("projection %s settled %d events, want %d", name, got, want)
 	}
 	return st
 }
 
 // query returns the read model decoded from JSON.
-func query(t *testing.T, e *core.Engine, projection string) map[string]any {
+func query(t *testing.T, e *core.Engine, name string) map[string]any {
 	t.Helper()
-	doc, err := e.Query(context.Background(), projection)
+	doc, err := e.Query(context.Background(), name)
 	if err != nil {
-		t.Fatalf("Query(%s): %v", projection, err)
+		t.Fatalf("Query(%s): %v", name, err)
 	}
 	var m map[string]any
 	if err := json.Unmarshal(doc, &m); err != nil {
-		t.Fatalf("read model %s is not a JSON object: %v\n%s", projection, err, doc)
+		t.Fatalf("read model %s is not a JSON object: %v\n%s", name, err, doc)
 	}
 	return m
 }

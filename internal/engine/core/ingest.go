@@ -26,7 +26,7 @@ type Event struct {
 	Payload     []byte
 }
 
-// ErrNoEventName: neither the request nor the stream names the event.
+// ErrNoEventName means neither the request nor the stream names the event.
 var ErrNoEventName = errors.New("event has no name")
 
 // PayloadError says which event of a request was refused, and why: its

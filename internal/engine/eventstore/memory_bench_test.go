@@ -28,7 +28,7 @@ func benchEvents(n int) []engine.Message {
 
 func BenchmarkMemoryAppend(b *testing.B) {
 	s := eventstore.NewMemory()
-	defer s.Close()
+	defer func() { _ = s.Close() }()
 	events := benchEvents(b.N)
 	ctx := b.Context()
 	b.ReportAllocs()
@@ -44,7 +44,7 @@ func BenchmarkMemoryAppend(b *testing.B) {
 func BenchmarkMemoryAppendBatch100(b *testing.B) {
 	const batch = 100
 	s := eventstore.NewMemory()
-	defer s.Close()
+	defer func() { _ = s.Close() }()
 	events := benchEvents(b.N * batch)
 	ctx := b.Context()
 	b.ReportAllocs()
@@ -64,7 +64,7 @@ func BenchmarkMemoryRead(b *testing.B) {
 		page   = 100
 	)
 	s := eventstore.NewMemory()
-	defer s.Close()
+	defer func() { _ = s.Close() }()
 	ctx := b.Context()
 	if _, err := s.Append(ctx, "items", eventstore.Any, benchEvents(stored)); err != nil {
 		b.Fatal(err)

@@ -20,7 +20,7 @@ func TestMemoryConformance(t *testing.T) {
 
 func TestMemoryPositionsAreContiguousAcrossStreams(t *testing.T) {
 	s := eventstore.NewMemory()
-	defer s.Close()
+	defer func() { _ = s.Close() }()
 	var want uint64
 	for i := range 10 {
 		stream := fmt.Sprintf("s%d", i%3)
@@ -41,7 +41,7 @@ func TestMemoryPositionsAreContiguousAcrossStreams(t *testing.T) {
 // (256 KiB) boundaries, and some payloads are larger than a block.
 func TestMemoryReadsBackEventsAcrossChunksAndBlocks(t *testing.T) {
 	s := eventstore.NewMemory()
-	defer s.Close()
+	defer func() { _ = s.Close() }()
 	const n = 2500
 	payload := func(i int) []byte {
 		size := 100
@@ -78,7 +78,7 @@ func TestMemoryReadsBackEventsAcrossChunksAndBlocks(t *testing.T) {
 
 func TestMemoryReadWithoutALimitReturnsDefaultReadLimitEvents(t *testing.T) {
 	s := eventstore.NewMemory()
-	defer s.Close()
+	defer func() { _ = s.Close() }()
 	batch := make([]engine.Message, eventstore.DefaultReadLimit+10)
 	for i := range batch {
 		batch[i] = engine.Message{ID: fmt.Sprint(i)}

@@ -47,7 +47,8 @@ func ValidateAppend(stream string, expected ExpectedVersion, events []engine.Mes
 		case e.Stream != "" && e.Stream != stream:
 			return fmt.Errorf("%w to stream %q: events[%d] (id %q) belongs to stream %q", ErrInvalidAppend, stream, i, e.ID, e.Stream)
 		case !e.Time.IsZero() && (e.Time.Before(minStorableTime) || e.Time.After(maxStorableTime)):
-			return fmt.Errorf("%w to stream %q: events[%d] (id %q) has time %s outside the storable range", ErrInvalidAppend, stream, i, e.ID, e.Time)
+			return fmt.Errorf("%w to stream %q: events[%d] (id %q) has time %s outside the storable range",
+				ErrInvalidAppend, stream, i, e.ID, e.Time)
 		}
 	}
 	return nil

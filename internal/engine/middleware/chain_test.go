@@ -69,8 +69,9 @@ func (f *chainFixture) handled(t *testing.T, result string) float64 {
 }
 
 func (f *chainFixture) logTexts() []string {
-	var texts []string
-	for _, r := range f.logs.all() {
+	records := f.logs.all()
+	texts := make([]string, 0, len(records))
+	for _, r := range records {
 		texts = append(texts, r.level.String()+" "+r.text)
 	}
 	return texts

@@ -70,7 +70,9 @@ func Logging(logger *slog.Logger, level slog.Level, handler string) engine.Middl
 
 // logOutcome writes the line for a message that was settled without being
 // handled (skipped or dead-lettered); reason says why.
-func logOutcome(ctx context.Context, logger *slog.Logger, level slog.Level, text string, msg engine.Message, d time.Duration, reason error) {
+func logOutcome(
+	ctx context.Context, logger *slog.Logger, level slog.Level, text string, msg engine.Message, d time.Duration, reason error,
+) {
 	logger.LogAttrs(ctx, level, text,
 		slog.String("stream", msg.Stream),
 		slog.Uint64("sequence", msg.Sequence),

@@ -11,6 +11,15 @@ import (
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine"
 )
 
+// Label names, shared by the collectors and ForgetHandler so a deletion
+// always matches the series it means.
+const (
+	labelHandler    = "handler"
+	labelResult     = "result"
+	labelStream     = "stream"
+	labelSubscriber = "subscriber"
+)
+
 // Values of the result label of eventsourcing_handled_total.
 const (
 	resultSuccess      = "success"
@@ -43,22 +52,22 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		handled: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "eventsourcing_handled_total",
 			Help: "Messages handled, by handler and result (success, skipped, error, dead_lettered).",
-		}, []string{"handler", "result"}),
+		}, []string{labelHandler, labelResult}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "eventsourcing_handler_duration_seconds",
 			Help: "Time a handler took per message, in seconds.",
 			// 10µs to ~10s: in-memory read models take microseconds,
 			// remote ones up to seconds.
 			Buckets: prometheus.ExponentialBuckets(0.00001, 4, 11),
-		}, []string{"handler"}),
+		}, []string{labelHandler}),
 		deadLettered: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "eventsourcing_dead_lettered_total",
 			Help: "Messages a handler gave up on and sent to the dead-letter stream, by origin stream.",
-		}, []string{"handler", "stream"}),
+		}, []string{labelHandler, labelStream}),
 		queueDepth: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "eventsourcing_queue_depth",
 			Help: "Messages waiting in a subscriber's queue.",
-		}, []string{"stream", "subscriber"}),
+		}, []string{labelStream, labelSubscriber}),
 	}
 	if reg == nil {
 		return m, nil
@@ -137,10 +146,10 @@ func (m *Metrics) RecordDeadLetter(handler, stream string) {
 // ForgetHandler deletes every series of handler (its queue depths too), for when its projection is
 // removed from the engine.
 func (m *Metrics) ForgetHandler(handler string) {
-	m.handled.DeletePartialMatch(prometheus.Labels{"handler": handler})
+	m.handled.DeletePartialMatch(prometheus.Labels{labelHandler: handler})
 	m.duration.DeleteLabelValues(handler)
-	m.deadLettered.DeletePartialMatch(prometheus.Labels{"handler": handler})
-	m.queueDepth.DeletePartialMatch(prometheus.Labels{"subscriber": handler})
+	m.deadLettered.DeletePartialMatch(prometheus.Labels{labelHandler: handler})
+	m.queueDepth.DeletePartialMatch(prometheus.Labels{labelSubscriber: handler})
 }
 
 // SetQueueDepth reports n messages waiting in subscriber's queue on stream.

@@ -10,7 +10,7 @@ import (
 )
 
 func TestMemoryConformance(t *testing.T) {
-	outboxtest.Run(t, func(t *testing.T, capacity int) outbox.Outbox {
+	outboxtest.Run(t, func(_ *testing.T, capacity int) outbox.Outbox {
 		return outbox.NewMemory(capacity)
 	})
 }

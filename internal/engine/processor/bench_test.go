@@ -23,7 +23,7 @@ func BenchmarkProcessorDispatch(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer sub.Close()
+	defer func() { _ = sub.Close() }()
 	p, err := processor.New(processor.Config{Outbox: ob, Store: store, Broker: bus})
 	if err != nil {
 		b.Fatal(err)

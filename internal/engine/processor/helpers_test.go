@@ -48,7 +48,9 @@ type faultyStore struct {
 	append *failCalls
 }
 
-func (s *faultyStore) Append(ctx context.Context, stream string, expected eventstore.ExpectedVersion, events []engine.Message) (eventstore.AppendResult, error) {
+func (s *faultyStore) Append(
+	ctx context.Context, stream string, expected eventstore.ExpectedVersion, events []engine.Message,
+) (eventstore.AppendResult, error) {
 	if err := s.append.next(); err != nil {
 		return eventstore.AppendResult{}, err
 	}

@@ -10,7 +10,7 @@ import (
 )
 
 func TestMemoryConformance(t *testing.T) {
-	readmodeltest.Run(t, func(t *testing.T) readmodel.Store { return readmodel.NewMemory() })
+	readmodeltest.Run(t, func(_ *testing.T) readmodel.Store { return readmodel.NewMemory() })
 }
 
 func TestMemoryRefusesCallsAfterClose(t *testing.T) {

@@ -121,8 +121,8 @@ func TestChangingStreamsRestartsConsumersFromStart(t *testing.T) {
 			if tt.wantReplay {
 				receive(t, "Add to stop the old consumers", stopping)
 				select {
-				case <-added:
-					t.Fatal("Add returned while the old handler held event a/3, want it to wait")
+				case err := <-added:
+					t.Fatalf("Add returned (err %v) while the old handler held event a/3, want it to wait", err)
 				default:
 				}
 				releaseOnce()

@@ -84,7 +84,7 @@ func TestHandlerOutputsReachOutboxWithCausationAndCorrelation(t *testing.T) {
 	}
 
 	ids := func(entries []outbox.Entry) []string {
-		var s []string
+		s := make([]string, 0, len(entries))
 		for _, e := range entries {
 			s = append(s, e.Message.ID)
 		}
@@ -139,7 +139,9 @@ func TestOutputsRefusedByAFullOutboxAreEnqueuedOnceThereIsRoom(t *testing.T) {
 		applied = msg.Sequence
 		return invoicing(ctx, msg)
 	})
-	h.add(t, router.Route{Name: "billing", Streams: []string{"orders"}, Handler: engine.Chain(handler, router.CheckOutputs()), Start: fromStart})
+	h.add(t, router.Route{
+		Name: "billing", Streams: []string{"orders"}, Handler: engine.Chain(handler, router.CheckOutputs()), Start: fromStart,
+	})
 	cause := h.emitCause(t)
 	waitFor(t, "the route to report the full outbox", func() bool {
 		return strings.Contains(h.stats(t, "billing", "orders").Err, outbox.ErrFull.Error())

@@ -29,10 +29,10 @@ type Enqueuer interface {
 type Outcome int
 
 const (
-	// Skipped: a middleware decided the handler need not see it (filter,
-	// dedupe, already applied).
+	// Skipped means a middleware decided the handler need not see it
+	// (filter, dedupe, already applied).
 	Skipped Outcome = iota + 1
-	// DeadLettered: it failed for good and is in the dead-letter stream.
+	// DeadLettered means it failed for good and is in the dead-letter stream.
 	DeadLettered
 )
 

@@ -117,7 +117,7 @@ func TestUnsettledFailureIsRetriedNotSkipped(t *testing.T) {
 	waitFor(t, "every event", func() bool { return rec.count("a") == 3 })
 	checkSeqs(t, "stream a", rec.seqs("a"), seqRange(1, 3))
 	mu.Lock()
-	var seqs []uint64
+	seqs := make([]uint64, 0, len(calls))
 	for _, c := range calls {
 		seqs = append(seqs, c.Sequence)
 	}

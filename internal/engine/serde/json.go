@@ -64,7 +64,9 @@ func decodeJSONExact(payload []byte) (any, error) {
 	}
 	end := int(dec.InputOffset())
 	if rest := skipJSONSpace(payload, end); rest < len(payload) {
-		return nil, fmt.Errorf("json: unexpected data at byte offset %d after the value that ends at byte offset %d: send exactly one JSON value", rest, end)
+		return nil, fmt.Errorf(
+			"json: unexpected data at byte offset %d after the value that ends at byte offset %d: send exactly one JSON value",
+			rest, end)
 	}
 	return normalizeJSONNumbers(v)
 }

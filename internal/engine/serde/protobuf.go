@@ -44,7 +44,8 @@ func NewProtobufDecoder(s Schema) (Decoder, error) {
 		return nil, fmt.Errorf("%w: application/x-protobuf needs a message type; set one such as google.protobuf.Struct", ErrInvalidSchema)
 	}
 	if !name.IsValid() {
-		return nil, fmt.Errorf("%w: %q is not a protobuf message name; use a full name such as shop.v1.Item", ErrInvalidSchema, s.ProtobufMessageType)
+		return nil, fmt.Errorf("%w: %q is not a protobuf message name; use a full name such as shop.v1.Item",
+			ErrInvalidSchema, s.ProtobufMessageType)
 	}
 	types := protoTypes{global: protoregistry.GlobalTypes}
 	if len(s.ProtobufDescriptorSet) > 0 {

@@ -101,7 +101,8 @@ func TestProtobufDecodeRejectsBadPayloadsSayingWhy(t *testing.T) {
 		{"invalid wire data", "google.protobuf.Struct", []byte{0xff, 0xff, 0xff}, []string{"not a valid google.protobuf.Struct"}},
 		{"truncated field", "google.protobuf.Struct", marshalProto(t, mustStruct(t, map[string]any{"foo": "a"}))[:4],
 			[]string{"not a valid google.protobuf.Struct"}},
-		{"invalid UTF-8 in a string", "google.protobuf.StringValue", []byte{0x0a, 0x01, 0xff}, []string{"not a valid google.protobuf.StringValue", "UTF-8"}},
+		{"invalid UTF-8 in a string", "google.protobuf.StringValue", []byte{0x0a, 0x01, 0xff},
+			[]string{"not a valid google.protobuf.StringValue", "UTF-8"}},
 		{"any of an unknown type", "google.protobuf.Any", marshalProto(t, unknownAny), []string{"has no JSON form", "shop.v1.Unknown"}},
 		{"struct holding NaN", "google.protobuf.Struct", marshalProto(t, nan), []string{"has no JSON form"}},
 	}
@@ -122,7 +123,9 @@ func TestProtobufDecodeRejectsBadPayloadsSayingWhy(t *testing.T) {
 //	  google.protobuf.Timestamp created_at = 3; repeated string tags = 4; Kind kind = 5; }
 //	enum Kind { KIND_UNSPECIFIED = 0; KIND_BOOK = 1; }
 func itemFile() *descriptorpb.FileDescriptorProto {
-	field := func(name string, num int32, typ descriptorpb.FieldDescriptorProto_Type, label descriptorpb.FieldDescriptorProto_Label, typeName string) *descriptorpb.FieldDescriptorProto {
+	field := func(
+		name string, num int32, typ descriptorpb.FieldDescriptorProto_Type, label descriptorpb.FieldDescriptorProto_Label, typeName string,
+	) *descriptorpb.FieldDescriptorProto {
 		f := &descriptorpb.FieldDescriptorProto{Name: proto.String(name), Number: proto.Int32(num), Type: typ.Enum(), Label: label.Enum()}
 		if typeName != "" {
 			f.TypeName = proto.String(typeName)

@@ -60,7 +60,9 @@ func (t protoTypes) FindExtensionByName(field protoreflect.FullName) (protorefle
 }
 
 // FindExtensionByNumber implements protoregistry.ExtensionTypeResolver.
-func (t protoTypes) FindExtensionByNumber(message protoreflect.FullName, field protoreflect.FieldNumber) (protoreflect.ExtensionType, error) {
+func (t protoTypes) FindExtensionByNumber(
+	message protoreflect.FullName, field protoreflect.FieldNumber,
+) (protoreflect.ExtensionType, error) {
 	return lookup(t.local, t.global, func(r typeResolver) (protoreflect.ExtensionType, error) {
 		return r.FindExtensionByNumber(message, field)
 	})

@@ -74,7 +74,7 @@ func (f decoderFunc) Decode(b []byte) (any, error) { return f(b) }
 func TestRegisterReplacesTheFactoryForANormalizedContentType(t *testing.T) {
 	r := NewRegistry()
 	r.Register("Application/JSON; charset=utf-8", func(Schema) (Decoder, error) {
-		return decoderFunc(func(b []byte) (any, error) { return "replaced", nil }), nil
+		return decoderFunc(func(_ []byte) (any, error) { return "replaced", nil }), nil
 	})
 	d, err := r.Decoder(JSON, Schema{})
 	if err != nil {

@@ -13,6 +13,7 @@
 package brokertest
 
 import (
+	"slices"
 	"testing"
 
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/broker"
@@ -28,11 +29,7 @@ type behaviour struct {
 // by newBroker. The suite closes each broker when its subtest ends.
 func Run(t *testing.T, newBroker func(t *testing.T) broker.Broker) {
 	t.Helper()
-	var all []behaviour
-	all = append(all, deliveryBehaviours...)
-	all = append(all, backpressureBehaviours...)
-	all = append(all, closeBehaviours...)
-	all = append(all, concurrencyBehaviours...)
+	all := slices.Concat(deliveryBehaviours, backpressureBehaviours, closeBehaviours, concurrencyBehaviours)
 	for _, bh := range all {
 		t.Run(bh.name, func(t *testing.T) {
 			b := newBroker(t)

@@ -3,6 +3,7 @@ package eventstoretest
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -33,25 +34,27 @@ var appendBehaviours = []behaviour{
 }
 
 func testAppendAssignsContiguousSequencesFromOne(t *testing.T, s eventstore.Store) {
-	first := mustAppend(t, s, "orders", eventstore.NoStream, events("a", 3)...)
+	first := mustAppend(t, s, ordersStream, eventstore.NoStream, events("a", 3)...)
 	checkSequences(t, "first append", first.Events, 1, 3)
 	if first.Appended != 3 || first.LastSequence != 3 {
 		t.Errorf("first append: got Appended %d LastSequence %d, want 3 3", first.Appended, first.LastSequence)
 	}
-	second := mustAppend(t, s, "orders", eventstore.Exactly(3), events("b", 2)...)
+	second := mustAppend(t, s, ordersStream, eventstore.Exactly(3), events("b", 2)...)
 	checkSequences(t, "second append", second.Events, 4, 2)
 	if second.Appended != 2 || second.LastSequence != 5 {
 		t.Errorf("second append: got Appended %d LastSequence %d, want 2 5", second.Appended, second.LastSequence)
 	}
-	checkSequences(t, "read", mustRead(t, s, "orders", 0, 10), 1, 5)
+	checkSequences(t, "read", mustRead(t, s, ordersStream, 0, 10), 1, 5)
 }
 
 func testAppendAssignsIncreasingPositionsAcrossStreams(t *testing.T, s eventstore.Store) {
-	var got []engine.Message
-	got = append(got, mustAppend(t, s, "a", eventstore.Any, event("a1")).Events...)
-	got = append(got, mustAppend(t, s, "b", eventstore.Any, event("b1")).Events...)
-	got = append(got, mustAppend(t, s, "a", eventstore.Any, event("a2"), event("a3")).Events...)
-	got = append(got, mustAppend(t, s, "b", eventstore.Any, event("b2")).Events...)
+	// Arguments are evaluated left to right, so the appends happen in this order.
+	got := slices.Concat(
+		mustAppend(t, s, "a", eventstore.Any, event("a1")).Events,
+		mustAppend(t, s, "b", eventstore.Any, event("b1")).Events,
+		mustAppend(t, s, "a", eventstore.Any, event("a2"), event("a3")).Events,
+		mustAppend(t, s, "b", eventstore.Any, event("b2")).Events,
+	)
 	if got[0].Position != 1 {
 		t.Errorf("first position: got %d, want 1", got[0].Position)
 	}
@@ -83,16 +86,16 @@ func testAppendReturnsTheEventsAsStored(t *testing.T, s eventstore.Store) {
 	in.Headers = map[string]string{"ce-source": "/items", "ce-subject": "42"}
 	in.CausationID = "cause-1"
 	in.Value = map[string]any{"ignored": true}
-	res := mustAppend(t, s, "orders", eventstore.Any, in)
+	res := mustAppend(t, s, ordersStream, eventstore.Any, in)
 	if len(res.Events) != 1 {
 		t.Fatalf("Append: got %d events, want 1", len(res.Events))
 	}
-	checkContent(t, "appended", res.Events[0], in, "orders")
+	checkContent(t, "appended", res.Events[0], in, ordersStream)
 	if res.Events[0].Sequence != 1 || res.Events[0].Position == 0 || res.Events[0].Time.IsZero() {
 		t.Errorf("appended: got sequence %d position %d time %s, want 1, non-zero, non-zero",
 			res.Events[0].Sequence, res.Events[0].Position, res.Events[0].Time)
 	}
-	read := mustRead(t, s, "orders", 0, 10)
+	read := mustRead(t, s, ordersStream, 0, 10)
 	if len(read) != 1 {
 		t.Fatalf("Read: got %d events, want 1", len(read))
 	}
@@ -102,9 +105,9 @@ func testAppendReturnsTheEventsAsStored(t *testing.T, s eventstore.Store) {
 func testAppendSetsTheAppendTimeWhenTimeIsZero(t *testing.T, s eventstore.Store) {
 	// A durable backend may keep microseconds only: allow that much slack.
 	before := time.Now().Add(-time.Millisecond)
-	res := mustAppend(t, s, "orders", eventstore.Any, event("a"), event("b"))
+	res := mustAppend(t, s, ordersStream, eventstore.Any, event("a"), event("b"))
 	after := time.Now().Add(time.Millisecond)
-	for _, m := range append(res.Events, mustRead(t, s, "orders", 0, 10)...) {
+	for _, m := range append(res.Events, mustRead(t, s, ordersStream, 0, 10)...) {
 		if m.Time.Before(before) || m.Time.After(after) {
 			t.Errorf("event %q: got time %s, want between %s and %s", m.ID, m.Time, before, after)
 		}
@@ -118,8 +121,8 @@ func testAppendKeepsAGivenTime(t *testing.T, s eventstore.Store) {
 	given := time.Date(2024, 2, 29, 13, 14, 15, 123456000, time.FixedZone("CET", 3600))
 	in := event("a")
 	in.Time = given
-	res := mustAppend(t, s, "orders", eventstore.Any, in)
-	read := mustRead(t, s, "orders", 0, 10)
+	res := mustAppend(t, s, ordersStream, eventstore.Any, in)
+	read := mustRead(t, s, ordersStream, 0, 10)
 	for what, m := range map[string]engine.Message{"appended": res.Events[0], "read": read[0]} {
 		if !m.Time.Equal(given) {
 			t.Errorf("%s: got time %s, want %s", what, m.Time, given)
@@ -129,11 +132,11 @@ func testAppendKeepsAGivenTime(t *testing.T, s eventstore.Store) {
 
 func testAppendSetsAnEmptyStreamToTheStream(t *testing.T, s eventstore.Store) {
 	named := event("named")
-	named.Stream = "orders"
-	res := mustAppend(t, s, "orders", eventstore.Any, event("unnamed"), named)
-	for _, m := range append(res.Events, mustRead(t, s, "orders", 0, 10)...) {
-		if m.Stream != "orders" {
-			t.Errorf("event %q: got stream %q, want %q", m.ID, m.Stream, "orders")
+	named.Stream = ordersStream
+	res := mustAppend(t, s, ordersStream, eventstore.Any, event("unnamed"), named)
+	for _, m := range append(res.Events, mustRead(t, s, ordersStream, 0, 10)...) {
+		if m.Stream != ordersStream {
+			t.Errorf("event %q: got stream %q, want %q", m.ID, m.Stream, ordersStream)
 		}
 	}
 }
@@ -153,10 +156,10 @@ func testAppendRejectsInvalidEventsAndStoresNothing(t *testing.T, s eventstore.S
 		wantInMessage []string
 	}{
 		{"EmptyStreamName", "", eventstore.Any, []engine.Message{event("a")}, []string{"stream"}},
-		{"ExpectedVersionBelowAny", "orders", eventstore.Any - 1, []engine.Message{event("a")}, []string{"-2"}},
-		{"EmptyID", "orders", eventstore.Any, []engine.Message{event("a"), noID}, []string{"events[1]", "id"}},
-		{"AnotherStream", "orders", eventstore.Any, []engine.Message{event("a"), otherStream}, []string{"events[1]", `"b"`, `"payments"`}},
-		{"TimeOutsideTheStorableRange", "orders", eventstore.Any, []engine.Message{ancient}, []string{"events[0]", `"c"`}},
+		{"ExpectedVersionBelowAny", ordersStream, eventstore.Any - 1, []engine.Message{event("a")}, []string{"-2"}},
+		{"EmptyID", ordersStream, eventstore.Any, []engine.Message{event("a"), noID}, []string{"events[1]", "id"}},
+		{"AnotherStream", ordersStream, eventstore.Any, []engine.Message{event("a"), otherStream}, []string{"events[1]", `"b"`, `"payments"`}},
+		{"TimeOutsideTheStorableRange", ordersStream, eventstore.Any, []engine.Message{ancient}, []string{"events[0]", `"c"`}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -214,8 +217,8 @@ func testAppendChecksTheExpectedVersion(t *testing.T, s eventstore.Store) {
 }
 
 func testConflictCarriesTheActualVersion(t *testing.T, s eventstore.Store) {
-	mustAppend(t, s, "orders", eventstore.Any, events("a", 3)...)
-	_, err := s.Append(testContext(t), "orders", eventstore.Exactly(1), []engine.Message{event("b")})
+	mustAppend(t, s, ordersStream, eventstore.Any, events("a", 3)...)
+	_, err := s.Append(testContext(t), ordersStream, eventstore.Exactly(1), []engine.Message{event("b")})
 	var conflict *eventstore.ConflictError
 	if !errors.As(err, &conflict) {
 		t.Fatalf("Append: got error %v, want a *ConflictError", err)
@@ -223,7 +226,7 @@ func testConflictCarriesTheActualVersion(t *testing.T, s eventstore.Store) {
 	if !errors.Is(err, eventstore.ErrWrongExpectedVersion) {
 		t.Errorf("Append: got error %v, want one wrapping ErrWrongExpectedVersion", err)
 	}
-	want := eventstore.ConflictError{Stream: "orders", Expected: eventstore.Exactly(1), Actual: 3}
+	want := eventstore.ConflictError{Stream: ordersStream, Expected: eventstore.Exactly(1), Actual: 3}
 	if *conflict != want {
 		t.Errorf("conflict: got %+v, want %+v", *conflict, want)
 	}
@@ -231,9 +234,9 @@ func testConflictCarriesTheActualVersion(t *testing.T, s eventstore.Store) {
 
 func testAppendIsIdempotentByEventID(t *testing.T, s eventstore.Store) {
 	batch := events("a", 2)
-	first := mustAppend(t, s, "orders", eventstore.NoStream, batch...)
+	first := mustAppend(t, s, ordersStream, eventstore.NoStream, batch...)
 	// A retry with the same, now stale, expected version succeeds.
-	retry := mustAppend(t, s, "orders", eventstore.NoStream, batch...)
+	retry := mustAppend(t, s, ordersStream, eventstore.NoStream, batch...)
 	if retry.Appended != 0 || retry.LastSequence != 2 {
 		t.Errorf("retry: got Appended %d LastSequence %d, want 0 2", retry.Appended, retry.LastSequence)
 	}
@@ -243,7 +246,7 @@ func testAppendIsIdempotentByEventID(t *testing.T, s eventstore.Store) {
 	for i := range first.Events {
 		checkStored(t, "retried event", retry.Events[i], first.Events[i])
 	}
-	if v := mustVersion(t, s, "orders"); v != 2 {
+	if v := mustVersion(t, s, ordersStream); v != 2 {
 		t.Errorf("Version: got %d, want 2", v)
 	}
 }
@@ -251,7 +254,7 @@ func testAppendIsIdempotentByEventID(t *testing.T, s eventstore.Store) {
 func testAppendStoresTheSameIDInOneBatchOnce(t *testing.T, s eventstore.Store) {
 	a, b, again := event("a"), event("b"), event("a")
 	again.Payload = []byte(`"second copy"`)
-	res := mustAppend(t, s, "orders", eventstore.NoStream, a, b, again)
+	res := mustAppend(t, s, ordersStream, eventstore.NoStream, a, b, again)
 	if res.Appended != 2 || res.LastSequence != 2 {
 		t.Errorf("Append: got Appended %d LastSequence %d, want 2 2", res.Appended, res.LastSequence)
 	}
@@ -259,12 +262,12 @@ func testAppendStoresTheSameIDInOneBatchOnce(t *testing.T, s eventstore.Store) {
 		t.Fatalf("Append: got %d events, want 3 (one per input)", len(res.Events))
 	}
 	checkStored(t, "repeated ID", res.Events[2], res.Events[0])
-	checkSequences(t, "read", mustRead(t, s, "orders", 0, 10), 1, 2)
+	checkSequences(t, "read", mustRead(t, s, ordersStream, 0, 10), 1, 2)
 }
 
 func testAppendOfAPartlyDuplicateBatchAppendsOnlyTheNewEvents(t *testing.T, s eventstore.Store) {
-	stored := mustAppend(t, s, "orders", eventstore.Any, event("a")).Events[0]
-	res := mustAppend(t, s, "orders", eventstore.Exactly(1), event("a"), event("b"))
+	stored := mustAppend(t, s, ordersStream, eventstore.Any, event("a")).Events[0]
+	res := mustAppend(t, s, ordersStream, eventstore.Exactly(1), event("a"), event("b"))
 	if res.Appended != 1 || res.LastSequence != 2 {
 		t.Errorf("Append: got Appended %d LastSequence %d, want 1 2", res.Appended, res.LastSequence)
 	}
@@ -275,29 +278,29 @@ func testAppendOfAPartlyDuplicateBatchAppendsOnlyTheNewEvents(t *testing.T, s ev
 }
 
 func testAppendOfAPartlyDuplicateBatchChecksTheExpectedVersion(t *testing.T, s eventstore.Store) {
-	mustAppend(t, s, "orders", eventstore.Any, event("a"), event("b"))
-	_, err := s.Append(testContext(t), "orders", eventstore.Exactly(1), []engine.Message{event("b"), event("c")})
+	mustAppend(t, s, ordersStream, eventstore.Any, event("a"), event("b"))
+	_, err := s.Append(testContext(t), ordersStream, eventstore.Exactly(1), []engine.Message{event("b"), event("c")})
 	var conflict *eventstore.ConflictError
 	if !errors.As(err, &conflict) || conflict.Actual != 2 {
 		t.Fatalf("Append of b (stored) and c (new) expecting 1: got error %v, want a conflict with actual 2", err)
 	}
-	if v := mustVersion(t, s, "orders"); v != 2 {
+	if v := mustVersion(t, s, ordersStream); v != 2 {
 		t.Errorf("Version: got %d, want 2", v)
 	}
 }
 
 func testAppendOfAStoredIDReportsTheStoredEvent(t *testing.T, s eventstore.Store) {
-	stored := mustAppend(t, s, "orders", eventstore.Any, event("a")).Events[0]
+	stored := mustAppend(t, s, ordersStream, eventstore.Any, event("a")).Events[0]
 	changed := event("a")
 	changed.Payload = []byte(`"changed"`)
 	changed.Name = "ItemChanged"
-	res := mustAppend(t, s, "orders", eventstore.Any, changed)
+	res := mustAppend(t, s, ordersStream, eventstore.Any, changed)
 	checkStored(t, "re-appended ID", res.Events[0], stored)
-	checkStored(t, "read", mustRead(t, s, "orders", 0, 10)[0], stored)
+	checkStored(t, "read", mustRead(t, s, ordersStream, 0, 10)[0], stored)
 }
 
 func testTheSameIDInAnotherStreamIsANewEvent(t *testing.T, s eventstore.Store) {
-	mustAppend(t, s, "orders", eventstore.Any, event("a"))
+	mustAppend(t, s, ordersStream, eventstore.Any, event("a"))
 	res := mustAppend(t, s, "payments", eventstore.NoStream, event("a"))
 	if res.Appended != 1 || res.Events[0].Stream != "payments" {
 		t.Errorf("Append to another stream: got Appended %d stream %q, want 1 %q", res.Appended, res.Events[0].Stream, "payments")
@@ -305,8 +308,8 @@ func testTheSameIDInAnotherStreamIsANewEvent(t *testing.T, s eventstore.Store) {
 }
 
 func testAppendOfNoEventsStoresNothing(t *testing.T, s eventstore.Store) {
-	mustAppend(t, s, "orders", eventstore.Any, event("a"))
-	res := mustAppend(t, s, "orders", eventstore.Any)
+	mustAppend(t, s, ordersStream, eventstore.Any, event("a"))
+	res := mustAppend(t, s, ordersStream, eventstore.Any)
 	if res.Appended != 0 || len(res.Events) != 0 || res.LastSequence != 1 {
 		t.Errorf("empty Append: got Appended %d, %d events, LastSequence %d, want 0, 0, 1", res.Appended, len(res.Events), res.LastSequence)
 	}
@@ -315,11 +318,11 @@ func testAppendOfNoEventsStoresNothing(t *testing.T, s eventstore.Store) {
 func testAppendHonoursTheContext(t *testing.T, s eventstore.Store) {
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
-	_, err := s.Append(ctx, "orders", eventstore.Any, []engine.Message{event("a")})
+	_, err := s.Append(ctx, ordersStream, eventstore.Any, []engine.Message{event("a")})
 	if !errors.Is(err, context.Canceled) {
 		t.Errorf("Append with a cancelled context: got error %v, want context.Canceled", err)
 	}
-	if v := mustVersion(t, s, "orders"); v != 0 {
+	if v := mustVersion(t, s, ordersStream); v != 0 {
 		t.Errorf("Version: got %d, want 0", v)
 	}
 }
@@ -328,7 +331,7 @@ func testStoredEventsCannotBeChangedByCallers(t *testing.T, s eventstore.Store) 
 	in := event("a")
 	in.Headers = map[string]string{"k": "v"}
 	want := in.Clone()
-	res := mustAppend(t, s, "orders", eventstore.Any, in)
+	res := mustAppend(t, s, ordersStream, eventstore.Any, in)
 	scribble := func(m engine.Message) {
 		for i := range m.Payload {
 			m.Payload[i] = 'X'
@@ -338,6 +341,6 @@ func testStoredEventsCannotBeChangedByCallers(t *testing.T, s eventstore.Store) 
 	}
 	scribble(in)
 	scribble(res.Events[0])
-	scribble(mustRead(t, s, "orders", 0, 10)[0])
-	checkContent(t, "read after callers changed their copies", mustRead(t, s, "orders", 0, 10)[0], want, "orders")
+	scribble(mustRead(t, s, ordersStream, 0, 10)[0])
+	checkContent(t, "read after callers changed their copies", mustRead(t, s, ordersStream, 0, 10)[0], want, ordersStream)
 }

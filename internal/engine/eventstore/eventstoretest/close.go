@@ -14,8 +14,8 @@ var closeBehaviours = []behaviour{
 }
 
 func testClosingTheStoreEndsSubscriptions(t *testing.T, s eventstore.Store) {
-	mustAppend(t, s, "orders", eventstore.Any, event("a"))
-	waiting := subscribe(t, s, "orders", 1)
+	mustAppend(t, s, ordersStream, eventstore.Any, event("a"))
+	waiting := subscribe(t, s, ordersStream, 1)
 	unknown := subscribe(t, s, "unknown", 0)
 	pending := []<-chan result{nextAsync(testContext(t), waiting), nextAsync(testContext(t), unknown)}
 	if err := s.Close(); err != nil {
@@ -29,27 +29,27 @@ func testClosingTheStoreEndsSubscriptions(t *testing.T, s eventstore.Store) {
 }
 
 func testCallsAfterCloseReturnErrClosed(t *testing.T, s eventstore.Store) {
-	mustAppend(t, s, "orders", eventstore.Any, event("a"))
-	sub := subscribe(t, s, "orders", 0)
+	mustAppend(t, s, ordersStream, eventstore.Any, event("a"))
+	sub := subscribe(t, s, ordersStream, 0)
 	if err := s.Close(); err != nil {
 		t.Fatalf("Close: got %v, want nil", err)
 	}
 	ctx := testContext(t)
 	calls := map[string]func() error{
 		"Append": func() error {
-			_, err := s.Append(ctx, "orders", eventstore.Any, []engine.Message{event("b")})
+			_, err := s.Append(ctx, ordersStream, eventstore.Any, []engine.Message{event("b")})
 			return err
 		},
 		"Read": func() error {
-			_, err := s.Read(ctx, "orders", 0, 10)
+			_, err := s.Read(ctx, ordersStream, 0, 10)
 			return err
 		},
 		"Version": func() error {
-			_, err := s.Version(ctx, "orders")
+			_, err := s.Version(ctx, ordersStream)
 			return err
 		},
 		"Subscribe": func() error {
-			_, err := s.Subscribe(ctx, "orders", 0)
+			_, err := s.Subscribe(ctx, ordersStream, 0)
 			return err
 		},
 		"Next": func() error {

@@ -34,7 +34,7 @@ func testConcurrentAppendersGetContiguousSequencesAndUniquePositions(t *testing.
 				if i%2 == 1 {
 					batch = append(batch, event(fmt.Sprintf("w%d-%d-pair", w, i)))
 				}
-				res, err := s.Append(ctx, "orders", eventstore.Any, batch)
+				res, err := s.Append(ctx, ordersStream, eventstore.Any, batch)
 				if err != nil {
 					errs <- fmt.Errorf("writer %d append %d: %w", w, i, err)
 					return
@@ -66,7 +66,7 @@ func testConcurrentAppendersGetContiguousSequencesAndUniquePositions(t *testing.
 			}
 		}
 	}
-	read := mustRead(t, s, "orders", 0, total+1)
+	read := mustRead(t, s, ordersStream, 0, total+1)
 	checkSequences(t, "read", read, 1, total)
 	for _, m := range read {
 		if bySequence[m.Sequence] != m.ID {
@@ -81,7 +81,7 @@ func testConcurrentAppendsExpectingTheSameVersionLetOneWin(t *testing.T, s event
 	var wg sync.WaitGroup
 	for w := range writers {
 		wg.Go(func() {
-			_, errs[w] = s.Append(ctx, "orders", eventstore.NoStream, []engine.Message{event(fmt.Sprintf("w%d", w))})
+			_, errs[w] = s.Append(ctx, ordersStream, eventstore.NoStream, []engine.Message{event(fmt.Sprintf("w%d", w))})
 		})
 	}
 	wg.Wait()
@@ -99,7 +99,7 @@ func testConcurrentAppendsExpectingTheSameVersionLetOneWin(t *testing.T, s event
 	if wins != 1 {
 		t.Errorf("appends that won: got %d, want 1", wins)
 	}
-	if v := mustVersion(t, s, "orders"); v != 1 {
+	if v := mustVersion(t, s, ordersStream); v != 1 {
 		t.Errorf("Version: got %d, want 1", v)
 	}
 }

@@ -20,6 +20,9 @@ import (
 // test instead of hanging it.
 const waitTimeout = 10 * time.Second
 
+// ordersStream is the stream most behaviours append to and read from.
+const ordersStream = "orders"
+
 // behaviour is one named subtest of the suite.
 type behaviour struct {
 	name string
@@ -74,7 +77,9 @@ func events(prefix string, n int) []engine.Message {
 }
 
 // mustAppend appends and fails the test on error.
-func mustAppend(t *testing.T, s eventstore.Store, stream string, expected eventstore.ExpectedVersion, evs ...engine.Message) eventstore.AppendResult {
+func mustAppend(
+	t *testing.T, s eventstore.Store, stream string, expected eventstore.ExpectedVersion, evs ...engine.Message,
+) eventstore.AppendResult {
 	t.Helper()
 	res, err := s.Append(t.Context(), stream, expected, evs)
 	if err != nil {

@@ -20,10 +20,10 @@ var readBehaviours = []behaviour{
 }
 
 func testReadPagesThroughTheStreamInOrder(t *testing.T, s eventstore.Store) {
-	appended := mustAppend(t, s, "orders", eventstore.Any, events("a", 10)...).Events
+	appended := mustAppend(t, s, ordersStream, eventstore.Any, events("a", 10)...).Events
 	var after uint64
 	for page := 0; ; page++ {
-		got := mustRead(t, s, "orders", after, 3)
+		got := mustRead(t, s, ordersStream, after, 3)
 		want := min(3, 10-int(after))
 		checkSequences(t, "page", got, after+1, want)
 		for _, m := range got {
@@ -40,58 +40,58 @@ func testReadPagesThroughTheStreamInOrder(t *testing.T, s eventstore.Store) {
 }
 
 func testReadOfAnUnknownStreamIsEmpty(t *testing.T, s eventstore.Store) {
-	mustAppend(t, s, "orders", eventstore.Any, event("a"))
+	mustAppend(t, s, ordersStream, eventstore.Any, event("a"))
 	if got := mustRead(t, s, "unknown", 0, 10); len(got) != 0 {
 		t.Errorf("Read of an unknown stream: got %d events, want 0", len(got))
 	}
 }
 
 func testReadAfterTheLastSequenceIsEmpty(t *testing.T, s eventstore.Store) {
-	mustAppend(t, s, "orders", eventstore.Any, events("a", 2)...)
+	mustAppend(t, s, ordersStream, eventstore.Any, events("a", 2)...)
 	for _, after := range []uint64{2, 3, 1 << 62} {
-		if got := mustRead(t, s, "orders", after, 10); len(got) != 0 {
+		if got := mustRead(t, s, ordersStream, after, 10); len(got) != 0 {
 			t.Errorf("Read after %d of 2 events: got %d events, want 0", after, len(got))
 		}
 	}
 }
 
 func testReadWithoutALimitReturnsEvents(t *testing.T, s eventstore.Store) {
-	mustAppend(t, s, "orders", eventstore.Any, events("a", 5)...)
+	mustAppend(t, s, ordersStream, eventstore.Any, events("a", 5)...)
 	for _, limit := range []int{0, -1} {
-		checkSequences(t, "Read with a limit of zero or less", mustRead(t, s, "orders", 0, limit), 1, 5)
+		checkSequences(t, "Read with a limit of zero or less", mustRead(t, s, ordersStream, 0, limit), 1, 5)
 	}
 }
 
 func testReadReturnsOnlyTheStreamsOwnEvents(t *testing.T, s eventstore.Store) {
 	for i := range 3 {
-		mustAppend(t, s, "orders", eventstore.Any, events(fmt.Sprintf("order%d", i), 1)...)
+		mustAppend(t, s, ordersStream, eventstore.Any, events(fmt.Sprintf("order%d", i), 1)...)
 		mustAppend(t, s, "payments", eventstore.Any, events(fmt.Sprintf("payment%d", i), 1)...)
 	}
-	got := mustRead(t, s, "orders", 0, 10)
+	got := mustRead(t, s, ordersStream, 0, 10)
 	checkSequences(t, "orders", got, 1, 3)
 	for _, m := range got {
-		if m.Stream != "orders" {
-			t.Errorf("event %q: got stream %q, want %q", m.ID, m.Stream, "orders")
+		if m.Stream != ordersStream {
+			t.Errorf("event %q: got stream %q, want %q", m.ID, m.Stream, ordersStream)
 		}
 	}
 }
 
 func testReadHonoursTheContext(t *testing.T, s eventstore.Store) {
-	mustAppend(t, s, "orders", eventstore.Any, event("a"))
+	mustAppend(t, s, ordersStream, eventstore.Any, event("a"))
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
-	if _, err := s.Read(ctx, "orders", 0, 10); !errors.Is(err, context.Canceled) {
+	if _, err := s.Read(ctx, ordersStream, 0, 10); !errors.Is(err, context.Canceled) {
 		t.Errorf("Read with a cancelled context: got error %v, want context.Canceled", err)
 	}
 }
 
 func testVersionIsTheLastSequence(t *testing.T, s eventstore.Store) {
-	if v := mustVersion(t, s, "orders"); v != 0 {
+	if v := mustVersion(t, s, ordersStream); v != 0 {
 		t.Errorf("Version of an unknown stream: got %d, want 0", v)
 	}
-	mustAppend(t, s, "orders", eventstore.Any, events("a", 3)...)
+	mustAppend(t, s, ordersStream, eventstore.Any, events("a", 3)...)
 	mustAppend(t, s, "payments", eventstore.Any, events("b", 2)...)
-	if v := mustVersion(t, s, "orders"); v != 3 {
+	if v := mustVersion(t, s, ordersStream); v != 3 {
 		t.Errorf("Version after 3 events: got %d, want 3", v)
 	}
 }

@@ -18,7 +18,10 @@ var subscribeBehaviours = []behaviour{
 	{"SubscriptionStartsAfterTheGivenSequence", testSubscriptionStartsAfterTheGivenSequence},
 	{"SubscriptionToAnUnknownStreamWaitsForItsFirstEvent", testSubscriptionToAnUnknownStreamWaitsForItsFirstEvent},
 	{"SubscriptionSeesOnlyItsStream", testSubscriptionSeesOnlyItsStream},
-	{"SubscriptionSwitchesOverUnderConcurrentAppendsWithoutGapOrDuplicate", testSubscriptionSwitchesOverUnderConcurrentAppendsWithoutGapOrDuplicate},
+	{
+		"SubscriptionSwitchesOverUnderConcurrentAppendsWithoutGapOrDuplicate",
+		testSubscriptionSwitchesOverUnderConcurrentAppendsWithoutGapOrDuplicate,
+	},
 	{"NextHonoursTheContext", testNextHonoursTheContext},
 	{"ClosingASubscriptionEndsItsNext", testClosingASubscriptionEndsItsNext},
 }
@@ -74,13 +77,13 @@ func mustNext(t *testing.T, sub eventstore.Subscription) engine.Message {
 }
 
 func testSubscriptionCatchesUpThenFollowsLiveAppends(t *testing.T, s eventstore.Store) {
-	stored := mustAppend(t, s, "orders", eventstore.Any, events("stored", 3)...).Events
-	sub := subscribe(t, s, "orders", 0)
+	stored := mustAppend(t, s, ordersStream, eventstore.Any, events("stored", 3)...).Events
+	sub := subscribe(t, s, ordersStream, 0)
 	for _, want := range stored {
 		checkStored(t, "caught-up event", mustNext(t, sub), want)
 	}
 	pending := nextAsync(testContext(t), sub)
-	live := mustAppend(t, s, "orders", eventstore.Any, events("live", 2)...).Events
+	live := mustAppend(t, s, ordersStream, eventstore.Any, events("live", 2)...).Events
 	r := await(t, pending)
 	if r.err != nil {
 		t.Fatalf("Next waiting for a live append: got error %v, want an event", r.err)
@@ -90,16 +93,16 @@ func testSubscriptionCatchesUpThenFollowsLiveAppends(t *testing.T, s eventstore.
 }
 
 func testSubscriptionStartsAfterTheGivenSequence(t *testing.T, s eventstore.Store) {
-	stored := mustAppend(t, s, "orders", eventstore.Any, events("a", 5)...).Events
-	sub := subscribe(t, s, "orders", 3)
+	stored := mustAppend(t, s, ordersStream, eventstore.Any, events("a", 5)...).Events
+	sub := subscribe(t, s, ordersStream, 3)
 	checkStored(t, "first event after 3", mustNext(t, sub), stored[3])
 	checkStored(t, "second event after 3", mustNext(t, sub), stored[4])
 }
 
 func testSubscriptionToAnUnknownStreamWaitsForItsFirstEvent(t *testing.T, s eventstore.Store) {
-	sub := subscribe(t, s, "orders", 0)
+	sub := subscribe(t, s, ordersStream, 0)
 	pending := nextAsync(testContext(t), sub)
-	first := mustAppend(t, s, "orders", eventstore.NoStream, event("a")).Events[0]
+	first := mustAppend(t, s, ordersStream, eventstore.NoStream, event("a")).Events[0]
 	r := await(t, pending)
 	if r.err != nil {
 		t.Fatalf("Next: got error %v, want the first event", r.err)
@@ -108,10 +111,10 @@ func testSubscriptionToAnUnknownStreamWaitsForItsFirstEvent(t *testing.T, s even
 }
 
 func testSubscriptionSeesOnlyItsStream(t *testing.T, s eventstore.Store) {
-	sub := subscribe(t, s, "orders", 0)
+	sub := subscribe(t, s, ordersStream, 0)
 	pending := nextAsync(testContext(t), sub)
 	mustAppend(t, s, "payments", eventstore.Any, events("payment", 3)...)
-	own := mustAppend(t, s, "orders", eventstore.Any, event("order")).Events[0]
+	own := mustAppend(t, s, ordersStream, eventstore.Any, event("order")).Events[0]
 	r := await(t, pending)
 	if r.err != nil {
 		t.Fatalf("Next: got error %v, want the stream's event", r.err)
@@ -135,7 +138,7 @@ func testSubscriptionSwitchesOverUnderConcurrentAppendsWithoutGapOrDuplicate(t *
 	for w := range switchWriters {
 		writing.Go(func() {
 			for i := range perWriter {
-				if _, err := s.Append(ctx, "orders", eventstore.Any, []engine.Message{event(fmt.Sprintf("w%d-%d", w, i))}); err != nil {
+				if _, err := s.Append(ctx, ordersStream, eventstore.Any, []engine.Message{event(fmt.Sprintf("w%d-%d", w, i))}); err != nil {
 					writeErrs <- fmt.Errorf("writer %d append %d: %w", w, i, err)
 					return
 				}
@@ -149,7 +152,7 @@ func testSubscriptionSwitchesOverUnderConcurrentAppendsWithoutGapOrDuplicate(t *
 	for n := range subscribers {
 		// Subscriber n starts once about n/subscribers of the events exist.
 		for threshold := uint64(n * total / subscribers); ; {
-			v, err := s.Version(ctx, "orders")
+			v, err := s.Version(ctx, ordersStream)
 			if err != nil {
 				t.Fatalf("Version: got error %v, want nil", err)
 			}
@@ -161,7 +164,7 @@ func testSubscriptionSwitchesOverUnderConcurrentAppendsWithoutGapOrDuplicate(t *
 			}
 			runtime.Gosched() // let the writers run
 		}
-		sub := subscribe(t, s, "orders", 0)
+		sub := subscribe(t, s, ordersStream, 0)
 		reading.Go(func() {
 			for range total {
 				m, err := sub.Next(ctx)
@@ -183,7 +186,7 @@ func testSubscriptionSwitchesOverUnderConcurrentAppendsWithoutGapOrDuplicate(t *
 	for err := range readErrs {
 		t.Fatal(err)
 	}
-	stored := mustRead(t, s, "orders", 0, total+1)
+	stored := mustRead(t, s, ordersStream, 0, total+1)
 	checkSequences(t, "stored", stored, 1, total)
 	for n := range subscribers {
 		checkSequences(t, fmt.Sprintf("subscriber %d", n), got[n], 1, total)
@@ -197,7 +200,7 @@ func testSubscriptionSwitchesOverUnderConcurrentAppendsWithoutGapOrDuplicate(t *
 }
 
 func testNextHonoursTheContext(t *testing.T, s eventstore.Store) {
-	sub := subscribe(t, s, "orders", 0)
+	sub := subscribe(t, s, ordersStream, 0)
 
 	ctx, cancel := context.WithCancel(t.Context())
 	pending := nextAsync(ctx, sub)
@@ -213,12 +216,12 @@ func testNextHonoursTheContext(t *testing.T, s eventstore.Store) {
 	}
 
 	// The subscription still works after a Next gave up.
-	want := mustAppend(t, s, "orders", eventstore.Any, event("a")).Events[0]
+	want := mustAppend(t, s, ordersStream, eventstore.Any, event("a")).Events[0]
 	checkStored(t, "event after cancelled calls", mustNext(t, sub), want)
 }
 
 func testClosingASubscriptionEndsItsNext(t *testing.T, s eventstore.Store) {
-	sub := subscribe(t, s, "orders", 0)
+	sub := subscribe(t, s, ordersStream, 0)
 	pending := nextAsync(testContext(t), sub)
 	if err := sub.Close(); err != nil {
 		t.Fatalf("Close: got %v, want nil", err)
@@ -226,7 +229,7 @@ func testClosingASubscriptionEndsItsNext(t *testing.T, s eventstore.Store) {
 	if r := await(t, pending); !errors.Is(r.err, eventstore.ErrSubscriptionClosed) {
 		t.Errorf("pending Next after Close: got %v, want ErrSubscriptionClosed", r.err)
 	}
-	mustAppend(t, s, "orders", eventstore.Any, event("a"))
+	mustAppend(t, s, ordersStream, eventstore.Any, event("a"))
 	if _, err := sub.Next(testContext(t)); !errors.Is(err, eventstore.ErrSubscriptionClosed) {
 		t.Errorf("Next after Close: got %v, want ErrSubscriptionClosed", err)
 	}
@@ -234,5 +237,5 @@ func testClosingASubscriptionEndsItsNext(t *testing.T, s eventstore.Store) {
 		t.Errorf("second Close: got %v, want nil", err)
 	}
 	// The store is unaffected.
-	checkSequences(t, "read", mustRead(t, s, "orders", 0, 10), 1, 1)
+	checkSequences(t, "read", mustRead(t, s, ordersStream, 0, 10), 1, 1)
 }

@@ -138,16 +138,23 @@ func testIncrement(t *testing.T, s readmodel.Store) {
 	}
 }
 
+// The keys seed fills, one per kind of value.
+const (
+	keyList = "list"
+	keyNum  = "num"
+	keyStr  = "str"
+)
+
 // seed gives proj a list under "list", a number under "num" and a string
 // under "str", at checkpoint s=1.
 func seed(t *testing.T, s readmodel.Store) map[string]any {
 	t.Helper()
 	mustApply(t, s, proj, []readmodel.Change{
-		{Key: "list", Op: readmodel.OpAppend, Value: "x"},
-		{Key: "num", Op: readmodel.OpIncrement, Delta: 1},
-		{Key: "str", Op: readmodel.OpSet, Value: "s"},
+		{Key: keyList, Op: readmodel.OpAppend, Value: "x"},
+		{Key: keyNum, Op: readmodel.OpIncrement, Delta: 1},
+		{Key: keyStr, Op: readmodel.OpSet, Value: "s"},
 	}, readmodel.Checkpoint{"s": 1})
-	return map[string]any{"list": []any{"x"}, "num": 1.0, "str": "s"}
+	return map[string]any{keyList: []any{"x"}, keyNum: 1.0, keyStr: "s"}
 }
 
 func testTypeClash(t *testing.T, s readmodel.Store) {
@@ -156,10 +163,10 @@ func testTypeClash(t *testing.T, s readmodel.Store) {
 		name  string
 		clash readmodel.Change
 	}{
-		{"append to a number", readmodel.Change{Key: "num", Op: readmodel.OpAppend, Value: "y"}},
-		{"append to a string", readmodel.Change{Key: "str", Op: readmodel.OpAppend, Value: "y"}},
-		{"increment a list", readmodel.Change{Key: "list", Op: readmodel.OpIncrement, Delta: 1}},
-		{"increment a string", readmodel.Change{Key: "str", Op: readmodel.OpIncrement, Delta: 1}},
+		{"append to a number", readmodel.Change{Key: keyNum, Op: readmodel.OpAppend, Value: "y"}},
+		{"append to a string", readmodel.Change{Key: keyStr, Op: readmodel.OpAppend, Value: "y"}},
+		{"increment a list", readmodel.Change{Key: keyList, Op: readmodel.OpIncrement, Delta: 1}},
+		{"increment a string", readmodel.Change{Key: keyStr, Op: readmodel.OpIncrement, Delta: 1}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -178,8 +185,8 @@ func testTypeClash(t *testing.T, s readmodel.Store) {
 func testTypeClashWithinBatch(t *testing.T, s readmodel.Store) {
 	want := seed(t, s)
 	changes := []readmodel.Change{
-		{Key: "list", Op: readmodel.OpSet, Value: "now a string"},
-		{Key: "list", Op: readmodel.OpAppend, Value: "y"},
+		{Key: keyList, Op: readmodel.OpSet, Value: "now a string"},
+		{Key: keyList, Op: readmodel.OpAppend, Value: "y"},
 	}
 	err := s.Apply(t.Context(), proj, changes, readmodel.Checkpoint{"s": 2})
 	if !errors.Is(err, readmodel.ErrTypeClash) {
@@ -276,8 +283,8 @@ func testDelete(t *testing.T, s readmodel.Store) {
 		t.Errorf("delete again: got %v, want nil", err)
 	}
 	// A deleted projection starts afresh.
-	mustApply(t, s, proj, []readmodel.Change{{Key: "list", Op: readmodel.OpIncrement, Delta: 1}}, readmodel.Checkpoint{"t": 1})
-	wantDocument(t, s, proj, map[string]any{"list": 1.0})
+	mustApply(t, s, proj, []readmodel.Change{{Key: keyList, Op: readmodel.OpIncrement, Delta: 1}}, readmodel.Checkpoint{"t": 1})
+	wantDocument(t, s, proj, map[string]any{keyList: 1.0})
 	wantCheckpoint(t, s, proj, readmodel.Checkpoint{"t": 1})
 }
 
