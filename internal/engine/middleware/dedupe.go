@@ -122,17 +122,14 @@ func newSeenSet(window time.Duration, maxEntries int) *seenSet {
 
 // keyOf hashes stream and id with two independent seeds.
 func (s *seenSet) keyOf(stream, id string) dedupeKey {
-	var key dedupeKey
-	for i, seed := range s.seeds {
-		var h maphash.Hash
-		h.SetSeed(seed)
-		h.WriteString(stream)
-		h.WriteByte(0)
-		h.WriteString(id)
-		key[i] = h.Sum64()
-	}
-	return key
+	// maphash.Comparable hashes the pair with the runtime's string hash,
+	// several times faster than streaming both strings through a Hash.
+	ev := eventRef{stream: stream, id: id}
+	return dedupeKey{maphash.Comparable(s.seeds[0], ev), maphash.Comparable(s.seeds[1], ev)}
 }
+
+// eventRef is what identifies an event to Dedupe.
+type eventRef struct{ stream, id string }
 
 // contains reports whether key was added within the window before now.
 func (s *seenSet) contains(key dedupeKey, now time.Time) bool {
