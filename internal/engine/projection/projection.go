@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"maps"
 	"sync"
 	"sync/atomic"
 
@@ -30,14 +29,17 @@ type Projection struct {
 	processed    atomic.Uint64
 	deadLettered atomic.Uint64
 
-	mu sync.Mutex // guards cp
-	cp readmodel.Checkpoint
+	// positions is the checkpoint of each stream the spec names. The map is
+	// built by New and only read afterwards, so the per-event lookup takes no
+	// lock; the values are atomics because Stats reads them concurrently.
+	positions map[string]*atomic.Uint64
 
 	// saveMu guards the scratch space save reuses on every event (the store
-	// keeps neither the changes slice nor the checkpoint map it is given).
-	saveMu         sync.Mutex
-	saveChanges    [1]readmodel.Change
-	saveCheckpoint readmodel.Checkpoint
+	// keeps neither the changes slice nor the checkpoint map it is given):
+	// one single-entry checkpoint per stream, so no map is cleared or built.
+	saveMu          sync.Mutex
+	saveChanges     [1]readmodel.Change
+	saveCheckpoints map[string]readmodel.Checkpoint
 }
 
 // New validates spec, compiles its key expression and loads the checkpoint
@@ -66,9 +68,13 @@ func New(spec Spec, store readmodel.Store) (*Projection, error) {
 	if err != nil {
 		return nil, fmt.Errorf("projection %q: load checkpoint: %w", spec.Name, err)
 	}
-	p.cp = maps.Clone(cp)
-	if p.cp == nil {
-		p.cp = readmodel.Checkpoint{}
+	p.positions = make(map[string]*atomic.Uint64, len(spec.Streams))
+	p.saveCheckpoints = make(map[string]readmodel.Checkpoint, len(spec.Streams))
+	for _, s := range spec.Streams {
+		pos := &atomic.Uint64{}
+		pos.Store(cp[s])
+		p.positions[s] = pos
+		p.saveCheckpoints[s] = readmodel.Checkpoint{s: 0}
 	}
 	return p, nil
 }
@@ -160,18 +166,20 @@ func (p *Projection) Settle(ctx context.Context, msg engine.Message, deadLettere
 // save applies changes and msg's sequence as its stream's checkpoint in one
 // store operation, then advances the checkpoint held in memory.
 func (p *Projection) save(ctx context.Context, change *readmodel.Change, msg engine.Message) error {
+	pos, ok := p.positions[msg.Stream]
+	if !ok {
+		return engine.Permanentf("projection %q: event %s comes from stream %q, which the projection does not read",
+			p.spec.Name, msg.ID, msg.Stream)
+	}
 	p.saveMu.Lock()
 	var changes []readmodel.Change
 	if change != nil {
 		p.saveChanges[0] = *change
 		changes = p.saveChanges[:]
 	}
-	if p.saveCheckpoint == nil {
-		p.saveCheckpoint = make(readmodel.Checkpoint, 1)
-	}
-	clear(p.saveCheckpoint)
-	p.saveCheckpoint[msg.Stream] = msg.Sequence
-	err := p.store.Apply(ctx, p.spec.Name, changes, p.saveCheckpoint)
+	cp := p.saveCheckpoints[msg.Stream]
+	cp[msg.Stream] = msg.Sequence
+	err := p.store.Apply(ctx, p.spec.Name, changes, cp)
 	p.saveChanges[0] = readmodel.Change{} // hold no payload
 	p.saveMu.Unlock()
 	if err != nil {
@@ -182,24 +190,29 @@ func (p *Projection) save(ctx context.Context, change *readmodel.Change, msg eng
 		}
 		return fmt.Errorf("projection %q: save event %s/%d: %w", p.spec.Name, msg.Stream, msg.Sequence, err)
 	}
-	p.mu.Lock()
-	p.cp[msg.Stream] = msg.Sequence
-	p.mu.Unlock()
+	pos.Store(msg.Sequence)
 	return nil
 }
 
+// checkpointOf is the last sequence of stream applied or settled; 0 for a
+// stream the projection does not read.
 func (p *Projection) checkpointOf(stream string) uint64 {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.cp[stream]
+	if pos, ok := p.positions[stream]; ok {
+		return pos.Load()
+	}
+	return 0
 }
 
-// Checkpoint returns a copy of the last sequence applied or settled, per
-// stream.
+// Checkpoint returns the last sequence applied or settled, per stream; a
+// stream with nothing settled yet is absent.
 func (p *Projection) Checkpoint() readmodel.Checkpoint {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return maps.Clone(p.cp)
+	cp := make(readmodel.Checkpoint, len(p.positions))
+	for s, pos := range p.positions {
+		if n := pos.Load(); n > 0 {
+			cp[s] = n
+		}
+	}
+	return cp
 }
 
 // Stats returns the projection's counters and checkpoint.
