@@ -22,7 +22,7 @@ type DedupeConfig struct {
 	// so the bound only needs to cover duplicates that arrive close together.
 	MaxEntries int
 
-	// now is replaced by tests; nil means time.Now.
+	// now is replaced by tests; nil means a monotonic clock.
 	now func() time.Time
 }
 
@@ -34,7 +34,7 @@ func (c *DedupeConfig) setDefaults() {
 		c.MaxEntries = 10_000
 	}
 	if c.now == nil {
-		c.now = time.Now
+		c.now = monotonicClock()
 	}
 }
 
@@ -51,14 +51,15 @@ func (c DedupeConfig) Validate() error {
 
 // Dedupe skips a message whose event (stream and id) the next handler already
 // handled successfully within the window: it returns engine.ErrSkip without
-// calling next. An event is remembered only once next returns nil, so a
-// failed one can be redelivered and tried again (unlike Watermill's
-// deduplicator, see its issue #580).
+// calling next. An event whose handling fails is forgotten, so it can be
+// redelivered and tried again (unlike Watermill's deduplicator, see its issue
+// #580).
 //
 // Each handler the middleware wraps gets its own memory, bounded by Window and
-// MaxEntries, so two projections never skip each other's events. Two
-// deliveries of one event running at the same moment both reach next; the
-// router never runs one handler concurrently, so that does not happen there.
+// MaxEntries, so two projections never skip each other's events. Of two
+// deliveries of one event running at the same moment, the second is skipped
+// while the first is in flight; the router never runs one handler
+// concurrently, so that does not happen there.
 func Dedupe(cfg DedupeConfig) (engine.Middleware, error) {
 	cfg.setDefaults()
 	if err := cfg.Validate(); err != nil {
@@ -72,12 +73,15 @@ func Dedupe(cfg DedupeConfig) (engine.Middleware, error) {
 			// minutes, dating the entry from the start of handling rather
 			// than its end makes no difference worth a second read.
 			now := cfg.now()
-			if seen.contains(key, now) {
+			// Claiming before next is one lock and one map insert where
+			// a lookup before and an insert after would take two of each;
+			// a failure releases the claim so the event can be redelivered.
+			if !seen.claim(key, now) {
 				return nil, engine.ErrSkip
 			}
 			out, err := next.Handle(ctx, msg)
-			if err == nil {
-				seen.add(key, now)
+			if err != nil {
+				seen.release(key)
 			}
 			return out, err
 		})
@@ -140,8 +144,9 @@ func (s *seenSet) contains(key dedupeKey, now time.Time) bool {
 	return ok
 }
 
-// add remembers key as handled at now.
-func (s *seenSet) add(key dedupeKey, now time.Time) {
+// claim remembers key as handled at now and reports true, or reports false
+// when key is already remembered.
+func (s *seenSet) claim(key dedupeKey, now time.Time) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.expire(now)
@@ -150,7 +155,7 @@ func (s *seenSet) add(key dedupeKey, now time.Time) {
 	before := len(s.keys)
 	s.keys[key] = struct{}{}
 	if len(s.keys) == before {
-		return // already remembered; its first entry stands
+		return false // already remembered; its first entry stands
 	}
 	if s.n == s.max {
 		// Full (so the ring has max slots): the oldest entry's slot
@@ -158,7 +163,7 @@ func (s *seenSet) add(key dedupeKey, now time.Time) {
 		delete(s.keys, s.ring[s.head].key)
 		s.ring[s.head] = seenEntry{key: key, at: now.UnixNano()}
 		s.head = s.next(s.head)
-		return
+		return true
 	}
 	if s.n == len(s.ring) {
 		s.grow()
@@ -169,6 +174,25 @@ func (s *seenSet) add(key dedupeKey, now time.Time) {
 	}
 	s.ring[tail] = seenEntry{key: key, at: now.UnixNano()}
 	s.n++
+	return true
+}
+
+// release forgets a claimed key whose handling failed. Its ring entry stays
+// until it expires; should the key be claimed again meanwhile, that old entry
+// forgets the new claim early when it expires, which can let a duplicate
+// through but never skips an event that was not handled.
+func (s *seenSet) release(key dedupeKey) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.keys, key)
+}
+
+// monotonicClock returns a clock that reads only the monotonic time (one
+// system clock read instead of time.Now's two); its wall time is derived
+// from the moment it was made, which is all a dedupe window needs.
+func monotonicClock() func() time.Time {
+	base := time.Now()
+	return func() time.Time { return base.Add(time.Since(base)) }
 }
 
 // expire forgets the entries older than the window.

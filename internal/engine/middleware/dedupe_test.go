@@ -158,7 +158,7 @@ func TestSeenSetStaysWithinMaxEntries(t *testing.T) {
 	s := newSeenSet(time.Hour, 100)
 	now := time.Now()
 	for i := range 1000 {
-		s.add(s.keyOf("s", strconv.Itoa(i)), now)
+		s.claim(s.keyOf("s", strconv.Itoa(i)), now)
 	}
 	if len(s.keys) != 100 || s.n != 100 || len(s.ring) != 100 {
 		t.Errorf("keys, entries, ring size: got %d, %d, %d, want 100 each", len(s.keys), s.n, len(s.ring))
@@ -169,9 +169,9 @@ func TestSeenSetExpiresOldEntriesOnAdd(t *testing.T) {
 	s := newSeenSet(time.Minute, 100)
 	start := time.Now()
 	for i := range 10 {
-		s.add(s.keyOf("s", strconv.Itoa(i)), start)
+		s.claim(s.keyOf("s", strconv.Itoa(i)), start)
 	}
-	s.add(s.keyOf("s", "late"), start.Add(time.Minute))
+	s.claim(s.keyOf("s", "late"), start.Add(time.Minute))
 	if len(s.keys) != 1 || s.n != 1 {
 		t.Errorf("keys and entries after the window: got %d and %d, want 1 and 1", len(s.keys), s.n)
 	}
@@ -184,15 +184,15 @@ func TestSeenSetKeepsAgeOrderWhenGrowingAWrappedRing(t *testing.T) {
 	t0 := time.Now()
 	key := func(batch string, i int) dedupeKey { return s.keyOf(batch, strconv.Itoa(i)) }
 	for i := range 40 {
-		s.add(key("a", i), t0)
+		s.claim(key("a", i), t0)
 	}
 	for i := range 24 {
-		s.add(key("b", i), t0.Add(30*time.Second))
+		s.claim(key("b", i), t0.Add(30*time.Second))
 	}
 	// Expires batch a, then refills the 64 slots past the end of the ring
 	// and one more, which makes it grow.
 	for i := range 41 {
-		s.add(key("c", i), t0.Add(time.Minute))
+		s.claim(key("c", i), t0.Add(time.Minute))
 	}
 	if len(s.ring) <= 64 {
 		t.Fatalf("ring size: got %d, want it grown past 64", len(s.ring))
