@@ -26,7 +26,7 @@ type RetryConfig struct {
 	Jitter float64
 
 	// sleep and random are replaced by tests to make backoff fast and
-	// deterministic; nil means sleepContext and rand.Float64.
+	// deterministic; nil means engine.Sleep and rand.Float64.
 	sleep  func(ctx context.Context, d time.Duration) error
 	random func() float64
 }
@@ -48,7 +48,7 @@ func (c *RetryConfig) setDefaults() {
 		c.Jitter = 0.2
 	}
 	if c.sleep == nil {
-		c.sleep = sleepContext
+		c.sleep = engine.Sleep
 	}
 	if c.random == nil {
 		c.random = rand.Float64
@@ -128,16 +128,4 @@ func (c *RetryConfig) jittered(backoff float64) time.Duration {
 // error (so shutdown is recognisable with errors.Is) and the last handler error.
 func stoppedError(ctx context.Context, attempts int, last error) error {
 	return fmt.Errorf("retry stopped after %d attempts: %w (last error: %w)", attempts, ctx.Err(), last)
-}
-
-// sleepContext waits for d or until ctx is done, whichever comes first.
-func sleepContext(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }

@@ -17,6 +17,8 @@ import (
 	"context"
 	"fmt"
 	"time"
+
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine"
 )
 
 // Processor dispatches the outbox. Run it on one goroutine (on the leader
@@ -55,7 +57,7 @@ func (p *Processor) Run(ctx context.Context) error {
 			backoff = p.nextBackoff(backoff)
 			// A signal does not cut the wait short: under load it would
 			// turn the backoff into a busy retry loop.
-			wait(ctx, backoff)
+			_ = engine.Sleep(ctx, backoff) // ctx's end is seen by the loop
 			continue
 		}
 		backoff = 0
@@ -80,7 +82,7 @@ func (p *Processor) drain(ctx context.Context) error {
 			return nil
 		}
 		backoff = p.nextBackoff(backoff)
-		if !wait(ctx, backoff) {
+		if engine.Sleep(ctx, backoff) != nil {
 			n := p.cfg.Outbox.Len()
 			p.cfg.Logger.Error("outbox processor stopped before the outbox was drained",
 				"pending", n, "drainTimeout", p.cfg.DrainTimeout, "error", err)
@@ -96,16 +98,4 @@ func (p *Processor) nextBackoff(prev time.Duration) time.Duration {
 		return p.cfg.PollingInterval
 	}
 	return min(2*prev, maxBackoffPolls*p.cfg.PollingInterval)
-}
-
-// wait sleeps for d and reports true, or reports false as soon as ctx ends.
-func wait(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
 }

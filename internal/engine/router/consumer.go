@@ -50,7 +50,7 @@ func (c *consumer) run(ctx context.Context) {
 		c.setErr(err)
 		c.rt.r.cfg.Logger.Error("route stopped consuming; retrying",
 			"route", c.rt.route.Name, "stream", c.stream, "after", c.pos.Load(), "error", err, "retryIn", pause)
-		if !sleep(ctx, pause) {
+		if engine.Sleep(ctx, pause) != nil {
 			return
 		}
 		pause = min(pause*2, maxPause)
@@ -211,7 +211,7 @@ func (c *consumer) deliver(ctx context.Context, msg engine.Message) error {
 		c.rt.r.cfg.Logger.Error("event not settled; trying again",
 			"route", c.rt.route.Name, "stream", c.stream, "sequence", msg.Sequence, "id", msg.ID,
 			"error", err, "retryIn", pause)
-		if !sleep(ctx, pause) {
+		if engine.Sleep(ctx, pause) != nil {
 			return ctx.Err()
 		}
 		pause = min(pause*2, maxPause)
@@ -287,18 +287,6 @@ func (c *consumer) stats() StreamStats {
 	st.Err = c.lastErr
 	c.errMu.Unlock()
 	return st
-}
-
-// sleep waits d or until ctx ends; it reports whether the wait was complete.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
 }
 
 // CheckOutputs is the innermost middleware of a route whose handler may
