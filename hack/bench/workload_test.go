@@ -17,8 +17,9 @@ const waitTimeout = 2 * time.Minute
 var payload = []byte(`{"foo":"a","n":1}`)
 
 // appendProjection does the work of the engine's pipeline and Append
-// projection: decode the payload (the engine's Deserialize), then keep it in
-// memory as JSON text, as the engine's read model does. It closes done once
+// projection: check that the payload is JSON (the engine's Deserialize,
+// which builds no value when nothing reads it), then keep it in memory as
+// JSON text, as the engine's read model does. It closes done once
 // it has applied want events.
 type appendProjection struct {
 	mu   sync.Mutex
@@ -32,9 +33,8 @@ func newAppendProjection(want int) *appendProjection {
 }
 
 func (p *appendProjection) apply(body []byte) error {
-	var row map[string]any
-	if err := json.Unmarshal(body, &row); err != nil {
-		return fmt.Errorf("decode payload: %w", err)
+	if !json.Valid(body) {
+		return fmt.Errorf("payload is not JSON: %q", body)
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()

@@ -8,7 +8,9 @@ import (
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/celexpr"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/middleware"
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/projection"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/router"
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/serde"
 )
 
 // route builds the router route of a projection, or says what it waits for.
@@ -56,12 +58,13 @@ func (e *Engine) route(st *projectionState) (router.Route, error) {
 		}
 		pipe = p
 	}
-	mws, err := e.buildPipeline(pipe, spec.Name)
+	deserialize := e.deserializer(spec, pipe)
+	mws, err := e.buildPipeline(pipe, spec.Name, deserialize)
 	if err != nil {
 		return router.Route{}, err
 	}
 	if !slices.ContainsFunc(pipe.Middleware, func(m MiddlewareSpec) bool { return m.Type == Deserialize }) {
-		mws = append(mws, middleware.Deserialize(e))
+		mws = append(mws, deserialize)
 	}
 	mws = append(mws, middleware.Recover())
 	if len(spec.EventNames) > 0 {
@@ -92,16 +95,31 @@ func (e *Engine) route(st *projectionState) (router.Route, error) {
 	return route, nil
 }
 
-// buildPipeline turns a pipeline spec into middleware for the named handler.
+// deserializer is the projection's Deserialize. It decodes only the payloads
+// whose value something reads: a Filter or a key expression reads every
+// one, and Append and Latest read those that are not JSON (a JSON payload
+// is kept as its own text). The others are only validated, which for JSON
+// is several times cheaper than building the value.
+func (e *Engine) deserializer(spec ProjectionSpec, pipe PipelineSpec) engine.Middleware {
+	valueRead := spec.KeyExpression != "" ||
+		slices.ContainsFunc(pipe.Middleware, func(m MiddlewareSpec) bool { return m.Type == Filter })
+	keepsPayload := spec.Type != projection.Count
+	return middleware.DeserializeIfNeeded(e, func(msg engine.Message) bool {
+		return valueRead || (keepsPayload && msg.ContentType != serde.JSON)
+	})
+}
+
+// buildPipeline turns a pipeline spec into middleware for the named handler,
+// with deserialize as its Deserialize entry (nil: one that always decodes).
 // Every setting is checked here, so ApplyPipeline can refuse a bad pipeline
 // before any projection uses it.
-func (e *Engine) buildPipeline(p PipelineSpec, handler string) ([]engine.Middleware, error) {
+func (e *Engine) buildPipeline(p PipelineSpec, handler string, deserialize engine.Middleware) ([]engine.Middleware, error) {
 	if err := p.validate(); err != nil {
 		return nil, fmt.Errorf("pipeline %q: %w", p.Name, err)
 	}
 	mws := make([]engine.Middleware, 0, len(p.Middleware))
 	for i, m := range p.Middleware {
-		mw, err := e.buildMiddleware(m, handler)
+		mw, err := e.buildMiddleware(m, handler, deserialize)
 		if err != nil {
 			return nil, fmt.Errorf("%w: pipeline %q: middleware[%d] (%s): %w", ErrInvalidSpec, p.Name, i, m.Type, err)
 		}
@@ -112,9 +130,12 @@ func (e *Engine) buildPipeline(p PipelineSpec, handler string) ([]engine.Middlew
 	return mws, nil
 }
 
-func (e *Engine) buildMiddleware(m MiddlewareSpec, handler string) (engine.Middleware, error) {
+func (e *Engine) buildMiddleware(m MiddlewareSpec, handler string, deserialize engine.Middleware) (engine.Middleware, error) {
 	switch m.Type {
 	case Deserialize:
+		if deserialize != nil {
+			return deserialize, nil
+		}
 		return middleware.Deserialize(e), nil
 	case Logging:
 		return middleware.Logging(e.cfg.Logger, m.LogLevel, handler), nil
@@ -168,4 +189,14 @@ func (e *Engine) Decode(streamName, contentType string, payload []byte) (any, er
 		return nil, fmt.Errorf("%w: %q", ErrStreamNotFound, streamName)
 	}
 	return s.codecs.Decode(contentType, payload)
+}
+
+// Validate checks a payload of stream as Decode would, without building its
+// value where the stream's codec can (see serde.Validator).
+func (e *Engine) Validate(streamName, contentType string, payload []byte) error {
+	s, ok := e.stream(streamName)
+	if !ok {
+		return fmt.Errorf("%w: %q", ErrStreamNotFound, streamName)
+	}
+	return s.codecs.Validate(contentType, payload)
 }

@@ -231,7 +231,7 @@ func (e *Engine) ApplyPipeline(spec PipelineSpec) error {
 	if spec.Name == "" {
 		return invalid("pipeline needs a name")
 	}
-	if _, err := e.buildPipeline(spec, "validate"); err != nil {
+	if _, err := e.buildPipeline(spec, "validate", nil); err != nil {
 		return err
 	}
 	e.mu.Lock()

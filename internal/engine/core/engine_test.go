@@ -459,3 +459,26 @@ func TestQueueDepthGaugeIsRefreshedOnThePeriod(t *testing.T) {
 		return false
 	})
 }
+
+// Projections that read no value only validate JSON payloads; one whose
+// pipeline filters on the payload still sees every value decoded.
+func TestFilterOnThePayloadSeesDecodedValues(t *testing.T) {
+	e := startEngine(t, core.Config{})
+	mustApplyStream(t, e, core.StreamSpec{Name: "s", DefaultEventName: "E"})
+	err := e.ApplyPipeline(core.PipelineSpec{Name: "big", Middleware: []core.MiddlewareSpec{
+		{Type: core.Deserialize},
+		{Type: core.Filter, FilterExpression: "event.payload.n > 1"},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec := appendProjection("big-items", "s")
+	spec.Pipeline = "big"
+	mustApplyProjection(t, e, spec)
+	mustApplyProjection(t, e, appendProjection("all-items", "s"))
+	ingestJSON(t, e, "s", `{"n":1}`, `{"n":2}`, `{"n":3}`)
+	waitProcessed(t, e, "big-items", 3)
+	waitProcessed(t, e, "all-items", 3)
+	assertJSONEqual(t, query(t, e, "big-items"), `{"items":[{"n":2},{"n":3}]}`)
+	assertJSONEqual(t, query(t, e, "all-items"), `{"items":[{"n":1},{"n":2},{"n":3}]}`)
+}

@@ -222,3 +222,11 @@ func BenchmarkDefaultChain(b *testing.B) { benchmarkChain(b, false) }
 // BenchmarkDefaultChainPreDecoded leaves out the JSON decoding, to show what
 // the middleware itself costs.
 func BenchmarkDefaultChainPreDecoded(b *testing.B) { benchmarkChain(b, true) }
+
+// Validate checks syntax only, as the serde JSON decoder does.
+func (jsonDecoders) Validate(_, _ string, payload []byte) error {
+	if !json.Valid(payload) {
+		return errors.New("invalid JSON")
+	}
+	return nil
+}

@@ -39,3 +39,39 @@ func Deserialize(d Decoders) engine.Middleware {
 		})
 	}
 }
+
+// Validators checks payloads by the stream they belong to and their content
+// type without building their values where it can.
+type Validators interface {
+	Validate(stream, contentType string, payload []byte) error
+}
+
+// DecodeValidators both decodes and validates.
+type DecodeValidators interface {
+	Decoders
+	Validators
+}
+
+// DeserializeIfNeeded is Deserialize for a chain in which not every message's
+// value is read. For a message needValue rejects, the payload is only
+// validated, which for JSON costs a fraction of decoding it, and Value stays
+// nil; any other message is decoded as Deserialize does. Either way a payload
+// that is not valid is a permanent error.
+func DeserializeIfNeeded(d DecodeValidators, needValue func(engine.Message) bool) engine.Middleware {
+	if d == nil || needValue == nil {
+		panic("middleware: DeserializeIfNeeded needs non-nil decoders and needValue")
+	}
+	decode := Deserialize(d)
+	return func(next engine.Handler) engine.Handler {
+		decodeThenNext := decode(next)
+		return engine.HandlerFunc(func(ctx context.Context, msg engine.Message) ([]engine.Message, error) {
+			if msg.Value != nil || needValue(msg) {
+				return decodeThenNext.Handle(ctx, msg)
+			}
+			if err := d.Validate(msg.Stream, msg.ContentType, msg.Payload); err != nil {
+				return nil, engine.Permanent(fmt.Errorf("deserialize event %q of stream %q: %w", msg.ID, msg.Stream, err))
+			}
+			return next.Handle(ctx, msg)
+		})
+	}
+}

@@ -91,3 +91,44 @@ func TestDeserializePanicsOnNilDecoders(t *testing.T) {
 	}()
 	Deserialize(nil)
 }
+
+func TestDeserializeIfNeededOnlyValidatesWhenNoValueIsNeeded(t *testing.T) {
+	tests := []struct {
+		name      string
+		needValue bool
+		payload   string
+		wantValue bool
+		wantErr   bool
+	}{
+		{"value needed: decoded", true, `{"foo":"a"}`, true, false},
+		{"value not needed: validated only", false, `{"foo":"a"}`, false, false},
+		{"value not needed, bad payload: permanent error", false, `{"foo":`, false, true},
+		{"value needed, bad payload: permanent error", true, `{"foo":`, false, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var seen engine.Message
+			called := false
+			next := engine.HandlerFunc(func(_ context.Context, msg engine.Message) ([]engine.Message, error) {
+				seen, called = msg, true
+				return nil, nil
+			})
+			mw := DeserializeIfNeeded(jsonDecoders{}, func(engine.Message) bool { return tt.needValue })
+			msg := testMessage()
+			msg.Payload = []byte(tt.payload)
+			_, err := mw(next).Handle(context.Background(), msg)
+			if tt.wantErr {
+				if err == nil || !engine.IsPermanent(err) || called {
+					t.Fatalf("got error %v (next called: %v), want a permanent error and next not called", err, called)
+				}
+				return
+			}
+			if err != nil || !called {
+				t.Fatalf("got error %v (next called: %v), want nil and next called", err, called)
+			}
+			if (seen.Value != nil) != tt.wantValue {
+				t.Errorf("next saw Value %v, want a decoded value: %v", seen.Value, tt.wantValue)
+			}
+		})
+	}
+}

@@ -125,8 +125,9 @@ func (p *Projection) change(ctx context.Context, msg engine.Message) (readmodel.
 	}
 	switch p.spec.Type {
 	case Append, Latest:
-		// The payload is what these read models keep, so it must be decoded.
-		if msg.Value == nil && len(msg.Payload) > 0 {
+		// The payload is what these read models keep: a JSON payload as its
+		// own text, any other as its decoded value, which must be there.
+		if msg.Value == nil && len(msg.Payload) > 0 && msg.ContentType != serde.JSON {
 			return readmodel.Change{}, engine.Permanentf(
 				"projection %q: payload was not decoded: the pipeline needs Deserialize", p.spec.Name)
 		}

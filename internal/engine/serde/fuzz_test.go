@@ -53,6 +53,15 @@ func FuzzJSONDecodeAgreesWithEncodingJSON(f *testing.F) {
 		if err == nil && !reflect.DeepEqual(got, want) {
 			t.Fatalf("decodeJSON(%q) = %#v, encoding/json gives %#v", payload, got, want)
 		}
+		// Validate checks syntax only: it agrees with json.Valid, and
+		// accepts whatever decodes.
+		verr := jsonDecoder{}.Validate(payload)
+		if (verr == nil) != json.Valid(payload) {
+			t.Fatalf("Validate(%q) = %v, json.Valid = %v: want them to agree", payload, verr, json.Valid(payload))
+		}
+		if err == nil && verr != nil {
+			t.Fatalf("Validate(%q) = %v, but the payload decodes", payload, verr)
+		}
 	})
 }
 

@@ -25,6 +25,20 @@ func NewJSONDecoder(Schema) (Decoder, error) { return jsonDecoder{}, nil }
 // {"n":1} compares equal to the same event sent as Avro or protobuf.
 func (jsonDecoder) Decode(payload []byte) (any, error) { return decodeJSON(payload) }
 
+// Validate checks that payload is exactly one JSON value without building it.
+// It checks syntax only: a number too large for a float64 (1e400) passes
+// Validate and fails Decode, as ingest decodes every payload it accepts.
+func (jsonDecoder) Validate(payload []byte) error {
+	if json.Valid(payload) {
+		return nil
+	}
+	// Decode says why and where; the two agree on syntax.
+	if _, err := decodeJSON(payload); err != nil {
+		return err
+	}
+	return errors.New("json: invalid JSON")
+}
+
 // exactFloatDigits is the longest run of digits a float64 always holds
 // exactly (2^53 has 16 digits).
 const exactFloatDigits = 15

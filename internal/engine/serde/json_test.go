@@ -1,7 +1,9 @@
 package serde
 
 import (
+	"errors"
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -62,5 +64,31 @@ func TestJSONDecodeRejectsBadPayloadsSayingWhere(t *testing.T) {
 			}
 			wantErr(t, err, tt.want...)
 		})
+	}
+}
+
+func TestJSONValidateAcceptsWellFormedPayloadsAndSaysWhereOthersBreak(t *testing.T) {
+	if err := (jsonDecoder{}).Validate([]byte(` {"foo":"a","n":1} `)); err != nil {
+		t.Errorf("Validate(item) = %v, want nil", err)
+	}
+	err := jsonDecoder{}.Validate([]byte(`{"foo":`))
+	if err == nil || !strings.Contains(err.Error(), "byte offset") {
+		t.Errorf("Validate(truncated) = %v, want an error that says where", err)
+	}
+	if err := (jsonDecoder{}).Validate(nil); err == nil {
+		t.Error("Validate(empty) = nil, want an error")
+	}
+}
+
+func TestSetValidateUsesTheCheapCheckAndStillRefusesOtherTypes(t *testing.T) {
+	set, err := NewRegistry().ForStream([]string{JSON}, Schema{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := set.Validate("application/json; charset=utf-8", []byte(`[1]`)); err != nil {
+		t.Errorf("Validate(JSON) = %v, want nil", err)
+	}
+	if err := set.Validate(Avro, []byte{2}); !errors.Is(err, ErrUnsupportedContentType) {
+		t.Errorf("Validate(avro on a JSON stream) = %v, want ErrUnsupportedContentType", err)
 	}
 }

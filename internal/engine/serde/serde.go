@@ -40,3 +40,12 @@ type Decoder interface {
 	// decode gives an error that says why and where; Decode never panics.
 	Decode(payload []byte) (any, error)
 }
+
+// Validator is implemented by decoders that can check a payload without
+// building its value, for when nothing reads the value: the JSON decoder
+// checks syntax at a fraction of the cost of decoding.
+type Validator interface {
+	// Validate returns the error Decode would return for a payload that is
+	// not well-formed, and nil otherwise.
+	Validate(payload []byte) error
+}

@@ -56,6 +56,24 @@ func (s *Set) Decode(contentType string, payload []byte) (any, error) {
 	return d.Decode(payload)
 }
 
+// Validate checks payload as Decode would, without building its value when
+// the content type's decoder can do that (see Validator).
+func (s *Set) Validate(contentType string, payload []byte) error {
+	d, ok := s.decoders[contentType]
+	if !ok {
+		d, ok = s.decoders[NormalizeContentType(contentType)]
+	}
+	if !ok {
+		_, err := s.Decode(contentType, payload) // the error that lists what the stream accepts
+		return err
+	}
+	if v, ok := d.(Validator); ok {
+		return v.Validate(payload)
+	}
+	_, err := d.Decode(payload)
+	return err
+}
+
 // Accepts reports whether the stream accepts contentType.
 func (s *Set) Accepts(contentType string) bool {
 	_, ok := s.decoders[NormalizeContentType(contentType)]
