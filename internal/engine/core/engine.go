@@ -400,3 +400,12 @@ func equalSets(a, b []string) bool {
 	}
 	return true
 }
+
+// Ready reports whether the engine takes events: nil until shutdown begins,
+// so a readiness probe takes the replica out of its Service while it drains.
+func (e *Engine) Ready() error {
+	if e.stopped.Load() {
+		return ErrStopped
+	}
+	return nil
+}
