@@ -7,6 +7,16 @@ LOCALBIN ?= $(shell pwd)/bin
 GOLANGCI_LINT_VERSION ?= v2.15.0
 GOLANGCI_LINT ?= $(LOCALBIN)/golangci-lint
 
+# kube-apiserver, etcd and kubectl for envtest and the e2e tests, built from the Go
+# module proxy by hack/k8s/build.sh (`make k8s-binaries`) instead of setup-envtest's
+# downloads. K8S_VERSION must match hack/k8s/go.mod.
+K8S_VERSION ?= 1.37.2
+ENVTEST_K8S_DIR ?= $(LOCALBIN)/k8s/v$(K8S_VERSION)
+# Where envtest looks for them. Not exported globally (that would reach `make test`):
+# a test target that needs them depends on k8s-binaries and exports it itself, e.g.
+#   test-envtest: export KUBEBUILDER_ASSETS := $(KUBEBUILDER_ASSETS)
+KUBEBUILDER_ASSETS ?= $(ENVTEST_K8S_DIR)
+
 GO_PACKAGES := ./...
 
 .PHONY: all
@@ -68,6 +78,10 @@ build: fmt-check vet ## Build the manager binary.
 
 $(LOCALBIN):
 	mkdir -p $(LOCALBIN)
+
+.PHONY: k8s-binaries
+k8s-binaries: ## Build kube-apiserver, etcd and kubectl into bin/k8s/v<version> (cached; first build ~10 min).
+	K8S_VERSION=$(K8S_VERSION) hack/k8s/build.sh "$(ENVTEST_K8S_DIR)"
 
 .PHONY: golangci-lint
 golangci-lint: $(GOLANGCI_LINT) ## Install golangci-lint into bin/.
