@@ -6,6 +6,8 @@ IMG ?= controller:latest
 LOCALBIN ?= $(shell pwd)/bin
 GOLANGCI_LINT_VERSION ?= v2.15.0
 GOLANGCI_LINT ?= $(LOCALBIN)/golangci-lint
+CONTROLLER_TOOLS_VERSION ?= v0.23.0
+CONTROLLER_GEN ?= $(LOCALBIN)/controller-gen
 
 # kube-apiserver, etcd and kubectl for envtest and the e2e tests, built from the Go
 # module proxy by hack/k8s/build.sh (`make k8s-binaries`) instead of setup-envtest's
@@ -30,6 +32,33 @@ help: ## Display this help.
 
 ##@ Development
 
+.PHONY: manifests
+manifests: controller-gen ## Generate WebhookConfiguration, ClusterRole and CustomResourceDefinition objects.
+	"$(CONTROLLER_GEN)" rbac:roleName=manager-role crd webhook paths="./..." output:crd:artifacts:config=config/crd/bases
+
+.PHONY: generate
+generate: controller-gen ## Generate code containing DeepCopy, DeepCopyInto, and DeepCopyObject method implementations.
+	"$(CONTROLLER_GEN)" object:headerFile="hack/boilerplate.go.txt" paths="./..."
+
+# Every file under the directories that `manifests` and `generate` write to,
+# with a hash of its content: verify-generated compares it before and after
+# regenerating, so uncommitted work in progress does not fail the check.
+GENERATED_DIRS := api config
+GENERATED_FINGERPRINT = find $(GENERATED_DIRS) -type f -exec sha256sum {} + 2>/dev/null | LC_ALL=C sort -k 2
+
+.PHONY: verify-generated
+verify-generated: controller-gen ## Fail when `make manifests generate` changes api/ or config/ (stale generated files).
+	@before=$$(mktemp) && after=$$(mktemp) && trap 'rm -f "$$before" "$$after"' EXIT && \
+	$(GENERATED_FINGERPRINT) >"$$before" && \
+	$(MAKE) --no-print-directory manifests generate && \
+	$(GENERATED_FINGERPRINT) >"$$after" && \
+	if ! cmp -s "$$before" "$$after"; then \
+		echo "verify-generated: the generated CRDs, RBAC or deepcopy code were stale;"; \
+		echo "'make manifests generate' has now rewritten these files, commit them:"; \
+		diff "$$before" "$$after" | sed -n 's/^[<>] [0-9a-f]*  */  /p' | LC_ALL=C sort -u; \
+		exit 1; \
+	fi
+
 .PHONY: fmt
 fmt: ## Run gofmt on the code.
 	gofmt -w $$(git ls-files '*.go')
@@ -44,7 +73,7 @@ vet: ## Run go vet against the code.
 	go vet $(GO_PACKAGES)
 
 .PHONY: test
-test: fmt-check vet test-unit test-bench-compiles ## Run every test: formatting, vet, unit and conformance tests with -race.
+test: fmt-check vet verify-generated test-unit test-bench-compiles ## Run every test: formatting, vet, unit and conformance tests with -race.
 
 .PHONY: test-unit
 test-unit: ## Unit, conformance and integration tests with the race detector.
@@ -82,6 +111,11 @@ $(LOCALBIN):
 .PHONY: k8s-binaries
 k8s-binaries: ## Build kube-apiserver, etcd and kubectl into bin/k8s/v<version> (cached; first build ~10 min).
 	K8S_VERSION=$(K8S_VERSION) hack/k8s/build.sh "$(ENVTEST_K8S_DIR)"
+
+.PHONY: controller-gen
+controller-gen: $(CONTROLLER_GEN) ## Install controller-gen into bin/.
+$(CONTROLLER_GEN): $(LOCALBIN)
+	$(call go-install-tool,$(CONTROLLER_GEN),sigs.k8s.io/controller-tools/cmd/controller-gen,$(CONTROLLER_TOOLS_VERSION))
 
 .PHONY: golangci-lint
 golangci-lint: $(GOLANGCI_LINT) ## Install golangci-lint into bin/.
