@@ -1,0 +1,159 @@
+// Command manager runs the eventsourcing operator: the controllers that turn
+// Streams, Pipelines and Projections into the in-process engine, and the
+// engine itself. This file holds flags and wiring only.
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+
+	"go.uber.org/zap/zapcore"
+	"k8s.io/apimachinery/pkg/runtime"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
+	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	esv1 "github.com/eventsourcing-dev/eventsourcing-operator/api/v1alpha1"
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/controller"
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/core"
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/middleware"
+)
+
+var setupLog = ctrl.Log.WithName("setup")
+
+func main() {
+	opts, err := parseOptions(os.Args[1:], os.Stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		os.Exit(0)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "manager:", err)
+		os.Exit(2)
+	}
+	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&opts.zap)))
+	if err := run(ctrl.SetupSignalHandler(), opts); err != nil {
+		setupLog.Error(err, "manager stopped")
+		os.Exit(1)
+	}
+}
+
+// run wires the manager and blocks until ctx ends (SIGTERM or SIGINT) and
+// everything has drained.
+func run(ctx context.Context, opts options) error {
+	scheme := runtime.NewScheme()
+	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
+	utilruntime.Must(esv1.AddToScheme(scheme))
+
+	eng, err := newEngine(opts)
+	if err != nil {
+		return err
+	}
+	cfg, err := ctrl.GetConfig()
+	if err != nil {
+		return fmt.Errorf("find the cluster (set KUBECONFIG or run in a pod): %w", err)
+	}
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Scheme:                        scheme,
+		Metrics:                       metricsOptions(opts),
+		HealthProbeBindAddress:        opts.probeAddr,
+		LeaderElection:                opts.leaderElect,
+		LeaderElectionID:              opts.leaderElectionID,
+		LeaderElectionNamespace:       opts.leaderElectNamespace,
+		LeaderElectionReleaseOnCancel: true,
+	})
+	if err != nil {
+		return fmt.Errorf("create manager: %w", err)
+	}
+	if err := mgr.Add(engineRunnable{eng}); err != nil {
+		return fmt.Errorf("add engine: %w", err)
+	}
+	if err := setupControllers(mgr, eng, opts); err != nil {
+		return err
+	}
+	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
+		return fmt.Errorf("add health check: %w", err)
+	}
+	if err := mgr.AddReadyzCheck("engine", func(*http.Request) error { return eng.Ready() }); err != nil {
+		return fmt.Errorf("add readiness check: %w", err)
+	}
+	setupLog.Info("starting manager", "ingestAddress", opts.ingestAddr, "storage", opts.storage)
+	return mgr.Start(ctx)
+}
+
+// setupControllers registers the three reconcilers, all driving eng.
+func setupControllers(mgr ctrl.Manager, eng *core.Engine, opts options) error {
+	c := mgr.GetClient()
+	if err := (&controller.StreamReconciler{
+		Client: c, Engine: eng, DeadLetterStream: opts.deadLetterStream, ConfigMaps: mgr.GetAPIReader(),
+	}).SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("set up the Stream controller: %w", err)
+	}
+	if err := (&controller.PipelineReconciler{Client: c, Engine: eng}).SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("set up the Pipeline controller: %w", err)
+	}
+	if err := (&controller.ProjectionReconciler{Client: c, Engine: eng}).SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("set up the Projection controller: %w", err)
+	}
+	return nil
+}
+
+// newEngine builds the engine from the flags, with its metrics in the
+// manager's registry (served on the secured metrics endpoint).
+func newEngine(opts options) (*core.Engine, error) {
+	level := slog.LevelInfo
+	if opts.zap.Level != nil && opts.zap.Level.Enabled(zapcore.DebugLevel) {
+		level = slog.LevelDebug // --zap-log-level=debug shows pipelines' per-event lines too
+	}
+	logger, err := core.NewLogger(os.Stderr, opts.logFormat, level)
+	if err != nil {
+		return nil, err
+	}
+	metrics, err := middleware.NewMetrics(ctrlmetrics.Registry)
+	if err != nil {
+		return nil, fmt.Errorf("register engine metrics: %w", err)
+	}
+	return core.New(core.Config{
+		Metrics:          metrics,
+		Logger:           logger,
+		DeadLetterStream: opts.deadLetterStream,
+		PollingInterval:  opts.pollingInterval,
+	})
+}
+
+// metricsOptions is the scaffold's metrics server: HTTPS with authn/authz
+// by default, HTTP/2 off unless asked for (CVE-2023-44487, CVE-2023-39325).
+func metricsOptions(opts options) metricsserver.Options {
+	var tlsOpts []func(*tls.Config)
+	if !opts.enableHTTP2 {
+		tlsOpts = append(tlsOpts, func(c *tls.Config) { c.NextProtos = []string{"http/1.1"} })
+	}
+	m := metricsserver.Options{
+		BindAddress:   opts.metricsAddr,
+		SecureServing: opts.metricsSecure,
+		TLSOpts:       tlsOpts,
+	}
+	if opts.metricsSecure {
+		m.FilterProvider = filters.WithAuthenticationAndAuthorization
+	}
+	return m
+}
+
+// engineRunnable runs the engine's outbox processor and projections as a
+// manager Runnable, on the leader only: two replicas would each dispatch
+// every event. Ingest, which runs on every replica, is served apart.
+type engineRunnable struct{ engine *core.Engine }
+
+func (r engineRunnable) Start(ctx context.Context) error { return r.engine.Run(ctx) }
+
+func (engineRunnable) NeedLeaderElection() bool { return true }

@@ -1,0 +1,139 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strings"
+	"time"
+
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/core"
+)
+
+// Values of --ingest-auth and --storage.
+const (
+	authKubernetes = "kubernetes"
+	authNone       = "none"
+	storageMemory  = "memory"
+	storageDisk    = "disk"
+)
+
+// options are the manager's flags: the kubebuilder scaffold's plus the
+// engine's (DESIGN.md, "The manager").
+type options struct {
+	metricsAddr          string
+	metricsSecure        bool
+	enableHTTP2          bool
+	probeAddr            string
+	leaderElect          bool
+	ingestAddr           string
+	ingestAuth           string
+	storage              string
+	dataDir              string
+	deadLetterStream     string
+	pollingInterval      time.Duration
+	maxEventBytes        int64
+	logFormat            string
+	zap                  zap.Options
+	leaderElectionID     string
+	leaderElectNamespace string
+}
+
+// parseOptions reads the flags in args (without the program name). Unknown
+// flags, bad values and flags that contradict each other are errors that say
+// which flag to change.
+func parseOptions(args []string, output io.Writer) (options, error) {
+	var o options
+	fs := flag.NewFlagSet("manager", flag.ContinueOnError)
+	fs.SetOutput(output)
+	fs.StringVar(&o.metricsAddr, "metrics-bind-address", "0",
+		"The address the metrics endpoint binds to. Use :8443 for HTTPS or :8080 for HTTP, or leave it as 0 to disable the metrics service.")
+	fs.BoolVar(&o.metricsSecure, "metrics-secure", true,
+		"If set, the metrics endpoint is served securely via HTTPS. Use --metrics-secure=false to use HTTP instead.")
+	fs.BoolVar(&o.enableHTTP2, "enable-http2", false,
+		"If set, HTTP/2 will be enabled for the metrics server.")
+	fs.StringVar(&o.probeAddr, "health-probe-bind-address", ":8081", "The address the probe endpoint binds to.")
+	fs.BoolVar(&o.leaderElect, "leader-elect", false,
+		"Enable leader election for controller manager. Enabling this will ensure there is only one active controller manager.")
+	fs.StringVar(&o.leaderElectionID, "leader-election-id", "eventsourcing-operator.eventsourcing.dev",
+		"The name of the Lease the replicas compete for.")
+	fs.StringVar(&o.leaderElectNamespace, "leader-election-namespace", "",
+		"The namespace of the leader-election Lease (default: the manager's own namespace).")
+	fs.StringVar(&o.ingestAddr, "ingest-bind-address", ":8080", "The address the HTTP API (ingest, stream reads, queries) binds to.")
+	fs.StringVar(&o.ingestAuth, "ingest-auth", authKubernetes,
+		"How the HTTP API checks callers: kubernetes (TokenReview + SubjectAccessReview) or none (loopback addresses only).")
+	fs.StringVar(&o.storage, "storage", storageMemory, "Where events, outbox and read models live: memory.")
+	fs.StringVar(&o.dataDir, "data-dir", "", "The directory of durable storage (with --storage=disk).")
+	fs.StringVar(&o.deadLetterStream, "dead-letter-stream", "dead",
+		"The stream, in each namespace, that receives events that fail for good, unless a Stream names its own.")
+	fs.DurationVar(&o.pollingInterval, "polling-interval", 100*time.Millisecond,
+		"How often the outbox processor looks for work when no enqueue woke it (a safety net).")
+	fs.Int64Var(&o.maxEventBytes, "max-event-bytes", 1<<20, "The largest request body the HTTP API accepts, in bytes.")
+	fs.StringVar(&o.logFormat, "log-format", core.LogFormatText, "The format of the engine's logs: text or json.")
+	o.zap = zap.Options{Development: false}
+	o.zap.BindFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		return options{}, err
+	}
+	if fs.NArg() > 0 {
+		return options{}, fmt.Errorf("unexpected arguments %q: the manager takes flags only", fs.Args())
+	}
+	return o, o.validate()
+}
+
+// validate reports the first flag whose value is refused, or which
+// contradicts another.
+func (o options) validate() error {
+	switch o.ingestAuth {
+	case authKubernetes:
+	case authNone:
+		if !loopback(o.ingestAddr) {
+			return fmt.Errorf("--ingest-auth=none lets anyone who can reach %q write and read events: "+
+				"use it only with a loopback --ingest-bind-address such as 127.0.0.1:8080, or use --ingest-auth=kubernetes", o.ingestAddr)
+		}
+	default:
+		return fmt.Errorf("--ingest-auth=%q: want %s or %s", o.ingestAuth, authKubernetes, authNone)
+	}
+	switch o.storage {
+	case storageMemory:
+		if o.dataDir != "" {
+			return errors.New("--data-dir is only used with --storage=disk: drop it, or set --storage=disk")
+		}
+	case storageDisk:
+		return errors.New("--storage=disk is not available in this version yet: use --storage=memory")
+	default:
+		return fmt.Errorf("--storage=%q: want %s", o.storage, storageMemory)
+	}
+	if o.pollingInterval <= 0 {
+		return fmt.Errorf("--polling-interval=%s: want a positive duration such as 100ms", o.pollingInterval)
+	}
+	if o.maxEventBytes <= 0 {
+		return fmt.Errorf("--max-event-bytes=%d: want a positive number of bytes", o.maxEventBytes)
+	}
+	if o.deadLetterStream == "" || strings.Contains(o.deadLetterStream, "/") {
+		return fmt.Errorf("--dead-letter-stream=%q: want a stream name such as dead", o.deadLetterStream)
+	}
+	if _, err := core.NewLogger(io.Discard, o.logFormat, slog.LevelInfo); err != nil {
+		return fmt.Errorf("--log-format: %w", err)
+	}
+	return nil
+}
+
+// loopback reports whether addr (host:port) names only loopback interfaces.
+// An empty host (":8080") listens on every interface, so it is not.
+func loopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil || host == "" {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}

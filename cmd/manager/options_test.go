@@ -1,0 +1,56 @@
+package main
+
+import (
+	"io"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestDefaultOptionsAreTheScaffoldsAndTheDesigns(t *testing.T) {
+	o, err := parseOptions(nil, io.Discard)
+	if err != nil {
+		t.Fatalf("parseOptions(no flags) = %v, want nil", err)
+	}
+	if o.ingestAddr != ":8080" || o.ingestAuth != "kubernetes" || o.storage != "memory" ||
+		o.deadLetterStream != "dead" || o.pollingInterval != 100*time.Millisecond || o.maxEventBytes != 1<<20 ||
+		o.probeAddr != ":8081" || o.metricsAddr != "0" || !o.metricsSecure || o.logFormat != "text" {
+		t.Fatalf("defaults = %+v, want the documented ones", o)
+	}
+}
+
+func TestRefusedFlagsSayWhatToChange(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"unknown flag", []string{"--no-such-flag"}, "no-such-flag"},
+		{"no auth on every interface", []string{"--ingest-auth=none"}, "loopback"},
+		{"no auth on a routable address", []string{"--ingest-auth=none", "--ingest-bind-address=10.0.0.1:8080"}, "loopback"},
+		{"unknown auth", []string{"--ingest-auth=basic"}, "want kubernetes or none"},
+		{"data dir with memory storage", []string{"--data-dir=/data"}, "only used with --storage=disk"},
+		{"unknown storage", []string{"--storage=s3"}, "--storage"},
+		{"zero polling interval", []string{"--polling-interval=0s"}, "positive duration"},
+		{"zero max event bytes", []string{"--max-event-bytes=0"}, "positive number"},
+		{"unknown log format", []string{"--log-format=yaml"}, "--log-format"},
+		{"namespaced dead-letter stream", []string{"--dead-letter-stream=ns/dead"}, "stream name"},
+		{"positional argument", []string{"run"}, "flags only"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := parseOptions(tt.args, io.Discard)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("parseOptions(%v) = %v, want an error containing %q", tt.args, err, tt.want)
+			}
+		})
+	}
+}
+
+func TestNoAuthIsAllowedOnLoopbackAddresses(t *testing.T) {
+	for _, addr := range []string{"127.0.0.1:8080", "[::1]:8080", "localhost:8080"} {
+		if _, err := parseOptions([]string{"--ingest-auth=none", "--ingest-bind-address=" + addr}, io.Discard); err != nil {
+			t.Errorf("--ingest-auth=none on %s: %v, want accepted", addr, err)
+		}
+	}
+}

@@ -1,0 +1,65 @@
+package controller
+
+import (
+	"context"
+	"errors"
+
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	esv1 "github.com/eventsourcing-dev/eventsourcing-operator/api/v1alpha1"
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/core"
+)
+
+// PipelineReconciler applies Pipelines to the engine, which re-wires the
+// projections that use them, live.
+type PipelineReconciler struct {
+	client.Client
+	Engine Engine
+}
+
+// +kubebuilder:rbac:groups=eventsourcing.dev,resources=pipelines,verbs=get;list;watch;update;patch
+// +kubebuilder:rbac:groups=eventsourcing.dev,resources=pipelines/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=eventsourcing.dev,resources=pipelines/finalizers,verbs=update
+
+// Reconcile brings one Pipeline's engine state and status up to date.
+func (r *PipelineReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
+	var p esv1.Pipeline
+	if err := r.Get(ctx, req.NamespacedName, &p); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if !p.DeletionTimestamp.IsZero() {
+		r.Engine.RemovePipeline(engineName(p.Namespace, p.Name))
+		return ctrl.Result{}, removeFinalizer(ctx, r.Client, &p)
+	}
+	if added, err := ensureFinalizer(ctx, r.Client, &p); added || err != nil {
+		return ctrl.Result{}, err
+	}
+	orig := p.DeepCopy()
+	defer func() {
+		if settled(retErr) {
+			p.Status.ObservedGeneration = p.Generation
+		}
+		if err := patchStatus(ctx, r.Client, orig, &p, orig.Status, p.Status); err != nil {
+			retErr = errors.Join(retErr, err)
+		}
+	}()
+	if err := r.Engine.ApplyPipeline(pipelineSpec(&p)); err != nil {
+		if errors.Is(err, core.ErrInvalidSpec) {
+			// The engine keeps the last good version of the pipeline.
+			setReady(&p.Status.Conditions, p.Generation, false, ReasonInvalidSpec, "Fix spec: "+err.Error())
+			return ctrl.Result{}, reconcile.TerminalError(err)
+		}
+		setReady(&p.Status.Conditions, p.Generation, false, ReasonEngineError, err.Error())
+		return ctrl.Result{}, err
+	}
+	setReady(&p.Status.Conditions, p.Generation, true, ReasonApplied,
+		"Built; projections that use it run through this version")
+	return ctrl.Result{}, nil
+}
+
+// SetupWithManager registers the controller.
+func (r *PipelineReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	return ctrl.NewControllerManagedBy(mgr).For(&esv1.Pipeline{}).Named("pipeline").Complete(r)
+}

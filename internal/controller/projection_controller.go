@@ -1,0 +1,180 @@
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	esv1 "github.com/eventsourcing-dev/eventsourcing-operator/api/v1alpha1"
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/core"
+)
+
+// Indexes of Projections by the objects they reference, so that a Stream or
+// Pipeline appearing (or changing) reaches the Projections that wait for it.
+const (
+	indexProjectionStreams  = "spec.streams"
+	indexProjectionPipeline = "spec.pipelineRef.name"
+)
+
+// ProjectionReconciler applies Projections to the engine and reports their
+// progress.
+type ProjectionReconciler struct {
+	client.Client
+	Engine Engine
+}
+
+// +kubebuilder:rbac:groups=eventsourcing.dev,resources=projections,verbs=get;list;watch;update;patch
+// +kubebuilder:rbac:groups=eventsourcing.dev,resources=projections/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=eventsourcing.dev,resources=projections/finalizers,verbs=update
+
+// Reconcile brings one Projection's engine state and status up to date.
+func (r *ProjectionReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
+	var p esv1.Projection
+	if err := r.Get(ctx, req.NamespacedName, &p); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if !p.DeletionTimestamp.IsZero() {
+		if err := r.Engine.RemoveProjection(ctx, engineName(p.Namespace, p.Name)); err != nil {
+			return ctrl.Result{}, err
+		}
+		return ctrl.Result{}, removeFinalizer(ctx, r.Client, &p)
+	}
+	if added, err := ensureFinalizer(ctx, r.Client, &p); added || err != nil {
+		return ctrl.Result{}, err
+	}
+	orig := p.DeepCopy()
+	defer func() {
+		if settled(retErr) {
+			p.Status.ObservedGeneration = p.Generation
+		}
+		if err := patchStatus(ctx, r.Client, orig, &p, orig.Status, p.Status); err != nil {
+			retErr = errors.Join(retErr, err)
+		}
+	}()
+	return r.reconcileNormal(ctx, &p)
+}
+
+func (r *ProjectionReconciler) reconcileNormal(ctx context.Context, p *esv1.Projection) (ctrl.Result, error) {
+	name := engineName(p.Namespace, p.Name)
+	p.Status.QueryPath = fmt.Sprintf("/v1/namespaces/%s/projections/%s", p.Namespace, p.Name)
+	err := r.Engine.ApplyProjection(ctx, projectionSpec(p))
+	switch {
+	case errors.Is(err, core.ErrInvalidSpec):
+		setReady(&p.Status.Conditions, p.Generation, false, ReasonInvalidSpec, "Fix spec: "+err.Error())
+		return ctrl.Result{}, reconcile.TerminalError(err)
+	case errors.Is(err, core.ErrStreamNotFound):
+		// Registered and waiting: the Stream watch brings it back.
+		setReady(&p.Status.Conditions, p.Generation, false, ReasonStreamNotFound,
+			fmt.Sprintf("Waiting for Streams %s in namespace %q: create them or fix spec.streams",
+				strings.Join(r.missingStreams(ctx, p), ", "), p.Namespace))
+		return ctrl.Result{}, nil
+	case errors.Is(err, core.ErrPipelineNotFound):
+		setReady(&p.Status.Conditions, p.Generation, false, ReasonPipelineNotFound,
+			fmt.Sprintf("Waiting for Pipeline %q in namespace %q: create it or fix spec.pipelineRef",
+				p.Spec.PipelineRef.Name, p.Namespace))
+		return ctrl.Result{}, nil
+	case err != nil:
+		setReady(&p.Status.Conditions, p.Generation, false, ReasonEngineError, err.Error())
+		return ctrl.Result{}, err
+	}
+	stats, err := r.Engine.ProjectionStats(ctx, name)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	p.Status.EventsProcessed = int64(stats.Processed)
+	p.Status.DeadLettered = int64(stats.DeadLettered)
+	p.Status.Lag = int64(stats.Lag)
+	if len(stats.Stalled) > 0 {
+		setReady(&p.Status.Conditions, p.Generation, false, ReasonStalled, stalledMessage(stats.Stalled))
+	} else {
+		setReady(&p.Status.Conditions, p.Generation, true, ReasonRunning,
+			fmt.Sprintf("Folding events into its read model at %s", p.Status.QueryPath))
+	}
+	return ctrl.Result{RequeueAfter: StatusRefresh}, nil
+}
+
+// missingStreams lists the Streams the Projection names that do not exist.
+func (r *ProjectionReconciler) missingStreams(ctx context.Context, p *esv1.Projection) []string {
+	var missing []string
+	for _, s := range p.Spec.Streams {
+		var st esv1.Stream
+		if err := r.Get(ctx, types.NamespacedName{Namespace: p.Namespace, Name: s}, &st); err != nil {
+			missing = append(missing, fmt.Sprintf("%q", s))
+		}
+	}
+	if len(missing) == 0 {
+		// They exist but are not usable yet (for example an invalid schema).
+		for _, s := range p.Spec.Streams {
+			missing = append(missing, fmt.Sprintf("%q", s))
+		}
+	}
+	return missing
+}
+
+func stalledMessage(stalled map[string]string) string {
+	streams := make([]string, 0, len(stalled))
+	for s := range stalled {
+		streams = append(streams, s)
+	}
+	sort.Strings(streams)
+	parts := make([]string, 0, len(streams))
+	for _, s := range streams {
+		parts = append(parts, fmt.Sprintf("stream %s: %s", s, stalled[s]))
+	}
+	return "Retrying: " + strings.Join(parts, "; ")
+}
+
+// SetupWithManager registers the controller: Projections, and the Streams
+// and Pipelines they reference.
+func (r *ProjectionReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	indexer := mgr.GetFieldIndexer()
+	err := indexer.IndexField(context.Background(), &esv1.Projection{}, indexProjectionStreams, func(obj client.Object) []string {
+		if p, ok := obj.(*esv1.Projection); ok {
+			return p.Spec.Streams
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("index projections by stream: %w", err)
+	}
+	err = indexer.IndexField(context.Background(), &esv1.Projection{}, indexProjectionPipeline, func(obj client.Object) []string {
+		if p, ok := obj.(*esv1.Projection); ok && p.Spec.PipelineRef != nil {
+			return []string{p.Spec.PipelineRef.Name}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("index projections by pipeline: %w", err)
+	}
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&esv1.Projection{}).
+		Watches(&esv1.Stream{}, handler.EnqueueRequestsFromMapFunc(r.projectionsUsing(indexProjectionStreams))).
+		Watches(&esv1.Pipeline{}, handler.EnqueueRequestsFromMapFunc(r.projectionsUsing(indexProjectionPipeline))).
+		Named("projection").
+		Complete(r)
+}
+
+// projectionsUsing maps a referenced object to the Projections whose index
+// field names it.
+func (r *ProjectionReconciler) projectionsUsing(index string) handler.MapFunc {
+	return func(ctx context.Context, obj client.Object) []reconcile.Request {
+		var projections esv1.ProjectionList
+		if err := r.List(ctx, &projections, client.InNamespace(obj.GetNamespace()),
+			client.MatchingFields{index: obj.GetName()}); err != nil {
+			return nil
+		}
+		reqs := make([]reconcile.Request, 0, len(projections.Items))
+		for _, p := range projections.Items {
+			reqs = append(reqs, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: p.Namespace, Name: p.Name}})
+		}
+		return reqs
+	}
+}

@@ -1,0 +1,81 @@
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+)
+
+// ensureFinalizer adds the engine finalizer, reporting whether it had to (the
+// pass then ends: the update triggers the next one).
+func ensureFinalizer(ctx context.Context, c client.Client, obj client.Object) (bool, error) {
+	if controllerutil.ContainsFinalizer(obj, finalizer) {
+		return false, nil
+	}
+	orig, ok := obj.DeepCopyObject().(client.Object)
+	if !ok {
+		return false, fmt.Errorf("copy %T", obj)
+	}
+	controllerutil.AddFinalizer(obj, finalizer)
+	if err := c.Patch(ctx, obj, client.MergeFrom(orig)); err != nil {
+		return false, fmt.Errorf("add finalizer: %w", err)
+	}
+	return true, nil
+}
+
+// removeFinalizer lets the API server finish deleting obj, once the engine
+// has let go of it.
+func removeFinalizer(ctx context.Context, c client.Client, obj client.Object) error {
+	if !controllerutil.ContainsFinalizer(obj, finalizer) {
+		return nil
+	}
+	orig, ok := obj.DeepCopyObject().(client.Object)
+	if !ok {
+		return fmt.Errorf("copy %T", obj)
+	}
+	controllerutil.RemoveFinalizer(obj, finalizer)
+	if err := c.Patch(ctx, obj, client.MergeFrom(orig)); err != nil {
+		return fmt.Errorf("remove finalizer: %w", err)
+	}
+	return nil
+}
+
+// patchStatus writes obj's status when it differs from the status in orig,
+// so a pass that changed nothing writes nothing.
+func patchStatus(ctx context.Context, c client.Client, orig, obj client.Object, origStatus, status any) error {
+	if equality.Semantic.DeepEqual(origStatus, status) {
+		return nil
+	}
+	if err := c.Status().Patch(ctx, obj, client.MergeFrom(orig)); err != nil {
+		return fmt.Errorf("patch status: %w", err)
+	}
+	return nil
+}
+
+// setReady sets the Ready condition for obj's current generation.
+func setReady(conditions *[]metav1.Condition, generation int64, ok bool, reason, message string) {
+	status := metav1.ConditionFalse
+	if ok {
+		status = metav1.ConditionTrue
+	}
+	meta.SetStatusCondition(conditions, metav1.Condition{
+		Type:               ConditionReady,
+		Status:             status,
+		Reason:             reason,
+		Message:            message,
+		ObservedGeneration: generation,
+	})
+}
+
+// settled reports whether a pass that ended with err reached a verdict on the
+// spec (success, or a spec the user must fix), so observedGeneration may move.
+func settled(err error) bool {
+	return err == nil || errors.Is(err, reconcile.TerminalError(nil))
+}
