@@ -24,28 +24,23 @@ type PipelineReconciler struct {
 // +kubebuilder:rbac:groups=eventsourcing.dev,resources=pipelines/finalizers,verbs=update
 
 // Reconcile brings one Pipeline's engine state and status up to date.
-func (r *PipelineReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
+func (r *PipelineReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	var p esv1.Pipeline
 	if err := r.Get(ctx, req.NamespacedName, &p); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
-	if !p.DeletionTimestamp.IsZero() {
-		r.Engine.RemovePipeline(engineName(p.Namespace, p.Name))
-		return ctrl.Result{}, removeFinalizer(ctx, r.Client, &p)
-	}
-	if added, err := ensureFinalizer(ctx, r.Client, &p); added || err != nil {
-		return ctrl.Result{}, err
-	}
-	orig := p.DeepCopy()
-	defer func() {
-		if settled(retErr) {
-			p.Status.ObservedGeneration = p.Generation
-		}
-		if err := patchStatus(ctx, r.Client, orig, &p, orig.Status, p.Status); err != nil {
-			retErr = errors.Join(retErr, err)
-		}
-	}()
-	if err := r.Engine.ApplyPipeline(pipelineSpec(&p)); err != nil {
+	return reconcileObject(ctx, r.Client, &p,
+		func(p *esv1.Pipeline) any { return p.Status },
+		func(p *esv1.Pipeline) { p.Status.ObservedGeneration = p.Generation },
+		func(context.Context) error {
+			r.Engine.RemovePipeline(engineName(p.Namespace, p.Name))
+			return nil
+		},
+		func(context.Context) (ctrl.Result, error) { return r.reconcileNormal(&p) })
+}
+
+func (r *PipelineReconciler) reconcileNormal(p *esv1.Pipeline) (ctrl.Result, error) {
+	if err := r.Engine.ApplyPipeline(pipelineSpec(p)); err != nil {
 		if errors.Is(err, core.ErrInvalidSpec) {
 			// The engine keeps the last good version of the pipeline.
 			setReady(&p.Status.Conditions, p.Generation, false, ReasonInvalidSpec, "Fix spec: "+err.Error())

@@ -36,30 +36,18 @@ type ProjectionReconciler struct {
 // +kubebuilder:rbac:groups=eventsourcing.dev,resources=projections/finalizers,verbs=update
 
 // Reconcile brings one Projection's engine state and status up to date.
-func (r *ProjectionReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
+func (r *ProjectionReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	var p esv1.Projection
 	if err := r.Get(ctx, req.NamespacedName, &p); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
-	if !p.DeletionTimestamp.IsZero() {
-		if err := r.Engine.RemoveProjection(ctx, engineName(p.Namespace, p.Name)); err != nil {
-			return ctrl.Result{}, err
-		}
-		return ctrl.Result{}, removeFinalizer(ctx, r.Client, &p)
-	}
-	if added, err := ensureFinalizer(ctx, r.Client, &p); added || err != nil {
-		return ctrl.Result{}, err
-	}
-	orig := p.DeepCopy()
-	defer func() {
-		if settled(retErr) {
-			p.Status.ObservedGeneration = p.Generation
-		}
-		if err := patchStatus(ctx, r.Client, orig, &p, orig.Status, p.Status); err != nil {
-			retErr = errors.Join(retErr, err)
-		}
-	}()
-	return r.reconcileNormal(ctx, &p)
+	return reconcileObject(ctx, r.Client, &p,
+		func(p *esv1.Projection) any { return p.Status },
+		func(p *esv1.Projection) { p.Status.ObservedGeneration = p.Generation },
+		func(ctx context.Context) error {
+			return r.Engine.RemoveProjection(ctx, engineName(p.Namespace, p.Name))
+		},
+		func(ctx context.Context) (ctrl.Result, error) { return r.reconcileNormal(ctx, &p) })
 }
 
 func (r *ProjectionReconciler) reconcileNormal(ctx context.Context, p *esv1.Projection) (ctrl.Result, error) {

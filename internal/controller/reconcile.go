@@ -8,10 +8,46 @@ import (
 	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 )
+
+// reconcileObject runs the steps every reconciler shares. A deleted object
+// is removed from the engine, then its finalizer is dropped. Otherwise the
+// finalizer is ensured (that update ends the pass), and normal runs with one
+// status patch at the end: observedGeneration moves when the pass reached a
+// verdict on the spec, and nothing is written when the status did not change.
+func reconcileObject[T client.Object](
+	ctx context.Context, c client.Client, obj T,
+	status func(T) any, observe func(T),
+	remove func(context.Context) error,
+	normal func(context.Context) (ctrl.Result, error),
+) (result ctrl.Result, retErr error) {
+	if !obj.GetDeletionTimestamp().IsZero() {
+		if err := remove(ctx); err != nil {
+			return ctrl.Result{}, err
+		}
+		return ctrl.Result{}, removeFinalizer(ctx, c, obj)
+	}
+	if added, err := ensureFinalizer(ctx, c, obj); added || err != nil {
+		return ctrl.Result{}, err
+	}
+	orig, ok := obj.DeepCopyObject().(T)
+	if !ok {
+		return ctrl.Result{}, fmt.Errorf("copy %T", obj)
+	}
+	defer func() {
+		if settled(retErr) {
+			observe(obj)
+		}
+		if err := patchStatus(ctx, c, orig, obj, status(orig), status(obj)); err != nil {
+			retErr = errors.Join(retErr, err)
+		}
+	}()
+	return normal(ctx)
+}
 
 // ensureFinalizer adds the engine finalizer, reporting whether it had to (the
 // pass then ends: the update triggers the next one).

@@ -43,28 +43,19 @@ type StreamReconciler struct {
 // +kubebuilder:rbac:groups="",resources=configmaps,verbs=get;list;watch
 
 // Reconcile brings one Stream's engine state and status up to date.
-func (r *StreamReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
+func (r *StreamReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	var s esv1.Stream
 	if err := r.Get(ctx, req.NamespacedName, &s); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
-	if !s.DeletionTimestamp.IsZero() {
-		r.Engine.RemoveStream(engineName(s.Namespace, s.Name))
-		return ctrl.Result{}, removeFinalizer(ctx, r.Client, &s)
-	}
-	if added, err := ensureFinalizer(ctx, r.Client, &s); added || err != nil {
-		return ctrl.Result{}, err
-	}
-	orig := s.DeepCopy()
-	defer func() {
-		if settled(retErr) {
-			s.Status.ObservedGeneration = s.Generation
-		}
-		if err := patchStatus(ctx, r.Client, orig, &s, orig.Status, s.Status); err != nil {
-			retErr = errors.Join(retErr, err)
-		}
-	}()
-	return r.reconcileNormal(ctx, &s)
+	return reconcileObject(ctx, r.Client, &s,
+		func(s *esv1.Stream) any { return s.Status },
+		func(s *esv1.Stream) { s.Status.ObservedGeneration = s.Generation },
+		func(context.Context) error {
+			r.Engine.RemoveStream(engineName(s.Namespace, s.Name))
+			return nil
+		},
+		func(ctx context.Context) (ctrl.Result, error) { return r.reconcileNormal(ctx, &s) })
 }
 
 func (r *StreamReconciler) reconcileNormal(ctx context.Context, s *esv1.Stream) (ctrl.Result, error) {
