@@ -76,7 +76,8 @@ vet: ## Run go vet against the code.
 test: fmt-check vet verify-generated test-unit test-bench-compiles ## Run every test: formatting, vet, unit and conformance tests with -race.
 
 .PHONY: test-unit
-test-unit: ## Unit, conformance and integration tests with the race detector.
+test-unit: export KUBEBUILDER_ASSETS := $(KUBEBUILDER_ASSETS)
+test-unit: k8s-binaries ## Unit, conformance and integration (envtest) tests with the race detector.
 	go test -race -count=1 $(GO_PACKAGES)
 
 .PHONY: test-bench-compiles
