@@ -100,6 +100,10 @@ bench-compare: ## Our engine against Watermill v1.5.1: alternating rounds, ratio
 
 ##@ Build
 
+.PHONY: run
+run: manifests generate fmt-check vet ## Run the manager against the cluster of $$KUBECONFIG (apply config/crd/bases there first), ingest on 127.0.0.1:8080 without auth.
+	go run ./cmd/manager --ingest-auth=none --ingest-bind-address=127.0.0.1:8080 --health-probe-bind-address=127.0.0.1:8081
+
 .PHONY: build
 build: fmt-check vet ## Build the manager binary.
 	go build -o bin/manager ./cmd/manager
