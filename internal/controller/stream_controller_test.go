@@ -64,6 +64,20 @@ var _ = Describe("Stream", func() {
 		Expect(s.Status.ObservedGeneration).To(Equal(s.Generation), "a spec to fix is a verdict on this generation")
 	})
 
+	It("reports InvalidSchema, naming the type, for a protobuf message type that is not known", func() {
+		s := &esv1.Stream{
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "unknown-proto-events"},
+			Spec: esv1.StreamSpec{
+				ContentTypes: []esv1.ContentType{esv1.ContentTypeProtobuf},
+				Schemas:      &esv1.StreamSchemas{Protobuf: &esv1.ProtobufSchema{MessageType: "shop.v1.NoSuchItem"}},
+			},
+		}
+		create(s)
+
+		cond := eventuallyReady(s, metav1.ConditionFalse, controller.ReasonInvalidSchema)
+		Expect(cond.Message).To(ContainSubstring("shop.v1.NoSuchItem"))
+	})
+
 	It("reports DescriptorSetNotFound until the ConfigMap exists, then becomes Ready by itself", func() {
 		s := &esv1.Stream{
 			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "proto-events"},
