@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"reflect"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -202,13 +203,15 @@ func (e *Engine) ApplyStream(spec StreamSpec) error {
 	if spec.DeadLetterStream == spec.Name {
 		return invalid("stream %q cannot be its own dead-letter stream", spec.Name)
 	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if s, ok := e.stream(spec.Name); ok && reflect.DeepEqual(s.spec, spec) {
+		return nil // controllers apply on every pass; nothing to re-wire
+	}
 	codecs, err := e.cfg.Serde.ForStream(spec.ContentTypes, spec.Schema)
 	if err != nil {
 		return fmt.Errorf("%w: stream %q: %w", ErrInvalidSpec, spec.Name, err)
 	}
-
-	e.mu.Lock()
-	defer e.mu.Unlock()
 	e.updateStreams(func(m map[string]*stream) { m[spec.Name] = &stream{spec: spec, codecs: codecs} })
 	e.rewireUsing(func(p ProjectionSpec) bool { return usesStream(p, spec.Name) })
 	return nil
@@ -231,11 +234,14 @@ func (e *Engine) ApplyPipeline(spec PipelineSpec) error {
 	if spec.Name == "" {
 		return invalid("pipeline needs a name")
 	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if old, ok := e.pipelines[spec.Name]; ok && reflect.DeepEqual(old, spec) {
+		return nil // unchanged: re-wiring would only reset Dedupe's memory
+	}
 	if _, err := e.buildPipeline(spec, "validate", nil); err != nil {
 		return err
 	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
 	e.pipelines[spec.Name] = spec
 	e.rewireUsing(func(p ProjectionSpec) bool { return p.Pipeline == spec.Name })
 	return nil
@@ -266,6 +272,9 @@ func (e *Engine) ApplyProjection(ctx context.Context, spec ProjectionSpec) error
 	defer e.mu.Unlock()
 
 	st, exists := e.projections[spec.Name]
+	if exists && st.waiting == nil && reflect.DeepEqual(st.spec, spec) {
+		return nil // running as specified
+	}
 	if exists && !sameFold(st.spec, spec) {
 		e.router.Remove(spec.Name)
 		if err := e.cfg.ReadModels.Delete(ctx, spec.Name); err != nil {
