@@ -2,12 +2,14 @@ package controller
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 
 	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
@@ -42,7 +44,7 @@ func reconcileObject[T client.Object](
 		if settled(retErr) {
 			observe(obj)
 		}
-		if err := patchStatus(ctx, c, orig, obj, status(orig), status(obj)); err != nil {
+		if err := patchStatus(ctx, c, obj, status(orig), status(obj)); err != nil {
 			retErr = errors.Join(retErr, err)
 		}
 	}()
@@ -83,13 +85,19 @@ func removeFinalizer(ctx context.Context, c client.Client, obj client.Object) er
 	return nil
 }
 
-// patchStatus writes obj's status when it differs from the status in orig,
-// so a pass that changed nothing writes nothing.
-func patchStatus(ctx context.Context, c client.Client, orig, obj client.Object, origStatus, status any) error {
+// patchStatus writes obj's status when it differs from origStatus, so a
+// pass that changed nothing writes nothing. It sends the whole status as a
+// merge patch: a patch computed from the difference would leave out fields
+// that stayed 0, and printer columns would show them empty instead of 0.
+func patchStatus(ctx context.Context, c client.Client, obj client.Object, origStatus, status any) error {
 	if equality.Semantic.DeepEqual(origStatus, status) {
 		return nil
 	}
-	if err := c.Status().Patch(ctx, obj, client.MergeFrom(orig)); err != nil {
+	data, err := json.Marshal(map[string]any{"status": status})
+	if err != nil {
+		return fmt.Errorf("encode status: %w", err)
+	}
+	if err := c.Status().Patch(ctx, obj, client.RawPatch(types.MergePatchType, data)); err != nil {
 		return fmt.Errorf("patch status: %w", err)
 	}
 	return nil

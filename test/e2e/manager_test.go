@@ -17,6 +17,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	esv1 "github.com/eventsourcing-dev/eventsourcing-operator/api/v1alpha1"
@@ -105,6 +106,14 @@ var _ = Describe("the manager binary", func() {
 			g.Expect(stream.Status.IngestPath).To(Equal(fmt.Sprintf("/v1/namespaces/%s/streams/items-events/events", ns.Name)))
 			g.Expect(stream.Status.Subscribers).To(BeEquivalentTo(1))
 		}).WithTimeout(60 * time.Second).Should(Succeed())
+		// Counters that are 0 are written too, so printer columns show 0.
+		raw := &unstructured.Unstructured{}
+		raw.SetGroupVersionKind(esv1.GroupVersion.WithKind("Stream"))
+		Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(stream), raw)).To(Succeed())
+		_, found, err := unstructured.NestedInt64(raw.Object, "status", "lastSequence")
+		Expect(err).NotTo(HaveOccurred())
+		Expect(found).To(BeTrue(), "status.lastSequence is stored even while it is 0")
+
 		Eventually(func(g Gomega) {
 			g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(projection), projection)).To(Succeed())
 			g.Expect(readyCondition(projection.Status.Conditions)).To(Equal("True/Running"))
@@ -120,7 +129,6 @@ var _ = Describe("the manager binary", func() {
 		}).WithTimeout(30 * time.Second).Should(Equal(http.StatusOK))
 
 		Expect(cmd.Process.Signal(syscall.SIGTERM)).To(Succeed())
-		var err error
 		Eventually(exited).WithTimeout(30 * time.Second).Should(Receive(&err))
 		Expect(err).NotTo(HaveOccurred(), "the manager should drain and exit 0 on SIGTERM")
 	}, SpecTimeout(3*time.Minute))
