@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"reflect"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -213,7 +214,7 @@ func (e *Engine) ApplyStream(spec StreamSpec) error {
 		return fmt.Errorf("%w: stream %q: %w", ErrInvalidSpec, spec.Name, err)
 	}
 	e.updateStreams(func(m map[string]*stream) { m[spec.Name] = &stream{spec: spec, codecs: codecs} })
-	e.rewireUsing(func(p ProjectionSpec) bool { return usesStream(p, spec.Name) })
+	e.rewireUsing(func(p ProjectionSpec) bool { return slices.Contains(p.Streams, spec.Name) })
 	return nil
 }
 
@@ -223,7 +224,7 @@ func (e *Engine) RemoveStream(name string) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.updateStreams(func(m map[string]*stream) { delete(m, name) })
-	e.rewireUsing(func(p ProjectionSpec) bool { return usesStream(p, name) })
+	e.rewireUsing(func(p ProjectionSpec) bool { return slices.Contains(p.Streams, name) })
 }
 
 // ApplyPipeline adds or updates a pipeline and re-wires, live, every
@@ -343,15 +344,6 @@ func (e *Engine) startAtEnd(ctx context.Context, spec ProjectionSpec) error {
 func sameFold(a, b ProjectionSpec) bool {
 	return a.Type == b.Type && a.Key == b.Key && a.KeyExpression == b.KeyExpression &&
 		a.StartFrom == b.StartFrom && equalSets(a.EventNames, b.EventNames)
-}
-
-func usesStream(p ProjectionSpec, name string) bool {
-	for _, s := range p.Streams {
-		if s == name {
-			return true
-		}
-	}
-	return false
 }
 
 // updateStreams copies the stream map, lets f change the copy and publishes it.

@@ -40,6 +40,9 @@ const (
 	Filter      = "Filter"
 )
 
+// middlewareTypes lists the types above, in the order API.md gives them.
+var middlewareTypes = []string{Deserialize, Logging, Retry, Metrics, Dedupe, Timeout, Filter}
+
 // MiddlewareSpec is one entry of a pipeline. Only the settings of its Type
 // may be set.
 type MiddlewareSpec struct {
@@ -101,9 +104,8 @@ func invalid(format string, args ...any) error {
 // validate checks the pipeline's shape; building it checks the settings.
 func (p PipelineSpec) validate() error {
 	for i, m := range p.Middleware {
-		known := []string{Deserialize, Logging, Retry, Metrics, Dedupe, Timeout, Filter}
-		if !slices.Contains(known, m.Type) {
-			return invalid("middleware[%d]: unknown type %q, want one of %v", i, m.Type, known)
+		if !slices.Contains(middlewareTypes, m.Type) {
+			return invalid("middleware[%d]: unknown type %q, want one of %v", i, m.Type, middlewareTypes)
 		}
 		if m.Retry != nil && m.Type != Retry {
 			return invalid("middleware[%d]: retry settings given for a %s entry", i, m.Type)
