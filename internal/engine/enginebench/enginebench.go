@@ -18,6 +18,7 @@ import (
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/broker"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/core"
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/eventstore"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/middleware"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/outbox"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/projection"
@@ -30,16 +31,26 @@ var payload = []byte(`{"foo":"a","n":1}`)
 // per-event lines at debug, writing nowhere; Prometheus metrics on.
 func newEngine(b *testing.B, br broker.Broker, ob outbox.Outbox) *core.Engine {
 	b.Helper()
+	return buildEngine(b, core.Config{Broker: br, Outbox: ob})
+}
+
+// newEngineWithStore is newEngine over the given event store, which the
+// benchmark reads to see when every event is stored.
+func newEngineWithStore(b *testing.B, store eventstore.Store, ob outbox.Outbox) *core.Engine {
+	b.Helper()
+	return buildEngine(b, core.Config{Store: store, Outbox: ob})
+}
+
+// buildEngine fills cfg's metrics and logger as production sets them.
+func buildEngine(b *testing.B, cfg core.Config) *core.Engine {
+	b.Helper()
 	metrics, err := middleware.NewMetrics(prometheus.NewRegistry())
 	if err != nil {
 		b.Fatal(err)
 	}
-	e, err := core.New(core.Config{
-		Broker:  br,
-		Outbox:  ob,
-		Metrics: metrics,
-		Logger:  slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelInfo})),
-	})
+	cfg.Metrics = metrics
+	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	e, err := core.New(cfg)
 	if err != nil {
 		b.Fatal(err)
 	}
