@@ -17,6 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
@@ -28,6 +29,7 @@ import (
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/controller"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/core"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/middleware"
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/httpapi"
 )
 
 var setupLog = ctrl.Log.WithName("setup")
@@ -81,6 +83,13 @@ func run(ctx context.Context, opts options) error {
 	if err := setupControllers(mgr, eng, opts); err != nil {
 		return err
 	}
+	api, err := newAPIServer(cfg, eng, opts)
+	if err != nil {
+		return err
+	}
+	if err := mgr.Add(api); err != nil {
+		return fmt.Errorf("add the HTTP API: %w", err)
+	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
 		return fmt.Errorf("add health check: %w", err)
 	}
@@ -106,6 +115,32 @@ func setupControllers(mgr ctrl.Manager, eng *core.Engine, opts options) error {
 		return fmt.Errorf("set up the Projection controller: %w", err)
 	}
 	return nil
+}
+
+// newAPIServer builds the HTTP API on --ingest-bind-address, its callers
+// checked as --ingest-auth says. It runs on every replica and stops before
+// the engine does, so requests in flight reach the outbox before it drains.
+func newAPIServer(cfg *rest.Config, eng *core.Engine, opts options) (*httpapi.Server, error) {
+	log := ctrl.Log.WithName("httpapi")
+	var guard httpapi.Guard = httpapi.AllowAll{}
+	if opts.ingestAuth == authKubernetes {
+		g, err := httpapi.NewKubernetesGuard(cfg, log)
+		if err != nil {
+			return nil, fmt.Errorf("set up --ingest-auth=kubernetes: %w", err)
+		}
+		guard = g
+	}
+	h, err := httpapi.NewHandler(httpapi.Config{
+		Engine:          eng,
+		Guard:           guard,
+		MaxEventBytes:   opts.maxEventBytes,
+		MaxRequestBytes: opts.maxRequestBytes,
+		Log:             log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &httpapi.Server{Addr: opts.ingestAddr, Handler: h, Log: log}, nil
 }
 
 // newEngine builds the engine from the flags, with its metrics in the

@@ -13,6 +13,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/core"
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/httpapi"
 )
 
 // Values of --ingest-auth and --storage.
@@ -38,6 +39,7 @@ type options struct {
 	deadLetterStream     string
 	pollingInterval      time.Duration
 	maxEventBytes        int64
+	maxRequestBytes      int64
 	logFormat            string
 	zap                  zap.Options
 	leaderElectionID     string
@@ -73,7 +75,10 @@ func parseOptions(args []string, output io.Writer) (options, error) {
 		"The stream, in each namespace, that receives events that fail for good, unless a Stream names its own.")
 	fs.DurationVar(&o.pollingInterval, "polling-interval", 100*time.Millisecond,
 		"How often the outbox processor looks for work when no enqueue woke it (a safety net).")
-	fs.Int64Var(&o.maxEventBytes, "max-event-bytes", 1<<20, "The largest request body the HTTP API accepts, in bytes.")
+	fs.Int64Var(&o.maxEventBytes, "max-event-bytes", httpapi.DefaultMaxEventBytes,
+		"The largest event the HTTP API accepts, in bytes: a single event's body, or one event of a batch.")
+	fs.Int64Var(&o.maxRequestBytes, "max-request-bytes", httpapi.DefaultMaxRequestBytes,
+		"The largest batch request body (NDJSON, CloudEvents batch) the HTTP API accepts, in bytes.")
 	fs.StringVar(&o.logFormat, "log-format", core.LogFormatText, "The format of the engine's logs: text or json.")
 	o.zap = zap.Options{Development: false}
 	o.zap.BindFlags(fs)
@@ -114,6 +119,9 @@ func (o options) validate() error {
 	}
 	if o.maxEventBytes <= 0 {
 		return fmt.Errorf("--max-event-bytes=%d: want a positive number of bytes", o.maxEventBytes)
+	}
+	if o.maxRequestBytes < o.maxEventBytes {
+		return fmt.Errorf("--max-request-bytes=%d is less than --max-event-bytes=%d: a batch must hold at least one event", o.maxRequestBytes, o.maxEventBytes)
 	}
 	if o.deadLetterStream == "" || strings.Contains(o.deadLetterStream, "/") {
 		return fmt.Errorf("--dead-letter-stream=%q: want a stream name such as dead", o.deadLetterStream)

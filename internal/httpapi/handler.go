@@ -1,0 +1,155 @@
+// Package httpapi serves the engine over HTTP, as API.md specifies: ingest
+// (single events in any of a stream's formats, NDJSON and CloudEvents
+// batches), stream reads and read-model queries, each checked by a Guard.
+// Every error is an RFC 9457 problem+json document.
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+
+	"github.com/go-logr/logr"
+	"k8s.io/apimachinery/pkg/util/validation"
+
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine"
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/core"
+)
+
+// Engine is what the API needs of the engine.
+type Engine interface {
+	Ingest(ctx context.Context, stream string, events []core.Event) ([]engine.Message, error)
+	ReadStream(ctx context.Context, stream string, after uint64, limit int) ([]engine.Message, error)
+	Query(ctx context.Context, projection string) ([]byte, error)
+}
+
+// Defaults of Config.
+const (
+	DefaultMaxEventBytes   = 1 << 20
+	DefaultMaxRequestBytes = 16 << 20
+	DefaultMaxBatchEvents  = 1000
+)
+
+// Config configures the API handler.
+type Config struct {
+	Engine Engine
+	// Guard checks every request; nil means AllowAll.
+	Guard Guard
+	// MaxEventBytes bounds one event's payload: a single-event body, or one
+	// event of a batch (default 1 MiB, the manager's --max-event-bytes).
+	MaxEventBytes int64
+	// MaxRequestBytes bounds a batch request's body (default 16 MiB, and
+	// never less than MaxEventBytes).
+	MaxRequestBytes int64
+	// MaxBatchEvents bounds the events of one batch request (default 1000).
+	// It must stay below the outbox's capacity: a batch is enqueued all or
+	// none, so a larger one could never fit.
+	MaxBatchEvents int
+	Log            logr.Logger
+}
+
+func (c *Config) setDefaults() {
+	if c.Guard == nil {
+		c.Guard = AllowAll{}
+	}
+	if c.MaxEventBytes <= 0 {
+		c.MaxEventBytes = DefaultMaxEventBytes
+	}
+	if c.MaxRequestBytes <= 0 {
+		c.MaxRequestBytes = DefaultMaxRequestBytes
+	}
+	c.MaxRequestBytes = max(c.MaxRequestBytes, c.MaxEventBytes)
+	if c.MaxBatchEvents <= 0 {
+		c.MaxBatchEvents = DefaultMaxBatchEvents
+	}
+}
+
+// Handler serves the HTTP API.
+type Handler struct {
+	cfg Config
+	mux *http.ServeMux
+}
+
+// NewHandler returns the API's handler.
+func NewHandler(cfg Config) (*Handler, error) {
+	if cfg.Engine == nil {
+		return nil, errors.New("httpapi: Config.Engine is required")
+	}
+	cfg.setDefaults()
+	h := &Handler{cfg: cfg, mux: http.NewServeMux()}
+	// Patterns without a method, so that a wrong method gets a problem+json
+	// 405 from us rather than ServeMux's plain-text one.
+	h.mux.HandleFunc("/v1/namespaces/{namespace}/streams/{stream}/events", h.streamEvents)
+	h.mux.HandleFunc("/v1/namespaces/{namespace}/projections/{projection}", h.projection)
+	h.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		newProblem(http.StatusNotFound, kindNotFound,
+			"no such path: the API serves /v1/namespaces/{namespace}/streams/{stream}/events "+
+				"and /v1/namespaces/{namespace}/projections/{projection}").write(w, r)
+	})
+	return h, nil
+}
+
+// ServeHTTP serves r, turning a panic into a 500 problem so that no input
+// can take the server down or leave a client without an answer.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	defer func() {
+		if v := recover(); v != nil {
+			if v == http.ErrAbortHandler { //nolint:errorlint // net/http panics with this exact value
+				panic(v)
+			}
+			h.cfg.Log.Error(fmt.Errorf("panic: %v", v), "request handler panicked", "method", r.Method, "path", r.URL.Path)
+			newProblem(http.StatusInternalServerError, kindInternal, "the server failed; the event was not accepted").write(w, r)
+		}
+	}()
+	h.mux.ServeHTTP(w, r)
+}
+
+func (h *Handler) streamEvents(w http.ResponseWriter, r *http.Request) {
+	ns, stream := r.PathValue("namespace"), r.PathValue("stream")
+	switch r.Method {
+	case http.MethodPost:
+		h.serve(w, r, ns, stream, "stream", ingestAction, h.ingest)
+	case http.MethodGet:
+		h.serve(w, r, ns, stream, "stream", readAction, h.read)
+	default:
+		methodNotAllowed(w, r, "GET, POST")
+	}
+}
+
+func (h *Handler) projection(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet {
+		methodNotAllowed(w, r, "GET")
+		return
+	}
+	h.serve(w, r, r.PathValue("namespace"), r.PathValue("projection"), "projection", queryAction, h.query)
+}
+
+// serve checks the names and the caller, then runs the endpoint; a problem
+// the endpoint returns is written as the answer.
+func (h *Handler) serve(w http.ResponseWriter, r *http.Request, ns, name, kind string,
+	action func(ns, name string) Action, endpoint func(http.ResponseWriter, *http.Request, string, string) *Problem) {
+	// A name Kubernetes would refuse cannot exist, so it is a 404 like any
+	// other missing object (checked first: it reveals nothing).
+	if len(validation.IsDNS1123Label(ns)) > 0 || len(validation.IsDNS1123Subdomain(name)) > 0 {
+		newProblem(http.StatusNotFound, kindNotFound,
+			fmt.Sprintf("no %s %q in namespace %q: not a valid Kubernetes name", kind, name, ns)).write(w, r)
+		return
+	}
+	if p := h.cfg.Guard.Check(r, action(ns, name)); p != nil {
+		p.write(w, r)
+		return
+	}
+	if p := endpoint(w, r, ns, name); p != nil {
+		p.write(w, r)
+	}
+}
+
+func methodNotAllowed(w http.ResponseWriter, r *http.Request, allow string) {
+	w.Header().Set("Allow", allow)
+	newProblem(http.StatusMethodNotAllowed, kindMethodNotAllowed,
+		fmt.Sprintf("%s is not served here; use %s", r.Method, allow)).write(w, r)
+}
+
+// engineName is the engine's name of a namespaced object.
+func engineName(ns, name string) string { return ns + "/" + name }

@@ -1,0 +1,170 @@
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/go-logr/logr"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	utilerrors "k8s.io/apimachinery/pkg/util/errors"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/apiserver/pkg/apis/apiserver"
+	"k8s.io/apiserver/pkg/authentication/authenticator"
+	"k8s.io/apiserver/pkg/authentication/authenticatorfactory"
+	"k8s.io/apiserver/pkg/authorization/authorizer"
+	"k8s.io/apiserver/pkg/authorization/authorizerfactory"
+	authenticationv1 "k8s.io/client-go/kubernetes/typed/authentication/v1"
+	authorizationv1 "k8s.io/client-go/kubernetes/typed/authorization/v1"
+	"k8s.io/client-go/rest"
+
+	esv1 "github.com/eventsourcing-dev/eventsourcing-operator/api/v1alpha1"
+)
+
+// How long answers of the API server are remembered. Short, so that a
+// removed RoleBinding or a deleted ServiceAccount takes effect within
+// seconds; long enough that a busy client costs one review per period.
+const (
+	tokenCacheTTL = 30 * time.Second
+	allowCacheTTL = 30 * time.Second
+	denyCacheTTL  = 10 * time.Second
+	reviewTimeout = 10 * time.Second
+)
+
+// The manager asks the API server about its callers.
+// +kubebuilder:rbac:groups=authentication.k8s.io,resources=tokenreviews,verbs=create
+// +kubebuilder:rbac:groups=authorization.k8s.io,resources=subjectaccessreviews,verbs=create
+
+// KubernetesGuard checks a bearer token with a TokenReview and the action
+// with a SubjectAccessReview, through k8s.io/apiserver's delegating
+// authenticator and authorizer (the ones aggregated API servers and
+// kube-rbac-proxy use), which cache both answers.
+type KubernetesGuard struct {
+	authn authenticator.Request
+	authz authorizer.Authorizer
+	log   logr.Logger
+}
+
+// NewKubernetesGuard builds a KubernetesGuard that sends its reviews with
+// cfg, the manager's own credentials (RBAC: create tokenreviews and
+// subjectaccessreviews).
+func NewKubernetesGuard(cfg *rest.Config, log logr.Logger) (*KubernetesGuard, error) {
+	httpClient, err := rest.HTTPClientFor(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("build the review client: %w", err)
+	}
+	tokenReviews, err := authenticationv1.NewForConfigAndClient(cfg, httpClient)
+	if err != nil {
+		return nil, fmt.Errorf("build the TokenReview client: %w", err)
+	}
+	accessReviews, err := authorizationv1.NewForConfigAndClient(cfg, httpClient)
+	if err != nil {
+		return nil, fmt.Errorf("build the SubjectAccessReview client: %w", err)
+	}
+	backoff := &wait.Backoff{Duration: 500 * time.Millisecond, Factor: 1.5, Jitter: 0.2, Steps: 5}
+	authn, _, err := authenticatorfactory.DelegatingAuthenticatorConfig{
+		Anonymous:                &apiserver.AnonymousAuthConfig{Enabled: false},
+		TokenAccessReviewClient:  tokenReviews,
+		TokenAccessReviewTimeout: reviewTimeout,
+		WebhookRetryBackoff:      backoff,
+		CacheTTL:                 tokenCacheTTL,
+	}.New()
+	if err != nil {
+		return nil, fmt.Errorf("build the authenticator: %w", err)
+	}
+	authz, err := authorizerfactory.DelegatingAuthorizerConfig{
+		SubjectAccessReviewClient: accessReviews,
+		AllowCacheTTL:             allowCacheTTL,
+		DenyCacheTTL:              denyCacheTTL,
+		WebhookRetryBackoff:       backoff,
+	}.New()
+	if err != nil {
+		return nil, fmt.Errorf("build the authorizer: %w", err)
+	}
+	return &KubernetesGuard{authn: authn, authz: authz, log: log}, nil
+}
+
+// Check authenticates the request's bearer token, then asks whether its user
+// may perform a.
+func (g *KubernetesGuard) Check(r *http.Request, a Action) *Problem {
+	if !hasBearerToken(r) {
+		return unauthenticated("send a Kubernetes bearer token: Authorization: Bearer <token>")
+	}
+	resp, ok, err := g.authn.AuthenticateRequest(r)
+	if err != nil && apiUnreachable(err) {
+		g.log.Error(err, "TokenReview failed")
+		return unavailable("cannot verify credentials right now: the Kubernetes API did not answer")
+	}
+	if err != nil || !ok {
+		g.log.V(1).Info("token refused", "reason", fmt.Sprint(err))
+		return unauthenticated("the bearer token was not accepted by the Kubernetes API")
+	}
+	attrs := authorizer.AttributesRecord{
+		User:            resp.User,
+		Verb:            a.Verb,
+		Namespace:       a.Namespace,
+		APIGroup:        esv1.GroupVersion.Group,
+		APIVersion:      esv1.GroupVersion.Version,
+		Resource:        a.Resource,
+		Subresource:     a.Subresource,
+		Name:            a.Name,
+		ResourceRequest: true,
+		Path:            r.URL.Path,
+	}
+	decision, reason, err := g.authz.Authorize(r.Context(), attrs)
+	if err != nil {
+		g.log.Error(err, "SubjectAccessReview failed")
+		return unavailable("cannot check permissions right now: the Kubernetes API did not answer")
+	}
+	if decision != authorizer.DecisionAllow {
+		detail := fmt.Sprintf("%s cannot %s %s/%s %q in namespace %q",
+			resp.User.GetName(), a.Verb, a.Resource, a.Subresource, a.Name, a.Namespace)
+		if reason != "" {
+			detail += ": " + reason
+		}
+		return newProblem(http.StatusForbidden, kindForbidden, detail)
+	}
+	return nil
+}
+
+func hasBearerToken(r *http.Request) bool {
+	scheme, token, ok := strings.Cut(strings.TrimSpace(r.Header.Get("Authorization")), " ")
+	return ok && strings.EqualFold(scheme, "bearer") && strings.TrimSpace(token) != ""
+}
+
+func unauthenticated(detail string) *Problem {
+	p := newProblem(http.StatusUnauthorized, kindUnauthenticated, detail)
+	p.authenticate = `Bearer realm="eventsourcing"`
+	return p
+}
+
+func unavailable(detail string) *Problem {
+	p := newProblem(http.StatusServiceUnavailable, kindUnavailable, detail)
+	p.retryAfter = 1
+	return p
+}
+
+// apiUnreachable tells a failed review call (network, timeout, an API error
+// status) from a token the API server looked at and refused, which comes
+// back as a plain error with the review's message.
+func apiUnreachable(err error) bool {
+	var agg utilerrors.Aggregate
+	if errors.As(err, &agg) {
+		for _, e := range agg.Errors() {
+			if apiUnreachable(e) {
+				return true
+			}
+		}
+		return false
+	}
+	var urlErr *url.Error
+	var netErr net.Error
+	var status apierrors.APIStatus
+	return errors.As(err, &urlErr) || errors.As(err, &netErr) || errors.As(err, &status) ||
+		errors.Is(err, context.DeadlineExceeded)
+}

@@ -1,0 +1,87 @@
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/go-logr/logr"
+)
+
+// Timeouts and limits of the API's HTTP server. A slow or idle client ties up
+// a connection for at most these long.
+const (
+	readHeaderTimeout = 10 * time.Second
+	readTimeout       = 60 * time.Second // a full batch body at a slow pace
+	writeTimeout      = 60 * time.Second
+	idleTimeout       = 120 * time.Second
+	maxHeaderBytes    = 64 << 10
+	// DefaultShutdownTimeout bounds how long Start waits for in-flight
+	// requests once asked to stop.
+	DefaultShutdownTimeout = 25 * time.Second
+)
+
+// Server serves a Handler on an address until its context ends, then stops
+// taking connections and lets the requests in flight finish. It is a
+// controller-runtime Runnable that runs on every replica.
+type Server struct {
+	Addr    string
+	Handler http.Handler
+	// ShutdownTimeout bounds the wait for requests in flight (default
+	// DefaultShutdownTimeout); it must end before the manager's own
+	// graceful-shutdown timeout.
+	ShutdownTimeout time.Duration
+	Log             logr.Logger
+	// listening, when set, is called with the bound address once the
+	// server accepts connections (tests bind port 0).
+	listening func(net.Addr)
+}
+
+// Start listens on s.Addr and serves until ctx ends.
+func (s *Server) Start(ctx context.Context) error {
+	ln, err := net.Listen("tcp", s.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on --ingest-bind-address %q: %w", s.Addr, err)
+	}
+	srv := &http.Server{
+		Handler:           s.Handler,
+		ReadHeaderTimeout: readHeaderTimeout,
+		ReadTimeout:       readTimeout,
+		WriteTimeout:      writeTimeout,
+		IdleTimeout:       idleTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
+	}
+	if s.listening != nil {
+		s.listening(ln.Addr())
+	}
+	s.Log.Info("serving the HTTP API", "address", ln.Addr().String())
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	select {
+	case err := <-served:
+		return fmt.Errorf("serve the HTTP API: %w", err)
+	case <-ctx.Done():
+	}
+	timeout := s.ShutdownTimeout
+	if timeout <= 0 {
+		timeout = DefaultShutdownTimeout
+	}
+	// ctx is done: the drain needs a context of its own.
+	drainCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
+	defer cancel()
+	s.Log.Info("HTTP API stopping: finishing requests in flight")
+	if err := srv.Shutdown(drainCtx); err != nil {
+		return fmt.Errorf("finish HTTP requests in flight: %w", err)
+	}
+	if err := <-served; !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("serve the HTTP API: %w", err)
+	}
+	return nil
+}
+
+// NeedLeaderElection is false: every replica takes events, while only the
+// leader's engine dispatches them.
+func (*Server) NeedLeaderElection() bool { return false }
