@@ -3,6 +3,7 @@ package eventstore
 import (
 	"context"
 	"fmt"
+	"hash/maphash"
 	"sync"
 	"time"
 
@@ -24,6 +25,8 @@ type Memory struct {
 	position uint64
 	streams  map[string]*streamLog
 	strings  stringTable
+	// seed keys the hash of every stream's ID index.
+	seed maphash.Seed
 	// waiters holds, per stream, a channel closed on that stream's next
 	// append. It exists only while a subscription waits, so appends nobody
 	// waits for allocate nothing for it.
@@ -38,12 +41,18 @@ func NewMemory() *Memory {
 		done:    make(chan struct{}),
 		streams: make(map[string]*streamLog),
 		waiters: make(map[string]chan struct{}),
+		seed:    maphash.MakeSeed(),
 	}
 }
 
 // Append adds events to stream as Store.Append says. Duplicates are found by
 // ID against the stream and within events; all events are stored or none.
 // An empty events slice stores nothing and checks nothing.
+//
+// The events returned for new events are the given ones with Stream,
+// Sequence, Position and Time set (and Value dropped, as the store keeps no
+// values): they share Headers and Payload with the caller, which the store
+// itself copied. An event already stored is returned as Read returns it.
 func (m *Memory) Append(ctx context.Context, stream string, expected ExpectedVersion, events []engine.Message) (AppendResult, error) {
 	if err := ctx.Err(); err != nil {
 		return AppendResult{}, fmt.Errorf("append to stream %q: %w", stream, err)
@@ -59,64 +68,36 @@ func (m *Memory) Append(ctx context.Context, stream string, expected ExpectedVer
 	}
 	l := m.streams[stream]
 	version := l.version()
-
-	// seqs[i] is the sequence events[i] has once stored: its stored one for
-	// a duplicate, the next free one for the first occurrence of a new ID.
-	seqs := make([]uint64, len(events))
-	var inBatch map[string]uint64
-	if len(events) > 1 {
-		inBatch = make(map[string]uint64, len(events))
-	}
-	last := version
-	for i, e := range events {
-		if seq, ok := l.lookup(e.ID); ok {
-			seqs[i] = seq
-			continue
-		}
-		if seq, ok := inBatch[e.ID]; ok {
-			seqs[i] = seq
-			continue
-		}
-		last++
-		seqs[i] = last
-		if inBatch != nil {
-			inBatch[e.ID] = last
-		}
-	}
-	if last == version {
-		// Every event is already stored: a retried append succeeds.
-		return m.result(stream, l, seqs, 0), nil
-	}
-	if expected != Any && uint64(expected) != version {
+	// The expected version binds only an append that adds something: when
+	// every event is already stored, a retried append succeeds.
+	if expected != Any && uint64(expected) != version && l.holdsAny(events, false) {
 		return AppendResult{}, &ConflictError{Stream: stream, Expected: expected, Actual: version}
 	}
 
 	if l == nil {
-		l = newStreamLog()
+		l = newStreamLog(m.seed)
 		m.streams[stream] = l
 	}
+	// Each event is looked up and, when new, stored at once, so an ID that
+	// comes twice in events is found as stored the second time.
 	now := time.Now().UTC()
+	out := make([]engine.Message, len(events))
 	for i, e := range events {
-		if seqs[i] != l.version()+1 {
-			continue // a duplicate, stored already
+		if seq, ok := l.lookup(e.ID); ok {
+			out[i] = l.messages(stream, &m.strings, 1, func(int) uint64 { return seq })[0]
+			continue
 		}
 		m.position++
-		l.push(e, m.position, now, &m.strings)
+		out[i] = l.push(e, m.position, now, &m.strings)
+		out[i].Stream = stream
 	}
-	if ch, ok := m.waiters[stream]; ok {
-		close(ch)
-		delete(m.waiters, stream)
+	if l.version() > version {
+		if ch, ok := m.waiters[stream]; ok {
+			close(ch)
+			delete(m.waiters, stream)
+		}
 	}
-	return m.result(stream, l, seqs, int(last-version)), nil
-}
-
-// result reports the events with sequences seqs as Append returns them.
-func (m *Memory) result(stream string, l *streamLog, seqs []uint64, appended int) AppendResult {
-	var events []engine.Message
-	if len(seqs) > 0 {
-		events = l.messages(stream, &m.strings, len(seqs), func(i int) uint64 { return seqs[i] })
-	}
-	return AppendResult{Events: events, Appended: appended, LastSequence: l.version()}
+	return AppendResult{Events: out, Appended: int(l.version() - version), LastSequence: l.version()}, nil
 }
 
 // Read returns up to limit events of stream after the given sequence, in

@@ -1,9 +1,11 @@
 package eventstore
 
 import (
+	"hash/maphash"
 	"maps"
 	"strings"
 	"time"
+	"unsafe"
 
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine"
 )
@@ -47,14 +49,26 @@ type record struct {
 type streamLog struct {
 	// chunks are full (chunkSize records) except the last one.
 	chunks [][]record
-	// ids maps every stored event ID to its sequence.
-	ids map[string]uint64
+	// ids maps the hash of every stored event ID to its sequence. It holds
+	// no pointer, so the garbage collector never scans it and growing it
+	// never reads an ID; a hit is confirmed against the record's ID.
+	ids  map[uint64]uint64
+	seed maphash.Seed
+	// clashes holds the IDs whose hash an earlier ID of the stream has
+	// already taken in ids: almost always nil.
+	clashes map[string]uint64
 	// block is the byte block being filled; len is what is used.
 	block []byte
+	// name and contentType remember the last interned strings: a stream's
+	// events mostly share them.
+	name, contentType struct {
+		s string
+		i uint32
+	}
 }
 
-func newStreamLog() *streamLog {
-	return &streamLog{ids: make(map[string]uint64)}
+func newStreamLog(seed maphash.Seed) *streamLog {
+	return &streamLog{ids: make(map[uint64]uint64), seed: seed}
 }
 
 // version is the last sequence; a nil log is an unknown stream.
@@ -71,8 +85,39 @@ func (l *streamLog) lookup(id string) (uint64, bool) {
 	if l == nil {
 		return 0, false
 	}
-	seq, ok := l.ids[id]
-	return seq, ok
+	seq, ok := l.ids[maphash.String(l.seed, id)]
+	if ok && l.at(seq).id == id {
+		return seq, true
+	}
+	if l.clashes != nil {
+		seq, ok = l.clashes[id]
+		return seq, ok
+	}
+	return 0, false
+}
+
+// holdsAny reports whether any of events is stored when want is true, or
+// whether any is not stored when want is false.
+func (l *streamLog) holdsAny(events []engine.Message, want bool) bool {
+	for _, e := range events {
+		if _, ok := l.lookup(e.ID); ok == want {
+			return true
+		}
+	}
+	return false
+}
+
+// index records that id has sequence seq.
+func (l *streamLog) index(id string, seq uint64) {
+	h := maphash.String(l.seed, id)
+	if _, taken := l.ids[h]; !taken {
+		l.ids[h] = seq
+		return
+	}
+	if l.clashes == nil {
+		l.clashes = make(map[string]uint64)
+	}
+	l.clashes[id] = seq
 }
 
 // at returns the record with sequence seq, which must be in 1..version.
@@ -81,14 +126,21 @@ func (l *streamLog) at(seq uint64) *record {
 	return &l.chunks[i/chunkSize][i%chunkSize]
 }
 
-// push stores e as the next sequence with the given global position.
-func (l *streamLog) push(e engine.Message, position uint64, now time.Time, strs *stringTable) {
-	id := strings.Clone(e.ID) // do not keep the caller's larger buffer alive
-	n := len(e.Payload) + len(e.CorrelationID) + len(e.CausationID)
+// push stores e as the next sequence with the given global position and
+// returns e as stored. The returned message shares e's Headers and Payload;
+// the record holds its own copies.
+func (l *streamLog) push(e engine.Message, position uint64, now time.Time, strs *stringTable) engine.Message {
+	// The ID goes in the block with the rest, so a record costs no
+	// allocation of its own; block bytes never change once written, which
+	// is what makes the string view of them safe.
+	n := len(e.Payload) + len(e.CorrelationID) + len(e.CausationID) + len(e.ID)
 	data := l.alloc(n)
 	off := copy(data, e.Payload)
 	off += copy(data[off:], e.CorrelationID)
-	copy(data[off:], e.CausationID)
+	off += copy(data[off:], e.CausationID)
+	copy(data[off:], e.ID)
+	id := unsafe.String(&data[off], len(e.ID))
+	data = data[:off:off]
 	t := e.Time
 	if t.IsZero() {
 		t = now
@@ -100,14 +152,39 @@ func (l *streamLog) push(e engine.Message, position uint64, now time.Time, strs 
 		unixNano:    t.UnixNano(),
 		corrLen:     uint32(len(e.CorrelationID)),
 		causLen:     uint32(len(e.CausationID)),
-		name:        strs.intern(e.Name),
-		contentType: strs.intern(e.ContentType),
+		name:        l.internName(strs, e.Name),
+		contentType: l.internContentType(strs, e.ContentType),
 	}
 	if len(e.Headers) > 0 {
 		r.headers = maps.Clone(e.Headers)
+	} else {
+		e.Headers = nil
 	}
 	l.appendRecord(r)
-	l.ids[id] = l.version()
+	seq := l.version()
+	l.index(id, seq)
+
+	e.Sequence, e.Position, e.Time, e.Value = seq, position, time.Unix(0, r.unixNano).UTC(), nil
+	if len(e.Payload) == 0 {
+		e.Payload = nil
+	}
+	return e
+}
+
+func (l *streamLog) internName(strs *stringTable, s string) uint32 {
+	if s != l.name.s || l.name.i == 0 {
+		l.name.i = strs.intern(s)
+		l.name.s = strs.lookup(l.name.i) // the table's copy, not the caller's
+	}
+	return l.name.i
+}
+
+func (l *streamLog) internContentType(strs *stringTable, s string) uint32 {
+	if s != l.contentType.s || l.contentType.i == 0 {
+		l.contentType.i = strs.intern(s)
+		l.contentType.s = strs.lookup(l.contentType.i)
+	}
+	return l.contentType.i
 }
 
 // appendRecord adds r to the last chunk, growing that chunk up to chunkSize
