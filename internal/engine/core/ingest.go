@@ -4,11 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"time"
 
-	"github.com/google/uuid"
-
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine"
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/outbox"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/serde"
 )
 
@@ -45,9 +45,19 @@ func (e *PayloadError) Unwrap() error { return e.Err }
 // Ingest validates events against the stream and puts them in the outbox,
 // all or none. It returns the messages as enqueued (ids, names, times).
 //
+// A payload is checked as the stream's codec validates it, without building
+// its value (see serde.Validator): for JSON that is the syntax check of
+// encoding/json, so a number beyond a float64's range (1e400) is accepted
+// here and is a permanent error only for a projection that reads the
+// event's value.
+//
+// Ingest copies every Payload and Headers map once, so the caller may reuse
+// its buffers as soon as Ingest returns. The returned messages share those
+// copies with the outbox: treat their Headers and Payload as read-only.
+//
 // Errors: ErrStreamNotFound; serde.ErrUnsupportedContentType when the stream
 // does not accept a content type; *PayloadError for a payload that does not
-// decode; outbox.ErrFull when the outbox is at its limit (nothing stored);
+// validate; outbox.ErrFull when the outbox is at its limit (nothing stored);
 // ErrStopped during shutdown.
 func (e *Engine) Ingest(ctx context.Context, streamName string, events []Event) ([]engine.Message, error) {
 	if e.stopped.Load() {
@@ -57,8 +67,14 @@ func (e *Engine) Ingest(ctx context.Context, streamName string, events []Event) 
 	if !ok {
 		return nil, fmt.Errorf("%w: %q", ErrStreamNotFound, streamName)
 	}
+	// Under overload most calls are refused; refusing before validating
+	// leaves the CPU to the processor that drains the outbox.
+	if r, ok := e.cfg.Outbox.(roomChecker); ok && !r.HasRoom(len(events)) {
+		return nil, outbox.ErrFull
+	}
 	now := time.Now().UTC()
 	msgs := make([]engine.Message, len(events))
+	payloadBytes, idsNeeded := 0, 0
 	for i, ev := range events {
 		m, err := s.message(ev, now)
 		if err != nil {
@@ -68,6 +84,20 @@ func (e *Engine) Ingest(ctx context.Context, streamName string, events []Event) 
 			return nil, &PayloadError{Index: i, Err: err}
 		}
 		msgs[i] = m
+		payloadBytes += len(ev.Payload)
+		idsNeeded += countEmpty(m.ID, m.CorrelationID)
+	}
+	ownCopies(msgs, payloadBytes)
+	if idsNeeded > 0 {
+		ids := newIDs(now, idsNeeded)
+		for i := range msgs {
+			if msgs[i].ID == "" {
+				msgs[i].ID, ids = ids.next()
+			}
+			if msgs[i].CorrelationID == "" {
+				msgs[i].CorrelationID, ids = ids.next()
+			}
+		}
 	}
 	if err := e.cfg.Outbox.Enqueue(ctx, msgs); err != nil {
 		return nil, err
@@ -75,13 +105,14 @@ func (e *Engine) Ingest(ctx context.Context, streamName string, events []Event) 
 	return msgs, nil
 }
 
-// message validates one event and builds its message.
+// message validates one event and builds its message, whose ids may still
+// be empty and whose Payload and Headers are still the caller's.
 func (s *stream) message(ev Event, now time.Time) (engine.Message, error) {
 	ct := serde.JSON
 	if ev.ContentType != "" {
 		ct = serde.NormalizeContentType(ev.ContentType)
 	}
-	if _, err := s.codecs.Decode(ct, ev.Payload); err != nil {
+	if err := s.codecs.Validate(ct, ev.Payload); err != nil {
 		return engine.Message{}, err
 	}
 	name := ev.Name
@@ -91,7 +122,7 @@ func (s *stream) message(ev Event, now time.Time) (engine.Message, error) {
 	if name == "" {
 		return engine.Message{}, fmt.Errorf("%w: give one (the ce-type header or ?name=) or set the stream's defaultEventName", ErrNoEventName)
 	}
-	m := engine.Message{
+	return engine.Message{
 		ID:            ev.ID,
 		Name:          name,
 		Stream:        s.spec.Name,
@@ -100,23 +131,40 @@ func (s *stream) message(ev Event, now time.Time) (engine.Message, error) {
 		CorrelationID: ev.CorrelationID,
 		ContentType:   ct,
 		Payload:       ev.Payload,
-	}
-	if m.ID == "" {
-		m.ID = newID()
-	}
-	if m.CorrelationID == "" {
-		m.CorrelationID = newID()
-	}
-	return m, nil
+	}, nil
 }
 
-// newID returns a UUIDv7: unique and ordered by time, which keeps ids of one
-// stream close together in indexes.
-func newID() string {
-	id, err := uuid.NewV7()
-	if err != nil {
-		// Only a failing random source gets here; a v4 id is as unique.
-		return uuid.NewString()
+// ownCopies replaces the caller's payloads and headers in msgs with copies:
+// the payloads share one new buffer of size bytes (each capped at its own
+// length), so a batch costs one allocation for them.
+func ownCopies(msgs []engine.Message, size int) {
+	buf := make([]byte, 0, size)
+	for i := range msgs {
+		m := &msgs[i]
+		if m.Payload != nil {
+			start := len(buf)
+			buf = append(buf, m.Payload...)
+			m.Payload = buf[start:len(buf):len(buf)]
+		}
+		if len(m.Headers) > 0 {
+			m.Headers = maps.Clone(m.Headers)
+		}
 	}
-	return id.String()
+}
+
+// roomChecker is implemented by outboxes that can tell cheaply whether n
+// more entries fit, as outbox.Memory does.
+type roomChecker interface {
+	HasRoom(n int) bool
+}
+
+func countEmpty(a, b string) int {
+	n := 0
+	if a == "" {
+		n++
+	}
+	if b == "" {
+		n++
+	}
+	return n
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sort"
 	"sync"
+	"sync/atomic"
 
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine"
 )
@@ -12,34 +13,27 @@ import (
 // DefaultCapacity is the capacity of a Memory outbox created with capacity <= 0.
 const DefaultCapacity = 10000
 
-// compactAfter is how many dead slots (dispatched, or before head) a Memory
-// tolerates before it compacts; below it, copying would cost more than it saves.
-const compactAfter = 1024
-
-// slot is one entry in the queue; dispatched marks an entry removed out of
-// order, which stays in place until it reaches the head or a compaction.
-type slot struct {
-	entry      Entry
-	dispatched bool
-}
-
 // Memory is an in-process Outbox. It is not durable: its entries are lost when
 // the process ends. It is safe for concurrent use.
 //
-// Entries live in a slice ordered by position with a head index. Marking the
-// oldest entries (the processor's usual case) advances the head in O(1);
-// marking out of order finds the slot by binary search and leaves a hole that
-// later compaction removes.
+// Entries live in fixed-size chunks, oldest first, so that neither Enqueue
+// nor MarkDispatched ever moves the entries already queued: a queue that
+// grew by copying would hold the lock for a copy of every pending entry,
+// and 64 HTTP handlers enqueueing at once would wait on it. Marking the
+// oldest entries (the processor's usual case) frees whole chunks from the
+// head; marking out of order leaves holes, and a chunk is freed once all of
+// its entries are dispatched, wherever it is in the queue.
 type Memory struct {
 	capacity int
 	signal   chan struct{}
 
 	mu     sync.Mutex
-	slots  []slot
-	head   int    // index of the first slot that may be live
-	live   int    // entries not yet dispatched
-	holes  int    // dispatched slots at or after head
+	chunks []*chunk // in position order; none is empty of live entries but the last
+	live   int      // entries not yet dispatched
+	// room mirrors capacity-live for HasRoom, which takes no lock.
+	room   atomic.Int64
 	next   uint64 // position of the next enqueued entry
+	spare  *chunk // a freed chunk kept for the next one needed
 	closed bool
 }
 
@@ -51,16 +45,29 @@ func NewMemory(capacity int) *Memory {
 	if capacity <= 0 {
 		capacity = DefaultCapacity
 	}
-	return &Memory{
+	m := &Memory{
 		capacity: capacity,
 		signal:   make(chan struct{}, 1),
 		next:     1,
 	}
+	m.room.Store(int64(capacity))
+	return m
 }
 
-// Enqueue adds copies of msgs (their Headers and Payload included, so callers
-// may reuse them), all or none, and signals the processor. It returns ErrFull
-// when they would take the outbox past its capacity.
+// HasRoom reports whether n more entries would fit now, without taking the
+// lock: a caller can refuse work early under overload. Enqueue still
+// decides.
+func (m *Memory) HasRoom(n int) bool {
+	return m.room.Load() >= int64(n)
+}
+
+// Enqueue adds msgs, all or none, and signals the processor. It returns
+// ErrFull when they would take the outbox past its capacity.
+//
+// The outbox copies each Message but not what its Headers and Payload refer
+// to: as everywhere in the engine, those are read-only once handed on (see
+// engine.Message), so the caller may reuse msgs but must not change the maps
+// or bytes afterwards. Ingest makes the one copy of what a client sent.
 func (m *Memory) Enqueue(ctx context.Context, msgs []engine.Message) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("enqueue: %w", err)
@@ -79,12 +86,14 @@ func (m *Memory) Enqueue(ctx context.Context, msgs []engine.Message) error {
 		// each should cost no allocation.
 		return ErrFull
 	}
-	m.compactLocked()
-	for _, msg := range msgs {
-		m.slots = append(m.slots, slot{entry: Entry{Position: m.next, Message: msg.Clone()}})
-		m.next++
+	for len(msgs) > 0 {
+		c := m.tailLocked()
+		n := c.fill(m.next, msgs)
+		m.next += uint64(n)
+		msgs = msgs[n:]
+		m.live += n
 	}
-	m.live += len(msgs)
+	m.room.Store(int64(m.capacity - m.live))
 	m.mu.Unlock()
 
 	// Non-blocking: a full buffer already holds a wake-up for these messages.
@@ -93,6 +102,22 @@ func (m *Memory) Enqueue(ctx context.Context, msgs []engine.Message) error {
 	default:
 	}
 	return nil
+}
+
+// tailLocked returns the chunk that takes the next entry, starting one when
+// the last is full.
+func (m *Memory) tailLocked() *chunk {
+	if n := len(m.chunks); n > 0 && m.chunks[n-1].n < chunkLen {
+		return m.chunks[n-1]
+	}
+	c := m.spare
+	m.spare = nil
+	if c == nil {
+		c = new(chunk)
+	}
+	c.first = m.next
+	m.chunks = append(m.chunks, c)
+	return c
 }
 
 // Pending returns up to limit entries not yet dispatched, oldest first,
@@ -112,9 +137,10 @@ func (m *Memory) Pending(ctx context.Context, limit int) ([]Entry, error) {
 		return nil, nil
 	}
 	out := make([]Entry, 0, n)
-	for i := m.head; i < len(m.slots) && len(out) < n; i++ {
-		if !m.slots[i].dispatched {
-			out = append(out, m.slots[i].entry)
+	for _, c := range m.chunks {
+		out = c.appendLive(out, n)
+		if len(out) == n {
+			break
 		}
 	}
 	return out, nil
@@ -131,64 +157,57 @@ func (m *Memory) MarkDispatched(ctx context.Context, positions []uint64) error {
 	if m.closed {
 		return ErrClosed
 	}
+	freed := false
 	for _, pos := range positions {
-		i, ok := m.indexLocked(pos)
-		if !ok || m.slots[i].dispatched {
+		k, ok := m.chunkLocked(pos)
+		if !ok || !m.chunks[k].dispatch(pos) {
 			continue
 		}
-		m.slots[i].dispatched = true
-		m.slots[i].entry.Message = engine.Message{} // let the message be collected
 		m.live--
-		m.holes++
+		if m.chunks[k].done() {
+			freed = true
+		}
 	}
-	// Advance the head over every dispatched slot; they stop being holes.
-	for m.head < len(m.slots) && m.slots[m.head].dispatched {
-		m.head++
-		m.holes--
+	if freed {
+		m.dropDoneLocked()
 	}
-	if m.live == 0 {
-		m.slots, m.head, m.holes = m.slots[:0], 0, 0
-	}
+	m.room.Store(int64(m.capacity - m.live))
 	return nil
 }
 
-// indexLocked finds the slot holding pos among the slots from head on.
-func (m *Memory) indexLocked(pos uint64) (int, bool) {
-	if m.head >= len(m.slots) {
+// chunkLocked finds the index of the chunk holding pos.
+func (m *Memory) chunkLocked(pos uint64) (int, bool) {
+	if len(m.chunks) == 0 || pos < m.chunks[0].first || pos >= m.next {
 		return 0, false
 	}
-	// Fast path: until a compaction drops holes, positions from head on are
-	// contiguous, so the offset from the head's position is the index.
-	if first := m.slots[m.head].entry.Position; pos >= first && pos-first < uint64(len(m.slots)-m.head) {
-		if i := m.head + int(pos-first); m.slots[i].entry.Position == pos {
-			return i, true
-		}
+	// Fast path: until a chunk is freed out of order, chunks are contiguous
+	// and the offset from the first one's position gives the index.
+	if k := int((pos - m.chunks[0].first) / chunkLen); k < len(m.chunks) && m.chunks[k].holds(pos) {
+		return k, true
 	}
-	// Positions increase with the index, holes included (they keep theirs).
-	rest := m.slots[m.head:]
-	j := sort.Search(len(rest), func(k int) bool { return rest[k].entry.Position >= pos })
-	if j < len(rest) && rest[j].entry.Position == pos {
-		return m.head + j, true
+	k := sort.Search(len(m.chunks), func(i int) bool { return m.chunks[i].first+chunkLen > pos })
+	if k < len(m.chunks) && m.chunks[k].holds(pos) {
+		return k, true
 	}
 	return 0, false
 }
 
-// compactLocked drops dead slots once they outnumber the live ones, so memory
-// stays proportional to the pending entries and each slot is copied O(1)
-// times on average.
-func (m *Memory) compactLocked() {
-	dead := m.head + m.holes
-	if dead < compactAfter || dead < m.live {
-		return
-	}
-	kept := m.slots[:0]
-	for _, s := range m.slots[m.head:] {
-		if !s.dispatched {
-			kept = append(kept, s)
+// dropDoneLocked frees the chunks whose entries are all dispatched, keeping
+// one to reuse. The chunk list holds pointers, so this moves little.
+func (m *Memory) dropDoneLocked() {
+	kept := m.chunks[:0]
+	for _, c := range m.chunks {
+		if !c.done() {
+			kept = append(kept, c)
+			continue
+		}
+		if m.spare == nil {
+			c.reset()
+			m.spare = c
 		}
 	}
-	clear(m.slots[len(kept):])
-	m.slots, m.head, m.holes = kept, 0, 0
+	clear(m.chunks[len(kept):])
+	m.chunks = kept
 }
 
 // Len returns the number of entries not yet dispatched.
@@ -210,6 +229,6 @@ func (m *Memory) Close() error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.closed = true
-	m.slots, m.head, m.live, m.holes = nil, 0, 0, 0
+	m.chunks, m.spare, m.live = nil, nil, 0
 	return nil
 }

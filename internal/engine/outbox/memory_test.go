@@ -26,3 +26,22 @@ func TestNewMemoryWithoutCapacityUsesDefaultCapacity(t *testing.T) {
 		}
 	}
 }
+
+func TestMemoryHasRoomFollowsEnqueueAndMarkDispatched(t *testing.T) {
+	ob := outbox.NewMemory(3)
+	if !ob.HasRoom(3) || ob.HasRoom(4) {
+		t.Fatalf("empty outbox of 3: got HasRoom(3)=%v HasRoom(4)=%v, want true and false", ob.HasRoom(3), ob.HasRoom(4))
+	}
+	if err := ob.Enqueue(t.Context(), make([]engine.Message, 2)); err != nil {
+		t.Fatal(err)
+	}
+	if ob.HasRoom(2) {
+		t.Fatalf("outbox of 3 holding 2: got HasRoom(2)=true, want false")
+	}
+	if err := ob.MarkDispatched(t.Context(), []uint64{1}); err != nil {
+		t.Fatal(err)
+	}
+	if !ob.HasRoom(2) {
+		t.Fatalf("outbox of 3 holding 1: got HasRoom(2)=false, want true")
+	}
+}

@@ -26,7 +26,10 @@ type Entry struct {
 // Outbox is a durable queue of accepted messages.
 type Outbox interface {
 	// Enqueue adds msgs, all or none. It returns ErrFull when they do not
-	// fit under the capacity.
+	// fit under the capacity. The caller may reuse the msgs slice; the
+	// messages' Headers and Payload are read-only from then on (as
+	// engine.Message says of every message handed on), so an in-memory
+	// outbox may keep them without copying.
 	Enqueue(ctx context.Context, msgs []engine.Message) error
 	// Pending returns up to limit entries not yet marked dispatched, oldest
 	// first.

@@ -26,8 +26,10 @@ func NewJSONDecoder(Schema) (Decoder, error) { return jsonDecoder{}, nil }
 func (jsonDecoder) Decode(payload []byte) (any, error) { return decodeJSON(payload) }
 
 // Validate checks that payload is exactly one JSON value without building it.
-// It checks syntax only: a number too large for a float64 (1e400) passes
-// Validate and fails Decode, as ingest decodes every payload it accepts.
+// It checks syntax only, as encoding/json does: a number too large for a
+// float64 (1e400) passes Validate and fails Decode. Ingest and Deserialize
+// (for a message whose value nothing reads) validate; only a handler that
+// reads the value has it decoded.
 func (jsonDecoder) Validate(payload []byte) error {
 	if json.Valid(payload) {
 		return nil

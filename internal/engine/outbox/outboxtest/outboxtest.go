@@ -25,7 +25,7 @@ func Run(t *testing.T, newOutbox func(t *testing.T, capacity int) outbox.Outbox)
 		test func(t *testing.T, newOutbox NewOutbox)
 	}{
 		{"BatchEnqueueKeepsOrder", testBatchEnqueueKeepsOrder},
-		{"EnqueueStoresCopies", testEnqueueStoresCopies},
+		{"EnqueueKeepsMessagesWhenTheCallerReusesItsSlice", testEnqueueKeepsMessagesWhenTheCallerReusesItsSlice},
 		{"EnqueuePastCapacityIsFullAndEnqueuesNothing", testEnqueuePastCapacity},
 		{"PendingIsOldestFirstAndStableUntilMarked", testPendingIsStable},
 		{"MarkDispatchedTwiceOrOutOfOrderIsHarmless", testMarkDispatched},
@@ -138,19 +138,18 @@ func testBatchEnqueueKeepsOrder(t *testing.T, newOutbox NewOutbox) {
 	}
 }
 
-func testEnqueueStoresCopies(t *testing.T, newOutbox NewOutbox) {
+func testEnqueueKeepsMessagesWhenTheCallerReusesItsSlice(t *testing.T, newOutbox NewOutbox) {
 	ob := open(t, newOutbox, 10)
 	msgs := messages("s", "a", 2)
 	mustEnqueue(t, ob, msgs)
-	// The caller reuses its slice and buffers for the next request.
-	msgs[0].ID = "changed"
-	msgs[0].Payload[0] = 'X'
-	msgs[0].Headers["n"] = "changed"
+	// The caller reuses its slice for the next request. Headers and
+	// Payload are read-only once enqueued, so they are not changed here.
+	msgs[0] = engine.Message{ID: "changed", Stream: "other"}
 
 	entries := mustPending(t, ob, 10)
-	if got := entries[0].Message; got.ID != "a-0" || string(got.Payload) != `{"n":0}` || got.Header("n") != "0" {
-		t.Fatalf("entry after the caller changed its message: got ID %q payload %q header %q, want a-0 {\"n\":0} 0",
-			got.ID, got.Payload, got.Header("n"))
+	if got := entries[0].Message; got.ID != "a-0" || got.Stream != "s" || string(got.Payload) != `{"n":0}` || got.Header("n") != "0" {
+		t.Fatalf("entry after the caller reused its slice: got ID %q stream %q payload %q header %q, want a-0 s {\"n\":0} 0",
+			got.ID, got.Stream, got.Payload, got.Header("n"))
 	}
 }
 
