@@ -42,7 +42,9 @@ type Config struct {
 	DeadLetterStream string
 	// PollingInterval is the outbox processor's safety-net wake-up (default 100ms).
 	PollingInterval time.Duration
-	// BatchSize is how many outbox entries the processor takes at once (default 256).
+	// BatchSize is how many outbox entries the processor takes at once
+	// (default 1024, so that ten NDJSON requests' worth share one append,
+	// one publish and one outbox round trip).
 	BatchSize int
 	// StatsInterval is how often queue-depth gauges are refreshed (default 5s).
 	StatsInterval time.Duration
@@ -74,7 +76,7 @@ func (c *Config) setDefaults() {
 		c.PollingInterval = 100 * time.Millisecond
 	}
 	if c.BatchSize <= 0 {
-		c.BatchSize = 256
+		c.BatchSize = 1024
 	}
 	if c.StatsInterval <= 0 {
 		c.StatsInterval = 5 * time.Second

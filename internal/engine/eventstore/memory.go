@@ -83,13 +83,10 @@ func (m *Memory) Append(ctx context.Context, stream string, expected ExpectedVer
 	now := time.Now().UTC()
 	out := make([]engine.Message, len(events))
 	for i, e := range events {
-		if seq, ok := l.lookup(e.ID); ok {
-			out[i] = l.messages(stream, &m.strings, 1, func(int) uint64 { return seq })[0]
-			continue
+		var isNew bool
+		if out[i], isNew = l.pushNew(e, m.position+1, now, &m.strings, stream); isNew {
+			m.position++
 		}
-		m.position++
-		out[i] = l.push(e, m.position, now, &m.strings)
-		out[i].Stream = stream
 	}
 	if l.version() > version {
 		if ch, ok := m.waiters[stream]; ok {

@@ -85,15 +85,22 @@ func (l *streamLog) lookup(id string) (uint64, bool) {
 	if l == nil {
 		return 0, false
 	}
-	seq, ok := l.ids[maphash.String(l.seed, id)]
-	if ok && l.at(seq).id == id {
-		return seq, true
+	seq, ok, _ := l.find(id, maphash.String(l.seed, id))
+	return seq, ok
+}
+
+// find looks id up by its hash h; taken says whether h is in ids (for this
+// id or another), which is what index needs to know.
+func (l *streamLog) find(id string, h uint64) (seq uint64, ok, taken bool) {
+	seq, taken = l.ids[h]
+	if taken && l.at(seq).id == id {
+		return seq, true, true
 	}
 	if l.clashes != nil {
 		seq, ok = l.clashes[id]
-		return seq, ok
+		return seq, ok, taken
 	}
-	return 0, false
+	return 0, false, taken
 }
 
 // holdsAny reports whether any of events is stored when want is true, or
@@ -107,10 +114,10 @@ func (l *streamLog) holdsAny(events []engine.Message, want bool) bool {
 	return false
 }
 
-// index records that id has sequence seq.
-func (l *streamLog) index(id string, seq uint64) {
-	h := maphash.String(l.seed, id)
-	if _, taken := l.ids[h]; !taken {
+// index records that id, whose hash is h, has sequence seq; taken is what
+// find said of h.
+func (l *streamLog) index(id string, h uint64, taken bool, seq uint64) {
+	if !taken {
 		l.ids[h] = seq
 		return
 	}
@@ -120,6 +127,20 @@ func (l *streamLog) index(id string, seq uint64) {
 	l.clashes[id] = seq
 }
 
+// pushNew stores e as push does unless the stream holds its ID already;
+// either way it returns the event as stored and whether it was new.
+func (l *streamLog) pushNew(e engine.Message, position uint64, now time.Time, strs *stringTable, stream string) (engine.Message, bool) {
+	h := maphash.String(l.seed, e.ID)
+	seq, ok, taken := l.find(e.ID, h)
+	if ok {
+		return l.messages(stream, strs, 1, func(int) uint64 { return seq })[0], false
+	}
+	m := l.push(e, position, now, strs)
+	l.index(m.ID, h, taken, m.Sequence)
+	m.Stream = stream
+	return m, true
+}
+
 // at returns the record with sequence seq, which must be in 1..version.
 func (l *streamLog) at(seq uint64) *record {
 	i := seq - 1
@@ -127,7 +148,7 @@ func (l *streamLog) at(seq uint64) *record {
 }
 
 // push stores e as the next sequence with the given global position and
-// returns e as stored. The returned message shares e's Headers and Payload;
+// returns e as stored; the caller indexes its ID. The returned message shares e's Headers and Payload;
 // the record holds its own copies.
 func (l *streamLog) push(e engine.Message, position uint64, now time.Time, strs *stringTable) engine.Message {
 	// The ID goes in the block with the rest, so a record costs no
@@ -162,8 +183,8 @@ func (l *streamLog) push(e engine.Message, position uint64, now time.Time, strs 
 	}
 	l.appendRecord(r)
 	seq := l.version()
-	l.index(id, seq)
 
+	e.ID = id // the store's copy: the index keys on it
 	e.Sequence, e.Position, e.Time, e.Value = seq, position, time.Unix(0, r.unixNano).UTC(), nil
 	if len(e.Payload) == 0 {
 		e.Payload = nil

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/eventstore"
@@ -112,6 +113,22 @@ func encodeValue(m *engine.Message) error {
 // groupByStream splits entries by stream, keeping outbox order within each
 // stream and ordering streams by their first entry.
 func groupByStream(entries []outbox.Entry) []streamBatch {
+	if len(entries) == 0 {
+		return nil
+	}
+	// The common case, one stream: no map, and every slice sized at once.
+	first := entries[0].Message.Stream
+	if !slices.ContainsFunc(entries, func(e outbox.Entry) bool { return e.Message.Stream != first }) {
+		b := streamBatch{
+			stream:    first,
+			events:    make([]engine.Message, len(entries)),
+			positions: make([]uint64, len(entries)),
+		}
+		for i, e := range entries {
+			b.events[i], b.positions[i] = e.Message, e.Position
+		}
+		return []streamBatch{b}
+	}
 	var batches []streamBatch
 	index := make(map[string]int)
 	for _, e := range entries {

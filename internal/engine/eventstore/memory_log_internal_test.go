@@ -1,0 +1,31 @@
+package eventstore
+
+import (
+	"hash/maphash"
+	"testing"
+	"time"
+
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine"
+)
+
+func TestIDsWhoseHashIsTakenAreFoundInTheClashes(t *testing.T) {
+	l := newStreamLog(maphash.MakeSeed())
+	var strs stringTable
+	now := time.Now()
+	a, _ := l.pushNew(engine.Message{ID: "a"}, 1, now, &strs, "s")
+	// Store b as if its hash were a's, as a 64-bit collision would.
+	b := l.push(engine.Message{ID: "b"}, 2, now, &strs)
+	l.index(b.ID, maphash.String(l.seed, "a"), true, b.Sequence)
+
+	for _, want := range []engine.Message{a, b} {
+		if seq, ok := l.lookup(want.ID); !ok || seq != want.Sequence {
+			t.Errorf("lookup(%q): got %d, %v, want %d, true", want.ID, seq, ok, want.Sequence)
+		}
+	}
+	if _, ok := l.lookup("c"); ok {
+		t.Errorf("lookup(\"c\"): got found, want not found")
+	}
+	if again, isNew := l.pushNew(engine.Message{ID: "b"}, 3, now, &strs, "s"); isNew || again.Sequence != b.Sequence {
+		t.Errorf("pushNew of b again: got sequence %d new %v, want %d and not new", again.Sequence, isNew, b.Sequence)
+	}
+}
