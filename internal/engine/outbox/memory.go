@@ -32,8 +32,8 @@ type Memory struct {
 	live   int      // entries not yet dispatched
 	// room mirrors capacity-live for HasRoom, which takes no lock.
 	room   atomic.Int64
-	next   uint64 // position of the next enqueued entry
-	spare  *chunk // a freed chunk kept for the next one needed
+	next   uint64   // position of the next enqueued entry
+	spares []*chunk // freed chunks kept for reuse, at most maxSpares
 	closed bool
 }
 
@@ -110,9 +110,10 @@ func (m *Memory) tailLocked() *chunk {
 	if n := len(m.chunks); n > 0 && m.chunks[n-1].n < chunkLen {
 		return m.chunks[n-1]
 	}
-	c := m.spare
-	m.spare = nil
-	if c == nil {
+	var c *chunk
+	if n := len(m.spares); n > 0 {
+		c, m.spares = m.spares[n-1], m.spares[:n-1]
+	} else {
 		c = new(chunk)
 	}
 	c.first = m.next
@@ -144,6 +145,29 @@ func (m *Memory) Pending(ctx context.Context, limit int) ([]Entry, error) {
 		}
 	}
 	return out, nil
+}
+
+// PendingInto copies up to len(msgs) entries not yet dispatched, oldest
+// first, into msgs and positions (which must be as long) without removing
+// them, and says how many. It is Pending for a caller that reuses its
+// buffers; the messages are read-only as Pending's are.
+func (m *Memory) PendingInto(ctx context.Context, msgs []engine.Message, positions []uint64) (int, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, fmt.Errorf("pending: %w", err)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return 0, ErrClosed
+	}
+	n := 0
+	for _, c := range m.chunks {
+		n += c.copyLive(msgs[n:], positions[n:])
+		if n == len(msgs) {
+			break
+		}
+	}
+	return n, nil
 }
 
 // MarkDispatched removes the entries at positions. Unknown or already
@@ -193,7 +217,9 @@ func (m *Memory) chunkLocked(pos uint64) (int, bool) {
 }
 
 // dropDoneLocked frees the chunks whose entries are all dispatched, keeping
-// one to reuse. The chunk list holds pointers, so this moves little.
+// up to maxSpares to reuse: a recycled chunk is likely still in the CPU's
+// cache and costs the garbage collector nothing. The chunk list holds
+// pointers, so this moves little.
 func (m *Memory) dropDoneLocked() {
 	kept := m.chunks[:0]
 	for _, c := range m.chunks {
@@ -201,9 +227,9 @@ func (m *Memory) dropDoneLocked() {
 			kept = append(kept, c)
 			continue
 		}
-		if m.spare == nil {
+		if len(m.spares) < maxSpares {
 			c.reset()
-			m.spare = c
+			m.spares = append(m.spares, c)
 		}
 	}
 	clear(m.chunks[len(kept):])
@@ -229,6 +255,6 @@ func (m *Memory) Close() error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.closed = true
-	m.chunks, m.spare, m.live = nil, nil, 0
+	m.chunks, m.spares, m.live = nil, nil, 0
 	return nil
 }

@@ -7,6 +7,10 @@ import "github.com/eventsourcing-dev/eventsourcing-operator/internal/engine"
 // alive by one pending entry costs little (about 26 KB).
 const chunkLen = 128
 
+// maxSpares is how many freed chunks a Memory keeps for reuse: enough for
+// a few processor batches in flight (about 400 KB).
+const maxSpares = 16
+
 // chunk holds up to chunkLen entries with contiguous positions from first.
 // It fills once, front to back, and is freed when every entry is dispatched.
 type chunk struct {
@@ -60,6 +64,22 @@ func (c *chunk) appendLive(out []Entry, n int) []Entry {
 		}
 	}
 	return out
+}
+
+// copyLive copies the chunk's live entries into msgs and positions, as many
+// as fit, and says how many.
+func (c *chunk) copyLive(msgs []engine.Message, positions []uint64) int {
+	if c.dispatched == c.n {
+		return 0
+	}
+	n := 0
+	for i := 0; i < c.n && n < len(msgs); i++ {
+		if !c.gone[i] {
+			msgs[n], positions[n] = c.entries[i].Message, c.entries[i].Position
+			n++
+		}
+	}
+	return n
 }
 
 // reset empties a done chunk for reuse; its messages were cleared when

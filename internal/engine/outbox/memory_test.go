@@ -45,3 +45,31 @@ func TestMemoryHasRoomFollowsEnqueueAndMarkDispatched(t *testing.T) {
 		t.Fatalf("outbox of 3 holding 1: got HasRoom(2)=false, want true")
 	}
 }
+
+func TestMemoryPendingIntoCopiesWhatPendingReturns(t *testing.T) {
+	ob := outbox.NewMemory(10)
+	msgs := make([]engine.Message, 5)
+	for i := range msgs {
+		msgs[i] = engine.Message{ID: string(rune('a' + i)), Stream: "s"}
+	}
+	if err := ob.Enqueue(t.Context(), msgs); err != nil {
+		t.Fatal(err)
+	}
+	if err := ob.MarkDispatched(t.Context(), []uint64{2}); err != nil {
+		t.Fatal(err)
+	}
+	want, err := ob.Pending(t.Context(), 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gotMsgs, gotPositions := make([]engine.Message, 3), make([]uint64, 3)
+	n, err := ob.PendingInto(t.Context(), gotMsgs, gotPositions)
+	if err != nil || n != len(want) {
+		t.Fatalf("PendingInto: got %d, %v, want %d, nil", n, err, len(want))
+	}
+	for i, e := range want {
+		if gotMsgs[i].ID != e.Message.ID || gotPositions[i] != e.Position {
+			t.Errorf("PendingInto entry %d: got %q at %d, want %q at %d", i, gotMsgs[i].ID, gotPositions[i], e.Message.ID, e.Position)
+		}
+	}
+}

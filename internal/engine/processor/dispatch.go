@@ -9,7 +9,6 @@ import (
 
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/eventstore"
-	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/outbox"
 )
 
 // contentTypeJSON is the content type given to Value-only messages.
@@ -22,36 +21,65 @@ type streamBatch struct {
 	positions []uint64
 }
 
+// pendingCopier is implemented by outboxes that copy pending entries into
+// the caller's buffers, as outbox.Memory does: the processor reuses its
+// buffers from batch to batch instead of allocating two per batch.
+type pendingCopier interface {
+	PendingInto(ctx context.Context, msgs []engine.Message, positions []uint64) (int, error)
+}
+
 // dispatchPending dispatches batches until the outbox holds less than a full
 // batch. It returns the first batch's error; the failed entries stay pending.
 func (p *Processor) dispatchPending(ctx context.Context) error {
+	if len(p.msgs) != p.cfg.BatchSize {
+		p.msgs = make([]engine.Message, p.cfg.BatchSize)
+		p.positions = make([]uint64, p.cfg.BatchSize)
+	}
 	for {
-		entries, err := p.cfg.Outbox.Pending(ctx, p.cfg.BatchSize)
+		n, err := p.pending(ctx)
 		if err != nil {
 			err = fmt.Errorf("read pending outbox entries: %w", err)
 			p.fail(ctx, err, "", 0)
 			return err
 		}
-		if len(entries) == 0 {
+		if n == 0 {
 			return nil
 		}
 		p.stats.batches.Add(1)
-		if err := p.dispatchBatch(ctx, entries); err != nil {
+		err = p.dispatchBatch(ctx, p.msgs[:n], p.positions[:n])
+		clear(p.msgs[:n]) // hold no payload past its batch
+		if err != nil {
 			return err
 		}
-		if len(entries) < p.cfg.BatchSize {
+		if n < p.cfg.BatchSize {
 			return nil
 		}
 	}
 }
 
-// dispatchBatch appends and publishes each stream's entries, then marks the
+// pending fills p.msgs and p.positions with the oldest pending entries and
+// says how many.
+func (p *Processor) pending(ctx context.Context) (int, error) {
+	if c, ok := p.cfg.Outbox.(pendingCopier); ok {
+		return c.PendingInto(ctx, p.msgs, p.positions)
+	}
+	entries, err := p.cfg.Outbox.Pending(ctx, len(p.msgs))
+	if err != nil {
+		return 0, err
+	}
+	for i, e := range entries {
+		p.msgs[i], p.positions[i] = e.Message, e.Position
+	}
+	return len(entries), nil
+}
+
+// dispatchBatch appends and publishes each stream's messages, then marks the
 // entries of every stream that succeeded. A failing stream does not hold back
 // the others; its entries stay pending and keep their order.
-func (p *Processor) dispatchBatch(ctx context.Context, entries []outbox.Entry) error {
+func (p *Processor) dispatchBatch(ctx context.Context, msgs []engine.Message, positions []uint64) error {
 	var errs []error
-	done := make([]uint64, 0, len(entries))
-	for _, b := range groupByStream(entries) {
+	done := make([]uint64, 0, len(msgs))
+	for _, b := range groupByStream(msgs, positions) {
 		if err := p.dispatchStream(ctx, b); err != nil {
 			p.fail(ctx, err, b.stream, len(b.events))
 			errs = append(errs, err)
@@ -110,36 +138,28 @@ func encodeValue(m *engine.Message) error {
 	return nil
 }
 
-// groupByStream splits entries by stream, keeping outbox order within each
-// stream and ordering streams by their first entry.
-func groupByStream(entries []outbox.Entry) []streamBatch {
-	if len(entries) == 0 {
+// groupByStream splits a batch by stream, keeping outbox order within each
+// stream and ordering streams by their first message. A batch of one stream
+// (the usual case) is returned as it is, without a copy.
+func groupByStream(msgs []engine.Message, positions []uint64) []streamBatch {
+	if len(msgs) == 0 {
 		return nil
 	}
-	// The common case, one stream: no map, and every slice sized at once.
-	first := entries[0].Message.Stream
-	if !slices.ContainsFunc(entries, func(e outbox.Entry) bool { return e.Message.Stream != first }) {
-		b := streamBatch{
-			stream:    first,
-			events:    make([]engine.Message, len(entries)),
-			positions: make([]uint64, len(entries)),
-		}
-		for i, e := range entries {
-			b.events[i], b.positions[i] = e.Message, e.Position
-		}
-		return []streamBatch{b}
+	first := msgs[0].Stream
+	if !slices.ContainsFunc(msgs, func(m engine.Message) bool { return m.Stream != first }) {
+		return []streamBatch{{stream: first, events: msgs, positions: positions}}
 	}
 	var batches []streamBatch
 	index := make(map[string]int)
-	for _, e := range entries {
-		i, ok := index[e.Message.Stream]
+	for i, m := range msgs {
+		j, ok := index[m.Stream]
 		if !ok {
-			i = len(batches)
-			index[e.Message.Stream] = i
-			batches = append(batches, streamBatch{stream: e.Message.Stream})
+			j = len(batches)
+			index[m.Stream] = j
+			batches = append(batches, streamBatch{stream: m.Stream})
 		}
-		batches[i].events = append(batches[i].events, e.Message)
-		batches[i].positions = append(batches[i].positions, e.Position)
+		batches[j].events = append(batches[j].events, m)
+		batches[j].positions = append(batches[j].positions, positions[i])
 	}
 	return batches
 }

@@ -26,6 +26,10 @@ import (
 type Processor struct {
 	cfg   Config
 	stats counters
+	// msgs and positions hold the batch in hand; only Run's goroutine
+	// touches them.
+	msgs      []engine.Message
+	positions []uint64
 }
 
 // New returns a Processor for cfg after filling its defaults.
