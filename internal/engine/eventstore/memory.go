@@ -80,6 +80,9 @@ func (m *Memory) Append(ctx context.Context, stream string, expected ExpectedVer
 	}
 	// Each event is looked up and, when new, stored at once, so an ID that
 	// comes twice in events is found as stored the second time.
+	if len(events) > 1 {
+		l.prefetch(events)
+	}
 	now := time.Now().UTC()
 	out := make([]engine.Message, len(events))
 	for i, e := range events {

@@ -26,22 +26,29 @@ const (
 	maxBlockSize = 256 << 10
 )
 
-// record is the compact form of one stored event (80 bytes plus its ID and
-// its block bytes). The stream and sequence are implicit in where it lives,
-// Name and ContentType are indexes into the store's string table, the time is
-// Unix nanoseconds, and headers are nil when the event had none.
+// record is the compact form of one stored event: 48 bytes, plus its bytes
+// in a block. The stream and sequence are implicit in where it lives, Name
+// and ContentType are indexes into the store's string table, the time is
+// Unix nanoseconds, and the payload, correlation id, causation id and id lie
+// one after the other at off in block. A record holds no pointer, so the
+// garbage collector never scans the chunks that hold them, however many
+// events the store keeps.
 type record struct {
-	id string
-	// data is the payload, then the correlation id, then the causation id,
-	// in a block shared with neighbouring records.
-	data        []byte
-	headers     map[string]string
 	position    uint64
 	unixNano    int64
+	block       uint32
+	off         uint32
+	payloadLen  uint32
 	corrLen     uint32
 	causLen     uint32
+	idLen       uint32
 	name        uint32
 	contentType uint32
+}
+
+// size is how many block bytes the record uses.
+func (r *record) size() int {
+	return int(r.payloadLen + r.corrLen + r.causLen + r.idLen)
 }
 
 // streamLog is one stream's events. Records are never changed once pushed,
@@ -49,16 +56,21 @@ type record struct {
 type streamLog struct {
 	// chunks are full (chunkSize records) except the last one.
 	chunks [][]record
-	// ids maps the hash of every stored event ID to its sequence. It holds
-	// no pointer, so the garbage collector never scans it and growing it
-	// never reads an ID; a hit is confirmed against the record's ID.
-	ids  map[uint64]uint64
+	// ids maps the hash of every stored event ID to its sequence; a hit is
+	// confirmed against the record's ID.
+	ids  idIndex
 	seed maphash.Seed
+	// sink keeps prefetch's loads from being optimised away.
+	sink uint64
 	// clashes holds the IDs whose hash an earlier ID of the stream has
 	// already taken in ids: almost always nil.
 	clashes map[string]uint64
-	// block is the byte block being filled; len is what is used.
-	block []byte
+	// blocks hold the records' bytes; blocks[current] is being filled (its
+	// len is what is used) and the others are full or hold one large event.
+	blocks  [][]byte
+	current uint32
+	// headers holds the headers of the events that have any, by sequence.
+	headers map[uint64]map[string]string
 	// name and contentType remember the last interned strings: a stream's
 	// events mostly share them.
 	name, contentType struct {
@@ -68,7 +80,7 @@ type streamLog struct {
 }
 
 func newStreamLog(seed maphash.Seed) *streamLog {
-	return &streamLog{ids: make(map[uint64]uint64), seed: seed}
+	return &streamLog{seed: seed}
 }
 
 // version is the last sequence; a nil log is an unknown stream.
@@ -85,15 +97,30 @@ func (l *streamLog) lookup(id string) (uint64, bool) {
 	if l == nil {
 		return 0, false
 	}
-	seq, ok, _ := l.find(id, maphash.String(l.seed, id))
+	seq, ok, _ := l.find(id, l.hash(id))
 	return seq, ok
+}
+
+// hash is the index's hash of id.
+func (l *streamLog) hash(id string) uint64 {
+	return idHash(maphash.String(l.seed, id))
+}
+
+// prefetch starts fetching the index slots that looking events up will read,
+// all at once; see idIndex.
+func (l *streamLog) prefetch(events []engine.Message) {
+	var sink uint64
+	for _, e := range events {
+		sink ^= l.ids.touch(l.hash(e.ID))
+	}
+	l.sink = sink
 }
 
 // find looks id up by its hash h; taken says whether h is in ids (for this
 // id or another), which is what index needs to know.
 func (l *streamLog) find(id string, h uint64) (seq uint64, ok, taken bool) {
-	seq, taken = l.ids[h]
-	if taken && l.at(seq).id == id {
+	seq, taken = l.ids.get(h)
+	if taken && l.id(l.at(seq)) == id {
 		return seq, true, true
 	}
 	if l.clashes != nil {
@@ -118,7 +145,7 @@ func (l *streamLog) holdsAny(events []engine.Message, want bool) bool {
 // find said of h.
 func (l *streamLog) index(id string, h uint64, taken bool, seq uint64) {
 	if !taken {
-		l.ids[h] = seq
+		l.ids.put(h, seq)
 		return
 	}
 	if l.clashes == nil {
@@ -130,7 +157,7 @@ func (l *streamLog) index(id string, h uint64, taken bool, seq uint64) {
 // pushNew stores e as push does unless the stream holds its ID already;
 // either way it returns the event as stored and whether it was new.
 func (l *streamLog) pushNew(e engine.Message, position uint64, now time.Time, strs *stringTable, stream string) (engine.Message, bool) {
-	h := maphash.String(l.seed, e.ID)
+	h := l.hash(e.ID)
 	seq, ok, taken := l.find(e.ID, h)
 	if ok {
 		return l.messages(stream, strs, 1, func(int) uint64 { return seq })[0], false
@@ -148,48 +175,64 @@ func (l *streamLog) at(seq uint64) *record {
 }
 
 // push stores e as the next sequence with the given global position and
-// returns e as stored; the caller indexes its ID. The returned message shares e's Headers and Payload;
-// the record holds its own copies.
+// returns e as stored; the caller indexes its ID. The returned message
+// shares e's Headers and Payload; the store keeps its own copies.
 func (l *streamLog) push(e engine.Message, position uint64, now time.Time, strs *stringTable) engine.Message {
-	// The ID goes in the block with the rest, so a record costs no
-	// allocation of its own; block bytes never change once written, which
-	// is what makes the string view of them safe.
 	n := len(e.Payload) + len(e.CorrelationID) + len(e.CausationID) + len(e.ID)
-	data := l.alloc(n)
-	off := copy(data, e.Payload)
-	off += copy(data[off:], e.CorrelationID)
-	off += copy(data[off:], e.CausationID)
-	copy(data[off:], e.ID)
-	id := unsafe.String(&data[off], len(e.ID))
-	data = data[:off:off]
+	block, off, data := l.alloc(n)
+	at := copy(data, e.Payload)
+	at += copy(data[at:], e.CorrelationID)
+	at += copy(data[at:], e.CausationID)
+	copy(data[at:], e.ID)
 	t := e.Time
 	if t.IsZero() {
 		t = now
 	}
 	r := record{
-		id:          id,
-		data:        data,
 		position:    position,
 		unixNano:    t.UnixNano(),
+		block:       block,
+		off:         off,
+		payloadLen:  uint32(len(e.Payload)),
 		corrLen:     uint32(len(e.CorrelationID)),
 		causLen:     uint32(len(e.CausationID)),
+		idLen:       uint32(len(e.ID)),
 		name:        l.internName(strs, e.Name),
 		contentType: l.internContentType(strs, e.ContentType),
 	}
+	l.appendRecord(r)
+	seq := l.version()
 	if len(e.Headers) > 0 {
-		r.headers = maps.Clone(e.Headers)
+		if l.headers == nil {
+			l.headers = make(map[uint64]map[string]string)
+		}
+		l.headers[seq] = maps.Clone(e.Headers)
 	} else {
 		e.Headers = nil
 	}
-	l.appendRecord(r)
-	seq := l.version()
 
-	e.ID = id // the store's copy: the index keys on it
+	e.ID = l.id(&r) // the store's copy: the index keys on it
 	e.Sequence, e.Position, e.Time, e.Value = seq, position, time.Unix(0, r.unixNano).UTC(), nil
 	if len(e.Payload) == 0 {
 		e.Payload = nil
 	}
 	return e
+}
+
+// bytes returns the record's bytes: payload, correlation id, causation id, id.
+func (l *streamLog) bytes(r *record) []byte {
+	return l.blocks[r.block][r.off : int(r.off)+r.size()]
+}
+
+// id returns the record's ID as a view of its block: block bytes never
+// change once written, which is what makes the view safe, and it costs no
+// copy.
+func (l *streamLog) id(r *record) string {
+	if r.idLen == 0 {
+		return ""
+	}
+	b := l.bytes(r)[r.size()-int(r.idLen):]
+	return unsafe.String(&b[0], len(b))
 }
 
 func (l *streamLog) internName(strs *stringTable, s string) uint32 {
@@ -229,22 +272,29 @@ func (l *streamLog) appendRecord(r record) {
 	l.chunks[n-1] = append(last, r)
 }
 
-// alloc returns n bytes for one record, carved from the current block. The
-// slice's capacity is its length so it cannot reach into a neighbour.
-func (l *streamLog) alloc(n int) []byte {
-	if n == 0 {
-		return nil
+// alloc returns n bytes for one record, carved from the current block, with
+// the block's index and the bytes' offset in it. The slice's capacity is its
+// length so it cannot reach into a neighbour.
+func (l *streamLog) alloc(n int) (uint32, uint32, []byte) {
+	if len(l.blocks) == 0 {
+		l.blocks = append(l.blocks, make([]byte, 0, minBlockSize))
 	}
-	if cap(l.block)-len(l.block) < n {
-		size := min(max(2*cap(l.block), minBlockSize), maxBlockSize)
+	cur := l.blocks[l.current]
+	if cap(cur)-len(cur) < n {
+		size := min(max(2*cap(cur), minBlockSize), maxBlockSize)
 		if n > size {
-			return make([]byte, n) // too big to share a block
+			// Too big to share a block: it gets one of its own.
+			l.blocks = append(l.blocks, make([]byte, n))
+			return uint32(len(l.blocks) - 1), 0, l.blocks[len(l.blocks)-1]
 		}
-		l.block = make([]byte, 0, size)
+		cur = make([]byte, 0, size)
+		l.blocks = append(l.blocks, cur)
+		l.current = uint32(len(l.blocks) - 1)
 	}
-	start := len(l.block)
-	l.block = l.block[:start+n]
-	return l.block[start : start+n : start+n]
+	start := len(cur)
+	cur = cur[:start+n]
+	l.blocks[l.current] = cur
+	return l.current, uint32(start), cur[start : start+n : start+n]
 }
 
 // stringTable interns the few distinct event names and content types, so a
@@ -281,23 +331,24 @@ func (t *stringTable) lookup(i uint32) string {
 
 // messages rebuilds n events of stream, the i-th having sequence seqAt(i),
 // as copies the caller owns: all payloads share one new buffer (each capped at
-// its own length) and all ids one new string, so a batch costs a few
-// allocations rather than a few per event.
+// its own length) and all correlation and causation ids one new string, so a
+// batch costs a few allocations rather than a few per event. IDs are views of
+// the store's blocks, which never change.
 func (l *streamLog) messages(stream string, strs *stringTable, n int, seqAt func(int) uint64) []engine.Message {
 	payloadBytes, stringBytes := 0, 0
 	for i := range n {
 		r := l.at(seqAt(i))
-		text := int(r.corrLen + r.causLen)
-		payloadBytes += len(r.data) - text
-		stringBytes += text
+		payloadBytes += int(r.payloadLen)
+		stringBytes += int(r.corrLen + r.causLen)
 	}
 	payloads := make([]byte, 0, payloadBytes)
 	var sb strings.Builder
 	sb.Grow(stringBytes)
 	for i := range n {
 		r := l.at(seqAt(i))
-		payloads = append(payloads, r.data[:len(r.data)-int(r.corrLen+r.causLen)]...)
-		sb.Write(r.data[len(r.data)-int(r.corrLen+r.causLen):])
+		b := l.bytes(r)
+		payloads = append(payloads, b[:r.payloadLen]...)
+		sb.Write(b[r.payloadLen : r.payloadLen+r.corrLen+r.causLen])
 	}
 	text := sb.String()
 
@@ -306,9 +357,9 @@ func (l *streamLog) messages(stream string, strs *stringTable, n int, seqAt func
 	for i := range n {
 		seq := seqAt(i)
 		r := l.at(seq)
-		pLen := len(r.data) - int(r.corrLen+r.causLen)
+		pLen := int(r.payloadLen)
 		m := engine.Message{
-			ID:            r.id,
+			ID:            l.id(r),
 			Name:          strs.lookup(r.name),
 			Stream:        stream,
 			Sequence:      seq,
@@ -321,8 +372,8 @@ func (l *streamLog) messages(stream string, strs *stringTable, n int, seqAt func
 		if pLen > 0 {
 			m.Payload = payloads[pOff : pOff+pLen : pOff+pLen]
 		}
-		if r.headers != nil {
-			m.Headers = maps.Clone(r.headers)
+		if h := l.headers[seq]; h != nil {
+			m.Headers = maps.Clone(h)
 		}
 		pOff += pLen
 		sOff += int(r.corrLen + r.causLen)
