@@ -80,14 +80,11 @@ func (m *Memory) Append(ctx context.Context, stream string, expected ExpectedVer
 	}
 	// Each event is looked up and, when new, stored at once, so an ID that
 	// comes twice in events is found as stored the second time.
-	if len(events) > 1 {
-		l.prefetch(events)
-	}
+	hashes := l.prefetch(events)
 	now := time.Now().UTC()
 	out := make([]engine.Message, len(events))
-	for i, e := range events {
-		var isNew bool
-		if out[i], isNew = l.pushNew(e, m.position+1, now, &m.strings, stream); isNew {
+	for i := range events {
+		if l.pushNew(&out[i], &events[i], hashes[i], m.position+1, now, &m.strings, stream) {
 			m.position++
 		}
 	}

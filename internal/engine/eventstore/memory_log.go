@@ -60,8 +60,10 @@ type streamLog struct {
 	// confirmed against the record's ID.
 	ids  idIndex
 	seed maphash.Seed
-	// sink keeps prefetch's loads from being optimised away.
-	sink uint64
+	// hashes is prefetch's buffer; sink keeps its loads from being
+	// optimised away.
+	hashes []uint64
+	sink   uint64
 	// clashes holds the IDs whose hash an earlier ID of the stream has
 	// already taken in ids: almost always nil.
 	clashes map[string]uint64
@@ -106,14 +108,21 @@ func (l *streamLog) hash(id string) uint64 {
 	return idHash(maphash.String(l.seed, id))
 }
 
-// prefetch starts fetching the index slots that looking events up will read,
-// all at once; see idIndex.
-func (l *streamLog) prefetch(events []engine.Message) {
+// prefetch returns the index hashes of events' IDs, in a buffer reused by
+// the next call, and starts fetching the index slots their lookups will
+// read, all at once; see idIndex.
+func (l *streamLog) prefetch(events []engine.Message) []uint64 {
+	if cap(l.hashes) < len(events) {
+		l.hashes = make([]uint64, len(events))
+	}
+	hashes := l.hashes[:len(events)]
 	var sink uint64
-	for _, e := range events {
-		sink ^= l.ids.touch(l.hash(e.ID))
+	for i := range events {
+		hashes[i] = l.hash(events[i].ID)
+		sink ^= l.ids.touch(hashes[i])
 	}
 	l.sink = sink
+	return hashes
 }
 
 // find looks id up by its hash h; taken says whether h is in ids (for this
@@ -154,18 +163,19 @@ func (l *streamLog) index(id string, h uint64, taken bool, seq uint64) {
 	l.clashes[id] = seq
 }
 
-// pushNew stores e as push does unless the stream holds its ID already;
-// either way it returns the event as stored and whether it was new.
-func (l *streamLog) pushNew(e engine.Message, position uint64, now time.Time, strs *stringTable, stream string) (engine.Message, bool) {
-	h := l.hash(e.ID)
+// pushNew stores *e, whose ID hashes to h, as push does unless the stream
+// holds its ID already; either way it sets *dst to the event as stored and
+// reports whether it was new. Pointers spare a copy of each message.
+func (l *streamLog) pushNew(dst, e *engine.Message, h, position uint64, now time.Time, strs *stringTable, stream string) bool {
 	seq, ok, taken := l.find(e.ID, h)
 	if ok {
-		return l.messages(stream, strs, 1, func(int) uint64 { return seq })[0], false
+		*dst = l.messages(stream, strs, 1, func(int) uint64 { return seq })[0]
+		return false
 	}
-	m := l.push(e, position, now, strs)
-	l.index(m.ID, h, taken, m.Sequence)
-	m.Stream = stream
-	return m, true
+	l.push(dst, e, position, now, strs)
+	l.index(dst.ID, h, taken, dst.Sequence)
+	dst.Stream = stream
+	return true
 }
 
 // at returns the record with sequence seq, which must be in 1..version.
@@ -174,10 +184,10 @@ func (l *streamLog) at(seq uint64) *record {
 	return &l.chunks[i/chunkSize][i%chunkSize]
 }
 
-// push stores e as the next sequence with the given global position and
-// returns e as stored; the caller indexes its ID. The returned message
-// shares e's Headers and Payload; the store keeps its own copies.
-func (l *streamLog) push(e engine.Message, position uint64, now time.Time, strs *stringTable) engine.Message {
+// push stores *e as the next sequence with the given global position and
+// sets *dst to it as stored; the caller indexes its ID. *dst shares e's
+// Headers and Payload; the store keeps its own copies.
+func (l *streamLog) push(dst, e *engine.Message, position uint64, now time.Time, strs *stringTable) {
 	n := len(e.Payload) + len(e.CorrelationID) + len(e.CausationID) + len(e.ID)
 	block, off, data := l.alloc(n)
 	at := copy(data, e.Payload)
@@ -202,21 +212,20 @@ func (l *streamLog) push(e engine.Message, position uint64, now time.Time, strs 
 	}
 	l.appendRecord(r)
 	seq := l.version()
+	*dst = *e
 	if len(e.Headers) > 0 {
 		if l.headers == nil {
 			l.headers = make(map[uint64]map[string]string)
 		}
 		l.headers[seq] = maps.Clone(e.Headers)
 	} else {
-		e.Headers = nil
+		dst.Headers = nil
 	}
-
-	e.ID = l.id(&r) // the store's copy: the index keys on it
-	e.Sequence, e.Position, e.Time, e.Value = seq, position, time.Unix(0, r.unixNano).UTC(), nil
+	dst.ID = l.id(&r) // the store's copy: the index keys on it
+	dst.Sequence, dst.Position, dst.Time, dst.Value = seq, position, time.Unix(0, r.unixNano).UTC(), nil
 	if len(e.Payload) == 0 {
-		e.Payload = nil
+		dst.Payload = nil
 	}
-	return e
 }
 
 // bytes returns the record's bytes: payload, correlation id, causation id, id.
