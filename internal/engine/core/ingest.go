@@ -30,7 +30,7 @@ type Event struct {
 var ErrNoEventName = errors.New("event has no name")
 
 // PayloadError says which event of a request was refused, and why: its
-// payload does not decode with the stream's schema, or it has no name.
+// payload does not validate with the stream's schema, or it has no name.
 type PayloadError struct {
 	// Index is the event's position in the request, from 0.
 	Index int
@@ -39,7 +39,7 @@ type PayloadError struct {
 
 func (e *PayloadError) Error() string { return fmt.Sprintf("event %d: %v", e.Index, e.Err) }
 
-// Unwrap returns the decoder's error.
+// Unwrap returns the codec's error.
 func (e *PayloadError) Unwrap() error { return e.Err }
 
 // Ingest validates events against the stream and puts them in the outbox,
@@ -75,17 +75,16 @@ func (e *Engine) Ingest(ctx context.Context, streamName string, events []Event) 
 	now := time.Now().UTC()
 	msgs := make([]engine.Message, len(events))
 	payloadBytes, idsNeeded := 0, 0
-	for i, ev := range events {
-		m, err := s.message(ev, now)
-		if err != nil {
+	for i := range events {
+		ev := &events[i]
+		if err := s.message(&msgs[i], ev, now); err != nil {
 			if errors.Is(err, serde.ErrUnsupportedContentType) {
 				return nil, err
 			}
 			return nil, &PayloadError{Index: i, Err: err}
 		}
-		msgs[i] = m
 		payloadBytes += len(ev.Payload)
-		idsNeeded += countEmpty(m.ID, m.CorrelationID)
+		idsNeeded += countEmpty(ev.ID, ev.CorrelationID)
 	}
 	ownCopies(msgs, payloadBytes)
 	if idsNeeded > 0 {
@@ -105,33 +104,33 @@ func (e *Engine) Ingest(ctx context.Context, streamName string, events []Event) 
 	return msgs, nil
 }
 
-// message validates one event and builds its message, whose ids may still
-// be empty and whose Payload and Headers are still the caller's.
-func (s *stream) message(ev Event, now time.Time) (engine.Message, error) {
+// message validates one event and builds its message in *m (in place: a
+// message is 200 bytes). The ids may still be empty, and Payload and
+// Headers are still the caller's.
+func (s *stream) message(m *engine.Message, ev *Event, now time.Time) error {
 	ct := serde.JSON
 	if ev.ContentType != "" {
 		ct = serde.NormalizeContentType(ev.ContentType)
 	}
 	if err := s.codecs.Validate(ct, ev.Payload); err != nil {
-		return engine.Message{}, err
+		return err
 	}
 	name := ev.Name
 	if name == "" {
 		name = s.spec.DefaultEventName
 	}
 	if name == "" {
-		return engine.Message{}, fmt.Errorf("%w: give one (the ce-type header or ?name=) or set the stream's defaultEventName", ErrNoEventName)
+		return fmt.Errorf("%w: give one (the ce-type header or ?name=) or set the stream's defaultEventName", ErrNoEventName)
 	}
-	return engine.Message{
-		ID:            ev.ID,
-		Name:          name,
-		Stream:        s.spec.Name,
-		Time:          now,
-		Headers:       ev.Headers,
-		CorrelationID: ev.CorrelationID,
-		ContentType:   ct,
-		Payload:       ev.Payload,
-	}, nil
+	m.ID = ev.ID
+	m.Name = name
+	m.Stream = s.spec.Name
+	m.Time = now
+	m.Headers = ev.Headers
+	m.CorrelationID = ev.CorrelationID
+	m.ContentType = ct
+	m.Payload = ev.Payload
+	return nil
 }
 
 // ownCopies replaces the caller's payloads and headers in msgs with copies:
