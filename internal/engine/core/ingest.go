@@ -22,8 +22,10 @@ type Event struct {
 	CorrelationID string
 	// ContentType is the payload's wire format; empty means JSON.
 	ContentType string
-	Headers     map[string]string
-	Payload     []byte
+	// Headers are kept with the event as metadata (CloudEvents ce-* attributes).
+	Headers map[string]string
+	// Payload is the event body in ContentType's format.
+	Payload []byte
 }
 
 // ErrNoEventName means neither the request nor the stream names the event.
