@@ -109,15 +109,24 @@ func (p *Processor) dispatchStream(ctx context.Context, b streamBatch) error {
 			return fmt.Errorf("stream %q: %w", b.stream, err)
 		}
 	}
-	res, err := p.cfg.Store.Append(ctx, b.stream, eventstore.Any, b.events)
-	if err != nil {
-		return fmt.Errorf("append %d events to stream %q: %w", len(b.events), b.stream, err)
-	}
-	if err := p.cfg.Broker.Publish(ctx, res.Events...); err != nil {
-		return fmt.Errorf("publish %d events of stream %q: %w", len(res.Events), b.stream, err)
+	for events := range slices.Chunk(b.events, appendSize) {
+		res, err := p.cfg.Store.Append(ctx, b.stream, eventstore.Any, events)
+		if err != nil {
+			return fmt.Errorf("append %d events to stream %q: %w", len(events), b.stream, err)
+		}
+		if err := p.cfg.Broker.Publish(ctx, res.Events...); err != nil {
+			return fmt.Errorf("publish %d events of stream %q: %w", len(res.Events), b.stream, err)
+		}
 	}
 	return nil
 }
+
+// appendSize is the most events one Append takes. The store returns a new
+// slice of messages per call; kept under 32 KB it is a small allocation the
+// runtime serves from memory it has just reused, likely still cached,
+// where a large one comes cold from the heap and its first writes miss.
+// Appends of a batch's parts in order store and publish what one would.
+const appendSize = 128
 
 // encodeValue gives a message that carries only a decoded Value (as handler
 // outputs may) the JSON encoding of that value as its Payload, since the
