@@ -98,6 +98,15 @@ bench: ## Engine benchmarks (one run, allocations reported).
 bench-compare: ## Our engine against Watermill v1.5.1: alternating rounds, ratio per round.
 	hack/bench/compare.sh 5 3s
 
+.PHONY: bench-http
+bench-http: ## HTTP API over loopback, 64 keep-alive clients, against a bare net/http handler in the same run.
+	go test -run '^$$' -bench 'HTTP' -benchtime 3s -count 3 ./internal/httpapi/
+
+FUZZTIME ?= 45s
+.PHONY: fuzz
+fuzz: ## Fuzz the HTTP handler for FUZZTIME (the first run builds instrumented dependencies: minutes).
+	go test -run '^$$' -fuzz FuzzHandler -fuzztime $(FUZZTIME) ./internal/httpapi/
+
 ##@ Build
 
 .PHONY: run

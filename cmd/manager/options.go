@@ -121,7 +121,8 @@ func (o options) validate() error {
 		return fmt.Errorf("--max-event-bytes=%d: want a positive number of bytes", o.maxEventBytes)
 	}
 	if o.maxRequestBytes < o.maxEventBytes {
-		return fmt.Errorf("--max-request-bytes=%d is less than --max-event-bytes=%d: a batch must hold at least one event", o.maxRequestBytes, o.maxEventBytes)
+		return fmt.Errorf("--max-request-bytes=%d is less than --max-event-bytes=%d: a batch must hold at least one event",
+			o.maxRequestBytes, o.maxEventBytes)
 	}
 	if o.deadLetterStream == "" || strings.Contains(o.deadLetterStream, "/") {
 		return fmt.Errorf("--dead-letter-stream=%q: want a stream name such as dead", o.deadLetterStream)

@@ -65,7 +65,8 @@ func benchHandler(b *testing.B) http.Handler {
 	if err != nil {
 		b.Fatal(err)
 	}
-	if err := e.ApplyStream(core.StreamSpec{Name: "bench/items", ContentTypes: []string{serde.JSON}, DefaultEventName: "ItemCreated"}); err != nil {
+	spec := core.StreamSpec{Name: "bench/items", ContentTypes: []string{serde.JSON}, DefaultEventName: "ItemCreated"}
+	if err := e.ApplyStream(spec); err != nil {
 		b.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -73,7 +74,9 @@ func benchHandler(b *testing.B) http.Handler {
 	go func() { done <- e.Run(ctx) }()
 	b.Cleanup(func() {
 		cancel()
-		<-done
+		if err := <-done; err != nil {
+			b.Errorf("engine Run returned %v, want nil", err)
+		}
 		_ = e.Close()
 	})
 	h, err := httpapi.NewHandler(httpapi.Config{Engine: e, Log: logr.Discard()})

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"time"
 
 	"github.com/go-logr/logr"
 	"k8s.io/apimachinery/pkg/util/validation"
@@ -29,6 +30,7 @@ const (
 	DefaultMaxEventBytes   = 1 << 20
 	DefaultMaxRequestBytes = 16 << 20
 	DefaultMaxBatchEvents  = 1000
+	DefaultFullOutboxWait  = 250 * time.Millisecond
 )
 
 // Config configures the API handler.
@@ -46,6 +48,11 @@ type Config struct {
 	// It must stay below the outbox's capacity: a batch is enqueued all or
 	// none, so a larger one could never fit.
 	MaxBatchEvents int
+	// FullOutboxWait is how long an ingest waits for room in a full outbox
+	// before answering 503 (default 250ms; negative: answer 503 at once).
+	// The processor drains a full outbox in milliseconds, so a burst is
+	// absorbed as latency; a stalled processor still gets a quick 503.
+	FullOutboxWait time.Duration
 	Log            logr.Logger
 }
 
@@ -62,6 +69,9 @@ func (c *Config) setDefaults() {
 	c.MaxRequestBytes = max(c.MaxRequestBytes, c.MaxEventBytes)
 	if c.MaxBatchEvents <= 0 {
 		c.MaxBatchEvents = DefaultMaxBatchEvents
+	}
+	if c.FullOutboxWait == 0 {
+		c.FullOutboxWait = DefaultFullOutboxWait
 	}
 }
 

@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/google/uuid"
 
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/core"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/outbox"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/serde"
@@ -72,7 +74,7 @@ func (h *Handler) ingest(w http.ResponseWriter, r *http.Request, ns, stream stri
 	if p != nil {
 		return p
 	}
-	msgs, err := h.cfg.Engine.Ingest(r.Context(), engineName(ns, stream), events)
+	msgs, err := h.ingestWaitingForRoom(r.Context(), engineName(ns, stream), events)
 	if err != nil {
 		return h.ingestProblem(r.Context(), err, ns, stream, ct)
 	}
@@ -160,6 +162,31 @@ func checkKeys(ev core.Event) *Problem {
 		}
 	}
 	return nil
+}
+
+// ingestWaitingForRoom ingests, retrying while the outbox is full for up to
+// FullOutboxWait (backing off from 1ms to 16ms between tries). A full
+// outbox refuses before validating, so each retry costs next to nothing.
+func (h *Handler) ingestWaitingForRoom(ctx context.Context, stream string, events []core.Event) ([]engine.Message, error) {
+	msgs, err := h.cfg.Engine.Ingest(ctx, stream, events)
+	if !errors.Is(err, outbox.ErrFull) || h.cfg.FullOutboxWait < 0 {
+		return msgs, err
+	}
+	deadline := time.Now().Add(h.cfg.FullOutboxWait)
+	pause := time.Millisecond
+	timer := time.NewTimer(pause)
+	defer timer.Stop()
+	for errors.Is(err, outbox.ErrFull) && time.Now().Add(pause).Before(deadline) {
+		timer.Reset(pause)
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-timer.C:
+		}
+		pause = min(2*pause, 16*time.Millisecond)
+		msgs, err = h.cfg.Engine.Ingest(ctx, stream, events)
+	}
+	return msgs, err
 }
 
 // ingestProblem turns an Ingest error into the answer API.md gives for it.

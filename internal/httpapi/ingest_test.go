@@ -1,11 +1,21 @@
 package httpapi_test
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
+	"github.com/go-logr/logr"
+
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine"
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/core"
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/outbox"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/httpapi"
 )
 
@@ -111,6 +121,52 @@ func TestFullOutboxAnswers503WithRetryAfterAndStoresNothing(t *testing.T) {
 	}
 }
 
+// fullOnce is the engine, telling full when an Ingest found the outbox full.
+type fullOnce struct {
+	*core.Engine
+	full chan struct{}
+	once sync.Once
+}
+
+func (f *fullOnce) Ingest(ctx context.Context, stream string, events []core.Event) ([]engine.Message, error) {
+	msgs, err := f.Engine.Ingest(ctx, stream, events)
+	if errors.Is(err, outbox.ErrFull) {
+		f.once.Do(func() { close(f.full) })
+	}
+	return msgs, err
+}
+
+func TestIngestIntoAFullOutboxWaitsForTheProcessorToMakeRoom(t *testing.T) {
+	a := newAPI(t, apiOptions{outboxCapacity: 2, notRunning: true})
+	for i := range 2 {
+		expectStatus(t, a.post(itemsPath, "application/json", fmt.Sprintf(`{"n":%d}`, i)), http.StatusAccepted)
+	}
+	e := &fullOnce{Engine: a.engine, full: make(chan struct{})}
+	h, err := httpapi.NewHandler(httpapi.Config{Engine: e, FullOutboxWait: time.Minute, Log: logr.Discard()})
+	must(t, err)
+	answered := make(chan int, 1)
+	go func() {
+		req := httptest.NewRequest(http.MethodPost, itemsPath, strings.NewReader(`{"n":3}`))
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, req)
+		answered <- w.Code
+	}()
+	<-e.full // the request is waiting for room; now start the processor
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.engine.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("engine Run returned %v, want nil", err)
+		}
+	})
+	if code := <-answered; code != http.StatusAccepted {
+		t.Fatalf("status %d, want 202 once the processor drained the outbox", code)
+	}
+	a.waitStored(itemsPath, 3)
+}
+
 func TestWrongMethodAndUnknownPathAreProblems(t *testing.T) {
 	a := newAPI(t, apiOptions{})
 	r := a.do(http.MethodDelete, itemsPath, "", nil)
@@ -126,7 +182,7 @@ func TestWrongMethodAndUnknownPathAreProblems(t *testing.T) {
 // it before touching the engine.
 type denyGuard struct{ status int }
 
-func (g denyGuard) Check(r *http.Request, a httpapi.Action) *httpapi.Problem {
+func (g denyGuard) Check(_ *http.Request, a httpapi.Action) *httpapi.Problem {
 	return &httpapi.Problem{Type: "https://eventsourcing.dev/problems#denied", Title: http.StatusText(g.status),
 		Status: g.status, Detail: fmt.Sprintf("%s %s/%s %s/%s denied", a.Verb, a.Resource, a.Subresource, a.Namespace, a.Name)}
 }

@@ -17,7 +17,7 @@ func TestStreamReadPagesWithAfterLimitAndNext(t *testing.T) {
 		expectStatus(t, a.post(itemsPath, "application/json", fmt.Sprintf(`{"n":%d}`, i)), http.StatusAccepted)
 	}
 	a.waitStored(itemsPath, 5)
-	var seen []float64
+	seen := make([]float64, 0, 5)
 	after := 0.0
 	for range 3 {
 		r := a.get(fmt.Sprintf("%s?after=%v&limit=2", itemsPath, after))

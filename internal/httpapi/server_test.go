@@ -35,7 +35,7 @@ func startServer(t *testing.T, h http.Handler) (url string, stop func() error) {
 
 func TestShutdownFinishesRequestsInFlight(t *testing.T) {
 	entered, release := make(chan struct{}), make(chan struct{})
-	url, stop := startServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	url, stop := startServer(t, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		close(entered)
 		<-release
 		w.WriteHeader(http.StatusAccepted)
@@ -71,7 +71,7 @@ func TestShutdownFinishesRequestsInFlight(t *testing.T) {
 }
 
 func TestOversizedHeadersAreRefused(t *testing.T) {
-	url, _ := startServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	url, _ := startServer(t, http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
 	req, err := http.NewRequest(http.MethodGet, url+"/x", nil)
 	if err != nil {
 		t.Fatal(err)

@@ -24,6 +24,9 @@ import (
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/projection"
 )
 
+// itemCreated names every event the benchmarks make.
+const itemCreated = "ItemCreated"
+
 // payload is the classic item of the seed's example.
 var payload = []byte(`{"foo":"a","n":1}`)
 
@@ -64,7 +67,7 @@ func startProjections(b *testing.B, e *core.Engine, streams int) {
 	ctx, cancel := context.WithCancel(context.Background())
 	for i := range streams {
 		name := "s" + strconv.Itoa(i)
-		if err := e.ApplyStream(core.StreamSpec{Name: name, DefaultEventName: "ItemCreated", BacklogLimit: 1000}); err != nil {
+		if err := e.ApplyStream(core.StreamSpec{Name: name, DefaultEventName: itemCreated, BacklogLimit: 1000}); err != nil {
 			b.Fatal(err)
 		}
 		err := e.ApplyProjection(ctx, core.ProjectionSpec{Spec: projection.Spec{
@@ -141,7 +144,7 @@ func throughput(b *testing.B, streams int) {
 	start := time.Now()
 	for i := range b.N {
 		msg := engine.Message{
-			ID: "evt-" + strconv.Itoa(i), Name: "ItemCreated", Stream: streamNames[i%streams],
+			ID: "evt-" + strconv.Itoa(i), Name: itemCreated, Stream: streamNames[i%streams],
 			Sequence: uint64(i/streams + 1), Position: uint64(i + 1), Time: now,
 			ContentType: "application/json", Payload: payload,
 		}

@@ -27,7 +27,7 @@ func ParallelIngest(b *testing.B, batch int) {
 	store := eventstore.NewMemory()
 	e := newEngineWithStore(b, store, outbox.NewMemory(100_000))
 	const stream = "s0"
-	if err := e.ApplyStream(core.StreamSpec{Name: stream, DefaultEventName: "ItemCreated"}); err != nil {
+	if err := e.ApplyStream(core.StreamSpec{Name: stream, DefaultEventName: itemCreated}); err != nil {
 		b.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
