@@ -4,10 +4,13 @@
 package e2e
 
 import (
+	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"testing"
 
 	. "github.com/onsi/ginkgo/v2" //nolint:revive // Ginkgo's DSL reads as prose only when dot-imported
@@ -25,6 +28,8 @@ var (
 	k8sClient      client.Client
 	kubeconfigPath string
 	managerBinary  string
+	// assetsDir holds kube-apiserver, etcd and kubectl (hack/k8s builds them).
+	assetsDir string
 )
 
 func TestE2E(t *testing.T) {
@@ -43,6 +48,7 @@ var _ = BeforeSuite(func() {
 	if assets == "" {
 		assets = filepath.Join(repoRoot(), "bin", "k8s", "v1.37.2")
 	}
+	assetsDir = assets
 	_, err := os.Stat(filepath.Join(assets, "kube-apiserver"))
 	Expect(err).NotTo(HaveOccurred(), "e2e needs kube-apiserver in %s: run make k8s-binaries", assets)
 
@@ -75,6 +81,19 @@ var _ = BeforeSuite(func() {
 	out, err := build.CombinedOutput()
 	Expect(err).NotTo(HaveOccurred(), "go build ./cmd/manager:\n%s", out)
 })
+
+// kubectl runs the kubectl hack/k8s built against the suite's API server,
+// from the repository's root (so paths like config/samples work), and
+// returns its combined output.
+func kubectl(ctx context.Context, args ...string) (string, error) {
+	cmd := exec.CommandContext(ctx, filepath.Join(assetsDir, "kubectl"), append([]string{"--kubeconfig", kubeconfigPath}, args...)...)
+	cmd.Dir = repoRoot()
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return string(out), fmt.Errorf("kubectl %s: %w\n%s", strings.Join(args, " "), err, out)
+	}
+	return string(out), nil
+}
 
 var _ = AfterSuite(func() {
 	if testEnv != nil {
