@@ -2,7 +2,6 @@ package httpapi_test
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"io"
 	"net/http"
@@ -16,6 +15,7 @@ import (
 	"github.com/go-logr/logr"
 
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/core"
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/enginebench"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/serde"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/httpapi"
 )
@@ -69,16 +69,8 @@ func benchHandler(b *testing.B) http.Handler {
 	if err := e.ApplyStream(spec); err != nil {
 		b.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- e.Run(ctx) }()
-	b.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			b.Errorf("engine Run returned %v, want nil", err)
-		}
-		_ = e.Close()
-	})
+	b.Cleanup(func() { _ = e.Close() })
+	enginebench.RunEngine(b, e)
 	h, err := httpapi.NewHandler(httpapi.Config{Engine: e, Log: logr.Discard()})
 	if err != nil {
 		b.Fatal(err)

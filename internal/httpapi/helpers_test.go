@@ -17,6 +17,7 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/core"
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/enginebench"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/outbox"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/projection"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/serde"
@@ -73,15 +74,7 @@ func newAPI(t *testing.T, opts apiOptions) *api {
 	}}))
 	t.Cleanup(func() { _ = e.Close() }) // after Run has returned (cleanups run last first)
 	if !opts.notRunning {
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		go func() { done <- e.Run(ctx) }()
-		t.Cleanup(func() {
-			cancel()
-			if err := <-done; err != nil {
-				t.Errorf("engine Run returned %v, want nil", err)
-			}
-		})
+		enginebench.RunEngine(t, e)
 	}
 	h, err := httpapi.NewHandler(httpapi.Config{
 		Engine: e, Guard: opts.guard, MaxEventBytes: opts.maxEventBytes, MaxBatchEvents: opts.maxBatch, Log: logr.Discard(),

@@ -15,6 +15,7 @@ import (
 
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/core"
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/enginebench"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/outbox"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/httpapi"
 )
@@ -152,15 +153,7 @@ func TestIngestIntoAFullOutboxWaitsForTheProcessorToMakeRoom(t *testing.T) {
 		answered <- w.Code
 	}()
 	<-e.full // the request is waiting for room; now start the processor
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.engine.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("engine Run returned %v, want nil", err)
-		}
-	})
+	enginebench.RunEngine(t, a.engine)
 	if code := <-answered; code != http.StatusAccepted {
 		t.Fatalf("status %d, want 202 once the processor drained the outbox", code)
 	}

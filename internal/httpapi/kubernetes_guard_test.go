@@ -1,9 +1,7 @@
 package httpapi_test
 
 import (
-	"context"
 	"encoding/json"
-	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -24,6 +22,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/core"
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/enginebench"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/projection"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/httpapi"
 )
@@ -302,18 +301,12 @@ func serveGuardedEngine(t *testing.T, c *guardCluster, ns string) *httptest.Serv
 	}}); err != nil {
 		t.Fatalf("ApplyProjection %s: %v", name, err)
 	}
-	ctx, stop := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- e.Run(ctx) }()
 	t.Cleanup(func() {
-		stop()
-		if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
-			t.Errorf("engine Run: got %v, want a clean stop", err)
-		}
 		if err := e.Close(); err != nil {
 			t.Errorf("engine Close: %v", err)
 		}
 	})
+	enginebench.RunEngine(t, e)
 
 	h, err := httpapi.NewHandler(httpapi.Config{Engine: e, Guard: c.guard})
 	if err != nil {

@@ -64,7 +64,7 @@ func buildEngine(b *testing.B, cfg core.Config) *core.Engine {
 // stream with the default pipeline, and runs the engine until b ends.
 func startProjections(b *testing.B, e *core.Engine, streams int) {
 	b.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx := context.Background()
 	for i := range streams {
 		name := "s" + strconv.Itoa(i)
 		if err := e.ApplyStream(core.StreamSpec{Name: name, DefaultEventName: itemCreated, BacklogLimit: 1000}); err != nil {
@@ -78,14 +78,7 @@ func startProjections(b *testing.B, e *core.Engine, streams int) {
 			b.Fatal(err)
 		}
 	}
-	done := make(chan error, 1)
-	go func() { done <- e.Run(ctx) }()
-	b.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			b.Error(err)
-		}
-	})
+	RunEngine(b, e)
 }
 
 // waitProcessed waits until the projections have settled want events in all.

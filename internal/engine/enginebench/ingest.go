@@ -30,15 +30,7 @@ func ParallelIngest(b *testing.B, batch int) {
 	if err := e.ApplyStream(core.StreamSpec{Name: stream, DefaultEventName: itemCreated}); err != nil {
 		b.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- e.Run(ctx) }()
-	b.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			b.Error(err)
-		}
-	})
+	RunEngine(b, e)
 
 	// Each goroutine claims a call's worth of ops at a time; ids come from
 	// the claimed range, so every event is distinct and the count is exact.
@@ -69,7 +61,7 @@ func ParallelIngest(b *testing.B, batch int) {
 				events[i] = core.Event{ID: "evt-" + strconv.FormatInt(first+int64(i), 10), Payload: payload}
 			}
 			for {
-				_, err := e.Ingest(ctx, stream, events[:n])
+				_, err := e.Ingest(context.Background(), stream, events[:n])
 				if err == nil {
 					break
 				}
