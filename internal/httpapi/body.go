@@ -56,11 +56,15 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	writeRawJSON(w, status, body)
 }
 
-// writeRawJSON answers body, a JSON document, with status.
+var newline = []byte{'\n'}
+
+// writeRawJSON answers body, a JSON document, with status; a newline ends
+// it, so answers printed by curl do not run into the next prompt.
 func writeRawJSON(w http.ResponseWriter, status int, body []byte) {
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
 	h.Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(status)
 	_, _ = w.Write(body)
+	_, _ = w.Write(newline)
 }

@@ -69,8 +69,8 @@ func TestQueryOfAProjectionThatAppliedNothingIsAnEmptyDocument(t *testing.T) {
 	a := newAPI(t, apiOptions{})
 	r := a.get(itemsQuery)
 	expectStatus(t, r, http.StatusOK)
-	if string(r.body) != "{}" || r.header.Get("Content-Type") != "application/json" {
-		t.Fatalf("answer %q (%s), want {} as application/json", r.body, r.header.Get("Content-Type"))
+	if string(r.body) != "{}\n" || r.header.Get("Content-Type") != "application/json" {
+		t.Fatalf("answer %q (%s), want {} and a newline as application/json", r.body, r.header.Get("Content-Type"))
 	}
 	expectStatus(t, a.get("/v1/namespaces/team-a/projections/nope"), http.StatusNotFound)
 }

@@ -1,0 +1,254 @@
+// Command run-local is what `make run` runs: the manager against the
+// cluster the user's kubeconfig names, or, when none is configured, against
+// a local control plane (the kube-apiserver and etcd hack/k8s builds) that
+// it starts, fills with the CRDs and stops again on Ctrl-C. The manager runs
+// as its own process, with memory storage and ingest without auth on a
+// loopback address; once it is ready the walkthrough is printed.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"k8s.io/client-go/discovery"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+)
+
+// options are run-local's flags; the defaults are what `make run` needs.
+type options struct {
+	manager     string // the manager binary
+	k8sDir      string // kube-apiserver, etcd and kubectl
+	stateDir    string // where the local control plane's kubeconfig goes
+	crdDir      string
+	ingestAddr  string
+	probeAddr   string
+	managerArgs []string
+}
+
+func main() {
+	var o options
+	fs := flag.NewFlagSet("run-local", flag.ContinueOnError)
+	fs.StringVar(&o.manager, "manager", "bin/manager", "the manager binary to run")
+	fs.StringVar(&o.k8sDir, "k8s-dir", "bin/k8s/v1.37.2", "kube-apiserver, etcd and kubectl for a local control plane (built by hack/k8s/build.sh)")
+	fs.StringVar(&o.stateDir, "state-dir", "bin/local", "where the local control plane's kubeconfig is written")
+	fs.StringVar(&o.crdDir, "crd-dir", "config/crd/bases", "the CRDs to install")
+	fs.StringVar(&o.ingestAddr, "ingest-bind-address", "127.0.0.1:8080", "the manager's HTTP API (a loopback address: ingest runs without auth)")
+	fs.StringVar(&o.probeAddr, "health-probe-bind-address", "127.0.0.1:8081", "the manager's health probes")
+	if err := fs.Parse(os.Args[1:]); err != nil {
+		os.Exit(2)
+	}
+	o.managerArgs = fs.Args() // after --: passed to the manager as they are
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	code, err := run(ctx, o, os.Stdout)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "run-local:", err)
+		os.Exit(1)
+	}
+	os.Exit(code)
+}
+
+// run brings up the cluster, runs the manager until ctx ends or the manager
+// exits, and tears down what it started. It returns the manager's exit code.
+func run(ctx context.Context, o options, out io.Writer) (int, error) {
+	cfg, kubeconfig, stopCluster, err := cluster(ctx, o, out)
+	if err != nil {
+		return 0, err
+	}
+	defer stopCluster()
+
+	fmt.Fprintf(out, "run-local: installing the CRDs from %s\n", o.crdDir)
+	if _, err := envtest.InstallCRDs(cfg, envtest.CRDInstallOptions{Paths: []string{o.crdDir}, ErrorIfPathMissing: true}); err != nil {
+		return 0, fmt.Errorf("install the CRDs: %w", err)
+	}
+
+	args := append([]string{
+		"--ingest-auth=none", "--ingest-bind-address=" + o.ingestAddr,
+		"--health-probe-bind-address=" + o.probeAddr, "--metrics-bind-address=0",
+	}, o.managerArgs...)
+	cmd := exec.Command(o.manager, args...)
+	cmd.Stdout, cmd.Stderr = out, out
+	cmd.Env = os.Environ()
+	if kubeconfig != "" {
+		cmd.Env = append(cmd.Env, "KUBECONFIG="+kubeconfig)
+	}
+	// Its own process group: a Ctrl-C reaches run-local, which forwards it,
+	// so the manager drains while the control plane is still up.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		return 0, fmt.Errorf("start the manager (%s; `make build` makes it): %w", o.manager, err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+
+	go func() {
+		if waitReady(ctx, "http://"+o.probeAddr+"/readyz") {
+			fmt.Fprint(out, walkthrough(o, kubeconfig != ""))
+		}
+	}()
+
+	select {
+	case err := <-exited:
+		return exitCode(err), nil
+	case <-ctx.Done():
+	}
+	fmt.Fprintln(out, "run-local: stopping the manager")
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-exited:
+		return exitCode(err), nil
+	case <-time.After(45 * time.Second):
+		_ = cmd.Process.Kill()
+		<-exited
+		return 1, errors.New("the manager did not stop within 45s of SIGTERM; killed it")
+	}
+}
+
+// cluster returns the rest config of the cluster the user's kubeconfig
+// names, or starts a local control plane when there is none. kubeconfig is
+// the file the manager must use ("" keeps the user's own), stop tears down
+// what was started.
+func cluster(ctx context.Context, o options, out io.Writer) (*rest.Config, string, func(), error) {
+	rules := clientcmd.NewDefaultClientConfigLoadingRules()
+	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{}).ClientConfig()
+	switch {
+	case err == nil:
+		if err := reachable(cfg); err != nil {
+			return nil, "", nil, fmt.Errorf("the cluster your kubeconfig names (%s) does not answer: %w; "+
+				"start it, or unset KUBECONFIG (and move ~/.kube/config away) to run on a local control plane", cfg.Host, err)
+		}
+		fmt.Fprintf(out, "run-local: using the cluster your kubeconfig names, %s\n", cfg.Host)
+		return cfg, "", func() {}, nil
+	case !clientcmd.IsEmptyConfig(err):
+		return nil, "", nil, fmt.Errorf("read your kubeconfig: %w", err)
+	}
+	return startLocal(ctx, o, out)
+}
+
+// reachable asks the API server for its version, briefly.
+func reachable(cfg *rest.Config) error {
+	c := rest.CopyConfig(cfg)
+	c.Timeout = 5 * time.Second
+	dc, err := discovery.NewDiscoveryClientForConfig(c)
+	if err != nil {
+		return err
+	}
+	_, err = dc.ServerVersion()
+	return err
+}
+
+// startLocal starts kube-apiserver and etcd from o.k8sDir (building them
+// first when they are missing) and writes an admin kubeconfig for them.
+func startLocal(ctx context.Context, o options, out io.Writer) (*rest.Config, string, func(), error) {
+	if err := ensureBinaries(ctx, o, out); err != nil {
+		return nil, "", nil, err
+	}
+	fmt.Fprintln(out, "run-local: no cluster configured: starting a local control plane (kube-apiserver and etcd)")
+	env := &envtest.Environment{BinaryAssetsDirectory: o.k8sDir, ControlPlaneStartTimeout: 2 * time.Minute}
+	cfg, err := env.Start()
+	if err != nil {
+		return nil, "", nil, fmt.Errorf("start the local control plane from %s: %w", o.k8sDir, err)
+	}
+	stop := func() {
+		fmt.Fprintln(out, "run-local: stopping the local control plane")
+		if err := env.Stop(); err != nil {
+			fmt.Fprintln(out, "run-local: stopping the local control plane:", err)
+		}
+	}
+	kubeconfig, err := writeKubeconfig(env, o.stateDir)
+	if err != nil {
+		stop()
+		return nil, "", nil, err
+	}
+	return cfg, kubeconfig, stop, nil
+}
+
+// ensureBinaries builds kube-apiserver, etcd and kubectl with hack/k8s
+// when o.k8sDir lacks one: the first run on a fresh machine.
+func ensureBinaries(ctx context.Context, o options, out io.Writer) error {
+	missing := false
+	for _, name := range []string{"kube-apiserver", "etcd", "kubectl"} {
+		if _, err := os.Stat(filepath.Join(o.k8sDir, name)); err != nil {
+			missing = true
+		}
+	}
+	if !missing {
+		return nil
+	}
+	fmt.Fprintf(out, "run-local: first run: building kube-apiserver, etcd and kubectl into %s "+
+		"from the Go module proxy (about 12 minutes, once)\n", o.k8sDir)
+	build := exec.CommandContext(ctx, "hack/k8s/build.sh", o.k8sDir)
+	build.Stdout, build.Stderr = out, out
+	if err := build.Run(); err != nil {
+		return fmt.Errorf("build the control plane binaries (hack/k8s/build.sh %s): %w", o.k8sDir, err)
+	}
+	return nil
+}
+
+// writeKubeconfig writes a system:masters kubeconfig for the local control
+// plane to stateDir/kubeconfig, the path the walkthrough exports.
+func writeKubeconfig(env *envtest.Environment, stateDir string) (string, error) {
+	user, err := env.AddUser(envtest.User{Name: "local-admin", Groups: []string{"system:masters"}}, nil)
+	if err != nil {
+		return "", fmt.Errorf("create an admin user on the local control plane: %w", err)
+	}
+	data, err := user.KubeConfig()
+	if err != nil {
+		return "", fmt.Errorf("render the local kubeconfig: %w", err)
+	}
+	if err := os.MkdirAll(stateDir, 0o755); err != nil {
+		return "", err
+	}
+	path, err := filepath.Abs(filepath.Join(stateDir, "kubeconfig"))
+	if err != nil {
+		return "", err
+	}
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		return "", fmt.Errorf("write the local kubeconfig: %w", err)
+	}
+	return path, nil
+}
+
+// waitReady polls url until it answers 200 or ctx ends.
+func waitReady(ctx context.Context, url string) bool {
+	tick := time.NewTicker(200 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			_ = resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return true
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-tick.C:
+		}
+	}
+}
+
+// exitCode is the manager's exit status from cmd.Wait's error.
+func exitCode(err error) int {
+	var exitErr *exec.ExitError
+	if errors.As(err, &exitErr) {
+		return exitErr.ExitCode()
+	}
+	if err != nil {
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,49 @@
+package main
+
+import (
+	"fmt"
+	"path/filepath"
+	"strings"
+)
+
+// walkthrough is the copy-paste tour printed once the manager is ready; the
+// README's Quick start holds it verbatim for the default flags (a test
+// checks), and the e2e suite runs it. local adds the exports that point
+// kubectl at the local control plane.
+func walkthrough(o options, local bool) string {
+	api := "http://" + o.ingestAddr + "/v1/namespaces/default"
+	var b strings.Builder
+	b.WriteString("\nThe manager is ready. In another terminal, in this directory:\n\n")
+	if local {
+		fmt.Fprintf(&b, "export KUBECONFIG=%s\n", shellPath(filepath.Join(o.stateDir, "kubeconfig")))
+		fmt.Fprintf(&b, "export PATH=%s:\"$PATH\"   # the kubectl built with the control plane\n", shellPath(o.k8sDir))
+	}
+	b.WriteString("kubectl apply -k config/samples\n")
+	b.WriteString("kubectl wait --for=condition=Ready --timeout=60s streams/items-events projections/items\n")
+	for _, p := range []struct{ contentType, file string }{
+		{"application/json", "item.json"},
+		{"application/avro", "item.avro"},
+		{"application/x-protobuf", "item.pb"},
+	} {
+		fmt.Fprintf(&b, "curl -sS -H 'Content-Type: %s' --data-binary @config/samples/payloads/%s \\\n  %s/streams/items-events/events\n",
+			p.contentType, p.file, api)
+	}
+	fmt.Fprintf(&b, "curl -sS %s/projections/items\n", api)
+	b.WriteString("# {\"items\":[{\"foo\":\"a\",\"n\":1},{\"foo\":\"b\",\"n\":2},{\"foo\":\"c\",\"n\":3}]}\n")
+	b.WriteString("kubectl get streams,projections   # counters refresh within 5 seconds\n")
+	b.WriteString("\nCtrl-C here stops the manager")
+	if local {
+		b.WriteString(" and the local control plane (its objects go with it)")
+	}
+	b.WriteString(".\n")
+	return b.String()
+}
+
+// shellPath quotes p for the shell, relative paths from $PWD so the line
+// still works when pasted elsewhere in the shell's history.
+func shellPath(p string) string {
+	if filepath.IsAbs(p) {
+		return `"` + p + `"`
+	}
+	return `"$PWD/` + filepath.ToSlash(p) + `"`
+}
