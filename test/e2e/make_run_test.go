@@ -51,8 +51,8 @@ var _ = Describe("make run without a cluster", func() {
 				}
 			})
 
-			Eventually(log).WithTimeout(2*time.Minute).Should(gbytes.Say("starting a local control plane"))
-			Eventually(log).WithTimeout(2*time.Minute).Should(gbytes.Say("The manager is ready"))
+			Eventually(log).WithTimeout(2 * time.Minute).Should(gbytes.Say("starting a local control plane"))
+			Eventually(log).WithTimeout(2 * time.Minute).Should(gbytes.Say("The manager is ready"))
 			script := walkthroughCommands(string(log.Contents()))
 			Expect(script).To(ContainSubstring("kubectl apply -k config/samples"))
 
