@@ -1,0 +1,184 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2" //nolint:revive // Ginkgo's DSL reads as prose only when dot-imported
+	. "github.com/onsi/gomega"    //nolint:revive // as above
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+)
+
+// deployNamespace is the namespace config/default deploys the manager into.
+const deployNamespace = "eventsourcing-operator-system"
+
+// podSecurityViolation starts the warning that Pod Security admission gives
+// for a workload whose pod template breaks the namespace's level.
+const podSecurityViolation = "would violate PodSecurity"
+
+// renderKustomization builds dir (such as config/default) with kubectl's
+// kustomize and returns its objects.
+func renderKustomization(ctx context.Context, dir string) []*unstructured.Unstructured {
+	out, err := kubectl(ctx, "kustomize", dir)
+	Expect(err).NotTo(HaveOccurred())
+	var objs []*unstructured.Unstructured
+	dec := utilyaml.NewYAMLOrJSONDecoder(strings.NewReader(out), 4096)
+	for {
+		var raw json.RawMessage
+		err := dec.Decode(&raw)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		Expect(err).NotTo(HaveOccurred(), "decode the output of kubectl kustomize %s", dir)
+		if len(raw) == 0 || string(raw) == "null" {
+			continue
+		}
+		// Unstructured's own decoder keeps integers int64 (a plain map would
+		// make them float64).
+		obj := &unstructured.Unstructured{}
+		Expect(obj.UnmarshalJSON(raw)).To(Succeed())
+		objs = append(objs, obj)
+	}
+	return objs
+}
+
+// onlyObjectOfKind returns the one object of kind in objs.
+func onlyObjectOfKind(objs []*unstructured.Unstructured, kind string) *unstructured.Unstructured {
+	var found []*unstructured.Unstructured
+	for _, o := range objs {
+		if o.GetKind() == kind {
+			found = append(found, o)
+		}
+	}
+	Expect(found).To(HaveLen(1), "want exactly one %s in the rendered manifests", kind)
+	return found[0]
+}
+
+// writeObjectFile writes obj as JSON to a new file and returns its path.
+func writeObjectFile(obj *unstructured.Unstructured) string {
+	data, err := obj.MarshalJSON()
+	Expect(err).NotTo(HaveOccurred())
+	path := filepath.Join(GinkgoT().TempDir(), strings.ToLower(obj.GetKind())+".json")
+	Expect(os.WriteFile(path, data, 0o600)).To(Succeed())
+	return path
+}
+
+// unrestrictedDeployment is a Deployment whose pod breaks the restricted
+// Pod Security Standard (no securityContext at all).
+const unrestrictedDeployment = `apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: unrestricted
+spec:
+  selector:
+    matchLabels: {app: unrestricted}
+  template:
+    metadata:
+      labels: {app: unrestricted}
+    spec:
+      containers:
+      - name: main
+        image: example.invalid/unrestricted:1
+`
+
+var _ = Describe("the kustomize manifests under a server-side dry run", func() {
+	It("config/default passes a server-side dry run, its Deployment meeting the restricted Pod Security Standard",
+		func(ctx SpecContext) {
+			objs := renderKustomization(ctx, "config/default")
+
+			// Namespaced objects are dry-run only in a namespace that exists:
+			// create the manifests' own Namespace for real.
+			ns := onlyObjectOfKind(objs, "Namespace")
+			Expect(ns.GetName()).To(Equal(deployNamespace))
+			// Pod Security admission enforces on pods, which nothing creates
+			// here, and checks a Deployment's pod template only in warn (and
+			// audit) mode: the namespace must warn at restricted too, so that
+			// the dry run below reports a template that falls short.
+			Expect(ns.GetLabels()).To(And(
+				HaveKeyWithValue("pod-security.kubernetes.io/enforce", "restricted"),
+				HaveKeyWithValue("pod-security.kubernetes.io/warn", "restricted"),
+			), "the manager's namespace should enforce, and warn at, the restricted Pod Security Standard")
+			_, err := kubectl(ctx, "apply", "-f", writeObjectFile(ns))
+			Expect(err).NotTo(HaveOccurred())
+
+			By("checking that the API server warns about a Deployment that is not restricted")
+			bad := filepath.Join(GinkgoT().TempDir(), "unrestricted.yaml")
+			Expect(os.WriteFile(bad, []byte(unrestrictedDeployment), 0o600)).To(Succeed())
+			out, err := kubectl(ctx, "apply", "--dry-run=server", "-n", deployNamespace, "-f", bad)
+			Expect(err).NotTo(HaveOccurred())
+			Expect(out).To(ContainSubstring(podSecurityViolation),
+				"without this warning for a bare Deployment, the check of ours below proves nothing")
+
+			By("applying config/default with --dry-run=server")
+			out, err = kubectl(ctx, "apply", "--dry-run=server", "-k", "config/default")
+			Expect(err).NotTo(HaveOccurred())
+			Expect(out).NotTo(ContainSubstring(podSecurityViolation))
+			for _, o := range objs {
+				line := regexp.QuoteMeta(strings.ToLower(o.GroupVersionKind().GroupKind().String()) + "/" + o.GetName())
+				Expect(out).To(MatchRegexp(`(?m)^`+line+` (created|configured|unchanged) \(server dry run\)$`),
+					"want a dry-run line for %s %s in:\n%s", o.GetKind(), o.GetName(), out)
+			}
+
+			deploy := onlyObjectOfKind(objs, "Deployment")
+			replicas, _, err := unstructured.NestedInt64(deploy.Object, "spec", "replicas")
+			Expect(err).NotTo(HaveOccurred())
+			Expect(replicas).To(BeEquivalentTo(1), "memory storage: a second replica's accepted events would never be dispatched")
+			grace, _, err := unstructured.NestedInt64(deploy.Object, "spec", "template", "spec", "terminationGracePeriodSeconds")
+			Expect(err).NotTo(HaveOccurred())
+			Expect(grace).To(BeNumerically(">", 25), "the HTTP API drains for up to 25 s after SIGTERM")
+		}, NodeTimeout(2*time.Minute))
+
+	It("the Deployment of config/default runs the manager with flags it accepts", func(ctx SpecContext) {
+		deploy := onlyObjectOfKind(renderKustomization(ctx, "config/default"), "Deployment")
+		containers, _, err := unstructured.NestedSlice(deploy.Object, "spec", "template", "spec", "containers")
+		Expect(err).NotTo(HaveOccurred())
+		Expect(containers).NotTo(BeEmpty())
+		manager, ok := containers[0].(map[string]any)
+		Expect(ok).To(BeTrue())
+		args, _, err := unstructured.NestedStringSlice(manager, "args")
+		Expect(err).NotTo(HaveOccurred())
+		Expect(args).To(ContainElements("--leader-elect", "--health-probe-bind-address=:8081",
+			"--metrics-bind-address=:8443", "--ingest-bind-address=:8080"))
+
+		// --help after the Deployment's flags: the manager parses them all
+		// (an unknown flag or a bad value exits 2) and then exits 0 without
+		// looking for a cluster.
+		out, err := exec.CommandContext(ctx, managerBinary, append(args, "--help")...).CombinedOutput()
+		Expect(err).NotTo(HaveOccurred(), "manager %s --help:\n%s", strings.Join(args, " "), out)
+	}, NodeTimeout(time.Minute))
+
+	It("config/samples pass a server-side dry run in a namespace", func(ctx SpecContext) {
+		ns := fmt.Sprintf("samples-dry-run-%d", time.Now().UnixNano())
+		_, err := kubectl(ctx, "create", "namespace", ns)
+		Expect(err).NotTo(HaveOccurred())
+
+		out, err := kubectl(ctx, "apply", "--dry-run=server", "-n", ns, "-k", "config/samples")
+		Expect(err).NotTo(HaveOccurred())
+		for _, want := range []string{
+			"stream.eventsourcing.dev/items-events",
+			"pipeline.eventsourcing.dev/default",
+			"projection.eventsourcing.dev/items",
+			"projection.eventsourcing.dev/latest-item-by-foo",
+			"projection.eventsourcing.dev/item-count",
+		} {
+			Expect(out).To(ContainSubstring(want+" created (server dry run)"), "kubectl apply --dry-run=server output:\n%s", out)
+		}
+		Expect(strings.Count(out, "(server dry run)")).To(Equal(5),
+			"want the five sample objects and nothing else (payloads/ is not a resource):\n%s", out)
+
+		// The samples carry no namespace of their own: -n decides.
+		for _, o := range renderKustomization(ctx, "config/samples") {
+			Expect(o.GetNamespace()).To(BeEmpty(), "%s %s should not set a namespace", o.GetKind(), o.GetName())
+		}
+	}, NodeTimeout(time.Minute))
+})
