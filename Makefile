@@ -8,6 +8,11 @@ GOLANGCI_LINT_VERSION ?= v2.15.0
 GOLANGCI_LINT ?= $(LOCALBIN)/golangci-lint
 CONTROLLER_TOOLS_VERSION ?= v0.23.0
 CONTROLLER_GEN ?= $(LOCALBIN)/controller-gen
+KUSTOMIZE_VERSION ?= v5.8.1
+KUSTOMIZE ?= $(LOCALBIN)/kustomize
+KUBECTL ?= kubectl
+# CONTAINER_TOOL builds and pushes the manager image (docker, or podman).
+CONTAINER_TOOL ?= docker
 
 # kube-apiserver, etcd and kubectl for envtest and the e2e tests, built from the Go
 # module proxy by hack/k8s/build.sh (`make k8s-binaries`) instead of setup-envtest's
@@ -117,6 +122,46 @@ run: manifests generate fmt-check vet ## Run the manager against the cluster of 
 build: fmt-check vet ## Build the manager binary.
 	go build -o bin/manager ./cmd/manager
 
+##@ Deployment
+
+# The pipelines below fail when kustomize fails, not only when kubectl does.
+install uninstall deploy undeploy build-installer: SHELL := /usr/bin/env bash -o pipefail
+
+ifndef ignore-not-found
+  ignore-not-found = false
+endif
+
+.PHONY: docker-build
+docker-build: ## Build the manager image IMG with the root Dockerfile.
+	$(CONTAINER_TOOL) build -t $(IMG) .
+
+.PHONY: docker-push
+docker-push: ## Push the manager image IMG.
+	$(CONTAINER_TOOL) push $(IMG)
+
+.PHONY: build-installer
+build-installer: manifests generate kustomize ## Write dist/install.yaml: CRDs, RBAC and the manager (image IMG) in one file.
+	mkdir -p dist
+	cd config/manager && "$(KUSTOMIZE)" edit set image controller=$(IMG)
+	"$(KUSTOMIZE)" build config/default > dist/install.yaml
+
+.PHONY: install
+install: manifests kustomize ## Install the CRDs into the cluster of the current kubeconfig context.
+	"$(KUSTOMIZE)" build config/crd | $(KUBECTL) apply -f -
+
+.PHONY: uninstall
+uninstall: manifests kustomize ## Remove the CRDs (and every Stream, Pipeline, Projection); ignore-not-found=true to ignore missing ones.
+	"$(KUSTOMIZE)" build config/crd | $(KUBECTL) delete --ignore-not-found=$(ignore-not-found) -f -
+
+.PHONY: deploy
+deploy: manifests kustomize ## Deploy the manager (config/default), image IMG, into the cluster of the current kubeconfig context.
+	cd config/manager && "$(KUSTOMIZE)" edit set image controller=$(IMG)
+	"$(KUSTOMIZE)" build config/default | $(KUBECTL) apply -f -
+
+.PHONY: undeploy
+undeploy: kustomize ## Remove what deploy created; ignore-not-found=true to ignore missing objects.
+	"$(KUSTOMIZE)" build config/default | $(KUBECTL) delete --ignore-not-found=$(ignore-not-found) -f -
+
 ##@ Dependencies
 
 $(LOCALBIN):
@@ -135,6 +180,11 @@ $(CONTROLLER_GEN): $(LOCALBIN)
 golangci-lint: $(GOLANGCI_LINT) ## Install golangci-lint into bin/.
 $(GOLANGCI_LINT): $(LOCALBIN)
 	$(call go-install-tool,$(GOLANGCI_LINT),github.com/golangci/golangci-lint/v2/cmd/golangci-lint,$(GOLANGCI_LINT_VERSION))
+
+.PHONY: kustomize
+kustomize: $(KUSTOMIZE) ## Install kustomize into bin/.
+$(KUSTOMIZE): $(LOCALBIN)
+	$(call go-install-tool,$(KUSTOMIZE),sigs.k8s.io/kustomize/kustomize/v5,$(KUSTOMIZE_VERSION))
 
 # go-install-tool installs package $2 at version $3 as $1-$3 and links $1 to it.
 define go-install-tool
