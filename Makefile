@@ -115,8 +115,9 @@ fuzz: ## Fuzz the HTTP handler for FUZZTIME (the first run builds instrumented d
 ##@ Build
 
 .PHONY: run
-run: manifests generate fmt-check vet ## Run the manager against the cluster of $$KUBECONFIG (apply config/crd/bases there first), ingest on 127.0.0.1:8080 without auth.
-	go run ./cmd/manager --ingest-auth=none --ingest-bind-address=127.0.0.1:8080 --health-probe-bind-address=127.0.0.1:8081
+run: manifests generate build ## Run the manager: on the cluster of your kubeconfig, else on a local control plane it starts (Ctrl-C stops all).
+	go build -o bin/run-local ./cmd/run-local
+	bin/run-local --manager=bin/manager --k8s-dir=$(ENVTEST_K8S_DIR)
 
 .PHONY: build
 build: fmt-check vet ## Build the manager binary.
@@ -143,7 +144,7 @@ docker-push: ## Push the manager image IMG.
 build-installer: manifests generate kustomize ## Write dist/install.yaml: CRDs, RBAC and the manager (image IMG) in one file.
 	mkdir -p dist
 	cd config/manager && "$(KUSTOMIZE)" edit set image controller=$(IMG)
-	"$(KUSTOMIZE)" build config/default > dist/install.yaml
+	{ "$(KUSTOMIZE)" build config/default; echo "---"; "$(KUSTOMIZE)" build config/api-roles; } > dist/install.yaml
 
 .PHONY: install
 install: manifests kustomize ## Install the CRDs into the cluster of the current kubeconfig context.
@@ -154,12 +155,14 @@ uninstall: manifests kustomize ## Remove the CRDs (and every Stream, Pipeline, P
 	"$(KUSTOMIZE)" build config/crd | $(KUBECTL) delete --ignore-not-found=$(ignore-not-found) -f -
 
 .PHONY: deploy
-deploy: manifests kustomize ## Deploy the manager (config/default), image IMG, into the cluster of the current kubeconfig context.
+deploy: manifests kustomize ## Deploy the manager (config/default) and the API's roles (config/api-roles), image IMG, into the cluster of the current kubeconfig context.
 	cd config/manager && "$(KUSTOMIZE)" edit set image controller=$(IMG)
 	"$(KUSTOMIZE)" build config/default | $(KUBECTL) apply -f -
+	"$(KUSTOMIZE)" build config/api-roles | $(KUBECTL) apply -f -
 
 .PHONY: undeploy
 undeploy: kustomize ## Remove what deploy created; ignore-not-found=true to ignore missing objects.
+	"$(KUSTOMIZE)" build config/api-roles | $(KUBECTL) delete --ignore-not-found=$(ignore-not-found) -f -
 	"$(KUSTOMIZE)" build config/default | $(KUBECTL) delete --ignore-not-found=$(ignore-not-found) -f -
 
 ##@ Dependencies

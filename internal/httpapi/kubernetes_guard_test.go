@@ -39,8 +39,8 @@ const guardAssetsFallback = "../../bin/k8s/v1.37.2"
 func TestKubernetesGuardEnforcesTheSampleRolesOfARealAPIServer(t *testing.T) {
 	c := startGuardCluster(t)
 	nsA, nsB := c.namespace(t), c.namespace(t)
-	writerRole := c.applyClusterRole(t, "../../config/rbac/eventsourcing_writer_role.yaml")
-	readerRole := c.applyClusterRole(t, "../../config/rbac/eventsourcing_reader_role.yaml")
+	writerRole := c.applyClusterRole(t, "../../config/api-roles/eventsourcing_writer_role.yaml")
+	readerRole := c.applyClusterRole(t, "../../config/api-roles/eventsourcing_reader_role.yaml")
 
 	// Every binding exists and is in force before the API sees a request:
 	// the guard remembers a denial for 10 s and a refused token for 30 s.

@@ -157,6 +157,15 @@ var _ = Describe("the kustomize manifests under a server-side dry run", func() {
 		Expect(err).NotTo(HaveOccurred(), "manager %s --help:\n%s", strings.Join(args, " "), out)
 	}, NodeTimeout(time.Minute))
 
+	It("config/api-roles pass a server-side dry run under the names users bind", func(ctx SpecContext) {
+		out, err := kubectl(ctx, "apply", "--dry-run=server", "-k", "config/api-roles")
+		Expect(err).NotTo(HaveOccurred())
+		for _, want := range []string{"clusterrole.rbac.authorization.k8s.io/eventsourcing-writer",
+			"clusterrole.rbac.authorization.k8s.io/eventsourcing-reader"} {
+			Expect(out).To(ContainSubstring(want+" created (server dry run)"), "kubectl apply --dry-run=server output:\n%s", out)
+		}
+	}, NodeTimeout(time.Minute))
+
 	It("config/samples pass a server-side dry run in a namespace", func(ctx SpecContext) {
 		ns := fmt.Sprintf("samples-dry-run-%d", time.Now().UnixNano())
 		_, err := kubectl(ctx, "create", "namespace", ns)
