@@ -41,10 +41,12 @@ func main() {
 	var o options
 	fs := flag.NewFlagSet("run-local", flag.ContinueOnError)
 	fs.StringVar(&o.manager, "manager", "bin/manager", "the manager binary to run")
-	fs.StringVar(&o.k8sDir, "k8s-dir", "bin/k8s/v1.37.2", "kube-apiserver, etcd and kubectl for a local control plane (built by hack/k8s/build.sh)")
+	fs.StringVar(&o.k8sDir, "k8s-dir", "bin/k8s/v1.37.2",
+		"kube-apiserver, etcd and kubectl for a local control plane (built by hack/k8s/build.sh)")
 	fs.StringVar(&o.stateDir, "state-dir", "bin/local", "where the local control plane's kubeconfig is written")
 	fs.StringVar(&o.crdDir, "crd-dir", "config/crd/bases", "the CRDs to install")
-	fs.StringVar(&o.ingestAddr, "ingest-bind-address", "127.0.0.1:8080", "the manager's HTTP API (a loopback address: ingest runs without auth)")
+	fs.StringVar(&o.ingestAddr, "ingest-bind-address", "127.0.0.1:8080",
+		"the manager's HTTP API (a loopback address: ingest runs without auth)")
 	fs.StringVar(&o.probeAddr, "health-probe-bind-address", "127.0.0.1:8081", "the manager's health probes")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		os.Exit(2)
@@ -69,7 +71,7 @@ func run(ctx context.Context, o options, out io.Writer) (int, error) {
 	}
 	defer stopCluster()
 
-	fmt.Fprintf(out, "run-local: installing the CRDs from %s\n", o.crdDir)
+	say(out, "run-local: installing the CRDs from %s\n", o.crdDir)
 	if _, err := envtest.InstallCRDs(cfg, envtest.CRDInstallOptions{Paths: []string{o.crdDir}, ErrorIfPathMissing: true}); err != nil {
 		return 0, fmt.Errorf("install the CRDs: %w", err)
 	}
@@ -95,7 +97,7 @@ func run(ctx context.Context, o options, out io.Writer) (int, error) {
 
 	go func() {
 		if waitReady(ctx, "http://"+o.probeAddr+"/readyz") {
-			fmt.Fprint(out, walkthrough(o, kubeconfig != ""))
+			say(out, "%s", walkthrough(o, kubeconfig != ""))
 		}
 	}()
 
@@ -104,15 +106,14 @@ func run(ctx context.Context, o options, out io.Writer) (int, error) {
 		return exitCode(err), nil
 	case <-ctx.Done():
 	}
-	fmt.Fprintln(out, "run-local: stopping the manager")
+	say(out, "run-local: stopping the manager\n")
 	_ = cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case err := <-exited:
 		return exitCode(err), nil
 	case <-time.After(45 * time.Second):
 		_ = cmd.Process.Kill()
-		<-exited
-		return 1, errors.New("the manager did not stop within 45s of SIGTERM; killed it")
+		return 1, fmt.Errorf("the manager did not stop within 45s of SIGTERM; killed it (%v)", <-exited)
 	}
 }
 
@@ -129,7 +130,7 @@ func cluster(ctx context.Context, o options, out io.Writer) (*rest.Config, strin
 			return nil, "", nil, fmt.Errorf("the cluster your kubeconfig names (%s) does not answer: %w; "+
 				"start it, or unset KUBECONFIG (and move ~/.kube/config away) to run on a local control plane", cfg.Host, err)
 		}
-		fmt.Fprintf(out, "run-local: using the cluster your kubeconfig names, %s\n", cfg.Host)
+		say(out, "run-local: using the cluster your kubeconfig names, %s\n", cfg.Host)
 		return cfg, "", func() {}, nil
 	case !clientcmd.IsEmptyConfig(err):
 		return nil, "", nil, fmt.Errorf("read your kubeconfig: %w", err)
@@ -155,16 +156,16 @@ func startLocal(ctx context.Context, o options, out io.Writer) (*rest.Config, st
 	if err := ensureBinaries(ctx, o, out); err != nil {
 		return nil, "", nil, err
 	}
-	fmt.Fprintln(out, "run-local: no cluster configured: starting a local control plane (kube-apiserver and etcd)")
+	say(out, "run-local: no cluster configured: starting a local control plane (kube-apiserver and etcd)\n")
 	env := &envtest.Environment{BinaryAssetsDirectory: o.k8sDir, ControlPlaneStartTimeout: 2 * time.Minute}
 	cfg, err := env.Start()
 	if err != nil {
 		return nil, "", nil, fmt.Errorf("start the local control plane from %s: %w", o.k8sDir, err)
 	}
 	stop := func() {
-		fmt.Fprintln(out, "run-local: stopping the local control plane")
+		say(out, "run-local: stopping the local control plane\n")
 		if err := env.Stop(); err != nil {
-			fmt.Fprintln(out, "run-local: stopping the local control plane:", err)
+			say(out, "run-local: stopping the local control plane: %v\n", err)
 		}
 	}
 	kubeconfig, err := writeKubeconfig(env, o.stateDir)
@@ -187,7 +188,7 @@ func ensureBinaries(ctx context.Context, o options, out io.Writer) error {
 	if !missing {
 		return nil
 	}
-	fmt.Fprintf(out, "run-local: first run: building kube-apiserver, etcd and kubectl into %s "+
+	say(out, "run-local: first run: building kube-apiserver, etcd and kubectl into %s "+
 		"from the Go module proxy (about 12 minutes, once)\n", o.k8sDir)
 	build := exec.CommandContext(ctx, "hack/k8s/build.sh", o.k8sDir)
 	build.Stdout, build.Stderr = out, out
@@ -251,4 +252,10 @@ func exitCode(err error) int {
 		return 1
 	}
 	return 0
+}
+
+// say prints one of run-local's own lines; a terminal that is gone is no
+// reason to stop.
+func say(out io.Writer, format string, args ...any) {
+	_, _ = fmt.Fprintf(out, format, args...)
 }

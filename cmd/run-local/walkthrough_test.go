@@ -27,7 +27,9 @@ func TestReadmeQuickStartIsTheWalkthroughMakeRunPrints(t *testing.T) {
 func TestWalkthroughPointsKubectlAtTheLocalControlPlaneOnlyWhenItStartedOne(t *testing.T) {
 	o := options{stateDir: "/tmp/state", k8sDir: "bin/k8s/v1.37.2", ingestAddr: "127.0.0.1:9999"}
 	local := walkthrough(o, true)
-	for _, want := range []string{`export KUBECONFIG="/tmp/state/kubeconfig"`, `export PATH="$PWD/bin/k8s/v1.37.2":"$PATH"`, "http://127.0.0.1:9999/v1/"} {
+	for _, want := range []string{
+		`export KUBECONFIG="/tmp/state/kubeconfig"`, `export PATH="$PWD/bin/k8s/v1.37.2":"$PATH"`, "http://127.0.0.1:9999/v1/",
+	} {
 		if !strings.Contains(local, want) {
 			t.Errorf("walkthrough with a local control plane lacks %q:\n%s", want, local)
 		}

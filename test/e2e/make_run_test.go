@@ -47,7 +47,9 @@ var _ = Describe("make run without a cluster", func() {
 				}
 				if cmd.ProcessState == nil {
 					_ = cmd.Process.Signal(syscall.SIGTERM)
-					<-exited
+					if err := <-exited; err != nil {
+						GinkgoWriter.Println("make run exited:", err)
+					}
 				}
 			})
 
