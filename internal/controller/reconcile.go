@@ -45,7 +45,9 @@ func reconcileObject[T client.Object](
 			observe(obj)
 		}
 		if err := patchStatus(ctx, c, obj, status(orig), status(obj)); err != nil {
-			retErr = errors.Join(retErr, err)
+			// The error brings the object back with backoff; a RequeueAfter
+			// beside it would be ignored (and warned about).
+			result, retErr = ctrl.Result{}, errors.Join(retErr, err)
 		}
 	}()
 	return normal(ctx)
