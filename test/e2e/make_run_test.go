@@ -1,8 +1,6 @@
 package e2e
 
 import (
-	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -68,7 +66,7 @@ var _ = Describe("make run without a cluster", func() {
 			// The read model follows the stream asynchronously: it may lag
 			// the walkthrough's GET by a moment, never for good.
 			query := "http://" + ingestAddr + "/v1/namespaces/default/projections/items"
-			Eventually(makeRunGet(query)).WithTimeout(30 * time.Second).
+			Eventually(getJSON(ctx, query)).WithTimeout(30 * time.Second).
 				Should(MatchJSON(`{"items":[{"foo":"a","n":1},{"foo":"b","n":2},{"foo":"c","n":3}]}`))
 
 			Expect(cmd.Process.Signal(os.Interrupt)).To(Succeed())
@@ -107,20 +105,4 @@ func withoutEnv(names ...string) []string {
 		}
 	}
 	return env
-}
-
-// makeRunGet is a function for Eventually: the body of a 200 answer to GET url.
-func makeRunGet(url string) func() (string, error) {
-	return func() (string, error) {
-		resp, err := http.Get(url)
-		if err != nil {
-			return "", err
-		}
-		defer func() { _ = resp.Body.Close() }()
-		body, err := io.ReadAll(resp.Body)
-		if err == nil && resp.StatusCode != http.StatusOK {
-			err = fmt.Errorf("GET %s: %d %s", url, resp.StatusCode, body)
-		}
-		return string(body), err
-	}
 }
