@@ -117,7 +117,7 @@ fuzz: ## Fuzz the HTTP handler for FUZZTIME (the first run builds instrumented d
 .PHONY: run
 run: manifests generate build ## Run the manager: on the cluster of your kubeconfig, else on a local control plane it starts (Ctrl-C stops all).
 	go build -o bin/run-local ./cmd/run-local
-	bin/run-local --manager=bin/manager --k8s-dir=$(ENVTEST_K8S_DIR)
+	bin/run-local --manager=bin/manager --k8s-dir=bin/k8s/v$(K8S_VERSION)
 
 .PHONY: build
 build: fmt-check vet ## Build the manager binary.
