@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -35,6 +36,8 @@ type DB struct {
 	closing chan struct{}
 	done    chan struct{}
 	once    sync.Once
+
+	commits atomic.Uint64 // transactions the committer ran
 }
 
 // writeReq is one writer's function and where it waits for the outcome.
@@ -73,6 +76,10 @@ func Open(dir string) (*DB, error) {
 	go db.commitLoop()
 	return db, nil
 }
+
+// Commits returns how many transactions the group committer has run: with
+// the number of writes, it tells how many writers share a commit.
+func (db *DB) Commits() uint64 { return db.commits.Load() }
 
 // Path is the data file's path.
 func (db *DB) Path() string { return db.path }
@@ -202,6 +209,7 @@ func (db *DB) commit(group []*writeReq) {
 		}
 		return nil
 	})
+	db.commits.Add(1)
 	for i, r := range group {
 		if err != nil {
 			r.result <- fmt.Errorf("commit to %s: %w", db.path, err)
