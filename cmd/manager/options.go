@@ -69,7 +69,8 @@ func parseOptions(args []string, output io.Writer) (options, error) {
 	fs.StringVar(&o.ingestAddr, "ingest-bind-address", ":8080", "The address the HTTP API (ingest, stream reads, queries) binds to.")
 	fs.StringVar(&o.ingestAuth, "ingest-auth", authKubernetes,
 		"How the HTTP API checks callers: kubernetes (TokenReview + SubjectAccessReview) or none (loopback addresses only).")
-	fs.StringVar(&o.storage, "storage", storageMemory, "Where events, outbox and read models live: memory.")
+	fs.StringVar(&o.storage, "storage", storageMemory,
+		"Where events, outbox and read models live: memory (lost on restart) or disk (one file in --data-dir, fsynced before each 202).")
 	fs.StringVar(&o.dataDir, "data-dir", "", "The directory of durable storage (with --storage=disk).")
 	fs.StringVar(&o.deadLetterStream, "dead-letter-stream", "dead",
 		"The stream, in each namespace, that receives events that fail for good, unless a Stream names its own.")
@@ -110,9 +111,11 @@ func (o options) validate() error {
 			return errors.New("--data-dir is only used with --storage=disk: drop it, or set --storage=disk")
 		}
 	case storageDisk:
-		return errors.New("--storage=disk is not available in this version yet: use --storage=memory")
+		if o.dataDir == "" {
+			return errors.New("--storage=disk needs --data-dir, the directory of the data file (a PersistentVolume in a cluster)")
+		}
 	default:
-		return fmt.Errorf("--storage=%q: want %s", o.storage, storageMemory)
+		return fmt.Errorf("--storage=%q: want %s or %s", o.storage, storageMemory, storageDisk)
 	}
 	if o.pollingInterval <= 0 {
 		return fmt.Errorf("--polling-interval=%s: want a positive duration such as 100ms", o.pollingInterval)
