@@ -38,6 +38,9 @@ type DB struct {
 	once    sync.Once
 
 	commits atomic.Uint64 // transactions the committer ran
+	// groupLimit bounds the writers of one transaction: maxGroupWrites,
+	// or 1 in the benchmark that measures a commit per write.
+	groupLimit int
 }
 
 // writeReq is one writer's function and where it waits for the outcome.
@@ -50,6 +53,11 @@ type writeReq struct {
 // not a valid store, or one another process holds, is an error naming the
 // file: never a silent reset.
 func Open(dir string) (*DB, error) {
+	return open(dir, maxGroupWrites)
+}
+
+// open is Open with the bound on writers per transaction.
+func open(dir string, groupLimit int) (*DB, error) {
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, fmt.Errorf("create data directory %s: %w", dir, err)
 	}
@@ -68,7 +76,10 @@ func Open(dir string) (*DB, error) {
 		return nil, fmt.Errorf("open %s: the file is damaged or not an eventsourcing data file "+
 			"(restore it from a backup, or move it away to start empty): %w", path, err)
 	}
-	db := &DB{bolt: b, path: path, reqs: make(chan *writeReq), closing: make(chan struct{}), done: make(chan struct{})}
+	db := &DB{
+		bolt: b, path: path, reqs: make(chan *writeReq), closing: make(chan struct{}), done: make(chan struct{}),
+		groupLimit: groupLimit,
+	}
 	if err := db.checkLayout(); err != nil {
 		_ = b.Close()
 		return nil, err
@@ -178,11 +189,11 @@ func (db *DB) commitLoop() {
 		// queued again yet: committing now would split the crowd into two
 		// half-size commits. Yield, take whoever queued, and repeat while a
 		// yield brings someone (hack/storebench measured 2x from this).
-		for more := true; more && len(group) < maxGroupWrites; {
+		for more := true; more && len(group) < db.groupLimit; {
 			runtime.Gosched()
 			more = false
 		sweep:
-			for len(group) < maxGroupWrites {
+			for len(group) < db.groupLimit {
 				select {
 				case r := <-db.reqs:
 					group = append(group, r)
