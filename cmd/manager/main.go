@@ -28,6 +28,7 @@ import (
 	esv1 "github.com/eventsourcing-dev/eventsourcing-operator/api/v1alpha1"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/controller"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/core"
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/diskstore"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/middleware"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/httpapi"
 )
@@ -57,10 +58,17 @@ func run(ctx context.Context, opts options) error {
 	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
 	utilruntime.Must(esv1.AddToScheme(scheme))
 
-	eng, err := newEngine(opts)
+	eng, closeEngine, err := newEngine(opts)
 	if err != nil {
 		return err
 	}
+	// After mgr.Start has returned: the HTTP API and the engine have
+	// stopped, so nothing writes to the storage any more.
+	defer func() {
+		if err := closeEngine(); err != nil {
+			setupLog.Error(err, "closing the engine's storage")
+		}
+	}()
 	cfg, err := ctrl.GetConfig()
 	if err != nil {
 		return fmt.Errorf("find the cluster (set KUBECONFIG or run in a pod): %w", err)
@@ -145,25 +153,42 @@ func newAPIServer(cfg *rest.Config, eng *core.Engine, opts options) (*httpapi.Se
 
 // newEngine builds the engine from the flags, with its metrics in the
 // manager's registry (served on the secured metrics endpoint).
-func newEngine(opts options) (*core.Engine, error) {
+// newEngine builds the engine on the storage --storage names; the returned
+// function closes the engine and its storage.
+func newEngine(opts options) (*core.Engine, func() error, error) {
 	level := slog.LevelInfo
 	if opts.zap.Level != nil && opts.zap.Level.Enabled(zapcore.DebugLevel) {
 		level = slog.LevelDebug // --zap-log-level=debug shows pipelines' per-event lines too
 	}
 	logger, err := core.NewLogger(os.Stderr, opts.logFormat, level)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	metrics, err := middleware.NewMetrics(ctrlmetrics.Registry)
 	if err != nil {
-		return nil, fmt.Errorf("register engine metrics: %w", err)
+		return nil, nil, fmt.Errorf("register engine metrics: %w", err)
 	}
-	return core.New(core.Config{
+	cfg := core.Config{
 		Metrics:          metrics,
 		Logger:           logger,
 		DeadLetterStream: opts.deadLetterStream,
 		PollingInterval:  opts.pollingInterval,
-	})
+	}
+	closeStorage := func() error { return nil }
+	if opts.storage == storageDisk {
+		st, err := diskstore.OpenStorage(opts.dataDir, 0)
+		if err != nil {
+			return nil, nil, err
+		}
+		cfg.Store, cfg.Outbox, cfg.ReadModels = st.Store, st.Outbox, st.ReadModels
+		closeStorage = st.Close
+		setupLog.Info("durable storage", "file", st.DB.Path(), "outboxPending", st.Outbox.Len())
+	}
+	eng, err := core.New(cfg)
+	if err != nil {
+		return nil, nil, errors.Join(err, closeStorage())
+	}
+	return eng, func() error { return errors.Join(eng.Close(), closeStorage()) }, nil
 }
 
 // metricsOptions is the scaffold's metrics server: HTTPS with authn/authz

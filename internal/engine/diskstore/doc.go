@@ -15,5 +15,7 @@
 //	streams/<stream>    events: sequence -> encoded message
 //	                    ids:    event id -> sequence (idempotent append)
 //	meta                the global position counter, the layout version
-//	readmodels/<name>   doc: key -> JSON value; checkpoint: stream -> sequence
+//	readmodels/<name>   doc: key -> tagged value, or a bucket of list items
+//	                    (8-byte index -> JSON); checkpoint: stream -> sequence
+//	                    (names behind a 1-byte prefix: bbolt refuses empty keys)
 package diskstore
