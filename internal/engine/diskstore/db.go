@@ -130,9 +130,10 @@ func (db *DB) checkLayout() error {
 
 // Update runs fn in a read-write transaction shared with the other writers
 // waiting at the same moment, and returns once that transaction is on disk.
-// fn must not write anything when it returns an error: the others' writes
-// in the same transaction are kept. If the commit fails, every writer of
-// the group gets its error and nothing of the group is stored.
+// When fn returns an error nothing it wrote is kept: the group is rolled
+// back and run again without it, so fn may run more than once and must
+// set any result it reports on every run. If the commit fails, every
+// writer of the group gets its error and nothing of the group is stored.
 //
 // ctx bounds the wait for the committer only: once it has taken fn, Update
 // waits for the commit, so a caller never walks away from a write that may
@@ -210,22 +211,43 @@ func (db *DB) commitLoop() {
 	}
 }
 
+// errRetryGroup rolls back a group's transaction in which a writer failed.
+var errRetryGroup = errors.New("a writer failed: run the group again without it")
+
 // commit runs the group's functions in one transaction. A function's error
-// goes to its writer alone; a failed commit goes to all.
+// goes to its writer alone: the transaction is rolled back, since the
+// function may have written part of its work, and run again without it
+// (rare: writers check before they write). A failed commit goes to all.
 func (db *DB) commit(group []*writeReq) {
 	errs := make([]error, len(group))
-	err := db.bolt.Update(func(tx *bolt.Tx) error {
-		for i, r := range group {
-			errs[i] = r.fn(tx)
-		}
-		return nil
-	})
-	db.commits.Add(1)
-	for i, r := range group {
-		if err != nil {
-			r.result <- fmt.Errorf("commit to %s: %w", db.path, err)
+	for {
+		err := db.bolt.Update(func(tx *bolt.Tx) error {
+			for i, r := range group {
+				if errs[i] != nil {
+					continue
+				}
+				if errs[i] = r.fn(tx); errs[i] != nil {
+					return errRetryGroup
+				}
+			}
+			return nil
+		})
+		if errors.Is(err, errRetryGroup) {
 			continue
 		}
-		r.result <- errs[i]
+		if err == nil {
+			db.commits.Add(1)
+		}
+		for i, r := range group {
+			switch {
+			case errs[i] != nil:
+				r.result <- errs[i]
+			case err != nil:
+				r.result <- fmt.Errorf("commit to %s: %w", db.path, err)
+			default:
+				r.result <- nil
+			}
+		}
+		return
 	}
 }
