@@ -61,18 +61,19 @@ type managerProcess struct {
 }
 
 // runManager runs the manager binary with the suite's kubeconfig, no ingest
-// auth, its HTTP API and probes on free loopback ports. When the
-// spec fails, the manager's log is added to its report (and so printed with
-// the failure); the process is killed at the end of the spec if it still runs.
-func runManager() *managerProcess {
+// auth, its HTTP API and probes on free loopback ports, and extra flags.
+// When the spec fails, the manager's log is added to its report (and so
+// printed with the failure); the process is killed at the end of the spec if
+// it still runs.
+func runManager(extraArgs ...string) *managerProcess {
 	m := &managerProcess{
 		api:       "http://" + freeLoopbackAddress(),
 		probeAddr: freeLoopbackAddress(),
 		log:       &syncBuffer{},
 	}
-	m.cmd = exec.Command(managerBinary,
-		"--ingest-auth=none", "--ingest-bind-address="+strings.TrimPrefix(m.api, "http://"),
-		"--health-probe-bind-address="+m.probeAddr, "--metrics-bind-address=0")
+	m.cmd = exec.Command(managerBinary, append([]string{
+		"--ingest-auth=none", "--ingest-bind-address=" + strings.TrimPrefix(m.api, "http://"),
+		"--health-probe-bind-address=" + m.probeAddr, "--metrics-bind-address=0"}, extraArgs...)...)
 	m.cmd.Env = append(os.Environ(), "KUBECONFIG="+kubeconfigPath)
 	m.cmd.Stdout, m.cmd.Stderr = m.log, m.log
 	Expect(m.cmd.Start()).To(Succeed())

@@ -1,0 +1,183 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2" //nolint:revive // Ginkgo's DSL reads as prose only when dot-imported
+	. "github.com/onsi/gomega"    //nolint:revive // as above
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	esv1 "github.com/eventsourcing-dev/eventsourcing-operator/api/v1alpha1"
+)
+
+// crashClient posts events 0, 1, 2, ... one at a time, each with its own
+// Idempotency-Key, retrying an event until it gets a 202 (as a client that
+// saw a connection reset or a 503 must), and remembers which got one.
+type crashClient struct {
+	id       int
+	accepted []int // event numbers answered 202, in order
+}
+
+func (c *crashClient) key(i int) string { return fmt.Sprintf("client%d-event%d", c.id, i) }
+
+// run posts until ctx ends; api returns the current manager's base URL.
+func (c *crashClient) run(ctx context.Context, api func() string, ns string, total *atomic.Int64) {
+	client := &http.Client{Timeout: 10 * time.Second}
+	for i := 0; ctx.Err() == nil; {
+		url := fmt.Sprintf("%s/v1/namespaces/%s/streams/items-events/events", api(), ns)
+		body := fmt.Appendf(nil, `{"client":%d,"event":%d}`, c.id, i)
+		resp, err := callAPIWith(ctx, client, http.MethodPost, url, "application/json", body,
+			http.Header{"Idempotency-Key": {c.key(i)}})
+		if err == nil && resp.status == http.StatusAccepted {
+			c.accepted = append(c.accepted, i)
+			total.Add(1)
+			i++
+			continue
+		}
+		// Down, restarting, not reconciled yet (404) or full (503): back
+		// off a little and send the same event again.
+		select {
+		case <-ctx.Done():
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+var _ = Describe("durable storage", func() {
+	It("keeps every event that got a 202 exactly once and in order across SIGKILLs, and read models equal a fold of the stream",
+		func(ctx SpecContext) {
+			dataDir := GinkgoT().TempDir()
+			ns := newNamespace(ctx)
+			Expect(k8sClient.Create(ctx, &esv1.Stream{
+				ObjectMeta: metav1.ObjectMeta{Name: "items-events", Namespace: ns},
+				Spec:       esv1.StreamSpec{DefaultEventName: "ItemCreated"},
+			})).To(Succeed())
+			Expect(k8sClient.Create(ctx, &esv1.Projection{
+				ObjectMeta: metav1.ObjectMeta{Name: "items", Namespace: ns},
+				Spec: esv1.ProjectionSpec{
+					Streams:   []string{"items-events"},
+					ReadModel: esv1.ReadModel{Type: esv1.ReadModelAppend, Key: "items"},
+				},
+			})).To(Succeed())
+
+			const clients, kills, perRound = 8, 3, 150
+			var (
+				api      atomic.Value // string: the running manager's base URL
+				total    atomic.Int64
+				wg       sync.WaitGroup
+				cs       = make([]*crashClient, clients)
+				postCtx  context.Context
+				stopPost context.CancelFunc
+			)
+			api.Store("http://127.0.0.1:1") // nothing listens until the first start
+			postCtx, stopPost = context.WithCancel(ctx)
+			defer stopPost()
+			for c := range cs {
+				cs[c] = &crashClient{id: c}
+				wg.Go(func() { cs[c].run(postCtx, func() string { return api.Load().(string) }, ns, &total) })
+			}
+
+			var m *managerProcess
+			for round := 0; round <= kills; round++ {
+				m = runManager("--storage=disk", "--data-dir="+dataDir)
+				api.Store(m.api)
+				want := total.Load() + perRound
+				Eventually(total.Load).WithTimeout(90*time.Second).Should(BeNumerically(">=", want),
+					"round %d: the clients should get %d more 202s from the restarted manager", round, perRound)
+				if round < kills {
+					Expect(m.cmd.Process.Signal(syscall.SIGKILL)).To(Succeed())
+					Eventually(m.exited).WithTimeout(10 * time.Second).Should(Receive())
+				}
+			}
+			stopPost()
+			wg.Wait()
+
+			// Every event that got a 202 is stored exactly once; so is an
+			// event sent again after its first answer was lost. Each client's
+			// events are stored in the order it sent them.
+			url := fmt.Sprintf("%s/v1/namespaces/%s/streams/items-events/events", m.api, ns)
+			var stored []streamEvent
+			// The outbox processor stores accepted events moments later.
+			Eventually(func(g Gomega) {
+				stored = stored[:0]
+				for {
+					page, err := readStream(ctx, url, uint64(len(stored)))
+					g.Expect(err).NotTo(HaveOccurred())
+					if len(page) == 0 {
+						break
+					}
+					stored = append(stored, page...)
+				}
+				ids := map[string]bool{}
+				for _, ev := range stored {
+					ids[ev.ID] = true
+				}
+				for _, c := range cs {
+					for _, i := range c.accepted {
+						g.Expect(ids).To(HaveKey(c.key(i)), "event %s got a 202 and is not stored", c.key(i))
+					}
+				}
+			}).WithTimeout(60 * time.Second).Should(Succeed())
+			seen := map[string]int{}
+			last := make([]int, clients)
+			for i := range last {
+				last[i] = -1
+			}
+			for i, ev := range stored {
+				Expect(ev.Sequence).To(BeEquivalentTo(i+1), "sequences are contiguous")
+				seen[ev.ID]++
+				var p struct{ Client, Event int }
+				Expect(json.Unmarshal(ev.Payload, &p)).To(Succeed())
+				Expect(ev.ID).To(Equal(cs[p.Client].key(p.Event)), "the Idempotency-Key is the event id")
+				Expect(p.Event).To(BeNumerically(">", last[p.Client]), "client %d's events out of order at sequence %d", p.Client, i+1)
+				last[p.Client] = p.Event
+			}
+			for id, n := range seen {
+				Expect(n).To(Equal(1), "event %s stored %d times", id, n)
+			}
+			acceptedTotal := 0
+			for _, c := range cs {
+				for _, i := range c.accepted {
+					Expect(seen).To(HaveKey(c.key(i)), "event %s got a 202 and is not stored", c.key(i))
+				}
+				acceptedTotal += len(c.accepted)
+			}
+			Expect(acceptedTotal).To(BeNumerically(">=", (kills+1)*perRound))
+			GinkgoWriter.Printf("%d events accepted, %d stored, over %d SIGKILLs\n", acceptedTotal, len(stored), kills)
+
+			// The read model is the fold of the stored stream: every payload,
+			// in stream order, once.
+			items := make([]json.RawMessage, len(stored))
+			for i, ev := range stored {
+				items[i] = ev.Payload
+			}
+			want, err := json.Marshal(map[string]any{"items": items})
+			Expect(err).NotTo(HaveOccurred())
+			Eventually(getJSON(ctx, fmt.Sprintf("%s/v1/namespaces/%s/projections/items", m.api, ns))).
+				WithTimeout(60 * time.Second).Should(MatchJSON(want))
+		}, SpecTimeout(6*time.Minute))
+
+	It("refuses to start on a damaged data file, naming it, and leaves the file as it was", func(ctx SpecContext) {
+		dataDir := GinkgoT().TempDir()
+		file := filepath.Join(dataDir, "eventsourcing.db")
+		damaged := bytes.Repeat([]byte("not a data file "), 512)
+		Expect(os.WriteFile(file, damaged, 0o600)).To(Succeed())
+		m := runManager("--storage=disk", "--data-dir="+dataDir)
+		var err error
+		Eventually(m.exited).WithTimeout(30 * time.Second).Should(Receive(&err))
+		Expect(err).To(HaveOccurred(), "the manager should exit with an error")
+		Expect(m.log.String()).To(ContainSubstring(file))
+		Expect(m.log.String()).To(ContainSubstring("damaged"))
+		Expect(os.ReadFile(file)).To(Equal(damaged), "never a silent reset")
+	}, SpecTimeout(time.Minute))
+})
