@@ -15,6 +15,7 @@ import (
 	"github.com/go-logr/logr"
 
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/core"
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/diskstore"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/enginebench"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/serde"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/httpapi"
@@ -42,7 +43,22 @@ func BenchmarkHTTPSingleEvent(b *testing.B) {
 		runHTTPLoad(b, bare, "application/json", body, 1)
 	})
 	b.Run("eventsourcing", func(b *testing.B) {
-		runHTTPLoad(b, benchHandler(b), "application/json", body, 1)
+		runHTTPLoad(b, benchHandler(b, core.Config{}), "application/json", body, 1)
+	})
+	// Durable: each 202 waits for the fsync that covers its event.
+	b.Run("eventsourcing-disk", func(b *testing.B) {
+		st, err := diskstore.OpenStorage(b.TempDir(), 0)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { _ = st.Close() })
+		cfg := core.Config{Store: st.Store, Outbox: st.Outbox, ReadModels: st.ReadModels}
+		commits := st.DB.Commits()
+		runHTTPLoad(b, benchHandler(b, cfg), "application/json", body, 1)
+		if n := st.DB.Commits() - commits; n > 0 {
+			b.ReportMetric(float64(b.N)/float64(n), "events/commit")
+			b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "commits/s")
+		}
 	})
 }
 
@@ -53,15 +69,16 @@ func BenchmarkHTTPBatchNDJSON(b *testing.B) {
 	for i := range perBatch {
 		fmt.Fprintf(&body, `{"foo":"item-%d","n":%d}`+"\n", i, i)
 	}
-	runHTTPLoad(b, benchHandler(b), "application/x-ndjson", body.Bytes(), perBatch)
+	runHTTPLoad(b, benchHandler(b, core.Config{}), "application/x-ndjson", body.Bytes(), perBatch)
 }
 
-// benchHandler is our handler over a running in-memory engine with one JSON
+// benchHandler is our handler over a running engine (storage from cfg,
+// memory when empty) with one JSON
 // stream and no projection: what is measured is ingest up to the outbox and
 // the processor appending to the event store behind it.
-func benchHandler(b *testing.B) http.Handler {
+func benchHandler(b *testing.B, cfg core.Config) http.Handler {
 	b.Helper()
-	e, err := core.New(core.Config{})
+	e, err := core.New(cfg)
 	if err != nil {
 		b.Fatal(err)
 	}
