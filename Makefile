@@ -86,8 +86,9 @@ test-unit: k8s-binaries ## Unit, conformance and integration (envtest) tests wit
 	go test -race -count=1 $(GO_PACKAGES)
 
 .PHONY: test-bench-compiles
-test-bench-compiles: ## Build the side-by-side benchmark module (hack/bench) so it cannot rot.
+test-bench-compiles: ## Build the side-by-side benchmark modules (hack/bench, hack/storebench) so they cannot rot.
 	cd hack/bench && go vet ./...
+	cd hack/storebench && GOWORK=off go vet ./...
 
 .PHONY: lint
 lint: golangci-lint ## Run golangci-lint.
@@ -106,6 +107,14 @@ bench-compare: ## Our engine against Watermill v1.5.1: alternating rounds, ratio
 .PHONY: bench-http
 bench-http: ## HTTP API over loopback, 64 keep-alive clients, against a bare net/http handler in the same run.
 	go test -run '^$$' -bench 'HTTP' -benchtime 3s -count 3 ./internal/httpapi/
+
+.PHONY: bench-disk
+bench-disk: ## Durable ingest (--storage=disk): group commit against a commit per event, engine level, one run.
+	go test -run '^$$' -bench DiskIngest -benchtime 3s -count 3 ./internal/engine/diskstore/
+
+.PHONY: bench-store
+bench-store: ## bbolt against pebble on the outbox workload (hack/storebench, its own module).
+	cd hack/storebench && CGO_ENABLED=0 GOWORK=off go test -run '^$$' -bench . -benchtime 3s -count 3 | tee out.txt | ./summary.sh
 
 FUZZTIME ?= 45s
 .PHONY: fuzz
