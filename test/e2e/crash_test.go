@@ -167,7 +167,7 @@ var _ = Describe("durable storage", func() {
 				WithTimeout(60 * time.Second).Should(MatchJSON(want))
 		}, SpecTimeout(6*time.Minute))
 
-	It("refuses to start on a damaged data file, naming it, and leaves the file as it was", func(ctx SpecContext) {
+	It("refuses to start on a damaged data file, naming it, and leaves the file as it was", func(_ SpecContext) {
 		dataDir := GinkgoT().TempDir()
 		file := filepath.Join(dataDir, "eventsourcing.db")
 		damaged := bytes.Repeat([]byte("not a data file "), 512)

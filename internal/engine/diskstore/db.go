@@ -12,6 +12,7 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
 )
 
 // FileName is the data file inside the data directory.
@@ -70,7 +71,7 @@ func open(dir string, groupLimit int) (*DB, error) {
 		FreelistType:   bolt.FreelistMapType,
 	})
 	if err != nil {
-		if errors.Is(err, bolt.ErrTimeout) {
+		if errors.Is(err, berrors.ErrTimeout) {
 			return nil, fmt.Errorf("open %s: another process holds it (is a second manager running on this volume?): %w", path, err)
 		}
 		return nil, fmt.Errorf("open %s: the file is damaged or not an eventsourcing data file "+

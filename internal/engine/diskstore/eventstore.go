@@ -142,26 +142,63 @@ type esPut struct {
 const esBatchMapThreshold = 16
 
 // run is the function DB.Update runs. It checks everything that can fail
-// before its first write, and undoes its writes should one fail anyway:
-// the transaction is shared, so an error must leave nothing behind.
+// before its first write, so refusals cost the writers sharing the
+// transaction nothing; a write that fails anyway makes DB.Update roll the
+// group back and run it again without this append.
 func (a *esAppend) run(tx *bolt.Tx) error {
 	streams, meta := tx.Bucket(bucketStreams), tx.Bucket(bucketMeta)
 	name := []byte(a.stream)
-	sb := streams.Bucket(name)
-	var evB, idB *bolt.Bucket
-	var version uint64
-	if sb != nil {
-		if evB, idB = sb.Bucket(esBucketEvents), sb.Bucket(esBucketIDs); evB == nil || idB == nil {
-			return fmt.Errorf("stream %q lacks its events or ids bucket: %w", a.stream, errCorrupt)
-		}
-		var err error
-		if version, err = esLastSequence(evB.Cursor()); err != nil {
-			return fmt.Errorf("stream %q: %w", a.stream, err)
-		}
-	} else if streams.Get(name) != nil {
-		return fmt.Errorf("stream %q is a value, not a bucket: %w", a.stream, errCorrupt)
+	sb, evB, idB, version, err := a.locate(streams, name)
+	if err != nil {
+		return err
 	}
+	slots, fresh, err := a.classify(idB)
+	if err != nil {
+		return err
+	}
+	// The expected version binds only an append that adds something: when
+	// every event is already stored, a retried append succeeds.
+	if fresh > 0 && a.expected != eventstore.Any && uint64(a.expected) != version {
+		return &eventstore.ConflictError{Stream: a.stream, Expected: a.expected, Actual: version}
+	}
+	out, puts, version, position, err := a.prepare(evB, slots, fresh, version, meta.Sequence())
+	if err != nil {
+		return err
+	}
+	a.res = eventstore.AppendResult{Events: out, Appended: fresh, LastSequence: version}
+	if fresh == 0 {
+		return nil
+	}
+	// Writes from here on.
+	created := sb == nil
+	if err := a.write(streams, meta, name, created, evB, idB, puts, position); err != nil {
+		a.res = eventstore.AppendResult{}
+		return err
+	}
+	return nil
+}
 
+// locate finds the stream's buckets (nil for a new stream) and its version.
+func (a *esAppend) locate(streams *bolt.Bucket, name []byte) (sb, evB, idB *bolt.Bucket, version uint64, err error) {
+	sb = streams.Bucket(name)
+	if sb == nil {
+		if streams.Get(name) != nil {
+			return nil, nil, nil, 0, fmt.Errorf("stream %q is a value, not a bucket: %w", a.stream, errCorrupt)
+		}
+		return nil, nil, nil, 0, nil
+	}
+	if evB, idB = sb.Bucket(esBucketEvents), sb.Bucket(esBucketIDs); evB == nil || idB == nil {
+		return nil, nil, nil, 0, fmt.Errorf("stream %q lacks its events or ids bucket: %w", a.stream, errCorrupt)
+	}
+	if version, err = esLastSequence(evB.Cursor()); err != nil {
+		return nil, nil, nil, 0, fmt.Errorf("stream %q: %w", a.stream, err)
+	}
+	return sb, evB, idB, version, nil
+}
+
+// classify finds, for each input event, an earlier one in the batch with
+// its ID or the stored event with its ID, and counts the new ones.
+func (a *esAppend) classify(idB *bolt.Bucket) ([]esSlot, int, error) {
 	slots := make([]esSlot, len(a.events))
 	var firstByID map[string]int
 	if len(a.events) > esBatchMapThreshold {
@@ -184,7 +221,7 @@ func (a *esAppend) run(tx *bolt.Tx) error {
 		if idB != nil {
 			if v := idB.Get([]byte(id)); v != nil {
 				if len(v) != 8 {
-					return fmt.Errorf("stream %q: id %q maps to %d bytes, want 8: %w", a.stream, id, len(v), errCorrupt)
+					return nil, 0, fmt.Errorf("stream %q: id %q maps to %d bytes, want 8: %w", a.stream, id, len(v), errCorrupt)
 				}
 				slots[i].stored = binary.BigEndian.Uint64(v)
 				continue
@@ -192,15 +229,15 @@ func (a *esAppend) run(tx *bolt.Tx) error {
 		}
 		fresh++
 	}
-	// The expected version binds only an append that adds something: when
-	// every event is already stored, a retried append succeeds.
-	if fresh > 0 && a.expected != eventstore.Any && uint64(a.expected) != version {
-		return &eventstore.ConflictError{Stream: a.stream, Expected: a.expected, Actual: version}
-	}
+	return slots, fresh, nil
+}
 
+// prepare builds the result events and the encoded puts of the new ones,
+// numbering them from version and position; it writes nothing.
+func (a *esAppend) prepare(evB *bolt.Bucket, slots []esSlot, fresh int, version, position uint64,
+) ([]engine.Message, []esPut, uint64, uint64, error) {
 	out := make([]engine.Message, len(a.events))
 	puts := make([]esPut, 0, fresh)
-	position := meta.Sequence()
 	now := time.Now()
 	for i := range a.events {
 		switch sl := slots[i]; {
@@ -209,7 +246,7 @@ func (a *esAppend) run(tx *bolt.Tx) error {
 		case sl.stored > 0:
 			m, err := esGet(evB, sl.stored)
 			if err != nil {
-				return fmt.Errorf("stream %q: %w", a.stream, err)
+				return nil, nil, 0, 0, fmt.Errorf("stream %q: %w", a.stream, err)
 			}
 			out[i] = m
 			continue
@@ -218,28 +255,10 @@ func (a *esAppend) run(tx *bolt.Tx) error {
 		*m = a.events[i]
 		version++
 		position++
-		t := m.Time
-		if t.IsZero() {
-			t = now
-		}
-		m.Stream, m.Sequence, m.Position, m.Time, m.Value = a.stream, version, position, time.Unix(0, t.UnixNano()).UTC(), nil
-		if len(m.Headers) == 0 {
-			m.Headers = nil
-		}
-		if len(m.Payload) == 0 {
-			m.Payload = nil
-		}
-		// Key, id and value side by side in buf, sliced once they are in;
-		// should buf reallocate later, the slices keep the old array, which
-		// nothing changes.
-		start := len(a.buf)
-		a.buf = binary.BigEndian.AppendUint64(a.buf, m.Sequence)
-		a.buf = append(a.buf, m.ID...)
-		a.buf = appendMessage(a.buf, m)
-		idEnd := start + 8 + len(m.ID)
-		p := esPut{key: a.buf[start : start+8 : start+8], id: a.buf[start+8 : idEnd : idEnd], val: a.buf[idEnd:len(a.buf):len(a.buf)]}
+		a.stamp(m, version, position, now)
+		p := a.encode(m)
 		if len(p.val) > bolt.MaxValueSize {
-			return fmt.Errorf("%w to stream %q: events[%d] (id %q) takes %d bytes, more than the disk store's %d",
+			return nil, nil, 0, 0, fmt.Errorf("%w to stream %q: events[%d] (id %q) takes %d bytes, more than the disk store's %d",
 				eventstore.ErrInvalidAppend, a.stream, i, m.ID, len(p.val), bolt.MaxValueSize)
 		}
 		puts = append(puts, p)
@@ -249,62 +268,67 @@ func (a *esAppend) run(tx *bolt.Tx) error {
 			out[i] = out[sl.first]
 		}
 	}
-	a.res = eventstore.AppendResult{Events: out, Appended: fresh, LastSequence: version}
-	if fresh == 0 {
-		return nil
-	}
+	return out, puts, version, position, nil
+}
 
-	// Writes from here on.
-	created := sb == nil
-	err := func() error {
-		var err error
-		if created {
-			if sb, err = streams.CreateBucket(name); err != nil {
-				return err
-			}
-			if evB, err = sb.CreateBucket(esBucketEvents); err != nil {
-				return err
-			}
-			if idB, err = sb.CreateBucket(esBucketIDs); err != nil {
-				return err
-			}
+// stamp gives a new event its place and time, as the store keeps it.
+func (a *esAppend) stamp(m *engine.Message, version, position uint64, now time.Time) {
+	t := m.Time
+	if t.IsZero() {
+		t = now
+	}
+	m.Stream, m.Sequence, m.Position, m.Time, m.Value = a.stream, version, position, time.Unix(0, t.UnixNano()).UTC(), nil
+	if len(m.Headers) == 0 {
+		m.Headers = nil
+	}
+	if len(m.Payload) == 0 {
+		m.Payload = nil
+	}
+}
+
+// encode lays key, id and value side by side in buf, sliced once they are
+// in; should buf reallocate later, the slices keep the old array, which
+// nothing changes.
+func (a *esAppend) encode(m *engine.Message) esPut {
+	start := len(a.buf)
+	a.buf = binary.BigEndian.AppendUint64(a.buf, m.Sequence)
+	a.buf = append(a.buf, m.ID...)
+	a.buf = appendMessage(a.buf, m)
+	idEnd := start + 8 + len(m.ID)
+	return esPut{key: a.buf[start : start+8 : start+8], id: a.buf[start+8 : idEnd : idEnd], val: a.buf[idEnd:len(a.buf):len(a.buf)]}
+}
+
+// write creates a new stream's buckets and puts the new events and their
+// ids; should a write fail, the group is rolled back (DB.Update).
+func (a *esAppend) write(
+	streams, meta *bolt.Bucket, name []byte, created bool, evB, idB *bolt.Bucket, puts []esPut, position uint64,
+) error {
+	var err error
+	if created {
+		sb, err := streams.CreateBucket(name)
+		if err != nil {
+			return fmt.Errorf("write stream %q: %w", a.stream, err)
 		}
-		evB.FillPercent = 1.0 // keys only grow: full pages, no half-empty splits
-		for _, p := range puts {
-			if err := evB.Put(p.key, p.val); err != nil {
-				return err
-			}
-			if err := idB.Put(p.id, p.key); err != nil {
-				return err
-			}
+		if evB, err = sb.CreateBucket(esBucketEvents); err != nil {
+			return fmt.Errorf("write stream %q: %w", a.stream, err)
 		}
-		return meta.SetSequence(position)
-	}()
-	if err != nil {
-		a.res = eventstore.AppendResult{}
-		if uerr := esUndo(streams, name, created, evB, idB, puts); uerr != nil {
-			return fmt.Errorf("write stream %q: %w (and undoing the partial write: %w)", a.stream, err, uerr)
+		if idB, err = sb.CreateBucket(esBucketIDs); err != nil {
+			return fmt.Errorf("write stream %q: %w", a.stream, err)
 		}
+	}
+	evB.FillPercent = 1.0 // keys only grow: full pages, no half-empty splits
+	for _, p := range puts {
+		if err = evB.Put(p.key, p.val); err != nil {
+			return fmt.Errorf("write stream %q: %w", a.stream, err)
+		}
+		if err = idB.Put(p.id, p.key); err != nil {
+			return fmt.Errorf("write stream %q: %w", a.stream, err)
+		}
+	}
+	if err = meta.SetSequence(position); err != nil {
 		return fmt.Errorf("write stream %q: %w", a.stream, err)
 	}
 	return nil
-}
-
-// esUndo deletes what a failed append wrote. Deleting a key that was never
-// put is a no-op, so it deletes them all; meta's sequence is set last and
-// so never needs restoring.
-func esUndo(streams *bolt.Bucket, name []byte, created bool, evB, idB *bolt.Bucket, puts []esPut) error {
-	if created {
-		if streams.Bucket(name) == nil {
-			return nil
-		}
-		return streams.DeleteBucket(name)
-	}
-	var errs []error
-	for _, p := range puts {
-		errs = append(errs, evB.Delete(p.key), idB.Delete(p.id))
-	}
-	return errors.Join(errs...)
 }
 
 // esRecordSizeHint is an upper bound of the bytes an append to stream puts

@@ -125,8 +125,8 @@ func TestEventsSurviveReopeningTheFile(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Subscribe after reopening: got error %v, want nil", err)
 	}
-	defer sub.Close()
-	var caughtUp []engine.Message
+	defer func() { _ = sub.Close() }()
+	caughtUp := make([]engine.Message, 0, len(orders))
 	for range orders {
 		m, err := sub.Next(t.Context())
 		if err != nil {

@@ -78,7 +78,7 @@ func TestOutboxEntriesSurviveReopeningTheFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var got []string
+	got := make([]string, 0, len(pending))
 	for _, e := range pending {
 		got = append(got, e.Message.ID+":"+string(e.Message.Payload))
 	}
