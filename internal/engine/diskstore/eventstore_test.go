@@ -19,24 +19,8 @@ import (
 
 func TestEventStoreConformance(t *testing.T) {
 	eventstoretest.Run(t, func(t *testing.T) eventstore.Store {
-		return NewEventStore(esOpenDB(t, t.TempDir()))
+		return NewEventStore(openTestDB(t, t.TempDir()))
 	})
-}
-
-// esOpenDB opens the store file in dir and closes it when the test ends,
-// after the cleanups registered later (such as the event store's Close).
-func esOpenDB(tb testing.TB, dir string) *DB {
-	tb.Helper()
-	db, err := Open(dir)
-	if err != nil {
-		tb.Fatalf("Open(%s): got error %v, want nil", dir, err)
-	}
-	tb.Cleanup(func() {
-		if err := db.Close(); err != nil {
-			tb.Errorf("DB.Close: got %v, want nil", err)
-		}
-	})
-	return db
 }
 
 // esEvent returns an event with every field the store keeps set from id.
@@ -99,14 +83,14 @@ func esReopen(t *testing.T, s *EventStore, db *DB, dir string) *EventStore {
 	if err := db.Close(); err != nil {
 		t.Fatalf("DB.Close: got %v, want nil", err)
 	}
-	reopened := NewEventStore(esOpenDB(t, dir))
+	reopened := NewEventStore(openTestDB(t, dir))
 	t.Cleanup(func() { _ = reopened.Close() })
 	return reopened
 }
 
 func TestEventsSurviveReopeningTheFile(t *testing.T) {
 	dir := t.TempDir()
-	db := esOpenDB(t, dir)
+	db := openTestDB(t, dir)
 	s := NewEventStore(db)
 	orders := esMustAppend(t, s, "orders", eventstore.NoStream, esEvent("o1"), esEvent("o2"), esEvent("o3")).Events
 	payments := esMustAppend(t, s, "payments", eventstore.NoStream, esEvent("p1"), esEvent("p2")).Events
@@ -152,7 +136,7 @@ func TestEventsSurviveReopeningTheFile(t *testing.T) {
 
 func TestIdempotencyRecordsSurviveReopening(t *testing.T) {
 	dir := t.TempDir()
-	db := esOpenDB(t, dir)
+	db := openTestDB(t, dir)
 	s := NewEventStore(db)
 	first := esMustAppend(t, s, "orders", eventstore.NoStream, esEvent("a"), esEvent("b")).Events
 
@@ -181,7 +165,7 @@ func TestIdempotencyRecordsSurviveReopening(t *testing.T) {
 
 func TestConcurrentAppendsShareCommits(t *testing.T) {
 	const appenders = 64
-	db := esOpenDB(t, t.TempDir())
+	db := openTestDB(t, t.TempDir())
 	s := NewEventStore(db)
 	t.Cleanup(func() { _ = s.Close() })
 	before := db.Commits()
@@ -237,7 +221,7 @@ func TestConcurrentAppendsShareCommits(t *testing.T) {
 // nothing behind, and they must be stored.
 func TestRejectedAppendsInACommitWriteNothing(t *testing.T) {
 	const pairs = 16
-	db := esOpenDB(t, t.TempDir())
+	db := openTestDB(t, t.TempDir())
 	s := NewEventStore(db)
 	t.Cleanup(func() { _ = s.Close() })
 	esMustAppend(t, s, "orders", eventstore.NoStream, esEvent("seed"))
@@ -279,7 +263,7 @@ func TestRejectedAppendsInACommitWriteNothing(t *testing.T) {
 }
 
 func TestAppendRejectsKeysBboltCannotStore(t *testing.T) {
-	s := NewEventStore(esOpenDB(t, t.TempDir()))
+	s := NewEventStore(openTestDB(t, t.TempDir()))
 	t.Cleanup(func() { _ = s.Close() })
 	long := strings.Repeat("x", bolt.MaxKeySize+1)
 	for name, call := range map[string]func() error{
@@ -302,7 +286,7 @@ func TestAppendRejectsKeysBboltCannotStore(t *testing.T) {
 }
 
 func TestEventStoreCallsAfterTheDBClosedReturnErrClosed(t *testing.T) {
-	db := esOpenDB(t, t.TempDir())
+	db := openTestDB(t, t.TempDir())
 	s := NewEventStore(db)
 	t.Cleanup(func() { _ = s.Close() })
 	if err := db.Close(); err != nil {

@@ -10,17 +10,6 @@ import (
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/outbox/outboxtest"
 )
 
-// openTestDB opens a data file in a fresh directory, closed when t ends.
-func openTestDB(t testing.TB, dir string) *DB {
-	t.Helper()
-	db, err := Open(dir)
-	if err != nil {
-		t.Fatalf("Open(%s): %v", dir, err)
-	}
-	t.Cleanup(func() { _ = db.Close() })
-	return db
-}
-
 func TestOutboxConformance(t *testing.T) {
 	outboxtest.Run(t, func(t *testing.T, capacity int) outbox.Outbox {
 		ob, err := NewOutbox(openTestDB(t, t.TempDir()), capacity)

@@ -375,17 +375,25 @@ func (l *rmList) append(item []byte) error {
 	return l.b.Put(k, item)
 }
 
+// usable says why a call cannot run: its context ended or the store closed.
+func (s *ReadModels) usable(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if s.closed.Load() {
+		return errRMClosed
+	}
+	return nil
+}
+
 // Apply validates every change against the stored document and only then
 // writes the changes and cp, in one transaction: a type clash or a value
 // that does not encode as JSON leaves the document and checkpoint as they
 // were, and a reader or a restart sees both or neither. An append costs one
 // item's write, however long the list.
 func (s *ReadModels) Apply(ctx context.Context, projection string, changes []readmodel.Change, cp readmodel.Checkpoint) error {
-	if err := ctx.Err(); err != nil {
+	if err := s.usable(ctx); err != nil {
 		return err
-	}
-	if s.closed.Load() {
-		return errRMClosed
 	}
 	name, err := rmName(projection)
 	if err != nil {
@@ -454,11 +462,8 @@ func (s *ReadModels) Apply(ctx context.Context, projection string, changes []rea
 // Document returns the projection's document as a JSON object, keys in
 // sorted order, read in one transaction.
 func (s *ReadModels) Document(ctx context.Context, projection string) ([]byte, error) {
-	if err := ctx.Err(); err != nil {
+	if err := s.usable(ctx); err != nil {
 		return nil, err
-	}
-	if s.closed.Load() {
-		return nil, errRMClosed
 	}
 	name, err := rmName(projection)
 	if err != nil {
@@ -556,11 +561,8 @@ func rmAppendFloat(b []byte, f float64) []byte {
 // Checkpoint returns the projection's checkpoint; an unknown projection has
 // an empty one.
 func (s *ReadModels) Checkpoint(ctx context.Context, projection string) (readmodel.Checkpoint, error) {
-	if err := ctx.Err(); err != nil {
+	if err := s.usable(ctx); err != nil {
 		return nil, err
-	}
-	if s.closed.Load() {
-		return nil, errRMClosed
 	}
 	name, err := rmName(projection)
 	if err != nil {
@@ -593,11 +595,8 @@ func (s *ReadModels) Checkpoint(ctx context.Context, projection string) (readmod
 // Delete removes the projection's document and checkpoint. Deleting an
 // unknown projection is not an error.
 func (s *ReadModels) Delete(ctx context.Context, projection string) error {
-	if err := ctx.Err(); err != nil {
+	if err := s.usable(ctx); err != nil {
 		return err
-	}
-	if s.closed.Load() {
-		return errRMClosed
 	}
 	name, err := rmName(projection)
 	if err != nil {

@@ -17,17 +17,6 @@ import (
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/readmodel/readmodeltest"
 )
 
-// rmOpenDB opens a data file in dir, closed when t ends.
-func rmOpenDB(t testing.TB, dir string) *DB {
-	t.Helper()
-	db, err := Open(dir)
-	if err != nil {
-		t.Fatalf("Open(%s): %v", dir, err)
-	}
-	t.Cleanup(func() { _ = db.Close() })
-	return db
-}
-
 func rmMustApply(t testing.TB, s readmodel.Store, projection string, changes []readmodel.Change, cp readmodel.Checkpoint) {
 	t.Helper()
 	if err := s.Apply(context.Background(), projection, changes, cp); err != nil {
@@ -57,7 +46,7 @@ func rmWantCheckpoint(t testing.TB, s readmodel.Store, projection string, want r
 
 func TestReadModelsConformance(t *testing.T) {
 	readmodeltest.Run(t, func(t *testing.T) readmodel.Store {
-		return NewReadModels(rmOpenDB(t, t.TempDir()))
+		return NewReadModels(openTestDB(t, t.TempDir()))
 	})
 }
 
@@ -100,7 +89,7 @@ var rmEveryKindOfValue = []readmodel.Change{
 }
 
 func TestDocumentsRenderAsTheMemoryStoreRendersThem(t *testing.T) {
-	mem, disk := readmodel.NewMemory(), NewReadModels(rmOpenDB(t, t.TempDir()))
+	mem, disk := readmodel.NewMemory(), NewReadModels(openTestDB(t, t.TempDir()))
 	for _, s := range []readmodel.Store{mem, disk} {
 		rmMustApply(t, s, "p", rmEveryKindOfValue, readmodel.Checkpoint{"s": 1})
 		// A second Apply finds the lists and numbers on disk, not in its batch.
@@ -139,7 +128,7 @@ func TestReadModelAndCheckpointSurviveReopeningTheFile(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	disk = NewReadModels(rmOpenDB(t, dir))
+	disk = NewReadModels(openTestDB(t, dir))
 	if got, want := rmDocument(t, disk, "ns/p"), rmDocument(t, mem, "ns/p"); got != want {
 		t.Errorf("document after reopening:\ngot  %s\nwant %s", got, want)
 	}
@@ -162,7 +151,7 @@ func TestReadModelAndCheckpointSurviveReopeningTheFile(t *testing.T) {
 }
 
 func TestApplyThatFailsStoresNeitherChangesNorCheckpoint(t *testing.T) {
-	disk := NewReadModels(rmOpenDB(t, t.TempDir()))
+	disk := NewReadModels(openTestDB(t, t.TempDir()))
 	seed := []readmodel.Change{
 		{Key: "list", Op: readmodel.OpAppend, Value: "x"},
 		{Key: "num", Op: readmodel.OpIncrement, Delta: 1},
@@ -267,7 +256,7 @@ func TestApplyThatFailsStoresNeitherChangesNorCheckpoint(t *testing.T) {
 
 func TestDocumentsOfAReadModelWithManyAppendsAreComplete(t *testing.T) {
 	const total, batch = 100_000, 1000
-	mem, disk := readmodel.NewMemory(), NewReadModels(rmOpenDB(t, t.TempDir()))
+	mem, disk := readmodel.NewMemory(), NewReadModels(openTestDB(t, t.TempDir()))
 	changes := make([]readmodel.Change, batch)
 	for start := 0; start < total; start += batch {
 		for i := range changes {
@@ -301,7 +290,7 @@ func TestDocumentsOfAReadModelWithManyAppendsAreComplete(t *testing.T) {
 // An append must write one item, not the list again: lists are nested
 // buckets of items under their index.
 func TestReadModelAppendsAreItemsOfANestedBucket(t *testing.T) {
-	db := rmOpenDB(t, t.TempDir())
+	db := openTestDB(t, t.TempDir())
 	s := NewReadModels(db)
 	for i := range 3 {
 		rmMustApply(t, s, "p", []readmodel.Change{{Key: "items", Op: readmodel.OpAppend, Value: int64(i)}}, nil)
@@ -330,7 +319,7 @@ func TestReadModelAppendsAreItemsOfANestedBucket(t *testing.T) {
 }
 
 func TestReadModelsRefuseCallsAfterCloseButLeaveTheFileOpen(t *testing.T) {
-	db := rmOpenDB(t, t.TempDir())
+	db := openTestDB(t, t.TempDir())
 	s := NewReadModels(db)
 	rmMustApply(t, s, "p", nil, readmodel.Checkpoint{"s": 1})
 	if err := s.Close(); err != nil {
@@ -356,7 +345,7 @@ func TestReadModelsRefuseCallsAfterCloseButLeaveTheFileOpen(t *testing.T) {
 }
 
 func TestReadModelApplyHonoursACancelledContext(t *testing.T) {
-	s := NewReadModels(rmOpenDB(t, t.TempDir()))
+	s := NewReadModels(openTestDB(t, t.TempDir()))
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	err := s.Apply(ctx, "p", []readmodel.Change{{Key: "k", Op: readmodel.OpSet, Value: "v"}}, nil)
@@ -372,7 +361,7 @@ func TestReadModelApplyHonoursACancelledContext(t *testing.T) {
 // Apply is 100 events appended to one list, with the checkpoint.
 func BenchmarkReadModelApplyAppend(b *testing.B) {
 	const batch = 100
-	s := NewReadModels(rmOpenDB(b, b.TempDir()))
+	s := NewReadModels(openTestDB(b, b.TempDir()))
 	changes := make([]readmodel.Change, batch)
 	payload := json.RawMessage(`{"id":"e-000000","name":"ItemCreated","price":1250,"tags":["a","b"]}`)
 	for i := range changes {
