@@ -58,7 +58,7 @@ func run(ctx context.Context, opts options) error {
 	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
 	utilruntime.Must(esv1.AddToScheme(scheme))
 
-	eng, closeEngine, err := newEngine(opts)
+	eng, db, closeEngine, err := newEngine(opts)
 	if err != nil {
 		return err
 	}
@@ -97,6 +97,11 @@ func run(ctx context.Context, opts options) error {
 	}
 	if err := mgr.Add(api); err != nil {
 		return fmt.Errorf("add the HTTP API: %w", err)
+	}
+	if db != nil {
+		if err := addBackupEndpoint(mgr, db, opts); err != nil {
+			return err
+		}
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
 		return fmt.Errorf("add health check: %w", err)
@@ -153,20 +158,21 @@ func newAPIServer(cfg *rest.Config, eng *core.Engine, opts options) (*httpapi.Se
 
 // newEngine builds the engine from the flags, with its metrics in the
 // manager's registry (served on the secured metrics endpoint).
-// newEngine builds the engine on the storage --storage names; the returned
-// function closes the engine and its storage.
-func newEngine(opts options) (*core.Engine, func() error, error) {
+// newEngine builds the engine on the storage --storage names (db is the
+// data file with disk storage, nil in memory); the returned function closes
+// the engine and its storage.
+func newEngine(opts options) (*core.Engine, *diskstore.DB, func() error, error) {
 	level := slog.LevelInfo
 	if opts.zap.Level != nil && opts.zap.Level.Enabled(zapcore.DebugLevel) {
 		level = slog.LevelDebug // --zap-log-level=debug shows pipelines' per-event lines too
 	}
 	logger, err := core.NewLogger(os.Stderr, opts.logFormat, level)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	metrics, err := middleware.NewMetrics(ctrlmetrics.Registry)
 	if err != nil {
-		return nil, nil, fmt.Errorf("register engine metrics: %w", err)
+		return nil, nil, nil, fmt.Errorf("register engine metrics: %w", err)
 	}
 	cfg := core.Config{
 		Metrics:          metrics,
@@ -175,20 +181,25 @@ func newEngine(opts options) (*core.Engine, func() error, error) {
 		PollingInterval:  opts.pollingInterval,
 	}
 	closeStorage := func() error { return nil }
+	var db *diskstore.DB
 	if opts.storage == storageDisk {
+		if err := restoreIfEmpty(opts); err != nil {
+			return nil, nil, nil, err
+		}
 		st, err := diskstore.OpenStorage(opts.dataDir, 0)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
+		db = st.DB
 		cfg.Store, cfg.Outbox, cfg.ReadModels = st.Store, st.Outbox, st.ReadModels
 		closeStorage = st.Close
 		setupLog.Info("durable storage", "file", st.DB.Path(), "outboxPending", st.Outbox.Len())
 	}
 	eng, err := core.New(cfg)
 	if err != nil {
-		return nil, nil, errors.Join(err, closeStorage())
+		return nil, nil, nil, errors.Join(err, closeStorage())
 	}
-	return eng, func() error { return errors.Join(eng.Close(), closeStorage()) }, nil
+	return eng, db, func() error { return errors.Join(eng.Close(), closeStorage()) }, nil
 }
 
 // metricsOptions is the scaffold's metrics server: HTTPS with authn/authz

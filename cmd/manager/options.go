@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"strings"
 	"time"
 
@@ -36,6 +37,7 @@ type options struct {
 	ingestAuth           string
 	storage              string
 	dataDir              string
+	restoreFrom          string
 	deadLetterStream     string
 	pollingInterval      time.Duration
 	maxEventBytes        int64
@@ -72,6 +74,8 @@ func parseOptions(args []string, output io.Writer) (options, error) {
 	fs.StringVar(&o.storage, "storage", storageMemory,
 		"Where events, outbox and read models live: memory (lost on restart) or disk (one file in --data-dir, fsynced before each 202).")
 	fs.StringVar(&o.dataDir, "data-dir", "", "The directory of durable storage (with --storage=disk).")
+	fs.StringVar(&o.restoreFrom, "restore-from", "",
+		"A snapshot (from GET /backup on the metrics endpoint) to restore into an empty --data-dir at start; ignored once the data file exists.")
 	fs.StringVar(&o.deadLetterStream, "dead-letter-stream", "dead",
 		"The stream, in each namespace, that receives events that fail for good, unless a Stream names its own.")
 	fs.DurationVar(&o.pollingInterval, "polling-interval", 100*time.Millisecond,
@@ -107,12 +111,17 @@ func (o options) validate() error {
 	}
 	switch o.storage {
 	case storageMemory:
-		if o.dataDir != "" {
-			return errors.New("--data-dir is only used with --storage=disk: drop it, or set --storage=disk")
+		if o.dataDir != "" || o.restoreFrom != "" {
+			return errors.New("--data-dir and --restore-from are only used with --storage=disk: drop them, or set --storage=disk")
 		}
 	case storageDisk:
 		if o.dataDir == "" {
 			return errors.New("--storage=disk needs --data-dir, the directory of the data file (a PersistentVolume in a cluster)")
+		}
+		if o.restoreFrom != "" {
+			if _, err := os.Stat(o.restoreFrom); err != nil {
+				return fmt.Errorf("--restore-from: %w", err)
+			}
 		}
 	default:
 		return fmt.Errorf("--storage=%q: want %s or %s", o.storage, storageMemory, storageDisk)

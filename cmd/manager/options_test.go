@@ -32,6 +32,8 @@ func TestRefusedFlagsSayWhatToChange(t *testing.T) {
 		{"data dir with memory storage", []string{"--data-dir=/data"}, "only used with --storage=disk"},
 		{"unknown storage", []string{"--storage=s3"}, "want memory or disk"},
 		{"disk storage without a data dir", []string{"--storage=disk"}, "needs --data-dir"},
+		{"restore with memory storage", []string{"--restore-from=/snap.db"}, "only used with --storage=disk"},
+		{"restore from a file that is not there", []string{"--storage=disk", "--data-dir=/d", "--restore-from=/no/such/snap.db"}, "--restore-from"},
 		{"zero polling interval", []string{"--polling-interval=0s"}, "positive duration"},
 		{"zero max event bytes", []string{"--max-event-bytes=0"}, "positive number"},
 		{"unknown log format", []string{"--log-format=yaml"}, "--log-format"},
