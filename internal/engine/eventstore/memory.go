@@ -98,7 +98,8 @@ func (m *Memory) Append(ctx context.Context, stream string, expected ExpectedVer
 }
 
 // Read returns up to limit events of stream after the given sequence, in
-// order; a limit of zero or less means DefaultReadLimit.
+// order; a limit of zero or less means DefaultReadLimit. After a compaction
+// it reads from the first retained event when after is below it.
 func (m *Memory) Read(ctx context.Context, stream string, after uint64, limit int) ([]engine.Message, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("read stream %q: %w", stream, err)
@@ -121,6 +122,8 @@ func (m *Memory) readLocked(stream string, after uint64, limit int) []engine.Mes
 	if after >= version {
 		return nil
 	}
+	// Compacted events read as if the stream started after them.
+	after = max(after, l.dropped)
 	n := int(min(version-after, uint64(limit)))
 	return l.messages(stream, &m.strings, n, func(i int) uint64 { return after + 1 + uint64(i) })
 }

@@ -97,3 +97,60 @@ func (s *indexShard) grow() {
 		}
 	}
 }
+
+// remove deletes hash h, if stored, and reports whether it was. The run
+// after the freed slot is shifted back (backward-shift deletion), so that
+// no tombstone is needed and every lookup still stops at an empty slot.
+func (x *idIndex) remove(h uint64) bool {
+	s := x.shard(h)
+	if len(s.slots) == 0 {
+		return false
+	}
+	mask := uint64(len(s.slots) - 1)
+	i := h & mask
+	for s.slots[i].hash != h {
+		if s.slots[i].hash == 0 {
+			return false
+		}
+		i = (i + 1) & mask
+	}
+	for j := (i + 1) & mask; s.slots[j].hash != 0; j = (j + 1) & mask {
+		// The entry at j may fill the hole at i unless its home slot lies
+		// cyclically in (i, j]: then a lookup from home never passes i.
+		home := s.slots[j].hash & mask
+		if (i < j && i < home && home <= j) || (i > j && (i < home || home <= j)) {
+			continue
+		}
+		s.slots[i] = s.slots[j]
+		i = j
+	}
+	s.slots[i] = indexSlot{}
+	s.used--
+	return true
+}
+
+// shrink gives back the memory of shards that removals left mostly empty:
+// a shard under 1/8 full is rebuilt at about 1/4 full.
+func (x *idIndex) shrink() {
+	for i := range x.shards {
+		s := &x.shards[i]
+		if len(s.slots) <= minIndexSlots || 8*s.used >= len(s.slots) {
+			continue
+		}
+		old := s.slots
+		if s.used == 0 {
+			s.slots = nil
+			continue
+		}
+		size := minIndexSlots
+		for size < 4*s.used {
+			size *= 2
+		}
+		s.slots = make([]indexSlot, size)
+		for _, e := range old {
+			if e.hash != 0 {
+				s.insert(e.hash, e.seq)
+			}
+		}
+	}
+}

@@ -52,10 +52,16 @@ func (r *record) size() int {
 }
 
 // streamLog is one stream's events. Records are never changed once pushed,
-// only the chunk slices that hold them grow.
+// only the chunk slices that hold them grow. Compaction (memory_compact.go)
+// drops the oldest events: whole chunks and blocks go, a partly compacted
+// first chunk keeps its records but they are never read again.
 type streamLog struct {
-	// chunks are full (chunkSize records) except the last one.
+	// chunks are full (chunkSize records) except the last one. The first
+	// one holds sequence chunkBase()*chunkSize+1.
 	chunks [][]record
+	// dropped is how many of the oldest events compaction removed: the
+	// first retained sequence is dropped+1.
+	dropped uint64
 	// ids maps the hash of every stored event ID to its sequence; a hit is
 	// confirmed against the record's ID.
 	ids  idIndex
@@ -67,10 +73,15 @@ type streamLog struct {
 	// clashes holds the IDs whose hash an earlier ID of the stream has
 	// already taken in ids: almost always nil.
 	clashes map[string]uint64
-	// blocks hold the records' bytes; blocks[current] is being filled (its
-	// len is what is used) and the others are full or hold one large event.
-	blocks  [][]byte
-	current uint32
+	// blocks hold the records' bytes; block number b is blocks[b-blockBase]
+	// (compaction drops leading blocks), the block numbered current is
+	// being filled (its len is what is used) and the others are full, hold
+	// one large event, or are nil once compaction freed them.
+	blocks    [][]byte
+	current   uint32
+	blockBase uint32
+	// refs counts, per block of blocks, the retained records using it.
+	refs []uint32
 	// headers holds the headers of the events that have any, by sequence.
 	headers map[uint64]map[string]string
 	// name and contentType remember the last interned strings: a stream's
@@ -91,7 +102,21 @@ func (l *streamLog) version() uint64 {
 		return 0
 	}
 	n := len(l.chunks)
-	return uint64((n-1)*chunkSize + len(l.chunks[n-1]))
+	return (l.chunkBase()+uint64(n-1))*chunkSize + uint64(len(l.chunks[n-1]))
+}
+
+// chunkBase is how many leading chunks compaction dropped: those whose every
+// sequence is at most dropped.
+func (l *streamLog) chunkBase() uint64 {
+	return l.dropped / chunkSize
+}
+
+// first is the first retained sequence, 0 for a stream without events.
+func (l *streamLog) first() uint64 {
+	if l.version() == 0 {
+		return 0
+	}
+	return l.dropped + 1
 }
 
 // lookup returns the sequence of the event with id, if the stream holds it.
@@ -178,9 +203,9 @@ func (l *streamLog) pushNew(dst, e *engine.Message, h, position uint64, now time
 	return true
 }
 
-// at returns the record with sequence seq, which must be in 1..version.
+// at returns the record with sequence seq, which must be in first..version.
 func (l *streamLog) at(seq uint64) *record {
-	i := seq - 1
+	i := seq - 1 - l.chunkBase()*chunkSize
 	return &l.chunks[i/chunkSize][i%chunkSize]
 }
 
@@ -230,7 +255,7 @@ func (l *streamLog) push(dst, e *engine.Message, position uint64, now time.Time,
 
 // bytes returns the record's bytes: payload, correlation id, causation id, id.
 func (l *streamLog) bytes(r *record) []byte {
-	return l.blocks[r.block][r.off : int(r.off)+r.size()]
+	return l.blocks[r.block-l.blockBase][r.off : int(r.off)+r.size()]
 }
 
 // id returns the record's ID as a view of its block: block bytes never
@@ -284,25 +309,30 @@ func (l *streamLog) appendRecord(r record) {
 // alloc returns n bytes for one record, carved from the current block, with
 // the block's index and the bytes' offset in it. The slice's capacity is its
 // length so it cannot reach into a neighbour.
+// Each call counts one more record using the block it returns.
 func (l *streamLog) alloc(n int) (uint32, uint32, []byte) {
 	if len(l.blocks) == 0 {
 		l.blocks = append(l.blocks, make([]byte, 0, minBlockSize))
+		l.refs = append(l.refs, 0)
 	}
-	cur := l.blocks[l.current]
+	cur := l.blocks[l.current-l.blockBase]
 	if cap(cur)-len(cur) < n {
 		size := min(max(2*cap(cur), minBlockSize), maxBlockSize)
 		if n > size {
 			// Too big to share a block: it gets one of its own.
 			l.blocks = append(l.blocks, make([]byte, n))
-			return uint32(len(l.blocks) - 1), 0, l.blocks[len(l.blocks)-1]
+			l.refs = append(l.refs, 1)
+			return l.blockBase + uint32(len(l.blocks)-1), 0, l.blocks[len(l.blocks)-1]
 		}
 		cur = make([]byte, 0, size)
 		l.blocks = append(l.blocks, cur)
-		l.current = uint32(len(l.blocks) - 1)
+		l.refs = append(l.refs, 0)
+		l.current = l.blockBase + uint32(len(l.blocks)-1)
 	}
 	start := len(cur)
 	cur = cur[:start+n]
-	l.blocks[l.current] = cur
+	l.blocks[l.current-l.blockBase] = cur
+	l.refs[l.current-l.blockBase]++
 	return l.current, uint32(start), cur[start : start+n : start+n]
 }
 

@@ -18,6 +18,10 @@ func TestMemoryConformance(t *testing.T) {
 	eventstoretest.Run(t, func(*testing.T) eventstore.Store { return eventstore.NewMemory() })
 }
 
+func TestMemoryCompactionConformance(t *testing.T) {
+	eventstoretest.RunCompaction(t, func(*testing.T) eventstore.Store { return eventstore.NewMemory() })
+}
+
 func TestMemoryPositionsAreContiguousAcrossStreams(t *testing.T) {
 	s := eventstore.NewMemory()
 	defer func() { _ = s.Close() }()
@@ -140,5 +144,55 @@ func TestMemoryStoreHoldsOneMillionEventsUnder400MB(t *testing.T) {
 	}
 	if v, err := s.Version(t.Context(), "items"); err != nil || v != total {
 		t.Errorf("Version: got %d, %v; want %d, nil", v, err, total)
+	}
+}
+
+// Compaction gives the heap of compacted events back: records, bytes, IDs
+// and headers, not only what Read shows.
+func TestMemoryCompactionGivesTheHeapOfCompactedEventsBack(t *testing.T) {
+	if testing.Short() {
+		t.Skip("appends 200k events")
+	}
+	const (
+		total = 200_000
+		batch = 1000
+		keep  = 1000
+	)
+	heap := func() uint64 {
+		runtime.GC()
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		return ms.HeapAlloc
+	}
+	before := heap()
+	s := eventstore.NewMemory()
+	defer func() { _ = s.Close() }()
+	events := make([]engine.Message, batch)
+	for i := 0; i < total; i += batch {
+		for j := range events {
+			events[j] = engine.Message{
+				ID: uuid.NewString(), Name: "ItemCreated", CorrelationID: uuid.NewString(),
+				Payload: bytes.Repeat([]byte("x"), 100), Headers: map[string]string{"ce-source": "/items"},
+			}
+		}
+		if _, err := s.Append(t.Context(), "items", eventstore.Any, events); err != nil {
+			t.Fatalf("Append at %d: got error %v, want nil", i, err)
+		}
+	}
+	clear(events)
+	full := heap() - before
+	removed, err := s.Compact(t.Context(), "items", total-keep+1)
+	if err != nil || removed != total-keep {
+		t.Fatalf("Compact: got %d, %v; want %d, nil", removed, err, total-keep)
+	}
+	left := heap() - before
+	runtime.KeepAlive(s)
+
+	t.Logf("%d events held %.1f MB; the last %d after compaction hold %.1f MB", total, float64(full)/(1<<20), keep, float64(left)/(1<<20))
+	if left > full/20 {
+		t.Errorf("heap after compacting all but %d of %d events: got %d KB of %d KB, want at most 5%%", keep, total, left>>10, full>>10)
+	}
+	if first, err := s.First(t.Context(), "items"); err != nil || first != total-keep+1 {
+		t.Errorf("First: got %d, %v; want %d, nil", first, err, total-keep+1)
 	}
 }
