@@ -33,7 +33,7 @@ func TestRefusedFlagsSayWhatToChange(t *testing.T) {
 		{"unknown storage", []string{"--storage=s3"}, "want memory or disk"},
 		{"disk storage without a data dir", []string{"--storage=disk"}, "needs --data-dir"},
 		{"restore with memory storage", []string{"--restore-from=/snap.db"}, "only used with --storage=disk"},
-		{"restore from a file that is not there", []string{"--storage=disk", "--data-dir=/d", "--restore-from=/no/such/snap.db"}, "--restore-from"},
+		{"restore from a missing file", []string{"--storage=disk", "--data-dir=/d", "--restore-from=/no/snap.db"}, "--restore-from"},
 		{"zero polling interval", []string{"--polling-interval=0s"}, "positive duration"},
 		{"zero max event bytes", []string{"--max-event-bytes=0"}, "positive number"},
 		{"unknown log format", []string{"--log-format=yaml"}, "--log-format"},
