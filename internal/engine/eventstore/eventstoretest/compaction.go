@@ -86,8 +86,8 @@ func checkRetained(t *testing.T, s eventstore.Store, stream string, stored []eng
 
 func testCompactedEventsAreGoneFromReadAndTheRestIsIntact(t *testing.T, s eventstore.Store) {
 	evs := events("a", 10)
-	evs[6].Headers = map[string]string{"ce-subject": "7"}
-	evs[2].Headers = map[string]string{"ce-subject": "3"}
+	evs[6].Headers = map[string]string{"note": "seven"}
+	evs[2].Headers = map[string]string{"note": "three"}
 	stored := mustAppend(t, s, ordersStream, eventstore.Any, evs...).Events
 	if got := mustFirst(t, s, ordersStream); got != 1 {
 		t.Fatalf("First before compaction: got %d, want 1", got)
