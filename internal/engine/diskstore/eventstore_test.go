@@ -23,6 +23,57 @@ func TestEventStoreConformance(t *testing.T) {
 	})
 }
 
+func TestEventStoreCompactionConformance(t *testing.T) {
+	eventstoretest.RunCompaction(t, func(t *testing.T) eventstore.Store {
+		return NewEventStore(openTestDB(t, t.TempDir()))
+	})
+}
+
+// A large compaction is several commits of at most esCompactBatch events,
+// and what it leaves survives reopening the file.
+func TestEventStoreCompactsInBoundedTransactionsThatSurviveReopening(t *testing.T) {
+	const total = 2*esCompactBatch + 1500
+	dir := t.TempDir()
+	db, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := NewEventStore(db)
+	for i := 0; i < total; i += 1000 {
+		batch := make([]engine.Message, min(1000, total-i))
+		for j := range batch {
+			batch[j] = esEvent(fmt.Sprint(i + j))
+		}
+		esMustAppend(t, s, "orders", eventstore.Any, batch...)
+	}
+	commits := db.Commits()
+	removed, err := s.Compact(t.Context(), "orders", total-9)
+	if err != nil || removed != total-10 {
+		t.Fatalf("Compact: got %d, %v; want %d, nil", removed, err, total-10)
+	}
+	if n := db.Commits() - commits; n < 3 {
+		t.Errorf("Compact of %d events took %d commits, want at least 3 of at most %d events", removed, n, esCompactBatch)
+	}
+	_ = s.Close()
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	s = NewEventStore(openTestDB(t, dir))
+	got := esMustRead(t, s, "orders")
+	if len(got) != 10 || got[0].Sequence != total-9 || got[0].ID != fmt.Sprint(total-10) {
+		t.Fatalf("Read after reopening: got %d events from sequence %d, want 10 from %d", len(got), got[0].Sequence, total-9)
+	}
+	if first, err := s.First(t.Context(), "orders"); err != nil || first != total-9 {
+		t.Fatalf("First after reopening: got %d, %v; want %d, nil", first, err, total-9)
+	}
+	res := esMustAppend(t, s, "orders", eventstore.Any, esEvent("0"), esEvent(fmt.Sprint(total-1)))
+	if res.Appended != 1 || res.Events[0].Sequence != total+1 || res.Events[1].Sequence != total {
+		t.Fatalf("append of a compacted id and a retained one: got %d appended at %d and %d, want 1 at %d and the stored %d",
+			res.Appended, res.Events[0].Sequence, res.Events[1].Sequence, total+1, total)
+	}
+}
+
 // esEvent returns an event with every field the store keeps set from id.
 func esEvent(id string) engine.Message {
 	return engine.Message{
