@@ -109,7 +109,11 @@ func (p *Processor) dispatchStream(ctx context.Context, b streamBatch) error {
 			return fmt.Errorf("stream %q: %w", b.stream, err)
 		}
 	}
-	for events := range slices.Chunk(b.events, appendSize) {
+	size := appendSize
+	if s, ok := p.cfg.Store.(appendSizer); ok {
+		size = s.AppendSize()
+	}
+	for events := range slices.Chunk(b.events, size) {
 		res, err := p.cfg.Store.Append(ctx, b.stream, eventstore.Any, events)
 		if err != nil {
 			return fmt.Errorf("append %d events to stream %q: %w", len(events), b.stream, err)
@@ -127,6 +131,13 @@ func (p *Processor) dispatchStream(ctx context.Context, b streamBatch) error {
 // where a large one comes cold from the heap and its first writes miss.
 // Appends of a batch's parts in order store and publish what one would.
 const appendSize = 128
+
+// appendSizer is implemented by stores that want another size: a durable
+// store commits (and fsyncs) once per Append, so it asks for a stream's
+// whole share of a batch in one call.
+type appendSizer interface {
+	AppendSize() int
+}
 
 // encodeValue gives a message that carries only a decoded Value (as handler
 // outputs may) the JSON encoding of that value as its Payload, since the
