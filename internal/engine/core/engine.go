@@ -48,6 +48,9 @@ type Config struct {
 	BatchSize int
 	// StatsInterval is how often queue-depth gauges are refreshed (default 5s).
 	StatsInterval time.Duration
+	// CompactionInterval is how often Run enforces the streams' retention
+	// (default 1 minute); the first pass comes one interval after Run starts.
+	CompactionInterval time.Duration
 }
 
 func (c *Config) setDefaults() {
@@ -80,6 +83,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.StatsInterval <= 0 {
 		c.StatsInterval = 5 * time.Second
+	}
+	if c.CompactionInterval <= 0 {
+		c.CompactionInterval = time.Minute
 	}
 }
 
@@ -149,9 +155,10 @@ func New(cfg Config) (*Engine, error) {
 	return e, nil
 }
 
-// Run runs the outbox processor and the projections until ctx ends. Then it
-// stops taking events, lets the processor flush the outbox, lets each
-// projection finish the event in hand, and returns.
+// Run runs the outbox processor, the projections and the compaction of
+// streams with a retention (see Retention) until ctx ends. Then it stops
+// taking events, lets the processor flush the outbox, lets each projection
+// finish the event in hand, and returns.
 func (e *Engine) Run(ctx context.Context) error {
 	routerCtx, stopRouter := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopRouter()
@@ -163,6 +170,11 @@ func (e *Engine) Run(ctx context.Context) error {
 		defer close(statsDone)
 		e.refreshGauges(ctx)
 	}()
+	compactDone := make(chan struct{})
+	go func() {
+		defer close(compactDone)
+		e.compactLoop(ctx)
+	}()
 
 	stopIngest := context.AfterFunc(ctx, func() { e.stopped.Store(true) })
 	defer stopIngest()
@@ -171,6 +183,7 @@ func (e *Engine) Run(ctx context.Context) error {
 	e.stopped.Store(true)       // AfterFunc may not have run yet
 	stopRouter()
 	<-statsDone
+	<-compactDone
 	if rerr := <-routerDone; err == nil {
 		err = rerr
 	}
@@ -205,6 +218,9 @@ func (e *Engine) ApplyStream(spec StreamSpec) error {
 	}
 	if spec.DeadLetterStream == spec.Name {
 		return invalid("stream %q cannot be its own dead-letter stream", spec.Name)
+	}
+	if spec.Retention.MaxAge < 0 {
+		return invalid("stream %q: retention maxAge %s is negative", spec.Name, spec.Retention.MaxAge)
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()

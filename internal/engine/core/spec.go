@@ -27,6 +27,9 @@ type StreamSpec struct {
 	// DeadLetterStream receives the events that fail for good in projections
 	// reading this stream (default Config.DeadLetterStream).
 	DeadLetterStream string
+	// Retention bounds what the event store keeps of the stream; the zero
+	// value keeps everything. See Retention.
+	Retention Retention
 }
 
 // Middleware types a Pipeline can list.
