@@ -15,9 +15,6 @@ import (
 
 	. "github.com/onsi/ginkgo/v2" //nolint:revive // Ginkgo's DSL reads as prose only when dot-imported
 	. "github.com/onsi/gomega"    //nolint:revive // as above
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-
-	esv1 "github.com/eventsourcing-dev/eventsourcing-operator/api/v1alpha1"
 )
 
 // crashClient posts events 0, 1, 2, ... one at a time, each with its own
@@ -58,17 +55,7 @@ var _ = Describe("durable storage", func() {
 		func(ctx SpecContext) {
 			dataDir := GinkgoT().TempDir()
 			ns := newNamespace(ctx)
-			Expect(k8sClient.Create(ctx, &esv1.Stream{
-				ObjectMeta: metav1.ObjectMeta{Name: "items-events", Namespace: ns},
-				Spec:       esv1.StreamSpec{DefaultEventName: "ItemCreated"},
-			})).To(Succeed())
-			Expect(k8sClient.Create(ctx, &esv1.Projection{
-				ObjectMeta: metav1.ObjectMeta{Name: "items", Namespace: ns},
-				Spec: esv1.ProjectionSpec{
-					Streams:   []string{"items-events"},
-					ReadModel: esv1.ReadModel{Type: esv1.ReadModelAppend, Key: "items"},
-				},
-			})).To(Succeed())
+			applyItemsStream(ctx, ns)
 
 			const clients, kills, perRound = 8, 3, 150
 			var (

@@ -28,6 +28,18 @@ import (
 // Projection items over it in ns, and waits until the Stream is Ready.
 func createItemsStream(ctx context.Context, ns string) (*esv1.Stream, *esv1.Projection) {
 	GinkgoHelper()
+	stream, projection := applyItemsStream(ctx, ns)
+	Eventually(func(g Gomega) {
+		g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(stream), stream)).To(Succeed())
+		g.Expect(readyCondition(stream.Status.Conditions)).To(Equal("True/Active"))
+	}).WithTimeout(60 * time.Second).Should(Succeed())
+	return stream, projection
+}
+
+// applyItemsStream creates Stream items-events (JSON, ItemCreated) and the
+// Append Projection items over it in ns, without waiting for a manager.
+func applyItemsStream(ctx context.Context, ns string) (*esv1.Stream, *esv1.Projection) {
+	GinkgoHelper()
 	stream := &esv1.Stream{
 		ObjectMeta: metav1.ObjectMeta{Name: "items-events", Namespace: ns},
 		Spec:       esv1.StreamSpec{DefaultEventName: "ItemCreated"},
@@ -41,10 +53,6 @@ func createItemsStream(ctx context.Context, ns string) (*esv1.Stream, *esv1.Proj
 		},
 	}
 	Expect(k8sClient.Create(ctx, projection)).To(Succeed())
-	Eventually(func(g Gomega) {
-		g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(stream), stream)).To(Succeed())
-		g.Expect(readyCondition(stream.Status.Conditions)).To(Equal("True/Active"))
-	}).WithTimeout(60 * time.Second).Should(Succeed())
 	return stream, projection
 }
 
