@@ -82,6 +82,32 @@ type StreamSpec struct {
 	// +kubebuilder:validation:MaxLength=253
 	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
 	DeadLetterStream string `json:"deadLetterStream,omitempty"`
+
+	// Retention bounds what the event store keeps of the stream; without
+	// it every event is kept. Older events are compacted away about once a
+	// minute, but never one that a Projection reading the stream has not
+	// applied yet: a slow or stalled projection holds retention back rather
+	// than being skipped past. The last event is always kept. Reads and new
+	// projections start at the first event retained, and idempotency keys
+	// are remembered only while their event is retained.
+	// +optional
+	Retention *StreamRetention `json:"retention,omitempty"`
+}
+
+// StreamRetention bounds a stream's stored events by count, by age, or both
+// (an event goes when either bound says so).
+// +kubebuilder:validation:XValidation:rule="has(self.maxEvents) || has(self.maxAge)",message="retention needs maxEvents, maxAge or both: remove retention to keep every event"
+type StreamRetention struct {
+	// MaxEvents keeps at most this many of the stream's newest events.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	MaxEvents *int64 `json:"maxEvents,omitempty"`
+
+	// MaxAge keeps events accepted less than this long ago, such as 720h.
+	// +optional
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]+([.][0-9]+)?(ns|us|ms|s|m|h))+$') && duration(self) > duration('0s')",message="must be a positive duration such as 24h or 720h"
+	MaxAge *metav1.Duration `json:"maxAge,omitempty"`
 }
 
 // StreamSchemas describe the payloads of the binary content types.

@@ -77,6 +77,28 @@ func TestStreamValidation(t *testing.T) {
 		{name: "protobuf message type with a leading dot", manifest: stream(
 			"  contentTypes: [application/x-protobuf]\n  schemas: {protobuf: {messageType: .shop.v1.Item}}\n")},
 		{name: "a schema for a type not accepted is allowed", manifest: stream("  schemas: {avro: '\"string\"'}\n")},
+		{name: "retention by count", manifest: stream("  retention: {maxEvents: 1000}\n")},
+		{name: "retention by age and count", manifest: stream("  retention: {maxEvents: 5, maxAge: 720h}\n")},
+		{
+			name:       "retention with neither bound",
+			manifest:   stream("  retention: {}\n"),
+			wantErrors: []wantError{{"spec.retention", "retention needs maxEvents, maxAge or both"}},
+		},
+		{
+			name:       "retention of no events",
+			manifest:   stream("  retention: {maxEvents: 0}\n"),
+			wantErrors: []wantError{{"spec.retention.maxEvents", "should be greater than or equal to 1"}},
+		},
+		{
+			name:       "retention for a zero age",
+			manifest:   stream("  retention: {maxAge: 0s}\n"),
+			wantErrors: []wantError{{"spec.retention.maxAge", "must be a positive duration"}},
+		},
+		{
+			name:       "retention for an age that is not a duration",
+			manifest:   stream("  retention: {maxAge: 30d}\n"),
+			wantErrors: []wantError{{"spec.retention.maxAge", "must be a positive duration"}},
+		},
 		{
 			name:       "Avro without a schema",
 			manifest:   stream("  contentTypes: [application/json, application/avro]\n"),

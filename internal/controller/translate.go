@@ -35,6 +35,14 @@ func streamSpec(s *esv1.Stream, descriptorSet []byte, defaultDeadLetter string) 
 	}
 	// Dead-letter streams are per namespace, like every stream.
 	spec.DeadLetterStream = engineName(s.Namespace, deadLetter)
+	if r := s.Spec.Retention; r != nil {
+		if r.MaxEvents != nil && *r.MaxEvents > 0 {
+			spec.Retention.MaxEvents = uint64(*r.MaxEvents)
+		}
+		if r.MaxAge != nil {
+			spec.Retention.MaxAge = r.MaxAge.Duration
+		}
+	}
 	return spec
 }
 
