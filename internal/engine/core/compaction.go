@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/eventstore"
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/readmodel"
 )
 
 // Retention bounds what the event store keeps of a stream. Run enforces it
@@ -88,7 +89,10 @@ func (e *Engine) compactStreams(ctx context.Context, warned map[string]bool) {
 func (e *Engine) compactStream(ctx context.Context, c eventstore.Compactor, name string, r Retention) error {
 	// The floor first: checkpoints only grow, so one read before the store
 	// is never above what the projections need when Compact runs.
-	floor, holder := e.retentionFloor(name)
+	floor, holder, err := e.retentionFloor(ctx, name)
+	if err != nil {
+		return err
+	}
 	version, err := e.cfg.Store.Version(ctx, name)
 	if err != nil {
 		return err
@@ -129,23 +133,44 @@ func (e *Engine) compactStream(ctx context.Context, c eventstore.Compactor, name
 	return err
 }
 
-// retentionFloor returns the smallest sequence of stream that a registered
-// projection reading it has not applied (its checkpoint + 1, so 1 without a
+// retentionFloor returns the smallest sequence of stream that a projection
+// reading it has not applied (its checkpoint + 1, so 1 without a
 // checkpoint) and that projection's name; math.MaxUint64 and "" when no
-// projection reads the stream.
-func (e *Engine) retentionFloor(stream string) (uint64, string) {
+// projection reads the stream. Registered projections count with their
+// live checkpoint; a projection with a stored checkpoint that the engine
+// has not registered (again, after a restart: its controller has not
+// re-applied it yet) counts with the stored one, when the store can list
+// them, so it is not compacted past before it is back.
+func (e *Engine) retentionFloor(ctx context.Context, stream string) (uint64, string, error) {
+	var stored map[string]readmodel.Checkpoint
+	if l, ok := e.cfg.ReadModels.(readmodel.CheckpointLister); ok {
+		var err error
+		if stored, err = l.Checkpoints(ctx); err != nil {
+			return 0, "", fmt.Errorf("list the projections' checkpoints: %w", err)
+		}
+	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	floor, holder := uint64(math.MaxUint64), ""
-	for name, st := range e.projections {
-		if !slices.Contains(st.spec.Streams, stream) {
-			continue
-		}
-		if next := st.proj.Checkpoint()[stream] + 1; next < floor || (next == floor && name < holder) {
+	hold := func(name string, next uint64) {
+		if next < floor || (next == floor && name < holder) {
 			floor, holder = next, name
 		}
 	}
-	return floor, holder
+	for name, st := range e.projections {
+		if slices.Contains(st.spec.Streams, stream) {
+			hold(name, st.proj.Checkpoint()[stream]+1)
+		}
+	}
+	for name, cp := range stored {
+		if _, registered := e.projections[name]; registered {
+			continue // its live checkpoint and streams are the truth
+		}
+		if seq, ok := cp[stream]; ok {
+			hold(name, seq+1)
+		}
+	}
+	return floor, holder, nil
 }
 
 // firstNewer returns the first sequence from from on, below limit, whose

@@ -15,6 +15,7 @@ import (
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/core"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/diskstore"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/eventstore"
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/readmodel"
 )
 
 // witnessStream sorts after every stream the tests compact, so a pass that
@@ -263,5 +264,44 @@ func TestApplyStreamRefusesANegativeMaxAge(t *testing.T) {
 	err := e.ApplyStream(core.StreamSpec{Name: "s", Retention: core.Retention{MaxAge: -time.Second}})
 	if !errors.Is(err, core.ErrInvalidSpec) {
 		t.Fatalf("ApplyStream with a negative maxAge: got %v, want ErrInvalidSpec", err)
+	}
+}
+
+// After a restart, a projection's controller may re-apply it only later:
+// until then its stored checkpoint holds retention back, on either store.
+func TestCompactionKeepsWhatAProjectionNotYetRegisteredAgainHasNotApplied(t *testing.T) {
+	for _, backend := range []string{"memory", "disk"} {
+		t.Run(backend, func(t *testing.T) {
+			cfg := core.Config{CompactionInterval: 5 * time.Millisecond}
+			var store eventstore.Store = eventstore.NewMemory()
+			var models readmodel.Store = readmodel.NewMemory()
+			if backend == "disk" {
+				db, err := diskstore.Open(t.TempDir())
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { _ = db.Close() })
+				store, models = diskstore.NewEventStore(db), diskstore.NewReadModels(db)
+			}
+			// What a projection left before the restart: 3 events applied.
+			if err := models.Apply(context.Background(), "before-restart", nil, readmodel.Checkpoint{"orders": 3}); err != nil {
+				t.Fatal(err)
+			}
+			cfg.Store, cfg.ReadModels = store, models
+			e := startEngine(t, cfg)
+			mustApplyStream(t, e, core.StreamSpec{Name: witnessStream, DefaultEventName: "Tick", Retention: core.Retention{MaxEvents: 1}})
+			mustApplyStream(t, e, core.StreamSpec{Name: "orders", DefaultEventName: "E", Retention: core.Retention{MaxEvents: 1}})
+			ingestJSON(t, e, "orders", numbered(1, 10)...)
+			waitFor(t, "10 stored events", func() bool { return version(t, store, "orders") == 10 })
+			waitCompactionPasses(t, e, store)
+			if got := first(t, store, "orders"); got != 4 {
+				t.Fatalf("first retained event %d, want 4: the stored checkpoint (3) holds retention back", got)
+			}
+			// Once it is gone for good, retention goes on.
+			if err := models.Delete(context.Background(), "before-restart"); err != nil {
+				t.Fatal(err)
+			}
+			waitFirst(t, store, "orders", 10)
+		})
 	}
 }

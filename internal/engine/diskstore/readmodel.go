@@ -37,7 +37,10 @@ func NewReadModels(db *DB) *ReadModels {
 	return &ReadModels{db: db}
 }
 
-var _ readmodel.Store = (*ReadModels)(nil)
+var (
+	_ readmodel.Store            = (*ReadModels)(nil)
+	_ readmodel.CheckpointLister = (*ReadModels)(nil)
+)
 
 // errRMClosed is returned by ReadModels after Close.
 var errRMClosed = errors.New("read model store is closed")
@@ -568,28 +571,60 @@ func (s *ReadModels) Checkpoint(ctx context.Context, projection string) (readmod
 	if err != nil {
 		return readmodel.Checkpoint{}, nil // too long to have been stored
 	}
-	cp := readmodel.Checkpoint{}
+	var cp readmodel.Checkpoint
 	err = s.db.View(func(tx *bolt.Tx) error {
 		p := tx.Bucket(bucketReadModels).Bucket(name)
 		if p == nil {
+			cp = readmodel.Checkpoint{}
 			return nil
 		}
-		cpb := p.Bucket(rmBucketCheckpoint)
-		if cpb == nil {
-			return fmt.Errorf("%w: the checkpoint bucket is missing", errCorrupt)
-		}
-		return cpb.ForEach(func(k, v []byte) error {
-			if len(v) != 8 {
-				return fmt.Errorf("stream %q: %w: sequence of %d bytes", k[1:], errCorrupt, len(v))
-			}
-			cp[string(k[1:])] = binary.BigEndian.Uint64(v)
-			return nil
-		})
+		var err error
+		cp, err = rmReadCheckpoint(p)
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("checkpoint of read model %q: %w", projection, err)
 	}
 	return cp, nil
+}
+
+// Checkpoints returns every stored projection's checkpoint.
+func (s *ReadModels) Checkpoints(ctx context.Context) (map[string]readmodel.Checkpoint, error) {
+	if err := s.usable(ctx); err != nil {
+		return nil, err
+	}
+	out := map[string]readmodel.Checkpoint{}
+	err := s.db.View(func(tx *bolt.Tx) error {
+		models := tx.Bucket(bucketReadModels)
+		return models.ForEachBucket(func(k []byte) error {
+			cp, err := rmReadCheckpoint(models.Bucket(k))
+			if err != nil {
+				return fmt.Errorf("read model %q: %w", k[1:], err)
+			}
+			out[string(k[1:])] = cp
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list checkpoints: %w", err)
+	}
+	return out, nil
+}
+
+// rmReadCheckpoint decodes a projection bucket's checkpoint.
+func rmReadCheckpoint(p *bolt.Bucket) (readmodel.Checkpoint, error) {
+	cpb := p.Bucket(rmBucketCheckpoint)
+	if cpb == nil {
+		return nil, fmt.Errorf("%w: the checkpoint bucket is missing", errCorrupt)
+	}
+	cp := readmodel.Checkpoint{}
+	return cp, cpb.ForEach(func(k, v []byte) error {
+		if len(v) != 8 {
+			return fmt.Errorf("stream %q: %w: sequence of %d bytes", k[1:], errCorrupt, len(v))
+		}
+		cp[string(k[1:])] = binary.BigEndian.Uint64(v)
+		return nil
+	})
 }
 
 // Delete removes the projection's document and checkpoint. Deleting an

@@ -1,0 +1,34 @@
+package readmodel
+
+import "context"
+
+// CheckpointLister is implemented by stores that can list every stored
+// checkpoint, by projection. Stream retention reads it so that a projection
+// the engine has not registered again since a restart still holds back the
+// events it has not applied.
+type CheckpointLister interface {
+	Checkpoints(ctx context.Context) (map[string]Checkpoint, error)
+}
+
+var _ CheckpointLister = (*Memory)(nil)
+
+// Checkpoints returns a copy of every projection's checkpoint.
+func (m *Memory) Checkpoints(ctx context.Context) (map[string]Checkpoint, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	if m.closed {
+		return nil, errClosed
+	}
+	out := make(map[string]Checkpoint, len(m.models))
+	for name, md := range m.models {
+		cp := make(Checkpoint, len(md.cp))
+		for s, seq := range md.cp {
+			cp[s] = seq
+		}
+		out[name] = cp
+	}
+	return out, nil
+}
