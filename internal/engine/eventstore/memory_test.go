@@ -109,14 +109,8 @@ func TestMemoryStoreHoldsOneMillionEventsUnder400MB(t *testing.T) {
 	)
 	names := []string{"ItemCreated", "ItemUpdated", "ItemDeleted"}
 	payload := bytes.Repeat([]byte("x"), 100)
-	heap := func() uint64 {
-		runtime.GC()
-		var ms runtime.MemStats
-		runtime.ReadMemStats(&ms)
-		return ms.HeapAlloc
-	}
 
-	before := heap()
+	before := liveHeap()
 	s := eventstore.NewMemory()
 	events := make([]engine.Message, batch)
 	for i := 0; i < total; i += batch {
@@ -135,7 +129,7 @@ func TestMemoryStoreHoldsOneMillionEventsUnder400MB(t *testing.T) {
 		}
 	}
 	clear(events)
-	used := heap() - before
+	used := liveHeap() - before
 	runtime.KeepAlive(s)
 
 	t.Logf("%d events hold %.1f MB of heap, %d bytes per event", total, float64(used)/(1<<20), used/total)
@@ -158,13 +152,7 @@ func TestMemoryCompactionGivesTheHeapOfCompactedEventsBack(t *testing.T) {
 		batch = 1000
 		keep  = 1000
 	)
-	heap := func() uint64 {
-		runtime.GC()
-		var ms runtime.MemStats
-		runtime.ReadMemStats(&ms)
-		return ms.HeapAlloc
-	}
-	before := heap()
+	before := liveHeap()
 	s := eventstore.NewMemory()
 	defer func() { _ = s.Close() }()
 	events := make([]engine.Message, batch)
@@ -180,12 +168,12 @@ func TestMemoryCompactionGivesTheHeapOfCompactedEventsBack(t *testing.T) {
 		}
 	}
 	clear(events)
-	full := heap() - before
+	full := liveHeap() - before
 	removed, err := s.Compact(t.Context(), "items", total-keep+1)
 	if err != nil || removed != total-keep {
 		t.Fatalf("Compact: got %d, %v; want %d, nil", removed, err, total-keep)
 	}
-	left := heap() - before
+	left := liveHeap() - before
 	runtime.KeepAlive(s)
 
 	t.Logf("%d events held %.1f MB; the last %d after compaction hold %.1f MB", total, float64(full)/(1<<20), keep, float64(left)/(1<<20))
@@ -195,4 +183,12 @@ func TestMemoryCompactionGivesTheHeapOfCompactedEventsBack(t *testing.T) {
 	if first, err := s.First(t.Context(), "items"); err != nil || first != total-keep+1 {
 		t.Errorf("First: got %d, %v; want %d, nil", first, err, total-keep+1)
 	}
+}
+
+// liveHeap is the heap in use after a collection.
+func liveHeap() uint64 {
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.HeapAlloc
 }

@@ -1,6 +1,9 @@
 package readmodel
 
-import "context"
+import (
+	"context"
+	"maps"
+)
 
 // CheckpointLister is implemented by stores that can list every stored
 // checkpoint, by projection. Stream retention reads it so that a projection
@@ -24,11 +27,7 @@ func (m *Memory) Checkpoints(ctx context.Context) (map[string]Checkpoint, error)
 	}
 	out := make(map[string]Checkpoint, len(m.models))
 	for name, md := range m.models {
-		cp := make(Checkpoint, len(md.cp))
-		for s, seq := range md.cp {
-			cp[s] = seq
-		}
-		out[name] = cp
+		out[name] = maps.Clone(md.cp)
 	}
 	return out, nil
 }
