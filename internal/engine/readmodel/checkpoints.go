@@ -17,13 +17,10 @@ var _ CheckpointLister = (*Memory)(nil)
 
 // Checkpoints returns a copy of every projection's checkpoint.
 func (m *Memory) Checkpoints(ctx context.Context) (map[string]Checkpoint, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	if m.closed {
-		return nil, errClosed
+	if err := m.usable(ctx); err != nil {
+		return nil, err
 	}
 	out := make(map[string]Checkpoint, len(m.models))
 	for name, md := range m.models {

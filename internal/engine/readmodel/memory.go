@@ -35,18 +35,27 @@ func NewMemory() *Memory {
 	return &Memory{models: make(map[string]*model)}
 }
 
+// usable says why a call cannot run: its context ended or the store
+// closed. Callers hold m.mu.
+func (m *Memory) usable(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if m.closed {
+		return errClosed
+	}
+	return nil
+}
+
 // Apply validates every change against the current document first and only
 // then applies them and merges cp, all under one lock: a type clash leaves
 // the document and checkpoint as they were, and no reader sees the changes
 // without the checkpoint. Each change costs O(1) (appends are amortised).
 func (m *Memory) Apply(ctx context.Context, projection string, changes []Change, cp Checkpoint) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.closed {
-		return errClosed
+	if err := m.usable(ctx); err != nil {
+		return err
 	}
 	md := m.models[projection]
 	var doc map[string]any
@@ -69,13 +78,10 @@ func (m *Memory) Apply(ctx context.Context, projection string, changes []Change,
 
 // Document returns the projection's document as a JSON object.
 func (m *Memory) Document(ctx context.Context, projection string) ([]byte, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	if m.closed {
-		return nil, errClosed
+	if err := m.usable(ctx); err != nil {
+		return nil, err
 	}
 	md, ok := m.models[projection]
 	if !ok {
@@ -91,13 +97,10 @@ func (m *Memory) Document(ctx context.Context, projection string) ([]byte, error
 // Checkpoint returns a copy of the projection's checkpoint; an unknown
 // projection has an empty one.
 func (m *Memory) Checkpoint(ctx context.Context, projection string) (Checkpoint, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	if m.closed {
-		return nil, errClosed
+	if err := m.usable(ctx); err != nil {
+		return nil, err
 	}
 	md, ok := m.models[projection]
 	if !ok {
@@ -109,13 +112,10 @@ func (m *Memory) Checkpoint(ctx context.Context, projection string) (Checkpoint,
 // Delete removes the projection's document and checkpoint. Deleting an
 // unknown projection is not an error.
 func (m *Memory) Delete(ctx context.Context, projection string) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.closed {
-		return errClosed
+	if err := m.usable(ctx); err != nil {
+		return err
 	}
 	delete(m.models, projection)
 	return nil
