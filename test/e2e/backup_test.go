@@ -120,6 +120,6 @@ var _ = Describe("backup and restore", func() {
 			}).WithTimeout(60 * time.Second).Should(Succeed())
 			Expect(stored).To(HaveLen(20))
 			Expect(stored[0].ID).To(Equal("e0"))
-			Expect(restored.log.String()).To(ContainSubstring("restored the data file from a snapshot"))
+			Expect(string(restored.log.Contents())).To(ContainSubstring("restored the data file from a snapshot"))
 		}, SpecTimeout(4*time.Minute))
 })

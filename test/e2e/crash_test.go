@@ -163,8 +163,8 @@ var _ = Describe("durable storage", func() {
 		var err error
 		Eventually(m.exited).WithTimeout(30 * time.Second).Should(Receive(&err))
 		Expect(err).To(HaveOccurred(), "the manager should exit with an error")
-		Expect(m.log.String()).To(ContainSubstring(file))
-		Expect(m.log.String()).To(ContainSubstring("damaged"))
+		Expect(string(m.log.Contents())).To(ContainSubstring(file))
+		Expect(string(m.log.Contents())).To(ContainSubstring("damaged"))
 		Expect(os.ReadFile(file)).To(Equal(damaged), "never a silent reset")
 	}, SpecTimeout(time.Minute))
 })

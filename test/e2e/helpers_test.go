@@ -12,33 +12,15 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2" //nolint:revive // Ginkgo's DSL reads as prose only when dot-imported
 	. "github.com/onsi/gomega"    //nolint:revive // as above
+	"github.com/onsi/gomega/gbytes"
 	corev1 "k8s.io/api/core/v1"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
-
-// syncBuffer collects the manager's output for the failure report.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // freeLoopbackAddress returns a 127.0.0.1 address with a port nobody uses.
 func freeLoopbackAddress() string {
@@ -57,7 +39,7 @@ type managerProcess struct {
 	api string
 	// probeAddr serves /healthz and /readyz.
 	probeAddr string
-	log       *syncBuffer
+	log       *gbytes.Buffer // the manager's output, for the failure report
 }
 
 // runManager runs the manager binary with the suite's kubeconfig, no ingest
@@ -69,7 +51,7 @@ func runManager(extraArgs ...string) *managerProcess {
 	m := &managerProcess{
 		api:       "http://" + freeLoopbackAddress(),
 		probeAddr: freeLoopbackAddress(),
-		log:       &syncBuffer{},
+		log:       gbytes.NewBuffer(),
 	}
 	m.cmd = exec.Command(managerBinary, append([]string{
 		"--ingest-auth=none", "--ingest-bind-address=" + strings.TrimPrefix(m.api, "http://"),
@@ -91,7 +73,7 @@ func runManager(extraArgs ...string) *managerProcess {
 			<-done
 		}
 		if CurrentSpecReport().Failed() {
-			AddReportEntry("manager log", m.log.String())
+			AddReportEntry("manager log", string(m.log.Contents()))
 		}
 	})
 	return m

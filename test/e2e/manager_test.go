@@ -178,7 +178,7 @@ var _ = Describe("the manager binary", func() {
 			"the posters should get going before the signal")
 		signalled.Store(true)
 		Expect(m.cmd.Process.Signal(syscall.SIGTERM)).To(Succeed())
-		Eventually(m.log.String).WithTimeout(30 * time.Second).Should(ContainSubstring("HTTP API stopping"))
+		Eventually(func() string { return string(m.log.Contents()) }).WithTimeout(30 * time.Second).Should(ContainSubstring("HTTP API stopping"))
 		Expect(m.exited).NotTo(Receive(), "the manager should wait for the request in flight")
 		Expect(inFlight.finish(`{"in":"flight"}`)).To(Equal("in-flight"), "the request in flight should be answered 202")
 		var err error
@@ -204,7 +204,7 @@ var _ = Describe("the manager binary", func() {
 		// An orderly shutdown: the HTTP API drains before the engine (a
 		// leader election runnable) is stopped, the manager says it is
 		// done, and nothing fails on the way but work the signal cancelled.
-		log := m.log.String()
+		log := string(m.log.Contents())
 		apiStopping := strings.Index(log, "HTTP API stopping: finishing requests in flight")
 		engineStopping := strings.Index(log, "Stopping and waiting for leader election runnables")
 		Expect(apiStopping).To(BeNumerically(">=", 0), "the HTTP API should log that it drains")
