@@ -102,7 +102,7 @@ func checkSnapshot(path string) error {
 	})
 }
 
-// syncDir makes a rename in dir durable.
+// syncDir makes a rename, creation or deletion of files in dir durable.
 func syncDir(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -187,24 +186,7 @@ func (db *DB) commitLoop() {
 		case <-db.closing:
 			return
 		}
-		// The writers the last commit answered are runnable but have not
-		// queued again yet: committing now would split the crowd into two
-		// half-size commits. Yield, take whoever queued, and repeat while a
-		// yield brings someone (hack/storebench measured 2x from this).
-		for more := true; more && len(group) < db.groupLimit; {
-			runtime.Gosched()
-			more = false
-		sweep:
-			for len(group) < db.groupLimit {
-				select {
-				case r := <-db.reqs:
-					group = append(group, r)
-					more = true
-				default:
-					break sweep
-				}
-			}
-		}
+		group = gatherGroup(group, db.reqs, db.groupLimit)
 		db.commit(group)
 		for i := range group {
 			group[i] = nil
