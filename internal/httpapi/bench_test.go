@@ -6,11 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"runtime"
-	"slices"
-	"sync"
 	"testing"
-	"time"
 
 	"github.com/go-logr/logr"
 
@@ -31,21 +27,35 @@ import (
 const benchClients = 64
 
 // BenchmarkHTTPSingleEvent compares one JSON event per request through our
-// handler with a bare net/http handler that reads the body and answers 202:
-// the ceiling of this machine's HTTP stack.
+// handler, on memory and on disk storage, with a bare net/http handler that
+// reads the body and answers 202: the ceiling of this machine's HTTP stack.
+// The clients run in this process.
 func BenchmarkHTTPSingleEvent(b *testing.B) {
+	singleEventBenchmarks(b, runHTTPLoad)
+}
+
+// BenchmarkHTTPSingleEventClientsInAnotherProcess is the same with the 64
+// clients in a child process, where they are in production.
+func BenchmarkHTTPSingleEventClientsInAnotherProcess(b *testing.B) {
+	singleEventBenchmarks(b, runHTTPLoadFromAnotherProcess)
+}
+
+// loadRunner serves h and posts body b.N times.
+type loadRunner func(b *testing.B, h http.Handler, contentType string, body []byte, eventsPerRequest int)
+
+func singleEventBenchmarks(b *testing.B, run loadRunner) {
 	body := []byte(`{"foo":"a","n":1}`)
 	b.Run("bare-net-http", func(b *testing.B) {
 		bare := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			_, _ = io.Copy(io.Discard, r.Body)
 			w.WriteHeader(http.StatusAccepted)
 		})
-		runHTTPLoad(b, bare, "application/json", body, 1)
+		run(b, bare, "application/json", body, 1)
 	})
 	b.Run("eventsourcing", func(b *testing.B) {
-		runHTTPLoad(b, benchHandler(b, core.Config{}), "application/json", body, 1)
+		run(b, benchHandler(b, core.Config{}), "application/json", body, 1)
 	})
-	// Durable: each 202 waits for the fsync that covers its event.
+	// Durable: each 202 waits for the fdatasync that covers its event.
 	b.Run("eventsourcing-disk", func(b *testing.B) {
 		st, err := diskstore.OpenStorage(b.TempDir(), 0)
 		if err != nil {
@@ -54,7 +64,7 @@ func BenchmarkHTTPSingleEvent(b *testing.B) {
 		b.Cleanup(func() { _ = st.Close() })
 		cfg := core.Config{Store: st.Store, Outbox: st.Outbox, ReadModels: st.ReadModels}
 		syncs := st.Outbox.Syncs()
-		runHTTPLoad(b, benchHandler(b, cfg), "application/json", body, 1)
+		run(b, benchHandler(b, cfg), "application/json", body, 1)
 		if n := st.Outbox.Syncs() - syncs; n > 0 {
 			b.ReportMetric(float64(b.N)/float64(n), "events/sync")
 			b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "syncs/s")
@@ -95,76 +105,16 @@ func benchHandler(b *testing.B, cfg core.Config) http.Handler {
 	return h
 }
 
-// runHTTPLoad posts body b.N times from benchClients goroutines, each with
-// its own keep-alive connection, and reports events/s and latency
-// percentiles.
+// runHTTPLoad serves h on a loopback listener and posts body b.N times
+// from benchClients goroutines of this process, each with its own
+// keep-alive connection, then reports events/s and latency percentiles.
 func runHTTPLoad(b *testing.B, h http.Handler, contentType string, body []byte, eventsPerRequest int) {
 	b.Helper()
 	srv := httptest.NewServer(h)
 	defer srv.Close()
-	transport := &http.Transport{MaxIdleConns: benchClients, MaxIdleConnsPerHost: benchClients, MaxConnsPerHost: benchClients}
-	defer transport.CloseIdleConnections()
-	client := &http.Client{Transport: transport, Timeout: 30 * time.Second}
-	url := srv.URL + "/v1/namespaces/bench/streams/items/events"
-
-	var (
-		mu        sync.Mutex
-		latencies = make([]time.Duration, 0, b.N)
-		retries   int
-	)
-	b.SetParallelism((benchClients + runtime.GOMAXPROCS(0) - 1) / runtime.GOMAXPROCS(0))
 	b.SetBytes(int64(len(body)))
 	b.ResetTimer()
-	b.RunParallel(func(pb *testing.PB) {
-		mine := make([]time.Duration, 0, 1024)
-		myRetries := 0
-		for pb.Next() {
-			start := time.Now()
-			for {
-				status, err := post(client, url, contentType, body)
-				if err != nil {
-					b.Error(err)
-					return
-				}
-				if status == http.StatusServiceUnavailable {
-					myRetries++
-					time.Sleep(time.Millisecond)
-					continue
-				}
-				if status != http.StatusAccepted {
-					b.Errorf("status %d, want 202", status)
-					return
-				}
-				break
-			}
-			mine = append(mine, time.Since(start))
-		}
-		mu.Lock()
-		latencies = append(latencies, mine...)
-		retries += myRetries
-		mu.Unlock()
-	})
+	res := generateLoad(srv.URL+benchPath, contentType, body, b.N)
 	b.StopTimer()
-	if len(latencies) == 0 {
-		return
-	}
-	slices.Sort(latencies)
-	percentile := func(p float64) float64 {
-		return float64(latencies[int(p*float64(len(latencies)-1))].Microseconds())
-	}
-	b.ReportMetric(float64(b.N*eventsPerRequest)/b.Elapsed().Seconds(), "events/s")
-	b.ReportMetric(percentile(0.50), "p50-µs")
-	b.ReportMetric(percentile(0.99), "p99-µs")
-	b.ReportMetric(float64(retries), "503s")
-}
-
-// post sends one request and drains the answer so the connection is reused.
-func post(client *http.Client, url, contentType string, body []byte) (int, error) {
-	resp, err := client.Post(url, contentType, bytes.NewReader(body))
-	if err != nil {
-		return 0, err
-	}
-	_, _ = io.Copy(io.Discard, resp.Body)
-	_ = resp.Body.Close()
-	return resp.StatusCode, nil
+	reportLoad(b, res, eventsPerRequest)
 }
