@@ -63,12 +63,14 @@ func singleEventBenchmarks(b *testing.B, run loadRunner) {
 		}
 		b.Cleanup(func() { _ = st.Close() })
 		cfg := core.Config{Store: st.Store, Outbox: st.Outbox, ReadModels: st.ReadModels}
-		syncs := st.Outbox.Syncs()
+		syncs, commits := st.Outbox.Syncs(), st.DB.Commits()
 		run(b, benchHandler(b, cfg), "application/json", body, 1)
 		if n := st.Outbox.Syncs() - syncs; n > 0 {
 			b.ReportMetric(float64(b.N)/float64(n), "events/sync")
 			b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "syncs/s")
 		}
+		// The processor's commits to the event store.
+		b.ReportMetric(float64(st.DB.Commits()-commits)/b.Elapsed().Seconds(), "store-commits/s")
 	})
 }
 
