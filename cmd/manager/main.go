@@ -192,8 +192,12 @@ func newEngine(opts options) (*core.Engine, *diskstore.DB, func() error, error) 
 		}
 		db = st.DB
 		cfg.Store, cfg.Outbox, cfg.ReadModels = st.Store, st.Outbox, st.ReadModels
+		cfg.BatchDelay = diskstore.ProcessorBatchDelay
 		closeStorage = st.Close
-		setupLog.Info("durable storage", "file", st.DB.Path(), "outboxPending", st.Outbox.Len())
+		setupLog.Info("durable storage", "file", st.DB.Path(), "outboxLog", st.Outbox.Dir(), "outboxPending", st.Outbox.Len())
+		if r := st.Outbox.Recovered(); r != "" {
+			setupLog.Info("outbox log recovered from an interrupted write: " + r)
+		}
 	}
 	eng, err := core.New(cfg)
 	if err != nil {

@@ -62,7 +62,9 @@ func singleEventBenchmarks(b *testing.B, run loadRunner) {
 			b.Fatal(err)
 		}
 		b.Cleanup(func() { _ = st.Close() })
-		cfg := core.Config{Store: st.Store, Outbox: st.Outbox, ReadModels: st.ReadModels}
+		cfg := core.Config{
+			Store: st.Store, Outbox: st.Outbox, ReadModels: st.ReadModels, BatchDelay: diskstore.ProcessorBatchDelay,
+		}
 		syncs, commits := st.Outbox.Syncs(), st.DB.Commits()
 		run(b, benchHandler(b, cfg), "application/json", body, 1)
 		if n := st.Outbox.Syncs() - syncs; n > 0 {

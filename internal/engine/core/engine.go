@@ -42,6 +42,9 @@ type Config struct {
 	DeadLetterStream string
 	// PollingInterval is the outbox processor's safety-net wake-up (default 100ms).
 	PollingInterval time.Duration
+	// BatchDelay is how long the processor waits for a fuller batch (see
+	// processor.Config.BatchDelay; default 0, at once).
+	BatchDelay time.Duration
 	// BatchSize is how many outbox entries the processor takes at once
 	// (default 1024, so that ten NDJSON requests' worth share one append,
 	// one publish and one outbox round trip).
@@ -130,6 +133,7 @@ func New(cfg Config) (*Engine, error) {
 		Broker:          cfg.Broker,
 		BatchSize:       cfg.BatchSize,
 		PollingInterval: cfg.PollingInterval,
+		BatchDelay:      cfg.BatchDelay,
 		Logger:          cfg.Logger,
 	})
 	if err != nil {

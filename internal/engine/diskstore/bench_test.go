@@ -39,7 +39,9 @@ func BenchmarkDiskIngestSingleEvents(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			e, err := core.New(core.Config{Store: NewEventStore(db), Outbox: ob, ReadModels: NewReadModels(db)})
+			e, err := core.New(core.Config{
+				Store: NewEventStore(db), Outbox: ob, ReadModels: NewReadModels(db), BatchDelay: ProcessorBatchDelay,
+			})
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -1,21 +1,29 @@
-// Package diskstore is the durable backend of --storage=disk: the event
-// store, the outbox and the read models with their checkpoints, all in one
-// bbolt file (go.etcd.io/bbolt, etcd's own store), so that moving an event
-// from the outbox to the store, or applying events to a read model together
-// with its checkpoint, is one transaction.
+// Package diskstore is the durable backend of --storage=disk: the outbox
+// as an append-only log of segment files (dir/outbox), and the event store
+// and the read models with their checkpoints in one bbolt file
+// (go.etcd.io/bbolt, etcd's own store), so that appending a stream's events
+// with their idempotency records, or applying events to a read model
+// together with its checkpoint, is one transaction.
 //
-// Every write goes through DB.Update, which groups the writers waiting at
-// the same moment into one transaction and so one fsync (group commit): a
-// caller returns only once the commit holding its write is on disk. The
-// figures behind the choice of bbolt are in hack/storebench/README.md.
+// The outbox is apart because it is the write a client waits for: a bbolt
+// commit is two fdatasyncs and one writer at a time, an append to the log
+// one write and one fdatasync, with the next group gathering while the
+// last one syncs (LogOutbox). The event store and read models are written
+// by the processor and projections, off the request path, through
+// DB.Update, which also groups the writers waiting at the same moment into
+// one transaction. The figures behind bbolt are in
+// hack/storebench/README.md, those of the log in docs/performance.md.
 //
-// Layout (top-level buckets):
+// Layout of the bbolt file (top-level buckets):
 //
-//	outbox              position (8-byte big-endian) -> encoded message
 //	streams/<stream>    events: sequence -> encoded message
 //	                    ids:    event id -> sequence (idempotent append)
 //	meta                the global position counter, the layout version
 //	readmodels/<name>   doc: key -> tagged value, or a bucket of list items
 //	                    (8-byte index -> JSON); checkpoint: stream -> sequence
 //	                    (names behind a 1-byte prefix: bbolt refuses empty keys)
+//	outbox              empty: where the outbox was before the log; entries a
+//	                    file still holds there move into the log on open
+//
+// The log's format is in outboxlog_segment.go.
 package diskstore

@@ -38,6 +38,12 @@ type Config struct {
 	// came (a safety net), and the first wait after a failure; 0 means
 	// DefaultPollingInterval.
 	PollingInterval time.Duration
+	// BatchDelay is how long the processor waits, once signalled, for a
+	// fuller batch when fewer than BatchSize entries are pending: fewer,
+	// larger appends where each append has a fixed cost (a disk store's
+	// commit and its fsyncs). It delays what reads and projections see,
+	// never a 202. 0 dispatches at once.
+	BatchDelay time.Duration
 	// DrainTimeout bounds how long Run keeps dispatching after its ctx
 	// ended; 0 means DefaultDrainTimeout.
 	DrainTimeout time.Duration
@@ -78,6 +84,9 @@ func (c Config) Validate() error {
 	}
 	if c.PollingInterval < 0 {
 		errs = append(errs, fmt.Errorf("polling interval %s is negative", c.PollingInterval))
+	}
+	if c.BatchDelay < 0 {
+		errs = append(errs, fmt.Errorf("batch delay %s is negative", c.BatchDelay))
 	}
 	if c.DrainTimeout < 0 {
 		errs = append(errs, fmt.Errorf("drain timeout %s is negative", c.DrainTimeout))

@@ -68,10 +68,21 @@ func (p *Processor) Run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 		case <-p.cfg.Outbox.Signal():
+			p.waitForBatch(ctx)
 		case <-ticker.C:
 		}
 	}
 	return p.drain(ctx)
+}
+
+// waitForBatch waits BatchDelay for more entries unless a full batch is
+// already pending. Sleeping, not polling the outbox: the point is to leave
+// the CPU to ingest.
+func (p *Processor) waitForBatch(ctx context.Context) {
+	if p.cfg.BatchDelay <= 0 || p.cfg.Outbox.Len() >= p.cfg.BatchSize {
+		return
+	}
+	_ = engine.Sleep(ctx, p.cfg.BatchDelay) // ctx's end is seen by the loop
 }
 
 // drain dispatches what is pending after ctx ended, on a context that keeps

@@ -3,6 +3,7 @@ package processor_test
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -56,6 +57,45 @@ func TestProcessorWakesOnEnqueueWithoutWaitingForPoll(t *testing.T) {
 
 	if got := receive(t, sub, 1); got[0].ID != "item-1" {
 		t.Fatalf("published: got %q, want item-1", got[0].ID)
+	}
+}
+
+func TestProcessorWithABatchDelayTakesWhatArrivesMeanwhileInOneBatch(t *testing.T) {
+	ob := &spyOutbox{Outbox: outbox.NewMemory(0)}
+	store, bus := eventstore.NewMemory(), broker.NewMemory()
+	sub := subscribe(t, bus, "items")
+	const delay = 200 * time.Millisecond
+	p, _ := start(t, processor.Config{Outbox: ob, Store: store, Broker: bus, PollingInterval: time.Hour, BatchDelay: delay})
+	eventually(t, "the first Pending call", func() bool { return ob.pendingCalls.Load() > 0 })
+
+	began := time.Now()
+	enqueue(t, ob, newMessages("items", "a", 1))
+	enqueue(t, ob, newMessages("items", "b", 1))
+	got := receive(t, sub, 2)
+	if waited := time.Since(began); waited < delay {
+		t.Errorf("dispatched %s after the first signal, want no sooner than the %s delay", waited, delay)
+	}
+	if ids := []string{got[0].ID, got[1].ID}; !slices.Equal(ids, []string{"a-1", "b-1"}) {
+		t.Fatalf("published: got %v, want [a-1 b-1]", ids)
+	}
+	if s := p.Stats(); s.Batches != 1 {
+		t.Fatalf("Stats.Batches: got %d, want the two messages in 1 batch", s.Batches)
+	}
+}
+
+func TestProcessorWithABatchDelayDoesNotWaitWhenAFullBatchIsPending(t *testing.T) {
+	ob := &spyOutbox{Outbox: outbox.NewMemory(0)}
+	store, bus := eventstore.NewMemory(), broker.NewMemory()
+	sub := subscribe(t, bus, "items")
+	start(t, processor.Config{
+		Outbox: ob, Store: store, Broker: bus, PollingInterval: time.Hour, BatchSize: 4, BatchDelay: time.Hour,
+	})
+	eventually(t, "the first Pending call", func() bool { return ob.pendingCalls.Load() > 0 })
+
+	enqueue(t, ob, newMessages("items", "item", 4))
+
+	if got := receive(t, sub, 4); got[3].ID != "item-4" {
+		t.Fatalf("published: got %q last, want item-4", got[3].ID)
 	}
 }
 
@@ -237,6 +277,7 @@ func TestNewRejectsInvalidConfig(t *testing.T) {
 		{"negative batch size", func(c *processor.Config) { c.BatchSize = -1 }, "batch size -1 is negative"},
 		{"negative polling interval", func(c *processor.Config) { c.PollingInterval = -time.Second }, "polling interval -1s is negative"},
 		{"negative drain timeout", func(c *processor.Config) { c.DrainTimeout = -time.Second }, "drain timeout -1s is negative"},
+		{"negative batch delay", func(c *processor.Config) { c.BatchDelay = -time.Second }, "batch delay -1s is negative"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
