@@ -105,11 +105,11 @@ bench-compare: ## Our engine against Watermill v1.5.1: alternating rounds, ratio
 	hack/bench/compare.sh 5 3s
 
 .PHONY: bench-http
-bench-http: ## HTTP API over loopback, 64 keep-alive clients, against a bare net/http handler in the same run.
+bench-http: ## HTTP API over loopback, 64 keep-alive clients (in the process, then in a child process), against a bare net/http handler in the same run.
 	go test -run '^$$' -bench 'HTTP' -benchtime 3s -count 3 ./internal/httpapi/
 
 .PHONY: bench-disk
-bench-disk: ## Durable ingest (--storage=disk): group commit against a commit per event, engine level, one run.
+bench-disk: ## Durable ingest (--storage=disk): group commit against an fdatasync per event, engine level, one run.
 	go test -run '^$$' -bench DiskIngest -benchtime 3s -count 3 ./internal/engine/diskstore/
 
 .PHONY: bench-store
