@@ -106,6 +106,9 @@ func run(ctx context.Context, opts options) error {
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
 		return fmt.Errorf("add health check: %w", err)
 	}
+	if err := mgr.AddHealthzCheck("storage", func(*http.Request) error { return eng.Healthy() }); err != nil {
+		return fmt.Errorf("add storage health check: %w", err)
+	}
 	if err := mgr.AddReadyzCheck("engine", func(*http.Request) error { return eng.Ready() }); err != nil {
 		return fmt.Errorf("add readiness check: %w", err)
 	}

@@ -424,11 +424,31 @@ func equalSets(a, b []string) bool {
 	return true
 }
 
-// Ready reports whether the engine takes events: nil until shutdown begins,
-// so a readiness probe takes the replica out of its Service while it drains.
+// Ready reports whether the engine takes events: nil until shutdown begins
+// or the outbox stops taking writes, so a readiness probe takes the replica
+// out of its Service while it drains.
 func (e *Engine) Ready() error {
 	if e.stopped.Load() {
 		return ErrStopped
 	}
+	return e.Healthy()
+}
+
+// Healthy reports an outbox that has stopped taking writes for good (a
+// durable one after a failed fsync: what reached the disk is unknown until
+// a restart reads it back). A liveness probe on it gets the manager
+// restarted instead of answering every ingest with an error.
+func (e *Engine) Healthy() error {
+	if f, ok := e.cfg.Outbox.(failureReporter); ok {
+		if err := f.Failure(); err != nil {
+			return fmt.Errorf("outbox: %w", err)
+		}
+	}
 	return nil
+}
+
+// failureReporter is implemented by outboxes that can stop for good, as
+// the disk store's outbox log does.
+type failureReporter interface {
+	Failure() error
 }

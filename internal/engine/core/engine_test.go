@@ -482,3 +482,30 @@ func TestFilterOnThePayloadSeesDecodedValues(t *testing.T) {
 	assertJSONEqual(t, query(t, e, "big-items"), `{"items":[{"n":2},{"n":3}]}`)
 	assertJSONEqual(t, query(t, e, "all-items"), `{"items":[{"n":1},{"n":2},{"n":3}]}`)
 }
+
+// stoppedOutbox is an outbox that has stopped taking writes for good.
+type stoppedOutbox struct {
+	*outbox.Memory
+	failure error
+}
+
+func (o stoppedOutbox) Failure() error { return o.failure }
+
+func TestReadyAndHealthyReportAnOutboxThatStoppedTakingWrites(t *testing.T) {
+	healthy := newEngine(t, core.Config{Outbox: stoppedOutbox{Memory: outbox.NewMemory(0)}})
+	if err := healthy.Ready(); err != nil {
+		t.Fatalf("Ready with a working outbox: got %v, want nil", err)
+	}
+	if err := healthy.Healthy(); err != nil {
+		t.Fatalf("Healthy with a working outbox: got %v, want nil", err)
+	}
+
+	broken := errors.New("fdatasync: input/output error")
+	e := newEngine(t, core.Config{Outbox: stoppedOutbox{Memory: outbox.NewMemory(0), failure: broken}})
+	if err := e.Healthy(); !errors.Is(err, broken) {
+		t.Fatalf("Healthy: got %v, want the outbox's failure", err)
+	}
+	if err := e.Ready(); !errors.Is(err, broken) {
+		t.Fatalf("Ready: got %v, want the outbox's failure", err)
+	}
+}

@@ -59,7 +59,7 @@ func (o *LogOutbox) add(frame []byte, item groupItem) error {
 		return outbox.ErrClosed
 	default:
 	}
-	if err := o.failure(); err != nil {
+	if err := o.Failure(); err != nil {
 		o.groupMu.Unlock()
 		return err
 	}
@@ -113,7 +113,7 @@ func (o *LogOutbox) syncLoop() {
 // failed fdatasync may even have dropped earlier pages), so the log takes
 // no more writes: a restart reads back what is really there.
 func (o *LogOutbox) commit(g *logGroup) {
-	err := o.failure()
+	err := o.Failure()
 	if err == nil {
 		err = o.rotateIfFull(len(g.frames), g.start)
 	}
@@ -132,8 +132,8 @@ func (o *LogOutbox) commit(g *logGroup) {
 	close(g.done)
 }
 
-// failure is the error that stopped the log, or nil.
-func (o *LogOutbox) failure() error {
+// Failure is the error that stopped the log taking writes, or nil.
+func (o *LogOutbox) Failure() error {
 	if p := o.broken.Load(); p != nil {
 		return *p
 	}
@@ -145,7 +145,7 @@ func (o *LogOutbox) failure() error {
 func (o *LogOutbox) fail(err error) error {
 	wrapped := fmt.Errorf("%w: %s: %w", errLogBroken, o.dir, err)
 	o.broken.CompareAndSwap(nil, &wrapped)
-	return o.failure()
+	return o.Failure()
 }
 
 // apply adds a synced group's enqueued entries to the index and drops its

@@ -311,6 +311,9 @@ func TestLogOutboxAfterAFailedWriteRefusesEverythingAndKeepsWhatWasAcknowledged(
 	if !ob.HasRoom(9) {
 		t.Fatal("the refused enqueues still hold capacity")
 	}
+	if err := ob.Failure(); !errors.Is(err, errLogBroken) {
+		t.Fatalf("Failure: got %v, want errLogBroken", err)
+	}
 	_ = ob.Close()
 	ob2 := openTestLog(t, dir, 10, maxSegmentSize)
 	if got := pendingIDs(t, ob2); !slices.Equal(got, []string{"ok0"}) {
