@@ -47,6 +47,17 @@ func appendMessage(dst []byte, m *engine.Message) []byte {
 	return append(dst, m.Payload...)
 }
 
+// encodedSizeHint is about what appendMessage writes for m, never less
+// than most: a buffer of that size takes the message without growing.
+func encodedSizeHint(m *engine.Message) int {
+	n := 64 + len(m.ID) + len(m.Name) + len(m.Stream) + len(m.CorrelationID) +
+		len(m.CausationID) + len(m.ContentType) + len(m.Payload)
+	for k, v := range m.Headers {
+		n += 4 + len(k) + len(v)
+	}
+	return n
+}
+
 func appendString(dst []byte, s string) []byte {
 	dst = binary.AppendUvarint(dst, uint64(len(s)))
 	return append(dst, s...)

@@ -10,6 +10,10 @@ import (
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/outbox"
 )
 
+// maxGroupBuffer is the largest group buffer kept for the next group; a
+// larger one, grown by a burst of big batches, is dropped after use.
+const maxGroupBuffer = 4 << 20
+
 // How the log commits. Enqueue and MarkDispatched append their frame to
 // the group being gathered (enqueues take their positions there, so the
 // log's order is the positions' order) and wait for that group. One syncer
@@ -40,8 +44,10 @@ type groupItem struct {
 	positions []uint64         // a mark's positions
 }
 
-func newLogGroup(start uint64) *logGroup {
-	return &logGroup{start: start, done: make(chan struct{})}
+// newLogGroup starts a group at position start on the buffers of a group
+// already answered (or nil ones).
+func newLogGroup(start uint64, frames []byte, items []groupItem) *logGroup {
+	return &logGroup{start: start, frames: frames, items: items, done: make(chan struct{})}
 }
 
 // add puts frame into the group being gathered and waits until it is on
@@ -85,6 +91,10 @@ func (o *LogOutbox) add(frame []byte, item groupItem) error {
 // answered.
 func (o *LogOutbox) syncLoop() {
 	defer close(o.done)
+	// The buffers of the last group answered, for the next one: two sets
+	// alternate instead of every group growing its own from nothing.
+	var spareFrames []byte
+	var spareItems []groupItem
 	for {
 		stopping := false
 		select {
@@ -96,11 +106,17 @@ func (o *LogOutbox) syncLoop() {
 		g := o.group
 		taken := len(g.items) > 0
 		if taken {
-			o.group = newLogGroup(o.next)
+			o.group = newLogGroup(o.next, spareFrames, spareItems)
 		}
 		o.groupMu.Unlock()
 		if taken {
 			o.commit(g)
+			// Its callers read only g.err now.
+			spareFrames, spareItems = nil, nil
+			if cap(g.frames) <= maxGroupBuffer {
+				clear(g.items) // drop the messages
+				spareFrames, spareItems = g.frames[:0], g.items[:0]
+			}
 		}
 		if stopping {
 			return

@@ -55,7 +55,7 @@ func openLogOutbox(dir string, capacity int, opts logOptions) (*LogOutbox, error
 	if o.index.live > 0 {
 		o.signal <- struct{}{} // work left from the last run
 	}
-	o.group = newLogGroup(o.next)
+	o.group = newLogGroup(o.next, nil, nil)
 	go o.syncLoop()
 	return o, nil
 }

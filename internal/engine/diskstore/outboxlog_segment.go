@@ -123,7 +123,7 @@ func sealFrame(frame []byte) {
 func newEnqueueFrame(msgs []engine.Message) []byte {
 	size := enqueueHeaderSize + binary.MaxVarintLen64
 	for i := range msgs {
-		size += 4 + 64 + len(msgs[i].Payload)
+		size += 4 + encodedSizeHint(&msgs[i])
 	}
 	frame := make([]byte, enqueueHeaderSize, size)
 	frame[frameHeaderSize] = recordEnqueue
