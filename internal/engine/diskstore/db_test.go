@@ -16,23 +16,13 @@ import (
 func TestConcurrentWritersShareCommits(t *testing.T) {
 	db := openTestDB(t, t.TempDir())
 	const writers, each = 64, 20
-	var wg sync.WaitGroup
-	for w := range writers {
-		wg.Go(func() {
-			for i := range each {
-				err := db.Update(context.Background(), func(tx *bolt.Tx) error {
-					var k [8]byte
-					binary.BigEndian.PutUint64(k[:], uint64(w*each+i))
-					return tx.Bucket(bucketMeta).Put(append([]byte("t"), k[:]...), []byte{1})
-				})
-				if err != nil {
-					t.Error(err)
-					return
-				}
-			}
+	writeConcurrently(t, writers, each, func(w, i int) error {
+		return db.Update(context.Background(), func(tx *bolt.Tx) error {
+			var k [8]byte
+			binary.BigEndian.PutUint64(k[:], uint64(w*each+i))
+			return tx.Bucket(bucketMeta).Put(append([]byte("t"), k[:]...), []byte{1})
 		})
-	}
-	wg.Wait()
+	})
 	stored := 0
 	_ = db.View(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketMeta).Cursor()

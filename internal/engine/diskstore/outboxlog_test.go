@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 
 	bolt "go.etcd.io/bbolt"
@@ -264,18 +263,9 @@ func TestLogOutboxRefusesToOpenADamagedSegmentAndNamesIt(t *testing.T) {
 func TestLogOutboxConcurrentEnqueuersShareFdatasyncs(t *testing.T) {
 	ob := openTestLog(t, t.TempDir(), 10_000, maxSegmentSize)
 	const writers, each = 64, 20
-	var wg sync.WaitGroup
-	for w := range writers {
-		wg.Go(func() {
-			for i := range each {
-				if err := ob.Enqueue(context.Background(), testMessages(fmt.Sprintf("w%d-%d-", w, i), 1)); err != nil {
-					t.Error(err)
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
+	writeConcurrently(t, writers, each, func(w, i int) error {
+		return ob.Enqueue(context.Background(), testMessages(fmt.Sprintf("w%d-%d-", w, i), 1))
+	})
 	if got := ob.Len(); got != writers*each {
 		t.Fatalf("Len: got %d, want %d", got, writers*each)
 	}
