@@ -58,7 +58,7 @@ type LogOutbox struct {
 
 	// Owned by the syncer.
 	file *os.File // the last segment
-	size int64    // its length
+	size int64    // where the next group goes: the end of its frames (the file is preallocated past it)
 
 	recovered string
 	torn      int64 // bytes of an unfinished write found at the end on open
