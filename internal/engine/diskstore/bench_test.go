@@ -35,7 +35,7 @@ func BenchmarkDiskIngestSingleEvents(b *testing.B) {
 			}
 			b.Cleanup(func() { _ = db.Close() })
 			ob, err := openLogOutbox(filepath.Join(dir, logDirName), 100_000,
-				logOptions{groupLimit: v.groupLimit, segmentSize: maxSegmentSize})
+				logOptions{syncEachWrite: v.groupLimit == 1, segmentSize: maxSegmentSize})
 			if err != nil {
 				b.Fatal(err)
 			}

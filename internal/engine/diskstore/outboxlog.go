@@ -47,14 +47,13 @@ type LogOutbox struct {
 	mu       sync.Mutex
 	index    pendingIndex
 	segments []*segment // oldest first; the last one is written to
-	closed   bool
 
 	// The group being gathered for the next write (see outboxlog_commit.go).
 	groupMu sync.Mutex
 	group   *logGroup
 	next    uint64        // position of the next enqueued entry
 	kick    chan struct{} // buffered 1: wakes the syncer
-	serial  sync.Mutex    // held across a whole write when groupLimit is 1
+	serial  sync.Mutex    // held across a whole write with syncEachWrite
 
 	// Owned by the syncer.
 	file *os.File // the last segment
@@ -89,7 +88,10 @@ func (o *LogOutbox) reserve(n int64) bool {
 // on disk. It returns outbox.ErrFull when they do not fit.
 func (o *LogOutbox) Enqueue(ctx context.Context, msgs []engine.Message) error {
 	if len(msgs) == 0 {
-		return o.checkOpen()
+		if o.isClosed() {
+			return outbox.ErrClosed
+		}
+		return nil
 	}
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("enqueue: %w", err)
@@ -128,11 +130,10 @@ func (o *LogOutbox) MarkDispatched(ctx context.Context, positions []uint64) erro
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("mark dispatched: %w", err)
 	}
-	o.mu.Lock()
-	if o.closed {
-		o.mu.Unlock()
+	if o.isClosed() {
 		return outbox.ErrClosed
 	}
+	o.mu.Lock()
 	live := make([]uint64, 0, len(positions))
 	for _, p := range positions {
 		if o.index.pending(p) {
@@ -146,13 +147,14 @@ func (o *LogOutbox) MarkDispatched(ctx context.Context, positions []uint64) erro
 	return o.add(newDispatchedFrame(live), groupItem{positions: live})
 }
 
-func (o *LogOutbox) checkOpen() error {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	if o.closed {
-		return outbox.ErrClosed
+// isClosed reports whether Close has begun.
+func (o *LogOutbox) isClosed() bool {
+	select {
+	case <-o.closing:
+		return true
+	default:
+		return false
 	}
-	return nil
 }
 
 // Pending returns up to limit pending entries, oldest first. The messages
@@ -161,11 +163,11 @@ func (o *LogOutbox) Pending(ctx context.Context, limit int) ([]outbox.Entry, err
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("pending: %w", err)
 	}
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	if o.closed {
+	if o.isClosed() {
 		return nil, outbox.ErrClosed
 	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
 	n := min(limit, o.index.live)
 	if n <= 0 {
 		return nil, nil
@@ -178,11 +180,11 @@ func (o *LogOutbox) PendingInto(ctx context.Context, msgs []engine.Message, posi
 	if err := ctx.Err(); err != nil {
 		return 0, fmt.Errorf("pending: %w", err)
 	}
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	if o.closed {
+	if o.isClosed() {
 		return 0, outbox.ErrClosed
 	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
 	return o.index.copyLive(msgs, positions), nil
 }
 
@@ -213,9 +215,6 @@ func (o *LogOutbox) Dir() string { return o.dir }
 func (o *LogOutbox) Close() error {
 	var err error
 	o.once.Do(func() {
-		o.mu.Lock()
-		o.closed = true
-		o.mu.Unlock()
 		o.groupMu.Lock()
 		close(o.closing) // under groupMu: no frame joins a group after it
 		o.groupMu.Unlock()

@@ -53,7 +53,7 @@ func newLogGroup(start uint64, frames []byte, items []groupItem) *logGroup {
 // add puts frame into the group being gathered and waits until it is on
 // disk. An enqueue's frame gets its positions here.
 func (o *LogOutbox) add(frame []byte, item groupItem) error {
-	if o.opts.groupLimit == 1 {
+	if o.opts.syncEachWrite {
 		// The fsync-per-write baseline of the benchmarks.
 		o.serial.Lock()
 		defer o.serial.Unlock()
@@ -174,7 +174,6 @@ func (o *LogOutbox) apply(g *logGroup) {
 	for _, it := range g.items {
 		if it.msgs != nil {
 			o.index.add(it.first, it.msgs)
-			last.end = it.first + uint64(len(it.msgs))
 			last.live += len(it.msgs)
 			continue
 		}
@@ -250,7 +249,7 @@ func (o *LogOutbox) rotateIfFull(n int, first uint64) error {
 	_ = o.file.Close() // every group written to it is synced
 	o.file, o.size = f, int64(len(segmentMagic))
 	o.mu.Lock()
-	o.segments = append(o.segments, &segment{path: f.Name(), first: first, end: first})
+	o.segments = append(o.segments, &segment{path: f.Name(), first: first})
 	o.mu.Unlock()
 	return nil
 }

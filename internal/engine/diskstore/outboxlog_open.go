@@ -17,14 +17,15 @@ import (
 // had succeeded, is dropped (see Recovered); damage anywhere else is an
 // error naming the file, never a silent reset.
 func OpenLogOutbox(dir string, capacity int) (*LogOutbox, error) {
-	return openLogOutbox(dir, capacity, logOptions{groupLimit: maxGroupWrites, segmentSize: maxSegmentSize})
+	return openLogOutbox(dir, capacity, logOptions{segmentSize: maxSegmentSize})
 }
 
-// logOptions are what tests and benchmarks change: the requests sharing
-// one fdatasync (1 for the fsync-per-event baseline) and the segment size.
+// logOptions are what tests and benchmarks change: one fdatasync per
+// write (the baseline the benchmarks compare group commit with) and the
+// segment size.
 type logOptions struct {
-	groupLimit  int
-	segmentSize int64
+	syncEachWrite bool
+	segmentSize   int64
 }
 
 func openLogOutbox(dir string, capacity int, opts logOptions) (*LogOutbox, error) {
@@ -146,7 +147,7 @@ func (o *LogOutbox) openLastSegment(validSize int64) error {
 			return err
 		}
 		o.file, o.size = f, int64(len(segmentMagic))
-		o.segments = []*segment{{path: f.Name(), first: o.next, end: o.next}}
+		o.segments = []*segment{{path: f.Name(), first: o.next}}
 		return nil
 	}
 	last := o.segments[len(o.segments)-1]

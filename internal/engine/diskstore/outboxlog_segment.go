@@ -47,7 +47,6 @@ var crc32c = crc32.MakeTable(crc32.Castagnoli)
 type segment struct {
 	path  string
 	first uint64 // the position in its name
-	end   uint64 // one past the last position enqueued in it
 	live  int    // its entries not yet dispatched
 }
 
@@ -73,7 +72,7 @@ func listSegments(dir string) ([]*segment, error) {
 		if err != nil {
 			continue
 		}
-		segs = append(segs, &segment{path: filepath.Join(dir, name), first: first, end: first})
+		segs = append(segs, &segment{path: filepath.Join(dir, name), first: first})
 	}
 	slices.SortFunc(segs, func(a, b *segment) int { return compareUint64(a.first, b.first) })
 	return segs, nil
@@ -193,7 +192,6 @@ func parseRecord(body []byte, seg *segment, next uint64, entries []loggedEntry, 
 		if r.err != nil {
 			return nil, 0, fmt.Errorf("enqueue record at position %d: %w", first, r.err)
 		}
-		seg.end = first + count
 		return entries, first + count, nil
 	case recordDispatched:
 		r := reader{b: body[1:]}

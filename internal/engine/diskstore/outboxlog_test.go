@@ -27,7 +27,7 @@ func TestLogOutboxConformance(t *testing.T) {
 // when the test ends.
 func openTestLog(t *testing.T, dir string, capacity int, segmentSize int64) *LogOutbox {
 	t.Helper()
-	ob, err := openLogOutbox(dir, capacity, logOptions{groupLimit: maxGroupWrites, segmentSize: segmentSize})
+	ob, err := openLogOutbox(dir, capacity, logOptions{segmentSize: segmentSize})
 	if err != nil {
 		t.Fatalf("open the outbox log in %s: %v", dir, err)
 	}
@@ -227,7 +227,7 @@ func TestLogOutboxDropsAnUnfinishedWriteAtItsEnd(t *testing.T) {
 func TestLogOutboxRefusesToOpenADamagedSegmentAndNamesIt(t *testing.T) {
 	dir := t.TempDir()
 	ctx := context.Background()
-	ob, err := openLogOutbox(dir, 100, logOptions{groupLimit: 1, segmentSize: 256})
+	ob, err := openLogOutbox(dir, 100, logOptions{syncEachWrite: true, segmentSize: 256})
 	if err != nil {
 		t.Fatal(err)
 	}
