@@ -11,6 +11,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine"
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/backoff"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/core"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/outbox"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/serde"
@@ -173,17 +174,15 @@ func (h *Handler) ingestWaitingForRoom(ctx context.Context, stream string, event
 		return msgs, err
 	}
 	deadline := time.Now().Add(h.cfg.FullOutboxWait)
-	pause := time.Millisecond
-	timer := time.NewTimer(pause)
-	defer timer.Stop()
-	for errors.Is(err, outbox.ErrFull) && time.Now().Add(pause).Before(deadline) {
-		timer.Reset(pause)
-		select {
-		case <-ctx.Done():
-			return nil, err
-		case <-timer.C:
+	pauses := backoff.Backoff{Initial: time.Millisecond, Max: 16 * time.Millisecond}
+	for errors.Is(err, outbox.ErrFull) {
+		pause := pauses.Next()
+		if !time.Now().Add(pause).Before(deadline) {
+			break
 		}
-		pause = min(2*pause, 16*time.Millisecond)
+		if backoff.Sleep(ctx, pause) != nil {
+			return nil, err
+		}
 		msgs, err = h.cfg.Engine.Ingest(ctx, stream, events)
 	}
 	return msgs, err

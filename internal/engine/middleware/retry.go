@@ -4,10 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"time"
 
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine"
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/backoff"
 )
 
 // RetryConfig configures Retry. Zero fields take the defaults noted on each.
@@ -26,7 +26,7 @@ type RetryConfig struct {
 	Jitter float64
 
 	// sleep and random are replaced by tests to make backoff fast and
-	// deterministic; nil means engine.Sleep and rand.Float64.
+	// deterministic; nil means backoff.Sleep and math/rand/v2.
 	sleep  func(ctx context.Context, d time.Duration) error
 	random func() float64
 }
@@ -48,10 +48,7 @@ func (c *RetryConfig) setDefaults() {
 		c.Jitter = 0.2
 	}
 	if c.sleep == nil {
-		c.sleep = engine.Sleep
-	}
-	if c.random == nil {
-		c.random = rand.Float64
+		c.sleep = backoff.Sleep
 	}
 }
 
@@ -95,7 +92,7 @@ func Retry(cfg RetryConfig) (engine.Middleware, error) {
 			if err == nil {
 				return out, nil
 			}
-			backoff := float64(cfg.InitialBackoff)
+			waits := cfg.newBackoff()
 			for attempt := 1; ; attempt++ {
 				switch {
 				case errors.Is(err, engine.ErrSkip), errors.Is(err, engine.ErrDeadLettered):
@@ -105,10 +102,9 @@ func Retry(cfg RetryConfig) (engine.Middleware, error) {
 				case ctx.Err() != nil:
 					return nil, engine.WithAttempts(stoppedError(ctx, attempt, err), attempt)
 				}
-				if serr := cfg.sleep(ctx, cfg.jittered(backoff)); serr != nil {
+				if serr := cfg.sleep(ctx, waits.Next()); serr != nil {
 					return nil, engine.WithAttempts(stoppedError(ctx, attempt, err), attempt)
 				}
-				backoff = min(backoff*cfg.Multiplier, float64(cfg.MaxBackoff))
 				out, err = next.Handle(ctx, msg)
 				if err == nil {
 					return out, nil
@@ -118,10 +114,15 @@ func Retry(cfg RetryConfig) (engine.Middleware, error) {
 	}, nil
 }
 
-// jittered spreads backoff over ±Jitter and caps it at MaxBackoff.
-func (c *RetryConfig) jittered(backoff float64) time.Duration {
-	d := backoff * (1 + c.Jitter*(2*c.random()-1))
-	return time.Duration(min(d, float64(c.MaxBackoff)))
+// newBackoff returns the waits between the attempts at one message.
+func (c *RetryConfig) newBackoff() backoff.Backoff {
+	return backoff.Backoff{
+		Initial: c.InitialBackoff,
+		Max:     c.MaxBackoff,
+		Factor:  c.Multiplier,
+		Jitter:  c.Jitter,
+		Random:  c.random,
+	}
 }
 
 // stoppedError says retrying stopped because ctx ended; it wraps both ctx's

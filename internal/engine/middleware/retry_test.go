@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine"
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/backoff"
 )
 
 // sleepRecorder stands in for the backoff wait: it records each duration and
@@ -200,7 +201,7 @@ func TestRetryWaitEndsPromptlyWhenContextEnds(t *testing.T) {
 	cfg := RetryConfig{InitialBackoff: time.Hour, MaxBackoff: time.Hour}
 	cfg.sleep = func(ctx context.Context, d time.Duration) error {
 		cancel() // shutdown arrives during the wait
-		return engine.Sleep(ctx, d)
+		return backoff.Sleep(ctx, d)
 	}
 	mw, err := Retry(cfg)
 	if err != nil {

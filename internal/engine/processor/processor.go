@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine"
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/backoff"
 )
 
 // Processor dispatches the outbox. Run it on one goroutine (on the leader
@@ -55,16 +56,15 @@ func (p *Processor) Stats() Stats {
 func (p *Processor) Run(ctx context.Context) error {
 	ticker := time.NewTicker(p.cfg.PollingInterval)
 	defer ticker.Stop()
-	var backoff time.Duration
+	waits := p.newBackoff()
 	for ctx.Err() == nil {
 		if err := p.dispatchPending(ctx); err != nil {
-			backoff = p.nextBackoff(backoff)
 			// A signal does not cut the wait short: under load it would
 			// turn the backoff into a busy retry loop.
-			_ = engine.Sleep(ctx, backoff) // ctx's end is seen by the loop
+			_ = waits.Wait(ctx) // ctx's end is seen by the loop
 			continue
 		}
-		backoff = 0
+		waits.Reset()
 		select {
 		case <-ctx.Done():
 		case <-p.cfg.Outbox.Signal():
@@ -82,7 +82,7 @@ func (p *Processor) waitForBatch(ctx context.Context) {
 	if p.cfg.BatchDelay <= 0 || p.cfg.Outbox.Len() >= p.cfg.BatchSize {
 		return
 	}
-	_ = engine.Sleep(ctx, p.cfg.BatchDelay) // ctx's end is seen by the loop
+	_ = backoff.Sleep(ctx, p.cfg.BatchDelay) // ctx's end is seen by the loop
 }
 
 // drain dispatches what is pending after ctx ended, on a context that keeps
@@ -90,14 +90,13 @@ func (p *Processor) waitForBatch(ctx context.Context) {
 func (p *Processor) drain(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.cfg.DrainTimeout)
 	defer cancel()
-	var backoff time.Duration
+	waits := p.newBackoff()
 	for {
 		err := p.dispatchPending(ctx)
 		if err == nil {
 			return nil
 		}
-		backoff = p.nextBackoff(backoff)
-		if engine.Sleep(ctx, backoff) != nil {
+		if waits.Wait(ctx) != nil {
 			n := p.cfg.Outbox.Len()
 			p.cfg.Logger.Error("outbox processor stopped before the outbox was drained",
 				"pending", n, "drainTimeout", p.cfg.DrainTimeout, "error", err)
@@ -106,11 +105,8 @@ func (p *Processor) drain(ctx context.Context) error {
 	}
 }
 
-// nextBackoff doubles the previous wait, from PollingInterval up to
-// maxBackoffPolls times it.
-func (p *Processor) nextBackoff(prev time.Duration) time.Duration {
-	if prev <= 0 {
-		return p.cfg.PollingInterval
-	}
-	return min(2*prev, maxBackoffPolls*p.cfg.PollingInterval)
+// newBackoff returns the waits after failed dispatches: PollingInterval,
+// doubling up to maxBackoffPolls times it.
+func (p *Processor) newBackoff() backoff.Backoff {
+	return backoff.Backoff{Initial: p.cfg.PollingInterval, Max: maxBackoffPolls * p.cfg.PollingInterval}
 }

@@ -25,10 +25,9 @@ func TestNewFillsDefaults(t *testing.T) {
 func TestBackoffDoublesUpToTenPollingIntervals(t *testing.T) {
 	p := &Processor{cfg: Config{PollingInterval: 100 * time.Millisecond}}
 	want := []time.Duration{100, 200, 400, 800, 1000, 1000}
-	var got time.Duration
+	waits := p.newBackoff()
 	for i, w := range want {
-		got = p.nextBackoff(got)
-		if got != w*time.Millisecond {
+		if got := waits.Next(); got != w*time.Millisecond {
 			t.Fatalf("backoff %d: got %s, want %s", i+1, got, w*time.Millisecond)
 		}
 	}

@@ -4,15 +4,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/google/uuid"
-
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine"
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/backoff"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/broker"
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/eventstore"
 )
 
 // Pauses between attempts when delivery cannot go on (the store cannot be
@@ -22,12 +23,24 @@ const (
 	maxPause = 5 * time.Second
 )
 
+// newPauses returns the pauses of one consumer's retries.
+func newPauses() backoff.Backoff {
+	return backoff.Backoff{Initial: minPause, Max: maxPause}
+}
+
 var errSubscriptionEnded = errors.New("broker subscription ended")
 
 // consumer feeds one stream of one route to the route's handler.
 type consumer struct {
 	rt     *running
 	stream string
+
+	// What the consumer uses of the router's Config, copied when it is built.
+	broker    broker.Broker
+	store     eventstore.Store
+	outbox    Enqueuer
+	log       *slog.Logger
+	readBatch int
 
 	// pos is the sequence of the last settled event; only run's goroutine
 	// writes it, stats reads it.
@@ -39,29 +52,40 @@ type consumer struct {
 	lastErr string
 }
 
+func newConsumer(rt *running, stream string, cfg Config) *consumer {
+	return &consumer{
+		rt:        rt,
+		stream:    stream,
+		broker:    cfg.Broker,
+		store:     cfg.Store,
+		outbox:    cfg.Outbox,
+		log:       cfg.Logger,
+		readBatch: cfg.ReadBatch,
+	}
+}
+
 // run consumes until ctx ends, starting over after a failure with a pause.
 func (c *consumer) run(ctx context.Context) {
-	pause := minPause
+	pauses := newPauses()
 	for {
 		err := c.consume(ctx)
 		if ctx.Err() != nil {
 			return
 		}
 		c.setErr(err)
-		c.rt.r.cfg.Logger.Error("route stopped consuming; retrying",
+		pause := pauses.Next()
+		c.log.Error("route stopped consuming; retrying",
 			"route", c.rt.route.Name, "stream", c.stream, "after", c.pos.Load(), "error", err, "retryIn", pause)
-		if engine.Sleep(ctx, pause) != nil {
+		if backoff.Sleep(ctx, pause) != nil {
 			return
 		}
-		pause = min(pause*2, maxPause)
 	}
 }
 
 // consume subscribes first and reads the store second, so every event is in
 // at least one of the two; the sequence check drops what is in both.
 func (c *consumer) consume(ctx context.Context) error {
-	cfg := &c.rt.r.cfg
-	sub, err := cfg.Broker.Subscribe(c.stream, capacityOf(c.rt.route, c.stream))
+	sub, err := c.broker.Subscribe(c.stream, capacityOf(c.rt.route, c.stream))
 	if err != nil {
 		return fmt.Errorf("subscribe to stream %q: %w", c.stream, err)
 	}
@@ -138,7 +162,7 @@ func (c *consumer) startPosition(ctx context.Context) (uint64, error) {
 		}
 		return pos, nil
 	}
-	v, err := c.rt.r.cfg.Store.Version(ctx, c.stream)
+	v, err := c.store.Version(ctx, c.stream)
 	if err != nil {
 		return 0, fmt.Errorf("read version of stream %q: %w", c.stream, err)
 	}
@@ -148,13 +172,12 @@ func (c *consumer) startPosition(ctx context.Context) (uint64, error) {
 // catchUp delivers stored events after the current position up to and
 // including sequence upTo.
 func (c *consumer) catchUp(ctx context.Context, upTo uint64) error {
-	cfg := &c.rt.r.cfg
 	for {
 		pos := c.pos.Load()
 		if pos >= upTo {
 			return nil
 		}
-		events, err := cfg.Store.Read(ctx, c.stream, pos, cfg.ReadBatch)
+		events, err := c.store.Read(ctx, c.stream, pos, c.readBatch)
 		if err != nil {
 			return fmt.Errorf("read stream %q after %d: %w", c.stream, pos, err)
 		}
@@ -166,7 +189,7 @@ func (c *consumer) catchUp(ctx context.Context, upTo uint64) error {
 				return err
 			}
 		}
-		if len(events) < cfg.ReadBatch {
+		if len(events) < c.readBatch {
 			return nil
 		}
 	}
@@ -180,9 +203,9 @@ func (c *consumer) catchUp(ctx context.Context, upTo uint64) error {
 // again could be skipped (already applied) and lose them. It returns only
 // ctx's error, and hands nothing more to the handler once ctx has ended.
 func (c *consumer) deliver(ctx context.Context, msg engine.Message) error {
-	pause := minPause
+	pauses := newPauses()
 	var outputs []engine.Message
-	handled := false
+	handled, retried := false, false
 	for {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -193,13 +216,13 @@ func (c *consumer) deliver(ctx context.Context, msg engine.Message) error {
 			handled = err == nil
 		}
 		if handled && len(outputs) > 0 {
-			if err = c.rt.r.cfg.Outbox.Enqueue(ctx, outputs); err == nil {
+			if err = c.outbox.Enqueue(ctx, outputs); err == nil {
 				outputs = nil
 			}
 		}
 		if err == nil {
 			c.pos.Store(msg.Sequence)
-			if pause != minPause {
+			if retried {
 				c.setErr(nil)
 			}
 			return nil
@@ -208,13 +231,14 @@ func (c *consumer) deliver(ctx context.Context, msg engine.Message) error {
 			return ctx.Err()
 		}
 		c.setErr(err)
-		c.rt.r.cfg.Logger.Error("event not settled; trying again",
+		pause := pauses.Next()
+		c.log.Error("event not settled; trying again",
 			"route", c.rt.route.Name, "stream", c.stream, "sequence", msg.Sequence, "id", msg.ID,
 			"error", err, "retryIn", pause)
-		if engine.Sleep(ctx, pause) != nil {
+		if backoff.Sleep(ctx, pause) != nil {
 			return ctx.Err()
 		}
-		pause = min(pause*2, maxPause)
+		retried = true
 	}
 }
 
@@ -248,26 +272,6 @@ func (c *consumer) handle(ctx context.Context, msg engine.Message) ([]engine.Mes
 	return nil, route.Settle(ctx, msg, outcome)
 }
 
-// outputNamespace seeds the ids of handler outputs that came without one.
-var outputNamespace = uuid.MustParse("5b0c7a4e-3f0e-4c53-9a43-7d0f2f3e6a11")
-
-// causedBy prepares a handler's outputs for the outbox: causation and
-// correlation ids from the cause, and, for outputs without an id, one derived
-// from the route, the cause and the output's index, so that handling the
-// same event again (after a crash) appends nothing twice.
-func causedBy(route string, cause engine.Message, out []engine.Message) []engine.Message {
-	msgs := make([]engine.Message, len(out))
-	for i, m := range out {
-		m = m.CausedBy(cause)
-		if m.ID == "" {
-			key := fmt.Sprintf("%s\x00%s\x00%s\x00%d", route, cause.Stream, cause.ID, i)
-			m.ID = uuid.NewSHA1(outputNamespace, []byte(key)).String()
-		}
-		msgs[i] = m
-	}
-	return msgs
-}
-
 func (c *consumer) setErr(err error) {
 	c.errMu.Lock()
 	defer c.errMu.Unlock()
@@ -287,28 +291,4 @@ func (c *consumer) stats() StreamStats {
 	st.Err = c.lastErr
 	c.errMu.Unlock()
 	return st
-}
-
-// CheckOutputs is the innermost middleware of a route whose handler may
-// return messages: an output without a stream, or without a payload or value,
-// is a bug in the handler that no retry fixes, so it fails permanently (and
-// the event is dead-lettered) instead of stalling the route.
-func CheckOutputs() engine.Middleware {
-	return func(next engine.Handler) engine.Handler {
-		return engine.HandlerFunc(func(ctx context.Context, msg engine.Message) ([]engine.Message, error) {
-			out, err := next.Handle(ctx, msg)
-			if err != nil {
-				return out, err
-			}
-			for i, m := range out {
-				if m.Stream == "" {
-					return nil, engine.Permanentf("output %d of event %s names no stream", i, msg.ID)
-				}
-				if m.Payload == nil && m.Value == nil {
-					return nil, engine.Permanentf("output %d of event %s has neither payload nor value", i, msg.ID)
-				}
-			}
-			return out, nil
-		})
-	}
 }

@@ -177,7 +177,7 @@ func (r *Router) Add(route Route) error {
 		// only delays other Add/Remove calls, which is what we want.
 		old.stop()
 	}
-	rt := newRunning(r, route)
+	rt := newRunning(r.cfg, route)
 	r.routes[route.Name] = rt
 	if r.ctx != nil {
 		rt.start(r.ctx)

@@ -10,7 +10,6 @@ import (
 
 // running is a route with its consumers, one per stream.
 type running struct {
-	r     *Router
 	route Route // Name, Streams, Capacity and Start never change after creation
 
 	// current holds the Handler and Settle in use; swapped atomically when
@@ -25,11 +24,11 @@ type running struct {
 	wg        sync.WaitGroup
 }
 
-func newRunning(r *Router, route Route) *running {
-	rt := &running{r: r, route: route}
+func newRunning(cfg Config, route Route) *running {
+	rt := &running{route: route}
 	rt.current.Store(&route)
 	for _, s := range route.Streams {
-		rt.consumers = append(rt.consumers, &consumer{rt: rt, stream: s})
+		rt.consumers = append(rt.consumers, newConsumer(rt, s, cfg))
 	}
 	return rt
 }
