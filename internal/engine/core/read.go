@@ -1,0 +1,66 @@
+package core
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine"
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/readmodel"
+)
+
+// Query returns the projection's read model as a JSON object; a projection
+// that has applied nothing yet answers {}.
+func (e *Engine) Query(ctx context.Context, projection string) ([]byte, error) {
+	e.mu.Lock()
+	_, ok := e.projections[projection]
+	e.mu.Unlock()
+	if !ok {
+		return nil, fmt.Errorf("%w: %q", ErrProjectionNotFound, projection)
+	}
+	doc, err := e.cfg.ReadModels.Document(ctx, projection)
+	if errors.Is(err, readmodel.ErrNotFound) {
+		return []byte("{}"), nil
+	}
+	return doc, err
+}
+
+// ReadStream returns up to limit stored events of a stream after the given
+// sequence, with Value decoded by the stream's codecs. The dead-letter
+// stream a stream names can be read too; its events decode with the codecs
+// of the stream they came from.
+func (e *Engine) ReadStream(ctx context.Context, name string, after uint64, limit int) ([]engine.Message, error) {
+	if !e.readable(name) {
+		return nil, fmt.Errorf("%w: %q", ErrStreamNotFound, name)
+	}
+	events, err := e.cfg.Store.Read(ctx, name, after, limit)
+	if err != nil {
+		return nil, err
+	}
+	for i := range events {
+		source := events[i].Stream
+		if orig := events[i].Header(engine.HeaderDeadLetterStream); orig != "" {
+			source = orig
+		}
+		// Payloads were validated at ingest; one that no longer decodes
+		// (the schema changed since) is returned with Value nil.
+		if v, err := e.Decode(source, events[i].ContentType, events[i].Payload); err == nil {
+			events[i].Value = v
+		}
+	}
+	return events, nil
+}
+
+// readable reports whether name is a stream or some stream's dead-letter stream.
+func (e *Engine) readable(name string) bool {
+	streams := *e.streams.Load()
+	if _, ok := streams[name]; ok {
+		return true
+	}
+	for _, s := range streams {
+		if s.spec.DeadLetterStream == name {
+			return true
+		}
+	}
+	return false
+}
