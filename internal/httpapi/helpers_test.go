@@ -4,10 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"strings"
 	"testing"
 	"time"
 
@@ -18,6 +18,7 @@ import (
 
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/core"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/enginebench"
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/enginetest"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/outbox"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/projection"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/serde"
@@ -169,28 +170,12 @@ func expectStatus(t *testing.T, r response, want int) {
 	}
 }
 
-// eventually polls cond until it holds or 10 s pass.
-func eventually(t *testing.T, what string, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		ok, got := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: still %s after 10s", what, got)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // readModel waits until the projection's document equals want (JSON).
 func (a *api) readModel(want string) {
 	a.t.Helper()
 	var wantV any
 	must(a.t, json.Unmarshal([]byte(want), &wantV))
-	eventually(a.t, "read model", func() (bool, string) {
+	enginetest.Eventually(a.t, "the read model to be "+want, func() (bool, string) {
 		r := a.get(itemsQuery)
 		var got any
 		if r.status != http.StatusOK || json.Unmarshal(r.body, &got) != nil {
@@ -218,9 +203,9 @@ func (a *api) storedEvents(path string) []map[string]any {
 func (a *api) waitStored(path string, n int) []map[string]any {
 	a.t.Helper()
 	var events []map[string]any
-	eventually(a.t, "stored events", func() (bool, string) {
+	enginetest.Eventually(a.t, fmt.Sprintf("%s to hold %d events", path, n), func() (bool, string) {
 		events = a.storedEvents(path)
-		return len(events) == n, strings.Repeat(".", len(events)) + " events"
+		return len(events) == n, fmt.Sprintf("%d events", len(events))
 	})
 	return events
 }

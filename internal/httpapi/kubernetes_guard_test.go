@@ -2,6 +2,7 @@ package httpapi_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -23,6 +24,7 @@ import (
 
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/core"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/enginebench"
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/enginetest"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/projection"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/httpapi"
 )
@@ -87,20 +89,13 @@ func TestKubernetesGuardEnforcesTheSampleRolesOfARealAPIServer(t *testing.T) {
 			t.Fatalf("ingest an event for the reader: %v", err)
 		}
 		// The event reaches the stream once the outbox processor moved it.
-		deadline := time.Now().Add(10 * time.Second)
-		for {
+		enginetest.Eventually(t, "the reader to see event "+id, func() (bool, string) {
 			got := guardRequest(t, http.MethodGet, eventsA, reader.token, "")
 			if got.status != http.StatusOK {
 				t.Fatalf("reader reading the stream: got status %d (%s), want 200", got.status, got.body)
 			}
-			if strings.Contains(got.body, `"id":"`+id+`"`) {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("reader reading the stream: got %s, want event %s within 10s", got.body, id)
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
+			return strings.Contains(got.body, `"id":"`+id+`"`), got.body
+		})
 
 		got := guardRequest(t, http.MethodGet, projectionA, reader.token, "")
 		var model map[string]any
@@ -254,8 +249,9 @@ func (c *guardCluster) boundServiceAccount(t *testing.T, ns, name, clusterRole s
 func (c *guardCluster) waitInForce(t *testing.T, id identity, probe authorizationv1.ResourceAttributes) {
 	t.Helper()
 	ctx := t.Context()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	what := fmt.Sprintf("the API server to authenticate %s and allow it to %s %s/%s",
+		id.user, probe.Verb, probe.Resource, probe.Subresource)
+	enginetest.Eventually(t, what, func() (bool, string) {
 		review, err := c.cs.AuthenticationV1().TokenReviews().Create(ctx,
 			&authenticationv1.TokenReview{Spec: authenticationv1.TokenReviewSpec{Token: id.token}}, metav1.CreateOptions{})
 		authenticated := err == nil && review.Status.Authenticated
@@ -272,15 +268,8 @@ func (c *guardCluster) waitInForce(t *testing.T, id identity, probe authorizatio
 			}, metav1.CreateOptions{})
 			allowed = err == nil && sar.Status.Allowed
 		}
-		if allowed {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: got authenticated %t, allowed %t to %s %s/%s, want both within 10s",
-				id.user, authenticated, allowed, probe.Verb, probe.Resource, probe.Subresource)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return allowed, fmt.Sprintf("authenticated %t, allowed %t", authenticated, allowed)
+	})
 }
 
 // serveGuardedEngine runs a real engine with stream and projection "items"

@@ -14,6 +14,7 @@ import (
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/core"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/diskstore"
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/enginetest"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/eventstore"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/readmodel"
 )
@@ -66,7 +67,7 @@ func version(t *testing.T, store eventstore.Store, stream string) uint64 {
 // waitFirst waits until the stream's first retained sequence is want.
 func waitFirst(t *testing.T, store eventstore.Store, stream string, want uint64) {
 	t.Helper()
-	waitFor(t, fmt.Sprintf("stream %s to keep events from %d", stream, want), func() bool {
+	enginetest.Eventually(t, fmt.Sprintf("stream %s to keep events from %d", stream, want), func() bool {
 		return first(t, store, stream) == want
 	})
 }
@@ -78,7 +79,7 @@ func waitCompactionPasses(t *testing.T, e *core.Engine, store eventstore.Store) 
 	t.Helper()
 	for range 2 {
 		ingestJSON(t, e, witnessStream, `{}`, `{}`)
-		waitFor(t, "the witness event to be stored", func() bool { return version(t, store, witnessStream) >= 2 })
+		enginetest.Eventually(t, "the witness event to be stored", func() bool { return version(t, store, witnessStream) >= 2 })
 		v := version(t, store, witnessStream)
 		waitFirst(t, store, witnessStream, v)
 	}
@@ -208,7 +209,7 @@ func TestRetentionOnDiskStorageWaitsForAProjectionThatHasNotStarted(t *testing.T
 		t.Fatalf("ApplyProjection with a missing pipeline: got %v, want ErrPipelineNotFound", err)
 	}
 	ingestJSON(t, e, "orders", numbered(1, 5)...)
-	waitFor(t, "5 stored events", func() bool { return version(t, store, "orders") == 5 })
+	enginetest.Eventually(t, "5 stored events", func() bool { return version(t, store, "orders") == 5 })
 	waitCompactionPasses(t, e, store)
 	checkStream(t, e, "orders", 1, 5)
 
@@ -252,10 +253,10 @@ func TestRetentionIsIgnoredWithAWarningWhenTheStoreCannotCompact(t *testing.T) {
 	e := startEngine(t, core.Config{Store: store, Logger: logger, CompactionInterval: 5 * time.Millisecond})
 	mustApplyStream(t, e, core.StreamSpec{Name: "orders", DefaultEventName: "E", Retention: core.Retention{MaxEvents: 1}})
 	ingestJSON(t, e, "orders", numbered(1, 3)...)
-	waitFor(t, "the retention warning", func() bool {
+	enginetest.Eventually(t, "the retention warning", func() bool {
 		return strings.Contains(logs.String(), `msg="stream retention ignored: the event store cannot compact" stream=orders`)
 	})
-	waitFor(t, "3 stored events", func() bool { return version(t, store, "orders") == 3 })
+	enginetest.Eventually(t, "3 stored events", func() bool { return version(t, store, "orders") == 3 })
 	checkStream(t, e, "orders", 1, 3)
 }
 
@@ -292,7 +293,7 @@ func TestCompactionKeepsWhatAProjectionNotYetRegisteredAgainHasNotApplied(t *tes
 			mustApplyStream(t, e, core.StreamSpec{Name: witnessStream, DefaultEventName: "Tick", Retention: core.Retention{MaxEvents: 1}})
 			mustApplyStream(t, e, core.StreamSpec{Name: "orders", DefaultEventName: "E", Retention: core.Retention{MaxEvents: 1}})
 			ingestJSON(t, e, "orders", numbered(1, 10)...)
-			waitFor(t, "10 stored events", func() bool { return version(t, store, "orders") == 10 })
+			enginetest.Eventually(t, "10 stored events", func() bool { return version(t, store, "orders") == 10 })
 			waitCompactionPasses(t, e, store)
 			if got := first(t, store, "orders"); got != 4 {
 				t.Fatalf("first retained event %d, want 4: the stored checkpoint (3) holds retention back", got)

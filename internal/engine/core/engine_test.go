@@ -16,6 +16,7 @@ import (
 
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/core"
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/enginetest"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/middleware"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/outbox"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/projection"
@@ -173,7 +174,7 @@ func TestProjectionCreatedLaterReplaysThenFollowsLiveWithoutGapOrDuplicate(t *te
 			ingestJSON(t, e, "s", strconv.Itoa(i))
 		}
 	})
-	waitFor(t, "some events to be stored", func() bool {
+	enginetest.Eventually(t, "some events to be stored", func() bool {
 		st, _ := e.StreamStats(context.Background(), "s")
 		return st.LastSequence > 200
 	})
@@ -309,7 +310,7 @@ func TestKeyExpressionErrorDeadLettersTheEventAndTheRestCarryOn(t *testing.T) {
 	assertJSONEqual(t, query(t, e, "ns/by-sku"), `{"a":2}`)
 
 	var dead []engine.Message
-	waitFor(t, "the dead-letter stream to hold the event", func() bool {
+	enginetest.Eventually(t, "the dead-letter stream to hold the event", func() bool {
 		var err error
 		dead, err = e.ReadStream(context.Background(), "ns/dead", 0, 10)
 		return err == nil && len(dead) == 1
@@ -437,7 +438,7 @@ func TestQueueDepthGaugeIsRefreshedOnThePeriod(t *testing.T) {
 	e := startEngine(t, core.Config{Metrics: metrics, StatsInterval: 10 * time.Millisecond})
 	mustApplyStream(t, e, core.StreamSpec{Name: "s", DefaultEventName: "E"})
 	mustApplyProjection(t, e, appendProjection("p", "s"))
-	waitFor(t, "a queue-depth series for stream s and projection p", func() bool {
+	enginetest.Eventually(t, "a queue-depth series for stream s and projection p", func() bool {
 		families, err := reg.Gather()
 		if err != nil {
 			t.Fatal(err)

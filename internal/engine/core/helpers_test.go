@@ -3,11 +3,13 @@ package core_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"reflect"
 	"testing"
 	"time"
 
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/core"
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/enginetest"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/projection"
 )
 
@@ -83,28 +85,16 @@ func ingestJSON(t *testing.T, e *core.Engine, stream string, payloads ...string)
 	}
 }
 
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 func waitProcessed(t *testing.T, e *core.Engine, name string, want uint64) core.ProjectionStats {
 	t.Helper()
 	var st core.ProjectionStats
-	waitFor(t, "projection "+name+" to settle events", func() bool {
+	enginetest.Eventually(t, fmt.Sprintf("projection %s to settle %d events", name, want), func() (bool, string) {
 		var err error
 		st, err = e.ProjectionStats(context.Background(), name)
 		if err != nil {
 			t.Fatalf("ProjectionStats(%s): %v", name, err)
 		}
-		return st.Processed+st.DeadLettered >= want
+		return st.Processed+st.DeadLettered >= want, fmt.Sprintf("%+v", st)
 	})
 	if got := st.Processed + st.DeadLettered; got != want {
 		t.Fatalf("projection %s settled %d events, want %d", name, got, want)

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/broker"
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/enginetest"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/eventstore"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/outbox"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/processor"
@@ -44,7 +45,7 @@ func runCrash(t *testing.T, sc crashScenario) {
 	// stopped, and its drain gives up quickly.
 	cfg.BatchSize, cfg.PollingInterval, cfg.DrainTimeout = crashBatchSize, time.Hour, 20*time.Millisecond
 	first, stop := start(t, cfg)
-	eventually(t, "the first processor to fail", func() bool { return first.Stats().Failures > 0 })
+	enginetest.Eventually(t, "the first processor to fail", func() bool { return first.Stats().Failures > 0 })
 	if err := stop(); !errors.Is(err, errInjected) {
 		t.Fatalf("first processor's Run: got error %v, want the injected failure from its drain", err)
 	}
@@ -60,7 +61,7 @@ func runCrash(t *testing.T, sc crashScenario) {
 	}
 
 	second, _ := start(t, processor.Config{Outbox: ob, Store: store, Broker: bus, BatchSize: crashBatchSize})
-	eventually(t, "the new processor to empty the outbox", func() bool { return ob.Len() == 0 })
+	enginetest.Eventually(t, "the new processor to empty the outbox", func() bool { return ob.Len() == 0 })
 	if got := second.Stats().Dispatched; got != crashEvents-crashBatchSize {
 		t.Errorf("new processor's Stats.Dispatched: got %d, want %d", got, crashEvents-crashBatchSize)
 	}

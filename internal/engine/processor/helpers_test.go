@@ -11,6 +11,7 @@ import (
 
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/broker"
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/enginetest"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/eventstore"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/outbox"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/processor"
@@ -18,10 +19,6 @@ import (
 
 // errInjected is what the fault-injecting wrappers fail with.
 var errInjected = errors.New("injected failure")
-
-// waitTimeout bounds every poll; it is far above what any step needs, so it
-// only matters when the behaviour under test is broken.
-const waitTimeout = 10 * time.Second
 
 // failCalls fails calls numbered from..to (1-based, inclusive); to == 0 means
 // every call from from on.
@@ -125,18 +122,6 @@ func start(t *testing.T, cfg processor.Config) (p *processor.Processor, stop fun
 	return p, stop
 }
 
-// eventually polls cond until it holds or waitTimeout passes.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(waitTimeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("waited %s for %s", waitTimeout, what)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
-
 // newMessages returns n messages of stream with IDs prefix-1 .. prefix-n.
 func newMessages(stream, prefix string, n int) []engine.Message {
 	msgs := make([]engine.Message, n)
@@ -173,13 +158,13 @@ func subscribe(t *testing.T, b broker.Broker, stream string) broker.Subscription
 func receive(t *testing.T, sub broker.Subscription, n int) []engine.Message {
 	t.Helper()
 	out := make([]engine.Message, 0, n)
-	timeout := time.After(waitTimeout)
+	timeout := time.After(enginetest.Timeout)
 	for len(out) < n {
 		select {
 		case m := <-sub.C():
 			out = append(out, m)
 		case <-timeout:
-			t.Fatalf("received %d messages in %s, want %d", len(out), waitTimeout, n)
+			t.Fatalf("received %d messages in %s, want %d", len(out), enginetest.Timeout, n)
 		}
 	}
 	return out

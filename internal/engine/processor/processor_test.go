@@ -10,6 +10,7 @@ import (
 
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/broker"
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/enginetest"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/eventstore"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/outbox"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/processor"
@@ -33,12 +34,12 @@ func TestProcessorAppendsPublishesAndMarksDispatched(t *testing.T) {
 			t.Errorf("published %d: got name %q payload %s, want %q %s", i, m.Name, m.Payload, msgs[i].Name, msgs[i].Payload)
 		}
 	}
-	eventually(t, "the outbox to empty", func() bool { return ob.Len() == 0 })
+	enginetest.Eventually(t, "the outbox to empty", func() bool { return ob.Len() == 0 })
 	// Marking follows publishing: nothing more can be on its way.
 	if extra := received(sub); len(extra) != 0 {
 		t.Errorf("published after the first delivery: got %v, want nothing (no failure, so no repeat)", idsOf(extra))
 	}
-	eventually(t, "Stats.Dispatched to reach 3", func() bool { return p.Stats().Dispatched == 3 })
+	enginetest.Eventually(t, "Stats.Dispatched to reach 3", func() bool { return p.Stats().Dispatched == 3 })
 	if s := p.Stats(); s.Batches < 1 || s.Failures != 0 || s.LastError != "" {
 		t.Errorf("Stats: got %+v, want at least one batch and no failure", s)
 	}
@@ -51,7 +52,7 @@ func TestProcessorWakesOnEnqueueWithoutWaitingForPoll(t *testing.T) {
 	start(t, processor.Config{Outbox: ob, Store: store, Broker: bus, PollingInterval: time.Hour})
 	// Enqueue only once the first pass found nothing, so that pass cannot
 	// be what dispatches the message.
-	eventually(t, "the first Pending call", func() bool { return ob.pendingCalls.Load() > 0 })
+	enginetest.Eventually(t, "the first Pending call", func() bool { return ob.pendingCalls.Load() > 0 })
 
 	enqueue(t, ob, newMessages("items", "item", 1))
 
@@ -66,7 +67,7 @@ func TestProcessorWithABatchDelayTakesWhatArrivesMeanwhileInOneBatch(t *testing.
 	sub := subscribe(t, bus, "items")
 	const delay = 200 * time.Millisecond
 	p, _ := start(t, processor.Config{Outbox: ob, Store: store, Broker: bus, PollingInterval: time.Hour, BatchDelay: delay})
-	eventually(t, "the first Pending call", func() bool { return ob.pendingCalls.Load() > 0 })
+	enginetest.Eventually(t, "the first Pending call", func() bool { return ob.pendingCalls.Load() > 0 })
 
 	began := time.Now()
 	enqueue(t, ob, newMessages("items", "a", 1))
@@ -90,7 +91,7 @@ func TestProcessorWithABatchDelayDoesNotWaitWhenAFullBatchIsPending(t *testing.T
 	start(t, processor.Config{
 		Outbox: ob, Store: store, Broker: bus, PollingInterval: time.Hour, BatchSize: 4, BatchDelay: time.Hour,
 	})
-	eventually(t, "the first Pending call", func() bool { return ob.pendingCalls.Load() > 0 })
+	enginetest.Eventually(t, "the first Pending call", func() bool { return ob.pendingCalls.Load() > 0 })
 
 	enqueue(t, ob, newMessages("items", "item", 4))
 
@@ -104,7 +105,7 @@ func TestProcessorPollsAsSafetyNet(t *testing.T) {
 	store, bus := eventstore.NewMemory(), broker.NewMemory()
 	sub := subscribe(t, bus, "items")
 	start(t, processor.Config{Outbox: ob, Store: store, Broker: bus, PollingInterval: 5 * time.Millisecond})
-	eventually(t, "the first Pending call", func() bool { return ob.pendingCalls.Load() > 0 })
+	enginetest.Eventually(t, "the first Pending call", func() bool { return ob.pendingCalls.Load() > 0 })
 
 	enqueue(t, ob, newMessages("items", "item", 1))
 
@@ -137,7 +138,7 @@ func TestProcessorKeepsPerStreamOrder(t *testing.T) {
 
 	for _, s := range streams {
 		got := receive(t, subs[s], len(want[s]))
-		eventually(t, "the outbox to empty", func() bool { return ob.Len() == 0 })
+		enginetest.Eventually(t, "the outbox to empty", func() bool { return ob.Len() == 0 })
 		stored := assertStoredOnceInOrder(t, store, s, want[s])
 		got = append(got, received(subs[s])...)
 		assertSubscriberSawEverySequence(t, got, stored)
@@ -156,7 +157,7 @@ func TestProcessorRetriesAfterStoreFailure(t *testing.T) {
 	got := receive(t, sub, 2)
 	stored := assertStoredOnceInOrder(t, store, "items", msgs)
 	assertSubscriberSawEverySequence(t, got, stored)
-	eventually(t, "the outbox to empty", func() bool { return ob.Len() == 0 })
+	enginetest.Eventually(t, "the outbox to empty", func() bool { return ob.Len() == 0 })
 	s := p.Stats()
 	if s.Failures != 2 || !strings.Contains(s.LastError, errInjected.Error()) || !strings.Contains(s.LastError, `"items"`) {
 		t.Errorf("Stats: got Failures %d LastError %q, want 2 failures and the injected error naming the stream", s.Failures, s.LastError)
@@ -172,7 +173,7 @@ func TestRunDrainsOutboxOnShutdown(t *testing.T) {
 	store, bus := eventstore.NewMemory(), broker.NewMemory()
 	sub := subscribe(t, bus, "items")
 	_, stop := start(t, processor.Config{Outbox: ob, Store: store, Broker: bus, PollingInterval: time.Hour, BatchSize: 4})
-	eventually(t, "the first Pending call", func() bool { return ob.pendingCalls.Load() > 0 })
+	enginetest.Eventually(t, "the first Pending call", func() bool { return ob.pendingCalls.Load() > 0 })
 
 	msgs := newMessages("items", "item", 10)
 	enqueue(t, ob, msgs)
@@ -192,7 +193,7 @@ func TestRunReturnsDrainErrorWhenOutboxCannotBeDrained(t *testing.T) {
 	store := &faultyStore{Store: eventstore.NewMemory(), append: &failCalls{from: 1}}
 	_, stop := start(t, processor.Config{Outbox: ob, Store: store, Broker: broker.NewMemory(),
 		PollingInterval: time.Hour, DrainTimeout: 20 * time.Millisecond})
-	eventually(t, "the first Pending call", func() bool { return ob.pendingCalls.Load() > 0 })
+	enginetest.Eventually(t, "the first Pending call", func() bool { return ob.pendingCalls.Load() > 0 })
 	enqueue(t, ob, newMessages("items", "item", 1))
 
 	if err := stop(); !errors.Is(err, errInjected) {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine"
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/enginetest"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/router"
 )
 
@@ -27,10 +28,10 @@ func BenchmarkRouteDelivery(b *testing.B) {
 		return nil, nil
 	})
 	h.add(b, router.Route{Name: "bench", Streams: []string{"s"}, Handler: handler})
-	waitFor(b, "the route to subscribe", func() bool { return h.broker.Subscribers("s") == 1 })
+	enginetest.Eventually(b, "the route to subscribe", func() bool { return h.broker.Subscribers("s") == 1 })
 	// The route reads the (empty) store once as it starts; wait for that so
 	// the count below holds only gap reads.
-	waitFor(b, "the route's first catch-up read", func() bool { return h.store.reads.Load() == 1 })
+	enginetest.Eventually(b, "the route's first catch-up read", func() bool { return h.store.reads.Load() == 1 })
 
 	msgs := make([]engine.Message, b.N)
 	for i := range msgs {
@@ -48,8 +49,8 @@ func BenchmarkRouteDelivery(b *testing.B) {
 	}
 	select {
 	case <-done:
-	case <-time.After(waitTimeout):
-		b.Fatalf("handled %d of %d events within %s", handled.Load(), b.N, waitTimeout)
+	case <-time.After(enginetest.Timeout):
+		b.Fatalf("handled %d of %d events within %s", handled.Load(), b.N, enginetest.Timeout)
 	}
 	elapsed := time.Since(start)
 	b.StopTimer()

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine"
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/enginetest"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/router"
 )
 
@@ -28,7 +29,7 @@ func TestRouteDeliversEachStreamInSequenceOrder(t *testing.T) {
 			i += 2
 		}
 	}
-	waitFor(t, "every event of both streams", func() bool { return rec.count("a") == n && rec.count("b") == n })
+	enginetest.Eventually(t, "every event of both streams", func() bool { return rec.count("a") == n && rec.count("b") == n })
 	checkSeqs(t, "stream a", rec.seqs("a"), seqRange(1, n))
 	checkSeqs(t, "stream b", rec.seqs("b"), seqRange(1, n))
 	for _, m := range rec.messages() {
@@ -45,9 +46,9 @@ func TestRouteStartingFromZeroReplaysStoredEventsThenFollowsLive(t *testing.T) {
 
 	rec := newRecorder()
 	h.add(t, router.Route{Name: "p", Streams: []string{"a"}, Handler: rec, Start: fromStart})
-	waitFor(t, "the stored events", func() bool { return rec.count("a") == 10 })
+	enginetest.Eventually(t, "the stored events", func() bool { return rec.count("a") == 10 })
 	h.emit(t, "a", 5)
-	waitFor(t, "the live events", func() bool { return rec.count("a") == 15 })
+	enginetest.Eventually(t, "the live events", func() bool { return rec.count("a") == 15 })
 
 	checkSeqs(t, "stream a", rec.seqs("a"), seqRange(1, 15))
 	if got, want := rec.messages()[0].ID, stored[0].ID; got != want {
@@ -63,7 +64,7 @@ func TestRouteWithoutStartBeginsAtTheStreamsEnd(t *testing.T) {
 	// The route takes its position at some moment after Add; events
 	// appended before it are behind the start. Keep appending until one
 	// gets through.
-	waitFor(t, "a live event", func() bool {
+	enginetest.Eventually(t, "a live event", func() bool {
 		h.emit(t, "a", 1)
 		return rec.count("a") > 0
 	})
@@ -72,7 +73,7 @@ func TestRouteWithoutStartBeginsAtTheStreamsEnd(t *testing.T) {
 		t.Fatalf("first handled sequence %d, want one after the 3 events stored before Add", first)
 	}
 	last := h.emit(t, "a", 2)[1].Sequence
-	waitFor(t, "the later events", func() bool {
+	enginetest.Eventually(t, "the later events", func() bool {
 		s := rec.seqs("a")
 		return s[len(s)-1] == last
 	})
@@ -103,7 +104,7 @@ func TestCatchUpSwitchOverHasNoGapAndNoDuplicate(t *testing.T) {
 			}
 		})
 	}
-	waitFor(t, "the writers to be under way", func() bool { return written[0].Load() >= 50 && written[1].Load() >= 50 })
+	enginetest.Eventually(t, "the writers to be under way", func() bool { return written[0].Load() >= 50 && written[1].Load() >= 50 })
 
 	rec := newRecorder()
 	h.add(t, router.Route{Name: "p", Streams: streams, Handler: rec, Start: fromStart,
@@ -111,7 +112,7 @@ func TestCatchUpSwitchOverHasNoGapAndNoDuplicate(t *testing.T) {
 	if written[0].Load() == n && written[1].Load() == n {
 		t.Log("writers finished before the route was added; the switch-over saw no live traffic")
 	}
-	waitFor(t, "every event of both streams", func() bool { return rec.count("a") >= n && rec.count("b") >= n })
+	enginetest.Eventually(t, "every event of both streams", func() bool { return rec.count("a") >= n && rec.count("b") >= n })
 	wg.Wait()
 	for _, s := range streams {
 		checkSeqs(t, "stream "+s, rec.seqs(s), seqRange(1, n))
@@ -123,14 +124,14 @@ func TestEventsPublishedBeforeSubscribingAreReadFromTheStore(t *testing.T) {
 	rec := newRecorder()
 	h.add(t, router.Route{Name: "p", Streams: []string{"a"}, Handler: rec, Start: fromStart})
 	h.emit(t, "a", 1)
-	waitFor(t, "event 1 live", func() bool { return rec.count("a") == 1 })
+	enginetest.Eventually(t, "event 1 live", func() bool { return rec.count("a") == 1 })
 
 	// 2 and 3 are stored but never published (a processor crashed, or
 	// published them before this route subscribed); 4 is published.
 	h.appendOnly(t, "a", 2)
 	readsBefore := h.store.reads.Load()
 	h.emit(t, "a", 1)
-	waitFor(t, "events 2 to 4", func() bool { return rec.count("a") == 4 })
+	enginetest.Eventually(t, "events 2 to 4", func() bool { return rec.count("a") == 4 })
 	checkSeqs(t, "stream a", rec.seqs("a"), seqRange(1, 4))
 	if h.store.reads.Load() == readsBefore {
 		t.Error("the gap before event 4 was filled without reading the store")
@@ -142,7 +143,7 @@ func TestEventsPublishedBeforeSubscribingAreReadFromTheStore(t *testing.T) {
 	h.emit(t, "a", 1)
 	h.publish(t, late[1], late[0])
 	h.emit(t, "a", 1)
-	waitFor(t, "events 5 to 8", func() bool { return rec.count("a") >= 8 })
+	enginetest.Eventually(t, "events 5 to 8", func() bool { return rec.count("a") >= 8 })
 	checkSeqs(t, "stream a", rec.seqs("a"), seqRange(1, 8))
 }
 
@@ -158,7 +159,7 @@ func TestRedeliveredSequencesAreDropped(t *testing.T) {
 	// The broker keeps a stream's order, so once 4 is handled every
 	// redelivery before it has been seen and dropped.
 	h.emit(t, "a", 1)
-	waitFor(t, "event 4", func() bool {
+	enginetest.Eventually(t, "event 4", func() bool {
 		s := rec.seqs("a")
 		return len(s) > 0 && s[len(s)-1] == 4
 	})
@@ -189,7 +190,7 @@ func TestBackpressureSlowHandlerLosesNothing(t *testing.T) {
 		Capacity: map[string]int{"a": 1}})
 	// Event 1 proves the route is live, past its catch-up read.
 	h.emit(t, "a", 1)
-	waitFor(t, "event 1", func() bool { return rec.count("a") == 1 })
+	enginetest.Eventually(t, "event 1", func() bool { return rec.count("a") == 1 })
 	readsBefore := h.store.reads.Load()
 
 	var wg sync.WaitGroup
@@ -208,7 +209,7 @@ func TestBackpressureSlowHandlerLosesNothing(t *testing.T) {
 	})
 
 	receive(t, "event 2 in hand", inHand)
-	waitFor(t, "the queue of one to fill", func() bool { return h.stats(t, "p", "a").Queued == 1 })
+	enginetest.Eventually(t, "the queue of one to fill", func() bool { return h.stats(t, "p", "a").Queued == 1 })
 	// Event 2 is in hand and event 3 fills the queue, so the publisher
 	// must be waiting on event 4; had it dropped, it would race ahead.
 	if got := published.Load(); got > 2 {
@@ -220,7 +221,7 @@ func TestBackpressureSlowHandlerLosesNothing(t *testing.T) {
 	if pubErr != nil {
 		t.Fatalf("publisher: %v", pubErr)
 	}
-	waitFor(t, "every event", func() bool { return rec.count("a") == n })
+	enginetest.Eventually(t, "every event", func() bool { return rec.count("a") == n })
 	checkSeqs(t, "stream a", rec.seqs("a"), seqRange(1, n))
 	if got := h.store.reads.Load() - readsBefore; got != 0 {
 		t.Errorf("the router read the store %d times to fill gaps, want 0: the broker dropped events", got)
@@ -245,7 +246,7 @@ func TestHandlerIsNeverCalledConcurrently(t *testing.T) {
 		h.emit(t, s, n) // stored, so every consumer starts with a full catch-up
 	}
 	h.add(t, router.Route{Name: "p", Streams: streams, Handler: handler, Start: fromStart})
-	waitFor(t, "every event", func() bool { return rec.total() == n*len(streams) })
+	enginetest.Eventually(t, "every event", func() bool { return rec.total() == n*len(streams) })
 	if got := overlaps.Load(); got != 0 {
 		t.Errorf("the handler was entered %d times while already running, want 0", got)
 	}

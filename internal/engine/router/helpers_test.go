@@ -13,36 +13,21 @@ import (
 
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/broker"
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/enginetest"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/eventstore"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/outbox"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/router"
 )
 
-// waitTimeout bounds every poll and blocking call; it is far above what any
-// step needs, so it only matters when the behaviour under test is broken.
-const waitTimeout = 10 * time.Second
-
-// waitFor polls cond until it holds, failing the test after waitTimeout.
-func waitFor(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(waitTimeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", waitTimeout, what)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
-
 // receive waits for ch to deliver or close, failing the test after
-// waitTimeout.
+// enginetest.Timeout.
 func receive[T any](t testing.TB, what string, ch <-chan T) T {
 	t.Helper()
 	select {
 	case v := <-ch:
 		return v
-	case <-time.After(waitTimeout):
-		t.Fatalf("timed out after %s waiting for %s", waitTimeout, what)
+	case <-time.After(enginetest.Timeout):
+		t.Fatalf("timed out after %s waiting for %s", enginetest.Timeout, what)
 		panic("unreachable")
 	}
 }
@@ -108,8 +93,8 @@ func (h *harness) run(t testing.TB) {
 			if err != nil {
 				t.Errorf("Run returned %v, want nil", err)
 			}
-		case <-time.After(waitTimeout):
-			t.Errorf("Run did not return within %s of its context ending", waitTimeout)
+		case <-time.After(enginetest.Timeout):
+			t.Errorf("Run did not return within %s of its context ending", enginetest.Timeout)
 		}
 	})
 }
@@ -170,7 +155,7 @@ func (h *harness) emitNew(ctx context.Context, stream string, n int) ([]engine.M
 // emit is emitNew for the test goroutine.
 func (h *harness) emit(t testing.TB, stream string, n int) []engine.Message {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), enginetest.Timeout)
 	defer cancel()
 	events, err := h.emitNew(ctx, stream, n)
 	if err != nil {
@@ -193,7 +178,7 @@ func (h *harness) appendOnly(t testing.TB, stream string, n int) []engine.Messag
 // publish publishes msgs again, as a processor retrying a batch would.
 func (h *harness) publish(t testing.TB, msgs ...engine.Message) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), enginetest.Timeout)
 	defer cancel()
 	if err := h.broker.Publish(ctx, msgs...); err != nil {
 		t.Fatalf("publish: %v", err)

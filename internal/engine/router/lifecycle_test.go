@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine"
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/enginetest"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/router"
 )
 
@@ -57,7 +58,7 @@ func TestReplacingOnlyTheHandlerSwapsBetweenMessagesWithoutLossOrRepeat(t *testi
 	close(release)
 
 	total := func(s string) int { return oldRec.count(s) + newRec.count(s) }
-	waitFor(t, "every event of both streams", func() bool { return total("a") >= n && total("b") >= n })
+	enginetest.Eventually(t, "every event of both streams", func() bool { return total("a") >= n && total("b") >= n })
 	wg.Wait()
 
 	for _, s := range streams {
@@ -136,8 +137,8 @@ func TestChangingStreamsRestartsConsumersFromStart(t *testing.T) {
 			releaseOnce()
 
 			h.emit(t, "a", 1)
-			waitFor(t, "event a/4", func() bool { return slices.Contains(newRec.seqs("a"), 4) })
-			waitFor(t, "stream b", func() bool { return newRec.count("b") == len(tt.wantB) })
+			enginetest.Eventually(t, "event a/4", func() bool { return slices.Contains(newRec.seqs("a"), 4) })
+			enginetest.Eventually(t, "stream b", func() bool { return newRec.count("b") == len(tt.wantB) })
 
 			wantA := seqRange(4, 4)
 			if tt.wantReplay {
@@ -177,7 +178,7 @@ func TestRemoveStopsTheRouteAfterTheMessageInHand(t *testing.T) {
 		close(removed)
 	}()
 	// Remove cancels the route's context; the handler still finishes.
-	waitFor(t, "the route to go", func() bool { return !slices.Contains(h.router.Names(), "p") })
+	enginetest.Eventually(t, "the route to go", func() bool { return !slices.Contains(h.router.Names(), "p") })
 	select {
 	case <-removed:
 		t.Fatal("Remove returned while the handler still held event 1, want it to wait")
@@ -197,7 +198,7 @@ func TestRemoveStopsTheRouteAfterTheMessageInHand(t *testing.T) {
 		t.Error("Stats reports the removed route")
 	}
 	h.emit(t, "a", 2)
-	waitFor(t, "the other route to go on", func() bool { return h.stats(t, "other", "a").Delivered == 3 })
+	enginetest.Eventually(t, "the other route to go on", func() bool { return h.stats(t, "other", "a").Delivered == 3 })
 	checkSeqs(t, "removed route", rec.seqs("a"), seqRange(1, 1))
 
 	h.router.Remove("p")       // removing twice is a no-op
@@ -242,7 +243,7 @@ func TestStoppedRouteHandsNoFurtherMessageToItsHandler(t *testing.T) {
 			h.add(t, router.Route{Name: "p", Streams: []string{"a"}, Handler: handler, Start: fromStart})
 			if !tt.stored {
 				h.emit(t, "a", 1)
-				waitFor(t, "event 1 live", func() bool { return rec.count("a") == 1 })
+				enginetest.Eventually(t, "event 1 live", func() bool { return rec.count("a") == 1 })
 				h.emit(t, "a", 5)
 			}
 			receive(t, "event 2 in hand", inHand)
@@ -251,7 +252,7 @@ func TestStoppedRouteHandsNoFurtherMessageToItsHandler(t *testing.T) {
 				h.router.Remove("p")
 				close(removed)
 			}()
-			waitFor(t, "the route to go", func() bool { return len(h.router.Names()) == 0 })
+			enginetest.Eventually(t, "the route to go", func() bool { return len(h.router.Names()) == 0 })
 			releaseOnce()
 			receive(t, "Remove to return", removed)
 			checkSeqs(t, "removed route", rec.seqs("a"), seqRange(1, 2))

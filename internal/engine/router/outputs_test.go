@@ -11,6 +11,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine"
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/enginetest"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/eventstore"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/outbox"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/router"
@@ -63,7 +64,7 @@ func TestHandlerOutputsReachOutboxWithCausationAndCorrelation(t *testing.T) {
 		}
 		cause := h.emitCause(t)
 		want := 3 * (2 - i)
-		waitFor(t, "the outputs in the outbox", func() bool { return h.outbox.Len() == want })
+		enginetest.Eventually(t, "the outputs in the outbox", func() bool { return h.outbox.Len() == want })
 		for _, e := range h.pending(t) {
 			m := e.Message
 			wantCorrelation := "request-7"
@@ -111,7 +112,7 @@ func TestHandlerWithoutOutputsEnqueuesNothing(t *testing.T) {
 	rec := newRecorder()
 	h.add(t, router.Route{Name: "p", Streams: []string{"a"}, Handler: rec, Start: fromStart})
 	h.emit(t, "a", 3)
-	waitFor(t, "every event", func() bool { return rec.count("a") == 3 })
+	enginetest.Eventually(t, "every event", func() bool { return rec.count("a") == 3 })
 	if got := h.outbox.Len(); got != 0 {
 		t.Errorf("outbox holds %d messages, want 0", got)
 	}
@@ -143,7 +144,7 @@ func TestOutputsRefusedByAFullOutboxAreEnqueuedOnceThereIsRoom(t *testing.T) {
 		Name: "billing", Streams: []string{"orders"}, Handler: engine.Chain(handler, router.CheckOutputs()), Start: fromStart,
 	})
 	cause := h.emitCause(t)
-	waitFor(t, "the route to report the full outbox", func() bool {
+	enginetest.Eventually(t, "the route to report the full outbox", func() bool {
 		return strings.Contains(h.stats(t, "billing", "orders").Err, outbox.ErrFull.Error())
 	})
 
@@ -151,7 +152,7 @@ func TestOutputsRefusedByAFullOutboxAreEnqueuedOnceThereIsRoom(t *testing.T) {
 	if err := small.MarkDispatched(context.Background(), []uint64{h.pending(t)[0].Position}); err != nil {
 		t.Fatalf("MarkDispatched: %v", err)
 	}
-	waitFor(t, "the event to settle", func() bool { return h.stats(t, "billing", "orders").Delivered == 1 })
+	enginetest.Eventually(t, "the event to settle", func() bool { return h.stats(t, "billing", "orders").Delivered == 1 })
 	got := h.pending(t)
 	if len(got) != 3 || got[0].Message.CausationID != cause.ID {
 		t.Errorf("outbox after making room holds %d messages (first %+v), want the 3 outputs of %s", len(got), got, cause.ID)
@@ -231,7 +232,7 @@ func TestCheckOutputsFailsPermanentlyForAnOutputWithoutStream(t *testing.T) {
 				return nil
 			}})
 		h.emit(t, "a", 2)
-		waitFor(t, "both events settled", func() bool { return h.stats(t, "p", "a").Delivered == 2 })
+		enginetest.Eventually(t, "both events settled", func() bool { return h.stats(t, "p", "a").Delivered == 2 })
 		mu.Lock()
 		defer mu.Unlock()
 		if want := []settled{{1, router.DeadLettered}}; !slices.Equal(got, want) {

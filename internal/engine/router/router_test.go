@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/broker"
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/enginetest"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/eventstore"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/outbox"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/router"
@@ -86,13 +87,13 @@ func TestRunTwiceIsAnError(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- h.router.Run(ctx) }()
 	// The route's consumer subscribes once Run has started it.
-	waitFor(t, "the route to subscribe", func() bool { return h.broker.Subscribers("a") == 1 })
+	enginetest.Eventually(t, "the route to subscribe", func() bool { return h.broker.Subscribers("a") == 1 })
 
 	if err := h.router.Run(context.Background()); err == nil {
 		t.Error("second Run while the first runs: got nil error, want one")
 	}
 	h.emit(t, "a", 1)
-	waitFor(t, "the first Run to keep delivering", func() bool { return rec.count("a") == 1 })
+	enginetest.Eventually(t, "the first Run to keep delivering", func() bool { return rec.count("a") == 1 })
 
 	cancel()
 	select {
@@ -100,7 +101,7 @@ func TestRunTwiceIsAnError(t *testing.T) {
 		if err != nil {
 			t.Errorf("first Run returned %v, want nil", err)
 		}
-	case <-time.After(waitTimeout):
+	case <-time.After(enginetest.Timeout):
 		t.Fatal("first Run did not return after its context ended")
 	}
 	if got := h.broker.Subscribers("a"); got != 0 {
@@ -124,7 +125,7 @@ func TestRoutesAddedBeforeRunStartWhenRunStarts(t *testing.T) {
 	}
 
 	h.run(t)
-	waitFor(t, "both events", func() bool { return rec.count("a") == 2 })
+	enginetest.Eventually(t, "both events", func() bool { return rec.count("a") == 2 })
 	checkSeqs(t, "stream a", rec.seqs("a"), seqRange(1, 2))
 }
 
@@ -133,7 +134,7 @@ func TestStatsReportsProgressPerStream(t *testing.T) {
 	h.add(t, router.Route{Name: "p", Streams: []string{"a", "b"}, Handler: newRecorder(), Start: fromStart})
 	h.emit(t, "a", 3)
 	h.emit(t, "b", 1)
-	waitFor(t, "both streams delivered", func() bool {
+	enginetest.Eventually(t, "both streams delivered", func() bool {
 		st, _ := h.router.Stats("p")
 		return st.Streams["a"].Delivered == 3 && st.Streams["b"].Delivered == 1
 	})

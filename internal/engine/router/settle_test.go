@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine"
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/enginetest"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/router"
 )
 
@@ -44,7 +45,7 @@ func TestSkippedAndDeadLetteredMessagesAreSettled(t *testing.T) {
 			return nil
 		}})
 	h.emit(t, "a", len(results))
-	waitFor(t, "every event settled", func() bool { return h.stats(t, "p", "a").Delivered == 5 })
+	enginetest.Eventually(t, "every event settled", func() bool { return h.stats(t, "p", "a").Delivered == 5 })
 
 	mu.Lock()
 	defer mu.Unlock()
@@ -64,7 +65,7 @@ func TestSkippedMessagesMoveOnWithoutSettle(t *testing.T) {
 	})
 	h.add(t, router.Route{Name: "p", Streams: []string{"a"}, Handler: handler, Start: fromStart})
 	h.emit(t, "a", 4)
-	waitFor(t, "every event settled", func() bool { return h.stats(t, "p", "a").Delivered == 4 })
+	enginetest.Eventually(t, "every event settled", func() bool { return h.stats(t, "p", "a").Delivered == 4 })
 	checkSeqs(t, "stream a", rec.seqs("a"), []uint64{2, 4})
 }
 
@@ -104,7 +105,7 @@ func TestUnsettledFailureIsRetriedNotSkipped(t *testing.T) {
 	h.add(t, router.Route{Name: "p", Streams: []string{"a"}, Handler: handler, Start: fromStart})
 	// Event 1 first, so the failing event 2 arrives live, not in catch-up.
 	h.emit(t, "a", 1)
-	waitFor(t, "event 1", func() bool { return rec.count("a") == 1 })
+	enginetest.Eventually(t, "event 1", func() bool { return rec.count("a") == 1 })
 	h.emit(t, "a", 2)
 
 	receive(t, "the second try of event 2", secondTry)
@@ -114,7 +115,7 @@ func TestUnsettledFailureIsRetriedNotSkipped(t *testing.T) {
 	}
 	resumeOnce()
 
-	waitFor(t, "every event", func() bool { return rec.count("a") == 3 })
+	enginetest.Eventually(t, "every event", func() bool { return rec.count("a") == 3 })
 	checkSeqs(t, "stream a", rec.seqs("a"), seqRange(1, 3))
 	mu.Lock()
 	seqs := make([]uint64, 0, len(calls))
@@ -129,7 +130,7 @@ func TestUnsettledFailureIsRetriedNotSkipped(t *testing.T) {
 	if ids[0] != ids[1] || ids[1] != ids[2] {
 		t.Errorf("ids of the three tries of event 2 = %q, want one id redelivered", ids)
 	}
-	waitFor(t, "the error to clear", func() bool {
+	enginetest.Eventually(t, "the error to clear", func() bool {
 		st := h.stats(t, "p", "a")
 		return st.Err == "" && st.Delivered == 3
 	})
@@ -155,7 +156,7 @@ func TestFailedSettleIsRetried(t *testing.T) {
 			return nil
 		}})
 	h.emit(t, "a", 2)
-	waitFor(t, "both events settled", func() bool { return h.stats(t, "p", "a").Delivered == 2 })
+	enginetest.Eventually(t, "both events settled", func() bool { return h.stats(t, "p", "a").Delivered == 2 })
 
 	mu.Lock()
 	defer mu.Unlock()

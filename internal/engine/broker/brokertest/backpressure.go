@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/broker"
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/enginetest"
 )
 
 // backpressureBehaviours cover full queues: Publish waits, bounded by its ctx,
@@ -70,7 +71,7 @@ func testPublishOnFullQueueReturnsCtxErrorAndKeepsQueued(t *testing.T, b broker.
 func testPublishResumesWhenSubscriberReceives(t *testing.T, b broker.Broker) {
 	sub := subscribe(t, b, "orders", 2)
 	result := publishAsync(t, t.Context(), b, messages("orders", 1, 6)...)
-	eventually(t, func() bool { return sub.Len() == 2 }, "publisher never filled the queue of 2")
+	enginetest.Eventually(t, "the publisher to fill the queue of 2", func() bool { return sub.Len() == 2 })
 	// The queue is full and four messages remain: Publish cannot have succeeded.
 	select {
 	case err := <-result:
@@ -94,7 +95,7 @@ func testPublishOnOneStreamDoesNotWaitForAnother(t *testing.T, b broker.Broker) 
 	defer unblock()
 	// Once marker holds its message the publisher is past it and waiting on "full".
 	blocked := publishAsync(t, blockedCtx, b, message("marker", 1), message("full", 2))
-	eventually(t, func() bool { return marker.Len() == 1 }, "publisher never reached the marker stream")
+	enginetest.Eventually(t, "the publisher to reach the marker stream", func() bool { return marker.Len() == 1 })
 
 	// On its own goroutine: a broker that wrongly serialises all streams may
 	// wait on a lock, deaf to ctx.

@@ -9,7 +9,7 @@
 //
 // The suite only uses the Broker and Subscription interfaces and waits with
 // deadlines, never fixed sleeps, so slower backends pass as long as they
-// deliver within WaitTimeout.
+// deliver within enginetest.Timeout.
 package brokertest
 
 import (

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/broker"
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/enginetest"
 )
 
 // closeBehaviours cover closing a subscription and closing the broker.
@@ -41,7 +42,7 @@ func testSubscriptionCloseUnblocksOnlyItsPublish(t *testing.T, b broker.Broker) 
 	// Once marker holds its message the publisher is past it and waiting on
 	// stuck's full queue (or about to).
 	result := publishAsync(t, t.Context(), b, message("marker", 1), message("orders", 2), message("orders", 3))
-	eventually(t, func() bool { return marker.Len() == 1 }, "publisher never reached the marker stream")
+	enginetest.Eventually(t, "the publisher to reach the marker stream", func() bool { return marker.Len() == 1 })
 	if err := awaitResult(t, closeAsync(stuck), "Subscription.Close with a publisher waiting on it"); err != nil {
 		t.Fatalf("Close() = %v, want nil", err)
 	}
@@ -85,7 +86,7 @@ func testBrokerCloseUnblocksWaitingPublisher(t *testing.T, b broker.Broker) {
 	publish(t, b, message("orders", 1))
 	// context.Background: only Close can end this wait.
 	result := publishAsync(t, context.Background(), b, message("marker", 1), message("orders", 2))
-	eventually(t, func() bool { return marker.Len() == 1 }, "publisher never reached the marker stream")
+	enginetest.Eventually(t, "the publisher to reach the marker stream", func() bool { return marker.Len() == 1 })
 	if err := awaitResult(t, closeAsync(b), "Broker.Close with a publisher waiting"); err != nil {
 		t.Fatalf("Close() = %v, want nil", err)
 	}

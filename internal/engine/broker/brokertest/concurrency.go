@@ -9,6 +9,7 @@ import (
 
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/broker"
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/enginetest"
 )
 
 // concurrencyBehaviours run many publishers and subscribers at once; run the
@@ -19,10 +20,10 @@ var concurrencyBehaviours = []behaviour{
 	{"ManyPublishersAndSubscribersWithChurn", testManyPublishersAndSubscribersWithChurn},
 }
 
-// collect receives n messages from sub, or fails after WaitTimeout. It is for
-// goroutines other than the test's, which must not call t.Fatal.
+// collect receives n messages from sub, or fails after enginetest.Timeout.
+// It is for goroutines other than the test's, which must not call t.Fatal.
 func collect(sub broker.Subscription, n int) ([]engine.Message, error) {
-	timeout := time.NewTimer(WaitTimeout)
+	timeout := time.NewTimer(enginetest.Timeout)
 	defer timeout.Stop()
 	got := make([]engine.Message, 0, n)
 	for len(got) < n {
@@ -33,7 +34,7 @@ func collect(sub broker.Subscription, n int) ([]engine.Message, error) {
 			}
 			got = append(got, m)
 		case <-timeout.C:
-			return got, fmt.Errorf("received %d messages in %v, want %d", len(got), WaitTimeout, n)
+			return got, fmt.Errorf("received %d messages in %v, want %d", len(got), enginetest.Timeout, n)
 		}
 	}
 	return got, nil
@@ -82,7 +83,7 @@ func publishInBatches(ctx context.Context, b broker.Broker, msgs []engine.Messag
 
 func testConcurrentPublishersOnDifferentStreamsKeepOrder(t *testing.T, b broker.Broker) {
 	const streams, subsPerStream, perStream = 4, 2, 300
-	ctx, cancel := context.WithTimeout(t.Context(), WaitTimeout)
+	ctx, cancel := context.WithTimeout(t.Context(), enginetest.Timeout)
 	defer cancel()
 
 	errs := make(chan error, streams*(subsPerStream+1))
@@ -126,7 +127,7 @@ func publisherMessages(p int, stream string, n uint64) []engine.Message {
 
 func testSubscribersAgreeOnOrderOfConcurrentPublishers(t *testing.T, b broker.Broker) {
 	const publishers, subscribers, perPublisher = 3, 3, 200
-	ctx, cancel := context.WithTimeout(t.Context(), WaitTimeout)
+	ctx, cancel := context.WithTimeout(t.Context(), enginetest.Timeout)
 	defer cancel()
 
 	received := make([][]engine.Message, subscribers)
@@ -190,7 +191,7 @@ func firstDifference(a, b []string) int {
 func testManyPublishersAndSubscribersWithChurn(t *testing.T, b broker.Broker) {
 	const publishers, perStream = 4, 150
 	streams := []string{"s0", "s1", "s2"}
-	ctx, cancel := context.WithTimeout(t.Context(), WaitTimeout)
+	ctx, cancel := context.WithTimeout(t.Context(), enginetest.Timeout)
 	defer cancel()
 
 	errs := make(chan error, 64)

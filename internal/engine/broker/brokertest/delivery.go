@@ -7,6 +7,7 @@ import (
 
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/broker"
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/enginetest"
 )
 
 // deliveryBehaviours cover what a subscriber receives and what the counters say.
@@ -130,7 +131,7 @@ func testLenCountsQueuedMessages(t *testing.T, b broker.Broker) {
 		t.Fatalf("Len() before publishing = %d, want 0", got)
 	}
 	publish(t, b, messages("orders", 1, 3)...)
-	eventually(t, func() bool { return sub.Len() == 3 }, "Len() never reached 3 after publishing 3 messages")
+	enginetest.Eventually(t, "Len() to reach 3 after publishing 3 messages", func() bool { return sub.Len() == 3 })
 	receive(t, sub, 1)
 	if got := sub.Len(); got != 2 {
 		t.Fatalf("Len() after receiving 1 of 3 = %d, want 2", got)

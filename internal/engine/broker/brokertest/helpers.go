@@ -8,11 +8,8 @@ import (
 
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/broker"
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/enginetest"
 )
-
-// WaitTimeout bounds every wait in the suite: a delivery, a Publish that must
-// succeed, a condition polled for.
-const WaitTimeout = 10 * time.Second
 
 // blockedFor is how long a Publish that must wait on a full queue gets before
 // its ctx ends. It is not a timing assertion: any value proves the wait.
@@ -49,10 +46,11 @@ func subscribe(t *testing.T, b broker.Broker, stream string, capacity int) broke
 	return sub
 }
 
-// publish publishes msgs and fails the test unless it succeeds within WaitTimeout.
+// publish publishes msgs and fails the test unless it succeeds within
+// enginetest.Timeout.
 func publish(t *testing.T, b broker.Broker, msgs ...engine.Message) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), WaitTimeout)
+	ctx, cancel := context.WithTimeout(t.Context(), enginetest.Timeout)
 	defer cancel()
 	if err := b.Publish(ctx, msgs...); err != nil {
 		t.Fatalf("Publish(%d messages) = %v, want nil", len(msgs), err)
@@ -79,10 +77,10 @@ func publishAsync(t *testing.T, ctx context.Context, b broker.Broker, msgs ...en
 }
 
 // receive returns the next n messages of sub, failing the test if they do not
-// arrive within WaitTimeout or C closes first.
+// arrive within enginetest.Timeout or C closes first.
 func receive(t *testing.T, sub broker.Subscription, n int) []engine.Message {
 	t.Helper()
-	timeout := time.NewTimer(WaitTimeout)
+	timeout := time.NewTimer(enginetest.Timeout)
 	defer timeout.Stop()
 	got := make([]engine.Message, 0, n)
 	for len(got) < n {
@@ -93,21 +91,21 @@ func receive(t *testing.T, sub broker.Subscription, n int) []engine.Message {
 			}
 			got = append(got, m)
 		case <-timeout.C:
-			t.Fatalf("received %d messages in %v, want %d", len(got), WaitTimeout, n)
+			t.Fatalf("received %d messages in %v, want %d", len(got), enginetest.Timeout, n)
 		}
 	}
 	return got
 }
 
 // awaitResult returns the error sent on result, failing the test if none
-// arrives within WaitTimeout.
+// arrives within enginetest.Timeout.
 func awaitResult(t *testing.T, result <-chan error, what string) error {
 	t.Helper()
 	select {
 	case err := <-result:
 		return err
-	case <-time.After(WaitTimeout):
-		t.Fatalf("%s did not return within %v", what, WaitTimeout)
+	case <-time.After(enginetest.Timeout):
+		t.Fatalf("%s did not return within %v", what, enginetest.Timeout)
 		return nil
 	}
 }
@@ -122,10 +120,10 @@ func closeAsync(closer interface{ Close() error }) <-chan error {
 }
 
 // awaitClosed drains sub until C is closed and returns what it drained,
-// failing the test if C stays open for WaitTimeout.
+// failing the test if C stays open for enginetest.Timeout.
 func awaitClosed(t *testing.T, sub broker.Subscription) []engine.Message {
 	t.Helper()
-	timeout := time.NewTimer(WaitTimeout)
+	timeout := time.NewTimer(enginetest.Timeout)
 	defer timeout.Stop()
 	var drained []engine.Message
 	for {
@@ -136,23 +134,7 @@ func awaitClosed(t *testing.T, sub broker.Subscription) []engine.Message {
 			}
 			drained = append(drained, m)
 		case <-timeout.C:
-			t.Fatalf("C() still open %v after Close, drained %d messages", WaitTimeout, len(drained))
-		}
-	}
-}
-
-// eventually polls cond until it holds, failing the test with what after
-// WaitTimeout.
-func eventually(t *testing.T, cond func() bool, what string) {
-	t.Helper()
-	tick := time.NewTicker(time.Millisecond)
-	defer tick.Stop()
-	deadline := time.After(WaitTimeout)
-	for !cond() {
-		select {
-		case <-tick.C:
-		case <-deadline:
-			t.Fatalf("after %v: %s", WaitTimeout, what)
+			t.Fatalf("C() still open %v after Close, drained %d messages", enginetest.Timeout, len(drained))
 		}
 	}
 }
