@@ -18,6 +18,7 @@ import (
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/broker"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/core"
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/enginetest"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/eventstore"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/middleware"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/outbox"
@@ -154,17 +155,14 @@ func throughput(b *testing.B, streams int) {
 // published events are not all read back from the (empty) store.
 func waitSubscribed(b *testing.B, br broker.Broker, streams int) {
 	b.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for i := 0; i < streams; {
-		if br.Subscribers("s"+strconv.Itoa(i)) > 0 {
-			i++
-			continue
+	enginetest.Eventually(b, "a subscriber on every stream", func() (bool, string) {
+		for i := range streams {
+			if br.Subscribers("s"+strconv.Itoa(i)) == 0 {
+				return false, fmt.Sprintf("stream s%d has none", i)
+			}
 		}
-		if time.Now().After(deadline) {
-			b.Fatalf("stream s%d has no subscriber", i)
-		}
-		time.Sleep(time.Millisecond)
-	}
+		return true, ""
+	})
 }
 
 // FullPath measures one event from ingest to read model: validate and
