@@ -222,7 +222,8 @@ func TestStreamWithEveryFieldDecodes(t *testing.T) {
 	if len(s.Spec.ContentTypes) != 3 || s.Spec.DeadLetterStream != "dead" || s.Spec.DefaultEventName != "ItemCreated" {
 		t.Errorf("spec: got %+v", s.Spec)
 	}
-	if r := s.Spec.Retention; r == nil || r.MaxEvents == nil || *r.MaxEvents != 1000000 || r.MaxAge == nil || r.MaxAge.Duration != 720*time.Hour {
+	r := s.Spec.Retention
+	if r == nil || r.MaxEvents == nil || *r.MaxEvents != 1000000 || r.MaxAge == nil || r.MaxAge.Duration != 720*time.Hour {
 		t.Errorf("spec.retention: got %+v, want 1000000 events and 720h", r)
 	}
 }

@@ -72,7 +72,8 @@ func parseOptions(args []string, output io.Writer) (options, error) {
 	fs.StringVar(&o.ingestAuth, "ingest-auth", authKubernetes,
 		"How the HTTP API checks callers: kubernetes (TokenReview + SubjectAccessReview) or none (loopback addresses only).")
 	fs.StringVar(&o.storage, "storage", storageMemory,
-		"Where events, outbox and read models live: memory (lost on restart) or disk (an outbox log and one data file in --data-dir; a 202 only after the fdatasync that covers the event).")
+		"Where events, outbox and read models live: memory (lost on restart) or disk (an outbox log and one data file "+
+			"in --data-dir; a 202 only after the fdatasync that covers the event).")
 	fs.StringVar(&o.dataDir, "data-dir", "", "The directory of durable storage (with --storage=disk).")
 	fs.StringVar(&o.restoreFrom, "restore-from", "",
 		"A snapshot (from GET /backup on the metrics endpoint) to restore into an empty --data-dir at start; ignored once the data file exists.")

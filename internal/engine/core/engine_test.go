@@ -274,17 +274,21 @@ func TestAddingAStreamToALatestProjectionStartsAtThatStreamsEnd(t *testing.T) {
 	mustApplyStream(t, e, core.StreamSpec{Name: "a", DefaultEventName: "E"})
 	mustApplyStream(t, e, core.StreamSpec{Name: "b", DefaultEventName: "E"})
 	spec := core.ProjectionSpec{Spec: projection.Spec{
-		Name: "p", Streams: []string{"a"}, StartFrom: projection.Latest, Type: projection.Count, KeyExpression: "event.stream",
+		Name: "latest", Streams: []string{"a"}, StartFrom: projection.Latest, Type: projection.Count, KeyExpression: "event.stream",
 	}}
 	mustApplyProjection(t, e, spec)
-	ingestJSON(t, e, "b", "2")
 	ingestJSON(t, e, "a", "1")
-	waitReadModel(t, e, "p", `{"a":1}`)
+	ingestJSON(t, e, "b", "2")
+	waitReadModel(t, e, "latest", `{"a":1}`)
+	waitFor(t, "stream b to store its event", func() bool {
+		st, err := e.StreamStats(context.Background(), "b")
+		return err == nil && st.LastSequence == 1
+	})
 
 	spec.Streams = []string{"a", "b"}
 	mustApplyProjection(t, e, spec)
 	ingestJSON(t, e, "b", "3")
-	waitReadModel(t, e, "p", `{"a":1,"b":1}`)
+	waitReadModel(t, e, "latest", `{"a":1,"b":1}`)
 }
 
 func TestInvalidPipelineIsRefusedAndTheOldOneKeepsWorking(t *testing.T) {
