@@ -219,3 +219,27 @@ func toManifest(t *testing.T, obj any) string {
 	}
 	return string(raw)
 }
+
+// docExample returns the first YAML example of kind in docs/<page>, its
+// status left out, so that the reference cannot show an object the API
+// server would refuse.
+func docExample(t *testing.T, page, kind string) string {
+	t.Helper()
+	text, err := os.ReadFile(filepath.Join("..", "..", "docs", page))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const open, closing = "```yaml\n", "```"
+	rest := string(text)
+	for {
+		_, block, found := strings.Cut(rest, open)
+		if !found {
+			t.Fatalf("docs/%s has no YAML example of kind %s", page, kind)
+		}
+		block, rest, _ = strings.Cut(block, closing)
+		if strings.Contains(block, "\nkind: "+kind+"\n") {
+			manifest, _, _ := strings.Cut(block, "\nstatus:\n")
+			return manifest
+		}
+	}
+}

@@ -25,8 +25,9 @@ import (
 	"github.com/eventsourcing-dev/eventsourcing-operator/api/v1alpha1"
 )
 
-// pipelineAPIExample is the Pipeline of API.md.
-const pipelineAPIExample = `
+// pipelineEveryField is a Pipeline with an entry of every middleware type and every
+// setting.
+const pipelineEveryField = `
 apiVersion: eventsourcing.dev/v1alpha1
 kind: Pipeline
 metadata:
@@ -67,7 +68,8 @@ func TestPipelineValidation(t *testing.T) {
 		return settings + " settings apply only to type " + typ
 	}
 	runAdmitCases(t, loadCRD(t, "pipelines"), []admitCase{
-		{name: "the API.md example is valid", manifest: pipelineAPIExample},
+		{name: "every field set is valid", manifest: pipelineEveryField},
+		{name: "the example of docs/pipelines.md is valid", manifest: docExample(t, "pipelines.md", "Pipeline")},
 		{name: "types without settings", manifest: pipeline(
 			"{type: Deserialize}", "{type: Logging}", "{type: Retry}", "{type: Metrics}", "{type: Dedupe}")},
 		{name: "empty settings take the defaults", manifest: pipeline(
@@ -223,8 +225,8 @@ func TestPipelineDefaults(t *testing.T) {
 	}
 }
 
-func TestPipelineAPIExampleDecodes(t *testing.T) {
-	obj, errs := loadCRD(t, "pipelines").admit(t, pipelineAPIExample)
+func TestPipelineWithEveryFieldDecodes(t *testing.T) {
+	obj, errs := loadCRD(t, "pipelines").admit(t, pipelineEveryField)
 	if len(errs) != 0 {
 		t.Fatalf("got errors, want none:\n%s", errorLines(errs))
 	}

@@ -25,8 +25,8 @@ import (
 	"github.com/eventsourcing-dev/eventsourcing-operator/api/v1alpha1"
 )
 
-// projectionAPIExample is the Projection of API.md, status left out.
-const projectionAPIExample = `
+// projectionEveryField is a Projection with every spec field set.
+const projectionEveryField = `
 apiVersion: eventsourcing.dev/v1alpha1
 kind: Projection
 metadata:
@@ -51,7 +51,8 @@ func projection(spec string) string {
 func TestProjectionValidation(t *testing.T) {
 	const exactlyOne = "set exactly one of key (a fixed key for every event) and keyExpression"
 	runAdmitCases(t, loadCRD(t, "projections"), []admitCase{
-		{name: "the API.md example is valid", manifest: projectionAPIExample},
+		{name: "every field set is valid", manifest: projectionEveryField},
+		{name: "the example of docs/projections.md is valid", manifest: docExample(t, "projections.md", "Projection")},
 		{name: "a key expression instead of a key", manifest: projection(
 			"  streams: [items-events]\n  readModel: {type: Latest, keyExpression: event.payload.sku}\n")},
 		{name: "several streams, no pipeline", manifest: projection(
@@ -148,8 +149,8 @@ func TestProjectionDefaultsAndDecodes(t *testing.T) {
 	}
 }
 
-func TestProjectionAPIExampleDecodes(t *testing.T) {
-	obj, errs := loadCRD(t, "projections").admit(t, projectionAPIExample)
+func TestProjectionWithEveryFieldDecodes(t *testing.T) {
+	obj, errs := loadCRD(t, "projections").admit(t, projectionEveryField)
 	if len(errs) != 0 {
 		t.Fatalf("got errors, want none:\n%s", errorLines(errs))
 	}

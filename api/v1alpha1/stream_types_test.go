@@ -19,14 +19,15 @@ package v1alpha1_test
 import (
 	"slices"
 	"testing"
+	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/eventsourcing-dev/eventsourcing-operator/api/v1alpha1"
 )
 
-// streamAPIExample is the Stream of API.md, status left out.
-const streamAPIExample = `
+// streamEveryField is a Stream with every spec field set.
+const streamEveryField = `
 apiVersion: eventsourcing.dev/v1alpha1
 kind: Stream
 metadata:
@@ -48,6 +49,7 @@ spec:
         name: item-protos
         key: items.pb
   backlogLimit: 1000
+  retention: {maxEvents: 1000000, maxAge: 720h}
   deadLetterStream: dead
 `
 
@@ -67,7 +69,8 @@ func TestStreamValidation(t *testing.T) {
 		protobufRequired = "a protobuf message type is required when contentTypes includes application/x-protobuf"
 	)
 	runAdmitCases(t, loadCRD(t, "streams"), []admitCase{
-		{name: "the API.md example is valid", manifest: streamAPIExample},
+		{name: "every field set is valid", manifest: streamEveryField},
+		{name: "the example of docs/streams.md is valid", manifest: docExample(t, "streams.md", "Stream")},
 		{name: "no spec at all is valid", manifest: stream("")},
 		{name: "an empty spec is valid", manifest: stream("  {}\n")},
 		{name: "JSON needs no schema", manifest: stream("  contentTypes: [application/json]\n")},
@@ -205,8 +208,8 @@ func TestStreamDefaults(t *testing.T) {
 	}
 }
 
-func TestStreamAPIExampleDecodes(t *testing.T) {
-	obj, errs := loadCRD(t, "streams").admit(t, streamAPIExample)
+func TestStreamWithEveryFieldDecodes(t *testing.T) {
+	obj, errs := loadCRD(t, "streams").admit(t, streamEveryField)
 	if len(errs) != 0 {
 		t.Fatalf("got errors, want none:\n%s", errorLines(errs))
 	}
@@ -218,6 +221,10 @@ func TestStreamAPIExampleDecodes(t *testing.T) {
 	}
 	if len(s.Spec.ContentTypes) != 3 || s.Spec.DeadLetterStream != "dead" || s.Spec.DefaultEventName != "ItemCreated" {
 		t.Errorf("spec: got %+v", s.Spec)
+	}
+	r := s.Spec.Retention
+	if r == nil || r.MaxEvents == nil || *r.MaxEvents != 1000000 || r.MaxAge == nil || r.MaxAge.Duration != 720*time.Hour {
+		t.Errorf("spec.retention: got %+v, want 1000000 events and 720h", r)
 	}
 }
 

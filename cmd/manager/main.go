@@ -134,8 +134,9 @@ func setupControllers(mgr ctrl.Manager, eng *core.Engine, opts options) error {
 }
 
 // newAPIServer builds the HTTP API on --ingest-bind-address, its callers
-// checked as --ingest-auth says. It runs on every replica and stops before
-// the engine does, so requests in flight reach the outbox before it drains.
+// checked as --ingest-auth says. It stops before the engine does, so
+// requests in flight reach the outbox before it drains (see
+// httpapi.Server.NeedLeaderElection).
 func newAPIServer(cfg *rest.Config, eng *core.Engine, opts options) (*httpapi.Server, error) {
 	log := ctrl.Log.WithName("httpapi")
 	var guard httpapi.Guard = httpapi.AllowAll{}
@@ -159,11 +160,10 @@ func newAPIServer(cfg *rest.Config, eng *core.Engine, opts options) (*httpapi.Se
 	return &httpapi.Server{Addr: opts.ingestAddr, Handler: h, Log: log}, nil
 }
 
-// newEngine builds the engine from the flags, with its metrics in the
-// manager's registry (served on the secured metrics endpoint).
-// newEngine builds the engine on the storage --storage names (db is the
-// data file with disk storage, nil in memory); the returned function closes
-// the engine and its storage.
+// newEngine builds the engine from the flags, on the storage --storage
+// names, with its metrics in the manager's registry (served on the metrics
+// endpoint). db is the data file with disk storage, nil with memory; the
+// returned function closes the engine and its storage.
 func newEngine(opts options) (*core.Engine, *diskstore.DB, func() error, error) {
 	level := slog.LevelInfo
 	if opts.zap.Level != nil && opts.zap.Level.Enabled(zapcore.DebugLevel) {
@@ -227,9 +227,10 @@ func metricsOptions(opts options) metricsserver.Options {
 	return m
 }
 
-// engineRunnable runs the engine's outbox processor and projections as a
-// manager Runnable, on the leader only: two replicas would each dispatch
-// every event. Ingest, which runs on every replica, is served apart.
+// engineRunnable runs the engine's outbox processor, projections and
+// retention as a manager Runnable, on the leader only: two processes
+// dispatching would each publish every event. The HTTP API is a runnable of
+// its own (newAPIServer).
 type engineRunnable struct{ engine *core.Engine }
 
 func (r engineRunnable) Start(ctx context.Context) error { return r.engine.Run(ctx) }

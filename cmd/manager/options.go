@@ -26,7 +26,7 @@ const (
 )
 
 // options are the manager's flags: the kubebuilder scaffold's plus the
-// engine's (DESIGN.md, "The manager").
+// engine's (docs/manager-flags.md).
 type options struct {
 	metricsAddr          string
 	metricsSecure        bool
@@ -72,7 +72,8 @@ func parseOptions(args []string, output io.Writer) (options, error) {
 	fs.StringVar(&o.ingestAuth, "ingest-auth", authKubernetes,
 		"How the HTTP API checks callers: kubernetes (TokenReview + SubjectAccessReview) or none (loopback addresses only).")
 	fs.StringVar(&o.storage, "storage", storageMemory,
-		"Where events, outbox and read models live: memory (lost on restart) or disk (one file in --data-dir, fsynced before each 202).")
+		"Where events, outbox and read models live: memory (lost on restart) or disk (an outbox log and one data file "+
+			"in --data-dir; a 202 only after the fdatasync that covers the event).")
 	fs.StringVar(&o.dataDir, "data-dir", "", "The directory of durable storage (with --storage=disk).")
 	fs.StringVar(&o.restoreFrom, "restore-from", "",
 		"A snapshot (from GET /backup on the metrics endpoint) to restore into an empty --data-dir at start; ignored once the data file exists.")

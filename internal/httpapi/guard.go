@@ -14,7 +14,7 @@ type Action struct {
 	Name        string
 }
 
-// The actions of the API, as API.md lists them.
+// The actions of the API, as RBAC rules name them (docs/authorization.md).
 func ingestAction(ns, stream string) Action {
 	return Action{Verb: "create", Resource: "streams", Subresource: "events", Namespace: ns, Name: stream}
 }

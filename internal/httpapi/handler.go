@@ -1,4 +1,4 @@
-// Package httpapi serves the engine over HTTP, as API.md specifies: ingest
+// Package httpapi serves the engine over HTTP (docs/http-api.md): ingest
 // (single events in any of a stream's formats, NDJSON and CloudEvents
 // batches), stream reads and read-model queries, each checked by a Guard.
 // Every error is an RFC 9457 problem+json document.

@@ -55,7 +55,7 @@ func TestIngestAcceptsEachFormatOfTheStreamAndProjectsThem(t *testing.T) {
 	}
 }
 
-// API.md's status table, one row (or more) per status.
+// The status table of docs/http-api.md, one row (or more) per status.
 func TestIngestAnswersTheStatusesOfTheContract(t *testing.T) {
 	a := newAPI(t, apiOptions{maxEventBytes: 64})
 	big := `{"foo":"` + strings.Repeat("x", 100) + `"}`

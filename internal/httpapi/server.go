@@ -26,7 +26,7 @@ const (
 
 // Server serves a Handler on an address until its context ends, then stops
 // taking connections and lets the requests in flight finish. It is a
-// controller-runtime Runnable that runs on every replica.
+// controller-runtime Runnable.
 type Server struct {
 	Addr    string
 	Handler http.Handler
@@ -82,6 +82,11 @@ func (s *Server) Start(ctx context.Context) error {
 	return nil
 }
 
-// NeedLeaderElection is false: every replica takes events, while only the
-// leader's engine dispatches them.
+// NeedLeaderElection is false so that the manager stops the server before
+// the engine (it stops runnables that need no leader election first): the
+// requests in flight reach the outbox before the processor drains it. The
+// API therefore also serves in a manager that does not lead; its engine has
+// no streams applied there (the controllers run on the leader only), so it
+// answers 404, which is one reason the manager runs as a single replica
+// (docs/deploy.md).
 func (*Server) NeedLeaderElection() bool { return false }

@@ -134,9 +134,9 @@ func (p *Program) Match(ctx context.Context, msg engine.Message) (bool, error) {
 }
 
 // Key evaluates a key expression against msg. Ints and uints are formatted
-// in decimal. A double with a whole value is accepted and formatted as an
-// integer, because JSON payloads decode every number to a double: {"id": 7}
-// gives the key "7".
+// in decimal. A double with a whole value (an Avro double, or arithmetic on
+// one) is accepted and formatted as an integer, so 7.0 gives the key "7" as
+// the JSON number 7 does.
 func (p *Program) Key(ctx context.Context, msg engine.Message) (string, error) {
 	v, err := p.eval(ctx, msg)
 	if err != nil {

@@ -305,6 +305,14 @@ func (e *Engine) ApplyProjection(ctx context.Context, spec ProjectionSpec) error
 		}
 		exists = false
 	}
+	if exists && !equalSets(st.spec.Streams, spec.Streams) {
+		// A projection keeps a checkpoint for each stream it was built
+		// with: build it again for the new list, from the stored
+		// checkpoint, so the read model is kept and an added stream is read
+		// from its start (or, for Latest, from its end).
+		e.router.Remove(spec.Name)
+		exists = false
+	}
 	if !exists {
 		if spec.StartFrom == projection.Latest {
 			if err := e.startAtEnd(ctx, spec); err != nil {

@@ -247,6 +247,51 @@ func TestEditingThePipelineRewiresLiveWithoutLossOrRepeat(t *testing.T) {
 	}
 }
 
+// A stream added to a projection's list is read from its start (for
+// Beginning), and the read model built so far is kept.
+func TestAddingAStreamToAProjectionKeepsItsReadModelAndReadsTheNewStream(t *testing.T) {
+	e := startEngine(t, core.Config{})
+	mustApplyStream(t, e, core.StreamSpec{Name: "a", DefaultEventName: "E"})
+	mustApplyStream(t, e, core.StreamSpec{Name: "b", DefaultEventName: "E"})
+	spec := core.ProjectionSpec{Spec: projection.Spec{
+		Name: "p", Streams: []string{"a"}, StartFrom: projection.Beginning, Type: projection.Count, KeyExpression: "event.stream",
+	}}
+	mustApplyProjection(t, e, spec)
+	ingestJSON(t, e, "a", "1", "2")
+	ingestJSON(t, e, "b", "3")
+	waitReadModel(t, e, "p", `{"a":2}`)
+
+	spec.Streams = []string{"a", "b"}
+	mustApplyProjection(t, e, spec)
+	ingestJSON(t, e, "a", "4")
+	ingestJSON(t, e, "b", "5")
+	waitReadModel(t, e, "p", `{"a":3,"b":2}`)
+}
+
+// For a Latest projection, a stream added to its list is read from the
+// stream's end at the time of the edit.
+func TestAddingAStreamToALatestProjectionStartsAtThatStreamsEnd(t *testing.T) {
+	e := startEngine(t, core.Config{})
+	mustApplyStream(t, e, core.StreamSpec{Name: "a", DefaultEventName: "E"})
+	mustApplyStream(t, e, core.StreamSpec{Name: "b", DefaultEventName: "E"})
+	spec := core.ProjectionSpec{Spec: projection.Spec{
+		Name: "latest", Streams: []string{"a"}, StartFrom: projection.Latest, Type: projection.Count, KeyExpression: "event.stream",
+	}}
+	mustApplyProjection(t, e, spec)
+	ingestJSON(t, e, "a", "1")
+	ingestJSON(t, e, "b", "2")
+	waitReadModel(t, e, "latest", `{"a":1}`)
+	waitFor(t, "stream b to store its event", func() bool {
+		st, err := e.StreamStats(context.Background(), "b")
+		return err == nil && st.LastSequence == 1
+	})
+
+	spec.Streams = []string{"a", "b"}
+	mustApplyProjection(t, e, spec)
+	ingestJSON(t, e, "b", "3")
+	waitReadModel(t, e, "latest", `{"a":1,"b":1}`)
+}
+
 func TestInvalidPipelineIsRefusedAndTheOldOneKeepsWorking(t *testing.T) {
 	e := newEngine(t, core.Config{})
 	good := core.PipelineSpec{Name: "p", Middleware: []core.MiddlewareSpec{{Type: core.Deserialize}}}

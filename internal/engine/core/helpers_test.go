@@ -102,6 +102,26 @@ func waitProcessed(t *testing.T, e *core.Engine, name string, want uint64) core.
 	return st
 }
 
+// waitReadModel waits until the projection's read model is want (JSON),
+// failing at once if delivery stalls on any of its streams.
+func waitReadModel(t *testing.T, e *core.Engine, name, want string) {
+	t.Helper()
+	var w map[string]any
+	if err := json.Unmarshal([]byte(want), &w); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "read model "+name+" to be "+want, func() bool {
+		st, err := e.ProjectionStats(context.Background(), name)
+		if err != nil {
+			t.Fatalf("ProjectionStats(%s): %v", name, err)
+		}
+		if len(st.Stalled) > 0 {
+			t.Fatalf("projection %s is stalled: %v", name, st.Stalled)
+		}
+		return reflect.DeepEqual(query(t, e, name), w)
+	})
+}
+
 // query returns the read model decoded from JSON.
 func query(t *testing.T, e *core.Engine, name string) map[string]any {
 	t.Helper()

@@ -43,7 +43,8 @@ const (
 	Filter      = "Filter"
 )
 
-// middlewareTypes lists the types above, in the order API.md gives them.
+// middlewareTypes lists the types above, in the order docs/pipelines.md
+// gives them.
 var middlewareTypes = []string{Deserialize, Logging, Retry, Metrics, Dedupe, Timeout, Filter}
 
 // MiddlewareSpec is one entry of a pipeline. Only the settings of its Type

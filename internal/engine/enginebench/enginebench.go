@@ -28,7 +28,7 @@ import (
 // itemCreated names every event the benchmarks make.
 const itemCreated = "ItemCreated"
 
-// payload is the classic item of the seed's example.
+// payload is the item of the README's walkthrough.
 var payload = []byte(`{"foo":"a","n":1}`)
 
 // newEngine builds an engine as production runs it: the logger at info with

@@ -1,5 +1,5 @@
 // Package brokertest is the conformance suite every broker.Broker backend
-// runs: the in-memory broker now, durable and distributed backends later.
+// runs, whole.
 //
 // A backend's test calls Run with a constructor:
 //
