@@ -281,7 +281,7 @@ func TestAddingAStreamToALatestProjectionStartsAtThatStreamsEnd(t *testing.T) {
 	ingestJSON(t, e, "a", "1")
 	ingestJSON(t, e, "b", "2")
 	waitReadModel(t, e, "latest", `{"a":1}`)
-	waitFor(t, "stream b to store its event", func() bool {
+	enginetest.Eventually(t, "stream b to store its event", func() bool {
 		st, err := e.StreamStats(context.Background(), "b")
 		return err == nil && st.LastSequence == 1
 	})

@@ -110,7 +110,7 @@ func waitReadModel(t *testing.T, e *core.Engine, name, want string) {
 	if err := json.Unmarshal([]byte(want), &w); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "read model "+name+" to be "+want, func() bool {
+	enginetest.Eventually(t, "read model "+name+" to be "+want, func() bool {
 		st, err := e.ProjectionStats(context.Background(), name)
 		if err != nil {
 			t.Fatalf("ProjectionStats(%s): %v", name, err)
