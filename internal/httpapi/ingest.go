@@ -188,7 +188,7 @@ func (h *Handler) ingestWaitingForRoom(ctx context.Context, stream string, event
 	return msgs, err
 }
 
-// ingestProblem turns an Ingest error into the answer API.md gives for it.
+// ingestProblem turns an Ingest error into the answer docs/http-api.md gives for it.
 func (h *Handler) ingestProblem(ctx context.Context, err error, ns, stream, ct string) *Problem {
 	var payloadErr *core.PayloadError
 	switch {
@@ -207,7 +207,7 @@ func (h *Handler) ingestProblem(ctx context.Context, err error, ns, stream, ct s
 		return p
 	case errors.Is(err, core.ErrStopped):
 		p := newProblem(http.StatusServiceUnavailable, kindUnavailable,
-			"the server is shutting down: nothing was stored; retry (another replica or this one once restarted)")
+			"the server is shutting down: nothing was stored; retry once the manager is back")
 		p.retryAfter = 1
 		return p
 	case ctx.Err() != nil:
