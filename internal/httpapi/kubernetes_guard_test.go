@@ -25,11 +25,8 @@ import (
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/enginebench"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/projection"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/httpapi"
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/k8sbinaries"
 )
-
-// guardAssetsFallback is where `make k8s-binaries` puts kube-apiserver and
-// etcd, relative to this package.
-const guardAssetsFallback = "../../bin/k8s/v1.37.2"
 
 // TestKubernetesGuardEnforcesTheSampleRolesOfARealAPIServer runs the API
 // behind a KubernetesGuard against a kube-apiserver with RBAC: the tokens are
@@ -161,18 +158,22 @@ func startGuardCluster(t *testing.T) *guardCluster {
 }
 
 // guardAssetsDir is KUBEBUILDER_ASSETS, else the binaries `make
-// k8s-binaries` builds; without either the test is skipped.
+// k8s-binaries` provides; without either the test is skipped.
 func guardAssetsDir(t *testing.T) string {
 	t.Helper()
 	if dir := os.Getenv("KUBEBUILDER_ASSETS"); dir != "" {
 		return dir
 	}
-	if _, err := os.Stat(filepath.Join(guardAssetsFallback, "kube-apiserver")); err != nil {
-		t.Skipf("no kube-apiserver: KUBEBUILDER_ASSETS is empty and %s has none; run make k8s-binaries", guardAssetsFallback)
-	}
-	dir, err := filepath.Abs(guardAssetsFallback)
+	dir, err := k8sbinaries.Dir("../..")
 	if err != nil {
-		t.Fatalf("resolve %s: %v", guardAssetsFallback, err)
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "kube-apiserver")); err != nil {
+		t.Skipf("no kube-apiserver: KUBEBUILDER_ASSETS is empty and %s has none; run make k8s-binaries", dir)
+	}
+	dir, err = filepath.Abs(dir)
+	if err != nil {
+		t.Fatal(err)
 	}
 	return dir
 }
