@@ -98,7 +98,8 @@ var _ = BeforeSuite(func() {
 })
 
 // newManager is a real controller-runtime manager with the three reconcilers
-// wired to eng: no metrics or probe listeners, no leader election.
+// wired to eng: no metrics or probe listeners, no leader election. Their
+// status patches are counted in statusPatches.
 func newManager(cfg *rest.Config, scheme *runtime.Scheme) ctrl.Manager {
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                 scheme,
@@ -107,14 +108,15 @@ func newManager(cfg *rest.Config, scheme *runtime.Scheme) ctrl.Manager {
 		LeaderElection:         false,
 	})
 	Expect(err).NotTo(HaveOccurred())
+	c := countingStatusPatches(mgr.GetClient(), statusPatches)
 	Expect((&controller.StreamReconciler{
-		Client:           mgr.GetClient(),
+		Client:           c,
 		Engine:           eng,
 		DeadLetterStream: "dead",
 		ConfigMaps:       mgr.GetAPIReader(),
 	}).SetupWithManager(mgr)).To(Succeed())
-	Expect((&controller.PipelineReconciler{Client: mgr.GetClient(), Engine: eng}).SetupWithManager(mgr)).To(Succeed())
-	Expect((&controller.ProjectionReconciler{Client: mgr.GetClient(), Engine: eng}).SetupWithManager(mgr)).To(Succeed())
+	Expect((&controller.PipelineReconciler{Client: c, Engine: eng}).SetupWithManager(mgr)).To(Succeed())
+	Expect((&controller.ProjectionReconciler{Client: c, Engine: eng}).SetupWithManager(mgr)).To(Succeed())
 	return mgr
 }
 
