@@ -75,7 +75,7 @@ vet: ## Run go vet against the code.
 	go vet $(GO_PACKAGES)
 
 .PHONY: test
-test: fmt-check vet verify-generated test-unit test-bench-compiles ## Run every test: formatting, vet, unit, conformance, envtest and e2e tests with -race.
+test: fmt-check vet lint verify-generated test-unit test-bench-compiles ## Run every test: formatting, vet, golangci-lint, unit, conformance, envtest and e2e tests with -race.
 
 .PHONY: test-unit
 test-unit: ## Unit, conformance, integration (envtest) and e2e tests with the race detector.
