@@ -6,9 +6,10 @@
 #   1. $KUBEBUILDER_ASSETS, when it holds all three (whatever their version:
 #      whoever set it chose them);
 #   2. OUT_DIR, when its binaries report the pinned versions;
-#   3. setup-envtest's download (the kubebuilder convention), moved into
-#      OUT_DIR; it gives up after SETUP_ENVTEST_TIMEOUT seconds (default 30),
-#      since machines without internet access never reach its download site;
+#   3. setup-envtest's download (the kubebuilder convention), copied into
+#      OUT_DIR; it gives up when its site does not answer within
+#      SETUP_ENVTEST_TIMEOUT seconds (default 30), since machines without
+#      internet access never reach it;
 #   4. a build from the Go module proxy into OUT_DIR, of what is still
 #      missing, with its progress on stderr (kube-apiserver takes 10-25
 #      minutes the first time; rebuilds reuse the Go build cache).
@@ -33,6 +34,8 @@ export CGO_ENABLED=0
 # tools/setup-envtest's release for controller-runtime v0.25, which go.mod requires.
 setup_envtest_version=v0.25.1
 setup_envtest_timeout=${SETUP_ENVTEST_TIMEOUT:-30}
+# SETUP_ENVTEST_INDEX names another index of envtest releases (a mirror).
+index_flag=(${SETUP_ENVTEST_INDEX:+--index "$SETUP_ENVTEST_INDEX"})
 
 note() { printf 'k8s-binaries: %s\n' "$*" >&2; }
 
@@ -94,7 +97,7 @@ fi
 # 3. setup-envtest's download. Installing the tool goes through the Go module
 # proxy, as the build below does; the download itself needs its site.
 from_setup_envtest() {
-	local bindir=$root/bin tool store path name
+	local bindir=$root/bin tool store listing path name
 	tool=$bindir/setup-envtest-$setup_envtest_version
 	if [[ ! -x $tool ]]; then
 		note "installing setup-envtest $setup_envtest_version into bin/"
@@ -108,11 +111,21 @@ from_setup_envtest() {
 	fi
 	note "asking setup-envtest for Kubernetes ${k8s_version#v} (gives up after ${setup_envtest_timeout}s)"
 	store=$tmp/envtest
-	if ! path=$(timeout "$setup_envtest_timeout" "$tool" use "${k8s_version#v}" --bin-dir "$store" -p path 2>"$tmp/envtest.log"); then
-		note "setup-envtest could not download them: $(tail -n 1 "$tmp/envtest.log" | cut -c 1-200)"
+	# Its index answers quickly where the site is reachable; the short limit
+	# is on that question, not on a download that is under way.
+	if ! listing=$(timeout "$setup_envtest_timeout" "$tool" list "${k8s_version#v}" --bin-dir "$store" "${index_flag[@]}" 2>"$tmp/envtest.log"); then
+		note "setup-envtest cannot reach its download site: $(tail -n 1 "$tmp/envtest.log" | cut -c 1-200)"
 		return 1
 	fi
-	# The store is read-only: make it writable so its files can move out.
+	if [[ $listing != *"(available)"* ]]; then
+		note "setup-envtest offers no Kubernetes ${k8s_version#v} for this platform"
+		return 1
+	fi
+	if ! path=$(timeout 900 "$tool" use "${k8s_version#v}" --bin-dir "$store" "${index_flag[@]}" -p path 2>"$tmp/envtest.log"); then
+		note "setup-envtest's download failed: $(tail -n 1 "$tmp/envtest.log" | cut -c 1-200)"
+		return 1
+	fi
+	# Its store is read-only: writable again, the exit trap can remove it.
 	chmod -R u+w "$store"
 	local got=()
 	for name in "${names[@]}"; do
@@ -126,11 +139,18 @@ from_setup_envtest() {
 	note "downloaded ${got[*]} into $out"
 }
 
-if ! from_setup_envtest; then
-	note "building them from the Go module proxy instead"
-fi
+from_setup_envtest || true
 
 # 4. Build what is still missing.
+read -r -a todo <<<"$(missing | tr '\n' ' ')"
+if ((${#todo[@]} == 0)); then
+	echo "$out"
+	exit 0
+fi
+note "building ${todo[*]} from the Go module proxy (Kubernetes $k8s_version, etcd $etcd_version) into $out"
+if [[ " ${todo[*]} " == *" kube-apiserver "* ]]; then
+	note "kube-apiserver takes 10-25 minutes the first time; later builds reuse the Go build cache"
+fi
 if [[ $k8s_version =~ ^v([0-9]+)\.([0-9]+)\.[0-9]+$ ]]; then
 	major=${BASH_REMATCH[1]}
 	minor=${BASH_REMATCH[2]}
@@ -183,7 +203,9 @@ show_progress() {
 	fi
 	report() {
 		local elapsed=$((SECONDS - start)) msg
-		if ((total > 0 && compiled >= total)); then
+		if ((total == 0)); then
+			msg="$name: linking, its packages are in the Go build cache ($(duration $elapsed))"
+		elif ((total > 0 && compiled >= total)); then
 			msg="$name: all $total packages compiled, linking ($(duration $elapsed))"
 		elif ((total > 0)); then
 			msg="$name: $compiled of $total packages compiled, $((100 * compiled / total))% ($(duration $elapsed))"
@@ -224,7 +246,7 @@ show_progress() {
 
 # build NAME PACKAGE LDFLAGS
 build() {
-	local name=$1 pkg=$2 ldflags=$3 start=$SECONDS total errlog=$tmp/$1.errors
+	local name=$1 pkg=$2 ldflags=$3 start=$SECONDS listing total errlog=$tmp/$1.errors
 	if has_version "$name"; then
 		return
 	fi
@@ -233,7 +255,11 @@ build() {
 	# (a main package counts as stale even when cached: it is linked, not
 	# counted). Listing them downloads the modules first (its "go:
 	# downloading" lines show), as go build would.
-	total=$(go list -deps -trimpath -f '{{if and .Stale (ne .Name "main")}}x{{end}}' "$pkg" | grep -c x || true)
+	if listing=$(go list -deps -trimpath -f '{{if and .Stale (ne .Name "main")}}x{{end}}' "$pkg"); then
+		total=$(grep -c x <<<"$listing" || true)
+	else
+		total=-1 # unknown: the progress leaves it out
+	fi
 	# Into a temporary name first: an interrupted build never leaves a binary
 	# that the cache check above would have to second-guess.
 	if ! go build -v -trimpath -ldflags "$ldflags" -o "$out/.$name.tmp" "$pkg" 2>&1 |
@@ -246,11 +272,6 @@ build() {
 	note "built $name in $(duration $((SECONDS - start)))"
 }
 
-read -r -a todo <<<"$(missing | tr '\n' ' ')"
-note "building ${todo[*]} (Kubernetes $k8s_version, etcd $etcd_version) into $out"
-if [[ " ${todo[*]} " == *" kube-apiserver "* ]]; then
-	note "kube-apiserver takes 10-25 minutes the first time; later builds reuse the Go build cache"
-fi
 build kube-apiserver k8s.io/kubernetes/cmd/kube-apiserver "$k8s_ldflags"
 build etcd go.etcd.io/etcd/server/v3 "$etcd_ldflags"
 build kubectl k8s.io/kubernetes/cmd/kubectl "$k8s_ldflags"
