@@ -172,12 +172,12 @@ func reachable(cfg *rest.Config) error {
 // startLocal starts kube-apiserver and etcd (setting o.k8sDir to the
 // directory they came from) and writes an admin kubeconfig for them.
 func startLocal(ctx context.Context, o *options, out io.Writer) (*rest.Config, string, func(), error) {
+	say(out, "run-local: no cluster configured: starting a local control plane (kube-apiserver and etcd)\n")
 	dir, err := controlPlaneBinaries(ctx, o.k8sDir, out)
 	if err != nil {
 		return nil, "", nil, err
 	}
 	o.k8sDir = dir
-	say(out, "run-local: no cluster configured: starting a local control plane (kube-apiserver and etcd from %s)\n", dir)
 	env := &envtest.Environment{BinaryAssetsDirectory: o.k8sDir, ControlPlaneStartTimeout: 2 * time.Minute}
 	cfg, err := env.Start()
 	if err != nil {
@@ -271,7 +271,11 @@ func logTail(path string, n int) string {
 	if len(lines) > n {
 		lines = lines[len(lines)-n:]
 	}
-	return strings.Join(lines, "")
+	tail := strings.Join(lines, "")
+	if tail != "" && !strings.HasSuffix(tail, "\n") {
+		tail += "\n"
+	}
+	return tail
 }
 
 // writeKubeconfig writes a system:masters kubeconfig for the local control

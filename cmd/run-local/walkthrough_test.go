@@ -76,4 +76,10 @@ func TestLogTailIsTheLastLinesOfTheManagersLog(t *testing.T) {
 	if got := logTail(path, 10); got != "one\ntwo\nthree\nfour\n" {
 		t.Errorf("logTail(10) of 4 lines = %q, want all of them", got)
 	}
+	if err := os.WriteFile(path, []byte("one\ncut off"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if got := logTail(path, 1); got != "cut off\n" {
+		t.Errorf("logTail of a log without a final newline = %q, want the line ended", got)
+	}
 }
