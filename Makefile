@@ -14,15 +14,12 @@ KUBECTL ?= kubectl
 # CONTAINER_TOOL builds and pushes the manager image (docker, or podman).
 CONTAINER_TOOL ?= docker
 
-# kube-apiserver, etcd and kubectl for envtest and the e2e tests, built from the Go
-# module proxy by hack/k8s/build.sh (`make k8s-binaries`) instead of setup-envtest's
-# downloads. K8S_VERSION must match hack/k8s/go.mod.
-K8S_VERSION ?= 1.37.2
-ENVTEST_K8S_DIR ?= $(LOCALBIN)/k8s/v$(K8S_VERSION)
-# Where envtest looks for them. Not exported globally (that would reach `make test`):
-# a test target that needs them depends on k8s-binaries and exports it itself, e.g.
-#   test-envtest: export KUBEBUILDER_ASSETS := $(KUBEBUILDER_ASSETS)
-KUBEBUILDER_ASSETS ?= $(ENVTEST_K8S_DIR)
+# kube-apiserver, etcd and kubectl for envtest, the e2e tests and `make run` come
+# from hack/k8s/binaries.sh: $KUBEBUILDER_ASSETS when it holds them, else
+# bin/k8s/v<version>, filled by setup-envtest's download or, where its site is out
+# of reach, by a build from the Go module proxy. It prints their directory. The
+# version is the k8s.io/kubernetes require in hack/k8s/go.mod, and only there.
+K8S_BINARIES := hack/k8s/binaries.sh
 
 GO_PACKAGES := ./...
 
@@ -78,12 +75,11 @@ vet: ## Run go vet against the code.
 	go vet $(GO_PACKAGES)
 
 .PHONY: test
-test: fmt-check vet verify-generated test-unit test-bench-compiles ## Run every test: formatting, vet, unit and conformance tests with -race.
+test: fmt-check vet lint verify-generated test-unit test-bench-compiles ## Run every test: formatting, vet, golangci-lint, unit, conformance, envtest and e2e tests with -race.
 
 .PHONY: test-unit
-test-unit: export KUBEBUILDER_ASSETS := $(KUBEBUILDER_ASSETS)
-test-unit: k8s-binaries ## Unit, conformance and integration (envtest) tests with the race detector.
-	go test -race -count=1 $(GO_PACKAGES)
+test-unit: ## Unit, conformance, integration (envtest) and e2e tests with the race detector.
+	@assets=$$($(K8S_BINARIES)) && set -x && KUBEBUILDER_ASSETS="$$assets" go test -race -count=1 $(GO_PACKAGES)
 
 .PHONY: test-bench-compiles
 test-bench-compiles: ## Build the side-by-side benchmark modules (hack/bench, hack/storebench) so they cannot rot.
@@ -129,7 +125,7 @@ fuzz: ## Fuzz the HTTP handler for FUZZTIME (the first run builds instrumented d
 .PHONY: run
 run: manifests generate build ## Run the manager: on the cluster of your kubeconfig, else on a local control plane it starts (Ctrl-C stops all).
 	go build -o bin/run-local ./cmd/run-local
-	bin/run-local --manager=bin/manager --k8s-dir=bin/k8s/v$(K8S_VERSION)
+	bin/run-local --manager=bin/manager
 
 .PHONY: build
 build: fmt-check vet ## Build the manager binary.
@@ -183,8 +179,8 @@ $(LOCALBIN):
 	mkdir -p $(LOCALBIN)
 
 .PHONY: k8s-binaries
-k8s-binaries: ## Build kube-apiserver, etcd and kubectl into bin/k8s/v<version> (cached; first build ~10 min).
-	K8S_VERSION=$(K8S_VERSION) hack/k8s/build.sh "$(ENVTEST_K8S_DIR)"
+k8s-binaries: ## Find, download (setup-envtest) or build kube-apiserver, etcd and kubectl; print their directory.
+	@$(K8S_BINARIES)
 
 .PHONY: controller-gen
 controller-gen: $(CONTROLLER_GEN) ## Install controller-gen into bin/.

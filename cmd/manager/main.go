@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 
+	"github.com/go-logr/logr"
 	"go.uber.org/zap/zapcore"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
@@ -22,7 +23,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
-	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	esv1 "github.com/eventsourcing-dev/eventsourcing-operator/api/v1alpha1"
@@ -222,9 +222,24 @@ func metricsOptions(opts options) metricsserver.Options {
 		TLSOpts:       tlsOpts,
 	}
 	if opts.metricsSecure {
-		m.FilterProvider = filters.WithAuthenticationAndAuthorization
+		m.FilterProvider = metricsAuth
 	}
 	return m
+}
+
+// metricsAuth is the metrics endpoint's FilterProvider: callers of /metrics
+// and /backup need a bearer token the API server accepts and RBAC's get on
+// the path, checked by the HTTP API's guard. controller-runtime's
+// filters.WithAuthenticationAndAuthorization checks the same, but answers a
+// token the API server refuses with 500: the guard answers 401.
+func metricsAuth(cfg *rest.Config, _ *http.Client) (metricsserver.Filter, error) {
+	guard, err := httpapi.NewKubernetesGuard(cfg, ctrl.Log.WithName("metrics-auth"))
+	if err != nil {
+		return nil, fmt.Errorf("set up the metrics endpoint's authentication: %w", err)
+	}
+	return func(_ logr.Logger, next http.Handler) (http.Handler, error) {
+		return guard.ProtectPaths(next), nil
+	}, nil
 }
 
 // engineRunnable runs the engine's outbox processor, projections and

@@ -1,9 +1,10 @@
 // Command run-local is what `make run` runs: the manager against the
 // cluster the user's kubeconfig names, or, when none is configured, against
-// a local control plane (the kube-apiserver and etcd hack/k8s builds) that
-// it starts, fills with the CRDs and stops again on Ctrl-C. The manager runs
-// as its own process, with memory storage and ingest without auth on a
-// loopback address; once it is ready the walkthrough is printed.
+// a local control plane (the kube-apiserver and etcd hack/k8s/binaries.sh
+// provides) that it starts, fills with the CRDs and stops again on Ctrl-C.
+// The manager runs as its own process, with memory storage and ingest
+// without auth on a loopback address, and logs to a file: once it is ready
+// the walkthrough is printed, and stays the last thing on the terminal.
 package main
 
 import (
@@ -17,6 +18,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -29,8 +31,9 @@ import (
 // options are run-local's flags; the defaults are what `make run` needs.
 type options struct {
 	manager     string // the manager binary
-	k8sDir      string // kube-apiserver, etcd and kubectl
-	stateDir    string // where the local control plane's kubeconfig goes
+	k8sDir      string // kube-apiserver, etcd and kubectl; "": what hack/k8s/binaries.sh provides
+	stateDir    string // where the local control plane's kubeconfig and the manager's log go
+	managerLog  string // "": stateDir/manager.log
 	crdDir      string
 	ingestAddr  string
 	probeAddr   string
@@ -41,9 +44,11 @@ func main() {
 	var o options
 	fs := flag.NewFlagSet("run-local", flag.ContinueOnError)
 	fs.StringVar(&o.manager, "manager", "bin/manager", "the manager binary to run")
-	fs.StringVar(&o.k8sDir, "k8s-dir", "bin/k8s/v1.37.2",
-		"kube-apiserver, etcd and kubectl for a local control plane (built by hack/k8s/build.sh)")
-	fs.StringVar(&o.stateDir, "state-dir", "bin/local", "where the local control plane's kubeconfig is written")
+	fs.StringVar(&o.k8sDir, "k8s-dir", "",
+		"the directory of kube-apiserver, etcd and kubectl for a local control plane "+
+			"(default: the one hack/k8s/binaries.sh finds, downloads or builds)")
+	fs.StringVar(&o.stateDir, "state-dir", "bin/local", "where the local control plane's kubeconfig and the manager's log are written")
+	fs.StringVar(&o.managerLog, "manager-log", "", "the file the manager logs to (default: manager.log in --state-dir)")
 	fs.StringVar(&o.crdDir, "crd-dir", "config/crd/bases", "the CRDs to install")
 	fs.StringVar(&o.ingestAddr, "ingest-bind-address", "127.0.0.1:8080",
 		"the manager's HTTP API (a loopback address: ingest runs without auth)")
@@ -52,6 +57,9 @@ func main() {
 		os.Exit(2)
 	}
 	o.managerArgs = fs.Args() // after --: passed to the manager as they are
+	if o.managerLog == "" {
+		o.managerLog = filepath.Join(o.stateDir, "manager.log")
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	code, err := run(ctx, o, os.Stdout)
@@ -65,7 +73,7 @@ func main() {
 // run brings up the cluster, runs the manager until ctx ends or the manager
 // exits, and tears down what it started. It returns the manager's exit code.
 func run(ctx context.Context, o options, out io.Writer) (int, error) {
-	cfg, kubeconfig, stopCluster, err := cluster(ctx, o, out)
+	cfg, kubeconfig, stopCluster, err := cluster(ctx, &o, out)
 	if err != nil {
 		return 0, err
 	}
@@ -76,12 +84,20 @@ func run(ctx context.Context, o options, out io.Writer) (int, error) {
 		return 0, fmt.Errorf("install the CRDs: %w", err)
 	}
 
+	// Its log goes to a file, written for a person (zap's console encoder,
+	// readable times), so that the walkthrough stays on the terminal.
+	logFile, err := createLog(o.managerLog)
+	if err != nil {
+		return 0, err
+	}
+	defer func() { _ = logFile.Close() }()
 	args := append([]string{
 		"--ingest-auth=none", "--ingest-bind-address=" + o.ingestAddr,
 		"--health-probe-bind-address=" + o.probeAddr, "--metrics-bind-address=0",
+		"--zap-encoder=console", "--zap-time-encoding=iso8601",
 	}, o.managerArgs...)
 	cmd := exec.Command(o.manager, args...)
-	cmd.Stdout, cmd.Stderr = out, out
+	cmd.Stdout, cmd.Stderr = logFile, logFile
 	cmd.Env = os.Environ()
 	if kubeconfig != "" {
 		cmd.Env = append(cmd.Env, "KUBECONFIG="+kubeconfig)
@@ -89,6 +105,7 @@ func run(ctx context.Context, o options, out io.Writer) (int, error) {
 	// Its own process group: a Ctrl-C reaches run-local, which forwards it,
 	// so the manager drains while the control plane is still up.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	say(out, "run-local: starting the manager; it logs to %s\n", o.managerLog)
 	if err := cmd.Start(); err != nil {
 		return 0, fmt.Errorf("start the manager (%s; `make build` makes it): %w", o.manager, err)
 	}
@@ -103,7 +120,9 @@ func run(ctx context.Context, o options, out io.Writer) (int, error) {
 
 	select {
 	case err := <-exited:
-		return exitCode(err), nil
+		code := exitCode(err)
+		say(out, "run-local: the manager exited (status %d); the end of %s:\n%s", code, o.managerLog, logTail(o.managerLog, 20))
+		return code, nil
 	case <-ctx.Done():
 	}
 	say(out, "run-local: stopping the manager\n")
@@ -121,7 +140,7 @@ func run(ctx context.Context, o options, out io.Writer) (int, error) {
 // names, or starts a local control plane when there is none. kubeconfig is
 // the file the manager must use ("" keeps the user's own), stop tears down
 // what was started.
-func cluster(ctx context.Context, o options, out io.Writer) (*rest.Config, string, func(), error) {
+func cluster(ctx context.Context, o *options, out io.Writer) (*rest.Config, string, func(), error) {
 	rules := clientcmd.NewDefaultClientConfigLoadingRules()
 	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{}).ClientConfig()
 	switch {
@@ -150,13 +169,15 @@ func reachable(cfg *rest.Config) error {
 	return err
 }
 
-// startLocal starts kube-apiserver and etcd from o.k8sDir (building them
-// first when they are missing) and writes an admin kubeconfig for them.
-func startLocal(ctx context.Context, o options, out io.Writer) (*rest.Config, string, func(), error) {
-	if err := ensureBinaries(ctx, o, out); err != nil {
+// startLocal starts kube-apiserver and etcd (setting o.k8sDir to the
+// directory they came from) and writes an admin kubeconfig for them.
+func startLocal(ctx context.Context, o *options, out io.Writer) (*rest.Config, string, func(), error) {
+	say(out, "run-local: no cluster configured: starting a local control plane (kube-apiserver and etcd)\n")
+	dir, err := controlPlaneBinaries(ctx, o.k8sDir, out)
+	if err != nil {
 		return nil, "", nil, err
 	}
-	say(out, "run-local: no cluster configured: starting a local control plane (kube-apiserver and etcd)\n")
+	o.k8sDir = dir
 	env := &envtest.Environment{BinaryAssetsDirectory: o.k8sDir, ControlPlaneStartTimeout: 2 * time.Minute}
 	cfg, err := env.Start()
 	if err != nil {
@@ -176,26 +197,85 @@ func startLocal(ctx context.Context, o options, out io.Writer) (*rest.Config, st
 	return cfg, kubeconfig, stop, nil
 }
 
-// ensureBinaries builds kube-apiserver, etcd and kubectl with hack/k8s
-// when o.k8sDir lacks one: the first run on a fresh machine.
-func ensureBinaries(ctx context.Context, o options, out io.Writer) error {
-	missing := false
+// controlPlaneBinaries returns the directory of kube-apiserver, etcd and
+// kubectl: dir when it holds them, else the one hack/k8s/binaries.sh
+// provides into dir or, when dir is "", wherever it finds them first
+// (KUBEBUILDER_ASSETS, bin/k8s/v<version>, setup-envtest's download, or a
+// build whose progress it shows on out).
+func controlPlaneBinaries(ctx context.Context, dir string, out io.Writer) (string, error) {
+	if dir != "" && holdsBinaries(dir) {
+		return dir, nil
+	}
+	script := exec.CommandContext(ctx, "hack/k8s/binaries.sh")
+	if dir != "" {
+		script.Args = append(script.Args, dir)
+		// Into dir, as asked, not whatever KUBEBUILDER_ASSETS names.
+		script.Env = append(os.Environ(), "KUBEBUILDER_ASSETS=")
+	}
+	script.Stderr = out
+	printed, err := script.Output()
+	if err != nil {
+		return "", fmt.Errorf("provide kube-apiserver, etcd and kubectl (hack/k8s/binaries.sh): %w", err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(printed)), "\n")
+	return relativeToWorkingDir(lines[len(lines)-1]), nil
+}
+
+// holdsBinaries reports whether dir has kube-apiserver, etcd and kubectl.
+func holdsBinaries(dir string) bool {
 	for _, name := range []string{"kube-apiserver", "etcd", "kubectl"} {
-		if _, err := os.Stat(filepath.Join(o.k8sDir, name)); err != nil {
-			missing = true
+		if _, err := os.Stat(filepath.Join(dir, name)); err != nil {
+			return false
 		}
 	}
-	if !missing {
-		return nil
+	return true
+}
+
+// relativeToWorkingDir shortens a path below the working directory to a
+// relative one, which the walkthrough prints as "$PWD/...".
+func relativeToWorkingDir(path string) string {
+	wd, err := os.Getwd()
+	if err != nil {
+		return path
 	}
-	say(out, "run-local: first run: building kube-apiserver, etcd and kubectl into %s "+
-		"from the Go module proxy (about 12 minutes, once)\n", o.k8sDir)
-	build := exec.CommandContext(ctx, "hack/k8s/build.sh", o.k8sDir)
-	build.Stdout, build.Stderr = out, out
-	if err := build.Run(); err != nil {
-		return fmt.Errorf("build the control plane binaries (hack/k8s/build.sh %s): %w", o.k8sDir, err)
+	rel, err := filepath.Rel(wd, path)
+	if err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+		return path
 	}
-	return nil
+	return rel
+}
+
+// createLog creates (or empties) the manager's log file.
+func createLog(path string) (*os.File, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, err
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("create the manager's log: %w", err)
+	}
+	return f, nil
+}
+
+// logTail is the last n lines of the file at path, for a manager that
+// stopped on its own: its reason is there.
+func logTail(path string, n int) string {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Sprintf("(cannot read it: %v)\n", err)
+	}
+	lines := strings.SplitAfter(string(data), "\n")
+	if lines[len(lines)-1] == "" {
+		lines = lines[:len(lines)-1]
+	}
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	tail := strings.Join(lines, "")
+	if tail != "" && !strings.HasSuffix(tail, "\n") {
+		tail += "\n"
+	}
+	return tail
 }
 
 // writeKubeconfig writes a system:masters kubeconfig for the local control

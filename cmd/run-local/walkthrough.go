@@ -31,7 +31,8 @@ func walkthrough(o options, local bool) string {
 	fmt.Fprintf(&b, "curl -sS %s/projections/items\n", api)
 	b.WriteString("# {\"items\":[{\"foo\":\"a\",\"n\":1},{\"foo\":\"b\",\"n\":2},{\"foo\":\"c\",\"n\":3}]}\n")
 	b.WriteString("kubectl get streams,projections   # counters refresh within 5 seconds\n")
-	b.WriteString("\nCtrl-C here stops the manager")
+	fmt.Fprintf(&b, "\nThe manager's log: tail -f %s\n", o.managerLog)
+	b.WriteString("Ctrl-C here stops the manager")
 	if local {
 		b.WriteString(" and the local control plane (its objects go with it)")
 	}

@@ -1,5 +1,5 @@
 // Builds kube-apiserver, kubectl and etcd from the Go module proxy for envtest and
-// the e2e tests (see hack/k8s/build.sh). A separate module so the operator's own
+// the e2e tests (see hack/k8s/binaries.sh). A separate module so the operator's own
 // go.mod never pulls in k8s.io/kubernetes.
 module github.com/eventsourcing-dev/eventsourcing-operator/hack/k8s
 

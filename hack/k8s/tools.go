@@ -1,6 +1,6 @@
 //go:build tools
 
-// Package k8s pins the main packages that build.sh builds, so `go mod tidy`
+// Package k8s pins the main packages that binaries.sh builds, so `go mod tidy`
 // keeps them and their dependencies in go.mod and go.sum. It is never built.
 package k8s
 

@@ -30,11 +30,8 @@ import (
 	esv1 "github.com/eventsourcing-dev/eventsourcing-operator/api/v1alpha1"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/controller"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/core"
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/k8sbinaries"
 )
-
-// k8sVersion is the version of the kube-apiserver and etcd that
-// `make k8s-binaries` builds into bin/k8s/v<version>.
-const k8sVersion = "v1.37.2"
 
 // finalizer is the contract: every kind carries it until the engine let go.
 const finalizer = "eventsourcing.dev/engine"
@@ -101,7 +98,8 @@ var _ = BeforeSuite(func() {
 })
 
 // newManager is a real controller-runtime manager with the three reconcilers
-// wired to eng: no metrics or probe listeners, no leader election.
+// wired to eng: no metrics or probe listeners, no leader election. Their
+// status patches are counted in statusPatches.
 func newManager(cfg *rest.Config, scheme *runtime.Scheme) ctrl.Manager {
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                 scheme,
@@ -110,14 +108,15 @@ func newManager(cfg *rest.Config, scheme *runtime.Scheme) ctrl.Manager {
 		LeaderElection:         false,
 	})
 	Expect(err).NotTo(HaveOccurred())
+	c := countingStatusPatches(mgr.GetClient(), statusPatches)
 	Expect((&controller.StreamReconciler{
-		Client:           mgr.GetClient(),
+		Client:           c,
 		Engine:           eng,
 		DeadLetterStream: "dead",
 		ConfigMaps:       mgr.GetAPIReader(),
 	}).SetupWithManager(mgr)).To(Succeed())
-	Expect((&controller.PipelineReconciler{Client: mgr.GetClient(), Engine: eng}).SetupWithManager(mgr)).To(Succeed())
-	Expect((&controller.ProjectionReconciler{Client: mgr.GetClient(), Engine: eng}).SetupWithManager(mgr)).To(Succeed())
+	Expect((&controller.PipelineReconciler{Client: c, Engine: eng}).SetupWithManager(mgr)).To(Succeed())
+	Expect((&controller.ProjectionReconciler{Client: c, Engine: eng}).SetupWithManager(mgr)).To(Succeed())
 	return mgr
 }
 
@@ -152,13 +151,11 @@ func repoRoot() string {
 }
 
 // binaryAssetsDirectory is KUBEBUILDER_ASSETS, else bin/k8s/<version> of the
-// repository; it fails the suite, saying how to build them, when the
+// repository; it fails the suite, saying how to get them, when the
 // binaries are not there.
 func binaryAssetsDirectory() string {
-	dir := os.Getenv("KUBEBUILDER_ASSETS")
-	if dir == "" {
-		dir = filepath.Join(repoRoot(), "bin", "k8s", k8sVersion)
-	}
+	dir, err := k8sbinaries.AssetsDir(repoRoot())
+	Expect(err).NotTo(HaveOccurred())
 	for _, bin := range []string{"kube-apiserver", "etcd"} {
 		if _, err := os.Stat(filepath.Join(dir, bin)); err != nil {
 			Fail(fmt.Sprintf("envtest needs %s in %s (KUBEBUILDER_ASSETS): run make k8s-binaries", bin, dir))

@@ -17,6 +17,7 @@ import (
 	"k8s.io/apiserver/pkg/apis/apiserver"
 	"k8s.io/apiserver/pkg/authentication/authenticator"
 	"k8s.io/apiserver/pkg/authentication/authenticatorfactory"
+	"k8s.io/apiserver/pkg/authentication/user"
 	"k8s.io/apiserver/pkg/authorization/authorizer"
 	"k8s.io/apiserver/pkg/authorization/authorizerfactory"
 	authenticationv1 "k8s.io/client-go/kubernetes/typed/authentication/v1"
@@ -92,20 +93,12 @@ func NewKubernetesGuard(cfg *rest.Config, log logr.Logger) (*KubernetesGuard, er
 // Check authenticates the request's bearer token, then asks whether its user
 // may perform a.
 func (g *KubernetesGuard) Check(r *http.Request, a Action) *Problem {
-	if !hasBearerToken(r) {
-		return unauthenticated("send a Kubernetes bearer token: Authorization: Bearer <token>")
-	}
-	resp, ok, err := g.authn.AuthenticateRequest(r)
-	if err != nil && apiUnreachable(err) {
-		g.log.Error(err, "TokenReview failed")
-		return unavailable("cannot verify credentials right now: the Kubernetes API did not answer")
-	}
-	if err != nil || !ok {
-		g.log.V(1).Info("token refused", "reason", fmt.Sprint(err))
-		return unauthenticated("the bearer token was not accepted by the Kubernetes API")
+	u, p := g.authenticate(r)
+	if p != nil {
+		return p
 	}
 	attrs := authorizer.AttributesRecord{
-		User:            resp.User,
+		User:            u,
 		Verb:            a.Verb,
 		Namespace:       a.Namespace,
 		APIGroup:        esv1.GroupVersion.Group,
@@ -123,13 +116,70 @@ func (g *KubernetesGuard) Check(r *http.Request, a Action) *Problem {
 	}
 	if decision != authorizer.DecisionAllow {
 		detail := fmt.Sprintf("%s cannot %s %s/%s %q in namespace %q",
-			resp.User.GetName(), a.Verb, a.Resource, a.Subresource, a.Name, a.Namespace)
+			u.GetName(), a.Verb, a.Resource, a.Subresource, a.Name, a.Namespace)
 		if reason != "" {
 			detail += ": " + reason
 		}
 		return newProblem(http.StatusForbidden, kindForbidden, detail)
 	}
 	return nil
+}
+
+// ProtectPaths serves next only to callers whose bearer token the API
+// server accepts and who may use the request's path as a non-resource URL,
+// the request's method in lower case being the verb ("get /metrics"), as an
+// RBAC rule with nonResourceURLs grants it. It guards the metrics endpoint
+// (/metrics, /backup) with the answers the HTTP API gives: 401 for a
+// missing or refused token, 403 for a path the caller may not use, 503 when
+// the API server did not answer.
+func (g *KubernetesGuard) ProtectPaths(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if p := g.checkPath(r); p != nil {
+			p.write(w, r)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func (g *KubernetesGuard) checkPath(r *http.Request) *Problem {
+	u, p := g.authenticate(r)
+	if p != nil {
+		return p
+	}
+	verb := strings.ToLower(r.Method)
+	decision, reason, err := g.authz.Authorize(r.Context(), authorizer.AttributesRecord{User: u, Verb: verb, Path: r.URL.Path})
+	if err != nil {
+		g.log.Error(err, "SubjectAccessReview failed")
+		return unavailable("cannot check permissions right now: the Kubernetes API did not answer")
+	}
+	if decision != authorizer.DecisionAllow {
+		detail := fmt.Sprintf("%s cannot %s %s", u.GetName(), verb, r.URL.Path)
+		if reason != "" {
+			detail += ": " + reason
+		}
+		return newProblem(http.StatusForbidden, kindForbidden, detail)
+	}
+	return nil
+}
+
+// authenticate asks the API server who the request's bearer token belongs
+// to. A token it refuses is a 401, whatever error the authenticator wraps
+// the refusal in; only a review that got no answer is a 503.
+func (g *KubernetesGuard) authenticate(r *http.Request) (user.Info, *Problem) {
+	if !hasBearerToken(r) {
+		return nil, unauthenticated("send a Kubernetes bearer token: Authorization: Bearer <token>")
+	}
+	resp, ok, err := g.authn.AuthenticateRequest(r)
+	if err != nil && apiUnreachable(err) {
+		g.log.Error(err, "TokenReview failed")
+		return nil, unavailable("cannot verify credentials right now: the Kubernetes API did not answer")
+	}
+	if err != nil || !ok {
+		g.log.V(1).Info("token refused", "reason", fmt.Sprint(err))
+		return nil, unauthenticated("the bearer token was not accepted by the Kubernetes API")
+	}
+	return resp.User, nil
 }
 
 func hasBearerToken(r *http.Request) bool {

@@ -27,11 +27,8 @@ import (
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/enginetest"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/projection"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/httpapi"
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/k8sbinaries"
 )
-
-// guardAssetsFallback is where `make k8s-binaries` puts kube-apiserver and
-// etcd, relative to this package.
-const guardAssetsFallback = "../../bin/k8s/v1.37.2"
 
 // TestKubernetesGuardEnforcesTheSampleRolesOfARealAPIServer runs the API
 // behind a KubernetesGuard against a kube-apiserver with RBAC: the tokens are
@@ -116,6 +113,33 @@ func TestKubernetesGuardEnforcesTheSampleRolesOfARealAPIServer(t *testing.T) {
 		got := guardRequest(t, http.MethodPost, eventsA, "not-a-token-the-api-server-issued", `{"sku":"x"}`)
 		got.wantUnauthenticated(t, "a garbage token")
 	})
+
+	// The metrics endpoint's paths, guarded by ProtectPaths as the manager
+	// does, with the shipped ClusterRole that allows GET /backup.
+	backupRole := c.applyClusterRole(t, "../../config/rbac/backup_role.yaml")
+	backup := c.clusterBoundServiceAccount(t, nsA, "backup", backupRole,
+		authorizationv1.NonResourceAttributes{Verb: "get", Path: "/backup"})
+	paths := httptest.NewServer(c.guard.ProtectPaths(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = io.WriteString(w, "served")
+	})))
+	t.Cleanup(paths.Close)
+
+	t.Run("PathGuardServesAPathOnlyWithTheVerbItsRoleAllows", func(t *testing.T) {
+		got := guardRequest(t, http.MethodGet, paths.URL+"/backup", backup.token, "")
+		if got.status != http.StatusOK || got.body != "served" {
+			t.Fatalf("GET /backup with the backup role: got status %d (%s), want 200 from the guarded handler", got.status, got.body)
+		}
+		got = guardRequest(t, http.MethodGet, paths.URL+"/metrics", backup.token, "")
+		got.wantForbidden(t, "GET /metrics with the backup role only", backup.user)
+		got = guardRequest(t, http.MethodPost, paths.URL+"/backup", backup.token, "")
+		got.wantForbidden(t, "POST /backup with a role that allows get", backup.user)
+	})
+
+	t.Run("PathGuardAnswersAMissingOrUnknownTokenWith401", func(t *testing.T) {
+		guardRequest(t, http.MethodGet, paths.URL+"/backup", "", "").wantUnauthenticated(t, "GET /backup without a token")
+		guardRequest(t, http.MethodGet, paths.URL+"/metrics", "not-a-token-the-api-server-issued", "").
+			wantUnauthenticated(t, "GET /metrics with a garbage token")
+	})
 }
 
 // guardCluster is a kube-apiserver and etcd with an admin client.
@@ -156,18 +180,22 @@ func startGuardCluster(t *testing.T) *guardCluster {
 }
 
 // guardAssetsDir is KUBEBUILDER_ASSETS, else the binaries `make
-// k8s-binaries` builds; without either the test is skipped.
+// k8s-binaries` provides; without either the test is skipped.
 func guardAssetsDir(t *testing.T) string {
 	t.Helper()
 	if dir := os.Getenv("KUBEBUILDER_ASSETS"); dir != "" {
 		return dir
 	}
-	if _, err := os.Stat(filepath.Join(guardAssetsFallback, "kube-apiserver")); err != nil {
-		t.Skipf("no kube-apiserver: KUBEBUILDER_ASSETS is empty and %s has none; run make k8s-binaries", guardAssetsFallback)
-	}
-	dir, err := filepath.Abs(guardAssetsFallback)
+	dir, err := k8sbinaries.Dir("../..")
 	if err != nil {
-		t.Fatalf("resolve %s: %v", guardAssetsFallback, err)
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "kube-apiserver")); err != nil {
+		t.Skipf("no kube-apiserver: KUBEBUILDER_ASSETS is empty and %s has none; run make k8s-binaries", dir)
+	}
+	dir, err = filepath.Abs(dir)
+	if err != nil {
+		t.Fatal(err)
 	}
 	return dir
 }
@@ -240,17 +268,47 @@ func (c *guardCluster) boundServiceAccount(t *testing.T, ns, name, clusterRole s
 	id := identity{token: tr.Status.Token, user: "system:serviceaccount:" + ns + ":" + name}
 
 	probe.Namespace, probe.Group, probe.Name = ns, "eventsourcing.dev", "items"
-	c.waitInForce(t, id, probe)
+	c.waitInForce(t, id, authorizationv1.SubjectAccessReviewSpec{ResourceAttributes: &probe})
+	return id
+}
+
+// clusterBoundServiceAccount creates ServiceAccount name in ns, binds it
+// cluster-wide to clusterRole (rules for non-resource URLs take effect only
+// so) and issues it a token. It returns once the API server allows probe.
+func (c *guardCluster) clusterBoundServiceAccount(
+	t *testing.T, ns, name, clusterRole string, probe authorizationv1.NonResourceAttributes,
+) identity {
+	t.Helper()
+	ctx := t.Context()
+	sa, err := c.cs.CoreV1().ServiceAccounts(ns).Create(ctx,
+		&corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatalf("create ServiceAccount %s/%s: %v", ns, name, err)
+	}
+	binding := &rbacv1.ClusterRoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: ns + "-" + name + "-" + clusterRole},
+		Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: sa.Name, Namespace: ns}},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: clusterRole},
+	}
+	if _, err := c.cs.RbacV1().ClusterRoleBindings().Create(ctx, binding, metav1.CreateOptions{}); err != nil {
+		t.Fatalf("bind %s/%s to %s cluster-wide: %v", ns, name, clusterRole, err)
+	}
+	tr, err := c.cs.CoreV1().ServiceAccounts(ns).CreateToken(ctx, sa.Name,
+		&authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{}}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatalf("request a token for %s/%s: %v", ns, name, err)
+	}
+	id := identity{token: tr.Status.Token, user: "system:serviceaccount:" + ns + ":" + name}
+	c.waitInForce(t, id, authorizationv1.SubjectAccessReviewSpec{NonResourceAttributes: &probe})
 	return id
 }
 
 // waitInForce polls the API server until it authenticates id's token as
-// id.user and allows it probe.
-func (c *guardCluster) waitInForce(t *testing.T, id identity, probe authorizationv1.ResourceAttributes) {
+// id.user and allows it probe (its resource or non-resource attributes).
+func (c *guardCluster) waitInForce(t *testing.T, id identity, probe authorizationv1.SubjectAccessReviewSpec) {
 	t.Helper()
 	ctx := t.Context()
-	what := fmt.Sprintf("the API server to authenticate %s and allow it to %s %s/%s",
-		id.user, probe.Verb, probe.Resource, probe.Subresource)
+	what := fmt.Sprintf("the API server to authenticate %s and allow it to %s", id.user, probeString(probe))
 	enginetest.Eventually(t, what, func() (bool, string) {
 		review, err := c.cs.AuthenticationV1().TokenReviews().Create(ctx,
 			&authenticationv1.TokenReview{Spec: authenticationv1.TokenReviewSpec{Token: id.token}}, metav1.CreateOptions{})
@@ -260,12 +318,10 @@ func (c *guardCluster) waitInForce(t *testing.T, id identity, probe authorizatio
 		}
 		allowed := false
 		if authenticated {
-			sar, err := c.cs.AuthorizationV1().SubjectAccessReviews().Create(ctx, &authorizationv1.SubjectAccessReview{
-				Spec: authorizationv1.SubjectAccessReviewSpec{
-					User: review.Status.User.Username, Groups: review.Status.User.Groups, UID: review.Status.User.UID,
-					ResourceAttributes: &probe,
-				},
-			}, metav1.CreateOptions{})
+			spec := probe
+			spec.User, spec.Groups, spec.UID = review.Status.User.Username, review.Status.User.Groups, review.Status.User.UID
+			sar, err := c.cs.AuthorizationV1().SubjectAccessReviews().Create(ctx,
+				&authorizationv1.SubjectAccessReview{Spec: spec}, metav1.CreateOptions{})
 			allowed = err == nil && sar.Status.Allowed
 		}
 		return allowed, fmt.Sprintf("authenticated %t, allowed %t", authenticated, allowed)
@@ -376,4 +432,15 @@ func (r guardResponse) wantUnauthenticated(t *testing.T, what string) {
 	if got := r.header.Get("WWW-Authenticate"); !strings.HasPrefix(got, "Bearer") {
 		t.Errorf("%s: got WWW-Authenticate %q, want a Bearer challenge", what, got)
 	}
+}
+
+// probeString names what probe asks for, for a failure message.
+func probeString(probe authorizationv1.SubjectAccessReviewSpec) string {
+	if a := probe.ResourceAttributes; a != nil {
+		return a.Verb + " " + a.Resource + "/" + a.Subresource
+	}
+	if a := probe.NonResourceAttributes; a != nil {
+		return a.Verb + " " + a.Path
+	}
+	return "nothing"
 }

@@ -1,6 +1,6 @@
 // Package e2e tests the product as a user meets it: the manager binary, run
 // as its own process with a kubeconfig, against a real kube-apiserver and
-// etcd (the ones hack/k8s builds; KUBEBUILDER_ASSETS points at them).
+// etcd (the ones hack/k8s/binaries.sh provides; KUBEBUILDER_ASSETS points at them).
 package e2e
 
 import (
@@ -21,6 +21,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	esv1 "github.com/eventsourcing-dev/eventsourcing-operator/api/v1alpha1"
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/k8sbinaries"
 )
 
 var (
@@ -28,7 +29,7 @@ var (
 	k8sClient      client.Client
 	kubeconfigPath string
 	managerBinary  string
-	// assetsDir holds kube-apiserver, etcd and kubectl (hack/k8s builds them).
+	// assetsDir holds kube-apiserver, etcd and kubectl (hack/k8s/binaries.sh provides them).
 	assetsDir string
 )
 
@@ -44,12 +45,10 @@ func repoRoot() string {
 }
 
 var _ = BeforeSuite(func() {
-	assets := os.Getenv("KUBEBUILDER_ASSETS")
-	if assets == "" {
-		assets = filepath.Join(repoRoot(), "bin", "k8s", "v1.37.2")
-	}
+	assets, err := k8sbinaries.AssetsDir(repoRoot())
+	Expect(err).NotTo(HaveOccurred())
 	assetsDir = assets
-	_, err := os.Stat(filepath.Join(assets, "kube-apiserver"))
+	_, err = os.Stat(filepath.Join(assets, "kube-apiserver"))
 	Expect(err).NotTo(HaveOccurred(), "e2e needs kube-apiserver in %s: run make k8s-binaries", assets)
 
 	testEnv = &envtest.Environment{

@@ -29,8 +29,10 @@ var _ = Describe("make run without a cluster", func() {
 
 			ingestAddr := freeLoopbackAddress()
 			log := gbytes.NewBuffer()
+			stateDir := filepath.Join(dir, "state")
+			managerLog := filepath.Join(stateDir, "manager.log")
 			cmd := exec.Command(runLocal, "--manager="+managerBinary, "--k8s-dir="+assetsDir,
-				"--state-dir="+filepath.Join(dir, "state"), "--ingest-bind-address="+ingestAddr,
+				"--state-dir="+stateDir, "--ingest-bind-address="+ingestAddr,
 				"--health-probe-bind-address="+freeLoopbackAddress())
 			cmd.Dir = repoRoot()
 			// No cluster configured: no KUBECONFIG and a HOME without ~/.kube.
@@ -42,6 +44,8 @@ var _ = Describe("make run without a cluster", func() {
 			DeferCleanup(func() {
 				if CurrentSpecReport().Failed() {
 					AddReportEntry("make run output", string(log.Contents()))
+					managerOutput, _ := os.ReadFile(managerLog)
+					AddReportEntry("manager log", string(managerOutput))
 				}
 				if cmd.ProcessState == nil {
 					_ = cmd.Process.Signal(syscall.SIGTERM)
@@ -68,6 +72,14 @@ var _ = Describe("make run without a cluster", func() {
 			query := "http://" + ingestAddr + "/v1/namespaces/default/projections/items"
 			Eventually(getJSON(ctx, query)).WithTimeout(30 * time.Second).
 				Should(MatchJSON(`{"items":[{"foo":"a","n":1},{"foo":"b","n":2},{"foo":"c","n":3}]}`))
+
+			By("keeping the walkthrough the last thing on the terminal: the manager logs to its file, for a person")
+			Expect(string(log.Contents())).To(HaveSuffix("Ctrl-C here stops the manager and the local control plane (its objects go with it).\n"))
+			managerOutput, err := os.ReadFile(managerLog)
+			Expect(err).NotTo(HaveOccurred())
+			Expect(string(managerOutput)).To(ContainSubstring("starting manager"))
+			Expect(string(managerOutput)).NotTo(ContainSubstring(`"msg":`), "zap's console encoder, not JSON")
+			Expect(string(log.Contents())).To(ContainSubstring("tail -f " + managerLog))
 
 			Expect(cmd.Process.Signal(os.Interrupt)).To(Succeed())
 			Eventually(exited).WithTimeout(time.Minute).Should(Receive(BeNil()), "make run exits 0 on Ctrl-C")
