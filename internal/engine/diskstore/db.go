@@ -102,7 +102,6 @@ const layoutVersion = 1
 
 var (
 	bucketMeta       = []byte("meta")
-	bucketOutbox     = []byte("outbox")
 	bucketStreams    = []byte("streams")
 	bucketReadModels = []byte("readmodels")
 	keyLayout        = []byte("layout")
@@ -112,7 +111,7 @@ var (
 // layout version of an existing one.
 func (db *DB) checkLayout() error {
 	return db.bolt.Update(func(tx *bolt.Tx) error {
-		for _, name := range [][]byte{bucketMeta, bucketOutbox, bucketStreams, bucketReadModels} {
+		for _, name := range [][]byte{bucketMeta, bucketStreams, bucketReadModels} {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return fmt.Errorf("open %s: create bucket %s: %w", db.path, name, err)
 			}

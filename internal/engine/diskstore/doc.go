@@ -22,8 +22,6 @@
 //	readmodels/<name>   doc: key -> tagged value, or a bucket of list items
 //	                    (8-byte index -> JSON); checkpoint: stream -> sequence
 //	                    (names behind a 1-byte prefix: bbolt refuses empty keys)
-//	outbox              empty: where the outbox was before the log; entries a
-//	                    file still holds there move into the log on open
 //
 // The log's format is in outboxlog_segment.go.
 package diskstore

@@ -102,13 +102,6 @@ func (o *LogOutbox) Enqueue(ctx context.Context, msgs []engine.Message) error {
 	return o.log(msgs)
 }
 
-// enqueueUnbounded is Enqueue past the capacity, for entries accepted
-// before (see migrateBoltOutbox).
-func (o *LogOutbox) enqueueUnbounded(msgs []engine.Message) error {
-	o.reserved.Add(int64(len(msgs)))
-	return o.log(msgs)
-}
-
 // log writes msgs, whose slots are reserved, and signals the processor.
 func (o *LogOutbox) log(msgs []engine.Message) error {
 	// Encoded here, in parallel; only the position is set in the group.

@@ -10,8 +10,6 @@ import (
 	"strings"
 	"testing"
 
-	bolt "go.etcd.io/bbolt"
-
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/outbox"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/outbox/outboxtest"
@@ -309,42 +307,6 @@ func TestLogOutboxAfterAFailedWriteRefusesEverythingAndKeepsWhatWasAcknowledged(
 	if got := pendingIDs(t, ob2); !slices.Equal(got, []string{"ok0"}) {
 		t.Fatalf("pending after reopening: got %v, want [ok0]", got)
 	}
-}
-
-func TestOpenStorageMovesEntriesOfTheOldOutboxBucketIntoTheLog(t *testing.T) {
-	dir := t.TempDir()
-	db := openTestDB(t, dir)
-	msgs := testMessages("old", 3)
-	err := db.Update(context.Background(), func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketOutbox)
-		for i := range msgs {
-			if err := b.Put([]byte{0, 0, 0, 0, 0, 0, 0, byte(i + 1)}, appendMessage(nil, &msgs[i])); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := db.Close(); err != nil {
-		t.Fatal(err)
-	}
-
-	st, err := OpenStorage(dir, 2) // fewer than were pending: none is refused
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = st.Close() }()
-	if got := pendingIDs(t, st.Outbox); !slices.Equal(got, []string{"old0", "old1", "old2"}) {
-		t.Fatalf("pending after opening: got %v, want the old bucket's [old0 old1 old2]", got)
-	}
-	_ = st.DB.View(func(tx *bolt.Tx) error {
-		if n := tx.Bucket(bucketOutbox).Stats().KeyN; n != 0 {
-			t.Errorf("the old outbox bucket still holds %d entries", n)
-		}
-		return nil
-	})
 }
 
 func TestLogOutboxKeepsASegmentOfMarksWhileAnOlderOneHoldsTheEntriesTheyMark(t *testing.T) {

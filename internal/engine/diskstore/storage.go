@@ -1,16 +1,9 @@
 package diskstore
 
 import (
-	"context"
-	"encoding/binary"
 	"errors"
-	"fmt"
 	"path/filepath"
 	"time"
-
-	bolt "go.etcd.io/bbolt"
-
-	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine"
 )
 
 // ProcessorBatchDelay is the processor's batch delay (core.Config.
@@ -43,13 +36,7 @@ func OpenStorage(dir string, outboxCapacity int) (*Storage, error) {
 		return nil, err
 	}
 	ob, err := OpenLogOutbox(filepath.Join(dir, logDirName), outboxCapacity)
-	if err == nil {
-		err = migrateBoltOutbox(db, ob)
-	}
 	if err != nil {
-		if ob != nil {
-			err = errors.Join(err, ob.Close())
-		}
 		return nil, errors.Join(err, db.Close())
 	}
 	return &Storage{DB: db, Store: NewEventStore(db), Outbox: ob, ReadModels: NewReadModels(db)}, nil
@@ -59,38 +46,4 @@ func OpenStorage(dir string, outboxCapacity int) (*Storage, error) {
 // parts already; closing them twice is harmless.
 func (s *Storage) Close() error {
 	return errors.Join(s.Outbox.Close(), s.Store.Close(), s.ReadModels.Close(), s.DB.Close())
-}
-
-// migrateBoltOutbox moves the entries a data file written before the outbox
-// log still holds in its outbox bucket into the log, oldest first, then
-// empties the bucket. A crash between the two leaves them in both, and they
-// are dispatched twice: the event store's idempotency stores them once.
-func migrateBoltOutbox(db *DB, ob *LogOutbox) error {
-	var msgs []engine.Message
-	var keys [][]byte
-	err := db.View(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketOutbox).ForEach(func(k, v []byte) error {
-			m, err := decodeMessage(v)
-			if err != nil {
-				return fmt.Errorf("outbox entry %d: %w", binary.BigEndian.Uint64(k), err)
-			}
-			msgs, keys = append(msgs, m), append(keys, append([]byte(nil), k...))
-			return nil
-		})
-	})
-	if err != nil || len(msgs) == 0 {
-		return err
-	}
-	if err := ob.enqueueUnbounded(msgs); err != nil {
-		return fmt.Errorf("move the outbox of %s into the outbox log: %w", db.Path(), err)
-	}
-	return db.Update(context.Background(), func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketOutbox)
-		for _, k := range keys {
-			if err := b.Delete(k); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
 }
