@@ -9,6 +9,9 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/codec"
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/fsync"
 )
 
 // ErrDataFileExists is returned by Restore into a directory that already
@@ -50,7 +53,7 @@ func Restore(dir, snapshot string) error {
 		_ = os.Remove(tmp)
 		return fmt.Errorf("restore %s: %w", snapshot, err)
 	}
-	return syncDir(dir)
+	return fsync.Dir(dir)
 }
 
 // copyFileSynced copies src to a new file dst and fsyncs it.
@@ -86,10 +89,10 @@ func checkSnapshot(path string) error {
 	return b.View(func(tx *bolt.Tx) error {
 		meta := tx.Bucket(bucketMeta)
 		if meta == nil {
-			return fmt.Errorf("no %s bucket: %w", bucketMeta, errCorrupt)
+			return fmt.Errorf("no %s bucket: %w", bucketMeta, codec.ErrCorrupt)
 		}
 		if v := meta.Get(keyLayout); len(v) != 1 || v[0] != layoutVersion {
-			return fmt.Errorf("data layout %v, want %d: %w", v, layoutVersion, errCorrupt)
+			return fmt.Errorf("data layout %v, want %d: %w", v, layoutVersion, codec.ErrCorrupt)
 		}
 		// Drain the channel: Check's goroutine reads pages until it closes it.
 		var first error
@@ -100,14 +103,4 @@ func checkSnapshot(path string) error {
 		}
 		return first
 	})
-}
-
-// syncDir makes a rename, creation or deletion of files in dir durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer func() { _ = d.Close() }()
-	return d.Sync()
 }

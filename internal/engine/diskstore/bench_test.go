@@ -12,6 +12,7 @@ import (
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/core"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/enginebench"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/outbox"
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/outboxlog"
 )
 
 // BenchmarkDiskIngestSingleEvents is issue 6's engine-level figure: 64
@@ -34,8 +35,7 @@ func BenchmarkDiskIngestSingleEvents(b *testing.B) {
 				b.Fatal(err)
 			}
 			b.Cleanup(func() { _ = db.Close() })
-			ob, err := openLogOutbox(filepath.Join(dir, logDirName), 100_000,
-				logOptions{syncEachWrite: v.groupLimit == 1, segmentSize: maxSegmentSize})
+			ob, err := outboxlog.Open(filepath.Join(dir, "outbox"), outboxlog.Options{Capacity: 100_000, SyncEachWrite: v.groupLimit == 1})
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -57,7 +57,7 @@ func BenchmarkDiskIngestSingleEvents(b *testing.B) {
 
 // ingestParallel runs b.N single-event Ingests from 64 goroutines and
 // reports events/s, latency percentiles and events per outbox fdatasync.
-func ingestParallel(b *testing.B, e *core.Engine, ob *LogOutbox) {
+func ingestParallel(b *testing.B, e *core.Engine, ob *outboxlog.Log) {
 	payload := []byte(`{"foo":"a","n":1}`)
 	var (
 		mu        sync.Mutex

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/codec"
 	berrors "go.etcd.io/bbolt/errors"
 )
 
@@ -122,7 +124,7 @@ func (db *DB) checkLayout() error {
 		case v == nil:
 			return meta.Put(keyLayout, []byte{layoutVersion})
 		case len(v) != 1 || v[0] != layoutVersion:
-			return fmt.Errorf("open %s: data layout %v, this manager reads layout %d: %w", db.path, v, layoutVersion, errCorrupt)
+			return fmt.Errorf("open %s: data layout %v, this manager reads layout %d: %w", db.path, v, layoutVersion, codec.ErrCorrupt)
 		}
 		return nil
 	})

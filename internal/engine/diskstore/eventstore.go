@@ -13,6 +13,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine"
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/codec"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/eventstore"
 )
 
@@ -188,12 +189,12 @@ func (a *esAppend) locate(streams *bolt.Bucket, name []byte) (sb, evB, idB *bolt
 	sb = streams.Bucket(name)
 	if sb == nil {
 		if streams.Get(name) != nil {
-			return nil, nil, nil, 0, fmt.Errorf("stream %q is a value, not a bucket: %w", a.stream, errCorrupt)
+			return nil, nil, nil, 0, fmt.Errorf("stream %q is a value, not a bucket: %w", a.stream, codec.ErrCorrupt)
 		}
 		return nil, nil, nil, 0, nil
 	}
 	if evB, idB = sb.Bucket(esBucketEvents), sb.Bucket(esBucketIDs); evB == nil || idB == nil {
-		return nil, nil, nil, 0, fmt.Errorf("stream %q lacks its events or ids bucket: %w", a.stream, errCorrupt)
+		return nil, nil, nil, 0, fmt.Errorf("stream %q lacks its events or ids bucket: %w", a.stream, codec.ErrCorrupt)
 	}
 	if version, err = esLastSequence(evB.Cursor()); err != nil {
 		return nil, nil, nil, 0, fmt.Errorf("stream %q: %w", a.stream, err)
@@ -226,7 +227,7 @@ func (a *esAppend) classify(idB *bolt.Bucket) ([]esSlot, int, error) {
 		if idB != nil {
 			if v := idB.Get([]byte(id)); v != nil {
 				if len(v) != 8 {
-					return nil, 0, fmt.Errorf("stream %q: id %q maps to %d bytes, want 8: %w", a.stream, id, len(v), errCorrupt)
+					return nil, 0, fmt.Errorf("stream %q: id %q maps to %d bytes, want 8: %w", a.stream, id, len(v), codec.ErrCorrupt)
 				}
 				slots[i].stored = binary.BigEndian.Uint64(v)
 				continue
@@ -298,7 +299,7 @@ func (a *esAppend) encode(m *engine.Message) esPut {
 	start := len(a.buf)
 	a.buf = binary.BigEndian.AppendUint64(a.buf, m.Sequence)
 	a.buf = append(a.buf, m.ID...)
-	a.buf = appendMessage(a.buf, m)
+	a.buf = codec.AppendMessage(a.buf, m)
 	idEnd := start + 8 + len(m.ID)
 	return esPut{key: a.buf[start : start+8 : start+8], id: a.buf[start+8 : idEnd : idEnd], val: a.buf[idEnd:len(a.buf):len(a.buf)]}
 }
@@ -414,7 +415,7 @@ func (s *EventStore) read(stream string, after uint64, limit int) ([]engine.Mess
 		var from [8]byte
 		binary.BigEndian.PutUint64(from[:], after+1)
 		for k, v := c.Seek(from[:]); k != nil && len(out) < limit; k, v = c.Next() {
-			m, err := decodeMessage(v)
+			m, err := codec.DecodeMessage(v)
 			if err != nil {
 				return fmt.Errorf("sequence %x: %w", k, err)
 			}
@@ -520,7 +521,7 @@ func esLastSequence(c *bolt.Cursor) (uint64, error) {
 	case k == nil:
 		return 0, nil
 	case len(k) != 8:
-		return 0, fmt.Errorf("event key of %d bytes, want 8: %w", len(k), errCorrupt)
+		return 0, fmt.Errorf("event key of %d bytes, want 8: %w", len(k), codec.ErrCorrupt)
 	}
 	return binary.BigEndian.Uint64(k), nil
 }
@@ -531,9 +532,9 @@ func esGet(evB *bolt.Bucket, seq uint64) (engine.Message, error) {
 	binary.BigEndian.PutUint64(k[:], seq)
 	v := evB.Get(k[:])
 	if v == nil {
-		return engine.Message{}, fmt.Errorf("sequence %d is indexed but not stored: %w", seq, errCorrupt)
+		return engine.Message{}, fmt.Errorf("sequence %d is indexed but not stored: %w", seq, codec.ErrCorrupt)
 	}
-	m, err := decodeMessage(v)
+	m, err := codec.DecodeMessage(v)
 	if err != nil {
 		return engine.Message{}, fmt.Errorf("sequence %d: %w", seq, err)
 	}

@@ -8,6 +8,8 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/codec"
+
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/eventstore"
 )
 
@@ -62,7 +64,7 @@ func (c *esCompaction) run(tx *bolt.Tx, stream string, before uint64) error {
 	}
 	evB, idB := sb.Bucket(esBucketEvents), sb.Bucket(esBucketIDs)
 	if evB == nil || idB == nil {
-		return fmt.Errorf("stream %q lacks its events or ids bucket: %w", stream, errCorrupt)
+		return fmt.Errorf("stream %q lacks its events or ids bucket: %w", stream, codec.ErrCorrupt)
 	}
 	cur := evB.Cursor()
 	last, err := esLastSequence(cur)
@@ -76,7 +78,7 @@ func (c *esCompaction) run(tx *bolt.Tx, stream string, before uint64) error {
 	var keys, ids [][]byte
 	for k, v := cur.First(); k != nil; k, v = cur.Next() {
 		if len(k) != 8 {
-			return fmt.Errorf("stream %q: event key of %d bytes, want 8: %w", stream, len(k), errCorrupt)
+			return fmt.Errorf("stream %q: event key of %d bytes, want 8: %w", stream, len(k), codec.ErrCorrupt)
 		}
 		if binary.BigEndian.Uint64(k) >= end {
 			break
@@ -85,7 +87,7 @@ func (c *esCompaction) run(tx *bolt.Tx, stream string, before uint64) error {
 			c.more = true
 			break
 		}
-		id, err := esValueID(v)
+		id, err := codec.MessageID(v)
 		if err != nil {
 			return fmt.Errorf("stream %q: sequence %d: %w", stream, binary.BigEndian.Uint64(k), err)
 		}
@@ -105,19 +107,6 @@ func (c *esCompaction) run(tx *bolt.Tx, stream string, before uint64) error {
 	}
 	c.removed = len(keys)
 	return nil
-}
-
-// esValueID returns the event ID of an encoded message (appendMessage's
-// first field) without decoding the rest.
-func esValueID(v []byte) ([]byte, error) {
-	if len(v) == 0 || v[0] != codecVersion {
-		return nil, fmt.Errorf("%w: not a message of layout version %d", errCorrupt, codecVersion)
-	}
-	n, w := binary.Uvarint(v[1:])
-	if w <= 0 || n > uint64(len(v)-1-w) {
-		return nil, fmt.Errorf("%w: bad id length", errCorrupt)
-	}
-	return v[1+w : 1+w+int(n)], nil
 }
 
 // First returns the stream's first retained sequence, 0 for a stream
@@ -140,7 +129,7 @@ func (s *EventStore) First(ctx context.Context, stream string) (uint64, error) {
 		case k == nil:
 			return nil
 		case len(k) != 8:
-			return fmt.Errorf("event key of %d bytes, want 8: %w", len(k), errCorrupt)
+			return fmt.Errorf("event key of %d bytes, want 8: %w", len(k), codec.ErrCorrupt)
 		}
 		first = binary.BigEndian.Uint64(k)
 		return nil

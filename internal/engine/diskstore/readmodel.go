@@ -12,6 +12,8 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/codec"
+
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/readmodel"
 )
 
@@ -200,7 +202,7 @@ func rmKindOfStored(doc *bolt.Bucket, key []byte) (rmKind, error) {
 	}
 	if v := doc.Get(key); v != nil {
 		if len(v) == 0 {
-			return 0, fmt.Errorf("key %q: %w: empty value", key[1:], errCorrupt)
+			return 0, fmt.Errorf("key %q: %w: empty value", key[1:], codec.ErrCorrupt)
 		}
 		switch v[0] {
 		case rmTagNull:
@@ -209,13 +211,13 @@ func rmKindOfStored(doc *bolt.Bucket, key []byte) (rmKind, error) {
 			return rmKindList, nil
 		case rmTagInt, rmTagFloat:
 			if len(v) != 9 {
-				return 0, fmt.Errorf("key %q: %w: number of %d bytes", key[1:], errCorrupt, len(v))
+				return 0, fmt.Errorf("key %q: %w: number of %d bytes", key[1:], codec.ErrCorrupt, len(v))
 			}
 			return rmKindNumber, nil
 		case rmTagJSON:
 			return rmKindOther, nil
 		default:
-			return 0, fmt.Errorf("key %q: %w: value tag %q", key[1:], errCorrupt, v[0])
+			return 0, fmt.Errorf("key %q: %w: value tag %q", key[1:], codec.ErrCorrupt, v[0])
 		}
 	}
 	if doc.Bucket(key) != nil {
@@ -364,7 +366,7 @@ func (w *rmWriter) list(key []byte) (*rmList, error) {
 	l := &rmList{b: b}
 	if k, _ := b.Cursor().Last(); k != nil {
 		if len(k) != 8 {
-			return nil, fmt.Errorf("list %q: %w: index of %d bytes", key[1:], errCorrupt, len(k))
+			return nil, fmt.Errorf("list %q: %w: index of %d bytes", key[1:], codec.ErrCorrupt, len(k))
 		}
 		l.next = binary.BigEndian.Uint64(k) + 1
 	}
@@ -424,7 +426,7 @@ func (s *ReadModels) Apply(ctx context.Context, projection string, changes []rea
 		if p != nil {
 			doc, cpb = p.Bucket(rmBucketDoc), p.Bucket(rmBucketCheckpoint)
 			if doc == nil || cpb == nil {
-				return fmt.Errorf("%w: the doc or checkpoint bucket is missing", errCorrupt)
+				return fmt.Errorf("%w: the doc or checkpoint bucket is missing", codec.ErrCorrupt)
 			}
 		}
 		if err := rmValidate(doc, enc); err != nil {
@@ -480,7 +482,7 @@ func (s *ReadModels) Document(ctx context.Context, projection string) ([]byte, e
 		}
 		doc := p.Bucket(rmBucketDoc)
 		if doc == nil {
-			return fmt.Errorf("%w: the doc bucket is missing", errCorrupt)
+			return fmt.Errorf("%w: the doc bucket is missing", codec.ErrCorrupt)
 		}
 		var rerr error
 		out, rerr = rmAppendDocument(out, doc)
@@ -525,7 +527,7 @@ func rmAppendDocument(out []byte, doc *bolt.Bucket) ([]byte, error) {
 			continue
 		}
 		if len(v) == 0 || (v[0] == rmTagInt || v[0] == rmTagFloat) && len(v) != 9 {
-			return nil, fmt.Errorf("key %q: %w: value of %d bytes", k[1:], errCorrupt, len(v))
+			return nil, fmt.Errorf("key %q: %w: value of %d bytes", k[1:], codec.ErrCorrupt, len(v))
 		}
 		switch v[0] {
 		case rmTagNull, rmTagNilList:
@@ -537,7 +539,7 @@ func rmAppendDocument(out []byte, doc *bolt.Bucket) ([]byte, error) {
 		case rmTagJSON:
 			out = append(out, v[1:]...)
 		default:
-			return nil, fmt.Errorf("key %q: %w: value tag %q", k[1:], errCorrupt, v[0])
+			return nil, fmt.Errorf("key %q: %w: value tag %q", k[1:], codec.ErrCorrupt, v[0])
 		}
 	}
 	return append(out, '}'), nil
@@ -615,12 +617,12 @@ func (s *ReadModels) Checkpoints(ctx context.Context) (map[string]readmodel.Chec
 func rmReadCheckpoint(p *bolt.Bucket) (readmodel.Checkpoint, error) {
 	cpb := p.Bucket(rmBucketCheckpoint)
 	if cpb == nil {
-		return nil, fmt.Errorf("%w: the checkpoint bucket is missing", errCorrupt)
+		return nil, fmt.Errorf("%w: the checkpoint bucket is missing", codec.ErrCorrupt)
 	}
 	cp := readmodel.Checkpoint{}
 	return cp, cpb.ForEach(func(k, v []byte) error {
 		if len(v) != 8 {
-			return fmt.Errorf("stream %q: %w: sequence of %d bytes", k[1:], errCorrupt, len(v))
+			return fmt.Errorf("stream %q: %w: sequence of %d bytes", k[1:], codec.ErrCorrupt, len(v))
 		}
 		cp[string(k[1:])] = binary.BigEndian.Uint64(v)
 		return nil

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"path/filepath"
 	"time"
+
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/outboxlog"
 )
 
 // ProcessorBatchDelay is the processor's batch delay (core.Config.
@@ -20,7 +22,7 @@ const ProcessorBatchDelay = 10 * time.Millisecond
 type Storage struct {
 	DB         *DB
 	Store      *EventStore
-	Outbox     *LogOutbox
+	Outbox     *outboxlog.Log
 	ReadModels *ReadModels
 }
 
@@ -35,7 +37,7 @@ func OpenStorage(dir string, outboxCapacity int) (*Storage, error) {
 	if err != nil {
 		return nil, err
 	}
-	ob, err := OpenLogOutbox(filepath.Join(dir, logDirName), outboxCapacity)
+	ob, err := outboxlog.Open(filepath.Join(dir, "outbox"), outboxlog.Options{Capacity: outboxCapacity})
 	if err != nil {
 		return nil, errors.Join(err, db.Close())
 	}

@@ -1,4 +1,4 @@
-package diskstore
+package outboxlog
 
 import (
 	"context"
@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine"
@@ -15,17 +16,16 @@ import (
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/outbox/outboxtest"
 )
 
-func TestLogOutboxConformance(t *testing.T) {
+func TestLogConformance(t *testing.T) {
 	outboxtest.Run(t, func(t *testing.T, capacity int) outbox.Outbox {
-		return openTestLog(t, t.TempDir(), capacity, maxSegmentSize)
+		return openTestLog(t, t.TempDir(), Options{Capacity: capacity})
 	})
 }
 
-// openTestLog opens a log outbox with the given segment size and closes it
-// when the test ends.
-func openTestLog(t *testing.T, dir string, capacity int, segmentSize int64) *LogOutbox {
+// openTestLog opens the log in dir and closes it when the test ends.
+func openTestLog(t *testing.T, dir string, opts Options) *Log {
 	t.Helper()
-	ob, err := openLogOutbox(dir, capacity, logOptions{segmentSize: segmentSize})
+	ob, err := Open(dir, opts)
 	if err != nil {
 		t.Fatalf("open the outbox log in %s: %v", dir, err)
 	}
@@ -67,10 +67,10 @@ func segmentFiles(t *testing.T, dir string) []string {
 	return files
 }
 
-func TestLogOutboxEntriesNotMarkedSurviveReopening(t *testing.T) {
+func TestLogEntriesNotMarkedSurviveReopening(t *testing.T) {
 	dir := t.TempDir()
 	ctx := context.Background()
-	ob, err := OpenLogOutbox(dir, 10)
+	ob, err := Open(dir, Options{Capacity: 10})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,7 +89,7 @@ func TestLogOutboxEntriesNotMarkedSurviveReopening(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	ob2 := openTestLog(t, dir, 3, maxSegmentSize)
+	ob2 := openTestLog(t, dir, Options{Capacity: 3})
 	select {
 	case <-ob2.Signal():
 	default:
@@ -120,10 +120,10 @@ func TestLogOutboxEntriesNotMarkedSurviveReopening(t *testing.T) {
 	}
 }
 
-func TestLogOutboxStartsNewSegmentsAndDeletesDispatchedOnesOldestFirst(t *testing.T) {
+func TestLogStartsNewSegmentsAndDeletesDispatchedOnesOldestFirst(t *testing.T) {
 	dir := t.TempDir()
 	ctx := context.Background()
-	ob := openTestLog(t, dir, 1000, 256) // a few entries per segment
+	ob := openTestLog(t, dir, Options{Capacity: 1000, SegmentSize: 256}) // a few entries per segment
 	for i := range 40 {
 		if err := ob.Enqueue(ctx, testMessages(fmt.Sprintf("e%d-", i), 1)); err != nil {
 			t.Fatal(err)
@@ -154,7 +154,7 @@ func TestLogOutboxStartsNewSegmentsAndDeletesDispatchedOnesOldestFirst(t *testin
 	}
 
 	// The marks in later segments still hold after a restart.
-	ob2 := openTestLog(t, dir, 1000, 256)
+	ob2 := openTestLog(t, dir, Options{Capacity: 1000, SegmentSize: 256})
 	if got := pendingIDs(t, ob2); !slices.Equal(got, []string{"e0-0"}) {
 		t.Fatalf("pending after reopening: got %v, want only e0-0", got)
 	}
@@ -167,16 +167,16 @@ func TestLogOutboxStartsNewSegmentsAndDeletesDispatchedOnesOldestFirst(t *testin
 	if err := ob2.Close(); err != nil {
 		t.Fatal(err)
 	}
-	ob3 := openTestLog(t, dir, 1000, 256)
+	ob3 := openTestLog(t, dir, Options{Capacity: 1000, SegmentSize: 256})
 	if got := pendingIDs(t, ob3); len(got) != 0 {
 		t.Fatalf("pending after reopening a fully dispatched log: got %v, want none", got)
 	}
 }
 
-func TestLogOutboxDropsAnUnfinishedWriteAtItsEnd(t *testing.T) {
+func TestLogDropsAnUnfinishedWriteAtItsEnd(t *testing.T) {
 	dir := t.TempDir()
 	ctx := context.Background()
-	ob, err := OpenLogOutbox(dir, 10)
+	ob, err := Open(dir, Options{Capacity: 10})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -198,7 +198,7 @@ func TestLogOutboxDropsAnUnfinishedWriteAtItsEnd(t *testing.T) {
 	}
 	_ = f.Close()
 
-	ob2, err := OpenLogOutbox(dir, 10)
+	ob2, err := Open(dir, Options{Capacity: 10})
 	if err != nil {
 		t.Fatalf("reopening after an unfinished write: got %v, want the log without it", err)
 	}
@@ -213,7 +213,7 @@ func TestLogOutboxDropsAnUnfinishedWriteAtItsEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	_ = ob2.Close()
-	ob3 := openTestLog(t, dir, 10, maxSegmentSize)
+	ob3 := openTestLog(t, dir, Options{Capacity: 10})
 	if got := pendingIDs(t, ob3); !slices.Equal(got, []string{"a0", "a1", "c0"}) {
 		t.Fatalf("pending after the next reopening: got %v, want [a0 a1 c0]", got)
 	}
@@ -222,10 +222,10 @@ func TestLogOutboxDropsAnUnfinishedWriteAtItsEnd(t *testing.T) {
 	}
 }
 
-func TestLogOutboxRefusesToOpenADamagedSegmentAndNamesIt(t *testing.T) {
+func TestLogRefusesToOpenADamagedSegmentAndNamesIt(t *testing.T) {
 	dir := t.TempDir()
 	ctx := context.Background()
-	ob, err := openLogOutbox(dir, 100, logOptions{syncEachWrite: true, segmentSize: 256})
+	ob, err := Open(dir, Options{Capacity: 100, SegmentSize: 256, SyncEachWrite: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -248,7 +248,7 @@ func TestLogOutboxRefusesToOpenADamagedSegmentAndNamesIt(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	_, err = OpenLogOutbox(dir, 100)
+	_, err = Open(dir, Options{Capacity: 100})
 	if err == nil || !strings.Contains(err.Error(), files[0]) || !strings.Contains(err.Error(), "damaged") {
 		t.Fatalf("opening with a damaged first segment: got %v, want an error saying %s is damaged", err, files[0])
 	}
@@ -258,12 +258,21 @@ func TestLogOutboxRefusesToOpenADamagedSegmentAndNamesIt(t *testing.T) {
 	}
 }
 
-func TestLogOutboxConcurrentEnqueuersShareFdatasyncs(t *testing.T) {
-	ob := openTestLog(t, t.TempDir(), 10_000, maxSegmentSize)
+func TestLogConcurrentEnqueuersShareFdatasyncs(t *testing.T) {
+	ob := openTestLog(t, t.TempDir(), Options{Capacity: 10_000})
 	const writers, each = 64, 20
-	writeConcurrently(t, writers, each, func(w, i int) error {
-		return ob.Enqueue(context.Background(), testMessages(fmt.Sprintf("w%d-%d-", w, i), 1))
-	})
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Go(func() {
+			for i := range each {
+				if err := ob.Enqueue(context.Background(), testMessages(fmt.Sprintf("w%d-%d-", w, i), 1)); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
 	if got := ob.Len(); got != writers*each {
 		t.Fatalf("Len: got %d, want %d", got, writers*each)
 	}
@@ -274,10 +283,10 @@ func TestLogOutboxConcurrentEnqueuersShareFdatasyncs(t *testing.T) {
 	}
 }
 
-func TestLogOutboxAfterAFailedWriteRefusesEverythingAndKeepsWhatWasAcknowledged(t *testing.T) {
+func TestLogAfterAFailedWriteRefusesEverythingAndKeepsWhatWasAcknowledged(t *testing.T) {
 	dir := t.TempDir()
 	ctx := context.Background()
-	ob, err := OpenLogOutbox(dir, 10)
+	ob, err := Open(dir, Options{Capacity: 10})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -287,11 +296,11 @@ func TestLogOutboxAfterAFailedWriteRefusesEverythingAndKeepsWhatWasAcknowledged(
 	// The disk goes away under the committer.
 	_ = ob.file.Close()
 	err = ob.Enqueue(ctx, testMessages("lost", 1))
-	if !errors.Is(err, errLogBroken) {
-		t.Fatalf("Enqueue after a failed write: got %v, want errLogBroken", err)
+	if !errors.Is(err, errBroken) {
+		t.Fatalf("Enqueue after a failed write: got %v, want errBroken", err)
 	}
-	if err := ob.Enqueue(ctx, testMessages("later", 1)); !errors.Is(err, errLogBroken) {
-		t.Fatalf("the next Enqueue: got %v, want errLogBroken still", err)
+	if err := ob.Enqueue(ctx, testMessages("later", 1)); !errors.Is(err, errBroken) {
+		t.Fatalf("the next Enqueue: got %v, want errBroken still", err)
 	}
 	if got := pendingIDs(t, ob); !slices.Equal(got, []string{"ok0"}) {
 		t.Fatalf("pending: got %v, want only the acknowledged ok0", got)
@@ -299,20 +308,20 @@ func TestLogOutboxAfterAFailedWriteRefusesEverythingAndKeepsWhatWasAcknowledged(
 	if !ob.HasRoom(9) {
 		t.Fatal("the refused enqueues still hold capacity")
 	}
-	if err := ob.Failure(); !errors.Is(err, errLogBroken) {
-		t.Fatalf("Failure: got %v, want errLogBroken", err)
+	if err := ob.Failure(); !errors.Is(err, errBroken) {
+		t.Fatalf("Failure: got %v, want errBroken", err)
 	}
 	_ = ob.Close()
-	ob2 := openTestLog(t, dir, 10, maxSegmentSize)
+	ob2 := openTestLog(t, dir, Options{Capacity: 10})
 	if got := pendingIDs(t, ob2); !slices.Equal(got, []string{"ok0"}) {
 		t.Fatalf("pending after reopening: got %v, want [ok0]", got)
 	}
 }
 
-func TestLogOutboxKeepsASegmentOfMarksWhileAnOlderOneHoldsTheEntriesTheyMark(t *testing.T) {
+func TestLogKeepsASegmentOfMarksWhileAnOlderOneHoldsTheEntriesTheyMark(t *testing.T) {
 	dir := t.TempDir()
 	ctx := context.Background()
-	ob := openTestLog(t, dir, 100, 1) // a new segment for (almost) every write
+	ob := openTestLog(t, dir, Options{Capacity: 100, SegmentSize: 1}) // a new segment for (almost) every write
 	mark := func(id string) {
 		t.Helper()
 		entries, err := ob.Pending(ctx, 100)
@@ -349,8 +358,50 @@ func TestLogOutboxKeepsASegmentOfMarksWhileAnOlderOneHoldsTheEntriesTheyMark(t *
 	if err := ob.Close(); err != nil {
 		t.Fatal(err)
 	}
-	ob2 := openTestLog(t, dir, 100, 1)
+	ob2 := openTestLog(t, dir, Options{Capacity: 100, SegmentSize: 1})
 	if got := pendingIDs(t, ob2); !slices.Equal(got, []string{"b1", "d0"}) {
 		t.Fatalf("pending after reopening: got %v, want [b1 d0]: a mark was deleted before the entry it marks", got)
+	}
+}
+
+// A crash while a new segment was being created can leave a file shorter
+// than its header: nothing was written to it, and the log goes on in the
+// segment before it.
+func TestLogDropsASegmentWhoseHeaderNeverReachedTheDisk(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	ob, err := Open(dir, Options{Capacity: 100, SegmentSize: 256})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 6 {
+		if err := ob.Enqueue(ctx, testMessages(fmt.Sprint("a", i, "-"), 1)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_ = ob.Close()
+	before := segmentFiles(t, dir)
+	if len(before) < 2 {
+		t.Fatalf("got %d segment files, want at least 2", len(before))
+	}
+	headerless := segmentPath(dir, 1_000_000)
+	if err := os.WriteFile(headerless, []byte("eso"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	ob2 := openTestLog(t, dir, Options{Capacity: 100, SegmentSize: 256})
+	if _, err := os.Stat(headerless); !os.IsNotExist(err) {
+		t.Errorf("the headerless segment: got %v, want it removed", err)
+	}
+	if err := ob2.Enqueue(ctx, testMessages("b", 1)); err != nil {
+		t.Fatalf("Enqueue after dropping the headerless segment: got %v, want nil", err)
+	}
+	want := []string{"a0-0", "a1-0", "a2-0", "a3-0", "a4-0", "a5-0", "b0"}
+	if got := pendingIDs(t, ob2); !slices.Equal(got, want) {
+		t.Fatalf("pending: got %v, want %v", got, want)
+	}
+	_ = ob2.Close()
+	if got := pendingIDs(t, openTestLog(t, dir, Options{Capacity: 100, SegmentSize: 256})); !slices.Equal(got, want) {
+		t.Fatalf("pending after reopening: got %v, want %v", got, want)
 	}
 }

@@ -1,4 +1,4 @@
-package diskstore
+package codec_test
 
 import (
 	"errors"
@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine"
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/codec"
 )
 
 func TestEncodedMessagesDecodeToTheSameMessage(t *testing.T) {
@@ -23,7 +24,7 @@ func TestEncodedMessagesDecodeToTheSameMessage(t *testing.T) {
 	}
 	for name, want := range cases {
 		t.Run(name, func(t *testing.T) {
-			got, err := decodeMessage(appendMessage(nil, &want))
+			got, err := codec.DecodeMessage(codec.AppendMessage(nil, &want))
 			if err != nil {
 				t.Fatalf("decode: %v", err)
 			}
@@ -36,34 +37,51 @@ func TestEncodedMessagesDecodeToTheSameMessage(t *testing.T) {
 
 func TestTruncatedOrForeignRecordsAreCorruptNotMisread(t *testing.T) {
 	m := engine.Message{ID: "e1", Headers: map[string]string{"a": "b"}, Payload: []byte("{}")}
-	full := appendMessage(nil, &m)
+	full := codec.AppendMessage(nil, &m)
 	for n := range len(full) {
-		if _, err := decodeMessage(full[:n]); !errors.Is(err, errCorrupt) {
-			t.Fatalf("%d of %d bytes: got %v, want errCorrupt", n, len(full), err)
+		if _, err := codec.DecodeMessage(full[:n]); !errors.Is(err, codec.ErrCorrupt) {
+			t.Fatalf("%d of %d bytes: got %v, want codec.ErrCorrupt", n, len(full), err)
 		}
 	}
-	if _, err := decodeMessage(append(full, 0)); !errors.Is(err, errCorrupt) {
-		t.Fatalf("trailing byte: got %v, want errCorrupt", err)
+	if _, err := codec.DecodeMessage(append(full, 0)); !errors.Is(err, codec.ErrCorrupt) {
+		t.Fatalf("trailing byte: got %v, want codec.ErrCorrupt", err)
 	}
-	if _, err := decodeMessage([]byte{99}); !errors.Is(err, errCorrupt) {
-		t.Fatalf("unknown version: got %v, want errCorrupt", err)
+	if _, err := codec.DecodeMessage([]byte{99}); !errors.Is(err, codec.ErrCorrupt) {
+		t.Fatalf("unknown version: got %v, want codec.ErrCorrupt", err)
+	}
+}
+
+func TestMessageIDReadsTheIDAloneAndRefusesForeignRecords(t *testing.T) {
+	m := engine.Message{ID: "order-7", Name: "N", Payload: []byte("{}")}
+	full := codec.AppendMessage(nil, &m)
+	if id, err := codec.MessageID(full); err != nil || string(id) != m.ID {
+		t.Fatalf("MessageID: got %q, %v; want %q, nil", id, err, m.ID)
+	}
+	for _, b := range [][]byte{nil, {99}, full[:3]} {
+		if _, err := codec.MessageID(b); !errors.Is(err, codec.ErrCorrupt) {
+			t.Errorf("MessageID(%x): got %v, want ErrCorrupt", b, err)
+		}
 	}
 }
 
 // FuzzDecodeMessage feeds arbitrary bytes: decoding never panics, and what
-// decodes encodes back to a record that decodes the same.
+// decodes encodes back to a record that decodes the same, whose ID
+// MessageID reads alone.
 func FuzzDecodeMessage(f *testing.F) {
 	m := engine.Message{ID: "e1", Name: "N", Headers: map[string]string{"a": "b"}, Payload: []byte("{}"), Time: time.Unix(5, 0)}
-	f.Add(appendMessage(nil, &m))
+	f.Add(codec.AppendMessage(nil, &m))
 	f.Add([]byte{1})
 	f.Fuzz(func(t *testing.T, b []byte) {
-		got, err := decodeMessage(b)
+		got, err := codec.DecodeMessage(b)
 		if err != nil {
 			return
 		}
-		again, err := decodeMessage(appendMessage(nil, &got))
+		again, err := codec.DecodeMessage(codec.AppendMessage(nil, &got))
 		if err != nil || !reflect.DeepEqual(again, got) {
 			t.Fatalf("re-encoding changed the message: %#v -> %#v (%v)", got, again, err)
+		}
+		if id, err := codec.MessageID(b); err != nil || string(id) != got.ID {
+			t.Fatalf("MessageID of a record that decodes: got %q, %v; want %q, nil", id, err, got.ID)
 		}
 	})
 }
