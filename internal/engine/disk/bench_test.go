@@ -1,8 +1,7 @@
-package diskstore
+package disk
 
 import (
 	"context"
-	"path/filepath"
 	"runtime"
 	"slices"
 	"sync"
@@ -15,32 +14,27 @@ import (
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/outboxlog"
 )
 
-// BenchmarkDiskIngestSingleEvents is issue 6's engine-level figure: 64
-// goroutines calling Ingest with one event each on disk storage, the engine
-// running (its processor moves events to the store through the same
-// committer). "group-commit" is the product; "commit-per-event" is the same
-// code with one writer per transaction, the fsync-per-event baseline, in the
-// same run.
+// BenchmarkDiskIngestSingleEvents is durable ingest at the engine level:
+// 64 goroutines calling Ingest with one event each on disk storage, the
+// engine running (its processor moves events to the data file). "group-commit"
+// is the product; "commit-per-event" is the same code with a sync per write
+// in both files (SyncEachWrite), the fsync-per-event baseline, in the same
+// run.
 //
-//	go test -run '^$' -bench DiskIngest -benchtime 3s -count 3 ./internal/engine/diskstore/
+//	go test -run '^$' -bench DiskIngest -benchtime 3s -count 3 ./internal/engine/disk/
 func BenchmarkDiskIngestSingleEvents(b *testing.B) {
 	for _, v := range []struct {
-		name       string
-		groupLimit int
-	}{{"commit-per-event", 1}, {"group-commit", maxGroupWrites}} {
+		name          string
+		syncEachWrite bool
+	}{{"commit-per-event", true}, {"group-commit", false}} {
 		b.Run(v.name, func(b *testing.B) {
-			dir := b.TempDir()
-			db, err := open(dir, v.groupLimit)
+			st, err := Open(b.TempDir(), Options{OutboxCapacity: 100_000, SyncEachWrite: v.syncEachWrite})
 			if err != nil {
 				b.Fatal(err)
 			}
-			b.Cleanup(func() { _ = db.Close() })
-			ob, err := outboxlog.Open(filepath.Join(dir, "outbox"), outboxlog.Options{Capacity: 100_000, SyncEachWrite: v.groupLimit == 1})
-			if err != nil {
-				b.Fatal(err)
-			}
+			b.Cleanup(func() { _ = st.Close() })
 			e, err := core.New(core.Config{
-				Store: NewEventStore(db), Outbox: ob, ReadModels: NewReadModels(db), BatchDelay: ProcessorBatchDelay,
+				Store: st.Store, Outbox: st.Outbox, ReadModels: st.ReadModels, BatchDelay: ProcessorBatchDelay,
 			})
 			if err != nil {
 				b.Fatal(err)
@@ -50,7 +44,7 @@ func BenchmarkDiskIngestSingleEvents(b *testing.B) {
 				b.Fatal(err)
 			}
 			enginebench.RunEngine(b, e)
-			ingestParallel(b, e, ob)
+			ingestParallel(b, e, st.Outbox)
 		})
 	}
 }

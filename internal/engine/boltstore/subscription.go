@@ -1,4 +1,4 @@
-package diskstore
+package boltstore
 
 import (
 	"context"
@@ -9,15 +9,15 @@ import (
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/eventstore"
 )
 
-// esSubscriptionPage is how many events a subscription reads per read-only
+// subscriptionPage is how many events a subscription reads per read-only
 // transaction: few transactions while catching up, bounded memory.
-const esSubscriptionPage = 256
+const subscriptionPage = 256
 
-// esSubscription pulls a stream's events from the file by sequence, so the
+// subscription pulls a stream's events from the file by sequence, so the
 // order is the file's; a notification only says when to look again. Next
 // must not be called concurrently with itself; Close may be called from
 // anywhere.
-type esSubscription struct {
+type subscription struct {
 	store  *EventStore
 	stream string
 	// after is the sequence of the last event Next returned.
@@ -33,7 +33,7 @@ type esSubscription struct {
 // subscription has caught up. It returns ctx's error once ctx ends,
 // eventstore.ErrClosed once the store is closed and
 // eventstore.ErrSubscriptionClosed once the subscription is.
-func (sub *esSubscription) Next(ctx context.Context) (engine.Message, error) {
+func (sub *subscription) Next(ctx context.Context) (engine.Message, error) {
 	for {
 		if err := ctx.Err(); err != nil {
 			return engine.Message{}, fmt.Errorf("next event of stream %q: %w", sub.stream, err)
@@ -54,7 +54,7 @@ func (sub *esSubscription) Next(ctx context.Context) (engine.Message, error) {
 		}
 		events, appended, err := sub.store.poll(sub.stream, sub.after)
 		if err != nil {
-			return engine.Message{}, esError("next event of stream", sub.stream, err)
+			return engine.Message{}, storeError("next event of stream", sub.stream, err)
 		}
 		if len(events) > 0 {
 			sub.buf = events
@@ -71,7 +71,7 @@ func (sub *esSubscription) Next(ctx context.Context) (engine.Message, error) {
 
 // Close ends the subscription: a pending Next returns
 // eventstore.ErrSubscriptionClosed. Closing again is a no-op.
-func (sub *esSubscription) Close() error {
+func (sub *subscription) Close() error {
 	sub.closeOnce.Do(func() { close(sub.done) })
 	return nil
 }
@@ -79,21 +79,15 @@ func (sub *esSubscription) Close() error {
 // poll returns the next page of stream after the given sequence or, when
 // there is none yet, a channel closed after the stream's next append.
 func (s *EventStore) poll(stream string, after uint64) ([]engine.Message, <-chan struct{}, error) {
-	events, err := s.read(stream, after, esSubscriptionPage)
+	events, err := s.read(stream, after, subscriptionPage)
 	if err != nil || len(events) > 0 {
 		return events, nil, err
 	}
-	s.mu.Lock()
-	ch, ok := s.waiters[stream]
-	if !ok {
-		ch = make(chan struct{})
-		s.waiters[stream] = ch
-	}
-	s.mu.Unlock()
+	ch := s.appended(stream)
 	// An append that committed after the read above began may have notified
 	// before the channel was registered: read again. A commit after this
 	// read notifies after the registration, so it closes the channel.
-	events, err = s.read(stream, after, esSubscriptionPage)
+	events, err = s.read(stream, after, subscriptionPage)
 	if err != nil || len(events) > 0 {
 		return events, nil, err
 	}

@@ -1,4 +1,4 @@
-package diskstore
+package boltstore
 
 import (
 	"context"
@@ -84,7 +84,7 @@ func TestADamagedDataFileIsAStartupErrorNamingTheFile(t *testing.T) {
 	if err := os.WriteFile(path, []byte(strings.Repeat("not a bbolt file ", 1000)), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	db, err := Open(dir)
+	db, err := Open(dir, Options{})
 	if err == nil {
 		_ = db.Close()
 		t.Fatal("Open of a damaged file succeeded")
@@ -100,7 +100,7 @@ func TestADamagedDataFileIsAStartupErrorNamingTheFile(t *testing.T) {
 func TestASecondOpenOfTheSameFileIsRefused(t *testing.T) {
 	dir := t.TempDir()
 	openTestDB(t, dir)
-	db, err := Open(dir)
+	db, err := Open(dir, Options{})
 	if err == nil {
 		_ = db.Close()
 		t.Fatal("a second Open of a file in use succeeded")
@@ -111,7 +111,7 @@ func TestASecondOpenOfTheSameFileIsRefused(t *testing.T) {
 }
 
 func TestUpdateAfterCloseIsErrClosed(t *testing.T) {
-	db, err := Open(t.TempDir())
+	db, err := Open(t.TempDir(), Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

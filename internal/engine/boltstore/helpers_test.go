@@ -1,4 +1,4 @@
-package diskstore
+package boltstore
 
 import (
 	"sync"
@@ -9,7 +9,7 @@ import (
 // after the cleanups registered later (such as a store's Close).
 func openTestDB(tb testing.TB, dir string) *DB {
 	tb.Helper()
-	db, err := Open(dir)
+	db, err := Open(dir, Options{})
 	if err != nil {
 		tb.Fatalf("Open(%s): got error %v, want nil", dir, err)
 	}

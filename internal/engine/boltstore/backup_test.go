@@ -1,4 +1,4 @@
-package diskstore
+package boltstore
 
 import (
 	"context"

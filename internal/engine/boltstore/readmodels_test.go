@@ -1,4 +1,4 @@
-package diskstore
+package boltstore
 
 import (
 	"context"
@@ -108,7 +108,7 @@ func TestDocumentsRenderAsTheMemoryStoreRendersThem(t *testing.T) {
 
 func TestReadModelAndCheckpointSurviveReopeningTheFile(t *testing.T) {
 	dir := t.TempDir()
-	db, err := Open(dir)
+	db, err := Open(dir, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -296,7 +296,7 @@ func TestReadModelAppendsAreItemsOfANestedBucket(t *testing.T) {
 		rmMustApply(t, s, "p", []readmodel.Change{{Key: "items", Op: readmodel.OpAppend, Value: int64(i)}}, nil)
 	}
 	err := db.View(func(tx *bolt.Tx) error {
-		list := tx.Bucket(bucketReadModels).Bucket([]byte(".p")).Bucket(rmBucketDoc).Bucket([]byte(".items"))
+		list := tx.Bucket(bucketReadModels).Bucket([]byte(".p")).Bucket(bucketDoc).Bucket([]byte(".items"))
 		if list == nil {
 			t.Fatal("list: got no nested bucket under readmodels/.p/doc/.items, want one")
 		}

@@ -1,4 +1,4 @@
-package diskstore
+package boltstore
 
 import (
 	"context"
@@ -6,15 +6,15 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
 
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/codec"
-	berrors "go.etcd.io/bbolt/errors"
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/groupcommit"
 )
 
 // FileName is the data file inside the data directory.
@@ -29,38 +29,24 @@ const maxGroupWrites = 4096
 
 // DB is the data file with its group committer.
 type DB struct {
-	bolt *bolt.DB
-	path string
-
-	// reqs is unbuffered: a send completes only once the committer has
-	// taken the request, so none is stranded when the committer stops, and
-	// "everyone waiting now" is exactly the senders blocked on it.
-	reqs    chan *writeReq
-	closing chan struct{}
-	done    chan struct{}
+	bolt    *bolt.DB
+	path    string
+	commits *groupcommit.Pipeline[func(*bolt.Tx) error]
+	closed  atomic.Bool // Close has begun
 	once    sync.Once
-
-	commits atomic.Uint64 // transactions the committer ran
-	// groupLimit bounds the writers of one transaction: maxGroupWrites,
-	// or 1 in the benchmark that measures a commit per write.
-	groupLimit int
 }
 
-// writeReq is one writer's function and where it waits for the outcome.
-type writeReq struct {
-	fn     func(tx *bolt.Tx) error
-	result chan error // buffered 1: the committer never blocks on a writer
+// Options configure a DB; the zero value is the product's.
+type Options struct {
+	// SyncEachWrite gives every Update a transaction of its own: the
+	// baseline the benchmarks compare group commit with.
+	SyncEachWrite bool
 }
 
 // Open opens (creating when missing) the data file in dir. A file that is
 // not a valid store, or one another process holds, is an error naming the
 // file: never a silent reset.
-func Open(dir string) (*DB, error) {
-	return open(dir, maxGroupWrites)
-}
-
-// open is Open with the bound on writers per transaction.
-func open(dir string, groupLimit int) (*DB, error) {
+func Open(dir string, opts Options) (*DB, error) {
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, fmt.Errorf("create data directory %s: %w", dir, err)
 	}
@@ -68,7 +54,7 @@ func open(dir string, groupLimit int) (*DB, error) {
 	b, err := bolt.Open(path, 0o600, &bolt.Options{
 		Timeout: 2 * time.Second, // another manager holds the file lock
 		// The freelist is rebuilt on open instead of written on every
-		// commit: fewer pages per fsync on the ingest path.
+		// commit: fewer pages per fsync.
 		NoFreelistSync: true,
 		FreelistType:   bolt.FreelistMapType,
 	})
@@ -79,21 +65,22 @@ func open(dir string, groupLimit int) (*DB, error) {
 		return nil, fmt.Errorf("open %s: the file is damaged or not an eventsourcing data file "+
 			"(restore it from a backup, or move it away to start empty): %w", path, err)
 	}
-	db := &DB{
-		bolt: b, path: path, reqs: make(chan *writeReq), closing: make(chan struct{}), done: make(chan struct{}),
-		groupLimit: groupLimit,
-	}
+	db := &DB{bolt: b, path: path}
 	if err := db.checkLayout(); err != nil {
 		_ = b.Close()
 		return nil, err
 	}
-	go db.commitLoop()
+	pipe := groupcommit.Options{MaxWrites: maxGroupWrites, Yield: true}
+	if opts.SyncEachWrite {
+		pipe.MaxWrites = 1
+	}
+	db.commits = groupcommit.New(groupcommit.Env[func(*bolt.Tx) error]{Write: db.write}, pipe)
 	return db, nil
 }
 
 // Commits returns how many transactions the group committer has run: with
 // the number of writes, it tells how many writers share a commit.
-func (db *DB) Commits() uint64 { return db.commits.Load() }
+func (db *DB) Commits() uint64 { return db.commits.Commits() }
 
 // Path is the data file's path.
 func (db *DB) Path() string { return db.path }
@@ -137,126 +124,65 @@ func (db *DB) checkLayout() error {
 // set any result it reports on every run. If the commit fails, every
 // writer of the group gets its error and nothing of the group is stored.
 //
-// ctx bounds the wait for the committer only: once it has taken fn, Update
-// waits for the commit, so a caller never walks away from a write that may
-// still happen.
+// ctx bounds the wait for room in the next transaction only: once fn has
+// joined one, Update waits for the commit, so a caller never walks away
+// from a write that may still happen.
 func (db *DB) Update(ctx context.Context, fn func(tx *bolt.Tx) error) error {
-	r := &writeReq{fn: fn, result: make(chan error, 1)}
-	select {
-	case db.reqs <- r:
-	case <-db.closing:
+	err := db.commits.Commit(ctx, fn)
+	if errors.Is(err, groupcommit.ErrClosed) {
 		return ErrClosed
-	case <-ctx.Done():
-		return ctx.Err()
 	}
-	return <-r.result
+	return err
 }
 
 // View runs fn in a read-only transaction, concurrently with writers.
 func (db *DB) View(fn func(tx *bolt.Tx) error) error {
-	select {
-	case <-db.closing:
+	if db.closed.Load() {
 		return ErrClosed
-	default:
 	}
 	return db.bolt.View(fn)
 }
 
-// Close stops the committer after the commit in flight and closes the file.
+// Close commits the writes that joined a transaction, stops the committer
+// and closes the file. Closing again is harmless.
 func (db *DB) Close() error {
 	var err error
 	db.once.Do(func() {
-		close(db.closing)
-		<-db.done
+		db.closed.Store(true)
+		db.commits.Close()
 		err = db.bolt.Close()
 	})
 	return err
 }
 
-// commitLoop is the group committer: wait for the first writer, gather
-// everyone else waiting, commit them in one transaction, answer, repeat.
-// There is no timer: a lone writer commits at once; writers that arrive
-// during a commit share the next one.
-func (db *DB) commitLoop() {
-	defer close(db.done)
-	var group []*writeReq
-	for {
-		group = group[:0]
-		select {
-		case r := <-db.reqs:
-			group = append(group, r)
-		case <-db.closing:
-			return
-		}
-		group = gatherGroup(group, db.reqs, db.groupLimit)
-		db.commit(group)
-		for i := range group {
-			group[i] = nil
-		}
-	}
-}
-
 // errRetryGroup rolls back a group's transaction in which a writer failed.
 var errRetryGroup = errors.New("a writer failed: run the group again without it")
 
-// commit runs the group's functions in one transaction. A function's error
-// goes to its writer alone: the transaction is rolled back, since the
-// function may have written part of its work, and run again without it
-// (rare: writers check before they write). A failed commit goes to all.
-func (db *DB) commit(group []*writeReq) {
-	errs := make([]error, len(group))
+// write runs the group's functions in one transaction, whose commit syncs
+// it. A function's error goes to its writer alone: the transaction is
+// rolled back, since the function may have written part of its work, and
+// run again without it (rare: writers check before they write). A failed
+// commit goes to all.
+func (db *DB) write(g *groupcommit.Group[func(*bolt.Tx) error]) error {
 	for {
 		err := db.bolt.Update(func(tx *bolt.Tx) error {
-			for i, r := range group {
-				if errs[i] != nil {
+			for i, fn := range g.Writes() {
+				if g.Failed(i) {
 					continue
 				}
-				if errs[i] = r.fn(tx); errs[i] != nil {
+				if err := fn(tx); err != nil {
+					g.Fail(i, err)
 					return errRetryGroup
 				}
 			}
 			return nil
 		})
-		if errors.Is(err, errRetryGroup) {
+		switch {
+		case errors.Is(err, errRetryGroup):
 			continue
+		case err != nil:
+			return fmt.Errorf("commit to %s: %w", db.path, err)
 		}
-		if err == nil {
-			db.commits.Add(1)
-		}
-		for i, r := range group {
-			switch {
-			case errs[i] != nil:
-				r.result <- errs[i]
-			case err != nil:
-				r.result <- fmt.Errorf("commit to %s: %w", db.path, err)
-			default:
-				r.result <- nil
-			}
-		}
-		return
+		return nil
 	}
-}
-
-// gatherGroup appends to group, which holds the first request, everyone
-// else waiting on reqs, up to limit. The writers the last commit answered
-// are runnable but have not queued again yet: committing at once would
-// split the crowd into two half-size commits. So it yields, takes whoever
-// queued, and repeats while a yield brings someone (hack/storebench
-// measured 2x from this). There is no timer: a lone writer goes at once.
-func gatherGroup(group []*writeReq, reqs <-chan *writeReq, limit int) []*writeReq {
-	for more := true; more && len(group) < limit; {
-		runtime.Gosched()
-		more = false
-	sweep:
-		for len(group) < limit {
-			select {
-			case r := <-reqs:
-				group = append(group, r)
-				more = true
-			default:
-				break sweep
-			}
-		}
-	}
-	return group
 }

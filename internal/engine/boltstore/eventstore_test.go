@@ -1,4 +1,4 @@
-package diskstore
+package boltstore
 
 import (
 	"context"
@@ -29,12 +29,12 @@ func TestEventStoreCompactionConformance(t *testing.T) {
 	})
 }
 
-// A large compaction is several commits of at most esCompactBatch events,
+// A large compaction is several commits of at most compactBatch events,
 // and what it leaves survives reopening the file.
 func TestEventStoreCompactsInBoundedTransactionsThatSurviveReopening(t *testing.T) {
-	const total = 2*esCompactBatch + 1500
+	const total = 2*compactBatch + 1500
 	dir := t.TempDir()
-	db, err := Open(dir)
+	db, err := Open(dir, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,7 +52,7 @@ func TestEventStoreCompactsInBoundedTransactionsThatSurviveReopening(t *testing.
 		t.Fatalf("Compact: got %d, %v; want %d, nil", removed, err, total-10)
 	}
 	if n := db.Commits() - commits; n < 3 {
-		t.Errorf("Compact of %d events took %d commits, want at least 3 of at most %d events", removed, n, esCompactBatch)
+		t.Errorf("Compact of %d events took %d commits, want at least 3 of at most %d events", removed, n, compactBatch)
 	}
 	_ = s.Close()
 	if err := db.Close(); err != nil {
@@ -356,12 +356,12 @@ func TestEventStoreCallsAfterTheDBClosedReturnErrClosed(t *testing.T) {
 // with a commit per append.
 func BenchmarkEventStoreAppendParallel(b *testing.B) {
 	for _, bc := range []struct {
-		name       string
-		groupLimit int
-	}{{"GroupCommit", maxGroupWrites}, {"CommitPerAppend", 1}} {
+		name          string
+		syncEachWrite bool
+	}{{"GroupCommit", false}, {"CommitPerAppend", true}} {
 		b.Run(bc.name, func(b *testing.B) {
 			const appenders = 64
-			db, err := open(b.TempDir(), bc.groupLimit)
+			db, err := Open(b.TempDir(), Options{SyncEachWrite: bc.syncEachWrite})
 			if err != nil {
 				b.Fatalf("open: got error %v, want nil", err)
 			}
