@@ -7,13 +7,12 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine"
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/enginetest"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/eventstore"
 )
 
@@ -62,12 +61,7 @@ func TestASnapshotTakenDuringAppendsRestoresToAConsistentStore(t *testing.T) {
 		})
 	}
 	// Let the writers get going; Snapshot runs while they still write.
-	for deadline := time.Now().Add(30 * time.Second); versionOf(t, store) < 200; {
-		if time.Now().After(deadline) {
-			t.Fatal("the writers did not append 200 events in 30s")
-		}
-		runtime.Gosched()
-	}
+	enginetest.Eventually(t, "the writers to append 200 events", func() bool { return versionOf(t, store) >= 200 })
 	snapshot := snapshotTo(t, db)
 	close(stop)
 	wg.Wait()

@@ -17,27 +17,29 @@ import (
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/eventstore/eventstoretest"
 )
 
+// ownedStore is an event store that closes its DB with itself, so that the
+// suite can open the file again.
+type ownedStore struct {
+	*EventStore
+	db *DB
+}
+
+func (s ownedStore) Close() error { return errors.Join(s.EventStore.Close(), s.db.Close()) }
+
 func TestEventStoreConformance(t *testing.T) {
-	eventstoretest.Run(t, func(t *testing.T) eventstore.Store {
-		return NewEventStore(openTestDB(t, t.TempDir()))
+	eventstoretest.Run(t, eventstoretest.Features{Compaction: true, Durable: true}, func(t *testing.T, dir string) eventstore.Store {
+		db, err := Open(dir, Options{})
+		if err != nil {
+			t.Fatalf("Open(%s): got error %v, want nil", dir, err)
+		}
+		return ownedStore{NewEventStore(db), db}
 	})
 }
 
-func TestEventStoreCompactionConformance(t *testing.T) {
-	eventstoretest.RunCompaction(t, func(t *testing.T) eventstore.Store {
-		return NewEventStore(openTestDB(t, t.TempDir()))
-	})
-}
-
-// A large compaction is several commits of at most compactBatch events,
-// and what it leaves survives reopening the file.
-func TestEventStoreCompactsInBoundedTransactionsThatSurviveReopening(t *testing.T) {
+// A large compaction is several commits of at most compactBatch events.
+func TestEventStoreCompactsInBoundedTransactions(t *testing.T) {
 	const total = 2*compactBatch + 1500
-	dir := t.TempDir()
-	db, err := Open(dir, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	db := openTestDB(t, t.TempDir())
 	s := NewEventStore(db)
 	for i := 0; i < total; i += 1000 {
 		batch := make([]engine.Message, min(1000, total-i))
@@ -54,23 +56,9 @@ func TestEventStoreCompactsInBoundedTransactionsThatSurviveReopening(t *testing.
 	if n := db.Commits() - commits; n < 3 {
 		t.Errorf("Compact of %d events took %d commits, want at least 3 of at most %d events", removed, n, compactBatch)
 	}
-	_ = s.Close()
-	if err := db.Close(); err != nil {
-		t.Fatal(err)
-	}
-
-	s = NewEventStore(openTestDB(t, dir))
 	got := esMustRead(t, s, "orders")
 	if len(got) != 10 || got[0].Sequence != total-9 || got[0].ID != fmt.Sprint(total-10) {
-		t.Fatalf("Read after reopening: got %d events from sequence %d, want 10 from %d", len(got), got[0].Sequence, total-9)
-	}
-	if first, err := s.First(t.Context(), "orders"); err != nil || first != total-9 {
-		t.Fatalf("First after reopening: got %d, %v; want %d, nil", first, err, total-9)
-	}
-	res := esMustAppend(t, s, "orders", eventstore.Any, esEvent("0"), esEvent(fmt.Sprint(total-1)))
-	if res.Appended != 1 || res.Events[0].Sequence != total+1 || res.Events[1].Sequence != total {
-		t.Fatalf("append of a compacted id and a retained one: got %d appended at %d and %d, want 1 at %d and the stored %d",
-			res.Appended, res.Events[0].Sequence, res.Events[1].Sequence, total+1, total)
+		t.Fatalf("Read after compaction: got %d events from sequence %d, want 10 from %d", len(got), got[0].Sequence, total-9)
 	}
 }
 
@@ -104,114 +92,6 @@ func esMustRead(t *testing.T, s *EventStore, stream string) []engine.Message {
 		t.Fatalf("Read(%q): got error %v, want nil", stream, err)
 	}
 	return got
-}
-
-// esDescribe is everything a stored event carries, for comparison.
-func esDescribe(m engine.Message) string {
-	return fmt.Sprintf("id=%q name=%q stream=%q seq=%d pos=%d time=%s headers=%v corr=%q caus=%q type=%q payload=%q",
-		m.ID, m.Name, m.Stream, m.Sequence, m.Position, m.Time.UTC().Format("2006-01-02T15:04:05.999999999"),
-		m.Headers, m.CorrelationID, m.CausationID, m.ContentType, m.Payload)
-}
-
-func esCheckSame(t *testing.T, what string, got, want []engine.Message) {
-	t.Helper()
-	if len(got) != len(want) {
-		t.Fatalf("%s: got %d events, want %d", what, len(got), len(want))
-	}
-	for i := range got {
-		if g, w := esDescribe(got[i]), esDescribe(want[i]); g != w {
-			t.Errorf("%s event %d:\n got %s\nwant %s", what, i, g, w)
-		}
-	}
-}
-
-// esReopen closes s and its DB and opens the file in dir again.
-func esReopen(t *testing.T, s *EventStore, db *DB, dir string) *EventStore {
-	t.Helper()
-	if err := s.Close(); err != nil {
-		t.Fatalf("EventStore.Close: got %v, want nil", err)
-	}
-	if err := db.Close(); err != nil {
-		t.Fatalf("DB.Close: got %v, want nil", err)
-	}
-	reopened := NewEventStore(openTestDB(t, dir))
-	t.Cleanup(func() { _ = reopened.Close() })
-	return reopened
-}
-
-func TestEventsSurviveReopeningTheFile(t *testing.T) {
-	dir := t.TempDir()
-	db := openTestDB(t, dir)
-	s := NewEventStore(db)
-	orders := esMustAppend(t, s, "orders", eventstore.NoStream, esEvent("o1"), esEvent("o2"), esEvent("o3")).Events
-	payments := esMustAppend(t, s, "payments", eventstore.NoStream, esEvent("p1"), esEvent("p2")).Events
-	var lastPosition uint64
-	for _, m := range append(orders, payments...) {
-		lastPosition = max(lastPosition, m.Position)
-	}
-
-	s = esReopen(t, s, db, dir)
-	esCheckSame(t, "orders read after reopening", esMustRead(t, s, "orders"), orders)
-	esCheckSame(t, "payments read after reopening", esMustRead(t, s, "payments"), payments)
-	if v, err := s.Version(t.Context(), "orders"); err != nil || v != 3 {
-		t.Errorf("Version(orders) after reopening: got %d, %v, want 3, nil", v, err)
-	}
-	sub, err := s.Subscribe(t.Context(), "orders", 0)
-	if err != nil {
-		t.Fatalf("Subscribe after reopening: got error %v, want nil", err)
-	}
-	defer func() { _ = sub.Close() }()
-	caughtUp := make([]engine.Message, 0, len(orders))
-	for range orders {
-		m, err := sub.Next(t.Context())
-		if err != nil {
-			t.Fatalf("Next after reopening: got error %v, want an event", err)
-		}
-		caughtUp = append(caughtUp, m)
-	}
-	esCheckSame(t, "subscription after reopening", caughtUp, orders)
-
-	next := esMustAppend(t, s, "orders", eventstore.Exactly(3), esEvent("o4")).Events[0]
-	if next.Sequence != 4 {
-		t.Errorf("sequence of the append after reopening: got %d, want 4", next.Sequence)
-	}
-	if next.Position <= lastPosition {
-		t.Errorf("position of the append after reopening: got %d, want more than %d, the last before", next.Position, lastPosition)
-	}
-	live, err := sub.Next(t.Context())
-	if err != nil {
-		t.Fatalf("Next for the live append: got error %v, want an event", err)
-	}
-	esCheckSame(t, "live event after reopening", []engine.Message{live}, []engine.Message{next})
-}
-
-func TestIdempotencyRecordsSurviveReopening(t *testing.T) {
-	dir := t.TempDir()
-	db := openTestDB(t, dir)
-	s := NewEventStore(db)
-	first := esMustAppend(t, s, "orders", eventstore.NoStream, esEvent("a"), esEvent("b")).Events
-
-	s = esReopen(t, s, db, dir)
-	// The retry carries the now stale expected version and changed content:
-	// it stores nothing and reports what the first append stored.
-	changed := esEvent("a")
-	changed.Payload = []byte(`"changed"`)
-	retry := esMustAppend(t, s, "orders", eventstore.NoStream, changed, esEvent("b"))
-	if retry.Appended != 0 || retry.LastSequence != 2 {
-		t.Errorf("retry after reopening: got Appended %d LastSequence %d, want 0 2", retry.Appended, retry.LastSequence)
-	}
-	esCheckSame(t, "retried events", retry.Events, first)
-
-	partly := esMustAppend(t, s, "orders", eventstore.Exactly(2), esEvent("b"), esEvent("c"))
-	if partly.Appended != 1 || partly.LastSequence != 3 || partly.Events[1].Sequence != 3 {
-		t.Errorf("partly duplicate append after reopening: got Appended %d LastSequence %d sequence of c %d, want 1 3 3",
-			partly.Appended, partly.LastSequence, partly.Events[1].Sequence)
-	}
-	read := esMustRead(t, s, "orders")
-	esCheckSame(t, "stored events", read[:2], first)
-	if len(read) != 3 || read[2].ID != "c" {
-		t.Errorf("stored events: got %d, the third %q, want 3, the third %q", len(read), read[len(read)-1].ID, "c")
-	}
 }
 
 func TestConcurrentAppendsShareCommits(t *testing.T) {

@@ -9,12 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/enginetest"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/groupcommit"
 )
-
-// waitTimeout bounds every wait, so a broken pipeline fails a test instead
-// of hanging it.
-const waitTimeout = 10 * time.Second
 
 // disk is an Env whose writes are strings. It records every group written,
 // and its sync can be held to let the next group gather.
@@ -97,8 +94,8 @@ func await(t *testing.T, what string, ch <-chan error) error {
 	select {
 	case err := <-ch:
 		return err
-	case <-time.After(waitTimeout):
-		t.Fatalf("%s: no outcome within %s", what, waitTimeout)
+	case <-time.After(enginetest.Timeout):
+		t.Fatalf("%s: no outcome within %s", what, enginetest.Timeout)
 		return nil
 	}
 }
@@ -107,22 +104,18 @@ func awaitSignal(t *testing.T, what string, ch <-chan struct{}) {
 	t.Helper()
 	select {
 	case <-ch:
-	case <-time.After(waitTimeout):
-		t.Fatalf("%s: not within %s", what, waitTimeout)
+	case <-time.After(enginetest.Timeout):
+		t.Fatalf("%s: not within %s", what, enginetest.Timeout)
 	}
 }
 
-// waitGathered waits until the test sees n writes gathered: it polls the
-// pipeline through a Join hook's count.
+// waitGathered waits until n writes have joined.
 func waitGathered(t *testing.T, joined *countingJoin, n int) {
 	t.Helper()
-	deadline := time.Now().Add(waitTimeout)
-	for joined.count() < n {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d writes joined within %s, want %d", joined.count(), waitTimeout, n)
-		}
-		time.Sleep(time.Millisecond)
-	}
+	enginetest.Eventually(t, fmt.Sprintf("%d writes to join", n), func() (bool, string) {
+		got := joined.count()
+		return got >= n, fmt.Sprintf("%d joined", got)
+	})
 }
 
 // countingJoin counts the writes that joined; it runs under the pipeline's

@@ -17,8 +17,9 @@ import (
 )
 
 func TestLogConformance(t *testing.T) {
-	outboxtest.Run(t, func(t *testing.T, capacity int) outbox.Outbox {
-		return openTestLog(t, t.TempDir(), Options{Capacity: capacity})
+	features := outboxtest.Features{Durable: true, HasRoom: true, PendingInto: true}
+	outboxtest.Run(t, features, func(t *testing.T, dir string, capacity int) outbox.Outbox {
+		return openTestLog(t, dir, Options{Capacity: capacity})
 	})
 }
 
@@ -65,59 +66,6 @@ func segmentFiles(t *testing.T, dir string) []string {
 		t.Fatal(err)
 	}
 	return files
-}
-
-func TestLogEntriesNotMarkedSurviveReopening(t *testing.T) {
-	dir := t.TempDir()
-	ctx := context.Background()
-	ob, err := Open(dir, Options{Capacity: 10})
-	if err != nil {
-		t.Fatal(err)
-	}
-	msgs := testMessages("m", 3)
-	if err := ob.Enqueue(ctx, msgs); err != nil {
-		t.Fatal(err)
-	}
-	first, err := ob.Pending(ctx, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := ob.MarkDispatched(ctx, []uint64{first[0].Position}); err != nil {
-		t.Fatal(err)
-	}
-	if err := ob.Close(); err != nil {
-		t.Fatal(err)
-	}
-
-	ob2 := openTestLog(t, dir, Options{Capacity: 3})
-	select {
-	case <-ob2.Signal():
-	default:
-		t.Fatal("reopened outbox with pending entries does not signal the processor")
-	}
-	pending, err := ob2.Pending(ctx, 10)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := make([]string, 0, len(pending))
-	for _, e := range pending {
-		got = append(got, e.Message.ID+":"+string(e.Message.Payload)+":"+e.Message.Headers["ce-source"])
-	}
-	if want := []string{`m1:{"n":1}:/x`, `m2:{"n":2}:/x`}; !slices.Equal(got, want) {
-		t.Fatalf("pending after reopening: got %v, want %v", got, want)
-	}
-	// The entries left over count against the capacity of the new run.
-	if err := ob2.Enqueue(ctx, msgs[:2]); !errors.Is(err, outbox.ErrFull) {
-		t.Fatalf("Enqueue of 2 into 1 left of capacity 3: got %v, want ErrFull", err)
-	}
-	// New positions never reuse old ones.
-	if err := ob2.Enqueue(ctx, msgs[:1]); err != nil {
-		t.Fatal(err)
-	}
-	pending, _ = ob2.Pending(ctx, 10)
-	if last := pending[len(pending)-1].Position; last <= pending[len(pending)-2].Position {
-		t.Fatalf("new entry got position %d, not after %d", last, pending[len(pending)-2].Position)
-	}
 }
 
 func TestLogStartsNewSegmentsAndDeletesDispatchedOnesOldestFirst(t *testing.T) {

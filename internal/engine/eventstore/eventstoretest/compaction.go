@@ -23,26 +23,6 @@ var compactionBehaviours = []behaviour{
 	{"ConcurrentAppendsDuringCompactionLoseNothing", testConcurrentAppendsDuringCompactionLoseNothing},
 }
 
-// RunCompaction runs the compaction behaviours as subtests of t, each against
-// a new, empty store from newStore, which must implement
-// eventstore.Compactor. Like Run, it closes each store when its subtest ends.
-func RunCompaction(t *testing.T, newStore func(t *testing.T) eventstore.Store) {
-	for _, b := range compactionBehaviours {
-		t.Run(b.name, func(t *testing.T) {
-			s := newStore(t)
-			t.Cleanup(func() {
-				if err := s.Close(); err != nil {
-					t.Errorf("Close: got %v, want nil", err)
-				}
-			})
-			if _, ok := s.(eventstore.Compactor); !ok {
-				t.Fatalf("%T does not implement eventstore.Compactor", s)
-			}
-			b.run(t, s)
-		})
-	}
-}
-
 // mustCompact compacts and fails the test on error or on another count.
 func mustCompact(t *testing.T, s eventstore.Store, stream string, before uint64, wantRemoved int) {
 	t.Helper()
