@@ -17,18 +17,21 @@ import (
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/readmodel/readmodeltest"
 )
 
-func rmMustApply(t testing.TB, s readmodel.Store, projection string, changes []readmodel.Change, cp readmodel.Checkpoint) {
+// rmProjection is the projection the helpers below apply to and render.
+const rmProjection = "p"
+
+func rmMustApply(t testing.TB, s readmodel.Store, changes []readmodel.Change, cp readmodel.Checkpoint) {
 	t.Helper()
-	if err := s.Apply(context.Background(), projection, changes, cp); err != nil {
-		t.Fatalf("apply to %s: %v", projection, err)
+	if err := s.Apply(context.Background(), rmProjection, changes, cp); err != nil {
+		t.Fatalf("apply to %s: %v", rmProjection, err)
 	}
 }
 
-func rmDocument(t testing.TB, s readmodel.Store, projection string) string {
+func rmDocument(t testing.TB, s readmodel.Store) string {
 	t.Helper()
-	b, err := s.Document(context.Background(), projection)
+	b, err := s.Document(context.Background(), rmProjection)
 	if err != nil {
-		t.Fatalf("document %s: %v", projection, err)
+		t.Fatalf("document %s: %v", rmProjection, err)
 	}
 	return string(b)
 }
@@ -104,9 +107,9 @@ var rmEveryKindOfValue = []readmodel.Change{
 func TestDocumentsRenderAsTheMemoryStoreRendersThem(t *testing.T) {
 	mem, disk := readmodel.NewMemory(), NewReadModels(openTestDB(t, t.TempDir()))
 	for _, s := range []readmodel.Store{mem, disk} {
-		rmMustApply(t, s, "p", rmEveryKindOfValue, readmodel.Checkpoint{"s": 1})
+		rmMustApply(t, s, rmEveryKindOfValue, readmodel.Checkpoint{"s": 1})
 		// A second Apply finds the lists and numbers on disk, not in its batch.
-		rmMustApply(t, s, "p", []readmodel.Change{
+		rmMustApply(t, s, []readmodel.Change{
 			{Key: "raw list", Op: readmodel.OpAppend, Value: json.RawMessage(`3`)},
 			{Key: "float", Op: readmodel.OpIncrement, Delta: -10},
 			{Key: "set list", Op: readmodel.OpAppend, Value: "more"},
@@ -114,7 +117,7 @@ func TestDocumentsRenderAsTheMemoryStoreRendersThem(t *testing.T) {
 			{Key: "nil list", Op: readmodel.OpAppend, Value: "first"},
 		}, readmodel.Checkpoint{"s": 2})
 	}
-	if got, want := rmDocument(t, disk, "p"), rmDocument(t, mem, "p"); got != want {
+	if got, want := rmDocument(t, disk), rmDocument(t, mem); got != want {
 		t.Errorf("document:\ngot  %s\nwant %s", got, want)
 	}
 }
@@ -126,8 +129,8 @@ func TestApplyThatFailsStoresNeitherChangesNorCheckpoint(t *testing.T) {
 		{Key: "num", Op: readmodel.OpIncrement, Delta: 1},
 		{Key: "str", Op: readmodel.OpSet, Value: "s"},
 	}
-	rmMustApply(t, disk, "p", seed, readmodel.Checkpoint{"s": 1})
-	want := rmDocument(t, disk, "p")
+	rmMustApply(t, disk, seed, readmodel.Checkpoint{"s": 1})
+	want := rmDocument(t, disk)
 
 	tests := []struct {
 		name      string
@@ -162,7 +165,7 @@ func TestApplyThatFailsStoresNeitherChangesNorCheckpoint(t *testing.T) {
 			if got := errors.Is(err, readmodel.ErrTypeClash); got != tt.typeClash {
 				t.Errorf("apply %s: got %v (ErrTypeClash %v), want ErrTypeClash %v", tt.name, err, got, tt.typeClash)
 			}
-			if got := rmDocument(t, disk, "p"); got != want {
+			if got := rmDocument(t, disk); got != want {
 				t.Errorf("document after a failed apply: got %s, want %s", got, want)
 			}
 			rmWantCheckpoint(t, disk, "p", readmodel.Checkpoint{"s": 1})
@@ -206,7 +209,7 @@ func TestApplyThatFailsStoresNeitherChangesNorCheckpoint(t *testing.T) {
 		}
 		wg.Wait()
 		var doc struct{ Shared []int }
-		if err := json.Unmarshal([]byte(rmDocument(t, disk, "p")), &doc); err != nil {
+		if err := json.Unmarshal([]byte(rmDocument(t, disk)), &doc); err != nil {
 			t.Fatal(err)
 		}
 		if got, want := len(doc.Shared), writers*writes/2; got != want {
@@ -231,11 +234,11 @@ func TestDocumentsOfAReadModelWithManyAppendsAreComplete(t *testing.T) {
 		}
 		cp := readmodel.Checkpoint{"s": uint64(start + batch)}
 		for _, s := range []readmodel.Store{mem, disk} {
-			rmMustApply(t, s, "p", changes, cp)
+			rmMustApply(t, s, changes, cp)
 		}
 	}
-	got := rmDocument(t, disk, "p")
-	if want := rmDocument(t, mem, "p"); got != want {
+	got := rmDocument(t, disk)
+	if want := rmDocument(t, mem); got != want {
 		t.Fatalf("document of %d appends: got %d bytes, want %d bytes equal to the memory store's", total, len(got), len(want))
 	}
 	var doc struct{ Items []struct{ N int } }
@@ -259,7 +262,7 @@ func TestReadModelAppendsAreItemsOfANestedBucket(t *testing.T) {
 	db := openTestDB(t, t.TempDir())
 	s := NewReadModels(db)
 	for i := range 3 {
-		rmMustApply(t, s, "p", []readmodel.Change{{Key: "items", Op: readmodel.OpAppend, Value: int64(i)}}, nil)
+		rmMustApply(t, s, []readmodel.Change{{Key: "items", Op: readmodel.OpAppend, Value: int64(i)}}, nil)
 	}
 	err := db.View(func(tx *bolt.Tx) error {
 		list := tx.Bucket(bucketReadModels).Bucket([]byte(".p")).Bucket(bucketDoc).Bucket([]byte(".items"))
@@ -287,7 +290,7 @@ func TestReadModelAppendsAreItemsOfANestedBucket(t *testing.T) {
 func TestClosingTheReadModelsLeavesTheFileOpen(t *testing.T) {
 	db := openTestDB(t, t.TempDir())
 	s := NewReadModels(db)
-	rmMustApply(t, s, "p", nil, readmodel.Checkpoint{"s": 1})
+	rmMustApply(t, s, nil, readmodel.Checkpoint{"s": 1})
 	if err := s.Close(); err != nil {
 		t.Fatalf("close: %v", err)
 	}

@@ -147,7 +147,7 @@ func TestTheNextGroupGathersWhileTheLastOneSyncsAndIsCommittedInOne(t *testing.T
 
 	first := commitAsync(t.Context(), p, "first")
 	awaitSignal(t, "the first group's sync", d.syncing)
-	var rest []<-chan error
+	rest := make([]<-chan error, 0, 10)
 	for i := range 10 {
 		rest = append(rest, commitAsync(t.Context(), p, fmt.Sprint(i)))
 	}

@@ -133,10 +133,10 @@ func testCompactingAnUnknownStreamRemovesNothing(t *testing.T, s eventstore.Stor
 
 func testCompactionTouchesOnlyItsStream(t *testing.T, s eventstore.Store) {
 	orders := mustAppend(t, s, ordersStream, eventstore.Any, events("o", 5)...).Events
-	payments := mustAppend(t, s, "payments", eventstore.Any, events("p", 5)...).Events
+	payments := mustAppend(t, s, paymentsStream, eventstore.Any, events("p", 5)...).Events
 	mustCompact(t, s, ordersStream, 4, 3)
 	checkRetained(t, s, ordersStream, orders, 4)
-	checkRetained(t, s, "payments", payments, 1)
+	checkRetained(t, s, paymentsStream, payments, 1)
 }
 
 // The documented idempotency window: the ID of a compacted event is

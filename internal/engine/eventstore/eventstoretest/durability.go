@@ -26,10 +26,10 @@ func testEventsSurviveReopening(t *testing.T, st *storage) {
 	evs := events("o", 3)
 	evs[1].Headers = map[string]string{"ce-source": "/orders"}
 	orders := mustAppend(t, s, ordersStream, eventstore.NoStream, evs...).Events
-	payments := mustAppend(t, s, "payments", eventstore.NoStream, events("p", 2)...).Events
+	payments := mustAppend(t, s, paymentsStream, eventstore.NoStream, events("p", 2)...).Events
 
 	s = st.reopen(t, s)
-	for stream, stored := range map[string][]engine.Message{ordersStream: orders, "payments": payments} {
+	for stream, stored := range map[string][]engine.Message{ordersStream: orders, paymentsStream: payments} {
 		got := mustRead(t, s, stream, 0, 10)
 		checkSequences(t, "Read of "+stream+" after reopening", got, 1, len(stored))
 		for i := range got {

@@ -21,8 +21,12 @@ import (
 // test instead of hanging it.
 const waitTimeout = 10 * time.Second
 
-// ordersStream is the stream most behaviours append to and read from.
-const ordersStream = "orders"
+// ordersStream is the stream most behaviours append to and read from, and
+// paymentsStream the other one where they need two.
+const (
+	ordersStream   = "orders"
+	paymentsStream = "payments"
+)
 
 // Features says what a backend supports beyond eventstore.Store. The
 // behaviours that need a feature the backend does not declare are skipped,

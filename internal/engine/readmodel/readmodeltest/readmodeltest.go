@@ -460,65 +460,71 @@ func testCheckpoints(t *testing.T, s readmodel.Store) {
 	}
 }
 
-// everyKindOfValue is one Apply of every kind of value and op a document
-// holds, so that reopening must bring back each.
-var everyKindOfValue = []readmodel.Change{
-	{Key: "", Op: readmodel.OpSet, Value: "empty key"},
-	{Key: "object", Op: readmodel.OpSet, Value: map[string]any{"z": 1.5, "a": []any{true, nil}}},
-	{Key: "raw", Op: readmodel.OpSet, Value: json.RawMessage(`{"a":[1,2.5]}`)},
-	{Key: "count", Op: readmodel.OpIncrement, Delta: 41},
-	{Key: "float", Op: readmodel.OpSet, Value: 0.5},
-	{Key: "float", Op: readmodel.OpIncrement, Delta: 2},
-	{Key: "null", Op: readmodel.OpSet, Value: nil},
-	{Key: "nil list", Op: readmodel.OpSet, Value: []any(nil)},
-	{Key: "set list", Op: readmodel.OpSet, Value: []any{"a", map[string]any{"b": "<"}}},
-	{Key: "items", Op: readmodel.OpAppend, Value: "first"},
-	{Key: "items", Op: readmodel.OpAppend, Value: map[string]any{"n": 2}},
+// reopenCases are the kinds of value a document holds: the changes that
+// make one before reopening, a change after, and what the key holds then.
+var reopenCases = []struct {
+	key    string
+	before []readmodel.Change // Key left empty: it is the case's
+	after  readmodel.Change
+	want   any // as encoding/json decodes it
+}{
+	{"", set("empty key"), readmodel.Change{Op: readmodel.OpSet, Value: "set again"}, "set again"},
+	{"object", set(map[string]any{"z": 1.5, "a": []any{true, nil}}), readmodel.Change{Op: readmodel.OpSet, Value: map[string]any{"b": "<"}},
+		map[string]any{"b": "<"}},
+	{"raw", set(json.RawMessage(`{"a":[1,2.5]}`)), readmodel.Change{Op: readmodel.OpSet, Value: json.RawMessage(`[3]`)}, []any{3.0}},
+	{"count", []readmodel.Change{{Op: readmodel.OpIncrement, Delta: 41}}, readmodel.Change{Op: readmodel.OpIncrement, Delta: 1}, 42.0},
+	{"float", []readmodel.Change{{Op: readmodel.OpSet, Value: 0.5}, {Op: readmodel.OpIncrement, Delta: 2}},
+		readmodel.Change{Op: readmodel.OpIncrement, Delta: -3}, -0.5},
+	{"null", set(nil), readmodel.Change{Op: readmodel.OpAppend, Value: "y"}, []any{"y"}},
+	{"nil list", set([]any(nil)), readmodel.Change{Op: readmodel.OpAppend, Value: "x"}, []any{"x"}},
+	{"set list", set([]any{"a", map[string]any{"b": "<"}}), readmodel.Change{Op: readmodel.OpAppend, Value: "c"},
+		[]any{"a", map[string]any{"b": "<"}, "c"}},
+	{"appended", []readmodel.Change{{Op: readmodel.OpAppend, Value: "first"}, {Op: readmodel.OpAppend, Value: map[string]any{"n": 2}}},
+		readmodel.Change{Op: readmodel.OpAppend, Value: "third"}, []any{"first", map[string]any{"n": 2.0}, "third"}},
 }
 
+// set is a one-change list that sets the value v.
+func set(v any) []readmodel.Change { return []readmodel.Change{{Op: readmodel.OpSet, Value: v}} }
+
 func testSurviveReopening(t *testing.T, st *storage) {
+	var before []readmodel.Change
+	after := make([]readmodel.Change, 0, len(reopenCases))
+	for _, c := range reopenCases {
+		for _, ch := range c.before {
+			ch.Key = c.key
+			before = append(before, ch)
+		}
+		ch := c.after
+		ch.Key = c.key
+		after = append(after, ch)
+	}
 	s := st.open(t)
-	mustApply(t, s, proj, everyKindOfValue, readmodel.Checkpoint{"a": 1, "": 2})
-	mustApply(t, s, "ns/gone", []readmodel.Change{{Key: "k", Op: readmodel.OpSet, Value: "v"}}, readmodel.Checkpoint{"a": 1})
+	mustApply(t, s, proj, before, readmodel.Checkpoint{"a": 1, "": 2})
+	mustApply(t, s, "ns/gone", set("v"), readmodel.Checkpoint{"a": 1})
 	if err := s.Delete(t.Context(), "ns/gone"); err != nil {
 		t.Fatalf("delete: %v", err)
 	}
-	before, err := s.Document(t.Context(), proj)
+	stored, err := s.Document(t.Context(), proj)
 	if err != nil {
 		t.Fatalf("document: %v", err)
 	}
 
 	s = st.reopen(t, s)
-	after, err := s.Document(t.Context(), proj)
-	if err != nil || !bytes.Equal(after, before) {
-		t.Fatalf("document after reopening: got %s, %v; want %s, nil", after, err, before)
+	got, err := s.Document(t.Context(), proj)
+	if err != nil || !bytes.Equal(got, stored) {
+		t.Fatalf("document after reopening: got %s, %v; want %s, nil", got, err, stored)
 	}
 	wantCheckpoint(t, s, proj, readmodel.Checkpoint{"a": 1, "": 2})
 	if _, err := s.Document(t.Context(), "ns/gone"); !errors.Is(err, readmodel.ErrNotFound) {
 		t.Errorf("document of a projection deleted before reopening: got %v, want ErrNotFound", err)
 	}
-	// Lists go on where they ended, numbers count on, lists set whole and
-	// nil lists take appends.
-	mustApply(t, s, proj, []readmodel.Change{
-		{Key: "items", Op: readmodel.OpAppend, Value: "third"},
-		{Key: "count", Op: readmodel.OpIncrement, Delta: 1},
-		{Key: "float", Op: readmodel.OpIncrement, Delta: -3},
-		{Key: "set list", Op: readmodel.OpAppend, Value: "c"},
-		{Key: "nil list", Op: readmodel.OpAppend, Value: "x"},
-		{Key: "null", Op: readmodel.OpAppend, Value: "y"},
-	}, readmodel.Checkpoint{"a": 3})
+	// Lists go on where they ended, numbers count on, a null or nil list
+	// takes an append.
+	mustApply(t, s, proj, after, readmodel.Checkpoint{"a": 3})
 	doc := document(t, s, proj)
-	for key, want := range map[string]any{
-		"items":    []any{"first", map[string]any{"n": 2.0}, "third"},
-		"count":    42.0,
-		"float":    -0.5,
-		"set list": []any{"a", map[string]any{"b": "<"}, "c"},
-		"nil list": []any{"x"},
-		"null":     []any{"y"},
-		"":         "empty key",
-	} {
-		if !reflect.DeepEqual(doc[key], want) {
-			t.Errorf("document[%q] after applying to the reopened store: got %v, want %v", key, doc[key], want)
+	for _, c := range reopenCases {
+		if !reflect.DeepEqual(doc[c.key], c.want) {
+			t.Errorf("document[%q] after applying to the reopened store: got %v, want %v", c.key, doc[c.key], c.want)
 		}
 	}
 	wantCheckpoint(t, s, proj, readmodel.Checkpoint{"a": 3, "": 2})
