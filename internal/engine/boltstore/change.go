@@ -21,35 +21,11 @@ const (
 	tagJSON    = 'j' // JSON text: a string, bool, object or anything else
 )
 
-// kind is what a change needs to know of a value, as in the memory store.
-type kind int
-
-const (
-	kindMissing kind = iota
-	kindList
-	kindNumber
-	kindOther
-)
-
-func (k kind) String() string {
-	switch k {
-	case kindList:
-		return "a list"
-	case kindNumber:
-		return "a number"
-	case kindOther:
-		return "a string, bool or object"
-	default:
-		return "nothing"
-	}
-}
-
 // change is a readmodel.Change encoded before the transaction, so that
 // nothing that can fail on the value runs after the first write.
 type change struct {
 	key   []byte // prefixed (storedName)
 	op    readmodel.Op
-	kind  kind     // OpSet: the kind the value leaves behind
 	value []byte   // OpSet of anything but a non-nil []any: tagged; OpAppend: the item's JSON
 	items [][]byte // OpSet of a non-nil []any: each item's JSON
 	delta int64
@@ -114,15 +90,13 @@ func encodeChanges(changes []readmodel.Change) ([]change, error) {
 	return out, nil
 }
 
-// encodeSet encodes the value of an OpSet, with the kind the memory store
-// gives it: only untyped nil, []any, int64, float64 and int count as
-// missing, lists or numbers (a json.RawMessage is "other" whatever it holds).
+// encodeSet encodes the value of an OpSet by its readmodel.KindOf: a
+// json.RawMessage is JSON text whatever it holds, as in the memory store.
 func (c *change) encodeSet(v any) error {
 	switch v := v.(type) {
 	case nil:
-		c.kind, c.value = kindMissing, []byte{tagNull}
+		c.value = []byte{tagNull}
 	case []any:
-		c.kind = kindList
 		if v == nil {
 			c.value = []byte{tagNilList}
 			return nil
@@ -136,28 +110,28 @@ func (c *change) encodeSet(v any) error {
 			c.items[i] = b
 		}
 	case int64:
-		c.kind, c.value = kindNumber, tagged(tagInt, uint64(v))
+		c.value = tagged(tagInt, uint64(v))
 	case int:
-		c.kind, c.value = kindNumber, tagged(tagInt, uint64(int64(v)))
+		c.value = tagged(tagInt, uint64(int64(v)))
 	case float64:
 		if math.IsNaN(v) || math.IsInf(v, 0) {
 			return fmt.Errorf("%v cannot be encoded as JSON", v)
 		}
-		c.kind, c.value = kindNumber, tagged(tagFloat, math.Float64bits(v))
+		c.value = tagged(tagFloat, math.Float64bits(v))
 	default:
 		b, err := marshalJSON(v)
 		if err != nil {
 			return err
 		}
-		c.kind, c.value = kindOther, append([]byte{tagJSON}, b...)
+		c.value = append([]byte{tagJSON}, b...)
 	}
 	return nil
 }
 
 // storedKind is the kind of the value under key in doc (nil: none yet).
-func storedKind(doc *bolt.Bucket, key []byte) (kind, error) {
+func storedKind(doc *bolt.Bucket, key []byte) (readmodel.Kind, error) {
 	if doc == nil {
-		return kindMissing, nil
+		return readmodel.KindMissing, nil
 	}
 	if v := doc.Get(key); v != nil {
 		if len(v) == 0 {
@@ -165,60 +139,22 @@ func storedKind(doc *bolt.Bucket, key []byte) (kind, error) {
 		}
 		switch v[0] {
 		case tagNull:
-			return kindMissing, nil
+			return readmodel.KindMissing, nil
 		case tagNilList:
-			return kindList, nil
+			return readmodel.KindList, nil
 		case tagInt, tagFloat:
 			if len(v) != 9 {
 				return 0, fmt.Errorf("key %q: %w: number of %d bytes", key[1:], codec.ErrCorrupt, len(v))
 			}
-			return kindNumber, nil
+			return readmodel.KindNumber, nil
 		case tagJSON:
-			return kindOther, nil
+			return readmodel.KindOther, nil
 		default:
 			return 0, fmt.Errorf("key %q: %w: value tag %q", key[1:], codec.ErrCorrupt, v[0])
 		}
 	}
 	if doc.Bucket(key) != nil {
-		return kindList, nil
+		return readmodel.KindList, nil
 	}
-	return kindMissing, nil
-}
-
-// validateChanges checks, reading only, that every change fits the value
-// it finds, in order, so that a change sees the kind an earlier one leaves
-// behind. The messages are the memory store's.
-func validateChanges(doc *bolt.Bucket, changes []change) error {
-	var pending map[string]kind // keys changed earlier in this batch
-	for i, c := range changes {
-		k, seen := pending[string(c.key)]
-		if !seen {
-			var err error
-			if k, err = storedKind(doc, c.key); err != nil {
-				return err
-			}
-		}
-		var next kind
-		switch c.op {
-		case readmodel.OpSet:
-			next = c.kind
-		case readmodel.OpAppend:
-			if k != kindMissing && k != kindList {
-				return fmt.Errorf("change %d: append to key %q: %w: it holds %s, not a list", i, c.key[1:], readmodel.ErrTypeClash, k)
-			}
-			next = kindList
-		case readmodel.OpIncrement:
-			if k != kindMissing && k != kindNumber {
-				return fmt.Errorf("change %d: increment key %q: %w: it holds %s, not a number", i, c.key[1:], readmodel.ErrTypeClash, k)
-			}
-			next = kindNumber
-		}
-		if len(changes) > 1 {
-			if pending == nil {
-				pending = make(map[string]kind, len(changes))
-			}
-			pending[string(c.key)] = next
-		}
-	}
-	return nil
+	return readmodel.KindMissing, nil
 }

@@ -119,25 +119,5 @@ func (c *compaction) gather(cur *bolt.Cursor) (keys, ids [][]byte, err error) {
 // First returns the stream's first retained sequence, 0 for a stream
 // without events.
 func (s *EventStore) First(ctx context.Context, stream string) (uint64, error) {
-	if err := ctx.Err(); err != nil {
-		return 0, fmt.Errorf("first sequence of stream %q: %w", stream, err)
-	}
-	if s.closed() {
-		return 0, eventstore.ErrClosed
-	}
-	var first uint64
-	err := s.db.View(func(tx *bolt.Tx) error {
-		evB := eventsBucket(tx, stream)
-		if evB == nil {
-			return nil
-		}
-		k, _ := evB.Cursor().First()
-		var err error
-		first, err = sequenceOf(k)
-		return err
-	})
-	if err != nil {
-		return 0, storeError("first sequence of stream", stream, err)
-	}
-	return first, nil
+	return s.edge(ctx, "first sequence of stream", stream, (*bolt.Cursor).First)
 }

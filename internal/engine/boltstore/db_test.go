@@ -2,7 +2,6 @@ package boltstore
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"os"
 	"path/filepath"
@@ -12,36 +11,6 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 )
-
-func TestConcurrentWritersShareCommits(t *testing.T) {
-	db := openTestDB(t, t.TempDir())
-	const writers, each = 64, 20
-	writeConcurrently(t, writers, each, func(w, i int) error {
-		return db.Update(context.Background(), func(tx *bolt.Tx) error {
-			var k [8]byte
-			binary.BigEndian.PutUint64(k[:], uint64(w*each+i))
-			return tx.Bucket(bucketMeta).Put(append([]byte("t"), k[:]...), []byte{1})
-		})
-	})
-	stored := 0
-	_ = db.View(func(tx *bolt.Tx) error {
-		c := tx.Bucket(bucketMeta).Cursor()
-		for k, _ := c.Seek([]byte("t")); k != nil && k[0] == 't'; k, _ = c.Next() {
-			stored++
-		}
-		return nil
-	})
-	if stored != writers*each {
-		t.Fatalf("stored %d keys, want %d", stored, writers*each)
-	}
-	// Every transaction holds at least one write, so fewer commits than
-	// writes means writers shared them.
-	if commits := db.Commits(); commits >= writers*each {
-		t.Fatalf("%d commits for %d writes: no writers shared a commit", commits, writers*each)
-	} else {
-		t.Logf("%d writes in %d commits", writers*each, commits)
-	}
-}
 
 func TestAFailingWriterDoesNotFailTheOthersInItsCommit(t *testing.T) {
 	db := openTestDB(t, t.TempDir())

@@ -160,26 +160,33 @@ func (s *EventStore) read(stream string, after uint64, limit int) ([]engine.Mess
 
 // Version returns the stream's last sequence, 0 for an unknown stream.
 func (s *EventStore) Version(ctx context.Context, stream string) (uint64, error) {
+	return s.edge(ctx, "version of stream", stream, (*bolt.Cursor).Last)
+}
+
+// edge returns the sequence of the event at one end of stream (what says
+// which call asks), 0 for a stream without events.
+func (s *EventStore) edge(ctx context.Context, what, stream string, end func(*bolt.Cursor) ([]byte, []byte)) (uint64, error) {
 	if err := ctx.Err(); err != nil {
-		return 0, fmt.Errorf("version of stream %q: %w", stream, err)
+		return 0, fmt.Errorf("%s %q: %w", what, stream, err)
 	}
 	if s.closed() {
 		return 0, eventstore.ErrClosed
 	}
-	var v uint64
+	var seq uint64
 	err := s.db.View(func(tx *bolt.Tx) error {
 		evB := eventsBucket(tx, stream)
 		if evB == nil {
 			return nil
 		}
+		k, _ := end(evB.Cursor())
 		var err error
-		v, err = lastSequence(evB.Cursor())
+		seq, err = sequenceOf(k)
 		return err
 	})
 	if err != nil {
-		return 0, storeError("version of stream", stream, err)
+		return 0, storeError(what, stream, err)
 	}
-	return v, nil
+	return seq, nil
 }
 
 // Subscribe returns a subscription to stream after the given sequence. It

@@ -80,8 +80,9 @@ func (s *ReadModels) Apply(ctx context.Context, projection string, changes []rea
 
 // applyTx is one Apply's work, encoded before the transaction.
 type applyTx struct {
-	name        []byte // the projection's stored name
-	changes     []change
+	name        []byte             // the projection's stored name
+	given       []readmodel.Change // what Apply was given, to validate
+	changes     []change           // the same, encoded
 	checkpoints []checkpointPut
 }
 
@@ -99,7 +100,7 @@ func newApplyTx(projection string, changes []readmodel.Change, cp readmodel.Chec
 	if err != nil {
 		return nil, err
 	}
-	a := &applyTx{name: name, changes: enc, checkpoints: make([]checkpointPut, 0, len(cp))}
+	a := &applyTx{name: name, given: changes, changes: enc, checkpoints: make([]checkpointPut, 0, len(cp))}
 	for stream, seq := range cp {
 		k, err := storedName(stream)
 		if err != nil {
@@ -122,12 +123,12 @@ func (a *applyTx) run(tx *bolt.Tx) error {
 			return fmt.Errorf("%w: the doc or checkpoint bucket is missing", codec.ErrCorrupt)
 		}
 	}
-	if err := validateChanges(doc, a.changes); err != nil {
+	err := readmodel.Validate(a.given, func(i int) (readmodel.Kind, error) { return storedKind(doc, a.changes[i].key) })
+	if err != nil {
 		return err
 	}
 	// Everything is checked: the writes below fail only if bbolt does.
 	if p == nil {
-		var err error
 		if p, err = models.CreateBucket(a.name); err == nil {
 			doc, err = p.CreateBucket(bucketDoc)
 		}

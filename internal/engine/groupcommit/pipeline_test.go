@@ -17,6 +17,7 @@ import (
 // and its sync can be held to let the next group gather.
 type disk struct {
 	mu      sync.Mutex
+	joins   int
 	groups  [][]string // written, in order
 	applied []string
 	syncErr error
@@ -33,6 +34,11 @@ func newDisk() *disk {
 
 func (d *disk) env() groupcommit.Env[string] {
 	return groupcommit.Env[string]{
+		Join: func(*string) {
+			d.mu.Lock()
+			d.joins++
+			d.mu.Unlock()
+		},
 		Write: func(g *groupcommit.Group[string]) error {
 			d.mu.Lock()
 			defer d.mu.Unlock()
@@ -110,53 +116,46 @@ func awaitSignal(t *testing.T, what string, ch <-chan struct{}) {
 }
 
 // waitGathered waits until n writes have joined.
-func waitGathered(t *testing.T, joined *countingJoin, n int) {
+func (d *disk) waitGathered(t *testing.T, n int) {
 	t.Helper()
 	enginetest.Eventually(t, fmt.Sprintf("%d writes to join", n), func() (bool, string) {
-		got := joined.count()
-		return got >= n, fmt.Sprintf("%d joined", got)
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		return d.joins >= n, fmt.Sprintf("%d joined", d.joins)
 	})
 }
 
-// countingJoin counts the writes that joined; it runs under the pipeline's
-// lock, so its own lock only serves the test's reads.
-type countingJoin struct {
-	mu sync.Mutex
-	n  int
+// startHeld starts a pipeline whose syncs wait for the test, and commits
+// a first write, whose sync it then holds: what the test commits next
+// gathers behind it.
+func startHeld(t *testing.T, opts groupcommit.Options) (*disk, *groupcommit.Pipeline[string], <-chan error) {
+	t.Helper()
+	d := newDisk()
+	d.hold = true
+	p := start(t, d, d.env(), opts)
+	first := commitAsync(t.Context(), p, "first")
+	awaitSignal(t, "the first sync", d.syncing)
+	return d, p, first
 }
 
-func (c *countingJoin) join(*string) {
-	c.mu.Lock()
-	c.n++
-	c.mu.Unlock()
-}
-
-func (c *countingJoin) count() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.n
+// nextSync ends the sync being held and waits for the next one to start.
+func (d *disk) nextSync(t *testing.T) {
+	t.Helper()
+	d.release <- struct{}{}
+	awaitSignal(t, "the next sync", d.syncing)
 }
 
 func TestTheNextGroupGathersWhileTheLastOneSyncsAndIsCommittedInOne(t *testing.T) {
-	d := newDisk()
-	d.hold = true
-	var joined countingJoin
-	env := d.env()
-	env.Join = joined.join
-	p := start(t, d, env, groupcommit.Options{})
-
-	first := commitAsync(t.Context(), p, "first")
-	awaitSignal(t, "the first group's sync", d.syncing)
+	d, p, first := startHeld(t, groupcommit.Options{})
 	rest := make([]<-chan error, 0, 10)
 	for i := range 10 {
 		rest = append(rest, commitAsync(t.Context(), p, fmt.Sprint(i)))
 	}
-	waitGathered(t, &joined, 11)
-	d.release <- struct{}{} // the first sync ends
+	d.waitGathered(t, 11)
+	d.nextSync(t)
 	if err := await(t, "the first write", first); err != nil {
 		t.Fatalf("first write: got %v, want nil", err)
 	}
-	awaitSignal(t, "the second group's sync", d.syncing)
 	d.release <- struct{}{}
 	for i, ch := range rest {
 		if err := await(t, fmt.Sprintf("write %d", i), ch); err != nil {
@@ -257,26 +256,17 @@ func TestAWriteFailedOnItsOwnFailsOnlyItsWriter(t *testing.T) {
 
 func TestAFailedSyncFailsEveryWriterOfItsGroupAndNotTheNextGroup(t *testing.T) {
 	broken := errors.New("disk gone")
-	d := newDisk()
-	d.hold = true
-	var joined countingJoin
-	env := d.env()
-	env.Join = joined.join
-	p := start(t, d, env, groupcommit.Options{})
-
-	first := commitAsync(t.Context(), p, "first")
-	awaitSignal(t, "the first sync", d.syncing)
+	d, p, first := startHeld(t, groupcommit.Options{})
 	d.mu.Lock()
 	d.syncErr = broken // the first group's sync fails, once it is released
 	d.mu.Unlock()
 	second := commitAsync(t.Context(), p, "a")
 	third := commitAsync(t.Context(), p, "b")
-	waitGathered(t, &joined, 3)
-	d.release <- struct{}{}
+	d.waitGathered(t, 3)
+	d.nextSync(t)
 	if err := await(t, "the first write", first); !errors.Is(err, broken) {
 		t.Fatalf("first write: got %v, want the sync's error", err)
 	}
-	awaitSignal(t, "the second sync", d.syncing)
 	d.release <- struct{}{}
 	for _, ch := range []<-chan error{second, third} {
 		if err := await(t, "a write of the second group", ch); !errors.Is(err, broken) {
@@ -318,52 +308,35 @@ func TestMaxWritesOfOneIsACommitPerWrite(t *testing.T) {
 }
 
 func TestAWriterWaitingForRoomHonoursItsContext(t *testing.T) {
-	d := newDisk()
-	d.hold = true
-	var joined countingJoin
-	env := d.env()
-	env.Join = joined.join
-	p := start(t, d, env, groupcommit.Options{MaxWrites: 1})
-
-	first := commitAsync(t.Context(), p, "syncing")
-	awaitSignal(t, "the first sync", d.syncing)
+	d, p, first := startHeld(t, groupcommit.Options{MaxWrites: 1})
 	second := commitAsync(t.Context(), p, "gathered")
-	waitGathered(t, &joined, 2) // the gathered group is full now
+	d.waitGathered(t, 2) // the gathered group is full now
 	ctx, cancel := context.WithCancel(t.Context())
 	third := commitAsync(ctx, p, "waiting")
+	time.Sleep(10 * time.Millisecond) // time to reach the wait for room; had it not, it must fail all the same
 	cancel()
 	if err := await(t, "the write waiting for room", third); !errors.Is(err, context.Canceled) {
 		t.Fatalf("write waiting for room, its context cancelled: got %v, want context.Canceled", err)
 	}
-	d.release <- struct{}{}
-	awaitSignal(t, "the second sync", d.syncing)
+	d.nextSync(t)
 	d.release <- struct{}{}
 	for _, ch := range []<-chan error{first, second} {
 		if err := await(t, "a joined write", ch); err != nil {
 			t.Fatalf("joined write: got %v, want nil", err)
 		}
 	}
-	if got := slices.Concat(d.written()...); !slices.Equal(got, []string{"syncing", "gathered"}) {
-		t.Fatalf("written: got %v, want [syncing gathered]: the cancelled write must not be", got)
+	if got := slices.Concat(d.written()...); !slices.Equal(got, []string{"first", "gathered"}) {
+		t.Fatalf("written: got %v, want [first gathered]: the cancelled write must not be", got)
 	}
 }
 
 func TestCloseCommitsTheWritesThatJoinedAndRefusesLaterOnes(t *testing.T) {
-	d := newDisk()
-	d.hold = true
-	var joined countingJoin
-	env := d.env()
-	env.Join = joined.join
-	p := start(t, d, env, groupcommit.Options{})
-
-	first := commitAsync(t.Context(), p, "first")
-	awaitSignal(t, "the first sync", d.syncing)
+	d, p, first := startHeld(t, groupcommit.Options{})
 	second := commitAsync(t.Context(), p, "second")
-	waitGathered(t, &joined, 2)
+	d.waitGathered(t, 2)
 	closed := make(chan struct{})
 	go func() { p.Close(); close(closed) }()
-	d.release <- struct{}{}
-	awaitSignal(t, "the sync of what joined before Close", d.syncing)
+	d.nextSync(t)
 	d.release <- struct{}{}
 	for _, ch := range []<-chan error{first, second} {
 		if err := await(t, "a write that joined before Close", ch); err != nil {
