@@ -109,7 +109,7 @@ bench-http: ## HTTP API over loopback, 64 keep-alive clients (in the process, th
 
 .PHONY: bench-disk
 bench-disk: ## Durable ingest (--storage=disk): group commit against an fdatasync per event, engine level, one run.
-	go test -run '^$$' -bench DiskIngest -benchtime 3s -count 3 ./internal/engine/diskstore/
+	go test -run '^$$' -bench DiskIngest -benchtime 3s -count 3 ./internal/engine/disk/
 
 .PHONY: bench-store
 bench-store: ## bbolt against pebble on the outbox workload (hack/storebench, its own module).

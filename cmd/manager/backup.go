@@ -10,7 +10,7 @@ import (
 	"github.com/go-logr/logr"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 
-	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/diskstore"
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/boltstore"
 )
 
 // backupPath is served on the metrics endpoint, behind the same
@@ -21,7 +21,7 @@ const backupPath = "/backup"
 // backupHandler answers GET /backup with a consistent snapshot of the data
 // file, taken while ingest carries on; --restore-from starts a new manager
 // on it.
-func backupHandler(db *diskstore.DB, log logr.Logger) http.Handler {
+func backupHandler(db *boltstore.DB, log logr.Logger) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodGet {
 			w.Header().Set("Allow", http.MethodGet)
@@ -42,7 +42,7 @@ func backupHandler(db *diskstore.DB, log logr.Logger) http.Handler {
 		switch {
 		case err == nil:
 			log.Info("backup taken", "file", name)
-		case !started && errors.Is(err, diskstore.ErrClosed):
+		case !started && errors.Is(err, boltstore.ErrClosed):
 			http.Error(w, "the manager is stopping: try again", http.StatusServiceUnavailable)
 		case !started:
 			log.Error(err, "backup failed")
@@ -58,7 +58,7 @@ func backupHandler(db *diskstore.DB, log logr.Logger) http.Handler {
 // addBackupEndpoint serves /backup on the metrics endpoint when that is
 // protected (HTTPS with authn/authz) or reachable only from this host; an
 // open, routable metrics endpoint would hand every event to anyone.
-func addBackupEndpoint(mgr manager.Manager, db *diskstore.DB, opts options) error {
+func addBackupEndpoint(mgr manager.Manager, db *boltstore.DB, opts options) error {
 	switch {
 	case opts.metricsAddr == "0":
 		setupLog.Info("no backup endpoint: the metrics endpoint is off (--metrics-bind-address)")
@@ -80,12 +80,12 @@ func restoreIfEmpty(opts options) error {
 	if opts.restoreFrom == "" {
 		return nil
 	}
-	err := diskstore.Restore(opts.dataDir, opts.restoreFrom)
+	err := boltstore.Restore(opts.dataDir, opts.restoreFrom)
 	switch {
 	case err == nil:
 		setupLog.Info("restored the data file from a snapshot", "snapshot", opts.restoreFrom, "dataDir", opts.dataDir)
 		return nil
-	case errors.Is(err, diskstore.ErrDataFileExists):
+	case errors.Is(err, boltstore.ErrDataFileExists):
 		setupLog.Info("the data file exists: --restore-from ignored", "snapshot", opts.restoreFrom, "dataDir", opts.dataDir)
 		return nil
 	default:

@@ -27,8 +27,9 @@ import (
 
 	esv1 "github.com/eventsourcing-dev/eventsourcing-operator/api/v1alpha1"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/controller"
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/boltstore"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/core"
-	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/diskstore"
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/disk"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/middleware"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/httpapi"
 )
@@ -164,7 +165,7 @@ func newAPIServer(cfg *rest.Config, eng *core.Engine, opts options) (*httpapi.Se
 // names, with its metrics in the manager's registry (served on the metrics
 // endpoint). db is the data file with disk storage, nil with memory; the
 // returned function closes the engine and its storage.
-func newEngine(opts options) (*core.Engine, *diskstore.DB, func() error, error) {
+func newEngine(opts options) (*core.Engine, *boltstore.DB, func() error, error) {
 	level := slog.LevelInfo
 	if opts.zap.Level != nil && opts.zap.Level.Enabled(zapcore.DebugLevel) {
 		level = slog.LevelDebug // --zap-log-level=debug shows pipelines' per-event lines too
@@ -184,18 +185,18 @@ func newEngine(opts options) (*core.Engine, *diskstore.DB, func() error, error) 
 		PollingInterval:  opts.pollingInterval,
 	}
 	closeStorage := func() error { return nil }
-	var db *diskstore.DB
+	var db *boltstore.DB
 	if opts.storage == storageDisk {
 		if err := restoreIfEmpty(opts); err != nil {
 			return nil, nil, nil, err
 		}
-		st, err := diskstore.OpenStorage(opts.dataDir, 0)
+		st, err := disk.Open(opts.dataDir, disk.Options{})
 		if err != nil {
 			return nil, nil, nil, err
 		}
 		db = st.DB
 		cfg.Store, cfg.Outbox, cfg.ReadModels = st.Store, st.Outbox, st.ReadModels
-		cfg.BatchDelay = diskstore.ProcessorBatchDelay
+		cfg.BatchDelay = disk.ProcessorBatchDelay
 		closeStorage = st.Close
 		setupLog.Info("durable storage", "file", st.DB.Path(), "outboxLog", st.Outbox.Dir(), "outboxPending", st.Outbox.Len())
 		if r := st.Outbox.Recovered(); r != "" {

@@ -11,7 +11,7 @@ import (
 	"github.com/go-logr/logr"
 
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/core"
-	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/diskstore"
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/disk"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/enginebench"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/serde"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/httpapi"
@@ -57,13 +57,13 @@ func singleEventBenchmarks(b *testing.B, run loadRunner) {
 	})
 	// Durable: each 202 waits for the fdatasync that covers its event.
 	b.Run("eventsourcing-disk", func(b *testing.B) {
-		st, err := diskstore.OpenStorage(b.TempDir(), 0)
+		st, err := disk.Open(b.TempDir(), disk.Options{})
 		if err != nil {
 			b.Fatal(err)
 		}
 		b.Cleanup(func() { _ = st.Close() })
 		cfg := core.Config{
-			Store: st.Store, Outbox: st.Outbox, ReadModels: st.ReadModels, BatchDelay: diskstore.ProcessorBatchDelay,
+			Store: st.Store, Outbox: st.Outbox, ReadModels: st.ReadModels, BatchDelay: disk.ProcessorBatchDelay,
 		}
 		syncs, commits := st.Outbox.Syncs(), st.DB.Commits()
 		run(b, benchHandler(b, cfg), "application/json", body, 1)

@@ -12,8 +12,8 @@ import (
 	"time"
 
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine"
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/boltstore"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/core"
-	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/diskstore"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/enginetest"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/eventstore"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/readmodel"
@@ -195,12 +195,12 @@ func TestAProjectionCreatedAfterCompactionStartsAtTheFirstRetainedEvent(t *testi
 // The same rule on the disk store: a projection waiting from the start (its
 // pipeline does not exist yet) keeps every event until it has applied them.
 func TestRetentionOnDiskStorageWaitsForAProjectionThatHasNotStarted(t *testing.T) {
-	db, err := diskstore.Open(t.TempDir())
+	db, err := boltstore.Open(t.TempDir(), boltstore.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = db.Close() }) // after the engine's cleanup, which closes the store
-	store := diskstore.NewEventStore(db)
+	store := boltstore.NewEventStore(db)
 	e := compactingEngine(t, store)
 	mustApplyStream(t, e, core.StreamSpec{Name: "orders", DefaultEventName: "E", Retention: core.Retention{MaxEvents: 2}})
 	waiting := appendProjection("waiting", "orders")
@@ -277,12 +277,12 @@ func TestCompactionKeepsWhatAProjectionNotYetRegisteredAgainHasNotApplied(t *tes
 			var store eventstore.Store = eventstore.NewMemory()
 			var models readmodel.Store = readmodel.NewMemory()
 			if backend == "disk" {
-				db, err := diskstore.Open(t.TempDir())
+				db, err := boltstore.Open(t.TempDir(), boltstore.Options{})
 				if err != nil {
 					t.Fatal(err)
 				}
 				t.Cleanup(func() { _ = db.Close() })
-				store, models = diskstore.NewEventStore(db), diskstore.NewReadModels(db)
+				store, models = boltstore.NewEventStore(db), boltstore.NewReadModels(db)
 			}
 			// What a projection left before the restart: 3 events applied.
 			if err := models.Apply(context.Background(), "before-restart", nil, readmodel.Checkpoint{"orders": 3}); err != nil {

@@ -15,11 +15,8 @@ import (
 )
 
 func TestMemoryConformance(t *testing.T) {
-	eventstoretest.Run(t, func(*testing.T) eventstore.Store { return eventstore.NewMemory() })
-}
-
-func TestMemoryCompactionConformance(t *testing.T) {
-	eventstoretest.RunCompaction(t, func(*testing.T) eventstore.Store { return eventstore.NewMemory() })
+	eventstoretest.Run(t, eventstoretest.Features{Compaction: true},
+		func(*testing.T, string) eventstore.Store { return eventstore.NewMemory() })
 }
 
 func TestMemoryPositionsAreContiguousAcrossStreams(t *testing.T) {

@@ -11,77 +11,97 @@ import (
 // is applied.
 var ErrTypeClash = errors.New("change does not fit the value under its key")
 
-// kind is what a change needs to know about a value: whether it can be
-// appended to or incremented. A missing key (or null) can be either.
-type kind int
+// Kind is what a change needs to know about a value: whether it can be
+// appended to or incremented. A missing key (or null) can be either. Every
+// Store checks changes with KindOf and Validate, so that all refuse the
+// same changes with the same errors.
+type Kind int
 
+// The kinds of value.
 const (
-	kindMissing kind = iota
-	kindList
-	kindNumber
-	kindOther
+	KindMissing Kind = iota
+	KindList
+	KindNumber
+	KindOther
 )
 
-func (k kind) String() string {
+func (k Kind) String() string {
 	switch k {
-	case kindList:
+	case KindList:
 		return "a list"
-	case kindNumber:
+	case KindNumber:
 		return "a number"
-	case kindOther:
+	case KindOther:
 		return "a string, bool or object"
 	default:
 		return "nothing"
 	}
 }
 
-func kindOf(v any) kind {
+// KindOf is the kind of a value as a Change sets it: only untyped nil,
+// []any, and int, int64 and float64 are missing, a list and a number;
+// anything else, a json.RawMessage whatever it holds too, is other.
+func KindOf(v any) Kind {
 	switch v.(type) {
 	case nil:
-		return kindMissing
-	case []any, *list:
-		return kindList
+		return KindMissing
+	case []any:
+		return KindList
 	case int64, float64, int:
-		return kindNumber
+		return KindNumber
 	default:
-		return kindOther
+		return KindOther
 	}
 }
 
-// validate checks that every change fits, in order, so that a later change
-// sees the kind an earlier change in the same batch leaves behind.
-func validate(doc map[string]any, changes []Change) error {
-	var pending map[string]kind // keys changed earlier in this batch
+// Validate checks, reading only, that every change fits the value it
+// finds, in order, so that a change sees the kind an earlier one in the
+// batch leaves behind. stored returns the kind the key of changes[i] holds
+// before the batch; it is asked once per key at most.
+func Validate(changes []Change, stored func(i int) (Kind, error)) error {
+	var pending map[string]Kind // keys changed earlier in this batch
 	for i, c := range changes {
 		k, seen := pending[c.Key]
 		if !seen {
-			k = kindOf(doc[c.Key])
+			var err error
+			if k, err = stored(i); err != nil {
+				return err
+			}
 		}
-		var next kind
+		var next Kind
 		switch c.Op {
 		case OpSet:
-			next = kindOf(c.Value)
+			next = KindOf(c.Value)
 		case OpAppend:
-			if k != kindMissing && k != kindList {
+			if k != KindMissing && k != KindList {
 				return fmt.Errorf("change %d: append to key %q: %w: it holds %s, not a list", i, c.Key, ErrTypeClash, k)
 			}
-			next = kindList
+			next = KindList
 		case OpIncrement:
-			if k != kindMissing && k != kindNumber {
+			if k != KindMissing && k != KindNumber {
 				return fmt.Errorf("change %d: increment key %q: %w: it holds %s, not a number", i, c.Key, ErrTypeClash, k)
 			}
-			next = kindNumber
+			next = KindNumber
 		default:
 			return fmt.Errorf("change %d: key %q: unknown op %d", i, c.Key, c.Op)
 		}
 		if len(changes) > 1 {
 			if pending == nil {
-				pending = make(map[string]kind, len(changes))
+				pending = make(map[string]Kind, len(changes))
 			}
 			pending[c.Key] = next
 		}
 	}
 	return nil
+}
+
+// storedKind is the kind of a value in a Memory document, where a list
+// appended to is a *list.
+func storedKind(v any) Kind {
+	if _, ok := v.(*list); ok {
+		return KindList
+	}
+	return KindOf(v)
 }
 
 // apply makes one validated change to doc.

@@ -62,7 +62,7 @@ func (m *Memory) Apply(ctx context.Context, projection string, changes []Change,
 	if md != nil {
 		doc = md.doc
 	}
-	if err := validate(doc, changes); err != nil {
+	if err := Validate(changes, func(i int) (Kind, error) { return storedKind(doc[changes[i].Key]), nil }); err != nil {
 		return fmt.Errorf("apply to read model %q: %w", projection, err)
 	}
 	if md == nil {

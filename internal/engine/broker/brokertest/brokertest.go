@@ -1,9 +1,8 @@
 // Package brokertest is the conformance suite every broker.Broker backend
-// runs, whole.
+// runs. Nothing in the Broker contract is optional, so unlike the storage
+// suites it has no Features: a backend's test calls Run with a constructor.
 //
-// A backend's test calls Run with a constructor:
-//
-//	func TestMemory(t *testing.T) {
+//	func TestMemoryConformance(t *testing.T) {
 //		brokertest.Run(t, func(t *testing.T) broker.Broker { return broker.NewMemory() })
 //	}
 //

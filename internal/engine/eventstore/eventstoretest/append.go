@@ -144,7 +144,7 @@ func testAppendSetsAnEmptyStreamToTheStream(t *testing.T, s eventstore.Store) {
 func testAppendRejectsInvalidEventsAndStoresNothing(t *testing.T, s eventstore.Store) {
 	noID := event("")
 	otherStream := event("b")
-	otherStream.Stream = "payments"
+	otherStream.Stream = paymentsStream
 	ancient := event("c")
 	ancient.Time = time.Date(1500, 1, 1, 0, 0, 0, 0, time.UTC)
 	tests := []struct {
@@ -301,9 +301,9 @@ func testAppendOfAStoredIDReportsTheStoredEvent(t *testing.T, s eventstore.Store
 
 func testTheSameIDInAnotherStreamIsANewEvent(t *testing.T, s eventstore.Store) {
 	mustAppend(t, s, ordersStream, eventstore.Any, event("a"))
-	res := mustAppend(t, s, "payments", eventstore.NoStream, event("a"))
-	if res.Appended != 1 || res.Events[0].Stream != "payments" {
-		t.Errorf("Append to another stream: got Appended %d stream %q, want 1 %q", res.Appended, res.Events[0].Stream, "payments")
+	res := mustAppend(t, s, paymentsStream, eventstore.NoStream, event("a"))
+	if res.Appended != 1 || res.Events[0].Stream != paymentsStream {
+		t.Errorf("Append to another stream: got Appended %d stream %q, want 1 %q", res.Appended, res.Events[0].Stream, paymentsStream)
 	}
 }
 

@@ -23,26 +23,6 @@ var compactionBehaviours = []behaviour{
 	{"ConcurrentAppendsDuringCompactionLoseNothing", testConcurrentAppendsDuringCompactionLoseNothing},
 }
 
-// RunCompaction runs the compaction behaviours as subtests of t, each against
-// a new, empty store from newStore, which must implement
-// eventstore.Compactor. Like Run, it closes each store when its subtest ends.
-func RunCompaction(t *testing.T, newStore func(t *testing.T) eventstore.Store) {
-	for _, b := range compactionBehaviours {
-		t.Run(b.name, func(t *testing.T) {
-			s := newStore(t)
-			t.Cleanup(func() {
-				if err := s.Close(); err != nil {
-					t.Errorf("Close: got %v, want nil", err)
-				}
-			})
-			if _, ok := s.(eventstore.Compactor); !ok {
-				t.Fatalf("%T does not implement eventstore.Compactor", s)
-			}
-			b.run(t, s)
-		})
-	}
-}
-
 // mustCompact compacts and fails the test on error or on another count.
 func mustCompact(t *testing.T, s eventstore.Store, stream string, before uint64, wantRemoved int) {
 	t.Helper()
@@ -153,10 +133,10 @@ func testCompactingAnUnknownStreamRemovesNothing(t *testing.T, s eventstore.Stor
 
 func testCompactionTouchesOnlyItsStream(t *testing.T, s eventstore.Store) {
 	orders := mustAppend(t, s, ordersStream, eventstore.Any, events("o", 5)...).Events
-	payments := mustAppend(t, s, "payments", eventstore.Any, events("p", 5)...).Events
+	payments := mustAppend(t, s, paymentsStream, eventstore.Any, events("p", 5)...).Events
 	mustCompact(t, s, ordersStream, 4, 3)
 	checkRetained(t, s, ordersStream, orders, 4)
-	checkRetained(t, s, "payments", payments, 1)
+	checkRetained(t, s, paymentsStream, payments, 1)
 }
 
 // The documented idempotency window: the ID of a compacted event is

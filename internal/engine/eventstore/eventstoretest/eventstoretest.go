@@ -1,7 +1,8 @@
 // Package eventstoretest is the conformance suite every eventstore.Store
-// backend runs: the memory store now, durable and distributed ones later.
-// It uses only the Store interface and the eventstore package's errors, and
-// it allows what a durable backend may do differently: times kept to the
+// backend runs, as Watermill's pub/sub tests are: a backend declares what it
+// supports beyond the Store interface (Features) and one Run covers it. It
+// uses only the interfaces and the eventstore package's errors, and it
+// allows what a durable backend may do differently: times kept to the
 // microsecond, positions that increase without being contiguous.
 package eventstoretest
 
@@ -20,33 +21,123 @@ import (
 // test instead of hanging it.
 const waitTimeout = 10 * time.Second
 
-// ordersStream is the stream most behaviours append to and read from.
-const ordersStream = "orders"
+// ordersStream is the stream most behaviours append to and read from, and
+// paymentsStream the other one where they need two.
+const (
+	ordersStream   = "orders"
+	paymentsStream = "payments"
+)
 
-// behaviour is one named subtest of the suite.
+// Features says what a backend supports beyond eventstore.Store. The
+// behaviours that need a feature the backend does not declare are skipped,
+// saying which; a declared feature the store lacks fails them.
+type Features struct {
+	// Compaction: the store implements eventstore.Compactor.
+	Compaction bool
+	// Durable: what a store holds outlives it. Once it is closed, opening
+	// its dir again gives a store with the same events, versions, positions
+	// and idempotency records, appending where the last one left off.
+	Durable bool
+}
+
+// missing names the first feature of needs that f does not declare, "" if
+// none.
+func (f Features) missing(needs Features) string {
+	switch {
+	case needs.Compaction && !f.Compaction:
+		return "Compaction"
+	case needs.Durable && !f.Durable:
+		return "Durable"
+	}
+	return ""
+}
+
+// Open returns a store on the storage in dir: an empty one the first time,
+// and for a Durable backend, once the last store on dir is closed, what
+// that one held. Every subtest gets a dir of its own. A backend that keeps
+// nothing on disk ignores dir.
+type Open func(t *testing.T, dir string) eventstore.Store
+
+// behaviour is one named subtest of the suite, run on a store from a new,
+// empty storage.
 type behaviour struct {
 	name string
 	run  func(t *testing.T, s eventstore.Store)
 }
 
-// Run runs every behaviour as a subtest of t, each against a new, empty store
-// from newStore. The suite closes each store when its subtest ends, so a
-// backend's Close must be safe to call twice.
-func Run(t *testing.T, newStore func(t *testing.T) eventstore.Store) {
-	groups := [][]behaviour{appendBehaviours, readBehaviours, concurrencyBehaviours, subscribeBehaviours, closeBehaviours}
-	for _, group := range groups {
-		for _, b := range group {
+// groups are the behaviours on one store, with the features they need.
+var groups = []struct {
+	needs      Features
+	behaviours []behaviour
+}{
+	{Features{}, appendBehaviours},
+	{Features{}, readBehaviours},
+	{Features{}, concurrencyBehaviours},
+	{Features{}, subscribeBehaviours},
+	{Features{}, closeBehaviours},
+	{Features{Compaction: true}, compactionBehaviours},
+}
+
+// Run runs every behaviour as a subtest of t, each on storage of its own
+// that it opens with open. The suite closes every store it opens when its
+// subtest ends, so a backend's Close must be safe to call twice.
+func Run(t *testing.T, features Features, open Open) {
+	for _, g := range groups {
+		for _, b := range g.behaviours {
 			t.Run(b.name, func(t *testing.T) {
-				s := newStore(t)
-				t.Cleanup(func() {
-					if err := s.Close(); err != nil {
-						t.Errorf("Close: got %v, want nil", err)
-					}
-				})
-				b.run(t, s)
+				st := newStorage(t, features, g.needs, open)
+				b.run(t, st.open(t))
 			})
 		}
 	}
+	for _, b := range reopenBehaviours {
+		t.Run(b.name, func(t *testing.T) {
+			b.run(t, newStorage(t, features, b.needs, open))
+		})
+	}
+}
+
+// storage is a subtest's dir and how to open a store on it.
+type storage struct {
+	dir      string
+	openDir  Open
+	features Features
+}
+
+// newStorage skips t unless the backend declares every feature in needs,
+// and gives it a new dir.
+func newStorage(t *testing.T, features, needs Features, open Open) *storage {
+	t.Helper()
+	if f := features.missing(needs); f != "" {
+		t.Skipf("the backend does not declare Features.%s", f)
+	}
+	return &storage{dir: t.TempDir(), openDir: open, features: features}
+}
+
+// open opens a store on the subtest's dir and closes it when the subtest
+// ends.
+func (st *storage) open(t *testing.T) eventstore.Store {
+	t.Helper()
+	s := st.openDir(t, st.dir)
+	t.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			t.Errorf("Close: got %v, want nil", err)
+		}
+	})
+	if _, ok := s.(eventstore.Compactor); st.features.Compaction && !ok {
+		t.Fatalf("%T does not implement eventstore.Compactor, yet the backend declares Features.Compaction", s)
+	}
+	return s
+}
+
+// reopen closes s, the store last opened on the subtest's dir, and opens
+// the dir again.
+func (st *storage) reopen(t *testing.T, s eventstore.Store) eventstore.Store {
+	t.Helper()
+	if err := s.Close(); err != nil {
+		t.Fatalf("Close before reopening: got %v, want nil", err)
+	}
+	return st.open(t)
 }
 
 // testContext ends when the test does or after waitTimeout.

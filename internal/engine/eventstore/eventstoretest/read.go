@@ -65,7 +65,7 @@ func testReadWithoutALimitReturnsEvents(t *testing.T, s eventstore.Store) {
 func testReadReturnsOnlyTheStreamsOwnEvents(t *testing.T, s eventstore.Store) {
 	for i := range 3 {
 		mustAppend(t, s, ordersStream, eventstore.Any, events(fmt.Sprintf("order%d", i), 1)...)
-		mustAppend(t, s, "payments", eventstore.Any, events(fmt.Sprintf("payment%d", i), 1)...)
+		mustAppend(t, s, paymentsStream, eventstore.Any, events(fmt.Sprintf("payment%d", i), 1)...)
 	}
 	got := mustRead(t, s, ordersStream, 0, 10)
 	checkSequences(t, "orders", got, 1, 3)
@@ -90,7 +90,7 @@ func testVersionIsTheLastSequence(t *testing.T, s eventstore.Store) {
 		t.Errorf("Version of an unknown stream: got %d, want 0", v)
 	}
 	mustAppend(t, s, ordersStream, eventstore.Any, events("a", 3)...)
-	mustAppend(t, s, "payments", eventstore.Any, events("b", 2)...)
+	mustAppend(t, s, paymentsStream, eventstore.Any, events("b", 2)...)
 	if v := mustVersion(t, s, ordersStream); v != 3 {
 		t.Errorf("Version after 3 events: got %d, want 3", v)
 	}

@@ -113,7 +113,7 @@ func testSubscriptionToAnUnknownStreamWaitsForItsFirstEvent(t *testing.T, s even
 func testSubscriptionSeesOnlyItsStream(t *testing.T, s eventstore.Store) {
 	sub := subscribe(t, s, ordersStream, 0)
 	pending := nextAsync(testContext(t), sub)
-	mustAppend(t, s, "payments", eventstore.Any, events("payment", 3)...)
+	mustAppend(t, s, paymentsStream, eventstore.Any, events("payment", 3)...)
 	own := mustAppend(t, s, ordersStream, eventstore.Any, event("order")).Events[0]
 	r := await(t, pending)
 	if r.err != nil {

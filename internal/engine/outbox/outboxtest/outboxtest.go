@@ -1,5 +1,6 @@
-// Package outboxtest is the conformance suite every outbox.Outbox backend must
-// pass: a backend's test calls Run with a constructor.
+// Package outboxtest is the conformance suite every outbox.Outbox backend
+// runs, as Watermill's pub/sub tests are: a backend declares what it
+// supports beyond the Outbox interface (Features) and one Run covers it.
 package outboxtest
 
 import (
@@ -14,29 +15,74 @@ import (
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/outbox"
 )
 
-// NewOutbox returns an empty outbox holding at most capacity entries. The
-// suite closes it when the subtest ends.
+// Features says what a backend supports beyond outbox.Outbox. The
+// behaviours that need a feature the backend does not declare are skipped,
+// saying which; a declared feature the outbox lacks fails them.
+type Features struct {
+	// Durable: entries not marked dispatched outlive the outbox. Once it is
+	// closed, opening its dir again finds them pending, oldest first,
+	// counted against the capacity and signalled to the processor.
+	Durable bool
+	// HasRoom: the outbox has HasRoom(n int) bool, with which Ingest
+	// refuses a request it cannot take before validating it.
+	HasRoom bool
+	// PendingInto: the outbox has PendingInto, with which the processor
+	// reads pending entries into buffers of its own.
+	PendingInto bool
+}
+
+// missing names the first feature of needs that f does not declare, "" if
+// none.
+func (f Features) missing(needs Features) string {
+	switch {
+	case needs.Durable && !f.Durable:
+		return "Durable"
+	case needs.HasRoom && !f.HasRoom:
+		return "HasRoom"
+	case needs.PendingInto && !f.PendingInto:
+		return "PendingInto"
+	}
+	return ""
+}
+
+// Open returns an outbox on the storage in dir, holding at most capacity
+// entries: an empty one the first time, and for a Durable backend, once the
+// last outbox on dir is closed, what that one held. Every subtest gets a
+// dir of its own. A backend that keeps nothing on disk ignores dir.
+type Open func(t *testing.T, dir string, capacity int) outbox.Outbox
+
+// NewOutbox opens the subtest's outbox (Open on the subtest's dir).
 type NewOutbox func(t *testing.T, capacity int) outbox.Outbox
 
-// Run runs the conformance suite against outboxes made by newOutbox.
-func Run(t *testing.T, newOutbox func(t *testing.T, capacity int) outbox.Outbox) {
-	tests := []struct {
-		name string
-		test func(t *testing.T, newOutbox NewOutbox)
-	}{
-		{"BatchEnqueueKeepsOrder", testBatchEnqueueKeepsOrder},
-		{"EnqueueKeepsMessagesWhenTheCallerReusesItsSlice", testEnqueueKeepsMessagesWhenTheCallerReusesItsSlice},
-		{"EnqueuePastCapacityIsFullAndEnqueuesNothing", testEnqueuePastCapacity},
-		{"PendingIsOldestFirstAndStableUntilMarked", testPendingIsStable},
-		{"MarkDispatchedTwiceOrOutOfOrderIsHarmless", testMarkDispatched},
-		{"MarkDispatchedFreesCapacity", testMarkDispatchedFreesCapacity},
-		{"SignalAfterEnqueue", testSignalAfterEnqueue},
-		{"ConcurrentEnqueuersLoseNothing", testConcurrentEnqueuers},
-		{"CloseRejectsFurtherCalls", testClose},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			tt.test(t, newOutbox)
+var behaviours = []struct {
+	name  string
+	needs Features
+	test  func(t *testing.T, newOutbox NewOutbox)
+}{
+	{"BatchEnqueueKeepsOrder", Features{}, testBatchEnqueueKeepsOrder},
+	{"EnqueueKeepsMessagesWhenTheCallerReusesItsSlice", Features{}, testEnqueueKeepsMessagesWhenTheCallerReusesItsSlice},
+	{"EnqueuePastCapacityIsFullAndEnqueuesNothing", Features{}, testEnqueuePastCapacity},
+	{"PendingIsOldestFirstAndStableUntilMarked", Features{}, testPendingIsStable},
+	{"MarkDispatchedTwiceOrOutOfOrderIsHarmless", Features{}, testMarkDispatched},
+	{"MarkDispatchedFreesCapacity", Features{}, testMarkDispatchedFreesCapacity},
+	{"SignalAfterEnqueue", Features{}, testSignalAfterEnqueue},
+	{"ConcurrentEnqueuersLoseNothing", Features{}, testConcurrentEnqueuers},
+	{"CloseRejectsFurtherCalls", Features{}, testClose},
+	{"HasRoomFollowsEnqueueAndMarkDispatched", Features{HasRoom: true}, testHasRoom},
+	{"PendingIntoCopiesWhatPendingReturns", Features{PendingInto: true}, testPendingInto},
+	{"EntriesNotMarkedSurviveReopening", Features{Durable: true}, testEntriesNotMarkedSurviveReopening},
+}
+
+// Run runs every behaviour as a subtest of t, each on storage of its own
+// that it opens with open.
+func Run(t *testing.T, features Features, open Open) {
+	for _, b := range behaviours {
+		t.Run(b.name, func(t *testing.T) {
+			if f := features.missing(b.needs); f != "" {
+				t.Skipf("the backend does not declare Features.%s", f)
+			}
+			dir := t.TempDir()
+			b.test(t, func(t *testing.T, capacity int) outbox.Outbox { return open(t, dir, capacity) })
 		})
 	}
 }
@@ -353,5 +399,93 @@ func testClose(t *testing.T, newOutbox NewOutbox) {
 	}
 	if err := ob.MarkDispatched(t.Context(), []uint64{1}); !errors.Is(err, outbox.ErrClosed) {
 		t.Errorf("MarkDispatched after Close: got error %v, want ErrClosed", err)
+	}
+}
+
+// roomChecker is the method Features.HasRoom declares.
+type roomChecker interface{ HasRoom(n int) bool }
+
+func testHasRoom(t *testing.T, newOutbox NewOutbox) {
+	ob := open(t, newOutbox, 3)
+	room, ok := ob.(roomChecker)
+	if !ok {
+		t.Fatal("the outbox has no HasRoom, yet the backend declares Features.HasRoom")
+	}
+	if !room.HasRoom(3) || room.HasRoom(4) {
+		t.Fatalf("empty outbox of 3: got HasRoom(3)=%v HasRoom(4)=%v, want true and false", room.HasRoom(3), room.HasRoom(4))
+	}
+	mustEnqueue(t, ob, messages("s", "a", 2))
+	if room.HasRoom(2) {
+		t.Fatal("outbox of 3 holding 2: got HasRoom(2)=true, want false")
+	}
+	mustMark(t, ob, positions(mustPending(t, ob, 1)))
+	if !room.HasRoom(2) {
+		t.Fatal("outbox of 3 holding 1: got HasRoom(2)=false, want true")
+	}
+}
+
+// pendingIntoer is the method Features.PendingInto declares.
+type pendingIntoer interface {
+	PendingInto(ctx context.Context, msgs []engine.Message, positions []uint64) (int, error)
+}
+
+func testPendingInto(t *testing.T, newOutbox NewOutbox) {
+	ob := open(t, newOutbox, 10)
+	into, ok := ob.(pendingIntoer)
+	if !ok {
+		t.Fatal("the outbox has no PendingInto, yet the backend declares Features.PendingInto")
+	}
+	mustEnqueue(t, ob, messages("s", "a", 5))
+	mustMark(t, ob, positions(mustPending(t, ob, 5))[1:2])
+	want := mustPending(t, ob, 3)
+	gotMsgs, gotPositions := make([]engine.Message, 3), make([]uint64, 3)
+	n, err := into.PendingInto(t.Context(), gotMsgs, gotPositions)
+	if err != nil || n != len(want) {
+		t.Fatalf("PendingInto: got %d, %v, want %d, nil", n, err, len(want))
+	}
+	for i, e := range want {
+		if gotMsgs[i].ID != e.Message.ID || gotPositions[i] != e.Position {
+			t.Errorf("PendingInto entry %d: got %q at %d, want %q at %d", i, gotMsgs[i].ID, gotPositions[i], e.Message.ID, e.Position)
+		}
+	}
+	if n, err := into.PendingInto(t.Context(), nil, nil); err != nil || n != 0 {
+		t.Errorf("PendingInto into no room: got %d, %v, want 0, nil", n, err)
+	}
+}
+
+func testEntriesNotMarkedSurviveReopening(t *testing.T, newOutbox NewOutbox) {
+	ob := open(t, newOutbox, 10)
+	msgs := messages("s", "m", 3)
+	mustEnqueue(t, ob, msgs)
+	mustMark(t, ob, positions(mustPending(t, ob, 1)))
+	if err := ob.Close(); err != nil {
+		t.Fatalf("Close: got %v, want nil", err)
+	}
+
+	again := open(t, newOutbox, 3)
+	select {
+	case <-again.Signal():
+	default:
+		t.Fatal("Signal of a reopened outbox with pending entries: got no value, want one ready for the processor")
+	}
+	pending := mustPending(t, again, 10)
+	if got, want := ids(pending), msgIDs(msgs[1:]); !slices.Equal(got, want) {
+		t.Fatalf("Pending after reopening: got %v, want %v", got, want)
+	}
+	for i, e := range pending {
+		src := msgs[1+i]
+		if e.Message.Stream != src.Stream || string(e.Message.Payload) != string(src.Payload) || e.Message.Header("n") != src.Header("n") {
+			t.Errorf("entry %d after reopening: got %+v, want the enqueued %+v", i, e.Message, src)
+		}
+	}
+	// The entries left over count against the capacity of the new outbox.
+	if err := again.Enqueue(t.Context(), messages("s", "x", 2)); !errors.Is(err, outbox.ErrFull) {
+		t.Fatalf("Enqueue of 2 into 1 left of capacity 3: got %v, want ErrFull", err)
+	}
+	// New positions never reuse old ones.
+	mustEnqueue(t, again, messages("s", "y", 1))
+	after := mustPending(t, again, 10)
+	if last, before := after[len(after)-1].Position, pending[len(pending)-1].Position; last <= before {
+		t.Fatalf("position of an entry enqueued after reopening: got %d, want more than %d", last, before)
 	}
 }

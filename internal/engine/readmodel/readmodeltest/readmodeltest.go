@@ -1,8 +1,10 @@
 // Package readmodeltest is the conformance suite every readmodel.Store
-// backend must pass. A backend's test calls Run with a constructor:
+// backend runs, as Watermill's pub/sub tests are: a backend declares what it
+// supports beyond the Store interface (Features) and one Run covers it:
 //
-//	func TestMemory(t *testing.T) {
-//		readmodeltest.Run(t, func(t *testing.T) readmodel.Store { return readmodel.NewMemory() })
+//	func TestMemoryConformance(t *testing.T) {
+//		readmodeltest.Run(t, readmodeltest.Features{ListCheckpoints: true},
+//			func(*testing.T, string) readmodel.Store { return readmodel.NewMemory() })
 //	}
 package readmodeltest
 
@@ -20,38 +22,110 @@ import (
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/readmodel"
 )
 
-// Run runs the conformance suite. newStore must return an empty store; Run
-// closes it when the subtest ends.
-func Run(t *testing.T, newStore func(t *testing.T) readmodel.Store) {
-	tests := []struct {
-		name string
-		run  func(t *testing.T, s readmodel.Store)
-	}{
-		{"SetReplacesTheValue", testSet},
-		{"AppendAddsToTheListInOrder", testAppend},
-		{"IncrementAddsToTheNumber", testIncrement},
-		{"TypeClashAppliesNothing", testTypeClash},
-		{"TypeClashWithinOneApplyAppliesNothing", testTypeClashWithinBatch},
-		{"CheckpointOnlyApplyCreatesTheDocument", testCheckpointOnly},
-		{"CheckpointMergesStreams", testCheckpointMerge},
-		{"CheckpointIsACopy", testCheckpointCopy},
-		{"CheckpointIsSavedWithStateAtomically", testAtomicCheckpoint},
-		{"UnknownProjection", testUnknown},
-		{"DeleteRemovesDocumentAndCheckpoint", testDelete},
-		{"ProjectionsAreIndependent", testIndependent},
-		{"ConcurrentApplyOnDifferentProjections", testConcurrentProjections},
+// Features says what a backend supports beyond readmodel.Store. The
+// behaviours that need a feature the backend does not declare are skipped,
+// saying which; a declared feature the store lacks fails them.
+type Features struct {
+	// Durable: documents and checkpoints outlive the store. Once it is
+	// closed, opening its dir again gives a store with the same documents,
+	// byte for byte, and checkpoints, which Apply continues.
+	Durable bool
+	// ListCheckpoints: the store implements readmodel.CheckpointLister.
+	ListCheckpoints bool
+}
+
+// missing names the first feature of needs that f does not declare, "" if
+// none.
+func (f Features) missing(needs Features) string {
+	switch {
+	case needs.Durable && !f.Durable:
+		return "Durable"
+	case needs.ListCheckpoints && !f.ListCheckpoints:
+		return "ListCheckpoints"
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			s := newStore(t)
-			t.Cleanup(func() {
-				if err := s.Close(); err != nil {
-					t.Errorf("close: %v", err)
-				}
-			})
-			tt.run(t, s)
+	return ""
+}
+
+// Open returns a store on the storage in dir: an empty one the first time,
+// and for a Durable backend, once the last store on dir is closed, what
+// that one held. Every subtest gets a dir of its own. A backend that keeps
+// nothing on disk ignores dir.
+type Open func(t *testing.T, dir string) readmodel.Store
+
+var behaviours = []struct {
+	name  string
+	needs Features
+	run   func(t *testing.T, st *storage)
+}{
+	{"SetReplacesTheValue", Features{}, on(testSet)},
+	{"AppendAddsToTheListInOrder", Features{}, on(testAppend)},
+	{"IncrementAddsToTheNumber", Features{}, on(testIncrement)},
+	{"TypeClashAppliesNothing", Features{}, on(testTypeClash)},
+	{"TypeClashWithinOneApplyAppliesNothing", Features{}, on(testTypeClashWithinBatch)},
+	{"CheckpointOnlyApplyCreatesTheDocument", Features{}, on(testCheckpointOnly)},
+	{"CheckpointMergesStreams", Features{}, on(testCheckpointMerge)},
+	{"CheckpointIsACopy", Features{}, on(testCheckpointCopy)},
+	{"CheckpointIsSavedWithStateAtomically", Features{}, on(testAtomicCheckpoint)},
+	{"UnknownProjection", Features{}, on(testUnknown)},
+	{"DeleteRemovesDocumentAndCheckpoint", Features{}, on(testDelete)},
+	{"ProjectionsAreIndependent", Features{}, on(testIndependent)},
+	{"ConcurrentApplyOnDifferentProjections", Features{}, on(testConcurrentProjections)},
+	{"ApplyHonoursACancelledContext", Features{}, on(testCancelledApply)},
+	{"CallsAfterCloseFail", Features{}, on(testCallsAfterClose)},
+	{"CheckpointsListsEveryProjection", Features{ListCheckpoints: true}, on(testCheckpoints)},
+	{"DocumentsAndCheckpointsSurviveReopening", Features{Durable: true}, testSurviveReopening},
+}
+
+// Run runs every behaviour as a subtest of t, each on storage of its own
+// that it opens with open. The suite closes every store it opens when its
+// subtest ends, so a backend's Close must be safe to call twice.
+func Run(t *testing.T, features Features, open Open) {
+	for _, b := range behaviours {
+		t.Run(b.name, func(t *testing.T) {
+			if f := features.missing(b.needs); f != "" {
+				t.Skipf("the backend does not declare Features.%s", f)
+			}
+			b.run(t, &storage{dir: t.TempDir(), openDir: open, features: features})
 		})
 	}
+}
+
+// storage is a subtest's dir and how to open a store on it.
+type storage struct {
+	dir      string
+	openDir  Open
+	features Features
+}
+
+// open opens a store on the subtest's dir and closes it when the subtest
+// ends.
+func (st *storage) open(t *testing.T) readmodel.Store {
+	t.Helper()
+	s := st.openDir(t, st.dir)
+	t.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			t.Errorf("close: %v", err)
+		}
+	})
+	if _, ok := s.(readmodel.CheckpointLister); st.features.ListCheckpoints && !ok {
+		t.Fatalf("%T does not implement readmodel.CheckpointLister, yet the backend declares Features.ListCheckpoints", s)
+	}
+	return s
+}
+
+// reopen closes s, the store last opened on the subtest's dir, and opens
+// the dir again.
+func (st *storage) reopen(t *testing.T, s readmodel.Store) readmodel.Store {
+	t.Helper()
+	if err := s.Close(); err != nil {
+		t.Fatalf("close before reopening: %v", err)
+	}
+	return st.open(t)
+}
+
+// on runs a behaviour on one store.
+func on(test func(t *testing.T, s readmodel.Store)) func(t *testing.T, st *storage) {
+	return func(t *testing.T, st *storage) { test(t, st.open(t)) }
 }
 
 const proj = "ns/items"
@@ -332,4 +406,126 @@ func testConcurrentProjections(t *testing.T, s readmodel.Store) {
 		}
 		wantCheckpoint(t, s, name, readmodel.Checkpoint{"s": writes})
 	}
+}
+
+func testCancelledApply(t *testing.T, s readmodel.Store) {
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	err := s.Apply(ctx, proj, []readmodel.Change{{Key: "k", Op: readmodel.OpSet, Value: "v"}}, nil)
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("apply with a cancelled context: got %v, want context.Canceled", err)
+	}
+	if _, err := s.Document(t.Context(), proj); !errors.Is(err, readmodel.ErrNotFound) {
+		t.Errorf("document after a cancelled apply: got %v, want ErrNotFound", err)
+	}
+}
+
+func testCallsAfterClose(t *testing.T, s readmodel.Store) {
+	mustApply(t, s, proj, nil, readmodel.Checkpoint{"s": 1})
+	if err := s.Close(); err != nil {
+		t.Fatalf("close: %v", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Errorf("close again: got %v, want nil", err)
+	}
+	ctx := t.Context()
+	if err := s.Apply(ctx, proj, nil, readmodel.Checkpoint{"s": 2}); err == nil {
+		t.Errorf("apply after close: got nil, want an error")
+	}
+	if _, err := s.Document(ctx, proj); err == nil {
+		t.Errorf("document after close: got nil, want an error")
+	}
+	if _, err := s.Checkpoint(ctx, proj); err == nil {
+		t.Errorf("checkpoint after close: got nil, want an error")
+	}
+	if err := s.Delete(ctx, proj); err == nil {
+		t.Errorf("delete after close: got nil, want an error")
+	}
+}
+
+func testCheckpoints(t *testing.T, s readmodel.Store) {
+	mustApply(t, s, "ns/a", []readmodel.Change{{Key: "k", Op: readmodel.OpSet, Value: "a"}}, readmodel.Checkpoint{"s": 1, "t": 4})
+	mustApply(t, s, "ns/b", nil, readmodel.Checkpoint{"s": 7})
+	mustApply(t, s, "ns/gone", nil, readmodel.Checkpoint{"s": 9})
+	if err := s.Delete(t.Context(), "ns/gone"); err != nil {
+		t.Fatalf("delete: %v", err)
+	}
+	got, err := s.(readmodel.CheckpointLister).Checkpoints(t.Context())
+	if err != nil {
+		t.Fatalf("checkpoints: %v", err)
+	}
+	want := map[string]readmodel.Checkpoint{"ns/a": {"s": 1, "t": 4}, "ns/b": {"s": 7}}
+	if !maps.EqualFunc(got, want, maps.Equal) {
+		t.Fatalf("checkpoints: got %v, want %v", got, want)
+	}
+}
+
+// reopenCases are the kinds of value a document holds: the changes that
+// make one before reopening, a change after, and what the key holds then.
+var reopenCases = []struct {
+	key    string
+	before []readmodel.Change // Key left empty: it is the case's
+	after  readmodel.Change
+	want   any // as encoding/json decodes it
+}{
+	{"", set("empty key"), readmodel.Change{Op: readmodel.OpSet, Value: "set again"}, "set again"},
+	{"object", set(map[string]any{"z": 1.5, "a": []any{true, nil}}), readmodel.Change{Op: readmodel.OpSet, Value: map[string]any{"b": "<"}},
+		map[string]any{"b": "<"}},
+	{"raw", set(json.RawMessage(`{"a":[1,2.5]}`)), readmodel.Change{Op: readmodel.OpSet, Value: json.RawMessage(`[3]`)}, []any{3.0}},
+	{"count", []readmodel.Change{{Op: readmodel.OpIncrement, Delta: 41}}, readmodel.Change{Op: readmodel.OpIncrement, Delta: 1}, 42.0},
+	{"float", []readmodel.Change{{Op: readmodel.OpSet, Value: 0.5}, {Op: readmodel.OpIncrement, Delta: 2}},
+		readmodel.Change{Op: readmodel.OpIncrement, Delta: -3}, -0.5},
+	{"null", set(nil), readmodel.Change{Op: readmodel.OpAppend, Value: "y"}, []any{"y"}},
+	{"nil list", set([]any(nil)), readmodel.Change{Op: readmodel.OpAppend, Value: "x"}, []any{"x"}},
+	{"set list", set([]any{"a", map[string]any{"b": "<"}}), readmodel.Change{Op: readmodel.OpAppend, Value: "c"},
+		[]any{"a", map[string]any{"b": "<"}, "c"}},
+	{"appended", []readmodel.Change{{Op: readmodel.OpAppend, Value: "first"}, {Op: readmodel.OpAppend, Value: map[string]any{"n": 2}}},
+		readmodel.Change{Op: readmodel.OpAppend, Value: "third"}, []any{"first", map[string]any{"n": 2.0}, "third"}},
+}
+
+// set is a one-change list that sets the value v.
+func set(v any) []readmodel.Change { return []readmodel.Change{{Op: readmodel.OpSet, Value: v}} }
+
+func testSurviveReopening(t *testing.T, st *storage) {
+	var before []readmodel.Change
+	after := make([]readmodel.Change, 0, len(reopenCases))
+	for _, c := range reopenCases {
+		for _, ch := range c.before {
+			ch.Key = c.key
+			before = append(before, ch)
+		}
+		ch := c.after
+		ch.Key = c.key
+		after = append(after, ch)
+	}
+	s := st.open(t)
+	mustApply(t, s, proj, before, readmodel.Checkpoint{"a": 1, "": 2})
+	mustApply(t, s, "ns/gone", set("v"), readmodel.Checkpoint{"a": 1})
+	if err := s.Delete(t.Context(), "ns/gone"); err != nil {
+		t.Fatalf("delete: %v", err)
+	}
+	stored, err := s.Document(t.Context(), proj)
+	if err != nil {
+		t.Fatalf("document: %v", err)
+	}
+
+	s = st.reopen(t, s)
+	got, err := s.Document(t.Context(), proj)
+	if err != nil || !bytes.Equal(got, stored) {
+		t.Fatalf("document after reopening: got %s, %v; want %s, nil", got, err, stored)
+	}
+	wantCheckpoint(t, s, proj, readmodel.Checkpoint{"a": 1, "": 2})
+	if _, err := s.Document(t.Context(), "ns/gone"); !errors.Is(err, readmodel.ErrNotFound) {
+		t.Errorf("document of a projection deleted before reopening: got %v, want ErrNotFound", err)
+	}
+	// Lists go on where they ended, numbers count on, a null or nil list
+	// takes an append.
+	mustApply(t, s, proj, after, readmodel.Checkpoint{"a": 3})
+	doc := document(t, s, proj)
+	for _, c := range reopenCases {
+		if !reflect.DeepEqual(doc[c.key], c.want) {
+			t.Errorf("document[%q] after applying to the reopened store: got %v, want %v", c.key, doc[c.key], c.want)
+		}
+	}
+	wantCheckpoint(t, s, proj, readmodel.Checkpoint{"a": 3, "": 2})
 }

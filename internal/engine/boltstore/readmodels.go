@@ -1,0 +1,279 @@
+package boltstore
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sync/atomic"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/codec"
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/readmodel"
+)
+
+// ReadModels is the readmodel.Store of --storage=disk: each projection's
+// document and checkpoint live in the data file, and Apply writes both in
+// one transaction, so a restart neither applies an event twice nor skips
+// one. Documents render byte for byte as the memory store renders them.
+//
+// Inside readmodels/<name>, the doc bucket maps each key to a value tagged
+// with its kind (change.go), except lists, which are nested buckets of
+// items (JSON text) under 8-byte big-endian indexes: an append writes one
+// item, whatever the length of the list. Every name (projection, key,
+// stream) is stored behind a one-byte prefix, because bbolt refuses empty
+// keys and a read model key can be empty.
+type ReadModels struct {
+	db     *DB
+	closed atomic.Bool
+}
+
+// NewReadModels returns the read models kept in db. Closing them does not
+// close db: its owner does.
+func NewReadModels(db *DB) *ReadModels {
+	return &ReadModels{db: db}
+}
+
+var (
+	_ readmodel.Store            = (*ReadModels)(nil)
+	_ readmodel.CheckpointLister = (*ReadModels)(nil)
+)
+
+// errReadModelsClosed is returned by ReadModels after Close.
+var errReadModelsClosed = errors.New("read model store is closed")
+
+var (
+	bucketDoc        = []byte("doc")
+	bucketCheckpoint = []byte("checkpoint")
+)
+
+// usable says why a call cannot run: its context ended or the store closed.
+func (s *ReadModels) usable(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if s.closed.Load() {
+		return errReadModelsClosed
+	}
+	return nil
+}
+
+// Apply validates every change against the stored document and only then
+// writes the changes and cp, in one transaction: a type clash or a value
+// that does not encode as JSON leaves the document and checkpoint as they
+// were, and a reader or a restart sees both or neither. An append costs one
+// item's write, however long the list.
+func (s *ReadModels) Apply(ctx context.Context, projection string, changes []readmodel.Change, cp readmodel.Checkpoint) error {
+	if err := s.usable(ctx); err != nil {
+		return err
+	}
+	a, err := newApplyTx(projection, changes, cp)
+	if err != nil {
+		return fmt.Errorf("apply to read model %q: %w", projection, err)
+	}
+	if err := s.db.Update(ctx, a.run); err != nil {
+		return fmt.Errorf("apply to read model %q: %w", projection, err)
+	}
+	return nil
+}
+
+// applyTx is one Apply's work, encoded before the transaction.
+type applyTx struct {
+	name        []byte             // the projection's stored name
+	given       []readmodel.Change // what Apply was given, to validate
+	changes     []change           // the same, encoded
+	checkpoints []checkpointPut
+}
+
+// checkpointPut is one stream's sequence as the checkpoint bucket holds it.
+type checkpointPut struct {
+	stream, seq []byte
+}
+
+func newApplyTx(projection string, changes []readmodel.Change, cp readmodel.Checkpoint) (*applyTx, error) {
+	name, err := storedName(projection)
+	if err != nil {
+		return nil, err
+	}
+	enc, err := encodeChanges(changes)
+	if err != nil {
+		return nil, err
+	}
+	a := &applyTx{name: name, given: changes, changes: enc, checkpoints: make([]checkpointPut, 0, len(cp))}
+	for stream, seq := range cp {
+		k, err := storedName(stream)
+		if err != nil {
+			return nil, fmt.Errorf("checkpoint of stream: %w", err)
+		}
+		a.checkpoints = append(a.checkpoints, checkpointPut{k, binary.BigEndian.AppendUint64(nil, seq)})
+	}
+	return a, nil
+}
+
+// run is the function DB.Update runs: it validates every change, reading
+// only, before its first write.
+func (a *applyTx) run(tx *bolt.Tx) error {
+	models := tx.Bucket(bucketReadModels)
+	p := models.Bucket(a.name)
+	var doc, cpb *bolt.Bucket
+	if p != nil {
+		doc, cpb = p.Bucket(bucketDoc), p.Bucket(bucketCheckpoint)
+		if doc == nil || cpb == nil {
+			return fmt.Errorf("%w: the doc or checkpoint bucket is missing", codec.ErrCorrupt)
+		}
+	}
+	err := readmodel.Validate(a.given, func(i int) (readmodel.Kind, error) { return storedKind(doc, a.changes[i].key) })
+	if err != nil {
+		return err
+	}
+	// Everything is checked: the writes below fail only if bbolt does.
+	if p == nil {
+		if p, err = models.CreateBucket(a.name); err == nil {
+			doc, err = p.CreateBucket(bucketDoc)
+		}
+		if err == nil {
+			cpb, err = p.CreateBucket(bucketCheckpoint)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	w := docWriter{doc: doc}
+	for i := range a.changes {
+		if err := w.apply(&a.changes[i]); err != nil {
+			return err
+		}
+	}
+	for _, c := range a.checkpoints {
+		if err := cpb.Put(c.stream, c.seq); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Document returns the projection's document as a JSON object, keys in
+// sorted order, read in one transaction.
+func (s *ReadModels) Document(ctx context.Context, projection string) ([]byte, error) {
+	if err := s.usable(ctx); err != nil {
+		return nil, err
+	}
+	name, err := storedName(projection)
+	if err != nil {
+		return nil, fmt.Errorf("read model %q: %w", projection, readmodel.ErrNotFound)
+	}
+	var out []byte
+	err = s.db.View(func(tx *bolt.Tx) error {
+		p := tx.Bucket(bucketReadModels).Bucket(name)
+		if p == nil {
+			return readmodel.ErrNotFound
+		}
+		doc := p.Bucket(bucketDoc)
+		if doc == nil {
+			return fmt.Errorf("%w: the doc bucket is missing", codec.ErrCorrupt)
+		}
+		var err error
+		out, err = appendDocument(out, doc)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read model %q: %w", projection, err)
+	}
+	return out, nil
+}
+
+// Checkpoint returns the projection's checkpoint; an unknown projection has
+// an empty one.
+func (s *ReadModels) Checkpoint(ctx context.Context, projection string) (readmodel.Checkpoint, error) {
+	if err := s.usable(ctx); err != nil {
+		return nil, err
+	}
+	name, err := storedName(projection)
+	if err != nil {
+		return readmodel.Checkpoint{}, nil // too long to have been stored
+	}
+	cp := readmodel.Checkpoint{}
+	err = s.db.View(func(tx *bolt.Tx) error {
+		p := tx.Bucket(bucketReadModels).Bucket(name)
+		if p == nil {
+			return nil
+		}
+		var err error
+		cp, err = readCheckpoint(p)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("checkpoint of read model %q: %w", projection, err)
+	}
+	return cp, nil
+}
+
+// Checkpoints returns every stored projection's checkpoint.
+func (s *ReadModels) Checkpoints(ctx context.Context) (map[string]readmodel.Checkpoint, error) {
+	if err := s.usable(ctx); err != nil {
+		return nil, err
+	}
+	out := map[string]readmodel.Checkpoint{}
+	err := s.db.View(func(tx *bolt.Tx) error {
+		models := tx.Bucket(bucketReadModels)
+		return models.ForEachBucket(func(k []byte) error {
+			cp, err := readCheckpoint(models.Bucket(k))
+			if err != nil {
+				return fmt.Errorf("read model %q: %w", k[1:], err)
+			}
+			out[string(k[1:])] = cp
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list checkpoints: %w", err)
+	}
+	return out, nil
+}
+
+// readCheckpoint decodes a projection bucket's checkpoint.
+func readCheckpoint(p *bolt.Bucket) (readmodel.Checkpoint, error) {
+	cpb := p.Bucket(bucketCheckpoint)
+	if cpb == nil {
+		return nil, fmt.Errorf("%w: the checkpoint bucket is missing", codec.ErrCorrupt)
+	}
+	cp := readmodel.Checkpoint{}
+	return cp, cpb.ForEach(func(k, v []byte) error {
+		if len(v) != 8 {
+			return fmt.Errorf("stream %q: %w: sequence of %d bytes", k[1:], codec.ErrCorrupt, len(v))
+		}
+		cp[string(k[1:])] = binary.BigEndian.Uint64(v)
+		return nil
+	})
+}
+
+// Delete removes the projection's document and checkpoint. Deleting an
+// unknown projection is not an error.
+func (s *ReadModels) Delete(ctx context.Context, projection string) error {
+	if err := s.usable(ctx); err != nil {
+		return err
+	}
+	name, err := storedName(projection)
+	if err != nil {
+		return nil // too long to have been stored
+	}
+	err = s.db.Update(ctx, func(tx *bolt.Tx) error {
+		models := tx.Bucket(bucketReadModels)
+		if models.Bucket(name) == nil {
+			return nil
+		}
+		return models.DeleteBucket(name)
+	})
+	if err != nil {
+		return fmt.Errorf("delete read model %q: %w", projection, err)
+	}
+	return nil
+}
+
+// Close makes later calls return an error; closing again is a no-op. The
+// DB stays open: its owner closes it.
+func (s *ReadModels) Close() error {
+	s.closed.Store(true)
+	return nil
+}

@@ -1,8 +1,0 @@
-//go:build !linux
-
-package diskstore
-
-import "os"
-
-// fdatasync is fsync where the system has no fdatasync.
-func fdatasync(f *os.File) error { return f.Sync() }
