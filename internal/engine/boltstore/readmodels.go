@@ -26,13 +26,14 @@ import (
 // keys and a read model key can be empty.
 type ReadModels struct {
 	db     *DB
+	wb     *writeBehind
 	closed atomic.Bool
 }
 
 // NewReadModels returns the read models kept in db. Closing them does not
 // close db: its owner does.
 func NewReadModels(db *DB) *ReadModels {
-	return &ReadModels{db: db}
+	return &ReadModels{db: db, wb: newWriteBehind(db)}
 }
 
 var (
@@ -59,20 +60,38 @@ func (s *ReadModels) usable(ctx context.Context) error {
 	return nil
 }
 
-// Apply validates every change against the stored document and only then
-// writes the changes and cp, in one transaction: a type clash or a value
-// that does not encode as JSON leaves the document and checkpoint as they
-// were, and a reader or a restart sees both or neither. An append costs one
-// item's write, however long the list.
+// readable is usable for a read: it also waits until every Apply staged
+// before it is committed, so a read sees what was applied before it.
+func (s *ReadModels) readable(ctx context.Context) error {
+	if err := s.usable(ctx); err != nil {
+		return err
+	}
+	return s.wb.barrier(ctx)
+}
+
+// Failure is the error of a commit that failed, after which the store
+// takes no more Applies (see writeBehind); nil while it works.
+func (s *ReadModels) Failure() error { return s.wb.failure() }
+
+// Apply checks every change against the document as the committed state
+// and the Applies staged before it leave it, stages the changes and cp,
+// and returns: the commit follows in the background (writeBehind), so a
+// projection hands over its next event while the last one is committed,
+// and the events of that moment share one transaction instead of a pair of
+// fdatasyncs each. A type clash or a value that does not encode as JSON is
+// refused here and stages nothing. A reader or a restart sees each Apply's
+// changes and checkpoint both or neither; reads through this store wait
+// for what was staged before them. An append costs one item's write,
+// however long the list.
 func (s *ReadModels) Apply(ctx context.Context, projection string, changes []readmodel.Change, cp readmodel.Checkpoint) error {
 	if err := s.usable(ctx); err != nil {
 		return err
 	}
 	a, err := newApplyTx(projection, changes, cp)
-	if err != nil {
-		return fmt.Errorf("apply to read model %q: %w", projection, err)
+	if err == nil {
+		err = s.wb.stage(ctx, a)
 	}
-	if err := s.db.Update(ctx, a.run); err != nil {
+	if err != nil {
 		return fmt.Errorf("apply to read model %q: %w", projection, err)
 	}
 	return nil
@@ -81,7 +100,7 @@ func (s *ReadModels) Apply(ctx context.Context, projection string, changes []rea
 // applyTx is one Apply's work, encoded before the transaction.
 type applyTx struct {
 	name        []byte             // the projection's stored name
-	given       []readmodel.Change // what Apply was given, to validate
+	given       []readmodel.Change // what Apply was given, to check; the caller's until staged
 	changes     []change           // the same, encoded
 	checkpoints []checkpointPut
 }
@@ -111,24 +130,18 @@ func newApplyTx(projection string, changes []readmodel.Change, cp readmodel.Chec
 	return a, nil
 }
 
-// run is the function DB.Update runs: it validates every change, reading
-// only, before its first write.
-func (a *applyTx) run(tx *bolt.Tx) error {
+// write puts a checked Apply into tx; it fails only if bbolt does.
+func (a *applyTx) write(tx *bolt.Tx) error {
 	models := tx.Bucket(bucketReadModels)
 	p := models.Bucket(a.name)
 	var doc, cpb *bolt.Bucket
+	var err error
 	if p != nil {
 		doc, cpb = p.Bucket(bucketDoc), p.Bucket(bucketCheckpoint)
 		if doc == nil || cpb == nil {
-			return fmt.Errorf("%w: the doc or checkpoint bucket is missing", codec.ErrCorrupt)
+			return fmt.Errorf("read model %q: %w: the doc or checkpoint bucket is missing", a.name[1:], codec.ErrCorrupt)
 		}
-	}
-	err := readmodel.Validate(a.given, func(i int) (readmodel.Kind, error) { return storedKind(doc, a.changes[i].key) })
-	if err != nil {
-		return err
-	}
-	// Everything is checked: the writes below fail only if bbolt does.
-	if p == nil {
+	} else {
 		if p, err = models.CreateBucket(a.name); err == nil {
 			doc, err = p.CreateBucket(bucketDoc)
 		}
@@ -156,7 +169,7 @@ func (a *applyTx) run(tx *bolt.Tx) error {
 // Document returns the projection's document as a JSON object, keys in
 // sorted order, read in one transaction.
 func (s *ReadModels) Document(ctx context.Context, projection string) ([]byte, error) {
-	if err := s.usable(ctx); err != nil {
+	if err := s.readable(ctx); err != nil {
 		return nil, err
 	}
 	name, err := storedName(projection)
@@ -186,7 +199,7 @@ func (s *ReadModels) Document(ctx context.Context, projection string) ([]byte, e
 // Checkpoint returns the projection's checkpoint; an unknown projection has
 // an empty one.
 func (s *ReadModels) Checkpoint(ctx context.Context, projection string) (readmodel.Checkpoint, error) {
-	if err := s.usable(ctx); err != nil {
+	if err := s.readable(ctx); err != nil {
 		return nil, err
 	}
 	name, err := storedName(projection)
@@ -211,7 +224,7 @@ func (s *ReadModels) Checkpoint(ctx context.Context, projection string) (readmod
 
 // Checkpoints returns every stored projection's checkpoint.
 func (s *ReadModels) Checkpoints(ctx context.Context) (map[string]readmodel.Checkpoint, error) {
-	if err := s.usable(ctx); err != nil {
+	if err := s.readable(ctx); err != nil {
 		return nil, err
 	}
 	out := map[string]readmodel.Checkpoint{}
@@ -251,7 +264,7 @@ func readCheckpoint(p *bolt.Bucket) (readmodel.Checkpoint, error) {
 // Delete removes the projection's document and checkpoint. Deleting an
 // unknown projection is not an error.
 func (s *ReadModels) Delete(ctx context.Context, projection string) error {
-	if err := s.usable(ctx); err != nil {
+	if err := s.readable(ctx); err != nil {
 		return err
 	}
 	name, err := storedName(projection)
@@ -271,9 +284,10 @@ func (s *ReadModels) Delete(ctx context.Context, projection string) error {
 	return nil
 }
 
-// Close makes later calls return an error; closing again is a no-op. The
-// DB stays open: its owner closes it.
+// Close commits what is staged and makes later calls return an error;
+// closing again is a no-op. The DB stays open: its owner closes it.
 func (s *ReadModels) Close() error {
 	s.closed.Store(true)
+	s.wb.close()
 	return nil
 }

@@ -264,6 +264,9 @@ func TestReadModelAppendsAreItemsOfANestedBucket(t *testing.T) {
 	for i := range 3 {
 		rmMustApply(t, s, []readmodel.Change{{Key: "items", Op: readmodel.OpAppend, Value: int64(i)}}, nil)
 	}
+	if err := s.wb.barrier(context.Background()); err != nil { // the Applies are committed
+		t.Fatal(err)
+	}
 	err := db.View(func(tx *bolt.Tx) error {
 		list := tx.Bucket(bucketReadModels).Bucket([]byte(".p")).Bucket(bucketDoc).Bucket([]byte(".items"))
 		if list == nil {

@@ -137,7 +137,8 @@ func (e *Engine) compactStream(ctx context.Context, c eventstore.Compactor, name
 // reading it has not applied (its checkpoint + 1, so 1 without a
 // checkpoint) and that projection's name; math.MaxUint64 and "" when no
 // projection reads the stream. Registered projections count with their
-// live checkpoint; a projection with a stored checkpoint that the engine
+// live checkpoint, or the stored one when the store can list them and it
+// is lower; a projection with a stored checkpoint that the engine
 // has not registered (again, after a restart: its controller has not
 // re-applied it yet) counts with the stored one, when the store can list
 // them, so it is not compacted past before it is back.
@@ -159,7 +160,14 @@ func (e *Engine) retentionFloor(ctx context.Context, stream string) (uint64, str
 	}
 	for name, st := range e.projections {
 		if slices.Contains(st.spec.Streams, stream) {
-			hold(name, st.proj.Checkpoint()[stream]+1)
+			applied := st.proj.Checkpoint()[stream]
+			if stored != nil {
+				// A store may commit behind the projection (the disk
+				// store's read models do): a restart resumes from the
+				// stored checkpoint, so nothing after it may go.
+				applied = min(applied, stored[name][stream])
+			}
+			hold(name, applied+1)
 		}
 	}
 	for name, cp := range stored {

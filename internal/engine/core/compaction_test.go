@@ -306,3 +306,29 @@ func TestCompactionKeepsWhatAProjectionNotYetRegisteredAgainHasNotApplied(t *tes
 		})
 	}
 }
+
+// behindModels is a read-model store whose commits lag its Applies, as the
+// disk store's may: its listed checkpoints stop at committed.
+type behindModels struct {
+	*readmodel.Memory
+	committed map[string]readmodel.Checkpoint
+}
+
+func (m behindModels) Checkpoints(context.Context) (map[string]readmodel.Checkpoint, error) {
+	return m.committed, nil
+}
+
+func TestCompactionKeepsWhatARegisteredProjectionHasNotCommitted(t *testing.T) {
+	store := eventstore.NewMemory()
+	models := behindModels{Memory: readmodel.NewMemory(), committed: map[string]readmodel.Checkpoint{"p": {"orders": 3}}}
+	e := startEngine(t, core.Config{Store: store, ReadModels: models, CompactionInterval: 5 * time.Millisecond})
+	mustApplyStream(t, e, core.StreamSpec{Name: witnessStream, DefaultEventName: "Tick", Retention: core.Retention{MaxEvents: 1}})
+	mustApplyStream(t, e, core.StreamSpec{Name: "orders", DefaultEventName: "E", Retention: core.Retention{MaxEvents: 1}})
+	mustApplyProjection(t, e, appendProjection("p", "orders"))
+	ingestJSON(t, e, "orders", numbered(1, 10)...)
+	waitProcessed(t, e, "p", 10)
+	waitCompactionPasses(t, e, store)
+	if got := first(t, store, "orders"); got != 4 {
+		t.Fatalf("first retained event %d, want 4: the projection applied 10 but committed 3, and a restart resumes from 3", got)
+	}
+}

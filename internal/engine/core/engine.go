@@ -442,21 +442,27 @@ func (e *Engine) Ready() error {
 	return e.Healthy()
 }
 
-// Healthy reports an outbox that has stopped taking writes for good (a
-// durable one after a failed fsync: what reached the disk is unknown until
-// a restart reads it back). A liveness probe on it gets the manager
-// restarted instead of answering every ingest with an error.
+// Healthy reports a store that has stopped taking writes for good: a
+// durable outbox after a failed fsync (what reached the disk is unknown
+// until a restart reads it back), or read models whose background commit
+// failed. A liveness probe on it gets the manager restarted instead of
+// answering every ingest, or holding every projection, with an error.
 func (e *Engine) Healthy() error {
 	if f, ok := e.cfg.Outbox.(failureReporter); ok {
 		if err := f.Failure(); err != nil {
 			return fmt.Errorf("outbox: %w", err)
 		}
 	}
+	if f, ok := e.cfg.ReadModels.(failureReporter); ok {
+		if err := f.Failure(); err != nil {
+			return fmt.Errorf("read models: %w", err)
+		}
+	}
 	return nil
 }
 
-// failureReporter is implemented by outboxes that can stop for good, as
-// the disk store's outbox log does.
+// failureReporter is implemented by stores that can stop for good, as the
+// disk store's outbox log and read models do.
 type failureReporter interface {
 	Failure() error
 }

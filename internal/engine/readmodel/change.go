@@ -54,6 +54,18 @@ func KindOf(v any) Kind {
 	}
 }
 
+// Leaves is the kind of value c leaves under its key once applied.
+func (c Change) Leaves() Kind {
+	switch c.Op {
+	case OpSet:
+		return KindOf(c.Value)
+	case OpAppend:
+		return KindList
+	default:
+		return KindNumber
+	}
+}
+
 // Validate checks, reading only, that every change fits the value it
 // finds, in order, so that a change sees the kind an earlier one in the
 // batch leaves behind. stored returns the kind the key of changes[i] holds

@@ -1,0 +1,250 @@
+package boltstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/codec"
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/readmodel"
+)
+
+// maxStagedApplies bounds the Applies staged and not yet taken by a commit:
+// beyond it Apply waits, so a disk slower than the projections holds them
+// back instead of filling memory.
+const maxStagedApplies = 8192
+
+// writeBehind commits the read models' Applies in the background. A
+// projection applies its events one at a time, so with a commit per Apply
+// it would store one event per pair of fdatasyncs. Here an Apply is checked
+// and staged at once, and one goroutine commits everything staged since its
+// last commit in one transaction (which the DB's group committer may share
+// with the processor's appends), while the next Applies stage behind it.
+//
+// Staging keeps the guarantees: an Apply's changes and checkpoint are
+// committed in the same transaction, in staging order, so a restart finds
+// a document and checkpoint that agree and replays the events after it;
+// reads wait for what was staged before them. A commit that fails stops
+// the store for good (Failure): the Applies it lost had already returned,
+// and only a restart, which reads the committed checkpoints back, knows
+// where each projection stands again.
+type writeBehind struct {
+	db *DB
+
+	mu      sync.Mutex
+	pending []*applyTx
+	// kinds holds, per projection with Applies not yet committed, the kind
+	// each key they change is left with; open counts those Applies.
+	kinds             map[string]map[string]readmodel.Kind
+	open              map[string]int
+	staged, committed uint64
+	failed            error
+	stopped           bool
+	// changed is closed and replaced whenever committed or failed changes.
+	changed chan struct{}
+
+	kick chan struct{} // buffered 1: a commit is wanted
+	stop chan struct{}
+	done chan struct{}
+}
+
+func newWriteBehind(db *DB) *writeBehind {
+	w := &writeBehind{
+		db: db, kinds: map[string]map[string]readmodel.Kind{}, open: map[string]int{},
+		changed: make(chan struct{}), kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}),
+	}
+	go w.commitLoop()
+	return w
+}
+
+// errStopped is returned by stage after close: a staged Apply would never
+// be committed.
+var errStopped = errors.New("read model store is closed")
+
+// stage validates a against the document as the committed state and the
+// Applies staged before it leave it, and queues it for the next commit.
+func (w *writeBehind) stage(ctx context.Context, a *applyTx) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for w.failed == nil && !w.stopped && len(w.pending) >= maxStagedApplies {
+		if err := w.waitLocked(ctx); err != nil {
+			return err
+		}
+	}
+	switch {
+	case w.failed != nil:
+		return w.failed
+	case w.stopped:
+		return errStopped
+	}
+	name := string(a.name)
+	if err := w.validate(name, a); err != nil {
+		return err
+	}
+	kinds := w.kinds[name]
+	if kinds == nil {
+		kinds = make(map[string]readmodel.Kind, len(a.changes))
+		w.kinds[name] = kinds
+	}
+	for i := range a.changes {
+		kinds[string(a.changes[i].key)] = a.given[i].Leaves()
+	}
+	a.given = nil // the caller's, who may reuse it
+	w.open[name]++
+	w.pending = append(w.pending, a)
+	w.staged++
+	select {
+	case w.kick <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+// validate runs readmodel.Validate with the kinds staged Applies leave
+// behind, reading the committed document only for a key none of them
+// changed.
+func (w *writeBehind) validate(name string, a *applyTx) error {
+	staged := w.kinds[name]
+	allStaged := true
+	for i := range a.changes {
+		if _, ok := staged[string(a.changes[i].key)]; !ok {
+			allStaged = false
+			break
+		}
+	}
+	if allStaged {
+		return readmodel.Validate(a.given, func(i int) (readmodel.Kind, error) {
+			return staged[string(a.changes[i].key)], nil
+		})
+	}
+	return w.db.View(func(tx *bolt.Tx) error {
+		var doc *bolt.Bucket
+		if p := tx.Bucket(bucketReadModels).Bucket(a.name); p != nil {
+			if doc = p.Bucket(bucketDoc); doc == nil {
+				return fmt.Errorf("%w: the doc bucket is missing", codec.ErrCorrupt)
+			}
+		}
+		return readmodel.Validate(a.given, func(i int) (readmodel.Kind, error) {
+			if k, ok := staged[string(a.changes[i].key)]; ok {
+				return k, nil
+			}
+			return storedKind(doc, a.changes[i].key)
+		})
+	})
+}
+
+// waitLocked waits, with w.mu held on entry and on return, until a commit
+// ends or fails, or ctx ends.
+func (w *writeBehind) waitLocked(ctx context.Context) error {
+	ch := w.changed
+	w.mu.Unlock()
+	defer w.mu.Lock()
+	select {
+	case <-ch:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// barrier waits until every Apply staged before it is committed, and
+// returns the store's failure if a commit failed.
+func (w *writeBehind) barrier(ctx context.Context) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	target := w.staged
+	for w.committed < target && w.failed == nil {
+		if err := w.waitLocked(ctx); err != nil {
+			return err
+		}
+	}
+	return w.failed
+}
+
+// failure is the error that stopped the store, nil while it works.
+func (w *writeBehind) failure() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.failed
+}
+
+// close commits what is staged and stops the commit loop.
+func (w *writeBehind) close() {
+	w.mu.Lock()
+	if w.stopped {
+		w.mu.Unlock()
+		<-w.done
+		return
+	}
+	w.stopped = true
+	w.mu.Unlock()
+	close(w.stop)
+	<-w.done
+}
+
+// commitLoop commits everything staged, one transaction at a time, until
+// close; it commits what is left before it returns.
+func (w *writeBehind) commitLoop() {
+	defer close(w.done)
+	var spare []*applyTx
+	for {
+		stopping := false
+		select {
+		case <-w.kick:
+		case <-w.stop:
+			stopping = true
+		}
+		for {
+			w.mu.Lock()
+			batch := w.pending
+			if len(batch) == 0 || w.failed != nil {
+				w.mu.Unlock()
+				break
+			}
+			// Two arrays alternate: Applies stage into one while the
+			// other is committed.
+			w.pending = spare[:0]
+			w.mu.Unlock()
+			w.commit(batch)
+			clear(batch) // hold no changes past their commit
+			spare = batch
+			if !stopping {
+				break // the next kick, or the one pending now, brings more
+			}
+		}
+		if stopping {
+			return
+		}
+	}
+}
+
+// commit writes batch in one transaction and records the outcome.
+func (w *writeBehind) commit(batch []*applyTx) {
+	err := w.db.Update(context.Background(), func(tx *bolt.Tx) error {
+		for _, a := range batch {
+			if err := a.write(tx); err != nil {
+				return fmt.Errorf("read model %q: %w", a.name[1:], err)
+			}
+		}
+		return nil
+	})
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if err != nil {
+		w.failed = fmt.Errorf("commit read models (the store stopped; a restart resumes from the last commit): %w", err)
+	} else {
+		w.committed += uint64(len(batch))
+		for _, a := range batch {
+			name := string(a.name)
+			if w.open[name]--; w.open[name] == 0 {
+				delete(w.open, name)
+				delete(w.kinds, name)
+			}
+		}
+	}
+	close(w.changed)
+	w.changed = make(chan struct{})
+}

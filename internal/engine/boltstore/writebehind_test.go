@@ -1,0 +1,125 @@
+package boltstore
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/readmodel"
+)
+
+// holdCommitter occupies db's group committer until the returned function
+// is called, so that nothing else commits meanwhile.
+func holdCommitter(t *testing.T, db *DB) (release func()) {
+	t.Helper()
+	held, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		_ = db.Update(context.Background(), func(*bolt.Tx) error {
+			close(held)
+			<-done
+			return nil
+		})
+	}()
+	<-held
+	var released bool
+	release = func() {
+		if !released {
+			released = true
+			close(done)
+		}
+	}
+	t.Cleanup(release)
+	return release
+}
+
+func TestReadModelApplyReturnsBeforeItsCommitAndReadsWaitForIt(t *testing.T) {
+	db := openTestDB(t, t.TempDir())
+	s := NewReadModels(db)
+	t.Cleanup(func() { _ = s.Close() })
+	release := holdCommitter(t, db)
+
+	// Nothing can commit, yet Apply returns: it only stages.
+	for i := range 3 {
+		rmMustApply(t, s, []readmodel.Change{{Key: "n", Op: readmodel.OpIncrement, Delta: 1}},
+			readmodel.Checkpoint{"s": uint64(i + 1)})
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if _, err := s.Document(ctx, "p"); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Document while the Applies cannot commit: got error %v, want it to wait (context.DeadlineExceeded)", err)
+	}
+	release()
+	if got, want := rmDocument(t, s), `{"n":3}`; got != want {
+		t.Fatalf("document after the commit: got %s, want %s", got, want)
+	}
+	rmWantCheckpoint(t, s, "p", readmodel.Checkpoint{"s": 3})
+}
+
+func TestReadModelApplyRefusesATypeClashWithAStagedChange(t *testing.T) {
+	db := openTestDB(t, t.TempDir())
+	s := NewReadModels(db)
+	t.Cleanup(func() { _ = s.Close() })
+	release := holdCommitter(t, db)
+
+	rmMustApply(t, s, []readmodel.Change{{Key: "k", Op: readmodel.OpIncrement, Delta: 1}}, readmodel.Checkpoint{"s": 1})
+	// The increment is staged, not committed: the clash must be found
+	// against it, not against the empty document on disk.
+	err := s.Apply(context.Background(), rmProjection, []readmodel.Change{{Key: "k", Op: readmodel.OpAppend, Value: "x"}}, readmodel.Checkpoint{"s": 2})
+	if !errors.Is(err, readmodel.ErrTypeClash) {
+		t.Fatalf("append to a key a staged Apply leaves a number: got error %v, want readmodel.ErrTypeClash", err)
+	}
+	release()
+	if got, want := rmDocument(t, s), `{"k":1}`; got != want {
+		t.Fatalf("document: got %s, want %s (the refused Apply left nothing)", got, want)
+	}
+	rmWantCheckpoint(t, s, "p", readmodel.Checkpoint{"s": 1})
+}
+
+func TestReadModelCloseCommitsWhatIsStaged(t *testing.T) {
+	dir := t.TempDir()
+	db, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := NewReadModels(db)
+	for i := range 100 {
+		rmMustApply(t, s, []readmodel.Change{{Key: "items", Op: readmodel.OpAppend, Value: int64(i)}},
+			readmodel.Checkpoint{"s": uint64(i + 1)})
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	reopened := NewReadModels(openTestDB(t, dir))
+	t.Cleanup(func() { _ = reopened.Close() })
+	rmWantCheckpoint(t, reopened, "p", readmodel.Checkpoint{"s": 100})
+}
+
+func TestReadModelFailedCommitStopsTheStore(t *testing.T) {
+	db := openTestDB(t, t.TempDir())
+	s := NewReadModels(db)
+	t.Cleanup(func() { _ = s.Close() })
+	release := holdCommitter(t, db)
+	rmMustApply(t, s, []readmodel.Change{{Key: "n", Op: readmodel.OpIncrement, Delta: 1}}, readmodel.Checkpoint{"s": 1})
+	// Closing the file under the staged Apply makes its commit fail.
+	closed := make(chan error, 1)
+	go func() { closed <- db.Close() }()
+	deadline := time.Now().Add(10 * time.Second)
+	for s.Failure() == nil {
+		if time.Now().After(deadline) {
+			t.Fatal("Failure: still nil 10 s after the commit of a staged Apply could not run, want its error")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	release()
+	<-closed
+	err := s.Apply(context.Background(), rmProjection, []readmodel.Change{{Key: "n", Op: readmodel.OpIncrement, Delta: 1}}, readmodel.Checkpoint{"s": 2})
+	if err == nil || !errors.Is(err, ErrClosed) {
+		t.Fatalf("Apply after a failed commit: got error %v, want the commit's failure (wrapping ErrClosed)", err)
+	}
+}
