@@ -111,6 +111,13 @@ bench-http: ## HTTP API over loopback, 64 keep-alive clients (in the process, th
 bench-disk: ## Durable ingest (--storage=disk): group commit against an fdatasync per event, engine level, one run.
 	go test -run '^$$' -bench DiskIngest -benchtime 3s -count 3 ./internal/engine/disk/
 
+.PHONY: bench-manager
+bench-manager: export KUBEBUILDER_ASSETS := $(KUBEBUILDER_ASSETS)
+bench-manager: k8s-binaries ## The manager binary as a user runs it (own process, clients in another, kube-apiserver beside): ingest memory vs disk in 3 alternating rounds, then readable latency at 5,000 events/s.
+	go test -c -o bin/perf.bench.test ./test/perf/
+	for round in 1 2 3; do (cd test/perf && ../../bin/perf.bench.test -test.run '^$$' -test.bench 'ManagerIngest' -test.benchtime 100000x) || exit 1; done
+	cd test/perf && ../../bin/perf.bench.test -test.run '^$$' -test.bench 'ManagerReadable' -test.benchtime 1x
+
 .PHONY: bench-store
 bench-store: ## bbolt against pebble on the outbox workload (hack/storebench, its own module).
 	cd hack/storebench && CGO_ENABLED=0 GOWORK=off go test -run '^$$' -bench . -benchtime 3s -count 3 | tee out.txt | ./summary.sh
