@@ -113,6 +113,9 @@ func run(ctx context.Context, opts options) error {
 	if err := mgr.AddReadyzCheck("engine", func(*http.Request) error { return eng.Ready() }); err != nil {
 		return fmt.Errorf("add readiness check: %w", err)
 	}
+	if err := mgr.AddReadyzCheck("api", api.Ready); err != nil {
+		return fmt.Errorf("add readiness check: %w", err)
+	}
 	setupLog.Info("starting manager", "ingestAddress", opts.ingestAddr, "storage", opts.storage)
 	return mgr.Start(ctx)
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -38,6 +39,23 @@ type Server struct {
 	// listening, when set, is called with the bound address once the
 	// server accepts connections (tests bind port 0).
 	listening func(net.Addr)
+	// serving is true from the moment the server accepts connections until
+	// it starts to shut down (Ready).
+	serving atomic.Bool
+}
+
+// errNotServing is Ready's answer before Start listens and once it drains.
+var errNotServing = errors.New("the HTTP API is not accepting connections")
+
+// Ready is a readiness check: nil only while the server accepts
+// connections. The manager starts its probes before its other runnables,
+// so without it a replica would be ready, and in its Service, before its
+// HTTP API listens.
+func (s *Server) Ready(*http.Request) error {
+	if !s.serving.Load() {
+		return errNotServing
+	}
+	return nil
 }
 
 // Start listens on s.Addr and serves until ctx ends.
@@ -54,6 +72,9 @@ func (s *Server) Start(ctx context.Context) error {
 		IdleTimeout:       idleTimeout,
 		MaxHeaderBytes:    maxHeaderBytes,
 	}
+	// Connections queue on the listener from here on, so it is ready.
+	s.serving.Store(true)
+	defer s.serving.Store(false)
 	if s.listening != nil {
 		s.listening(ln.Addr())
 	}
@@ -65,6 +86,7 @@ func (s *Server) Start(ctx context.Context) error {
 		return fmt.Errorf("serve the HTTP API: %w", err)
 	case <-ctx.Done():
 	}
+	s.serving.Store(false)
 	timeout := s.ShutdownTimeout
 	if timeout <= 0 {
 		timeout = DefaultShutdownTimeout

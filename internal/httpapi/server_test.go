@@ -16,9 +16,16 @@ import (
 // ends or stop is called; it returns the base URL and Start's result.
 func startServer(t *testing.T, h http.Handler) (url string, stop func() error) {
 	t.Helper()
+	url, _, stop = startServerReporting(t, h)
+	return url, stop
+}
+
+// startServerReporting is startServer that also returns the Server.
+func startServerReporting(t *testing.T, h http.Handler) (url string, s *Server, stop func() error) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	bound := make(chan net.Addr, 1)
-	s := &Server{Addr: "127.0.0.1:0", Handler: h, Log: logr.Discard(), ShutdownTimeout: 10 * time.Second,
+	s = &Server{Addr: "127.0.0.1:0", Handler: h, Log: logr.Discard(), ShutdownTimeout: 10 * time.Second,
 		listening: func(a net.Addr) { bound <- a }}
 	done := make(chan error, 1)
 	go func() { done <- s.Start(ctx) }()
@@ -30,7 +37,45 @@ func startServer(t *testing.T, h http.Handler) (url string, stop func() error) {
 	}
 	stop = func() error { cancel(); return <-done }
 	t.Cleanup(func() { cancel() })
-	return "http://" + addr.String(), stop
+	return "http://" + addr.String(), s, stop
+}
+
+func TestReadyOnlyWhileTheServerAcceptsConnections(t *testing.T) {
+	var before Server
+	if before.Ready(nil) == nil {
+		t.Fatal("Ready before Start: got nil, want an error (a replica must not join its Service before its API listens)")
+	}
+	entered, release := make(chan struct{}), make(chan struct{})
+	url, s, stop := startServerReporting(t, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		close(entered)
+		<-release
+		w.WriteHeader(http.StatusAccepted)
+	}))
+	if err := s.Ready(nil); err != nil {
+		t.Fatalf("Ready while listening: got %v, want nil", err)
+	}
+	go func() {
+		if resp, err := http.Post(url+"/x", "application/json", strings.NewReader(`{}`)); err == nil {
+			_ = resp.Body.Close()
+		}
+	}()
+	<-entered
+	stopped := make(chan error, 1)
+	go func() { stopped <- stop() }()
+	deadline := time.Now().Add(5 * time.Second)
+	for s.Ready(nil) == nil {
+		if time.Now().After(deadline) {
+			t.Fatal("Ready while draining: still nil 5 s after shutdown began, want an error")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	close(release)
+	if err := <-stopped; err != nil {
+		t.Fatal(err)
+	}
+	if s.Ready(nil) == nil {
+		t.Fatal("Ready after Start returned: got nil, want an error")
+	}
 }
 
 func TestShutdownFinishesRequestsInFlight(t *testing.T) {
