@@ -260,3 +260,8 @@ func post(client *http.Client, url string, body []byte) (int, error) {
 	_ = resp.Body.Close()
 	return resp.StatusCode, nil
 }
+
+// decodeJSON decodes resp's body into v.
+func decodeJSON(resp *http.Response, v any) error {
+	return json.NewDecoder(resp.Body).Decode(v)
+}
