@@ -18,6 +18,10 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 )
 
+// managerEnv names a manager binary to measure instead of building this
+// checkout's, e.g. an earlier commit's, to compare the two in one run.
+const managerEnv = "EVENTSOURCING_PERF_MANAGER"
+
 // env is the control plane and the manager binary the benchmarks share.
 type env struct {
 	testEnv    *envtest.Environment
@@ -89,6 +93,10 @@ func newEnv() (*env, error) {
 	if err != nil {
 		_ = e.testEnv.Stop()
 		return nil, fmt.Errorf("kubeconfig for the manager: %w", err)
+	}
+	if bin := os.Getenv(managerEnv); bin != "" {
+		e.manager = bin
+		return e, nil
 	}
 	build := exec.Command("go", "build", "-o", e.manager, "./cmd/manager")
 	build.Dir = repoRoot()

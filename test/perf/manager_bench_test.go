@@ -115,3 +115,17 @@ func BenchmarkManagerReadable(b *testing.B) {
 	}
 }
 
+
+// BenchmarkManagerBacklog is 16 clients posting single events as fast as
+// they are answered for 10 s on disk storage while a reader follows the
+// stream: drain-ms is how long after the last 202 the last accepted event
+// becomes readable, the backlog the processor had left. -benchtime 1x.
+func BenchmarkManagerBacklog(b *testing.B) {
+	for range b.N {
+		_, url, after := startBenchManager(b, "disk")
+		res := runLoad(b, loadSpec{PostURL: url, ReadURL: url, Clients: 16, Duration: 10 * time.Second, After: after})
+		b.ReportMetric(float64(res.Accepted)/res.Elapsed.Seconds(), "events/s")
+		b.ReportMetric(float64(res.VisibleP99.Microseconds())/1000, "readable-p99-ms")
+		b.ReportMetric(float64(res.Drain.Microseconds())/1000, "drain-ms")
+	}
+}
