@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/core"
-	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/diskstore"
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/disk"
 )
 
 // pendingAfterCrash is how many accepted events the outbox log holds when
@@ -21,7 +21,7 @@ const pendingAfterCrash = 1_000_000
 // never runs, so nothing dispatches them.
 func fillOutbox(b *testing.B, dir, stream string, n int) {
 	b.Helper()
-	st, err := diskstore.OpenStorage(dir, 2*n)
+	st, err := disk.Open(dir, disk.Options{OutboxCapacity: 2 * n})
 	if err != nil {
 		b.Fatal(err)
 	}
