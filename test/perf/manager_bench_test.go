@@ -115,7 +115,6 @@ func BenchmarkManagerReadable(b *testing.B) {
 	}
 }
 
-
 // BenchmarkManagerBacklog is 16 clients posting single events as fast as
 // they are answered for 10 s on disk storage while a reader follows the
 // stream: drain-ms is how long after the last 202 the last accepted event
