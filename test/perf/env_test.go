@@ -1,7 +1,6 @@
 package perf
 
 import (
-	"context"
 	"fmt"
 	"net"
 	"net/http"
@@ -115,7 +114,7 @@ func (e *env) applySamples(b *testing.B, ns string) {
 	e.run(b, "apply", "-n", ns, "-k", "config/samples")
 }
 
-func (e *env) run(b *testing.B, args ...string) string {
+func (e *env) run(b *testing.B, args ...string) {
 	b.Helper()
 	cmd := exec.Command(e.kubectl, append([]string{"--kubeconfig", e.kubeconfig}, args...)...)
 	cmd.Dir = repoRoot()
@@ -123,7 +122,6 @@ func (e *env) run(b *testing.B, args ...string) string {
 	if err != nil {
 		b.Fatalf("kubectl %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
-	return string(out)
 }
 
 // manager is the manager binary running as its own process.
@@ -215,14 +213,4 @@ func (m *manager) kill() {
 	}
 	_ = m.cmd.Process.Signal(syscall.SIGKILL)
 	<-m.exited
-}
-
-// stop ends the manager with SIGTERM and waits for it to drain.
-func (m *manager) stop(ctx context.Context) {
-	_ = m.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-m.exited:
-	case <-ctx.Done():
-		m.kill()
-	}
 }

@@ -67,16 +67,16 @@ func lastSequence(b *testing.B, client *http.Client, url string) uint64 {
 }
 
 // startBenchManager starts a manager on storage with the samples applied
-// in a namespace of its own, and returns it with the stream's URL and last
+// in a namespace of its own, and returns the stream's URL and last
 // sequence.
-func startBenchManager(b *testing.B, storage string) (*manager, string, uint64) {
+func startBenchManager(b *testing.B, storage string) (string, uint64) {
 	b.Helper()
 	e := setup(b)
 	ns := fmt.Sprintf("perf-%d", time.Now().UnixNano())
 	e.applySamples(b, ns)
 	m := e.startManager(b, storage, b.TempDir())
 	after := waitStream(b, m, ns)
-	return m, m.api + "/v1/namespaces/" + ns + "/streams/" + benchStream + "/events", after
+	return m.api + "/v1/namespaces/" + ns + "/streams/" + benchStream + "/events", after
 }
 
 // BenchmarkManagerIngest is single-event ingest over HTTP against the
@@ -86,7 +86,7 @@ func startBenchManager(b *testing.B, storage string) (*manager, string, uint64) 
 func BenchmarkManagerIngest(b *testing.B) {
 	for _, storage := range []string{"memory", "disk"} {
 		b.Run("storage="+storage, func(b *testing.B) {
-			_, url, _ := startBenchManager(b, storage)
+			url, _ := startBenchManager(b, storage)
 			b.ResetTimer()
 			res := runLoad(b, loadSpec{PostURL: url, Clients: 64, N: b.N})
 			b.StopTimer()
@@ -104,7 +104,7 @@ func BenchmarkManagerIngest(b *testing.B) {
 // last event readable. Each iteration is one such run: use -benchtime 1x.
 func BenchmarkManagerReadable(b *testing.B) {
 	for range b.N {
-		_, url, after := startBenchManager(b, "disk")
+		url, after := startBenchManager(b, "disk")
 		res := runLoad(b, loadSpec{PostURL: url, ReadURL: url, Clients: 64, Rate: 5000, Duration: 5 * time.Second, After: after})
 		b.ReportMetric(float64(res.Accepted)/res.Elapsed.Seconds(), "events/s")
 		b.ReportMetric(float64(res.VisibleP50.Microseconds())/1000, "readable-p50-ms")
@@ -121,7 +121,7 @@ func BenchmarkManagerReadable(b *testing.B) {
 // becomes readable, the backlog the processor had left. -benchtime 1x.
 func BenchmarkManagerBacklog(b *testing.B) {
 	for range b.N {
-		_, url, after := startBenchManager(b, "disk")
+		url, after := startBenchManager(b, "disk")
 		res := runLoad(b, loadSpec{PostURL: url, ReadURL: url, Clients: 16, Duration: 10 * time.Second, After: after})
 		b.ReportMetric(float64(res.Accepted)/res.Elapsed.Seconds(), "events/s")
 		b.ReportMetric(float64(res.VisibleP99.Microseconds())/1000, "readable-p99-ms")

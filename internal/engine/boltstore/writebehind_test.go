@@ -67,7 +67,8 @@ func TestReadModelApplyRefusesATypeClashWithAStagedChange(t *testing.T) {
 	rmMustApply(t, s, []readmodel.Change{{Key: "k", Op: readmodel.OpIncrement, Delta: 1}}, readmodel.Checkpoint{"s": 1})
 	// The increment is staged, not committed: the clash must be found
 	// against it, not against the empty document on disk.
-	err := s.Apply(context.Background(), rmProjection, []readmodel.Change{{Key: "k", Op: readmodel.OpAppend, Value: "x"}}, readmodel.Checkpoint{"s": 2})
+	err := s.Apply(context.Background(), rmProjection,
+		[]readmodel.Change{{Key: "k", Op: readmodel.OpAppend, Value: "x"}}, readmodel.Checkpoint{"s": 2})
 	if !errors.Is(err, readmodel.ErrTypeClash) {
 		t.Fatalf("append to a key a staged Apply leaves a number: got error %v, want readmodel.ErrTypeClash", err)
 	}
@@ -117,8 +118,11 @@ func TestReadModelFailedCommitStopsTheStore(t *testing.T) {
 		time.Sleep(time.Millisecond)
 	}
 	release()
-	<-closed
-	err := s.Apply(context.Background(), rmProjection, []readmodel.Change{{Key: "n", Op: readmodel.OpIncrement, Delta: 1}}, readmodel.Checkpoint{"s": 2})
+	if err := <-closed; err != nil {
+		t.Errorf("DB.Close: %v", err)
+	}
+	err := s.Apply(context.Background(), rmProjection,
+		[]readmodel.Change{{Key: "n", Op: readmodel.OpIncrement, Delta: 1}}, readmodel.Checkpoint{"s": 2})
 	if err == nil || !errors.Is(err, ErrClosed) {
 		t.Fatalf("Apply after a failed commit: got error %v, want the commit's failure (wrapping ErrClosed)", err)
 	}
