@@ -8,6 +8,7 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/codec"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/readmodel"
 )
 
@@ -105,25 +106,33 @@ func TestReadModelFailedCommitStopsTheStore(t *testing.T) {
 	db := openTestDB(t, t.TempDir())
 	s := NewReadModels(db)
 	t.Cleanup(func() { _ = s.Close() })
-	release := holdCommitter(t, db)
 	rmMustApply(t, s, []readmodel.Change{{Key: "n", Op: readmodel.OpIncrement, Delta: 1}}, readmodel.Checkpoint{"s": 1})
-	// Closing the file under the staged Apply makes its commit fail.
-	closed := make(chan error, 1)
-	go func() { closed <- db.Close() }()
+	rmWantCheckpoint(t, s, rmProjection, readmodel.Checkpoint{"s": 1})
+	// A damaged file: the checkpoint bucket is gone, which the check before
+	// staging does not read and the commit does.
+	err := db.Update(context.Background(), func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketReadModels).Bucket([]byte("." + rmProjection)).DeleteBucket(bucketCheckpoint)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rmMustApply(t, s, []readmodel.Change{{Key: "n", Op: readmodel.OpIncrement, Delta: 1}}, readmodel.Checkpoint{"s": 2})
 	deadline := time.Now().Add(10 * time.Second)
 	for s.Failure() == nil {
 		if time.Now().After(deadline) {
-			t.Fatal("Failure: still nil 10 s after the commit of a staged Apply could not run, want its error")
+			t.Fatal("Failure: still nil 10 s after a staged Apply's commit failed, want its error")
 		}
 		time.Sleep(time.Millisecond)
 	}
-	release()
-	if err := <-closed; err != nil {
-		t.Errorf("DB.Close: %v", err)
+	if !errors.Is(s.Failure(), codec.ErrCorrupt) {
+		t.Fatalf("Failure: got %v, want the commit's error (codec.ErrCorrupt)", s.Failure())
 	}
-	err := s.Apply(context.Background(), rmProjection,
-		[]readmodel.Change{{Key: "n", Op: readmodel.OpIncrement, Delta: 1}}, readmodel.Checkpoint{"s": 2})
-	if err == nil || !errors.Is(err, ErrClosed) {
-		t.Fatalf("Apply after a failed commit: got error %v, want the commit's failure (wrapping ErrClosed)", err)
+	err = s.Apply(context.Background(), rmProjection,
+		[]readmodel.Change{{Key: "n", Op: readmodel.OpIncrement, Delta: 1}}, readmodel.Checkpoint{"s": 3})
+	if !errors.Is(err, codec.ErrCorrupt) {
+		t.Fatalf("Apply after a failed commit: got error %v, want the commit's failure", err)
+	}
+	if _, err := s.Document(context.Background(), rmProjection); !errors.Is(err, codec.ErrCorrupt) {
+		t.Fatalf("Document after a failed commit: got error %v, want the commit's failure", err)
 	}
 }
