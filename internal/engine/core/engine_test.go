@@ -19,6 +19,7 @@ import (
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/enginetest"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/middleware"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/outbox"
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/readmodel"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/projection"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/serde"
 )
@@ -553,5 +554,25 @@ func TestReadyAndHealthyReportAnOutboxThatStoppedTakingWrites(t *testing.T) {
 	}
 	if err := e.Ready(); !errors.Is(err, broken) {
 		t.Fatalf("Ready: got %v, want the outbox's failure", err)
+	}
+}
+
+// stoppedReadModels are read models whose background commit has failed.
+type stoppedReadModels struct {
+	*readmodel.Memory
+	failure error
+}
+
+func (m stoppedReadModels) Failure() error { return m.failure }
+
+func TestHealthyReportsReadModelsThatStoppedCommitting(t *testing.T) {
+	healthy := newEngine(t, core.Config{ReadModels: stoppedReadModels{Memory: readmodel.NewMemory()}})
+	if err := healthy.Healthy(); err != nil {
+		t.Fatalf("Healthy with working read models: got %v, want nil", err)
+	}
+	broken := errors.New("commit read models: input/output error")
+	e := newEngine(t, core.Config{ReadModels: stoppedReadModels{Memory: readmodel.NewMemory(), failure: broken}})
+	if err := e.Healthy(); !errors.Is(err, broken) {
+		t.Fatalf("Healthy: got %v, want the read models' failure", err)
 	}
 }
