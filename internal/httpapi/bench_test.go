@@ -15,6 +15,7 @@ import (
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/enginebench"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/serde"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/httpapi"
+	"github.com/eventsourcing-dev/eventsourcing-operator/test/loadgen"
 )
 
 // The HTTP benchmarks run a real loopback listener and 64 keep-alive
@@ -118,7 +119,9 @@ func runHTTPLoad(b *testing.B, h http.Handler, contentType string, body []byte, 
 	defer srv.Close()
 	b.SetBytes(int64(len(body)))
 	b.ResetTimer()
-	res := generateLoad(srv.URL+benchPath, contentType, body, b.N)
+	res := loadgen.Generate(loadgen.Spec{
+		PostURL: srv.URL + benchPath, ContentType: contentType, Body: body, Clients: benchClients, N: b.N,
+	})
 	b.StopTimer()
 	reportLoad(b, res, eventsPerRequest)
 }

@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"testing"
 	"time"
+
+	"github.com/eventsourcing-dev/eventsourcing-operator/test/loadgen"
 )
 
 // benchStream is the sample stream, in a namespace of each benchmark's own.
@@ -88,7 +90,7 @@ func BenchmarkManagerIngest(b *testing.B) {
 		b.Run("storage="+storage, func(b *testing.B) {
 			url, _ := startBenchManager(b, storage)
 			b.ResetTimer()
-			res := runLoad(b, loadSpec{PostURL: url, Clients: 64, N: b.N})
+			res := runLoad(b, loadgen.Spec{PostURL: url, Clients: 64, N: b.N})
 			b.StopTimer()
 			b.ReportMetric(float64(res.Accepted)/res.Elapsed.Seconds(), "events/s")
 			b.ReportMetric(float64(res.P50.Microseconds()), "p50-µs")
@@ -105,7 +107,7 @@ func BenchmarkManagerIngest(b *testing.B) {
 func BenchmarkManagerReadable(b *testing.B) {
 	for range b.N {
 		url, after := startBenchManager(b, "disk")
-		res := runLoad(b, loadSpec{PostURL: url, ReadURL: url, Clients: 64, Rate: 5000, Duration: 5 * time.Second, After: after})
+		res := runLoad(b, loadgen.Spec{PostURL: url, ReadURL: url, Clients: 64, Rate: 5000, Duration: 5 * time.Second, After: after})
 		b.ReportMetric(float64(res.Accepted)/res.Elapsed.Seconds(), "events/s")
 		b.ReportMetric(float64(res.VisibleP50.Microseconds())/1000, "readable-p50-ms")
 		b.ReportMetric(float64(res.VisibleP99.Microseconds())/1000, "readable-p99-ms")
@@ -122,7 +124,7 @@ func BenchmarkManagerReadable(b *testing.B) {
 func BenchmarkManagerBacklog(b *testing.B) {
 	for range b.N {
 		url, after := startBenchManager(b, "disk")
-		res := runLoad(b, loadSpec{PostURL: url, ReadURL: url, Clients: 16, Duration: 10 * time.Second, After: after})
+		res := runLoad(b, loadgen.Spec{PostURL: url, ReadURL: url, Clients: 16, Duration: 10 * time.Second, After: after})
 		b.ReportMetric(float64(res.Accepted)/res.Elapsed.Seconds(), "events/s")
 		b.ReportMetric(float64(res.VisibleP99.Microseconds())/1000, "readable-p99-ms")
 		b.ReportMetric(float64(res.Drain.Microseconds())/1000, "drain-ms")

@@ -19,8 +19,8 @@ import (
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/enginetest"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/middleware"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/outbox"
-	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/readmodel"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/projection"
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/readmodel"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/serde"
 )
 

@@ -1,0 +1,307 @@
+// Package loadgen posts events to the HTTP API as the benchmarks need:
+// closed loop (each client posts again once answered) or open loop (a
+// fixed rate), from keep-alive clients, optionally following the stream to
+// see when each event becomes readable. RunInChild runs it in another
+// process (the test binary again), where a load generator belongs: on two
+// cores, clients in the server's process compete with it for the same Ps.
+package loadgen
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// Spec is one load run. With Rate 0 the clients post as fast as they are
+// answered (closed loop), N events or for Duration; with Rate > 0 they post
+// Rate events per second for Duration (open loop). With ReadURL set, a
+// reader follows the stream and notes when each event becomes readable.
+type Spec struct {
+	PostURL     string `json:"postURL"`
+	ContentType string `json:"contentType"`
+	// Body is every request's body; nil posts {"foo":"load","n":i} for the
+	// i-th event, which the reader tells apart by n.
+	Body     []byte        `json:"body,omitempty"`
+	ReadURL  string        `json:"readURL,omitempty"`
+	Clients  int           `json:"clients"`
+	N        int           `json:"n"`
+	Rate     int           `json:"rate"`
+	Duration time.Duration `json:"duration"`
+	// After is the stream's last sequence before the run: the reader
+	// starts there.
+	After uint64 `json:"after"`
+}
+
+// Result is what a run measured.
+type Result struct {
+	Accepted int           `json:"accepted"`
+	Refused  int           `json:"refused"` // 503s, each retried after 1 ms
+	Elapsed  time.Duration `json:"elapsed"`
+	// P50 and P99 are the requests' latencies, a 503's wait included.
+	P50, P99 time.Duration
+	// With ReadURL: from a 202 to the event being readable.
+	VisibleP50, VisibleP99, VisibleMax time.Duration
+	// Drain is from the last 202 to every accepted event being readable.
+	Drain time.Duration `json:"drain"`
+	Err   string        `json:"err,omitempty"`
+}
+
+// maxTimedEvents bounds a closed-loop run for a duration: far more than
+// the clients post in the durations the benchmarks use.
+const maxTimedEvents = 4_000_000
+
+// Generate runs spec in this process.
+func Generate(spec Spec) Result {
+	transport := &http.Transport{MaxIdleConns: spec.Clients + 1, MaxIdleConnsPerHost: spec.Clients + 1}
+	defer transport.CloseIdleConnections()
+	client := &http.Client{Transport: transport, Timeout: 30 * time.Second}
+	if spec.ContentType == "" {
+		spec.ContentType = "application/json"
+	}
+
+	total := spec.N
+	switch {
+	case spec.Rate > 0:
+		total = int(int64(spec.Rate) * int64(spec.Duration) / int64(time.Second))
+	case total == 0:
+		total = maxTimedEvents
+	}
+	accepted := make([]int64, total) // unix nanoseconds of each 202
+	var (
+		refused   atomic.Int64
+		failure   atomic.Pointer[string]
+		latencies = make([][]time.Duration, spec.Clients)
+		next      atomic.Int64
+		wg        sync.WaitGroup
+	)
+	fail := func(err error) { s := err.Error(); failure.CompareAndSwap(nil, &s) }
+	// tickets paces the open loop: one per event, at Rate per second.
+	var tickets chan int
+	if spec.Rate > 0 {
+		tickets = make(chan int, total)
+	}
+	start := time.Now()
+	var deadline time.Time
+	if spec.Rate == 0 && spec.Duration > 0 {
+		deadline = start.Add(spec.Duration)
+	}
+	for c := range spec.Clients {
+		wg.Go(func() {
+			for failure.Load() == nil {
+				var i int
+				if tickets != nil {
+					var ok bool
+					if i, ok = <-tickets; !ok {
+						return
+					}
+				} else if i = int(next.Add(1)) - 1; i >= total || (!deadline.IsZero() && time.Now().After(deadline)) {
+					return
+				}
+				began := time.Now()
+				body := spec.Body
+				if body == nil {
+					body = fmt.Appendf(nil, `{"foo":"load","n":%d}`, i)
+				}
+				if err := postUntilTaken(client, spec.PostURL, spec.ContentType, body, &refused); err != nil {
+					fail(err)
+					return
+				}
+				now := time.Now()
+				accepted[i] = now.UnixNano()
+				latencies[c] = append(latencies[c], now.Sub(began))
+			}
+		})
+	}
+	var visible []int64
+	followDone := make(chan error, 1)
+	sent := make(chan int, 1) // how many events the reader is to see
+	if spec.ReadURL != "" {
+		visible = make([]int64, total)
+		go func() { followDone <- follow(client, spec.ReadURL, spec.After, visible, sent) }()
+	}
+	if spec.Rate > 0 {
+		interval := time.Second / time.Duration(spec.Rate)
+		for i := range total {
+			if d := time.Until(start.Add(time.Duration(i) * interval)); d > 0 {
+				time.Sleep(d)
+			}
+			tickets <- i
+		}
+		close(tickets)
+	}
+	wg.Wait()
+	res := Result{Refused: int(refused.Load()), Elapsed: time.Since(start)}
+	if f := failure.Load(); f != nil {
+		res.Err = *f
+		return res
+	}
+	all := slices.Concat(latencies...)
+	res.Accepted = len(all)
+	slices.Sort(all)
+	res.P50, res.P99 = percentile(all, 50), percentile(all, 99)
+	if visible == nil {
+		return res
+	}
+	sent <- res.Accepted
+	if err := <-followDone; err != nil {
+		res.Err = err.Error()
+		return res
+	}
+	accepted, visible = accepted[:res.Accepted], visible[:res.Accepted]
+	lags := make([]time.Duration, len(visible))
+	var lastAccepted, lastVisible int64
+	for i := range visible {
+		lags[i] = max(0, time.Duration(visible[i]-accepted[i]))
+		lastAccepted, lastVisible = max(lastAccepted, accepted[i]), max(lastVisible, visible[i])
+	}
+	slices.Sort(lags)
+	res.VisibleP50, res.VisibleP99, res.VisibleMax = percentile(lags, 50), percentile(lags, 99), percentile(lags, 100)
+	res.Drain = max(0, time.Duration(lastVisible-lastAccepted))
+	return res
+}
+
+// postUntilTaken posts body until it is answered 202, retrying a 503 (the
+// outbox is full) after 1 ms: a real client would wait its Retry-After.
+func postUntilTaken(client *http.Client, url, contentType string, body []byte, refused *atomic.Int64) error {
+	for {
+		status, err := Post(client, url, contentType, body)
+		switch {
+		case err != nil:
+			return err
+		case status == http.StatusServiceUnavailable:
+			refused.Add(1)
+			time.Sleep(time.Millisecond)
+		case status != http.StatusAccepted:
+			return fmt.Errorf("POST %s: status %d, want 202", url, status)
+		default:
+			return nil
+		}
+	}
+}
+
+// follow reads the stream from after on, noting when each event became
+// readable (by its payload's n), until it has seen as many as sent says.
+func follow(client *http.Client, url string, after uint64, visible []int64, sent <-chan int) error {
+	seen, want := 0, -1
+	deadline := time.Now().Add(5 * time.Minute)
+	for want < 0 || seen < want {
+		if want < 0 {
+			select {
+			case want = <-sent:
+			default:
+			}
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("only %d of %d events readable after 5 minutes", seen, want)
+		}
+		resp, err := client.Get(fmt.Sprintf("%s?after=%d&limit=1000", url, after))
+		if err != nil {
+			return err
+		}
+		var page struct {
+			Events []struct {
+				Sequence uint64          `json:"sequence"`
+				Payload  json.RawMessage `json:"payload"`
+			} `json:"events"`
+		}
+		err = json.NewDecoder(resp.Body).Decode(&page)
+		_ = resp.Body.Close()
+		if err != nil {
+			return fmt.Errorf("read %s: %w", url, err)
+		}
+		now := time.Now().UnixNano()
+		for _, ev := range page.Events {
+			after = ev.Sequence
+			var p struct{ N int }
+			if json.Unmarshal(ev.Payload, &p) != nil || p.N < 0 || p.N >= len(visible) || visible[p.N] != 0 {
+				continue
+			}
+			visible[p.N] = now
+			seen++
+		}
+		if len(page.Events) == 0 {
+			time.Sleep(time.Millisecond)
+		}
+	}
+	return nil
+}
+
+func percentile(sorted []time.Duration, p int) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	return sorted[(len(sorted)-1)*p/100]
+}
+
+// Post sends one request and drains the answer so the connection is reused.
+func Post(client *http.Client, url, contentType string, body []byte) (int, error) {
+	resp, err := client.Post(url, contentType, bytes.NewReader(body))
+	if err != nil {
+		return 0, err
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	_ = resp.Body.Close()
+	return resp.StatusCode, nil
+}
+
+// specEnv carries a Spec to the child process, as JSON.
+const specEnv = "EVENTSOURCING_LOADGEN_SPEC"
+
+// resultPrefix starts the child's line that holds its Result.
+const resultPrefix = "loadgen-result: "
+
+// RunInChild runs spec in a child process: this test binary again, running
+// only the test named child, which must call ServeChild.
+func RunInChild(spec Spec, child string) (Result, error) {
+	raw, err := json.Marshal(spec)
+	if err != nil {
+		return Result{}, err
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^"+child+"$", "-test.count=1")
+	cmd.Env = append(os.Environ(), specEnv+"="+string(raw))
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return Result{}, fmt.Errorf("load generator process: %w: %s%s", err, out, stderr.String())
+	}
+	_, line, ok := strings.Cut(string(out), resultPrefix)
+	if !ok {
+		return Result{}, fmt.Errorf("the load generator printed no result: %s", out)
+	}
+	line, _, _ = strings.Cut(line, "\n")
+	var res Result
+	if err := json.Unmarshal([]byte(line), &res); err != nil {
+		return Result{}, fmt.Errorf("load generator result %q: %w", line, err)
+	}
+	return res, nil
+}
+
+// ServeChild is the body of the test RunInChild names: in the child it
+// runs the Spec it was given and prints the Result; run any other way, the
+// test is skipped.
+func ServeChild(t *testing.T) {
+	raw := os.Getenv(specEnv)
+	if raw == "" {
+		t.Skip("the load generator of the benchmarks, run by loadgen.RunInChild")
+	}
+	var spec Spec
+	if err := json.Unmarshal([]byte(raw), &spec); err != nil {
+		t.Fatal(err)
+	}
+	out, err := json.Marshal(Generate(spec))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Printf("%s%s\n", resultPrefix, out)
+}
