@@ -247,25 +247,15 @@ type identity struct {
 func (c *guardCluster) boundServiceAccount(t *testing.T, ns, name, clusterRole string, probe authorizationv1.ResourceAttributes) identity {
 	t.Helper()
 	ctx := t.Context()
-	sa, err := c.cs.CoreV1().ServiceAccounts(ns).Create(ctx,
-		&corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{})
-	if err != nil {
-		t.Fatalf("create ServiceAccount %s/%s: %v", ns, name, err)
-	}
 	binding := &rbacv1.RoleBinding{
 		ObjectMeta: metav1.ObjectMeta{Name: name + "-" + clusterRole},
-		Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: sa.Name, Namespace: ns}},
+		Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: name, Namespace: ns}},
 		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: clusterRole},
 	}
 	if _, err := c.cs.RbacV1().RoleBindings(ns).Create(ctx, binding, metav1.CreateOptions{}); err != nil {
 		t.Fatalf("bind %s/%s to %s: %v", ns, name, clusterRole, err)
 	}
-	tr, err := c.cs.CoreV1().ServiceAccounts(ns).CreateToken(ctx, sa.Name,
-		&authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{}}, metav1.CreateOptions{})
-	if err != nil {
-		t.Fatalf("request a token for %s/%s: %v", ns, name, err)
-	}
-	id := identity{token: tr.Status.Token, user: "system:serviceaccount:" + ns + ":" + name}
+	id := c.serviceAccountToken(t, ns, name)
 
 	probe.Namespace, probe.Group, probe.Name = ns, "eventsourcing.dev", "items"
 	c.waitInForce(t, id, authorizationv1.SubjectAccessReviewSpec{ResourceAttributes: &probe})
@@ -280,18 +270,28 @@ func (c *guardCluster) clusterBoundServiceAccount(
 ) identity {
 	t.Helper()
 	ctx := t.Context()
-	sa, err := c.cs.CoreV1().ServiceAccounts(ns).Create(ctx,
-		&corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{})
-	if err != nil {
-		t.Fatalf("create ServiceAccount %s/%s: %v", ns, name, err)
-	}
 	binding := &rbacv1.ClusterRoleBinding{
 		ObjectMeta: metav1.ObjectMeta{Name: ns + "-" + name + "-" + clusterRole},
-		Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: sa.Name, Namespace: ns}},
+		Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: name, Namespace: ns}},
 		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: clusterRole},
 	}
 	if _, err := c.cs.RbacV1().ClusterRoleBindings().Create(ctx, binding, metav1.CreateOptions{}); err != nil {
 		t.Fatalf("bind %s/%s to %s cluster-wide: %v", ns, name, clusterRole, err)
+	}
+	id := c.serviceAccountToken(t, ns, name)
+	c.waitInForce(t, id, authorizationv1.SubjectAccessReviewSpec{NonResourceAttributes: &probe})
+	return id
+}
+
+// serviceAccountToken creates ServiceAccount name in ns and issues it a
+// token.
+func (c *guardCluster) serviceAccountToken(t *testing.T, ns, name string) identity {
+	t.Helper()
+	ctx := t.Context()
+	sa, err := c.cs.CoreV1().ServiceAccounts(ns).Create(ctx,
+		&corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatalf("create ServiceAccount %s/%s: %v", ns, name, err)
 	}
 	tr, err := c.cs.CoreV1().ServiceAccounts(ns).CreateToken(ctx, sa.Name,
 		&authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{}}, metav1.CreateOptions{})
@@ -299,7 +299,6 @@ func (c *guardCluster) clusterBoundServiceAccount(
 		t.Fatalf("request a token for %s/%s: %v", ns, name, err)
 	}
 	id := identity{token: tr.Status.Token, user: "system:serviceaccount:" + ns + ":" + name}
-	c.waitInForce(t, id, authorizationv1.SubjectAccessReviewSpec{NonResourceAttributes: &probe})
 	return id
 }
 
