@@ -130,37 +130,81 @@ func newApplyTx(projection string, changes []readmodel.Change, cp readmodel.Chec
 	return a, nil
 }
 
-// write puts a checked Apply into tx; it fails only if bbolt does.
-func (a *applyTx) write(tx *bolt.Tx) error {
-	models := tx.Bucket(bucketReadModels)
-	p := models.Bucket(a.name)
+// batchWriter writes the Applies of one commit. The Applies of a
+// projection share its buckets and the list buckets they append to, and
+// only the last checkpoint of each stream is put, since the commit keeps
+// all or none of them: a burst of events costs one bucket lookup and one
+// checkpoint write per projection, not one per event.
+type batchWriter struct {
+	tx          *bolt.Tx
+	projections map[string]*projectionWriter
+}
+
+// projectionWriter is what a commit writes to one projection.
+type projectionWriter struct {
+	doc         docWriter
+	cpb         *bolt.Bucket
+	checkpoints map[string][]byte // stored stream name -> sequence
+}
+
+func newBatchWriter(tx *bolt.Tx) *batchWriter {
+	return &batchWriter{tx: tx, projections: map[string]*projectionWriter{}}
+}
+
+// write puts a checked Apply into the commit; it fails only if bbolt does.
+func (bw *batchWriter) write(a *applyTx) error {
+	pw, err := bw.projection(a.name)
+	if err != nil {
+		return err
+	}
+	for i := range a.changes {
+		if err := pw.doc.apply(&a.changes[i]); err != nil {
+			return err
+		}
+	}
+	for _, c := range a.checkpoints {
+		pw.checkpoints[string(c.stream)] = c.seq
+	}
+	return nil
+}
+
+// projection finds (or creates) the buckets of the projection named name.
+func (bw *batchWriter) projection(name []byte) (*projectionWriter, error) {
+	if pw, ok := bw.projections[string(name)]; ok {
+		return pw, nil
+	}
+	models := bw.tx.Bucket(bucketReadModels)
+	p := models.Bucket(name)
 	var doc, cpb *bolt.Bucket
 	var err error
 	if p != nil {
 		doc, cpb = p.Bucket(bucketDoc), p.Bucket(bucketCheckpoint)
 		if doc == nil || cpb == nil {
-			return fmt.Errorf("read model %q: %w: the doc or checkpoint bucket is missing", a.name[1:], codec.ErrCorrupt)
+			return nil, fmt.Errorf("read model %q: %w: the doc or checkpoint bucket is missing", name[1:], codec.ErrCorrupt)
 		}
 	} else {
-		if p, err = models.CreateBucket(a.name); err == nil {
+		if p, err = models.CreateBucket(name); err == nil {
 			doc, err = p.CreateBucket(bucketDoc)
 		}
 		if err == nil {
 			cpb, err = p.CreateBucket(bucketCheckpoint)
 		}
 		if err != nil {
-			return err
+			return nil, err
 		}
 	}
-	w := docWriter{doc: doc}
-	for i := range a.changes {
-		if err := w.apply(&a.changes[i]); err != nil {
-			return err
-		}
-	}
-	for _, c := range a.checkpoints {
-		if err := cpb.Put(c.stream, c.seq); err != nil {
-			return err
+	pw := &projectionWriter{doc: docWriter{doc: doc}, cpb: cpb, checkpoints: map[string][]byte{}}
+	bw.projections[string(name)] = pw
+	return pw, nil
+}
+
+// finish puts each projection's last checkpoints.
+func (bw *batchWriter) finish() error {
+	for _, pw := range bw.projections {
+		for stream, seq := range pw.checkpoints {
+			if err := pw.cpb.Put([]byte(stream), seq); err != nil {
+				return err
+			}
 		}
 	}
 	return nil

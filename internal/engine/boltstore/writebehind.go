@@ -224,12 +224,13 @@ func (w *writeBehind) commitLoop() {
 // commit writes batch in one transaction and records the outcome.
 func (w *writeBehind) commit(batch []*applyTx) {
 	err := w.db.Update(context.Background(), func(tx *bolt.Tx) error {
+		bw := newBatchWriter(tx)
 		for _, a := range batch {
-			if err := a.write(tx); err != nil {
+			if err := bw.write(a); err != nil {
 				return fmt.Errorf("read model %q: %w", a.name[1:], err)
 			}
 		}
-		return nil
+		return bw.finish()
 	})
 	w.mu.Lock()
 	defer w.mu.Unlock()

@@ -3,6 +3,8 @@ package boltstore
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -135,4 +137,25 @@ func TestReadModelFailedCommitStopsTheStore(t *testing.T) {
 	if _, err := s.Document(context.Background(), rmProjection); !errors.Is(err, codec.ErrCorrupt) {
 		t.Fatalf("Document after a failed commit: got error %v, want the commit's failure", err)
 	}
+}
+
+func TestReadModelAppliesCommittedTogetherKeepTheirOrderAndLastCheckpoint(t *testing.T) {
+	db := openTestDB(t, t.TempDir())
+	s := NewReadModels(db)
+	t.Cleanup(func() { _ = s.Close() })
+	release := holdCommitter(t, db)
+	const n = 50
+	want := make([]string, n)
+	for i := range n {
+		rmMustApply(t, s, []readmodel.Change{
+			{Key: "items", Op: readmodel.OpAppend, Value: int64(i)},
+			{Key: "last", Op: readmodel.OpSet, Value: int64(i)},
+		}, readmodel.Checkpoint{"a": uint64(i + 1), "b": uint64(2 * (i + 1))})
+		want[i] = fmt.Sprint(i)
+	}
+	release() // the n Applies share one commit
+	if got, want := rmDocument(t, s), `{"items":[`+strings.Join(want, ",")+`],"last":49}`; got != want {
+		t.Fatalf("document: got %s, want %s", got, want)
+	}
+	rmWantCheckpoint(t, s, rmProjection, readmodel.Checkpoint{"a": n, "b": 2 * n})
 }
