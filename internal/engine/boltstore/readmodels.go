@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"sync"
 	"sync/atomic"
 
 	bolt "go.etcd.io/bbolt"
@@ -28,6 +29,10 @@ type ReadModels struct {
 	db     *DB
 	wb     *writeBehind
 	closed atomic.Bool
+	// names caches the stored form of projection and stream names, a
+	// small set that every Apply names again. The slices are shared and
+	// never written.
+	names sync.Map // string -> []byte
 }
 
 // NewReadModels returns the read models kept in db. Closing them does not
@@ -87,7 +92,7 @@ func (s *ReadModels) Apply(ctx context.Context, projection string, changes []rea
 	if err := s.usable(ctx); err != nil {
 		return err
 	}
-	a, err := newApplyTx(projection, changes, cp)
+	a, err := s.newApplyTx(projection, changes, cp)
 	if err == nil {
 		err = s.wb.stage(ctx, a)
 	}
@@ -110,8 +115,8 @@ type checkpointPut struct {
 	stream, seq []byte
 }
 
-func newApplyTx(projection string, changes []readmodel.Change, cp readmodel.Checkpoint) (*applyTx, error) {
-	name, err := storedName(projection)
+func (s *ReadModels) newApplyTx(projection string, changes []readmodel.Change, cp readmodel.Checkpoint) (*applyTx, error) {
+	name, err := s.storedName(projection)
 	if err != nil {
 		return nil, err
 	}
@@ -120,14 +125,29 @@ func newApplyTx(projection string, changes []readmodel.Change, cp readmodel.Chec
 		return nil, err
 	}
 	a := &applyTx{name: name, given: changes, changes: enc, checkpoints: make([]checkpointPut, 0, len(cp))}
+	seqs := make([]byte, 0, 8*len(cp)) // one array for every sequence
 	for stream, seq := range cp {
-		k, err := storedName(stream)
+		k, err := s.storedName(stream)
 		if err != nil {
 			return nil, fmt.Errorf("checkpoint of stream: %w", err)
 		}
-		a.checkpoints = append(a.checkpoints, checkpointPut{k, binary.BigEndian.AppendUint64(nil, seq)})
+		seqs = binary.BigEndian.AppendUint64(seqs, seq)
+		a.checkpoints = append(a.checkpoints, checkpointPut{k, seqs[len(seqs)-8 : len(seqs) : len(seqs)]})
 	}
 	return a, nil
+}
+
+// storedName is the package's storedName, cached.
+func (s *ReadModels) storedName(name string) ([]byte, error) {
+	if b, ok := s.names.Load(name); ok {
+		return b.([]byte), nil
+	}
+	b, err := storedName(name)
+	if err != nil {
+		return nil, err
+	}
+	s.names.Store(name, b)
+	return b, nil
 }
 
 // batchWriter writes the Applies of one commit. The Applies of a
