@@ -148,7 +148,9 @@ func BenchmarkManagerIngestInterleaved(b *testing.B) {
 		for _, storage := range []string{"memory", "disk"} {
 			urls[storage], _ = startBenchManager(b, storage)
 		}
-		memory, disk, ratios := make([]float64, 0, interleavedRounds), make([]float64, 0, interleavedRounds), make([]float64, 0, interleavedRounds)
+		memory := make([]float64, 0, interleavedRounds)
+		disk := make([]float64, 0, interleavedRounds)
+		ratios := make([]float64, 0, interleavedRounds)
 		rate := func(storage string) float64 {
 			res := runLoad(b, loadgen.Spec{PostURL: urls[storage], Clients: 64, Duration: 2 * time.Second})
 			return float64(res.Accepted) / res.Elapsed.Seconds()
