@@ -43,6 +43,9 @@ type Options struct {
 	SyncEachWrite bool
 }
 
+// initialMmapSize is how much of the data file bbolt maps at open.
+const initialMmapSize = 1 << 30
+
 // Open opens (creating when missing) the data file in dir. A file that is
 // not a valid store, or one another process holds, is an error naming the
 // file: never a silent reset.
@@ -57,6 +60,11 @@ func Open(dir string, opts Options) (*DB, error) {
 		// commit: fewer pages per fsync.
 		NoFreelistSync: true,
 		FreelistType:   bolt.FreelistMapType,
+		// Address space, not memory: while the file fits in it, bbolt never
+		// remaps, and a remap waits for every read transaction and holds
+		// back every new one (reads and commits pause while the file
+		// grows). etcd maps 10 GiB up front for the same reason.
+		InitialMmapSize: initialMmapSize,
 	})
 	if err != nil {
 		if errors.Is(err, berrors.ErrTimeout) {
