@@ -108,7 +108,7 @@ bench-http: ## HTTP API over loopback, 64 keep-alive clients (in the process, th
 	for round in 1 2 3; do (cd internal/httpapi && ../../bin/httpapi.bench.test -test.run '^$$' -test.bench 'HTTP' -test.benchtime 3s) || exit 1; done
 
 .PHONY: bench-disk
-bench-disk: ## Durable ingest (--storage=disk): group commit against an fdatasync per event, engine level, one run.
+bench-disk: ## Durable ingest (--storage=disk): group commit against an fdatasync per event, engine level, 3 runs of each (-count 3).
 	go test -run '^$$' -bench DiskIngest -benchtime 3s -count 3 ./internal/engine/disk/
 
 .PHONY: bench-manager
