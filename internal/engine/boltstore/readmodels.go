@@ -104,6 +104,7 @@ func (s *ReadModels) Apply(ctx context.Context, projection string, changes []rea
 
 // applyTx is one Apply's work, encoded before the transaction.
 type applyTx struct {
+	projection  string
 	name        []byte             // the projection's stored name
 	given       []readmodel.Change // what Apply was given, to check; the caller's until staged
 	changes     []change           // the same, encoded
@@ -124,7 +125,7 @@ func (s *ReadModels) newApplyTx(projection string, changes []readmodel.Change, c
 	if err != nil {
 		return nil, err
 	}
-	a := &applyTx{name: name, given: changes, changes: enc, checkpoints: make([]checkpointPut, 0, len(cp))}
+	a := &applyTx{projection: projection, name: name, given: changes, changes: enc, checkpoints: make([]checkpointPut, 0, len(cp))}
 	seqs := make([]byte, 0, 8*len(cp)) // one array for every sequence
 	for stream, seq := range cp {
 		k, err := s.storedName(stream)

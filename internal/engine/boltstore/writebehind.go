@@ -80,7 +80,7 @@ func (w *writeBehind) stage(ctx context.Context, a *applyTx) error {
 	case w.stopped:
 		return errStopped
 	}
-	name := string(a.name)
+	name := a.projection
 	if err := w.validate(name, a); err != nil {
 		return err
 	}
@@ -89,8 +89,8 @@ func (w *writeBehind) stage(ctx context.Context, a *applyTx) error {
 		kinds = make(map[string]readmodel.Kind, len(a.changes))
 		w.kinds[name] = kinds
 	}
-	for i := range a.changes {
-		kinds[string(a.changes[i].key)] = a.given[i].Leaves()
+	for i := range a.given {
+		kinds[a.given[i].Key] = a.given[i].Leaves()
 	}
 	a.given = nil // the caller's, who may reuse it
 	w.open[name]++
@@ -109,15 +109,15 @@ func (w *writeBehind) stage(ctx context.Context, a *applyTx) error {
 func (w *writeBehind) validate(name string, a *applyTx) error {
 	staged := w.kinds[name]
 	allStaged := true
-	for i := range a.changes {
-		if _, ok := staged[string(a.changes[i].key)]; !ok {
+	for i := range a.given {
+		if _, ok := staged[a.given[i].Key]; !ok {
 			allStaged = false
 			break
 		}
 	}
 	if allStaged {
 		return readmodel.Validate(a.given, func(i int) (readmodel.Kind, error) {
-			return staged[string(a.changes[i].key)], nil
+			return staged[a.given[i].Key], nil
 		})
 	}
 	return w.db.View(func(tx *bolt.Tx) error {
@@ -128,7 +128,7 @@ func (w *writeBehind) validate(name string, a *applyTx) error {
 			}
 		}
 		return readmodel.Validate(a.given, func(i int) (readmodel.Kind, error) {
-			if k, ok := staged[string(a.changes[i].key)]; ok {
+			if k, ok := staged[a.given[i].Key]; ok {
 				return k, nil
 			}
 			return storedKind(doc, a.changes[i].key)
@@ -239,7 +239,7 @@ func (w *writeBehind) commit(batch []*applyTx) {
 	} else {
 		w.committed += uint64(len(batch))
 		for _, a := range batch {
-			name := string(a.name)
+			name := a.projection
 			if w.open[name]--; w.open[name] == 0 {
 				delete(w.open, name)
 				delete(w.kinds, name)
