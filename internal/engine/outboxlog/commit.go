@@ -55,8 +55,12 @@ func (o *Log) write(g *groupcommit.Group[record]) error {
 		return err
 	}
 	o.buf = o.buf[:0]
+	tail := o.tail
 	for _, r := range g.Writes() {
 		o.buf = append(o.buf, r.frame...)
+		if r.msgs != nil {
+			tail = r.first + uint64(len(r.msgs))
+		}
 	}
 	defer func() {
 		if cap(o.buf) > maxGroupBuffer {
@@ -71,11 +75,7 @@ func (o *Log) write(g *groupcommit.Group[record]) error {
 	if err != nil {
 		return o.fail(err)
 	}
-	for _, r := range g.Writes() {
-		if r.msgs != nil {
-			o.tail = r.first + uint64(len(r.msgs))
-		}
-	}
+	o.tail = tail
 	return nil
 }
 
