@@ -64,6 +64,24 @@ func TestMessageIDReadsTheIDAloneAndRefusesForeignRecords(t *testing.T) {
 	}
 }
 
+func TestReaderSliceSharesTheRecordAndBytesCopiesIt(t *testing.T) {
+	rec := []byte{3, 0, 0, 0, 'a', 'b', 'c', 'd', 'e', 'f'}
+	r := codec.NewReader(rec)
+	n := r.Uint32()
+	shared := r.Slice(uint64(n))
+	owned := r.Bytes(3)
+	if err := r.End("the record"); err != nil || n != 3 || string(shared) != "abc" || string(owned) != "def" {
+		t.Fatalf("read %d, %q, %q, %v; want 3, abc, def, nil", n, shared, owned, err)
+	}
+	rec[4], rec[7] = 'x', 'y'
+	if string(shared) != "xbc" || string(owned) != "def" {
+		t.Fatalf("after the record changed: Slice %q, Bytes %q; want xbc (shared), def (copied)", shared, owned)
+	}
+	if s := r.Slice(1); s != nil || !errors.Is(r.Err(), codec.ErrCorrupt) {
+		t.Fatalf("Slice past the end: got %q, %v; want nil, ErrCorrupt", s, r.Err())
+	}
+}
+
 // FuzzDecodeMessage feeds arbitrary bytes: decoding never panics, and what
 // decodes encodes back to a record that decodes the same, whose ID
 // MessageID reads alone.

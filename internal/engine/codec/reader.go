@@ -70,16 +70,36 @@ func (r *Reader) Varint() int64 {
 	return v
 }
 
+// Uint32 reads a 4-byte little-endian integer.
+func (r *Reader) Uint32() uint32 {
+	if len(r.b) < 4 {
+		r.fail("integer")
+		return 0
+	}
+	v := binary.LittleEndian.Uint32(r.b)
+	r.b = r.b[4:]
+	return v
+}
+
 // Bytes reads n bytes into memory of their own.
 func (r *Reader) Bytes(n uint64) []byte {
+	b := r.Slice(n)
+	if b == nil {
+		return nil
+	}
+	return append(make([]byte, 0, len(b)), b...)
+}
+
+// Slice reads n bytes that share the record's memory: for a record whose
+// memory outlives what is read from it.
+func (r *Reader) Slice(n uint64) []byte {
 	if n > uint64(len(r.b)) {
 		r.fail("bytes")
 		return nil
 	}
-	out := make([]byte, n)
-	copy(out, r.b[:n])
+	b := r.b[:n:n]
 	r.b = r.b[n:]
-	return out
+	return b
 }
 
 // String reads a uvarint-prefixed string.

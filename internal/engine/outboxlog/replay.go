@@ -27,7 +27,8 @@ type replay struct {
 }
 
 // loggedEntry is an enqueued entry read back from a segment, not decoded
-// until it is known to be still pending.
+// until it is known to be still pending. raw shares the segment's data,
+// which is read only to be decoded (DecodeMessage copies what it keeps).
 type loggedEntry struct {
 	position uint64
 	raw      []byte
@@ -93,11 +94,7 @@ func (rp *replay) record(body []byte, seg *segment) error {
 		r := codec.NewReader(body[9:])
 		count := r.Uvarint()
 		for i := uint64(0); i < count && r.Err() == nil; i++ {
-			size := r.Bytes(4)
-			if r.Err() != nil {
-				break
-			}
-			raw := r.Bytes(uint64(binary.LittleEndian.Uint32(size)))
+			raw := r.Slice(uint64(r.Uint32()))
 			rp.entries = append(rp.entries, loggedEntry{position: first + i, raw: raw, seg: seg})
 		}
 		if err := r.End("the messages"); err != nil {
