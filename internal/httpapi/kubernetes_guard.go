@@ -93,12 +93,7 @@ func NewKubernetesGuard(cfg *rest.Config, log logr.Logger) (*KubernetesGuard, er
 // Check authenticates the request's bearer token, then asks whether its user
 // may perform a.
 func (g *KubernetesGuard) Check(r *http.Request, a Action) *Problem {
-	u, p := g.authenticate(r)
-	if p != nil {
-		return p
-	}
-	attrs := authorizer.AttributesRecord{
-		User:            u,
+	return g.authorize(r, authorizer.AttributesRecord{
 		Verb:            a.Verb,
 		Namespace:       a.Namespace,
 		APIGroup:        esv1.GroupVersion.Group,
@@ -108,21 +103,7 @@ func (g *KubernetesGuard) Check(r *http.Request, a Action) *Problem {
 		Name:            a.Name,
 		ResourceRequest: true,
 		Path:            r.URL.Path,
-	}
-	decision, reason, err := g.authz.Authorize(r.Context(), attrs)
-	if err != nil {
-		g.log.Error(err, "SubjectAccessReview failed")
-		return unavailable("cannot check permissions right now: the Kubernetes API did not answer")
-	}
-	if decision != authorizer.DecisionAllow {
-		detail := fmt.Sprintf("%s cannot %s %s/%s %q in namespace %q",
-			u.GetName(), a.Verb, a.Resource, a.Subresource, a.Name, a.Namespace)
-		if reason != "" {
-			detail += ": " + reason
-		}
-		return newProblem(http.StatusForbidden, kindForbidden, detail)
-	}
-	return nil
+	})
 }
 
 // ProtectPaths serves next only to callers whose bearer token the API
@@ -134,7 +115,8 @@ func (g *KubernetesGuard) Check(r *http.Request, a Action) *Problem {
 // the API server did not answer.
 func (g *KubernetesGuard) ProtectPaths(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if p := g.checkPath(r); p != nil {
+		attrs := authorizer.AttributesRecord{Verb: strings.ToLower(r.Method), Path: r.URL.Path}
+		if p := g.authorize(r, attrs); p != nil {
 			p.write(w, r)
 			return
 		}
@@ -142,25 +124,37 @@ func (g *KubernetesGuard) ProtectPaths(next http.Handler) http.Handler {
 	})
 }
 
-func (g *KubernetesGuard) checkPath(r *http.Request) *Problem {
+// authorize authenticates the request's bearer token, then asks whether its
+// user may do what attrs describe (attrs.User is set here).
+func (g *KubernetesGuard) authorize(r *http.Request, attrs authorizer.AttributesRecord) *Problem {
 	u, p := g.authenticate(r)
 	if p != nil {
 		return p
 	}
-	verb := strings.ToLower(r.Method)
-	decision, reason, err := g.authz.Authorize(r.Context(), authorizer.AttributesRecord{User: u, Verb: verb, Path: r.URL.Path})
+	attrs.User = u
+	decision, reason, err := g.authz.Authorize(r.Context(), attrs)
 	if err != nil {
 		g.log.Error(err, "SubjectAccessReview failed")
 		return unavailable("cannot check permissions right now: the Kubernetes API did not answer")
 	}
 	if decision != authorizer.DecisionAllow {
-		detail := fmt.Sprintf("%s cannot %s %s", u.GetName(), verb, r.URL.Path)
+		detail := refusal(attrs)
 		if reason != "" {
 			detail += ": " + reason
 		}
 		return newProblem(http.StatusForbidden, kindForbidden, detail)
 	}
 	return nil
+}
+
+// refusal says who may not do what: a resource request in RBAC's terms, a
+// non-resource one as verb and path.
+func refusal(a authorizer.AttributesRecord) string {
+	if a.ResourceRequest {
+		return fmt.Sprintf("%s cannot %s %s/%s %q in namespace %q",
+			a.User.GetName(), a.Verb, a.Resource, a.Subresource, a.Name, a.Namespace)
+	}
+	return fmt.Sprintf("%s cannot %s %s", a.User.GetName(), a.Verb, a.Path)
 }
 
 // authenticate asks the API server who the request's bearer token belongs

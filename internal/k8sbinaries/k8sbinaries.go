@@ -6,12 +6,11 @@
 package k8sbinaries
 
 import (
-	"bufio"
-	"bytes"
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
+
+	"golang.org/x/mod/modfile"
 )
 
 // GoMod is the file that pins the version, relative to the repository root.
@@ -25,7 +24,11 @@ func Version(repoRoot string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	v, ok := requiredVersion(data, "k8s.io/kubernetes")
+	f, err := modfile.ParseLax(path, data, nil)
+	if err != nil {
+		return "", err
+	}
+	v, ok := requiredVersion(f, "k8s.io/kubernetes")
 	if !ok {
 		return "", fmt.Errorf("%s requires no k8s.io/kubernetes", path)
 	}
@@ -51,31 +54,11 @@ func AssetsDir(repoRoot string) (string, error) {
 	return Dir(repoRoot)
 }
 
-// requiredVersion finds module's version among the require directives of a
-// go.mod file, in both the one-line and the block form.
-func requiredVersion(gomod []byte, module string) (string, bool) {
-	inBlock := false
-	s := bufio.NewScanner(bytes.NewReader(gomod))
-	for s.Scan() {
-		line, _, _ := strings.Cut(s.Text(), "//")
-		fields := strings.Fields(line)
-		switch {
-		case len(fields) == 0:
-			continue
-		case inBlock && fields[0] == ")":
-			inBlock = false
-			continue
-		case !inBlock && fields[0] == "require":
-			if len(fields) == 2 && fields[1] == "(" {
-				inBlock = true
-				continue
-			}
-			fields = fields[1:]
-		case !inBlock:
-			continue
-		}
-		if len(fields) == 2 && fields[0] == module {
-			return fields[1], true
+// requiredVersion is module's version among the require directives of f.
+func requiredVersion(f *modfile.File, module string) (string, bool) {
+	for _, r := range f.Require {
+		if r.Mod.Path == module {
+			return r.Mod.Version, true
 		}
 	}
 	return "", false

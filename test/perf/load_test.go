@@ -1,8 +1,6 @@
 package perf
 
 import (
-	"encoding/json"
-	"net/http"
 	"testing"
 
 	"github.com/eventsourcing-dev/eventsourcing-operator/test/loadgen"
@@ -24,13 +22,3 @@ func runLoad(b *testing.B, spec loadgen.Spec) loadgen.Result {
 
 // TestLoadGeneratorProcess is the child of runLoad; on its own it does nothing.
 func TestLoadGeneratorProcess(t *testing.T) { loadgen.ServeChild(t) }
-
-// post sends one JSON event and drains the answer.
-func post(client *http.Client, url string, body []byte) (int, error) {
-	return loadgen.Post(client, url, "application/json", body)
-}
-
-// decodeJSON decodes resp's body into v.
-func decodeJSON(resp *http.Response, v any) error {
-	return json.NewDecoder(resp.Body).Decode(v)
-}

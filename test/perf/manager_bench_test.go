@@ -23,7 +23,7 @@ func waitStream(b *testing.B, m *manager, ns string) uint64 {
 	client := &http.Client{Timeout: 10 * time.Second}
 	deadline := time.Now().Add(time.Minute)
 	for {
-		status, err := post(client, url, []byte(`{"foo":"warm-up","n":-1}`))
+		status, err := loadgen.Post(client, url, "application/json", []byte(`{"foo":"warm-up","n":-1}`))
 		if err == nil && status == http.StatusAccepted {
 			break
 		}
@@ -85,7 +85,8 @@ func startBenchManager(b *testing.B, storage string) (string, uint64) {
 // BenchmarkManagerIngest is single-event ingest over HTTP against the
 // manager binary, 64 keep-alive clients in another process, with the
 // quick start's stream and three projections; memory and disk side by side.
-// make bench-manager runs it in alternating rounds.
+// make bench-manager runs BenchmarkManagerIngestInterleaved instead, which
+// compares the two under the same conditions.
 func BenchmarkManagerIngest(b *testing.B) {
 	for _, storage := range []string{"memory", "disk"} {
 		b.Run("storage="+storage, func(b *testing.B) {

@@ -2,6 +2,7 @@ package perf
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"testing"
@@ -103,7 +104,7 @@ func countEvents(b *testing.B, client *http.Client, url string) int {
 	var page struct {
 		Events []struct{} `json:"events"`
 	}
-	if err := decodeJSON(resp, &page); err != nil {
+	if err := json.NewDecoder(resp.Body).Decode(&page); err != nil {
 		b.Fatal(err)
 	}
 	return len(page.Events)
