@@ -17,13 +17,9 @@ func reportLoad(b *testing.B, res loadgen.Result, eventsPerRequest int) {
 	if res.Err != "" {
 		b.Fatal(res.Err)
 	}
-	if res.Accepted == 0 {
-		return
+	if res.Accepted > 0 {
+		res.Report(b, eventsPerRequest)
 	}
-	b.ReportMetric(float64(res.Accepted*eventsPerRequest)/res.Elapsed.Seconds(), "events/s")
-	b.ReportMetric(float64(res.P50.Microseconds()), "p50-µs")
-	b.ReportMetric(float64(res.P99.Microseconds()), "p99-µs")
-	b.ReportMetric(float64(res.Refused), "503s")
 }
 
 // runHTTPLoadFromAnotherProcess is runHTTPLoad with the clients in a child

@@ -56,6 +56,20 @@ type Result struct {
 	Err   string        `json:"err,omitempty"`
 }
 
+// Rate is the requests answered 202 per second.
+func (r Result) Rate() float64 {
+	return float64(r.Accepted) / r.Elapsed.Seconds()
+}
+
+// Report puts a run's ingest figures on b: events/s (eventsPerRequest
+// events in each request), the requests' p50 and p99, and the 503s.
+func (r Result) Report(b *testing.B, eventsPerRequest int) {
+	b.ReportMetric(r.Rate()*float64(eventsPerRequest), "events/s")
+	b.ReportMetric(float64(r.P50.Microseconds()), "p50-µs")
+	b.ReportMetric(float64(r.P99.Microseconds()), "p99-µs")
+	b.ReportMetric(float64(r.Refused), "503s")
+}
+
 // maxTimedEvents bounds a closed-loop run for a duration: far more than
 // the clients post in the durations the benchmarks use.
 const maxTimedEvents = 4_000_000

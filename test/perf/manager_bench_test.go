@@ -94,10 +94,7 @@ func BenchmarkManagerIngest(b *testing.B) {
 			b.ResetTimer()
 			res := runLoad(b, loadgen.Spec{PostURL: url, Clients: 64, N: b.N})
 			b.StopTimer()
-			b.ReportMetric(float64(res.Accepted)/res.Elapsed.Seconds(), "events/s")
-			b.ReportMetric(float64(res.P50.Microseconds()), "p50-µs")
-			b.ReportMetric(float64(res.P99.Microseconds()), "p99-µs")
-			b.ReportMetric(float64(res.Refused), "503s")
+			res.Report(b, 1)
 		})
 	}
 }
@@ -110,7 +107,7 @@ func BenchmarkManagerReadable(b *testing.B) {
 	for range b.N {
 		url, after := startBenchManager(b, "disk")
 		res := runLoad(b, loadgen.Spec{PostURL: url, ReadURL: url, Clients: 64, Rate: 5000, Duration: 5 * time.Second, After: after})
-		b.ReportMetric(float64(res.Accepted)/res.Elapsed.Seconds(), "events/s")
+		b.ReportMetric(res.Rate(), "events/s")
 		b.ReportMetric(float64(res.VisibleP50.Microseconds())/1000, "readable-p50-ms")
 		b.ReportMetric(float64(res.VisibleP99.Microseconds())/1000, "readable-p99-ms")
 		b.ReportMetric(float64(res.VisibleMax.Microseconds())/1000, "readable-max-ms")
@@ -127,7 +124,7 @@ func BenchmarkManagerBacklog(b *testing.B) {
 	for range b.N {
 		url, after := startBenchManager(b, "disk")
 		res := runLoad(b, loadgen.Spec{PostURL: url, ReadURL: url, Clients: 16, Duration: 10 * time.Second, After: after})
-		b.ReportMetric(float64(res.Accepted)/res.Elapsed.Seconds(), "events/s")
+		b.ReportMetric(res.Rate(), "events/s")
 		b.ReportMetric(float64(res.VisibleP99.Microseconds())/1000, "readable-p99-ms")
 		b.ReportMetric(float64(res.Drain.Microseconds())/1000, "drain-ms")
 	}
@@ -154,7 +151,7 @@ func BenchmarkManagerIngestInterleaved(b *testing.B) {
 		ratios := make([]float64, 0, interleavedRounds)
 		rate := func(storage string) float64 {
 			res := runLoad(b, loadgen.Spec{PostURL: urls[storage], Clients: 64, Duration: 2 * time.Second})
-			return float64(res.Accepted) / res.Elapsed.Seconds()
+			return res.Rate()
 		}
 		for i := range interleavedRounds {
 			var m, d float64
