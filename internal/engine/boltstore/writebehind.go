@@ -36,10 +36,9 @@ type writeBehind struct {
 
 	mu      sync.Mutex
 	pending []*applyTx
-	// kinds holds, per projection with Applies not yet committed, the kind
-	// each key they change is left with; open counts those Applies.
-	kinds             map[string]map[string]readmodel.Kind
-	open              map[string]int
+	// uncommitted holds what each projection's Applies not yet committed
+	// leave behind.
+	uncommitted       map[string]*uncommitted
 	staged, committed uint64
 	failed            error
 	stopped           bool
@@ -51,9 +50,17 @@ type writeBehind struct {
 	done chan struct{}
 }
 
+// uncommitted is what a projection's Applies not yet committed leave: the
+// kind each key they change is left with, and how many they are (at none,
+// the committed document is the truth again).
+type uncommitted struct {
+	kinds map[string]readmodel.Kind
+	open  int
+}
+
 func newWriteBehind(db *DB) *writeBehind {
 	w := &writeBehind{
-		db: db, kinds: map[string]map[string]readmodel.Kind{}, open: map[string]int{},
+		db: db, uncommitted: map[string]*uncommitted{},
 		changed: make(chan struct{}), kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}),
 	}
 	go w.commitLoop()
@@ -80,20 +87,23 @@ func (w *writeBehind) stage(ctx context.Context, a *applyTx) error {
 	case w.stopped:
 		return errStopped
 	}
-	name := a.projection
-	if err := w.validate(name, a); err != nil {
+	u := w.uncommitted[a.projection]
+	var staged map[string]readmodel.Kind
+	if u != nil {
+		staged = u.kinds
+	}
+	if err := w.validate(staged, a); err != nil {
 		return err
 	}
-	kinds := w.kinds[name]
-	if kinds == nil {
-		kinds = make(map[string]readmodel.Kind, len(a.changes))
-		w.kinds[name] = kinds
+	if u == nil {
+		u = &uncommitted{kinds: make(map[string]readmodel.Kind, len(a.given))}
+		w.uncommitted[a.projection] = u
 	}
 	for i := range a.given {
-		kinds[a.given[i].Key] = a.given[i].Leaves()
+		u.kinds[a.given[i].Key] = a.given[i].Leaves()
 	}
 	a.given = nil // the caller's, who may reuse it
-	w.open[name]++
+	u.open++
 	w.pending = append(w.pending, a)
 	w.staged++
 	select {
@@ -104,10 +114,9 @@ func (w *writeBehind) stage(ctx context.Context, a *applyTx) error {
 }
 
 // validate runs readmodel.Validate with the kinds staged Applies leave
-// behind, reading the committed document only for a key none of them
-// changed.
-func (w *writeBehind) validate(name string, a *applyTx) error {
-	staged := w.kinds[name]
+// behind (staged), reading the committed document only for a key none of
+// them changed.
+func (w *writeBehind) validate(staged map[string]readmodel.Kind, a *applyTx) error {
 	allStaged := true
 	for i := range a.given {
 		if _, ok := staged[a.given[i].Key]; !ok {
@@ -239,10 +248,9 @@ func (w *writeBehind) commit(batch []*applyTx) {
 	} else {
 		w.committed += uint64(len(batch))
 		for _, a := range batch {
-			name := a.projection
-			if w.open[name]--; w.open[name] == 0 {
-				delete(w.open, name)
-				delete(w.kinds, name)
+			u := w.uncommitted[a.projection]
+			if u.open--; u.open == 0 {
+				delete(w.uncommitted, a.projection)
 			}
 		}
 	}
