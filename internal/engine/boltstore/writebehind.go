@@ -2,7 +2,6 @@ package boltstore
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync"
 
@@ -45,8 +44,7 @@ type writeBehind struct {
 	// changed is closed and replaced whenever committed or failed changes.
 	changed chan struct{}
 
-	kick chan struct{} // buffered 1: a commit is wanted
-	stop chan struct{}
+	kick chan struct{} // buffered 1: a commit is wanted, or the close
 	done chan struct{}
 }
 
@@ -61,15 +59,11 @@ type uncommitted struct {
 func newWriteBehind(db *DB) *writeBehind {
 	w := &writeBehind{
 		db: db, uncommitted: map[string]*uncommitted{},
-		changed: make(chan struct{}), kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}),
+		changed: make(chan struct{}), kick: make(chan struct{}, 1), done: make(chan struct{}),
 	}
 	go w.commitLoop()
 	return w
 }
-
-// errStopped is returned by stage after close: a staged Apply would never
-// be committed.
-var errStopped = errors.New("read model store is closed")
 
 // stage validates a against the document as the committed state and the
 // Applies staged before it leave it, and queues it for the next commit.
@@ -85,7 +79,7 @@ func (w *writeBehind) stage(ctx context.Context, a *applyTx) error {
 	case w.failed != nil:
 		return w.failed
 	case w.stopped:
-		return errStopped
+		return errReadModelsClosed // a staged Apply would never be committed
 	}
 	u := w.uncommitted[a.projection]
 	var staged map[string]readmodel.Kind
@@ -106,11 +100,17 @@ func (w *writeBehind) stage(ctx context.Context, a *applyTx) error {
 	u.open++
 	w.pending = append(w.pending, a)
 	w.staged++
+	w.kickLocked()
+	return nil
+}
+
+// kickLocked wakes the commit loop, with w.mu held: stage and close change
+// what it finds, under w.mu, before they kick it.
+func (w *writeBehind) kickLocked() {
 	select {
 	case w.kick <- struct{}{}:
-	default:
+	default: // a kick is waiting already; the loop will see this change
 	}
-	return nil
 }
 
 // validate runs readmodel.Validate with the kinds staged Applies leave
@@ -183,14 +183,9 @@ func (w *writeBehind) failure() error {
 // close commits what is staged and stops the commit loop.
 func (w *writeBehind) close() {
 	w.mu.Lock()
-	if w.stopped {
-		w.mu.Unlock()
-		<-w.done
-		return
-	}
 	w.stopped = true
+	w.kickLocked()
 	w.mu.Unlock()
-	close(w.stop)
 	<-w.done
 }
 
@@ -199,35 +194,32 @@ func (w *writeBehind) close() {
 func (w *writeBehind) commitLoop() {
 	defer close(w.done)
 	var spare []*applyTx
-	for {
-		stopping := false
-		select {
-		case <-w.kick:
-		case <-w.stop:
-			stopping = true
-		}
-		for {
-			w.mu.Lock()
-			batch := w.pending
-			if len(batch) == 0 || w.failed != nil {
-				w.mu.Unlock()
-				break
-			}
-			// Two arrays alternate: Applies stage into one while the
-			// other is committed.
-			w.pending = spare[:0]
-			w.mu.Unlock()
+	for range w.kick {
+		batch, stopped := w.take(spare)
+		if len(batch) > 0 {
 			w.commit(batch)
 			clear(batch) // hold no changes past their commit
 			spare = batch
-			if !stopping {
-				break // the next kick, or the one pending now, brings more
-			}
 		}
-		if stopping {
+		// Nothing is staged once stopped is set, so that batch was the
+		// last; otherwise the next kick, or one waiting now, brings more.
+		if stopped {
 			return
 		}
 	}
+}
+
+// take returns the Applies to commit (none after a failure) and whether
+// close was called. Two arrays alternate: Applies stage into spare's while
+// the batch is committed.
+func (w *writeBehind) take(spare []*applyTx) (batch []*applyTx, stopped bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if len(w.pending) == 0 || w.failed != nil {
+		return nil, w.stopped
+	}
+	batch, w.pending = w.pending, spare[:0]
+	return batch, w.stopped
 }
 
 // commit writes batch in one transaction and records the outcome.
