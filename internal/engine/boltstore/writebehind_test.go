@@ -39,9 +39,7 @@ func holdCommitter(t *testing.T, db *DB) (release func()) {
 }
 
 func TestReadModelApplyReturnsBeforeItsCommitAndReadsWaitForIt(t *testing.T) {
-	db := openTestDB(t, t.TempDir())
-	s := NewReadModels(db)
-	t.Cleanup(func() { _ = s.Close() })
+	s, db := openTestReadModels(t)
 	release := holdCommitter(t, db)
 
 	// Nothing can commit, yet Apply returns: it only stages.
@@ -62,9 +60,7 @@ func TestReadModelApplyReturnsBeforeItsCommitAndReadsWaitForIt(t *testing.T) {
 }
 
 func TestReadModelApplyRefusesATypeClashWithAStagedChange(t *testing.T) {
-	db := openTestDB(t, t.TempDir())
-	s := NewReadModels(db)
-	t.Cleanup(func() { _ = s.Close() })
+	s, db := openTestReadModels(t)
 	release := holdCommitter(t, db)
 
 	rmMustApply(t, s, []readmodel.Change{{Key: "k", Op: readmodel.OpIncrement, Delta: 1}}, readmodel.Checkpoint{"s": 1})
@@ -105,9 +101,7 @@ func TestReadModelCloseCommitsWhatIsStaged(t *testing.T) {
 }
 
 func TestReadModelFailedCommitStopsTheStore(t *testing.T) {
-	db := openTestDB(t, t.TempDir())
-	s := NewReadModels(db)
-	t.Cleanup(func() { _ = s.Close() })
+	s, db := openTestReadModels(t)
 	rmMustApply(t, s, []readmodel.Change{{Key: "n", Op: readmodel.OpIncrement, Delta: 1}}, readmodel.Checkpoint{"s": 1})
 	rmWantCheckpoint(t, s, rmProjection, readmodel.Checkpoint{"s": 1})
 	// A damaged file: the checkpoint bucket is gone, which the check before
@@ -140,9 +134,7 @@ func TestReadModelFailedCommitStopsTheStore(t *testing.T) {
 }
 
 func TestReadModelAppliesCommittedTogetherKeepTheirOrderAndLastCheckpoint(t *testing.T) {
-	db := openTestDB(t, t.TempDir())
-	s := NewReadModels(db)
-	t.Cleanup(func() { _ = s.Close() })
+	s, db := openTestReadModels(t)
 	release := holdCommitter(t, db)
 	const n = 50
 	want := make([]string, n)
