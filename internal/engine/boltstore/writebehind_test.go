@@ -11,6 +11,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/codec"
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/enginetest"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/readmodel"
 )
 
@@ -113,13 +114,7 @@ func TestReadModelFailedCommitStopsTheStore(t *testing.T) {
 		t.Fatal(err)
 	}
 	rmMustApply(t, s, []readmodel.Change{{Key: "n", Op: readmodel.OpIncrement, Delta: 1}}, readmodel.Checkpoint{"s": 2})
-	deadline := time.Now().Add(10 * time.Second)
-	for s.Failure() == nil {
-		if time.Now().After(deadline) {
-			t.Fatal("Failure: still nil 10 s after a staged Apply's commit failed, want its error")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	enginetest.Eventually(t, "Failure to report the staged Apply's failed commit", func() bool { return s.Failure() != nil })
 	if !errors.Is(s.Failure(), codec.ErrCorrupt) {
 		t.Fatalf("Failure: got %v, want the commit's error (codec.ErrCorrupt)", s.Failure())
 	}
