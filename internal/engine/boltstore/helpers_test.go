@@ -17,3 +17,13 @@ func openTestDB(tb testing.TB, dir string) *DB {
 	})
 	return db
 }
+
+// openTestReadModels returns read models in a new data file, closed (and
+// the file after them) when the test ends.
+func openTestReadModels(tb testing.TB) (*ReadModels, *DB) {
+	tb.Helper()
+	db := openTestDB(tb, tb.TempDir())
+	s := NewReadModels(db)
+	tb.Cleanup(func() { _ = s.Close() })
+	return s, db
+}

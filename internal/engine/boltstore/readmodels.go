@@ -113,7 +113,9 @@ type applyTx struct {
 
 // checkpointPut is one stream's sequence as the checkpoint bucket holds it.
 type checkpointPut struct {
-	stream, seq []byte
+	stream string // the caller's, to key a commit's last checkpoints by
+	key    []byte
+	seq    [8]byte // big-endian
 }
 
 func (s *ReadModels) newApplyTx(projection string, changes []readmodel.Change, cp readmodel.Checkpoint) (*applyTx, error) {
@@ -126,14 +128,14 @@ func (s *ReadModels) newApplyTx(projection string, changes []readmodel.Change, c
 		return nil, err
 	}
 	a := &applyTx{projection: projection, name: name, given: changes, changes: enc, checkpoints: make([]checkpointPut, 0, len(cp))}
-	seqs := make([]byte, 0, 8*len(cp)) // one array for every sequence
 	for stream, seq := range cp {
 		k, err := s.storedName(stream)
 		if err != nil {
 			return nil, fmt.Errorf("checkpoint of stream: %w", err)
 		}
-		seqs = binary.BigEndian.AppendUint64(seqs, seq)
-		a.checkpoints = append(a.checkpoints, checkpointPut{k, seqs[len(seqs)-8 : len(seqs) : len(seqs)]})
+		c := checkpointPut{stream: stream, key: k}
+		binary.BigEndian.PutUint64(c.seq[:], seq)
+		a.checkpoints = append(a.checkpoints, c)
 	}
 	return a, nil
 }
@@ -158,14 +160,14 @@ func (s *ReadModels) storedName(name string) ([]byte, error) {
 // checkpoint write per projection, not one per event.
 type batchWriter struct {
 	tx          *bolt.Tx
-	projections map[string]*projectionWriter
+	projections map[string]*projectionWriter // by the caller's projection name
 }
 
 // projectionWriter is what a commit writes to one projection.
 type projectionWriter struct {
 	doc         docWriter
 	cpb         *bolt.Bucket
-	checkpoints map[string][]byte // stored stream name -> sequence
+	checkpoints map[string]*checkpointPut // stream -> its last, in its applyTx
 }
 
 func newBatchWriter(tx *bolt.Tx) *batchWriter {
@@ -174,7 +176,7 @@ func newBatchWriter(tx *bolt.Tx) *batchWriter {
 
 // write puts a checked Apply into the commit; it fails only if bbolt does.
 func (bw *batchWriter) write(a *applyTx) error {
-	pw, err := bw.projection(a.name)
+	pw, err := bw.projection(a)
 	if err != nil {
 		return err
 	}
@@ -183,17 +185,18 @@ func (bw *batchWriter) write(a *applyTx) error {
 			return err
 		}
 	}
-	for _, c := range a.checkpoints {
-		pw.checkpoints[string(c.stream)] = c.seq
+	for i := range a.checkpoints {
+		pw.checkpoints[a.checkpoints[i].stream] = &a.checkpoints[i]
 	}
 	return nil
 }
 
-// projection finds (or creates) the buckets of the projection named name.
-func (bw *batchWriter) projection(name []byte) (*projectionWriter, error) {
-	if pw, ok := bw.projections[string(name)]; ok {
+// projection finds (or creates) the buckets of a's projection.
+func (bw *batchWriter) projection(a *applyTx) (*projectionWriter, error) {
+	if pw, ok := bw.projections[a.projection]; ok {
 		return pw, nil
 	}
+	name := a.name
 	models := bw.tx.Bucket(bucketReadModels)
 	p := models.Bucket(name)
 	var doc, cpb *bolt.Bucket
@@ -214,16 +217,16 @@ func (bw *batchWriter) projection(name []byte) (*projectionWriter, error) {
 			return nil, err
 		}
 	}
-	pw := &projectionWriter{doc: docWriter{doc: doc}, cpb: cpb, checkpoints: map[string][]byte{}}
-	bw.projections[string(name)] = pw
+	pw := &projectionWriter{doc: docWriter{doc: doc}, cpb: cpb, checkpoints: map[string]*checkpointPut{}}
+	bw.projections[a.projection] = pw
 	return pw, nil
 }
 
 // finish puts each projection's last checkpoints.
 func (bw *batchWriter) finish() error {
 	for _, pw := range bw.projections {
-		for stream, seq := range pw.checkpoints {
-			if err := pw.cpb.Put([]byte(stream), seq); err != nil {
+		for _, c := range pw.checkpoints {
+			if err := pw.cpb.Put(c.key, c.seq[:]); err != nil {
 				return err
 			}
 		}

@@ -105,7 +105,8 @@ var rmEveryKindOfValue = []readmodel.Change{
 }
 
 func TestDocumentsRenderAsTheMemoryStoreRendersThem(t *testing.T) {
-	mem, disk := readmodel.NewMemory(), NewReadModels(openTestDB(t, t.TempDir()))
+	mem := readmodel.NewMemory()
+	disk, _ := openTestReadModels(t)
 	for _, s := range []readmodel.Store{mem, disk} {
 		rmMustApply(t, s, rmEveryKindOfValue, readmodel.Checkpoint{"s": 1})
 		// A second Apply finds the lists and numbers on disk, not in its batch.
@@ -123,7 +124,7 @@ func TestDocumentsRenderAsTheMemoryStoreRendersThem(t *testing.T) {
 }
 
 func TestApplyThatFailsStoresNeitherChangesNorCheckpoint(t *testing.T) {
-	disk := NewReadModels(openTestDB(t, t.TempDir()))
+	disk, _ := openTestReadModels(t)
 	seed := []readmodel.Change{
 		{Key: "list", Op: readmodel.OpAppend, Value: "x"},
 		{Key: "num", Op: readmodel.OpIncrement, Delta: 1},
@@ -225,7 +226,8 @@ func TestApplyThatFailsStoresNeitherChangesNorCheckpoint(t *testing.T) {
 
 func TestDocumentsOfAReadModelWithManyAppendsAreComplete(t *testing.T) {
 	const total, batch = 100_000, 1000
-	mem, disk := readmodel.NewMemory(), NewReadModels(openTestDB(t, t.TempDir()))
+	mem := readmodel.NewMemory()
+	disk, _ := openTestReadModels(t)
 	changes := make([]readmodel.Change, batch)
 	for start := 0; start < total; start += batch {
 		for i := range changes {
@@ -259,8 +261,7 @@ func TestDocumentsOfAReadModelWithManyAppendsAreComplete(t *testing.T) {
 // An append must write one item, not the list again: lists are nested
 // buckets of items under their index.
 func TestReadModelAppendsAreItemsOfANestedBucket(t *testing.T) {
-	db := openTestDB(t, t.TempDir())
-	s := NewReadModels(db)
+	s, db := openTestReadModels(t)
 	for i := range 3 {
 		rmMustApply(t, s, []readmodel.Change{{Key: "items", Op: readmodel.OpAppend, Value: int64(i)}}, nil)
 	}
@@ -304,7 +305,7 @@ func TestClosingTheReadModelsLeavesTheFileOpen(t *testing.T) {
 // Apply is 100 events appended to one list, with the checkpoint.
 func BenchmarkReadModelApplyAppend(b *testing.B) {
 	const batch = 100
-	s := NewReadModels(openTestDB(b, b.TempDir()))
+	s, _ := openTestReadModels(b)
 	changes := make([]readmodel.Change, batch)
 	payload := json.RawMessage(`{"id":"e-000000","name":"ItemCreated","price":1250,"tags":["a","b"]}`)
 	for i := range changes {

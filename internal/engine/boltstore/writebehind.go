@@ -2,7 +2,6 @@ package boltstore
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync"
 
@@ -36,33 +35,35 @@ type writeBehind struct {
 
 	mu      sync.Mutex
 	pending []*applyTx
-	// kinds holds, per projection with Applies not yet committed, the kind
-	// each key they change is left with; open counts those Applies.
-	kinds             map[string]map[string]readmodel.Kind
-	open              map[string]int
+	// uncommitted holds what each projection's Applies not yet committed
+	// leave behind.
+	uncommitted       map[string]*uncommitted
 	staged, committed uint64
 	failed            error
 	stopped           bool
 	// changed is closed and replaced whenever committed or failed changes.
 	changed chan struct{}
 
-	kick chan struct{} // buffered 1: a commit is wanted
-	stop chan struct{}
+	kick chan struct{} // buffered 1: a commit is wanted, or the close
 	done chan struct{}
+}
+
+// uncommitted is what a projection's Applies not yet committed leave: the
+// kind each key they change is left with, and how many they are (at none,
+// the committed document is the truth again).
+type uncommitted struct {
+	kinds map[string]readmodel.Kind
+	open  int
 }
 
 func newWriteBehind(db *DB) *writeBehind {
 	w := &writeBehind{
-		db: db, kinds: map[string]map[string]readmodel.Kind{}, open: map[string]int{},
-		changed: make(chan struct{}), kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}),
+		db: db, uncommitted: map[string]*uncommitted{},
+		changed: make(chan struct{}), kick: make(chan struct{}, 1), done: make(chan struct{}),
 	}
 	go w.commitLoop()
 	return w
 }
-
-// errStopped is returned by stage after close: a staged Apply would never
-// be committed.
-var errStopped = errors.New("read model store is closed")
 
 // stage validates a against the document as the committed state and the
 // Applies staged before it leave it, and queues it for the next commit.
@@ -78,36 +79,44 @@ func (w *writeBehind) stage(ctx context.Context, a *applyTx) error {
 	case w.failed != nil:
 		return w.failed
 	case w.stopped:
-		return errStopped
+		return errReadModelsClosed // a staged Apply would never be committed
 	}
-	name := a.projection
-	if err := w.validate(name, a); err != nil {
+	u := w.uncommitted[a.projection]
+	var staged map[string]readmodel.Kind
+	if u != nil {
+		staged = u.kinds
+	}
+	if err := w.validate(staged, a); err != nil {
 		return err
 	}
-	kinds := w.kinds[name]
-	if kinds == nil {
-		kinds = make(map[string]readmodel.Kind, len(a.changes))
-		w.kinds[name] = kinds
+	if u == nil {
+		u = &uncommitted{kinds: make(map[string]readmodel.Kind, len(a.given))}
+		w.uncommitted[a.projection] = u
 	}
 	for i := range a.given {
-		kinds[a.given[i].Key] = a.given[i].Leaves()
+		u.kinds[a.given[i].Key] = a.given[i].Leaves()
 	}
 	a.given = nil // the caller's, who may reuse it
-	w.open[name]++
+	u.open++
 	w.pending = append(w.pending, a)
 	w.staged++
-	select {
-	case w.kick <- struct{}{}:
-	default:
-	}
+	w.kickLocked()
 	return nil
 }
 
+// kickLocked wakes the commit loop, with w.mu held: stage and close change
+// what it finds, under w.mu, before they kick it.
+func (w *writeBehind) kickLocked() {
+	select {
+	case w.kick <- struct{}{}:
+	default: // a kick is waiting already; the loop will see this change
+	}
+}
+
 // validate runs readmodel.Validate with the kinds staged Applies leave
-// behind, reading the committed document only for a key none of them
-// changed.
-func (w *writeBehind) validate(name string, a *applyTx) error {
-	staged := w.kinds[name]
+// behind (staged), reading the committed document only for a key none of
+// them changed.
+func (w *writeBehind) validate(staged map[string]readmodel.Kind, a *applyTx) error {
 	allStaged := true
 	for i := range a.given {
 		if _, ok := staged[a.given[i].Key]; !ok {
@@ -174,14 +183,9 @@ func (w *writeBehind) failure() error {
 // close commits what is staged and stops the commit loop.
 func (w *writeBehind) close() {
 	w.mu.Lock()
-	if w.stopped {
-		w.mu.Unlock()
-		<-w.done
-		return
-	}
 	w.stopped = true
+	w.kickLocked()
 	w.mu.Unlock()
-	close(w.stop)
 	<-w.done
 }
 
@@ -190,35 +194,32 @@ func (w *writeBehind) close() {
 func (w *writeBehind) commitLoop() {
 	defer close(w.done)
 	var spare []*applyTx
-	for {
-		stopping := false
-		select {
-		case <-w.kick:
-		case <-w.stop:
-			stopping = true
-		}
-		for {
-			w.mu.Lock()
-			batch := w.pending
-			if len(batch) == 0 || w.failed != nil {
-				w.mu.Unlock()
-				break
-			}
-			// Two arrays alternate: Applies stage into one while the
-			// other is committed.
-			w.pending = spare[:0]
-			w.mu.Unlock()
+	for range w.kick {
+		batch, stopped := w.take(spare)
+		if len(batch) > 0 {
 			w.commit(batch)
 			clear(batch) // hold no changes past their commit
 			spare = batch
-			if !stopping {
-				break // the next kick, or the one pending now, brings more
-			}
 		}
-		if stopping {
+		// Nothing is staged once stopped is set, so that batch was the
+		// last; otherwise the next kick, or one waiting now, brings more.
+		if stopped {
 			return
 		}
 	}
+}
+
+// take returns the Applies to commit (none after a failure) and whether
+// close was called. Two arrays alternate: Applies stage into spare's while
+// the batch is committed.
+func (w *writeBehind) take(spare []*applyTx) (batch []*applyTx, stopped bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if len(w.pending) == 0 || w.failed != nil {
+		return nil, w.stopped
+	}
+	batch, w.pending = w.pending, spare[:0]
+	return batch, w.stopped
 }
 
 // commit writes batch in one transaction and records the outcome.
@@ -239,10 +240,9 @@ func (w *writeBehind) commit(batch []*applyTx) {
 	} else {
 		w.committed += uint64(len(batch))
 		for _, a := range batch {
-			name := a.projection
-			if w.open[name]--; w.open[name] == 0 {
-				delete(w.open, name)
-				delete(w.kinds, name)
+			u := w.uncommitted[a.projection]
+			if u.open--; u.open == 0 {
+				delete(w.uncommitted, a.projection)
 			}
 		}
 	}

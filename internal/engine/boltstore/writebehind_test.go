@@ -11,6 +11,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/codec"
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/enginetest"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/readmodel"
 )
 
@@ -39,9 +40,7 @@ func holdCommitter(t *testing.T, db *DB) (release func()) {
 }
 
 func TestReadModelApplyReturnsBeforeItsCommitAndReadsWaitForIt(t *testing.T) {
-	db := openTestDB(t, t.TempDir())
-	s := NewReadModels(db)
-	t.Cleanup(func() { _ = s.Close() })
+	s, db := openTestReadModels(t)
 	release := holdCommitter(t, db)
 
 	// Nothing can commit, yet Apply returns: it only stages.
@@ -62,9 +61,7 @@ func TestReadModelApplyReturnsBeforeItsCommitAndReadsWaitForIt(t *testing.T) {
 }
 
 func TestReadModelApplyRefusesATypeClashWithAStagedChange(t *testing.T) {
-	db := openTestDB(t, t.TempDir())
-	s := NewReadModels(db)
-	t.Cleanup(func() { _ = s.Close() })
+	s, db := openTestReadModels(t)
 	release := holdCommitter(t, db)
 
 	rmMustApply(t, s, []readmodel.Change{{Key: "k", Op: readmodel.OpIncrement, Delta: 1}}, readmodel.Checkpoint{"s": 1})
@@ -105,9 +102,7 @@ func TestReadModelCloseCommitsWhatIsStaged(t *testing.T) {
 }
 
 func TestReadModelFailedCommitStopsTheStore(t *testing.T) {
-	db := openTestDB(t, t.TempDir())
-	s := NewReadModels(db)
-	t.Cleanup(func() { _ = s.Close() })
+	s, db := openTestReadModels(t)
 	rmMustApply(t, s, []readmodel.Change{{Key: "n", Op: readmodel.OpIncrement, Delta: 1}}, readmodel.Checkpoint{"s": 1})
 	rmWantCheckpoint(t, s, rmProjection, readmodel.Checkpoint{"s": 1})
 	// A damaged file: the checkpoint bucket is gone, which the check before
@@ -119,13 +114,7 @@ func TestReadModelFailedCommitStopsTheStore(t *testing.T) {
 		t.Fatal(err)
 	}
 	rmMustApply(t, s, []readmodel.Change{{Key: "n", Op: readmodel.OpIncrement, Delta: 1}}, readmodel.Checkpoint{"s": 2})
-	deadline := time.Now().Add(10 * time.Second)
-	for s.Failure() == nil {
-		if time.Now().After(deadline) {
-			t.Fatal("Failure: still nil 10 s after a staged Apply's commit failed, want its error")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	enginetest.Eventually(t, "Failure to report the staged Apply's failed commit", func() bool { return s.Failure() != nil })
 	if !errors.Is(s.Failure(), codec.ErrCorrupt) {
 		t.Fatalf("Failure: got %v, want the commit's error (codec.ErrCorrupt)", s.Failure())
 	}
@@ -140,9 +129,7 @@ func TestReadModelFailedCommitStopsTheStore(t *testing.T) {
 }
 
 func TestReadModelAppliesCommittedTogetherKeepTheirOrderAndLastCheckpoint(t *testing.T) {
-	db := openTestDB(t, t.TempDir())
-	s := NewReadModels(db)
-	t.Cleanup(func() { _ = s.Close() })
+	s, db := openTestReadModels(t)
 	release := holdCommitter(t, db)
 	const n = 50
 	want := make([]string, n)

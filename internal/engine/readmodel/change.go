@@ -80,20 +80,16 @@ func Validate(changes []Change, stored func(i int) (Kind, error)) error {
 				return err
 			}
 		}
-		var next Kind
 		switch c.Op {
 		case OpSet:
-			next = KindOf(c.Value)
 		case OpAppend:
 			if k != KindMissing && k != KindList {
 				return fmt.Errorf("change %d: append to key %q: %w: it holds %s, not a list", i, c.Key, ErrTypeClash, k)
 			}
-			next = KindList
 		case OpIncrement:
 			if k != KindMissing && k != KindNumber {
 				return fmt.Errorf("change %d: increment key %q: %w: it holds %s, not a number", i, c.Key, ErrTypeClash, k)
 			}
-			next = KindNumber
 		default:
 			return fmt.Errorf("change %d: key %q: unknown op %d", i, c.Key, c.Op)
 		}
@@ -101,7 +97,7 @@ func Validate(changes []Change, stored func(i int) (Kind, error)) error {
 			if pending == nil {
 				pending = make(map[string]Kind, len(changes))
 			}
-			pending[c.Key] = next
+			pending[c.Key] = c.Leaves()
 		}
 	}
 	return nil
