@@ -44,6 +44,12 @@ type Message struct {
 	// Position is the event's 1-based position across all streams of one
 	// event store, assigned on append. Zero until the event is stored.
 	Position uint64
+	// Key names the entity of Stream the event belongs to ("order-42");
+	// empty for an unkeyed event. See docs/entities.md.
+	Key string
+	// Version is the event's 1-based position among its Key's events,
+	// reserved when the event is accepted; 0 for an unkeyed event.
+	Version uint64
 	// Time is when the event was accepted.
 	Time time.Time
 	// Headers carry metadata such as CloudEvents attributes (ce-source, ...).

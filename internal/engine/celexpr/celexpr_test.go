@@ -20,6 +20,8 @@ func sample() engine.Message {
 		Name:          "ItemCreated",
 		Stream:        "items",
 		Sequence:      42,
+		Key:           "order-7",
+		Version:       5,
 		Time:          time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC),
 		Headers:       map[string]string{"ce-source": "shop", "tenant": "acme"},
 		CorrelationID: "corr-9",
@@ -80,6 +82,9 @@ func TestMatchSeesEveryField(t *testing.T) {
 		{"event.stream == 'items'", true},
 		{"event.sequence == 42", true},
 		{"event.sequence > 42", false},
+		{"event.key == 'order-7'", true},
+		{"event.version == 5", true},
+		{"event.version > 5", false},
 		{"event.time == timestamp('2026-01-02T03:04:05Z')", true},
 		{"event.time.getFullYear() == 2026", true},
 		{"event.headers['tenant'] == 'acme'", true},
@@ -129,6 +134,16 @@ func TestPresenceTestsOnAnEmptyEvent(t *testing.T) {
 	}
 }
 
+func TestAnUnkeyedEventHasAnEmptyKeyAndVersionZero(t *testing.T) {
+	p, err := celexpr.CompileFilter("event.key == '' && event.version == 0 && has(event.key)")
+	if err != nil {
+		t.Fatalf("compile: %v", err)
+	}
+	if got, err := p.Match(context.Background(), engine.Message{ID: "x"}); err != nil || !got {
+		t.Fatalf("match on an unkeyed event: got %v, %v; want true", got, err)
+	}
+}
+
 func TestKeyFormatsEveryResultType(t *testing.T) {
 	tests := []struct {
 		expr string
@@ -140,6 +155,8 @@ func TestKeyFormatsEveryResultType(t *testing.T) {
 		{"event.correlationId", "corr-9"},
 		{"event.headers.tenant", "acme"},
 		{"event.sequence", "42"},
+		{"event.key", "order-7"},
+		{"event.key + '#' + string(event.version)", "order-7#5"},
 		{"uint(event.sequence)", "42"},
 		{"-event.sequence", "-42"},
 		{"string(event.time)", "2026-01-02T03:04:05Z"},

@@ -50,6 +50,18 @@ var eventFields = map[string]eventField{
 		isSet: func(m *engine.Message) bool { return m.Sequence != 0 },
 		get:   func(_ types.Adapter, m *engine.Message) ref.Val { return types.Int(int64(m.Sequence)) },
 	},
+	// key and version are "" and 0 for an unkeyed event, never unset: an
+	// expression such as event.key == "" needs no has() guard.
+	"key": {
+		typ:   types.StringType,
+		isSet: func(*engine.Message) bool { return true },
+		get:   func(_ types.Adapter, m *engine.Message) ref.Val { return types.String(m.Key) },
+	},
+	"version": {
+		typ:   types.IntType,
+		isSet: func(*engine.Message) bool { return true },
+		get:   func(_ types.Adapter, m *engine.Message) ref.Val { return types.Int(int64(m.Version)) },
+	},
 	"time": {
 		typ:   types.TimestampType,
 		isSet: func(m *engine.Message) bool { return !m.Time.IsZero() },

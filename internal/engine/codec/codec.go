@@ -14,8 +14,12 @@ import (
 )
 
 // version leads every encoded message, so a later layout can tell old
-// records from new ones instead of misreading them.
-const version = 1
+// records from new ones instead of misreading them. Layout 1 had no key
+// and no version; it is still read.
+const (
+	version       = 2
+	versionNoKeys = 1
+)
 
 // ErrCorrupt says a stored record does not decode: the file was damaged or
 // written by something else.
@@ -30,6 +34,8 @@ func AppendMessage(dst []byte, m *engine.Message) []byte {
 	}
 	dst = binary.AppendUvarint(dst, m.Sequence)
 	dst = binary.AppendUvarint(dst, m.Position)
+	dst = appendString(dst, m.Key)
+	dst = binary.AppendUvarint(dst, m.Version)
 	if m.Time.IsZero() {
 		dst = append(dst, 0)
 	} else {
@@ -52,7 +58,7 @@ func AppendMessage(dst []byte, m *engine.Message) []byte {
 // SizeHint is about what AppendMessage writes for m, never less than most:
 // a buffer of that size takes the message without growing.
 func SizeHint(m *engine.Message) int {
-	n := 64 + len(m.ID) + len(m.Name) + len(m.Stream) + len(m.CorrelationID) +
+	n := 80 + len(m.Key) + len(m.ID) + len(m.Name) + len(m.Stream) + len(m.CorrelationID) +
 		len(m.CausationID) + len(m.ContentType) + len(m.Payload)
 	for k, v := range m.Headers {
 		n += 4 + len(k) + len(v)
@@ -69,8 +75,9 @@ func appendString(dst []byte, s string) []byte {
 // memory: a bbolt value is only valid inside its transaction.
 func DecodeMessage(b []byte) (engine.Message, error) {
 	r := NewReader(b)
-	if v := r.Byte(); v != version {
-		return engine.Message{}, fmt.Errorf("%w: layout version %d, want %d", ErrCorrupt, v, version)
+	layout := r.Byte()
+	if layout != version && layout != versionNoKeys {
+		return engine.Message{}, fmt.Errorf("%w: layout version %d, want %d", ErrCorrupt, layout, version)
 	}
 	var m engine.Message
 	for _, s := range [...]*string{&m.ID, &m.Name, &m.Stream, &m.CorrelationID, &m.CausationID, &m.ContentType} {
@@ -78,6 +85,10 @@ func DecodeMessage(b []byte) (engine.Message, error) {
 	}
 	m.Sequence = r.Uvarint()
 	m.Position = r.Uvarint()
+	if layout == version {
+		m.Key = r.String()
+		m.Version = r.Uvarint()
+	}
 	if r.Byte() == 1 {
 		m.Time = time.Unix(0, r.Varint()).UTC()
 	}
@@ -103,7 +114,7 @@ func DecodeMessage(b []byte) (engine.Message, error) {
 // MessageID returns the ID of an encoded message (its first field) without
 // decoding the rest; it shares b's memory.
 func MessageID(b []byte) ([]byte, error) {
-	if len(b) == 0 || b[0] != version {
+	if len(b) == 0 || (b[0] != version && b[0] != versionNoKeys) {
 		return nil, fmt.Errorf("%w: not a message of layout version %d", ErrCorrupt, version)
 	}
 	n, w := binary.Uvarint(b[1:])

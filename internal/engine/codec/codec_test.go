@@ -14,6 +14,7 @@ func TestEncodedMessagesDecodeToTheSameMessage(t *testing.T) {
 	cases := map[string]engine.Message{
 		"every field": {
 			ID: "e1", Name: "ItemCreated", Stream: "shop/items", Sequence: 7, Position: 1 << 40,
+			Key: "order-42", Version: 3,
 			Time:    time.Date(2026, 11, 26, 1, 2, 3, 456789, time.UTC),
 			Headers: map[string]string{"ce-source": "/shop", "": "empty key"}, CorrelationID: "c", CausationID: "k",
 			ContentType: "application/avro", Payload: []byte{0, 1, 2, 255},
@@ -32,6 +33,25 @@ func TestEncodedMessagesDecodeToTheSameMessage(t *testing.T) {
 				t.Fatalf("round trip:\n got %#v\nwant %#v", got, want)
 			}
 		})
+	}
+}
+
+// A layout-1 record (written before events had keys) is the layout-2 one
+// without the key and version fields.
+func TestRecordsWrittenBeforeKeysExistedStillDecode(t *testing.T) {
+	want := engine.Message{ID: "e1", Name: "N", Stream: "s", Sequence: 2, Position: 9, Payload: []byte("{}")}
+	v2 := codec.AppendMessage(nil, &want)
+	// Layout 2 puts the empty key (one byte, 0) and version (0) after the
+	// position; the position is the last uvarint before them.
+	keyAt := 1 + 3*2 + len("e1") + len("N") + len("s") + 1 + 1
+	v1 := append([]byte{1}, v2[1:keyAt]...)
+	v1 = append(v1, v2[keyAt+2:]...)
+	got, err := codec.DecodeMessage(v1)
+	if err != nil || !reflect.DeepEqual(got, want) {
+		t.Fatalf("layout 1: got %#v, %v; want %#v", got, err, want)
+	}
+	if id, err := codec.MessageID(v1); err != nil || string(id) != "e1" {
+		t.Fatalf("MessageID of layout 1: %q, %v", id, err)
 	}
 }
 
