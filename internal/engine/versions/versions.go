@@ -1,0 +1,273 @@
+// Package versions decides, when events are accepted into the outbox, what
+// the event store will confirm once the processor has appended them: each
+// keyed event's version, and whether an event ID is new to its stream.
+//
+// A 202 names the version of the event it accepted, and an If-Match append
+// must see every version accepted before it, although the store has not
+// stored those events yet. So versions are reserved here, per key, under a
+// lock held only by appends to the same key: appends to different keys go to
+// the outbox together (and share its fdatasync), appends to one key queue
+// one behind the other, which is what makes the check linearizable per key.
+// The table keeps only what the store does not know yet: a key's entry and
+// an ID's reservation are dropped once the store has the event (Stored),
+// and are read back from the store when next needed.
+//
+// Event IDs are reserved as well: an ID posted again while its first event
+// is still in the outbox must answer with that event's key and version and
+// take no version of its own, or the key's versions would have a gap once
+// the store drops the repeat.
+package versions
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine"
+)
+
+// Store is what the table reads from the event store.
+type Store interface {
+	// KeyVersion is the version of the key's newest stored event, 0 when
+	// it has none.
+	KeyVersion(ctx context.Context, stream, key string) (uint64, error)
+	// Lookup returns the stored event with that ID, if the stream has it.
+	Lookup(ctx context.Context, stream, id string) (engine.Message, bool, error)
+	// ReadKey returns up to limit stored events of the key with a version
+	// above after, in version order.
+	ReadKey(ctx context.Context, stream, key string, after uint64, limit int) ([]engine.Message, error)
+}
+
+// Request is one append: events of one stream, accepted all or none.
+type Request struct {
+	Stream string
+	// Events have their ID and Key set; their Version is assigned here.
+	Events []engine.Message
+	// Generated marks events whose ID was generated for this request
+	// (nil: none), so no earlier event can hold it and the store need not
+	// be asked.
+	Generated []bool
+	// Expect is the condition on the version of the request's one key.
+	Expect Expect
+}
+
+// ErrConditionNeedsOneKey refuses a condition on a request whose events do
+// not all belong to one key.
+var ErrConditionNeedsOneKey = errors.New("a version condition needs every event of the request to have the same key")
+
+// Table holds the reservations. It is safe for concurrent use.
+type Table struct {
+	store Store
+	seed  maphash.Seed
+	keys  [shards]keyShard
+	ids   [shards]idShard
+}
+
+const shards = 64
+
+// New returns an empty table reading from store.
+func New(store Store) *Table {
+	t := &Table{store: store, seed: maphash.MakeSeed()}
+	for i := range shards {
+		t.keys[i].entries = make(map[streamKey]*keyEntry)
+		t.ids[i].ids = make(map[streamKey]idState)
+	}
+	return t
+}
+
+// streamKey names a key, or an ID, within a stream.
+type streamKey struct{ stream, name string }
+
+func (t *Table) shard(k streamKey) int {
+	var h maphash.Hash
+	h.SetSeed(t.seed)
+	h.WriteString(k.stream)
+	h.WriteByte(0)
+	h.WriteString(k.name)
+	return int(h.Sum64() % shards)
+}
+
+// Accept reserves the request's IDs and versions, checks its condition and
+// calls enqueue once with the events that are new to the stream (versions
+// set), holding every key of them until enqueue returns. An enqueue error
+// gives everything back and is returned.
+//
+// It returns, for every event of the request in order, the event as
+// accepted; an event whose ID the stream already has (stored, waiting in the
+// outbox, or earlier in the same request) is returned as that earlier event
+// (its ID, key and version) and is not enqueued. When every event is such a
+// repeat, the condition is not checked: a retried append succeeds.
+//
+// A condition that does not hold is a *ConflictError and enqueues nothing.
+func (t *Table) Accept(ctx context.Context, req Request, enqueue func([]engine.Message) error) ([]engine.Message, error) {
+	if req.Expect != Any && !oneKey(req.Events) {
+		return nil, ErrConditionNeedsOneKey
+	}
+	claim, err := t.claimIDs(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	defer claim.release(t)
+	views, fresh, err := t.findRepeats(ctx, req, claim)
+	if err != nil {
+		return nil, err
+	}
+	if len(fresh) == 0 {
+		fillRepeats(views, req.Events)
+		return views, nil
+	}
+	held, err := t.lockKeys(ctx, req.Stream, req.Events, fresh)
+	if err != nil {
+		return nil, err
+	}
+	defer t.unlockKeys(held)
+	if err := t.checkAndNumber(req, fresh, held); err != nil {
+		return nil, err
+	}
+	msgs := make([]engine.Message, len(fresh))
+	for j, i := range fresh {
+		msgs[j] = req.Events[i]
+	}
+	if err := enqueue(msgs); err != nil {
+		return nil, err
+	}
+	t.accepted(req.Stream, msgs, held)
+	claim.accepted = true
+	for j, i := range fresh {
+		views[i] = msgs[j]
+	}
+	fillRepeats(views, req.Events)
+	return views, nil
+}
+
+// fillRepeats gives an event that repeats an ID earlier in the same request
+// the view of that earlier event.
+func fillRepeats(views, events []engine.Message) {
+	first := make(map[string]int, len(events))
+	for i := range events {
+		if j, ok := first[events[i].ID]; ok {
+			views[i] = views[j]
+		} else {
+			first[events[i].ID] = i
+		}
+	}
+}
+
+func oneKey(events []engine.Message) bool {
+	if len(events) == 0 || events[0].Key == "" {
+		return false
+	}
+	for _, e := range events[1:] {
+		if e.Key != events[0].Key {
+			return false
+		}
+	}
+	return true
+}
+
+// findRepeats sorts the request's events into repeats of events the stream
+// already has (their views filled in) and fresh ones (their indexes).
+// Repeats within the request are left with an empty view, filled in once the
+// first one has its version.
+func (t *Table) findRepeats(ctx context.Context, req Request, claim *idClaim) ([]engine.Message, []int, error) {
+	views := make([]engine.Message, len(req.Events))
+	fresh := make([]int, 0, len(req.Events))
+	seen := make(map[string]bool, len(req.Events))
+	for i := range req.Events {
+		ev := &req.Events[i]
+		if seen[ev.ID] {
+			continue
+		}
+		seen[ev.ID] = true
+		if prior, ok := claim.prior[ev.ID]; ok {
+			views[i] = prior
+			continue
+		}
+		if !generated(req, i) {
+			stored, ok, err := t.store.Lookup(ctx, req.Stream, ev.ID)
+			if err != nil {
+				return nil, nil, fmt.Errorf("look up event %q in stream %q: %w", ev.ID, req.Stream, err)
+			}
+			if ok {
+				views[i] = stored
+				continue
+			}
+		}
+		fresh = append(fresh, i)
+	}
+	return views, fresh, nil
+}
+
+func generated(req Request, i int) bool { return req.Generated != nil && req.Generated[i] }
+
+// Stored tells the table that the store holds msgs: what it reserved for
+// them is the store's to answer from now on.
+func (t *Table) Stored(msgs []engine.Message) {
+	for i := range msgs {
+		m := &msgs[i]
+		t.idStored(m)
+		if m.Key != "" {
+			t.keyStored(m)
+		}
+	}
+}
+
+// Restore records events that were accepted before a restart and are still
+// waiting in the outbox. Call it for every such event, oldest first, before
+// the first Accept.
+func (t *Table) Restore(msgs []engine.Message) {
+	for i := range msgs {
+		m := &msgs[i]
+		id := streamKey{m.Stream, m.ID}
+		s := &t.ids[t.shard(id)]
+		s.mu.Lock()
+		s.ids[id] = idState{key: m.Key, version: m.Version}
+		s.mu.Unlock()
+		if m.Key != "" {
+			t.keyRestored(m)
+		}
+	}
+}
+
+// ValidateKey checks a key against the rules of docs/entities.md.
+func ValidateKey(key string) error {
+	switch {
+	case key == "":
+		return errors.New("the key is empty")
+	case len(key) > MaxKeyBytes:
+		return fmt.Errorf("the key is %d bytes long, longer than %d", len(key), MaxKeyBytes)
+	case key == "." || key == "..":
+		return fmt.Errorf("the key %q is reserved", key)
+	case strings.Contains(key, "/"):
+		return fmt.Errorf("the key %q holds a '/'", key)
+	}
+	if !utf8.ValidString(key) {
+		return errors.New("the key is not valid UTF-8")
+	}
+	for i, r := range key {
+		if r < 0x20 || (r >= 0x7f && r < 0xa0) {
+			return fmt.Errorf("the key holds the control character %U at byte %d", r, i)
+		}
+	}
+	return nil
+}
+
+// MaxKeyBytes is the longest key.
+const MaxKeyBytes = 256
+
+// Reserved counts the keys and IDs the table holds for events the store has
+// not confirmed (or for appends in flight).
+func (t *Table) Reserved() (keys, ids int) {
+	for i := range shards {
+		t.keys[i].mu.Lock()
+		keys += len(t.keys[i].entries)
+		t.keys[i].mu.Unlock()
+		t.ids[i].mu.Lock()
+		ids += len(t.ids[i].ids)
+		t.ids[i].mu.Unlock()
+	}
+	return keys, ids
+}
