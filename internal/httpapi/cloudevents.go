@@ -123,9 +123,12 @@ func cloudEvent(attrs map[string]json.RawMessage) (core.Event, error) {
 	if ev.Payload, ev.ContentType, err = cloudEventData(attrs, ct); err != nil {
 		return ev, err
 	}
+	if ev.Key, err = str("partitionkey"); err != nil {
+		return ev, err
+	}
 	for name, v := range attrs {
 		switch name {
-		case "id", "type", "data", "data_base64":
+		case "id", "type", "partitionkey", "data", "data_base64":
 			continue
 		}
 		if ev.Headers == nil {

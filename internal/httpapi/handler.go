@@ -9,6 +9,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
+	"strings"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -16,12 +18,14 @@ import (
 
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/core"
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/versions"
 )
 
 // Engine is what the API needs of the engine.
 type Engine interface {
-	Ingest(ctx context.Context, stream string, events []core.Event) ([]engine.Message, error)
+	IngestIf(ctx context.Context, stream string, events []core.Event, expect versions.Expect) ([]engine.Message, error)
 	ReadStream(ctx context.Context, stream string, after uint64, limit int) ([]engine.Message, error)
+	ReadKey(ctx context.Context, stream, key string, after uint64, limit int) ([]engine.Message, uint64, error)
 	Query(ctx context.Context, projection string) ([]byte, error)
 }
 
@@ -91,10 +95,12 @@ func NewHandler(cfg Config) (*Handler, error) {
 	// Patterns without a method, so that a wrong method gets a problem+json
 	// 405 from us rather than ServeMux's plain-text one.
 	h.mux.HandleFunc("/v1/namespaces/{namespace}/streams/{stream}/events", h.streamEvents)
+	h.mux.HandleFunc("/v1/namespaces/{namespace}/streams/{stream}/keys/{key}/events", h.keyEvents)
 	h.mux.HandleFunc("/v1/namespaces/{namespace}/projections/{projection}", h.projection)
 	h.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		newProblem(http.StatusNotFound, kindNotFound,
-			"no such path: the API serves /v1/namespaces/{namespace}/streams/{stream}/events "+
+			"no such path: the API serves /v1/namespaces/{namespace}/streams/{stream}/events, "+
+				"/v1/namespaces/{namespace}/streams/{stream}/keys/{key}/events "+
 				"and /v1/namespaces/{namespace}/projections/{projection}").write(w, r)
 	})
 	return h, nil
@@ -112,7 +118,25 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			newProblem(http.StatusInternalServerError, kindInternal, "the server failed; the event was not accepted").write(w, r)
 		}
 	}()
+	if p := dotKey(r); p != nil {
+		p.write(w, r)
+		return
+	}
 	h.mux.ServeHTTP(w, r)
+}
+
+// dotKey refuses the keys "." and "..": ServeMux would clean them out of the
+// path and redirect, where docs/entities.md promises a 400.
+func dotKey(r *http.Request) *Problem {
+	segs := strings.Split(r.URL.EscapedPath(), "/")
+	// "", v1, namespaces, {ns}, streams, {stream}, keys, {key}, events
+	if len(segs) != 9 || segs[1] != "v1" || segs[6] != "keys" {
+		return nil
+	}
+	if key, err := url.PathUnescape(segs[7]); err == nil && (key == "." || key == "..") {
+		return newProblem(http.StatusBadRequest, kindInvalidRequest, fmt.Sprintf("the key %q is reserved", key))
+	}
+	return nil
 }
 
 func (h *Handler) streamEvents(w http.ResponseWriter, r *http.Request) {

@@ -15,6 +15,7 @@ import (
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/core"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/outbox"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/serde"
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/versions"
 )
 
 // Content types of batch requests and CloudEvents' structured mode.
@@ -37,23 +38,39 @@ var formatAliases = map[string]string{
 // not payloads.
 const maxIDBytes = 256
 
-// accepted is the 202 answer to a single event.
+// accepted is the 202 answer to a single event. Key and version are those
+// of a keyed event.
 type accepted struct {
 	Accepted bool   `json:"accepted"`
 	ID       string `json:"id"`
 	Stream   string `json:"stream"`
+	Key      string `json:"key,omitempty"`
+	Version  uint64 `json:"version,omitempty"`
 }
 
-// acceptedBatch is the 202 answer to a batch, ids in request order.
+// acceptedBatch is the 202 answer to a batch, ids in request order; key and
+// version are those of its last event when that one is keyed.
 type acceptedBatch struct {
 	Accepted bool     `json:"accepted"`
 	Stream   string   `json:"stream"`
 	Count    int      `json:"count"`
 	IDs      []string `json:"ids"`
+	Key      string   `json:"key,omitempty"`
+	Version  uint64   `json:"version,omitempty"`
 }
 
 // ingest serves POST .../streams/{stream}/events.
 func (h *Handler) ingest(w http.ResponseWriter, r *http.Request, ns, stream string) *Problem {
+	return h.ingestInto(w, r, ns, stream, "")
+}
+
+// ingestInto ingests the request's events; a non-empty key (of the
+// .../keys/{key}/events path) is the key of every one of them.
+func (h *Handler) ingestInto(w http.ResponseWriter, r *http.Request, ns, stream, key string) *Problem {
+	expect, p := appendCondition(r)
+	if p != nil {
+		return p
+	}
 	ct := requestContentType(r)
 	var (
 		events []core.Event
@@ -75,20 +92,64 @@ func (h *Handler) ingest(w http.ResponseWriter, r *http.Request, ns, stream stri
 	if p != nil {
 		return p
 	}
-	msgs, err := h.ingestWaitingForRoom(r.Context(), engineName(ns, stream), events)
+	if p := setKeys(events, key); p != nil {
+		return p
+	}
+	msgs, err := h.ingestWaitingForRoom(r.Context(), engineName(ns, stream), events, expect)
 	if err != nil {
 		return h.ingestProblem(r.Context(), err, ns, stream, ct)
 	}
+	last := msgs[len(msgs)-1]
+	if last.Key != "" && sameKey(msgs) {
+		w.Header().Set("ETag", etag(last.Version))
+	}
 	if !batch {
-		writeJSON(w, http.StatusAccepted, accepted{Accepted: true, ID: msgs[0].ID, Stream: stream})
+		writeJSON(w, http.StatusAccepted, accepted{Accepted: true, ID: last.ID, Stream: stream, Key: last.Key, Version: last.Version})
 		return nil
 	}
 	ids := make([]string, len(msgs))
 	for i := range msgs {
 		ids[i] = msgs[i].ID
 	}
-	writeJSON(w, http.StatusAccepted, acceptedBatch{Accepted: true, Stream: stream, Count: len(ids), IDs: ids})
+	writeJSON(w, http.StatusAccepted, acceptedBatch{Accepted: true, Stream: stream, Count: len(ids), IDs: ids, Key: last.Key, Version: last.Version})
 	return nil
+}
+
+// setKeys gives every event the path's key, refusing an event whose own
+// key (a CloudEvent's partitionkey) names another, and checks each key.
+func setKeys(events []core.Event, key string) *Problem {
+	if key != "" {
+		if err := versions.ValidateKey(key); err != nil {
+			return newProblem(http.StatusBadRequest, kindInvalidRequest, err.Error())
+		}
+	}
+	for i := range events {
+		ev := &events[i]
+		var err error
+		switch {
+		case key != "" && ev.Key != "" && ev.Key != key:
+			err = fmt.Errorf("its partitionkey %q is not the path's key %q", ev.Key, key)
+		case key != "":
+			ev.Key = key
+		case ev.Key != "":
+			err = versions.ValidateKey(ev.Key)
+		}
+		if err != nil {
+			p := newProblem(http.StatusBadRequest, kindInvalidRequest, fmt.Sprintf("event %d: %v", i, err))
+			p.Index = intPtr(i)
+			return p
+		}
+	}
+	return nil
+}
+
+func sameKey(msgs []engine.Message) bool {
+	for i := range msgs {
+		if msgs[i].Key != msgs[0].Key {
+			return false
+		}
+	}
+	return true
 }
 
 // requestContentType is ?format=, else the Content-Type header, else JSON
@@ -115,6 +176,7 @@ func (h *Handler) binaryEvent(w http.ResponseWriter, r *http.Request, ct string)
 		ID:            firstNonEmpty(r.Header.Get("Ce-Id"), r.Header.Get("Idempotency-Key")),
 		Name:          firstNonEmpty(r.Header.Get("Ce-Type"), r.URL.Query().Get("name")),
 		CorrelationID: r.Header.Get("X-Correlation-Id"),
+		Key:           r.Header.Get("Ce-Partitionkey"),
 		ContentType:   ct,
 		Headers:       cloudEventHeaders(r.Header),
 	}
@@ -130,7 +192,8 @@ func (h *Handler) binaryEvent(w http.ResponseWriter, r *http.Request, ct string)
 }
 
 // cloudEventHeaders keeps the CloudEvents attributes sent as ce-* headers,
-// other than id and type, which become the event's ID and name. Keys are
+// other than id, type and partitionkey, which become the event's ID, name and
+// key. Keys are
 // lowercased ("ce-source"), as CloudEvents' HTTP binding writes them.
 func cloudEventHeaders(hdr http.Header) map[string]string {
 	var out map[string]string
@@ -139,7 +202,7 @@ func cloudEventHeaders(hdr http.Header) map[string]string {
 			continue
 		}
 		key := strings.ToLower(k)
-		if key == "ce-id" || key == "ce-type" {
+		if key == "ce-id" || key == "ce-type" || key == "ce-partitionkey" {
 			continue
 		}
 		if out == nil {
@@ -168,8 +231,8 @@ func checkKeys(ev core.Event) *Problem {
 // ingestWaitingForRoom ingests, retrying while the outbox is full for up to
 // FullOutboxWait (backing off from 1ms to 16ms between tries). A full
 // outbox refuses before validating, so each retry costs next to nothing.
-func (h *Handler) ingestWaitingForRoom(ctx context.Context, stream string, events []core.Event) ([]engine.Message, error) {
-	msgs, err := h.cfg.Engine.Ingest(ctx, stream, events)
+func (h *Handler) ingestWaitingForRoom(ctx context.Context, stream string, events []core.Event, expect versions.Expect) ([]engine.Message, error) {
+	msgs, err := h.cfg.Engine.IngestIf(ctx, stream, events, expect)
 	if !errors.Is(err, outbox.ErrFull) || h.cfg.FullOutboxWait < 0 {
 		return msgs, err
 	}
@@ -183,7 +246,7 @@ func (h *Handler) ingestWaitingForRoom(ctx context.Context, stream string, event
 		if backoff.Sleep(ctx, pause) != nil {
 			return nil, err
 		}
-		msgs, err = h.cfg.Engine.Ingest(ctx, stream, events)
+		msgs, err = h.cfg.Engine.IngestIf(ctx, stream, events, expect)
 	}
 	return msgs, err
 }
@@ -191,7 +254,12 @@ func (h *Handler) ingestWaitingForRoom(ctx context.Context, stream string, event
 // ingestProblem turns an Ingest error into the answer docs/http-api.md gives for it.
 func (h *Handler) ingestProblem(ctx context.Context, err error, ns, stream, ct string) *Problem {
 	var payloadErr *core.PayloadError
+	var conflict *versions.ConflictError
 	switch {
+	case errors.As(err, &conflict):
+		return versionConflict(conflict)
+	case errors.Is(err, versions.ErrConditionNeedsOneKey):
+		return badCondition(err.Error() + " (use .../keys/{key}/events, or give every CloudEvent the same partitionkey)")
 	case errors.Is(err, core.ErrStreamNotFound):
 		return streamNotFound(ns, stream)
 	case errors.Is(err, serde.ErrUnsupportedContentType):

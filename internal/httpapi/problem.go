@@ -25,6 +25,8 @@ type Problem struct {
 	retryAfter int
 	// authenticate becomes the WWW-Authenticate header of a 401.
 	authenticate string
+	// etag becomes the ETag header (a 412's current version).
+	etag string
 }
 
 // Kinds of problem, by the fragment of their type URI.
@@ -40,6 +42,7 @@ const (
 	kindBackpressure       = "backpressure"
 	kindUnavailable        = "unavailable"
 	kindInternal           = "internal"
+	kindVersionConflict    = "version-conflict"
 	contentTypeProblemJSON = "application/problem+json"
 )
 
@@ -61,6 +64,9 @@ func (p *Problem) write(w http.ResponseWriter, r *http.Request) {
 	}
 	if p.authenticate != "" {
 		h.Set("WWW-Authenticate", p.authenticate)
+	}
+	if p.etag != "" {
+		h.Set("ETag", p.etag)
 	}
 	body, _ := json.Marshal(p)
 	w.WriteHeader(p.Status)

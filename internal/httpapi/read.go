@@ -35,6 +35,9 @@ type eventView struct {
 	ID            string            `json:"id"`
 	Name          string            `json:"name"`
 	Sequence      uint64            `json:"sequence"`
+	Key           string            `json:"key,omitempty"`
+	Version       uint64            `json:"version,omitempty"`
+	Position      uint64            `json:"position,omitempty"`
 	Time          time.Time         `json:"time"`
 	Headers       map[string]string `json:"headers"`
 	CorrelationID string            `json:"correlationId,omitempty"`
@@ -46,17 +49,11 @@ type eventView struct {
 
 // read serves GET .../streams/{stream}/events?after=N&limit=M.
 func (h *Handler) read(w http.ResponseWriter, r *http.Request, ns, stream string) *Problem {
-	q := r.URL.Query()
-	after, err := queryUint(q.Get("after"), 0, 1<<63)
-	if err != nil {
-		return newProblem(http.StatusBadRequest, kindInvalidRequest, "after: "+err.Error())
+	after, limit, p := pageParams(r)
+	if p != nil {
+		return p
 	}
-	limit, err := queryUint(q.Get("limit"), defaultReadLimit, maxReadLimit)
-	if err != nil || limit == 0 {
-		return newProblem(http.StatusBadRequest, kindInvalidRequest,
-			fmt.Sprintf("limit: want a number of events from 1 to %d", maxReadLimit))
-	}
-	msgs, err := h.cfg.Engine.ReadStream(r.Context(), engineName(ns, stream), after, int(limit))
+	msgs, err := h.cfg.Engine.ReadStream(r.Context(), engineName(ns, stream), after, limit)
 	if errors.Is(err, core.ErrStreamNotFound) {
 		return streamNotFound(ns, stream)
 	}
@@ -73,9 +70,25 @@ func (h *Handler) read(w http.ResponseWriter, r *http.Request, ns, stream string
 	return nil
 }
 
+// pageParams reads ?after= and ?limit= of a read.
+func pageParams(r *http.Request) (after uint64, limit int, p *Problem) {
+	q := r.URL.Query()
+	after, err := queryUint(q.Get("after"), 0, 1<<63)
+	if err != nil {
+		return 0, 0, newProblem(http.StatusBadRequest, kindInvalidRequest, "after: "+err.Error())
+	}
+	n, err := queryUint(q.Get("limit"), defaultReadLimit, maxReadLimit)
+	if err != nil || n == 0 {
+		return 0, 0, newProblem(http.StatusBadRequest, kindInvalidRequest,
+			fmt.Sprintf("limit: want a number of events from 1 to %d", maxReadLimit))
+	}
+	return after, int(n), nil
+}
+
 func view(m engine.Message) eventView {
 	v := eventView{
-		ID: m.ID, Name: m.Name, Sequence: m.Sequence, Time: m.Time, Headers: m.Headers,
+		ID: m.ID, Name: m.Name, Sequence: m.Sequence, Key: m.Key, Version: m.Version, Position: m.Position,
+		Time: m.Time, Headers: m.Headers,
 		CorrelationID: m.CorrelationID, CausationID: m.CausationID, ContentType: m.ContentType,
 	}
 	if v.Headers == nil {

@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/broker"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/eventstore"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/middleware"
@@ -24,6 +25,7 @@ import (
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/readmodel"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/router"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/serde"
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/versions"
 )
 
 // Config wires an Engine. Nil storage parts get in-memory implementations.
@@ -97,6 +99,8 @@ type Engine struct {
 	cfg       Config
 	processor *processor.Processor
 	router    *router.Router
+	// versions reserves keys' versions and event IDs at acceptance.
+	versions *versions.Table
 
 	// streams is replaced, never changed in place, so the hot paths (ingest,
 	// Deserialize) read it without a lock.
@@ -127,6 +131,10 @@ type projectionState struct {
 // Apply methods work at once (events wait in the outbox).
 func New(cfg Config) (*Engine, error) {
 	cfg.setDefaults()
+	table := versions.New(cfg.Store)
+	if err := restoreVersions(table, cfg.Outbox); err != nil {
+		return nil, err
+	}
 	p, err := processor.New(processor.Config{
 		Outbox:          cfg.Outbox,
 		Store:           cfg.Store,
@@ -135,6 +143,7 @@ func New(cfg Config) (*Engine, error) {
 		PollingInterval: cfg.PollingInterval,
 		BatchDelay:      cfg.BatchDelay,
 		Logger:          cfg.Logger,
+		Stored:          table.Stored,
 	})
 	if err != nil {
 		return nil, err
@@ -152,11 +161,37 @@ func New(cfg Config) (*Engine, error) {
 		cfg:         cfg,
 		processor:   p,
 		router:      r,
+		versions:    table,
 		pipelines:   make(map[string]PipelineSpec),
 		projections: make(map[string]*projectionState),
 	}
 	e.streams.Store(&map[string]*stream{})
 	return e, nil
+}
+
+// restoreVersions hands the version table the events a restart found in the
+// outbox: accepted, with their versions, and not yet stored.
+func restoreVersions(table *versions.Table, ob outbox.Outbox) error {
+	scanner, ok := ob.(interface {
+		Scan(context.Context, func(outbox.Entry) error) error
+	})
+	if !ok {
+		return nil
+	}
+	batch := make([]engine.Message, 0, 1024)
+	err := scanner.Scan(context.Background(), func(e outbox.Entry) error {
+		batch = append(batch, e.Message)
+		if len(batch) == cap(batch) {
+			table.Restore(batch)
+			batch = batch[:0]
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("read the outbox's pending events: %w", err)
+	}
+	table.Restore(batch)
+	return nil
 }
 
 // Run runs the outbox processor, the projections and the compaction of

@@ -10,6 +10,7 @@ import (
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/outbox"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/serde"
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/versions"
 )
 
 // Event is one event offered to Ingest.
@@ -22,17 +23,24 @@ type Event struct {
 	CorrelationID string
 	// ContentType is the payload's wire format; empty means JSON.
 	ContentType string
+	// Key names the entity of the stream the event belongs to; empty for
+	// an unkeyed event. It gets the key's next version (docs/entities.md).
+	Key string
 	// Headers are kept with the event as metadata (CloudEvents ce-* attributes).
 	Headers map[string]string
 	// Payload is the event body in ContentType's format.
 	Payload []byte
 }
 
+// ErrInvalidKey means an event's key breaks the rules of docs/entities.md.
+var ErrInvalidKey = errors.New("invalid key")
+
 // ErrNoEventName means neither the request nor the stream names the event.
 var ErrNoEventName = errors.New("event has no name")
 
 // PayloadError says which event of a request was refused, and why: its
-// payload does not validate with the stream's schema, or it has no name.
+// payload does not validate with the stream's schema, it has no name, or
+// its key is not a valid key (ErrInvalidKey).
 type PayloadError struct {
 	// Index is the event's position in the request, from 0.
 	Index int
@@ -44,8 +52,16 @@ func (e *PayloadError) Error() string { return fmt.Sprintf("event %d: %v", e.Ind
 // Unwrap returns the codec's error.
 func (e *PayloadError) Unwrap() error { return e.Err }
 
-// Ingest validates events against the stream and puts them in the outbox,
-// all or none. It returns the messages as enqueued (ids, names, times).
+// Ingest appends events without a version condition; see IngestIf.
+func (e *Engine) Ingest(ctx context.Context, streamName string, events []Event) ([]engine.Message, error) {
+	return e.IngestIf(ctx, streamName, events, versions.Any)
+}
+
+// IngestIf validates events against the stream and puts them in the outbox,
+// all or none, when expect holds for the version of their key. It returns,
+// per event, the message as enqueued (ids, names, times, keys and versions),
+// or, for an event whose ID the stream already has, that earlier event (at
+// least its ID, key and version), which is not enqueued again.
 //
 // A payload is checked as the stream's codec validates it, without building
 // its value (see serde.Validator): for JSON that is the syntax check of
@@ -59,9 +75,11 @@ func (e *PayloadError) Unwrap() error { return e.Err }
 //
 // Errors: ErrStreamNotFound; serde.ErrUnsupportedContentType when the stream
 // does not accept a content type; *PayloadError for a payload that does not
-// validate; outbox.ErrFull when the outbox is at its limit (nothing stored);
-// ErrStopped during shutdown.
-func (e *Engine) Ingest(ctx context.Context, streamName string, events []Event) ([]engine.Message, error) {
+// validate or whose key is not one (versions.ValidateKey); outbox.ErrFull
+// when the outbox is at its limit (nothing stored); *versions.ConflictError
+// when expect does not hold; versions.ErrConditionNeedsOneKey for a
+// condition on events of several keys or none; ErrStopped during shutdown.
+func (e *Engine) IngestIf(ctx context.Context, streamName string, events []Event, expect versions.Expect) ([]engine.Message, error) {
 	if e.stopped.Load() {
 		return nil, ErrStopped
 	}
@@ -89,21 +107,26 @@ func (e *Engine) Ingest(ctx context.Context, streamName string, events []Event) 
 		idsNeeded += countEmpty(ev.ID, ev.CorrelationID)
 	}
 	ownCopies(msgs, payloadBytes)
+	var generated []bool // which IDs are new here, so nobody can hold them
 	if idsNeeded > 0 {
 		ids := newIDs(now, idsNeeded)
 		for i := range msgs {
 			if msgs[i].ID == "" {
+				if generated == nil {
+					generated = make([]bool, len(msgs))
+				}
 				msgs[i].ID, ids = ids.next()
+				generated[i] = true
 			}
 			if msgs[i].CorrelationID == "" {
 				msgs[i].CorrelationID, ids = ids.next()
 			}
 		}
 	}
-	if err := e.cfg.Outbox.Enqueue(ctx, msgs); err != nil {
-		return nil, err
-	}
-	return msgs, nil
+	req := versions.Request{Stream: s.spec.Name, Events: msgs, Generated: generated, Expect: expect}
+	return e.versions.Accept(ctx, req, func(fresh []engine.Message) error {
+		return e.cfg.Outbox.Enqueue(ctx, fresh)
+	})
 }
 
 // message validates one event and builds its message in *m (in place: a
@@ -113,6 +136,11 @@ func (s *stream) message(m *engine.Message, ev *Event, now time.Time) error {
 	ct := serde.JSON
 	if ev.ContentType != "" {
 		ct = serde.NormalizeContentType(ev.ContentType)
+	}
+	if ev.Key != "" {
+		if err := versions.ValidateKey(ev.Key); err != nil {
+			return fmt.Errorf("%w: %w", ErrInvalidKey, err)
+		}
 	}
 	if err := s.codecs.Validate(ct, ev.Payload); err != nil {
 		return err
@@ -127,6 +155,7 @@ func (s *stream) message(m *engine.Message, ev *Event, now time.Time) error {
 	m.ID = ev.ID
 	m.Name = name
 	m.Stream = s.spec.Name
+	m.Key = ev.Key
 	m.Time = now
 	m.Headers = ev.Headers
 	m.CorrelationID = ev.CorrelationID

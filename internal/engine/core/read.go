@@ -7,6 +7,7 @@ import (
 
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/readmodel"
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/versions"
 )
 
 // Query returns the projection's read model as a JSON object; a projection
@@ -37,6 +38,31 @@ func (e *Engine) ReadStream(ctx context.Context, name string, after uint64, limi
 	if err != nil {
 		return nil, err
 	}
+	e.decodeAll(events)
+	return events, nil
+}
+
+// ReadKey returns up to limit events of one key of a stream with a version
+// above after, and the key's current version. Every event accepted for the
+// key before the call is included, stored or still in the outbox
+// (read-your-writes); a key without events reads as empty at version 0.
+func (e *Engine) ReadKey(ctx context.Context, stream, key string, after uint64, limit int) ([]engine.Message, uint64, error) {
+	if _, ok := e.stream(stream); !ok {
+		return nil, 0, fmt.Errorf("%w: %q", ErrStreamNotFound, stream)
+	}
+	if err := versions.ValidateKey(key); err != nil {
+		return nil, 0, fmt.Errorf("%w: %w", ErrInvalidKey, err)
+	}
+	events, version, err := e.versions.ReadKey(ctx, stream, key, after, limit)
+	if err != nil {
+		return nil, 0, err
+	}
+	e.decodeAll(events)
+	return events, version, nil
+}
+
+// decodeAll sets each event's Value.
+func (e *Engine) decodeAll(events []engine.Message) {
 	for i := range events {
 		source := events[i].Stream
 		if orig := events[i].Header(engine.HeaderDeadLetterStream); orig != "" {
@@ -48,7 +74,6 @@ func (e *Engine) ReadStream(ctx context.Context, name string, after uint64, limi
 			events[i].Value = v
 		}
 	}
-	return events, nil
 }
 
 // readable reports whether name is a stream or some stream's dead-letter stream.

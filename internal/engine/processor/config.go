@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/broker"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/eventstore"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/outbox"
@@ -49,6 +50,10 @@ type Config struct {
 	DrainTimeout time.Duration
 	// Logger receives failures (at error) and shutdown notes; nil discards.
 	Logger *slog.Logger
+	// Stored, when set, is called with the events of every successful
+	// Append, as stored, before they are published: the version table
+	// (package versions) hands what it reserved for them over to the store.
+	Stored func([]engine.Message)
 }
 
 // setDefaults fills the zero values.

@@ -118,6 +118,9 @@ func (p *Processor) dispatchStream(ctx context.Context, b streamBatch) error {
 		if err != nil {
 			return fmt.Errorf("append %d events to stream %q: %w", len(events), b.stream, err)
 		}
+		if p.cfg.Stored != nil {
+			p.cfg.Stored(res.Events)
+		}
 		if err := p.cfg.Broker.Publish(ctx, res.Events...); err != nil {
 			return fmt.Errorf("publish %d events of stream %q: %w", len(res.Events), b.stream, err)
 		}
