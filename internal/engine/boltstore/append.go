@@ -28,9 +28,11 @@ type appendTx struct {
 
 	// Found in the transaction by locate, classify and prepare.
 	streams, meta *bolt.Bucket
-	evB, idB      *bolt.Bucket // nil for a new stream
-	version       uint64       // the stream's last sequence
-	position      uint64       // the global position of the last event
+	sb, evB, idB  *bolt.Bucket // nil for a new stream
+	kB, kiB       *bolt.Bucket // nil until the stream's first keyed append
+	keys          eventstore.KeyVersions
+	version       uint64 // the stream's last sequence
+	position      uint64 // the global position of the last event
 	slots         []slot
 	fresh         int   // how many events are new
 	puts          []put // the new events' writes
@@ -46,9 +48,10 @@ type slot struct {
 	first int
 }
 
-// put is one new event's writes: events[key] = val and ids[id] = key.
+// put is one new event's writes: events[key] = val, ids[id] = key and,
+// for a keyed event, bykey[keyIdx] = key.
 type put struct {
-	key, id, val []byte
+	key, id, val, keyIdx []byte
 }
 
 // batchMapThreshold is the batch size above which repeated IDs are found
@@ -104,7 +107,7 @@ func (a *appendTx) run(tx *bolt.Tx) error {
 // locate finds the stream's buckets (nil for a new stream), its version
 // and the global position.
 func (a *appendTx) locate() error {
-	a.evB, a.idB, a.version, a.position = nil, nil, 0, a.meta.Sequence()
+	a.sb, a.evB, a.idB, a.kB, a.kiB, a.version, a.position = nil, nil, nil, nil, nil, 0, a.meta.Sequence()
 	sb := a.streams.Bucket([]byte(a.stream))
 	if sb == nil {
 		if a.streams.Get([]byte(a.stream)) != nil {
@@ -115,6 +118,7 @@ func (a *appendTx) locate() error {
 	if a.evB, a.idB = sb.Bucket(bucketEvents), sb.Bucket(bucketIDs); a.evB == nil || a.idB == nil {
 		return fmt.Errorf("stream %q lacks its events or ids bucket: %w", a.stream, codec.ErrCorrupt)
 	}
+	a.sb, a.kB, a.kiB = sb, sb.Bucket(bucketKeys), sb.Bucket(bucketKeyIndex)
 	var err error
 	if a.version, err = lastSequence(a.evB.Cursor()); err != nil {
 		return fmt.Errorf("stream %q: %w", a.stream, err)
@@ -158,11 +162,13 @@ func (a *appendTx) classify() error {
 }
 
 // prepare builds the result events and the encoded puts of the new ones,
-// numbering them on from the stream's version and the global position; it
-// writes nothing.
+// numbering them on from the stream's version, the global position and
+// their keys' versions; it writes nothing, so a key conflict it finds
+// leaves the transaction as it was.
 func (a *appendTx) prepare() ([]engine.Message, error) {
 	out := make([]engine.Message, len(a.events))
 	a.puts = make([]put, 0, a.fresh)
+	a.keys = eventstore.NewKeyVersions(a.stream, func(key string) (uint64, error) { return keyVersion(a.kB, key) })
 	now := time.Now()
 	for i := range a.events {
 		switch sl := a.slots[i]; {
@@ -176,8 +182,13 @@ func (a *appendTx) prepare() ([]engine.Message, error) {
 			out[i] = m
 			continue
 		}
+		v, err := a.keys.Next(&a.events[i])
+		if err != nil {
+			return nil, err
+		}
 		m := &out[i]
 		*m = a.events[i]
+		m.Version = v
 		a.version++
 		a.position++
 		a.stamp(m, now)
@@ -220,9 +231,14 @@ func (a *appendTx) encode(m *engine.Message) put {
 	b = binary.BigEndian.AppendUint64(b, m.Sequence)
 	b = append(b, m.ID...)
 	b = codec.AppendMessage(b, m)
+	idEnd, valEnd := start+8+len(m.ID), len(b)
+	p := put{key: b[start : start+8 : start+8], id: b[start+8 : idEnd : idEnd], val: b[idEnd:valEnd:valEnd]}
+	if m.Key != "" {
+		b = keyIndexKey(b, m.Key, m.Version)
+		p.keyIdx = b[valEnd:len(b):len(b)]
+	}
 	*a.buf = b
-	idEnd := start + 8 + len(m.ID)
-	return put{key: b[start : start+8 : start+8], id: b[start+8 : idEnd : idEnd], val: b[idEnd:len(b):len(b)]}
+	return p
 }
 
 // write creates a new stream's buckets and puts the new events, their ids
@@ -239,14 +255,23 @@ func (a *appendTx) write() error {
 		if err != nil {
 			return fmt.Errorf("write stream %q: %w", a.stream, err)
 		}
+		a.sb = sb
 	}
 	a.evB.FillPercent = 1.0 // keys only grow: full pages, no half-empty splits
+	if err := a.writeKeyVersions(); err != nil {
+		return err
+	}
 	for _, p := range a.puts {
 		if err := a.evB.Put(p.key, p.val); err != nil {
 			return fmt.Errorf("write stream %q: %w", a.stream, err)
 		}
 		if err := a.idB.Put(p.id, p.key); err != nil {
 			return fmt.Errorf("write stream %q: %w", a.stream, err)
+		}
+		if p.keyIdx != nil {
+			if err := a.kiB.Put(p.keyIdx, p.key); err != nil {
+				return fmt.Errorf("write stream %q: %w", a.stream, err)
+			}
 		}
 	}
 	if err := a.meta.SetSequence(a.position); err != nil {
@@ -255,11 +280,40 @@ func (a *appendTx) write() error {
 	return nil
 }
 
+// writeKeyVersions creates the stream's key buckets on its first keyed
+// append and stores the new version of each key the append numbered.
+func (a *appendTx) writeKeyVersions() error {
+	versions := a.keys.Versions()
+	if len(versions) == 0 {
+		return nil
+	}
+	if a.kB == nil {
+		var err error
+		if a.kB, err = a.sb.CreateBucketIfNotExists(bucketKeys); err == nil {
+			a.kiB, err = a.sb.CreateBucketIfNotExists(bucketKeyIndex)
+		}
+		if err != nil {
+			return fmt.Errorf("write stream %q: %w", a.stream, err)
+		}
+	}
+	for key, v := range versions {
+		// The value's bytes must last until the commit: they go in buf.
+		b := *a.buf
+		start := len(b)
+		b = binary.BigEndian.AppendUint64(b, v)
+		*a.buf = b
+		if err := a.kB.Put([]byte(key), b[start:len(b):len(b)]); err != nil {
+			return fmt.Errorf("write stream %q: key %q: %w", a.stream, key, err)
+		}
+	}
+	return nil
+}
+
 // recordSizeHint is an upper bound of the bytes an append to stream puts
 // for m: its key, its id and its encoding.
 func recordSizeHint(m *engine.Message, stream string) int {
 	const v = binary.MaxVarintLen64
-	n := 8 + len(m.ID) + 1 + 6*v + len(m.ID) + len(m.Name) + len(stream) + len(m.CorrelationID) + len(m.CausationID) +
+	n := 8 + len(m.ID) + 1 + 6*v + 2*len(m.Key) + 2 + 3*8 + v + len(m.ID) + len(m.Name) + len(stream) + len(m.CorrelationID) + len(m.CausationID) +
 		len(m.ContentType) + 2*v + 1 + v + v + 1 + v + len(m.Payload)
 	for k, val := range m.Headers {
 		n += 2*v + len(k) + len(val)

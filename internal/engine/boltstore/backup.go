@@ -91,8 +91,8 @@ func checkSnapshot(path string) error {
 		if meta == nil {
 			return fmt.Errorf("no %s bucket: %w", bucketMeta, codec.ErrCorrupt)
 		}
-		if v := meta.Get(keyLayout); len(v) != 1 || v[0] != layoutVersion {
-			return fmt.Errorf("data layout %v, want %d: %w", v, layoutVersion, codec.ErrCorrupt)
+		if v := meta.Get(keyLayout); !readableLayout(v) {
+			return fmt.Errorf("data layout %v, want %d or %d: %w", v, layoutVersionNoKeys, layoutVersion, codec.ErrCorrupt)
 		}
 		// Drain the channel: Check's goroutine reads pages until it closes it.
 		var first error

@@ -12,15 +12,15 @@ import (
 )
 
 // compactBatch is how many events one transaction of a compaction removes
-// at most: two deletes each (events and ids), so about 10k deletes per
-// commit. A large compaction takes several commits, each shared with the
+// at most: two or three deletes each (events, ids, key index), so at most
+// about 15k deletes per commit. A large compaction takes several commits, each shared with the
 // appenders of the moment, rather than one huge one they wait behind.
 const compactBatch = 5000
 
 var _ eventstore.Compactor = (*EventStore)(nil)
 
 // Compact removes the stream's events with a sequence below before, except
-// the last one, with their ids entries, as eventstore.Compactor.Compact
+// the last one, with their ids and key index entries, as eventstore.Compactor.Compact
 // says. It deletes in transactions of at most compactBatch events; should
 // it fail part way, the events it removed before stay removed and calling
 // it again finishes the work. The file does not shrink: bbolt reuses the
@@ -66,17 +66,22 @@ func (c *compaction) run(tx *bolt.Tx) error {
 	if evB == nil || idB == nil {
 		return fmt.Errorf("stream %q lacks its events or ids bucket: %w", c.stream, codec.ErrCorrupt)
 	}
-	keys, ids, err := c.gather(evB.Cursor())
+	keys, ids, keyIdx, err := c.gather(evB.Cursor())
 	if err != nil {
 		return err
 	}
+	kiB := sb.Bucket(bucketKeyIndex)
 	for i, k := range keys {
 		if err := evB.Delete(k); err != nil {
 			return fmt.Errorf("compact stream %q: %w", c.stream, err)
 		}
 		// The id is forgotten with its event (see eventstore.Compactor).
-		if bytes.Equal(idB.Get(ids[i]), k) {
-			if err := idB.Delete(ids[i]); err != nil {
+		if err := deleteIfMapsTo(idB, ids[i], k); err != nil {
+			return fmt.Errorf("compact stream %q: %w", c.stream, err)
+		}
+		// So is its key index entry; the key's version stays in keys.
+		if keyIdx[i] != nil && kiB != nil {
+			if err := deleteIfMapsTo(kiB, keyIdx[i], k); err != nil {
 				return fmt.Errorf("compact stream %q: %w", c.stream, err)
 			}
 		}
@@ -85,19 +90,29 @@ func (c *compaction) run(tx *bolt.Tx) error {
 	return nil
 }
 
-// gather returns the keys and ids of the events to delete. Gather first,
-// delete second: a bbolt cursor does not survive deletes under it, and its
-// keys and values are only valid until the first write, hence the copies.
-func (c *compaction) gather(cur *bolt.Cursor) (keys, ids [][]byte, err error) {
+// deleteIfMapsTo deletes b[k] when it is v: an entry that maps to another
+// event is not the compacted event's.
+func deleteIfMapsTo(b *bolt.Bucket, k, v []byte) error {
+	if !bytes.Equal(b.Get(k), v) {
+		return nil
+	}
+	return b.Delete(k)
+}
+
+// gather returns the keys, ids and key index entries (nil for unkeyed
+// events) of the events to delete. Gather first, delete second: a bbolt
+// cursor does not survive deletes under it, and its keys and values are
+// only valid until the first write, hence the copies.
+func (c *compaction) gather(cur *bolt.Cursor) (keys, ids, keyIdx [][]byte, err error) {
 	last, err := lastSequence(cur)
 	if err != nil {
-		return nil, nil, fmt.Errorf("stream %q: %w", c.stream, err)
+		return nil, nil, nil, fmt.Errorf("stream %q: %w", c.stream, err)
 	}
 	end := min(c.before, last) // the last event stays, so the version does
 	for k, v := cur.First(); k != nil; k, v = cur.Next() {
 		seq, err := sequenceOf(k)
 		if err != nil {
-			return nil, nil, fmt.Errorf("stream %q: %w", c.stream, err)
+			return nil, nil, nil, fmt.Errorf("stream %q: %w", c.stream, err)
 		}
 		if seq >= end {
 			break
@@ -108,12 +123,21 @@ func (c *compaction) gather(cur *bolt.Cursor) (keys, ids [][]byte, err error) {
 		}
 		id, err := codec.MessageID(v)
 		if err != nil {
-			return nil, nil, fmt.Errorf("stream %q: sequence %d: %w", c.stream, seq, err)
+			return nil, nil, nil, fmt.Errorf("stream %q: sequence %d: %w", c.stream, seq, err)
+		}
+		key, version, err := codec.MessageKey(v)
+		if err != nil {
+			return nil, nil, nil, fmt.Errorf("stream %q: sequence %d: %w", c.stream, seq, err)
+		}
+		var idx []byte
+		if len(key) > 0 {
+			idx = keyIndexKey(nil, string(key), version)
 		}
 		keys = append(keys, bytes.Clone(k))
 		ids = append(ids, bytes.Clone(id))
+		keyIdx = append(keyIdx, idx)
 	}
-	return keys, ids, nil
+	return keys, ids, keyIdx, nil
 }
 
 // First returns the stream's first retained sequence, 0 for a stream

@@ -94,8 +94,20 @@ func (db *DB) Commits() uint64 { return db.commits.Commits() }
 func (db *DB) Path() string { return db.path }
 
 // layoutVersion is stored in the meta bucket; a file written by a later,
-// incompatible version is refused rather than misread.
-const layoutVersion = 1
+// incompatible version is refused rather than misread. Layout 2 added keyed
+// events (the codec's layout 2 and a stream's keys and bykey buckets);
+// a layout-1 file holds none, so it is a layout-2 file as it is and opening
+// it just records the new number.
+const (
+	layoutVersion       = 2
+	layoutVersionNoKeys = 1
+)
+
+// readableLayout reports whether this manager reads a file whose meta
+// bucket holds layout v.
+func readableLayout(v []byte) bool {
+	return len(v) == 1 && (v[0] == layoutVersion || v[0] == layoutVersionNoKeys)
+}
 
 var (
 	bucketMeta       = []byte("meta")
@@ -116,10 +128,11 @@ func (db *DB) checkLayout() error {
 		meta := tx.Bucket(bucketMeta)
 		v := meta.Get(keyLayout)
 		switch {
-		case v == nil:
+		case v == nil, readableLayout(v) && v[0] != layoutVersion:
 			return meta.Put(keyLayout, []byte{layoutVersion})
-		case len(v) != 1 || v[0] != layoutVersion:
-			return fmt.Errorf("open %s: data layout %v, this manager reads layout %d: %w", db.path, v, layoutVersion, codec.ErrCorrupt)
+		case !readableLayout(v):
+			return fmt.Errorf("open %s: data layout %v, this manager reads layouts %d and %d: %w",
+				db.path, v, layoutVersionNoKeys, layoutVersion, codec.ErrCorrupt)
 		}
 		return nil
 	})

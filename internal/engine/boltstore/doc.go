@@ -12,6 +12,10 @@
 //
 //	streams/<stream>    events: sequence -> encoded message (package codec)
 //	                    ids:    event id -> sequence (idempotent append)
+//	                    keys:   key -> its version (kept by compaction)
+//	                    bykey:  key length, key, version -> sequence
+//	                            (ReadKey; keys and bykey come with the
+//	                            stream's first keyed event)
 //	meta                the global position counter, the layout version
 //	readmodels/<name>   doc: key -> tagged value, or a bucket of list items
 //	                    (8-byte index -> JSON); checkpoint: stream -> sequence

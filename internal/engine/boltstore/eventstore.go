@@ -51,7 +51,7 @@ func NewEventStore(db *DB) *EventStore {
 // stores nothing and checks nothing.
 //
 // The events returned for new events are the given ones with Stream,
-// Sequence, Position and Time set and Value dropped: they share Headers and
+// Sequence, Position, Time and Version set and Value dropped: they share Headers and
 // Payload with the caller (the file holds its own copy). An event already
 // stored is returned as Read returns it.
 func (s *EventStore) Append(
@@ -245,9 +245,8 @@ func (s *EventStore) appended(stream string) <-chan struct{} {
 // eventstore.ErrClosed too. The eventstore package's own errors (conflict,
 // invalid append) already say what failed and pass unchanged.
 func storeError(what, stream string, err error) error {
-	var conflict *eventstore.ConflictError
 	switch {
-	case errors.As(err, &conflict), errors.Is(err, eventstore.ErrInvalidAppend):
+	case errors.Is(err, eventstore.ErrWrongExpectedVersion), errors.Is(err, eventstore.ErrInvalidAppend):
 		return err
 	case errors.Is(err, ErrClosed):
 		return fmt.Errorf("%s %q: %w: %w", what, stream, eventstore.ErrClosed, err)
@@ -258,7 +257,7 @@ func storeError(what, stream string, err error) error {
 
 // eventsBucket returns stream's events bucket, nil for an unknown stream.
 func eventsBucket(tx *bolt.Tx, stream string) *bolt.Bucket {
-	sb := tx.Bucket(bucketStreams).Bucket([]byte(stream))
+	sb := streamBucket(tx, stream)
 	if sb == nil {
 		return nil
 	}

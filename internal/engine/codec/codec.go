@@ -123,3 +123,25 @@ func MessageID(b []byte) ([]byte, error) {
 	}
 	return b[1+w : 1+w+int(n)], nil
 }
+
+// MessageKey returns the Key (sharing b's memory) and Version of an
+// encoded message without decoding the rest; a layout-1 record has
+// neither.
+func MessageKey(b []byte) ([]byte, uint64, error) {
+	r := NewReader(b)
+	layout := r.Byte()
+	if layout != version && layout != versionNoKeys {
+		return nil, 0, fmt.Errorf("%w: not a message of layout version %d", ErrCorrupt, version)
+	}
+	for range 6 { // ID, Name, Stream, CorrelationID, CausationID, ContentType
+		r.Slice(r.Uvarint())
+	}
+	r.Uvarint() // Sequence
+	r.Uvarint() // Position
+	if layout == versionNoKeys {
+		return nil, 0, r.Err()
+	}
+	key := r.Slice(r.Uvarint())
+	v := r.Uvarint()
+	return key, v, r.Err()
+}

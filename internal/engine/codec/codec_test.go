@@ -3,6 +3,7 @@ package codec_test
 import (
 	"errors"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -122,4 +123,23 @@ func FuzzDecodeMessage(f *testing.F) {
 			t.Fatalf("MessageID of a record that decodes: got %q, %v; want %q, nil", id, err, got.ID)
 		}
 	})
+}
+
+func TestMessageKeyReadsTheKeyAndVersionAlone(t *testing.T) {
+	m := engine.Message{ID: "e1", Name: "N", Stream: "s", Sequence: 300, Position: 1 << 40, Key: "order-42", Version: 7, Payload: []byte("{}")}
+	b := codec.AppendMessage(nil, &m)
+	if key, v, err := codec.MessageKey(b); err != nil || string(key) != "order-42" || v != 7 {
+		t.Fatalf("MessageKey: got %q, %d, %v; want order-42, 7, nil", key, v, err)
+	}
+	unkeyed := engine.Message{ID: "e2"}
+	if key, v, err := codec.MessageKey(codec.AppendMessage(nil, &unkeyed)); err != nil || len(key) != 0 || v != 0 {
+		t.Fatalf("MessageKey of an unkeyed message: got %q, %d, %v; want empty, 0, nil", key, v, err)
+	}
+	// Every cut before the version's byte (7 takes one) is corrupt.
+	versionEnd := strings.Index(string(b), "order-42") + len("order-42") + 1
+	for n := range versionEnd {
+		if _, _, err := codec.MessageKey(b[:n]); !errors.Is(err, codec.ErrCorrupt) {
+			t.Fatalf("MessageKey of %d bytes: got %v, want codec.ErrCorrupt", n, err)
+		}
+	}
 }

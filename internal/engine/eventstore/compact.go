@@ -15,10 +15,14 @@ import "context"
 // cannot tell a compacted prefix from the stream's start except by the
 // first sequence it gets (First says it in advance).
 //
+// Keys likewise: KeyVersion stays what it was and the key's next event gets
+// the version it would have had; ReadKey starts at the key's first retained
+// event, and a key whose events are all compacted reads as empty.
+//
 // Idempotency records go with their events: the ID of a compacted event is
-// forgotten, so Append's idempotency by event ID holds within the retained
-// window only (an event re-sent with the ID of a compacted one is appended
-// as new). Keeping them would make the ID index grow without bound, which
+// forgotten (Lookup no longer finds it), so Append's idempotency by event
+// ID holds within the retained window only (an event re-sent with the ID of
+// a compacted one is appended as new). Keeping them would make the ID index grow without bound, which
 // is what retention is there to prevent.
 type Compactor interface {
 	// Compact removes the events of stream with a sequence below before,

@@ -50,8 +50,8 @@ func NewMemory() *Memory {
 // An empty events slice stores nothing and checks nothing.
 //
 // The events returned for new events are the given ones with Stream,
-// Sequence, Position and Time set (and Value dropped, as the store keeps no
-// values): they share Headers and Payload with the caller, which the store
+// Sequence, Position, Time and Version set (and Value dropped, as the store
+// keeps no values): they share Headers and Payload with the caller, which the store
 // itself copied. An event already stored is returned as Read returns it.
 func (m *Memory) Append(ctx context.Context, stream string, expected ExpectedVersion, events []engine.Message) (AppendResult, error) {
 	if err := ctx.Err(); err != nil {
@@ -73,6 +73,13 @@ func (m *Memory) Append(ctx context.Context, stream string, expected ExpectedVer
 	if expected != Any && uint64(expected) != version && l.holdsAny(events, false) {
 		return AppendResult{}, &ConflictError{Stream: stream, Expected: expected, Actual: version}
 	}
+	var versions []uint64
+	if HasKeys(events) {
+		var err error
+		if versions, err = l.numberKeys(stream, events); err != nil {
+			return AppendResult{}, err
+		}
+	}
 
 	if l == nil {
 		l = newStreamLog(m.seed)
@@ -84,7 +91,11 @@ func (m *Memory) Append(ctx context.Context, stream string, expected ExpectedVer
 	now := time.Now().UTC()
 	out := make([]engine.Message, len(events))
 	for i := range events {
-		if l.pushNew(&out[i], &events[i], hashes[i], m.position+1, now, &m.strings, stream) {
+		var v uint64
+		if versions != nil {
+			v = versions[i]
+		}
+		if l.pushNew(&out[i], &events[i], hashes[i], m.position+1, v, now, &m.strings, stream) {
 			m.position++
 		}
 	}
@@ -126,6 +137,56 @@ func (m *Memory) readLocked(stream string, after uint64, limit int) []engine.Mes
 	after = max(after, l.dropped)
 	n := int(min(version-after, uint64(limit)))
 	return l.messages(stream, &m.strings, n, func(i int) uint64 { return after + 1 + uint64(i) })
+}
+
+// ReadKey returns up to limit events of key in stream after the given
+// version, in order; a limit of zero or less means DefaultReadLimit. It
+// finds them through the key's own list of sequences. After a compaction it
+// reads from the key's first retained event when after is below it.
+func (m *Memory) ReadKey(ctx context.Context, stream, key string, after uint64, limit int) ([]engine.Message, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("read key %q of stream %q: %w", key, stream, err)
+	}
+	if limit <= 0 {
+		limit = DefaultReadLimit
+	}
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	if m.closed {
+		return nil, ErrClosed
+	}
+	return m.streams[stream].readKey(stream, key, &m.strings, after, limit), nil
+}
+
+// KeyVersion returns the key's version in stream, 0 when it has no event.
+func (m *Memory) KeyVersion(ctx context.Context, stream, key string) (uint64, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, fmt.Errorf("version of key %q of stream %q: %w", key, stream, err)
+	}
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	if m.closed {
+		return 0, ErrClosed
+	}
+	return m.streams[stream].keyVersion(key), nil
+}
+
+// Lookup returns the retained event of stream with that ID.
+func (m *Memory) Lookup(ctx context.Context, stream, id string) (engine.Message, bool, error) {
+	if err := ctx.Err(); err != nil {
+		return engine.Message{}, false, fmt.Errorf("look up id %q in stream %q: %w", id, stream, err)
+	}
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	if m.closed {
+		return engine.Message{}, false, ErrClosed
+	}
+	l := m.streams[stream]
+	seq, ok := l.lookup(id)
+	if !ok {
+		return engine.Message{}, false, nil
+	}
+	return l.messages(stream, &m.strings, 1, func(int) uint64 { return seq })[0], true, nil
 }
 
 // Version returns the stream's last sequence, 0 for an unknown stream.

@@ -16,7 +16,7 @@ var _ Compactor = (*Memory)(nil)
 // Compact removes the stream's events with a sequence below before, except
 // the last one, as Compactor.Compact says, and frees their memory: whole
 // chunks of records and byte blocks no retained event uses, their headers
-// and their entries in the ID index. It works in batches of compactBatch
+// and their entries in the ID and key indexes (each key keeps its version). It works in batches of compactBatch
 // events, each under the store's lock.
 func (m *Memory) Compact(ctx context.Context, stream string, before uint64) (int, error) {
 	removed := 0
@@ -77,12 +77,23 @@ func (m *Memory) First(ctx context.Context, stream string) (uint64, error) {
 func (l *streamLog) compact(before uint64) {
 	oldBase := l.chunkBase()
 	headers := len(l.headers)
+	var keys map[uint32]struct{}
 	for seq := l.dropped + 1; seq < before; seq++ {
 		r := l.at(seq)
 		l.forget(l.id(r), seq) // reads the block: before release
 		delete(l.headers, seq)
 		l.release(r.block)
+		if r.key != 0 {
+			// The key's oldest retained event: compaction goes in sequence
+			// order, and a key's versions follow its sequences.
+			l.keys.dropOldest(r.key)
+			if keys == nil {
+				keys = make(map[uint32]struct{})
+			}
+			keys[r.key] = struct{}{}
+		}
 	}
+	l.keys.trim(keys)
 	l.dropped = before - 1
 
 	if k := l.chunkBase() - oldBase; k > 0 {

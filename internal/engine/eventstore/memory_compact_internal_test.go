@@ -102,11 +102,11 @@ func TestCompactionKeepsIDsWhoseHashClashedWithACompactedOne(t *testing.T) {
 	l := newStreamLog(maphash.MakeSeed())
 	var strs stringTable
 	var a, b, c engine.Message
-	l.pushNew(&a, &engine.Message{ID: "a"}, l.hash("a"), 1, a.Time, &strs, "s")
+	l.pushNew(&a, &engine.Message{ID: "a"}, l.hash("a"), 1, 0, a.Time, &strs, "s")
 	// Store b as if its hash were a's, as a 64-bit collision would.
-	l.push(&b, &engine.Message{ID: "b"}, 2, a.Time, &strs)
+	l.push(&b, &engine.Message{ID: "b"}, 2, 0, a.Time, &strs)
 	l.index(b.ID, l.hash("a"), true, b.Sequence)
-	l.pushNew(&c, &engine.Message{ID: "c"}, l.hash("c"), 3, a.Time, &strs, "s")
+	l.pushNew(&c, &engine.Message{ID: "c"}, l.hash("c"), 3, 0, a.Time, &strs, "s")
 	l.compact(2)
 	if _, ok := l.lookup("a"); ok {
 		t.Errorf("lookup(\"a\") after its compaction: got found")

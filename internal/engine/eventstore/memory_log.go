@@ -26,16 +26,18 @@ const (
 	maxBlockSize = 256 << 10
 )
 
-// record is the compact form of one stored event: 48 bytes, plus its bytes
+// record is the compact form of one stored event: 64 bytes, plus its bytes
 // in a block. The stream and sequence are implicit in where it lives, Name
-// and ContentType are indexes into the store's string table, the time is
-// Unix nanoseconds, and the payload, correlation id, causation id and id lie
-// one after the other at off in block. A record holds no pointer, so the
+// and ContentType are indexes into the store's string table, key into the
+// stream's key table, the time is Unix nanoseconds, and the payload,
+// correlation id, causation id and id lie one after the other at off in
+// block. A record holds no pointer, so the
 // garbage collector never scans the chunks that hold them, however many
 // events the store keeps.
 type record struct {
 	position    uint64
 	unixNano    int64
+	version     uint64
 	block       uint32
 	off         uint32
 	payloadLen  uint32
@@ -44,6 +46,7 @@ type record struct {
 	idLen       uint32
 	name        uint32
 	contentType uint32
+	key         uint32
 }
 
 // size is how many block bytes the record uses.
@@ -84,6 +87,8 @@ type streamLog struct {
 	refs []uint32
 	// headers holds the headers of the events that have any, by sequence.
 	headers map[uint64]map[string]string
+	// keys are the stream's keys with their versions and retained events.
+	keys keyTable
 	// name and contentType remember the last interned strings: a stream's
 	// events mostly share them.
 	name, contentType struct {
@@ -191,13 +196,13 @@ func (l *streamLog) index(id string, h uint64, taken bool, seq uint64) {
 // pushNew stores *e, whose ID hashes to h, as push does unless the stream
 // holds its ID already; either way it sets *dst to the event as stored and
 // reports whether it was new. Pointers spare a copy of each message.
-func (l *streamLog) pushNew(dst, e *engine.Message, h, position uint64, now time.Time, strs *stringTable, stream string) bool {
+func (l *streamLog) pushNew(dst, e *engine.Message, h, position, version uint64, now time.Time, strs *stringTable, stream string) bool {
 	seq, ok, taken := l.find(e.ID, h)
 	if ok {
 		*dst = l.messages(stream, strs, 1, func(int) uint64 { return seq })[0]
 		return false
 	}
-	l.push(dst, e, position, now, strs)
+	l.push(dst, e, position, version, now, strs)
 	l.index(dst.ID, h, taken, dst.Sequence)
 	dst.Stream = stream
 	return true
@@ -210,9 +215,10 @@ func (l *streamLog) at(seq uint64) *record {
 }
 
 // push stores *e as the next sequence with the given global position and
-// sets *dst to it as stored; the caller indexes its ID. *dst shares e's
-// Headers and Payload; the store keeps its own copies.
-func (l *streamLog) push(dst, e *engine.Message, position uint64, now time.Time, strs *stringTable) {
+// key version (0 for an unkeyed event) and sets *dst to it as stored; the
+// caller indexes its ID. *dst shares e's Headers and Payload; the store
+// keeps its own copies.
+func (l *streamLog) push(dst, e *engine.Message, position, version uint64, now time.Time, strs *stringTable) {
 	n := len(e.Payload) + len(e.CorrelationID) + len(e.CausationID) + len(e.ID)
 	block, off, data := l.alloc(n)
 	at := copy(data, e.Payload)
@@ -234,9 +240,11 @@ func (l *streamLog) push(dst, e *engine.Message, position uint64, now time.Time,
 		idLen:       uint32(len(e.ID)),
 		name:        l.internName(strs, e.Name),
 		contentType: l.internContentType(strs, e.ContentType),
+		version:     version,
 	}
+	seq := l.version() + 1
+	r.key = l.keys.add(e.Key, version, seq)
 	l.appendRecord(r)
-	seq := l.version()
 	*dst = *e
 	if len(e.Headers) > 0 {
 		if l.headers == nil {
@@ -248,6 +256,7 @@ func (l *streamLog) push(dst, e *engine.Message, position uint64, now time.Time,
 	}
 	dst.ID = l.id(&r) // the store's copy: the index keys on it
 	dst.Sequence, dst.Position, dst.Time, dst.Value = seq, position, time.Unix(0, r.unixNano).UTC(), nil
+	dst.Key, dst.Version = l.keys.name(r.key), version
 	if len(e.Payload) == 0 {
 		dst.Payload = nil
 	}
@@ -407,6 +416,8 @@ func (l *streamLog) messages(stream string, strs *stringTable, n int, seqAt func
 			CorrelationID: text[sOff : sOff+int(r.corrLen)],
 			CausationID:   text[sOff+int(r.corrLen) : sOff+int(r.corrLen+r.causLen)],
 			ContentType:   strs.lookup(r.contentType),
+			Key:           l.keys.name(r.key),
+			Version:       r.version,
 		}
 		if pLen > 0 {
 			m.Payload = payloads[pOff : pOff+pLen : pOff+pLen]

@@ -13,9 +13,9 @@ func TestIDsWhoseHashIsTakenAreFoundInTheClashes(t *testing.T) {
 	var strs stringTable
 	now := time.Now()
 	var a, b, again engine.Message
-	l.pushNew(&a, &engine.Message{ID: "a"}, l.hash("a"), 1, now, &strs, "s")
+	l.pushNew(&a, &engine.Message{ID: "a"}, l.hash("a"), 1, 0, now, &strs, "s")
 	// Store b as if its hash were a's, as a 64-bit collision would.
-	l.push(&b, &engine.Message{ID: "b"}, 2, now, &strs)
+	l.push(&b, &engine.Message{ID: "b"}, 2, 0, now, &strs)
 	l.index(b.ID, l.hash("a"), true, b.Sequence)
 
 	for _, want := range []engine.Message{a, b} {
@@ -26,7 +26,7 @@ func TestIDsWhoseHashIsTakenAreFoundInTheClashes(t *testing.T) {
 	if _, ok := l.lookup("c"); ok {
 		t.Errorf("lookup(\"c\"): got found, want not found")
 	}
-	if isNew := l.pushNew(&again, &engine.Message{ID: "b"}, l.hash("b"), 3, now, &strs, "s"); isNew || again.Sequence != b.Sequence {
+	if isNew := l.pushNew(&again, &engine.Message{ID: "b"}, l.hash("b"), 3, 0, now, &strs, "s"); isNew || again.Sequence != b.Sequence {
 		t.Errorf("pushNew of b again: got sequence %d new %v, want %d and not new", again.Sequence, isNew, b.Sequence)
 	}
 }

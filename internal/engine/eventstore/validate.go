@@ -11,8 +11,9 @@ import (
 
 // ErrInvalidAppend is wrapped by the error Append returns for arguments no
 // store can accept: an empty stream name, an expected version below Any, an
-// event without an ID, with another stream's name or with a time outside the
-// storable range. Nothing of such a call is stored.
+// event without an ID, with another stream's name, with a time outside the
+// storable range, with a key longer than MaxKeyLen, or with a version but
+// no key. Nothing of such a call is stored.
 var ErrInvalidAppend = errors.New("invalid append")
 
 // ErrSubscriptionClosed is returned by Subscription.Next after the
@@ -49,6 +50,12 @@ func ValidateAppend(stream string, expected ExpectedVersion, events []engine.Mes
 		case !e.Time.IsZero() && (e.Time.Before(minStorableTime) || e.Time.After(maxStorableTime)):
 			return fmt.Errorf("%w to stream %q: events[%d] (id %q) has time %s outside the storable range",
 				ErrInvalidAppend, stream, i, e.ID, e.Time)
+		case len(e.Key) > MaxKeyLen:
+			return fmt.Errorf("%w to stream %q: events[%d] (id %q) has a key of %d bytes, more than %d",
+				ErrInvalidAppend, stream, i, e.ID, len(e.Key), MaxKeyLen)
+		case e.Key == "" && e.Version != 0:
+			return fmt.Errorf("%w to stream %q: events[%d] (id %q) has version %d but no key",
+				ErrInvalidAppend, stream, i, e.ID, e.Version)
 		}
 	}
 	return nil
