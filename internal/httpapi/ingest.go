@@ -74,7 +74,6 @@ func (h *Handler) ingestInto(w http.ResponseWriter, r *http.Request, ns, stream,
 	ct := requestContentType(r)
 	var (
 		events []core.Event
-		p      *Problem
 		batch  = true
 	)
 	switch ct {

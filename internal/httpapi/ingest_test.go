@@ -17,6 +17,7 @@ import (
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/core"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/enginebench"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/outbox"
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/versions"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/httpapi"
 )
 
@@ -129,8 +130,8 @@ type fullOnce struct {
 	once sync.Once
 }
 
-func (f *fullOnce) Ingest(ctx context.Context, stream string, events []core.Event) ([]engine.Message, error) {
-	msgs, err := f.Engine.Ingest(ctx, stream, events)
+func (f *fullOnce) IngestIf(ctx context.Context, stream string, events []core.Event, expect versions.Expect) ([]engine.Message, error) {
+	msgs, err := f.Engine.IngestIf(ctx, stream, events, expect)
 	if errors.Is(err, outbox.ErrFull) {
 		f.once.Do(func() { close(f.full) })
 	}
@@ -152,7 +153,11 @@ func TestIngestIntoAFullOutboxWaitsForTheProcessorToMakeRoom(t *testing.T) {
 		h.ServeHTTP(w, req)
 		answered <- w.Code
 	}()
-	<-e.full // the request is waiting for room; now start the processor
+	select { // the request is waiting for room; now start the processor
+	case <-e.full:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the request never found the outbox full")
+	}
 	enginebench.RunEngine(t, a.engine)
 	if code := <-answered; code != http.StatusAccepted {
 		t.Fatalf("status %d, want 202 once the processor drained the outbox", code)
