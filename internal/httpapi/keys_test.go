@@ -270,3 +270,91 @@ func TestAReadOfAKeyShowsEveryAcceptedEventBeforeItIsStored(t *testing.T) {
 		t.Fatalf("the stream read shows %d stored events; the processor is stopped", len(stored))
 	}
 }
+
+// The race of docs/entities.md: clients read a key's version and append
+// with If-Match on that version until each has its share of successes.
+func TestConcurrentIfMatchAppendsToOneKeyEachGetADistinctVersionWithoutGaps(t *testing.T) {
+	const clients, successes = 32, 3
+	a := newAPI(t, apiOptions{})
+	path := keyPath("contended")
+	type result struct {
+		versions  []uint64
+		conflicts int
+		err       error
+	}
+	results := make(chan result, clients)
+	for c := range clients {
+		go func() {
+			var res result
+			defer func() { results <- res }()
+			for len(res.versions) < successes {
+				req, _ := http.NewRequest(http.MethodGet, a.server.URL+path, nil)
+				resp, err := a.server.Client().Do(req)
+				if err != nil {
+					res.err = err
+					return
+				}
+				var page keyPage
+				err = json.NewDecoder(resp.Body).Decode(&page)
+				_ = resp.Body.Close()
+				if err != nil {
+					res.err = err
+					return
+				}
+				body := strings.NewReader(fmt.Sprintf(`{"client":%d}`, c))
+				req, _ = http.NewRequest(http.MethodPost, a.server.URL+path, body)
+				req.Header.Set("Content-Type", "application/json")
+				req.Header.Set("If-Match", fmt.Sprintf(`"%d"`, page.Version))
+				resp, err = a.server.Client().Do(req)
+				if err != nil {
+					res.err = err
+					return
+				}
+				var ok struct {
+					Version uint64 `json:"version"`
+				}
+				_ = json.NewDecoder(resp.Body).Decode(&ok)
+				_ = resp.Body.Close()
+				switch resp.StatusCode {
+				case http.StatusAccepted:
+					if ok.Version != page.Version+1 {
+						res.err = fmt.Errorf("If-Match %d answered version %d", page.Version, ok.Version)
+						return
+					}
+					res.versions = append(res.versions, ok.Version)
+				case http.StatusPreconditionFailed:
+					res.conflicts++
+				default:
+					res.err = fmt.Errorf("status %d", resp.StatusCode)
+					return
+				}
+			}
+		}()
+	}
+	owner := map[uint64]int{}
+	conflicts := 0
+	for c := range clients {
+		res := <-results
+		if res.err != nil {
+			t.Fatalf("a client failed: %v", res.err)
+		}
+		conflicts += res.conflicts
+		for _, v := range res.versions {
+			if prior, dup := owner[v]; dup {
+				t.Fatalf("version %d answered to two requests (results %d and %d)", v, prior, c)
+			}
+			owner[v] = c
+		}
+	}
+	const total = clients * successes
+	for v := uint64(1); v <= total; v++ {
+		if _, ok := owner[v]; !ok {
+			t.Fatalf("no 202 named version %d: a gap", v)
+		}
+	}
+	page, _ := a.readKey(path + "?limit=1000")
+	if page.Version != total || len(page.Events) != total {
+		t.Fatalf("the key ends at version %d with %d events, want %d (the number of 202s)", page.Version, len(page.Events), total)
+	}
+	t.Logf("%d successes, %d conflicts", total, conflicts)
+}
