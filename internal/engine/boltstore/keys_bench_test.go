@@ -9,9 +9,9 @@ import (
 
 // BenchmarkEventStoreReadKey reads one key's 100 events from a stream of
 // 1k events and from one of 1M in the data file (see
-// eventstoretest.BenchmarkReadKey).
+// eventstoretest.RunReadKeyBenchmark).
 func BenchmarkEventStoreReadKey(b *testing.B) {
-	eventstoretest.BenchmarkReadKey(b, func(b *testing.B) eventstore.Store {
+	eventstoretest.RunReadKeyBenchmark(b, func(b *testing.B) eventstore.Store {
 		db := openTestDB(b, b.TempDir())
 		return NewEventStore(db)
 	})

@@ -83,7 +83,7 @@ func BenchmarkMemoryRead(b *testing.B) {
 }
 
 // BenchmarkMemoryReadKey reads one key's 100 events from a stream of 1k
-// events and from one of 1M (see eventstoretest.BenchmarkReadKey).
+// events and from one of 1M (see eventstoretest.RunReadKeyBenchmark).
 func BenchmarkMemoryReadKey(b *testing.B) {
-	eventstoretest.BenchmarkReadKey(b, func(*testing.B) eventstore.Store { return eventstore.NewMemory() })
+	eventstoretest.RunReadKeyBenchmark(b, func(*testing.B) eventstore.Store { return eventstore.NewMemory() })
 }

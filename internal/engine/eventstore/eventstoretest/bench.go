@@ -11,7 +11,7 @@ import (
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/eventstore"
 )
 
-// eventsPerKey is how many events each key of BenchmarkReadKey's streams
+// eventsPerKey is how many events each key of RunReadKeyBenchmark's streams
 // holds, the key read included.
 const eventsPerKey = 100
 
@@ -19,14 +19,14 @@ const eventsPerKey = 100
 // a durable store commits once per Append.
 const benchBatch = 10_000
 
-// BenchmarkReadKey measures ReadKey of one key's 100 events in a stream of
+// RunReadKeyBenchmark measures ReadKey of one key's 100 events in a stream of
 // 1,000 events and in one of 1,000,000, side by side: with a key index they
 // cost about the same. Every event of a stream is keyed, 100 per key, each
 // key's events spread evenly through the stream (event i has key i mod
 // size/100), so the key read is scattered like any other. open returns an
 // empty store; each size is built once, before its sub-benchmark, and the
 // time that took is logged. Besides ns/op, p50-ns is the median op.
-func BenchmarkReadKey(b *testing.B, open func(b *testing.B) eventstore.Store) {
+func RunReadKeyBenchmark(b *testing.B, open func(b *testing.B) eventstore.Store) {
 	for _, size := range []int{1_000, 1_000_000} {
 		s := open(b)
 		start := time.Now()
