@@ -253,7 +253,7 @@ func testADuplicateIDKeepsItsOriginalKeyAndVersion(t *testing.T, s eventstore.St
 
 func testReadKeyPagesByVersion(t *testing.T, s eventstore.Store) {
 	// Ten events of k among others of other keys and none.
-	var all []engine.Message
+	all := make([]engine.Message, 0, 10)
 	for i := range 10 {
 		batch := mustAppend(t, s, ordersStream, eventstore.Any,
 			keyed(fmt.Sprintf("k%d", i+1), "k", 0), keyed(fmt.Sprintf("o%d", i), "other", 0), event(fmt.Sprintf("u%d", i))).Events
