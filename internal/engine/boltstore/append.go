@@ -313,7 +313,10 @@ func (a *appendTx) writeKeyVersions() error {
 // for m: its key, its id and its encoding.
 func recordSizeHint(m *engine.Message, stream string) int {
 	const v = binary.MaxVarintLen64
-	n := 8 + len(m.ID) + 1 + 6*v + 2*len(m.Key) + 2 + 3*8 + v + len(m.ID) + len(m.Name) + len(stream) + len(m.CorrelationID) + len(m.CausationID) +
+	// A keyed event adds its key and version to the encoding, its key index
+	// entry (key length, key, version) and its key's new version.
+	keyed := 2*len(m.Key) + 2 + 3*8 + v
+	n := 8 + len(m.ID) + 1 + 6*v + keyed + len(m.ID) + len(m.Name) + len(stream) + len(m.CorrelationID) + len(m.CausationID) +
 		len(m.ContentType) + 2*v + 1 + v + v + 1 + v + len(m.Payload)
 	for k, val := range m.Headers {
 		n += 2*v + len(k) + len(val)

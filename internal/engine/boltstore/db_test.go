@@ -1,6 +1,7 @@
 package boltstore
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"os"
@@ -87,5 +88,54 @@ func TestUpdateAfterCloseIsErrClosed(t *testing.T) {
 	_ = db.Close()
 	if err := db.Update(context.Background(), func(*bolt.Tx) error { return nil }); !errors.Is(err, ErrClosed) {
 		t.Fatalf("Update after Close: got %v, want ErrClosed", err)
+	}
+}
+
+// setLayout overwrites the layout number of the data file in dir.
+func setLayout(t *testing.T, dir string, layout byte) {
+	t.Helper()
+	db, err := bolt.Open(filepath.Join(dir, FileName), 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = db.Close() }()
+	if err := db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketMeta).Put(keyLayout, []byte{layout}) }); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A file of layout 1 (before keys) holds no keyed event: it opens as it is
+// and is marked layout 2, which a manager that reads layout 1 only refuses.
+func TestAFileOfTheLayoutBeforeKeysOpensAndIsMarkedTheCurrentOne(t *testing.T) {
+	dir := t.TempDir()
+	db, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = db.Close()
+	setLayout(t, dir, layoutVersionNoKeys)
+
+	db = openTestDB(t, dir)
+	var got []byte
+	_ = db.View(func(tx *bolt.Tx) error {
+		got = bytes.Clone(tx.Bucket(bucketMeta).Get(keyLayout))
+		return nil
+	})
+	if !bytes.Equal(got, []byte{layoutVersion}) {
+		t.Fatalf("layout after opening a layout-1 file: got %v, want [%d]", got, layoutVersion)
+	}
+}
+
+func TestAFileOfALaterLayoutIsRefused(t *testing.T) {
+	dir := t.TempDir()
+	db, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = db.Close()
+	setLayout(t, dir, layoutVersion+1)
+	if db, err := Open(dir, Options{}); err == nil {
+		_ = db.Close()
+		t.Fatal("Open of a file of a later layout succeeded")
 	}
 }

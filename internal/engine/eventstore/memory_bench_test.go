@@ -7,6 +7,7 @@ import (
 
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/eventstore"
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/eventstore/eventstoretest"
 )
 
 // benchEvents returns n events shaped like ingested ones: a 36-char id, a
@@ -79,4 +80,10 @@ func BenchmarkMemoryRead(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.N*page)/b.Elapsed().Seconds(), "events/s")
+}
+
+// BenchmarkMemoryReadKey reads one key's 100 events from a stream of 1k
+// events and from one of 1M (see eventstoretest.RunReadKeyBenchmark).
+func BenchmarkMemoryReadKey(b *testing.B) {
+	eventstoretest.RunReadKeyBenchmark(b, func(*testing.B) eventstore.Store { return eventstore.NewMemory() })
 }

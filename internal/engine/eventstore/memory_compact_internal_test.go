@@ -119,3 +119,35 @@ func TestCompactionKeepsIDsWhoseHashClashedWithACompactedOne(t *testing.T) {
 		t.Errorf("lookup(\"b\") after its compaction: got found (clashes %v)", l.clashes)
 	}
 }
+
+// Compaction gives back the memory of a key's compacted sequences, and
+// keeps the key's version when none of its events is left.
+func TestCompactionDropsTheKeyIndexOfCompactedEventsAndKeepsTheVersion(t *testing.T) {
+	m := NewMemory()
+	defer func() { _ = m.Close() }()
+	const n = 1000
+	batch := make([]engine.Message, 0, n+1)
+	for i := range n {
+		key := "hot"
+		if i%2 == 1 {
+			key = fmt.Sprint("cold-", i) // one event each, all compacted below
+		}
+		batch = append(batch, engine.Message{ID: fmt.Sprint(i), Key: key})
+	}
+	batch = append(batch, engine.Message{ID: "last"})
+	if _, err := m.Append(t.Context(), "s", Any, batch); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Compact(t.Context(), "s", n-199); err != nil { // keeps the last 100 of hot
+		t.Fatal(err)
+	}
+	l := m.streams["s"]
+	hot := l.keys.get("hot")
+	if got := len(hot.retained()); got != 100 || cap(hot.seqs) > 2*got {
+		t.Errorf("hot's index: got %d retained in an array of %d, want 100 in at most 200", got, cap(hot.seqs))
+	}
+	cold := l.keys.get("cold-1")
+	if cold.seqs != nil || cold.version != 1 {
+		t.Errorf("cold-1 compacted: got %d sequences held, version %d; want none held, version 1", cap(cold.seqs), cold.version)
+	}
+}

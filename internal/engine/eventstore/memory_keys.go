@@ -20,11 +20,16 @@ type streamKey struct {
 	name string
 	// version is how many events were ever appended to the key.
 	version uint64
-	// seqs are the sequences of the key's retained events, oldest first:
-	// their versions run from version-len(seqs)+1 to version, since
+	// seqs[head:] are the sequences of the key's retained events, oldest
+	// first: their versions run up to version with no gap, since
 	// compaction drops a stream's oldest events and so a key's oldest.
+	// seqs[:head] were compacted; trim gives their memory back.
 	seqs []uint64
+	head int
 }
+
+// retained returns the sequences of the key's retained events.
+func (k *streamKey) retained() []uint64 { return k.seqs[k.head:] }
 
 // get returns the key's entry, nil when the stream has no event of it.
 func (t *keyTable) get(key string) *streamKey {
@@ -69,21 +74,21 @@ func (t *keyTable) name(i uint32) string {
 // dropOldest forgets the oldest retained event of key i, which compaction
 // removes.
 func (t *keyTable) dropOldest(i uint32) {
-	k := &t.list[i]
-	k.seqs = k.seqs[1:]
+	t.list[i].head++
 }
 
-// trim gives back the memory of the keys' dropped sequences: a key left
-// with none holds no array, one using under a quarter of its array gets a
-// fitting one.
+// trim gives back the memory of the keys' compacted sequences once they
+// are half of a key's: a key left with none holds no array, another gets
+// an array of its retained ones. Copying only then costs each retained
+// sequence O(1) copies over its life.
 func (t *keyTable) trim(keys map[uint32]struct{}) {
 	for i := range keys {
 		k := &t.list[i]
 		switch {
-		case len(k.seqs) == 0:
-			k.seqs = nil
-		case 4*len(k.seqs) < cap(k.seqs):
-			k.seqs = slices.Clone(k.seqs)
+		case k.head == len(k.seqs):
+			k.seqs, k.head = nil, 0
+		case 2*k.head >= len(k.seqs):
+			k.seqs, k.head = slices.Clone(k.retained()), 0
 		}
 	}
 }
@@ -143,13 +148,13 @@ func (l *streamLog) readKey(stream, key string, strs *stringTable, after uint64,
 		return nil
 	}
 	k := l.keys.get(key)
-	if k == nil || after >= k.version || len(k.seqs) == 0 {
+	if k == nil || after >= k.version || len(k.retained()) == 0 {
 		return nil
 	}
 	// Compacted events read as if the key started after them.
-	dropped := k.version - uint64(len(k.seqs))
+	dropped := k.version - uint64(len(k.retained()))
 	after = max(after, dropped)
-	seqs := k.seqs[after-dropped:]
+	seqs := k.retained()[after-dropped:]
 	n := min(len(seqs), limit)
 	return l.messages(stream, strs, n, func(i int) uint64 { return seqs[i] })
 }

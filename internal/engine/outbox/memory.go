@@ -139,8 +139,48 @@ func (m *Memory) Pending(ctx context.Context, limit int) ([]Entry, error) {
 	}
 	out := make([]Entry, 0, n)
 	for _, c := range m.chunks {
-		out = c.appendLive(out, n)
+		out = c.appendLive(out, 0, n)
 		if len(out) == n {
+			break
+		}
+	}
+	return out, nil
+}
+
+// Scan calls fn with every pending entry, oldest first, as Outbox.Scan
+// says: a page of ScanPage entries at a time, none of them under the lock.
+func (m *Memory) Scan(ctx context.Context, fn func(Entry) error) error {
+	page := make([]Entry, 0, ScanPage)
+	var after uint64 // the position of the last entry visited
+	for {
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("scan: %w", err)
+		}
+		var err error
+		if page, err = m.pendingAfter(after, page[:0]); err != nil || len(page) == 0 {
+			return err
+		}
+		for _, e := range page {
+			if err := fn(e); err != nil {
+				return err
+			}
+		}
+		after = page[len(page)-1].Position
+		clear(page) // let dispatched messages go while the next page is read
+	}
+}
+
+// pendingAfter appends to out, up to its capacity, the pending entries
+// with a position after the given one, oldest first.
+func (m *Memory) pendingAfter(after uint64, out []Entry) ([]Entry, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return nil, ErrClosed
+	}
+	k := sort.Search(len(m.chunks), func(i int) bool { return m.chunks[i].first+chunkLen > after+1 })
+	for _, c := range m.chunks[k:] {
+		if out = c.appendLive(out, after, cap(out)); len(out) == cap(out) {
 			break
 		}
 	}

@@ -53,12 +53,17 @@ func (c *chunk) dispatch(pos uint64) bool {
 // done reports whether the chunk is full and every entry dispatched.
 func (c *chunk) done() bool { return c.dispatched == chunkLen }
 
-// appendLive appends the chunk's live entries to out, up to n in all.
-func (c *chunk) appendLive(out []Entry, n int) []Entry {
+// appendLive appends the chunk's live entries with a position after the
+// given one to out, up to n in all.
+func (c *chunk) appendLive(out []Entry, after uint64, n int) []Entry {
 	if c.dispatched == c.n {
 		return out
 	}
-	for i := 0; i < c.n && len(out) < n; i++ {
+	start := 0
+	if after >= c.first {
+		start = int(min(after-c.first+1, uint64(c.n)))
+	}
+	for i := start; i < c.n && len(out) < n; i++ {
 		if !c.gone[i] {
 			out = append(out, c.entries[i])
 		}

@@ -16,6 +16,10 @@ var ErrFull = errors.New("outbox full")
 // ErrClosed is returned after Close.
 var ErrClosed = errors.New("outbox closed")
 
+// ScanPage is how many entries Scan reads under the outbox's lock at a time:
+// a scan of a million pending entries never copies them all at once.
+const ScanPage = 1024
+
 // Entry is a message waiting in the outbox.
 type Entry struct {
 	// Position orders entries; it is unique within one outbox.
@@ -34,6 +38,13 @@ type Outbox interface {
 	// Pending returns up to limit entries not yet marked dispatched, oldest
 	// first.
 	Pending(ctx context.Context, limit int) ([]Entry, error)
+	// Scan calls fn with every entry not yet dispatched, oldest first, and
+	// stops at fn's first error, which it returns. It reads the entries a
+	// page at a time and holds no lock while fn runs, so fn may call the
+	// outbox; entries enqueued or dispatched during the scan may or may not
+	// be visited. The engine scans at start, before it takes requests, to
+	// learn what was accepted but is not stored yet.
+	Scan(ctx context.Context, fn func(Entry) error) error
 	// MarkDispatched removes entries by position. Unknown positions are
 	// ignored, so marking twice is harmless.
 	MarkDispatched(ctx context.Context, positions []uint64) error

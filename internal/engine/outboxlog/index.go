@@ -84,9 +84,12 @@ func (x *pendingIndex) copyLive(msgs []engine.Message, positions []uint64) int {
 	return n
 }
 
-// appendLive appends up to n pending entries, oldest first, to out.
-func (x *pendingIndex) appendLive(out []outbox.Entry, n int) []outbox.Entry {
-	for i := x.head; i < len(x.q) && len(out) < n; i++ {
+// appendLive appends up to n pending entries with a position after the
+// given one, oldest first, to out.
+func (x *pendingIndex) appendLive(out []outbox.Entry, after uint64, n int) []outbox.Entry {
+	q := x.q[x.head:]
+	start := x.head + sort.Search(len(q), func(i int) bool { return q[i].Position > after })
+	for i := start; i < len(x.q) && len(out) < n; i++ {
 		if !x.q[i].gone {
 			out = append(out, x.q[i].Entry)
 		}

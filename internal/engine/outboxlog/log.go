@@ -166,7 +166,37 @@ func (o *Log) Pending(ctx context.Context, limit int) ([]outbox.Entry, error) {
 	if n <= 0 {
 		return nil, nil
 	}
-	return o.index.appendLive(make([]outbox.Entry, 0, n), n), nil
+	return o.index.appendLive(make([]outbox.Entry, 0, n), 0, n), nil
+}
+
+// Scan calls fn with every pending entry, oldest first, as
+// outbox.Outbox.Scan says: a page of outbox.ScanPage entries at a time from
+// the in-memory index, none of them under the lock. After a restart that is
+// every entry the log replayed as not dispatched.
+func (o *Log) Scan(ctx context.Context, fn func(outbox.Entry) error) error {
+	page := make([]outbox.Entry, 0, outbox.ScanPage)
+	var after uint64 // the position of the last entry visited
+	for {
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("scan: %w", err)
+		}
+		if o.closed.Load() {
+			return outbox.ErrClosed
+		}
+		o.mu.Lock()
+		page = o.index.appendLive(page[:0], after, cap(page))
+		o.mu.Unlock()
+		if len(page) == 0 {
+			return nil
+		}
+		for _, e := range page {
+			if err := fn(e); err != nil {
+				return err
+			}
+		}
+		after = page[len(page)-1].Position
+		clear(page) // let dispatched messages go while the next page is read
+	}
 }
 
 // PendingInto is Pending into the caller's buffers (see outbox.Memory).

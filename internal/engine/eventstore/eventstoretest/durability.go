@@ -19,6 +19,8 @@ var reopenBehaviours = []reopenBehaviour{
 	{"EventsSurviveReopening", Features{Durable: true}, testEventsSurviveReopening},
 	{"IdempotencyRecordsSurviveReopening", Features{Durable: true}, testIdempotencyRecordsSurviveReopening},
 	{"CompactionSurvivesReopening", Features{Compaction: true, Durable: true}, testCompactionSurvivesReopening},
+	{"KeysAndTheirVersionsSurviveReopening", Features{Durable: true}, testKeysAndTheirVersionsSurviveReopening},
+	{"VersionsOfCompactedKeysSurviveReopening", Features{Compaction: true, Durable: true}, testVersionsOfCompactedKeysSurviveReopening},
 }
 
 func testEventsSurviveReopening(t *testing.T, st *storage) {
@@ -95,4 +97,38 @@ func testCompactionSurvivesReopening(t *testing.T, st *storage) {
 		t.Fatalf("append of a compacted id and a retained one after reopening: got %d appended at %d and %d, "+
 			"want 1 at 11 and the stored 10", res.Appended, res.Events[0].Sequence, res.Events[1].Sequence)
 	}
+}
+
+func testKeysAndTheirVersionsSurviveReopening(t *testing.T, st *storage) {
+	s := st.open(t)
+	stored := mustAppend(t, s, ordersStream, eventstore.Any, keyed("a1", "a", 0), keyed("b1", "b", 0), keyed("a2", "a", 0)).Events
+
+	s = st.reopen(t, s)
+	checkKeyHolds(t, s, ordersStream, "a", []engine.Message{stored[0], stored[2]}, 2)
+	checkKeyHolds(t, s, ordersStream, "b", stored[1:2], 1)
+	got, ok := mustLookup(t, s, ordersStream, "a2")
+	if !ok {
+		t.Fatal("Lookup(a2) after reopening: not found")
+	}
+	checkStored(t, "Lookup(a2) after reopening", got, stored[2])
+	// A retry keeps its version; new events go on from the kept versions.
+	res := mustAppend(t, s, ordersStream, eventstore.Any, keyed("a2", "a", 0), keyed("a3", "a", 3), keyed("b2", "b", 0))
+	checkStored(t, "retried a2 after reopening", res.Events[0], stored[2])
+	checkVersions(t, "a3 after reopening", res.Events[1:2], "a", 3, 1)
+	checkVersions(t, "b2 after reopening", res.Events[2:], "b", 2, 1)
+}
+
+func testVersionsOfCompactedKeysSurviveReopening(t *testing.T, st *storage) {
+	s := st.open(t)
+	mustAppend(t, s, ordersStream, eventstore.Any, keyed("a1", "a", 0), keyed("a2", "a", 0), keyed("b1", "b", 0))
+	mustCompact(t, s, ordersStream, 3, 2) // every event of a
+
+	s = st.reopen(t, s)
+	checkKeyHolds(t, s, ordersStream, "a", nil, 2)
+	if _, ok := mustLookup(t, s, ordersStream, "a1"); ok {
+		t.Error("Lookup of compacted a1 after reopening: found, want nothing")
+	}
+	next := mustAppend(t, s, ordersStream, eventstore.Any, keyed("a3", "a", 0)).Events
+	checkVersions(t, "a3 after compaction and reopening", next, "a", 3, 1)
+	checkKeyHolds(t, s, ordersStream, "a", next, 3)
 }

@@ -75,7 +75,9 @@ var groups = []struct {
 	{Features{}, concurrencyBehaviours},
 	{Features{}, subscribeBehaviours},
 	{Features{}, closeBehaviours},
+	{Features{}, keyBehaviours},
 	{Features{Compaction: true}, compactionBehaviours},
+	{Features{Compaction: true}, keyCompactionBehaviours},
 }
 
 // Run runs every behaviour as a subtest of t, each on storage of its own
@@ -200,15 +202,15 @@ func mustVersion(t *testing.T, s eventstore.Store, stream string) uint64 {
 }
 
 // content is what a store must keep of m as given: everything but the fields
-// it assigns (Sequence, Position, Time) and the decoded Value. Empty headers
-// and payloads compare equal to nil ones.
+// it assigns (Sequence, Position, Time, Version) and the decoded Value.
+// Empty headers and payloads compare equal to nil ones.
 func content(m engine.Message) string {
 	headers := m.Headers
 	if len(headers) == 0 {
 		headers = nil
 	}
-	return fmt.Sprintf("id=%q name=%q stream=%q corr=%q caus=%q type=%q headers=%v payload=%q",
-		m.ID, m.Name, m.Stream, m.CorrelationID, m.CausationID, m.ContentType, headers, m.Payload)
+	return fmt.Sprintf("id=%q name=%q stream=%q key=%q corr=%q caus=%q type=%q headers=%v payload=%q",
+		m.ID, m.Name, m.Stream, m.Key, m.CorrelationID, m.CausationID, m.ContentType, headers, m.Payload)
 }
 
 // checkContent fails when got does not hold want's content in stream.
@@ -222,13 +224,13 @@ func checkContent(t *testing.T, what string, got, want engine.Message, stream st
 }
 
 // checkStored fails when got is not the same stored event as want: content,
-// sequence, position and time.
+// sequence, position, time and version.
 func checkStored(t *testing.T, what string, got, want engine.Message) {
 	t.Helper()
 	checkContent(t, what, got, want, want.Stream)
-	if got.Sequence != want.Sequence || got.Position != want.Position || !got.Time.Equal(want.Time) {
-		t.Errorf("%s: got sequence %d position %d time %s, want %d %d %s",
-			what, got.Sequence, got.Position, got.Time, want.Sequence, want.Position, want.Time)
+	if got.Sequence != want.Sequence || got.Position != want.Position || !got.Time.Equal(want.Time) || got.Version != want.Version {
+		t.Errorf("%s: got sequence %d position %d time %s version %d, want %d %d %s %d",
+			what, got.Sequence, got.Position, got.Time, got.Version, want.Sequence, want.Position, want.Time, want.Version)
 	}
 }
 

@@ -71,6 +71,9 @@ var behaviours = []struct {
 	{"HasRoomFollowsEnqueueAndMarkDispatched", Features{HasRoom: true}, testHasRoom},
 	{"PendingIntoCopiesWhatPendingReturns", Features{PendingInto: true}, testPendingInto},
 	{"EntriesNotMarkedSurviveReopening", Features{Durable: true}, testEntriesNotMarkedSurviveReopening},
+	{"ScanVisitsEveryPendingEntryOldestFirst", Features{}, testScanVisitsEveryPendingEntryOldestFirst},
+	{"ScanStopsAtTheFirstErrorOfFn", Features{}, testScanStopsAtTheFirstErrorOfFn},
+	{"ScanAfterReopeningVisitsTheEntriesLeftPending", Features{Durable: true}, testScanAfterReopeningVisitsTheEntriesLeftPending},
 }
 
 // Run runs every behaviour as a subtest of t, each on storage of its own
@@ -488,4 +491,135 @@ func testEntriesNotMarkedSurviveReopening(t *testing.T, newOutbox NewOutbox) {
 	if last, before := after[len(after)-1].Position, pending[len(pending)-1].Position; last <= before {
 		t.Fatalf("position of an entry enqueued after reopening: got %d, want more than %d", last, before)
 	}
+}
+
+// mustScan returns the entries Scan visits and fails the test on error or
+// when an entry comes again or out of order (which also ends a scan that
+// would loop).
+func mustScan(t *testing.T, ob outbox.Outbox) []outbox.Entry {
+	t.Helper()
+	var got []outbox.Entry
+	if err := ob.Scan(t.Context(), func(e outbox.Entry) error {
+		if n := len(got); n > 0 && e.Position <= got[n-1].Position {
+			return fmt.Errorf("visited position %d after %d, want oldest first, each once", e.Position, got[n-1].Position)
+		}
+		got = append(got, e)
+		return nil
+	}); err != nil {
+		t.Fatalf("Scan: got error %v, want nil", err)
+	}
+	return got
+}
+
+// keyedMessages returns messages as messages does, each of key k<i%7> with
+// a version, as ingest enqueues them.
+func keyedMessages(stream, prefix string, n int) []engine.Message {
+	msgs := messages(stream, prefix, n)
+	for i := range msgs {
+		msgs[i].Key, msgs[i].Version = fmt.Sprintf("k%d", i%7), uint64(i/7+1)
+	}
+	return msgs
+}
+
+// checkScanned fails unless got are the entries of want, in order, with
+// their positions, keys and versions.
+func checkScanned(t *testing.T, what string, got, want []outbox.Entry) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Fatalf("%s: got %d entries, want %d", what, len(got), len(want))
+	}
+	for i := range got {
+		g, w := got[i], want[i]
+		if g.Position != w.Position || g.Message.ID != w.Message.ID || g.Message.Key != w.Message.Key ||
+			g.Message.Version != w.Message.Version || string(g.Message.Payload) != string(w.Message.Payload) {
+			t.Fatalf("%s: entry %d is %q at %d (key %q version %d), want %q at %d (key %q version %d)", what, i,
+				g.Message.ID, g.Position, g.Message.Key, g.Message.Version, w.Message.ID, w.Position, w.Message.Key, w.Message.Version)
+		}
+	}
+}
+
+// markScattered marks the first ten entries and every third after them,
+// leaving holes across several of Scan's pages.
+func markScattered(t *testing.T, ob outbox.Outbox, entries []outbox.Entry) {
+	t.Helper()
+	var marked []uint64
+	for i, e := range entries {
+		if i < 10 || i%3 == 0 {
+			marked = append(marked, e.Position)
+		}
+	}
+	mustMark(t, ob, marked)
+}
+
+func testScanVisitsEveryPendingEntryOldestFirst(t *testing.T, newOutbox NewOutbox) {
+	// More than two of Scan's pages, so that it pages across holes.
+	const n = 2*outbox.ScanPage + 500
+	ob := open(t, newOutbox, n)
+	if got := mustScan(t, ob); len(got) != 0 {
+		t.Fatalf("Scan of an empty outbox: got %d entries, want none", len(got))
+	}
+	mustEnqueue(t, ob, keyedMessages("s", "a", n))
+	markScattered(t, ob, mustPending(t, ob, n))
+	want := mustPending(t, ob, n)
+	checkScanned(t, "Scan", mustScan(t, ob), want)
+
+	// fn may call the outbox: Scan holds no lock while it runs.
+	visited := 0
+	err := ob.Scan(t.Context(), func(e outbox.Entry) error {
+		visited++
+		if visited%outbox.ScanPage == 1 {
+			return ob.MarkDispatched(t.Context(), []uint64{e.Position})
+		}
+		return nil
+	})
+	if err != nil || visited != len(want) {
+		t.Fatalf("Scan whose fn marks entries: got %d visited, %v, want %d, nil", visited, err, len(want))
+	}
+	if got := ob.Len(); got != len(want)-(len(want)+outbox.ScanPage-1)/outbox.ScanPage {
+		t.Fatalf("Len after fn marked one entry per page: got %d, want %d", got, len(want)-(len(want)+outbox.ScanPage-1)/outbox.ScanPage)
+	}
+
+	if err := ob.Close(); err != nil {
+		t.Fatalf("Close: got %v, want nil", err)
+	}
+	if err := ob.Scan(t.Context(), func(outbox.Entry) error { return nil }); !errors.Is(err, outbox.ErrClosed) {
+		t.Fatalf("Scan after Close: got %v, want ErrClosed", err)
+	}
+}
+
+func testScanStopsAtTheFirstErrorOfFn(t *testing.T, newOutbox NewOutbox) {
+	ob := open(t, newOutbox, 100)
+	mustEnqueue(t, ob, messages("s", "a", 10))
+	stop := errors.New("stop")
+	var visited []string
+	err := ob.Scan(t.Context(), func(e outbox.Entry) error {
+		visited = append(visited, e.Message.ID)
+		if len(visited) == 4 {
+			return fmt.Errorf("entry %q: %w", e.Message.ID, stop)
+		}
+		return nil
+	})
+	if !errors.Is(err, stop) {
+		t.Fatalf("Scan: got error %v, want fn's", err)
+	}
+	if want := msgIDs(messages("s", "a", 4)); !slices.Equal(visited, want) {
+		t.Fatalf("Scan visited %v, want %v and no more", visited, want)
+	}
+	if got := ob.Len(); got != 10 {
+		t.Fatalf("Len after Scan: got %d, want 10 (Scan must not remove)", got)
+	}
+}
+
+func testScanAfterReopeningVisitsTheEntriesLeftPending(t *testing.T, newOutbox NewOutbox) {
+	const n = outbox.ScanPage + 100
+	ob := open(t, newOutbox, n)
+	mustEnqueue(t, ob, keyedMessages("s", "a", n))
+	markScattered(t, ob, mustPending(t, ob, n))
+	want := mustPending(t, ob, n)
+	if err := ob.Close(); err != nil {
+		t.Fatalf("Close: got %v, want nil", err)
+	}
+
+	again := open(t, newOutbox, n)
+	checkScanned(t, "Scan after reopening", mustScan(t, again), want)
 }
