@@ -172,14 +172,8 @@ func New(cfg Config) (*Engine, error) {
 // restoreVersions hands the version table the events a restart found in the
 // outbox: accepted, with their versions, and not yet stored.
 func restoreVersions(table *versions.Table, ob outbox.Outbox) error {
-	scanner, ok := ob.(interface {
-		Scan(context.Context, func(outbox.Entry) error) error
-	})
-	if !ok {
-		return nil
-	}
-	batch := make([]engine.Message, 0, 1024)
-	err := scanner.Scan(context.Background(), func(e outbox.Entry) error {
+	batch := make([]engine.Message, 0, outbox.ScanPage)
+	err := ob.Scan(context.Background(), func(e outbox.Entry) error {
 		batch = append(batch, e.Message)
 		if len(batch) == cap(batch) {
 			table.Restore(batch)
