@@ -26,12 +26,26 @@ type idState struct {
 
 // idClaim is one request's hold on the IDs it brings.
 type idClaim struct {
-	done   chan struct{} // closed once the request has decided
 	stream string
-	ids    []string
 	// prior holds the IDs that were already accepted, as their events.
-	prior    map[string]engine.Message
-	accepted bool
+	prior map[string]engine.Message
+
+	mu   sync.Mutex
+	done chan struct{} // made for the first waiter, closed on release
+	over bool
+}
+
+// wait returns a channel closed once the claim is released.
+func (c *idClaim) wait() <-chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.done == nil {
+		c.done = make(chan struct{})
+		if c.over {
+			close(c.done)
+		}
+	}
+	return c.done
 }
 
 // claimIDs claims every ID of the request. An ID claimed by another request
@@ -39,55 +53,52 @@ type idClaim struct {
 // wait for each other. Generated IDs are claimed too, although nobody else
 // can hold them: the claim is what lets idStored, should the processor store
 // the event before acceptedIDs runs, say so.
-func (t *Table) claimIDs(ctx context.Context, req Request) (*idClaim, error) {
-	c := &idClaim{done: make(chan struct{}), stream: req.Stream}
+func (t *Table) claimIDs(ctx context.Context, c *idClaim, events []engine.Message) error {
 	for {
-		busy := t.tryClaimAll(c, req)
+		busy := t.tryClaimAll(c, events)
 		if busy == nil {
-			return c, nil
+			return nil
 		}
 		select {
-		case <-busy:
+		case <-busy.wait():
 		case <-ctx.Done():
-			close(c.done)
-			return nil, ctx.Err()
+			return ctx.Err()
 		}
 	}
 }
 
-// tryClaimAll claims the request's IDs, or, when another request holds one,
-// gives back what it claimed and returns that request's done channel.
-func (t *Table) tryClaimAll(c *idClaim, req Request) <-chan struct{} {
-	for i := range req.Events {
-		id := req.Events[i].ID
-		k := streamKey{req.Stream, id}
+// tryClaimAll claims the events' IDs, or, when another request holds one,
+// gives back what it claimed and returns that request's claim.
+func (t *Table) tryClaimAll(c *idClaim, events []engine.Message) *idClaim {
+	for i := range events {
+		id := events[i].ID
+		k := streamKey{c.stream, id}
 		s := &t.ids[t.shard(k)]
 		s.mu.Lock()
 		st, ok := s.ids[k]
 		switch {
 		case !ok:
 			s.ids[k] = idState{claimedBy: c}
-			c.ids = append(c.ids, id)
 		case st.claimedBy == c: // the same ID twice in the request
 		case st.claimedBy != nil:
 			s.mu.Unlock()
-			t.unclaim(c)
-			return st.claimedBy.done
+			t.unclaim(c, events[:i])
+			return st.claimedBy
 		default:
 			if c.prior == nil {
 				c.prior = make(map[string]engine.Message)
 			}
-			c.prior[id] = engine.Message{ID: id, Stream: req.Stream, Key: st.key, Version: st.version}
+			c.prior[id] = engine.Message{ID: id, Stream: c.stream, Key: st.key, Version: st.version}
 		}
 		s.mu.Unlock()
 	}
 	return nil
 }
 
-// unclaim drops the claims c still holds.
-func (t *Table) unclaim(c *idClaim) {
-	for _, id := range c.ids {
-		k := streamKey{c.stream, id}
+// unclaim drops the claims c holds on the events' IDs.
+func (t *Table) unclaim(c *idClaim, events []engine.Message) {
+	for i := range events {
+		k := streamKey{c.stream, events[i].ID}
 		s := &t.ids[t.shard(k)]
 		s.mu.Lock()
 		if st, ok := s.ids[k]; ok && st.claimedBy == c {
@@ -95,15 +106,19 @@ func (t *Table) unclaim(c *idClaim) {
 		}
 		s.mu.Unlock()
 	}
-	c.ids = c.ids[:0]
 	clear(c.prior)
 }
 
 // release ends the request's claim: IDs it accepted are recorded already
 // (acceptedIDs); the others are given back. Requests waiting for it go on.
-func (c *idClaim) release(t *Table) {
-	t.unclaim(c)
-	close(c.done)
+func (t *Table) release(c *idClaim, events []engine.Message) {
+	t.unclaim(c, events)
+	c.mu.Lock()
+	c.over = true
+	if c.done != nil {
+		close(c.done)
+	}
+	c.mu.Unlock()
 }
 
 // acceptedIDs records the events' IDs as accepted, replacing the claims.

@@ -47,12 +47,15 @@ func (t *Table) keyShardOf(k streamKey) *keyShard { return &t.keys[t.shard(k)] }
 // lockKeys takes the keys of the fresh events, in sorted order so that two
 // requests over the same keys cannot each hold one the other waits for, and
 // loads the version of any key the table does not know.
-func (t *Table) lockKeys(ctx context.Context, stream string, events []engine.Message, fresh []int) ([]heldKey, error) {
+func (t *Table) lockKeys(ctx context.Context, stream string, msgs []engine.Message) ([]heldKey, error) {
 	var names []string
-	for _, i := range fresh {
-		if k := events[i].Key; k != "" && !slices.Contains(names, k) {
+	for i := range msgs {
+		if k := msgs[i].Key; k != "" && !slices.Contains(names, k) {
 			names = append(names, k)
 		}
+	}
+	if len(names) == 0 {
+		return nil, nil
 	}
 	slices.Sort(names)
 	held := make([]heldKey, 0, len(names))
@@ -136,8 +139,14 @@ func entryOf(held []heldKey, key string) *keyEntry {
 }
 
 // checkAndNumber checks the request's condition against its key's version
-// and gives the fresh events their versions, in request order.
-func (t *Table) checkAndNumber(req Request, fresh []int, held []heldKey) error {
+// and gives the new events their versions, in request order.
+func (t *Table) checkAndNumber(stream string, expect Expect, msgs []engine.Message, held []heldKey) error {
+	if len(held) == 0 {
+		for i := range msgs {
+			msgs[i].Version = 0
+		}
+		return nil
+	}
 	next := make(map[string]uint64, len(held))
 	for _, h := range held {
 		s := t.keyShardOf(h.k)
@@ -145,20 +154,20 @@ func (t *Table) checkAndNumber(req Request, fresh []int, held []heldKey) error {
 		next[h.k.name] = h.entry.version
 		s.mu.Unlock()
 	}
-	if req.Expect != Any {
-		key := req.Events[0].Key
-		if current := next[key]; !req.Expect.Holds(current) {
-			return &ConflictError{Stream: req.Stream, Key: key, Expected: req.Expect, Current: current}
+	if expect != Any {
+		key := msgs[0].Key
+		if current := next[key]; !expect.Holds(current) {
+			return &ConflictError{Stream: stream, Key: key, Expected: expect, Current: current}
 		}
 	}
-	for _, i := range fresh {
-		ev := &req.Events[i]
-		if ev.Key == "" {
-			ev.Version = 0
+	for i := range msgs {
+		m := &msgs[i]
+		if m.Key == "" {
+			m.Version = 0
 			continue
 		}
-		next[ev.Key]++
-		ev.Version = next[ev.Key]
+		next[m.Key]++
+		m.Version = next[m.Key]
 	}
 	return nil
 }

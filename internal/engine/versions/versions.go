@@ -82,12 +82,9 @@ func New(store Store) *Table {
 type streamKey struct{ stream, name string }
 
 func (t *Table) shard(k streamKey) int {
-	var h maphash.Hash
-	h.SetSeed(t.seed)
-	h.WriteString(k.stream)
-	h.WriteByte(0)
-	h.WriteString(k.name)
-	return int(h.Sum64() % shards)
+	// The stream is left out of the hash: it is in the map key, and an ID or a
+	// key is rarely used in two streams at once.
+	return int(maphash.String(t.seed, k.name) % shards)
 }
 
 // Accept reserves the request's IDs and versions, checks its condition and
@@ -106,54 +103,37 @@ func (t *Table) Accept(ctx context.Context, req Request, enqueue func([]engine.M
 	if req.Expect != Any && !oneKey(req.Events) {
 		return nil, ErrConditionNeedsOneKey
 	}
-	claim, err := t.claimIDs(ctx, req)
+	c := &idClaim{stream: req.Stream}
+	if err := t.claimIDs(ctx, c, req.Events); err != nil {
+		return nil, err
+	}
+	defer t.release(c, req.Events)
+	rep, err := t.findRepeats(ctx, req, c)
 	if err != nil {
 		return nil, err
 	}
-	defer claim.release(t)
-	views, fresh, err := t.findRepeats(ctx, req, claim)
-	if err != nil {
-		return nil, err
+	msgs := req.Events // the usual case: every event is new
+	if rep != nil {
+		if msgs = rep.freshEvents(req.Events); len(msgs) == 0 {
+			return rep.views, nil
+		}
 	}
-	if len(fresh) == 0 {
-		fillRepeats(views, req.Events)
-		return views, nil
-	}
-	held, err := t.lockKeys(ctx, req.Stream, req.Events, fresh)
+	held, err := t.lockKeys(ctx, req.Stream, msgs)
 	if err != nil {
 		return nil, err
 	}
 	defer t.unlockKeys(held)
-	if err := t.checkAndNumber(req, fresh, held); err != nil {
+	if err := t.checkAndNumber(req.Stream, req.Expect, msgs, held); err != nil {
 		return nil, err
-	}
-	msgs := make([]engine.Message, len(fresh))
-	for j, i := range fresh {
-		msgs[j] = req.Events[i]
 	}
 	if err := enqueue(msgs); err != nil {
 		return nil, err
 	}
 	t.accepted(req.Stream, msgs, held)
-	claim.accepted = true
-	for j, i := range fresh {
-		views[i] = msgs[j]
+	if rep == nil {
+		return msgs, nil
 	}
-	fillRepeats(views, req.Events)
-	return views, nil
-}
-
-// fillRepeats gives an event that repeats an ID earlier in the same request
-// the view of that earlier event.
-func fillRepeats(views, events []engine.Message) {
-	first := make(map[string]int, len(events))
-	for i := range events {
-		if j, ok := first[events[i].ID]; ok {
-			views[i] = views[j]
-		} else {
-			first[events[i].ID] = i
-		}
-	}
+	return rep.fill(msgs), nil
 }
 
 func oneKey(events []engine.Message) bool {
@@ -168,37 +148,94 @@ func oneKey(events []engine.Message) bool {
 	return true
 }
 
-// findRepeats sorts the request's events into repeats of events the stream
-// already has (their views filled in) and fresh ones (their indexes).
-// Repeats within the request are left with an empty view, filled in once the
-// first one has its version.
-func (t *Table) findRepeats(ctx context.Context, req Request, claim *idClaim) ([]engine.Message, []int, error) {
-	views := make([]engine.Message, len(req.Events))
-	fresh := make([]int, 0, len(req.Events))
-	seen := make(map[string]bool, len(req.Events))
+// repeats records the events of a request whose IDs the stream already has
+// (views[i] is that earlier event) or an earlier event of the request has
+// (views[i] is filled in by fill, once that one has its version).
+type repeats struct {
+	views  []engine.Message
+	repeat []bool
+	// sameAs maps a repeat within the request to its first event.
+	sameAs map[int]int
+	fresh  []int
+}
+
+func (r *repeats) freshEvents(events []engine.Message) []engine.Message {
+	for i := range events {
+		if !r.repeat[i] {
+			r.fresh = append(r.fresh, i)
+		}
+	}
+	msgs := make([]engine.Message, len(r.fresh))
+	for k, i := range r.fresh {
+		msgs[k] = events[i]
+	}
+	return msgs
+}
+
+// fill completes the views with the accepted events.
+func (r *repeats) fill(accepted []engine.Message) []engine.Message {
+	for k, i := range r.fresh {
+		r.views[i] = accepted[k]
+	}
+	for i, j := range r.sameAs {
+		r.views[i] = r.views[j]
+	}
+	return r.views
+}
+
+// findRepeats finds the request's events that are not new to the stream,
+// or returns nil when every one is (without allocating for a single event).
+func (t *Table) findRepeats(ctx context.Context, req Request, c *idClaim) (*repeats, error) {
+	var rep *repeats
+	mark := func(i int, view engine.Message) {
+		if rep == nil {
+			n := len(req.Events)
+			rep = &repeats{views: make([]engine.Message, n), repeat: make([]bool, n)}
+		}
+		rep.views[i], rep.repeat[i] = view, true
+	}
+	var first map[string]int
+	if len(req.Events) > 1 {
+		first = make(map[string]int, len(req.Events))
+	}
 	for i := range req.Events {
 		ev := &req.Events[i]
-		if seen[ev.ID] {
-			continue
-		}
-		seen[ev.ID] = true
-		if prior, ok := claim.prior[ev.ID]; ok {
-			views[i] = prior
-			continue
-		}
-		if !generated(req, i) {
-			stored, ok, err := t.store.Lookup(ctx, req.Stream, ev.ID)
-			if err != nil {
-				return nil, nil, fmt.Errorf("look up event %q in stream %q: %w", ev.ID, req.Stream, err)
-			}
-			if ok {
-				views[i] = stored
+		if first != nil {
+			if j, ok := first[ev.ID]; ok {
+				mark(i, engine.Message{})
+				if rep.sameAs == nil {
+					rep.sameAs = make(map[int]int)
+				}
+				rep.sameAs[i] = j
 				continue
 			}
+			first[ev.ID] = i
 		}
-		fresh = append(fresh, i)
+		if prior, ok := c.prior[ev.ID]; ok {
+			mark(i, prior)
+			continue
+		}
+		if generated(req, i) {
+			continue
+		}
+		stored, ok, err := t.store.Lookup(ctx, req.Stream, ev.ID)
+		if err != nil {
+			return nil, fmt.Errorf("look up event %q in stream %q: %w", ev.ID, req.Stream, err)
+		}
+		if ok {
+			mark(i, stored)
+		}
 	}
-	return views, fresh, nil
+	if rep != nil {
+		// A repeat within the request of an event the stream has is
+		// answered now: nothing may be left to append.
+		for i, j := range rep.sameAs {
+			if rep.repeat[j] {
+				rep.views[i] = rep.views[j]
+			}
+		}
+	}
+	return rep, nil
 }
 
 func generated(req Request, i int) bool { return req.Generated != nil && req.Generated[i] }
