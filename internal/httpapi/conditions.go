@@ -20,7 +20,8 @@ func appendCondition(r *http.Request) (versions.Expect, *Problem) {
 		return versions.Any, badCondition("give If-Match or If-None-Match, not both")
 	case hasNoneMatch:
 		if ifNoneMatch != "*" {
-			return versions.Any, badCondition(fmt.Sprintf("If-None-Match on an append must be *, got %q; to append at a version use If-Match", ifNoneMatch))
+			return versions.Any, badCondition(fmt.Sprintf(
+				"If-None-Match on an append must be *, got %q; to append at a version use If-Match", ifNoneMatch))
 		}
 		return versions.NoEvents, nil
 	case hasMatch:

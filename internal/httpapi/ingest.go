@@ -110,7 +110,9 @@ func (h *Handler) ingestInto(w http.ResponseWriter, r *http.Request, ns, stream,
 	for i := range msgs {
 		ids[i] = msgs[i].ID
 	}
-	writeJSON(w, http.StatusAccepted, acceptedBatch{Accepted: true, Stream: stream, Count: len(ids), IDs: ids, Key: last.Key, Version: last.Version})
+	writeJSON(w, http.StatusAccepted, acceptedBatch{
+		Accepted: true, Stream: stream, Count: len(ids), IDs: ids, Key: last.Key, Version: last.Version,
+	})
 	return nil
 }
 
@@ -230,7 +232,9 @@ func checkKeys(ev core.Event) *Problem {
 // ingestWaitingForRoom ingests, retrying while the outbox is full for up to
 // FullOutboxWait (backing off from 1ms to 16ms between tries). A full
 // outbox refuses before validating, so each retry costs next to nothing.
-func (h *Handler) ingestWaitingForRoom(ctx context.Context, stream string, events []core.Event, expect versions.Expect) ([]engine.Message, error) {
+func (h *Handler) ingestWaitingForRoom(
+	ctx context.Context, stream string, events []core.Event, expect versions.Expect,
+) ([]engine.Message, error) {
 	msgs, err := h.cfg.Engine.IngestIf(ctx, stream, events, expect)
 	if !errors.Is(err, outbox.ErrFull) || h.cfg.FullOutboxWait < 0 {
 		return msgs, err

@@ -231,7 +231,8 @@ func TestReadsOfAKeyPageByVersionAndAnswerNotModified(t *testing.T) {
 		page, r := a.readKey(orderPath + tt.query)
 		expectStatus(t, r, http.StatusOK)
 		if len(page.Events) != tt.n || page.Next != tt.next || page.Version != tt.version {
-			t.Fatalf("%s: %d events, next %d, version %d; want %d, %d, %d", tt.query, len(page.Events), page.Next, page.Version, tt.n, tt.next, tt.version)
+			t.Fatalf("%s: %d events, next %d, version %d; want %d, %d, %d",
+				tt.query, len(page.Events), page.Next, page.Version, tt.n, tt.next, tt.version)
 		}
 		if tt.n > 0 && page.Events[0].Version != uint64(tt.first) {
 			t.Fatalf("%s starts at version %d, want %d", tt.query, page.Events[0].Version, tt.first)

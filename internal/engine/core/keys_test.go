@@ -25,11 +25,11 @@ func diskEngine(t *testing.T, dir string) (*core.Engine, *disk.Storage) {
 	return e, st
 }
 
-func ingestKeyed(t *testing.T, e *core.Engine, key string, expect versions.Expect, ids ...string) ([]engine.Message, error) {
+func ingestOrder1(t *testing.T, e *core.Engine, expect versions.Expect, ids ...string) ([]engine.Message, error) {
 	t.Helper()
 	events := make([]core.Event, len(ids))
 	for i, id := range ids {
-		events[i] = core.Event{ID: id, Key: key, Payload: []byte(`{}`)}
+		events[i] = core.Event{ID: id, Key: "order-1", Payload: []byte(`{}`)}
 	}
 	return e.IngestIf(context.Background(), "orders", events, expect)
 }
@@ -40,7 +40,7 @@ func ingestKeyed(t *testing.T, e *core.Engine, key string, expect versions.Expec
 func TestAcceptedEventsStillInTheOutboxKeepTheirVersionsAcrossARestart(t *testing.T) {
 	dir := t.TempDir()
 	before, st := diskEngine(t, dir)
-	if _, err := ingestKeyed(t, before, "order-1", versions.NoEvents, "a", "b"); err != nil {
+	if _, err := ingestOrder1(t, before, versions.NoEvents, "a", "b"); err != nil {
 		t.Fatal(err)
 	}
 	if err := st.Close(); err != nil { // never ran: both events are only in the outbox log
@@ -49,10 +49,10 @@ func TestAcceptedEventsStillInTheOutboxKeepTheirVersionsAcrossARestart(t *testin
 
 	after, st := diskEngine(t, dir)
 	t.Cleanup(func() { _ = st.Close() }) // after Run has returned
-	if _, err := ingestKeyed(t, after, "order-1", versions.Exactly(0), "c"); !errors.Is(err, versions.ErrVersionConflict) {
+	if _, err := ingestOrder1(t, after, versions.Exactly(0), "c"); !errors.Is(err, versions.ErrVersionConflict) {
 		t.Fatalf("If-Match 0 after the restart: got %v, want a conflict at version 2", err)
 	}
-	msgs, err := ingestKeyed(t, after, "order-1", versions.Exactly(1), "b")
+	msgs, err := ingestOrder1(t, after, versions.Exactly(1), "b")
 	if err != nil || msgs[0].Version != 2 {
 		t.Fatalf("retry of b: %+v, %v; want its version 2 whatever the condition", msgs, err)
 	}
@@ -60,7 +60,7 @@ func TestAcceptedEventsStillInTheOutboxKeepTheirVersionsAcrossARestart(t *testin
 	if err != nil || version != 2 || len(events) != 2 || events[0].ID != "a" {
 		t.Fatalf("read before anything is stored: %d events at version %d, %v", len(events), version, err)
 	}
-	msgs, err = ingestKeyed(t, after, "order-1", versions.Exactly(2), "c")
+	msgs, err = ingestOrder1(t, after, versions.Exactly(2), "c")
 	if err != nil || msgs[0].Version != 3 {
 		t.Fatalf("append after the restored ones: %+v, %v; want version 3", msgs, err)
 	}
