@@ -2,34 +2,31 @@ package versions
 
 import (
 	"context"
+	"hash/maphash"
 	"sync"
 
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine"
 )
 
-// idShard holds the reservations of the IDs that hash to it.
+// idShard holds the reservations of the IDs that hash to it. IDs are kept
+// as 64-bit hashes of stream and ID, in maps without pointers, so that a
+// large backlog costs the garbage collector nothing to scan. A hash says
+// "maybe": the store, once it has the event, answers exactly.
 type idShard struct {
-	mu  sync.Mutex
-	ids map[streamKey]idState
-}
-
-// idState is an ID's reservation: claimed by a request still deciding, or
-// accepted (with the event's key and version) and not yet stored.
-type idState struct {
-	claimedBy *idClaim
-	// storedEarly says the store confirmed the event before the request
-	// that claimed it recorded it as accepted.
-	storedEarly bool
-	key         string
-	version     uint64
+	mu sync.Mutex
+	// pending counts accepted events not yet stored, by hash. The count is
+	// signed: the processor may store an event (-1) before the request
+	// that accepted it has recorded it (+1).
+	pending map[uint64]int32
+	// claims holds the hashes of IDs that requests in flight bring.
+	claims map[uint64]*idClaim
+	// stored is closed (and replaced) when a pending count drops to zero
+	// while someone waits for it; nil when nobody waits.
+	stored chan struct{}
 }
 
 // idClaim is one request's hold on the IDs it brings.
 type idClaim struct {
-	stream string
-	// prior holds the IDs that were already accepted, as their events.
-	prior map[string]engine.Message
-
 	mu   sync.Mutex
 	done chan struct{} // made for the first waiter, closed on release
 	over bool
@@ -48,14 +45,25 @@ func (c *idClaim) wait() <-chan struct{} {
 	return c.done
 }
 
-// claimIDs claims every ID of the request. An ID claimed by another request
-// in flight is waited for, holding nothing meanwhile, so two requests never
-// wait for each other. Generated IDs are claimed too, although nobody else
-// can hold them: the claim is what lets idStored, should the processor store
-// the event before acceptedIDs runs, say so.
-func (t *Table) claimIDs(ctx context.Context, c *idClaim, events []engine.Message) error {
+// idHashes returns the hash of each event's ID within the stream.
+func (t *Table) idHashes(stream string, events []engine.Message) []uint64 {
+	s := maphash.String(t.seed, stream)
+	hs := make([]uint64, len(events))
+	for i := range events {
+		hs[i] = maphash.String(t.seed, events[i].ID) ^ s
+	}
+	return hs
+}
+
+func (t *Table) idShardOf(h uint64) *idShard { return &t.ids[h%shards] }
+
+// claimIDs claims the IDs of the request that the caller brought; generated
+// ones cannot be held by anybody else. An ID claimed by another request in
+// flight is waited for, holding nothing meanwhile, so two requests never
+// wait for each other.
+func (t *Table) claimIDs(ctx context.Context, c *idClaim, req Request, hs []uint64) error {
 	for {
-		busy := t.tryClaimAll(c, events)
+		busy := t.tryClaimAll(c, req, hs)
 		if busy == nil {
 			return nil
 		}
@@ -67,52 +75,43 @@ func (t *Table) claimIDs(ctx context.Context, c *idClaim, events []engine.Messag
 	}
 }
 
-// tryClaimAll claims the events' IDs, or, when another request holds one,
-// gives back what it claimed and returns that request's claim.
-func (t *Table) tryClaimAll(c *idClaim, events []engine.Message) *idClaim {
-	for i := range events {
-		id := events[i].ID
-		k := streamKey{c.stream, id}
-		s := &t.ids[t.shard(k)]
+// tryClaimAll claims the IDs, or, when another request holds one, gives
+// back what it claimed and returns that request's claim.
+func (t *Table) tryClaimAll(c *idClaim, req Request, hs []uint64) *idClaim {
+	for i, h := range hs {
+		if generated(req, i) {
+			continue
+		}
+		s := t.idShardOf(h)
 		s.mu.Lock()
-		st, ok := s.ids[k]
-		switch {
-		case !ok:
-			s.ids[k] = idState{claimedBy: c}
-		case st.claimedBy == c: // the same ID twice in the request
-		case st.claimedBy != nil:
-			s.mu.Unlock()
-			t.unclaim(c, events[:i])
-			return st.claimedBy
-		default:
-			if c.prior == nil {
-				c.prior = make(map[string]engine.Message)
-			}
-			c.prior[id] = engine.Message{ID: id, Stream: c.stream, Key: st.key, Version: st.version}
+		other, ok := s.claims[h]
+		if !ok {
+			s.claims[h] = c
 		}
 		s.mu.Unlock()
+		if ok && other != c { // c: the same ID twice in the request
+			t.unclaim(c, hs[:i])
+			return other
+		}
 	}
 	return nil
 }
 
-// unclaim drops the claims c holds on the events' IDs.
-func (t *Table) unclaim(c *idClaim, events []engine.Message) {
-	for i := range events {
-		k := streamKey{c.stream, events[i].ID}
-		s := &t.ids[t.shard(k)]
+// unclaim drops the claims c holds.
+func (t *Table) unclaim(c *idClaim, hs []uint64) {
+	for _, h := range hs {
+		s := t.idShardOf(h)
 		s.mu.Lock()
-		if st, ok := s.ids[k]; ok && st.claimedBy == c {
-			delete(s.ids, k)
+		if s.claims[h] == c {
+			delete(s.claims, h)
 		}
 		s.mu.Unlock()
 	}
-	clear(c.prior)
 }
 
-// release ends the request's claim: IDs it accepted are recorded already
-// (acceptedIDs); the others are given back. Requests waiting for it go on.
-func (t *Table) release(c *idClaim, events []engine.Message) {
-	t.unclaim(c, events)
+// release ends the request's claim; requests waiting for it go on.
+func (t *Table) release(c *idClaim, hs []uint64) {
+	t.unclaim(c, hs)
 	c.mu.Lock()
 	c.over = true
 	if c.done != nil {
@@ -121,34 +120,47 @@ func (t *Table) release(c *idClaim, events []engine.Message) {
 	c.mu.Unlock()
 }
 
-// acceptedIDs records the events' IDs as accepted, replacing the claims.
-func (t *Table) acceptedIDs(stream string, msgs []engine.Message) {
-	for i := range msgs {
-		m := &msgs[i]
-		k := streamKey{stream, m.ID}
-		s := &t.ids[t.shard(k)]
+// waitUntilStored waits until no accepted event with the hash is waiting for
+// the store: then the store knows whether the stream has the ID.
+func (t *Table) waitUntilStored(ctx context.Context, h uint64) error {
+	s := t.idShardOf(h)
+	for {
 		s.mu.Lock()
-		if st, ok := s.ids[k]; ok && st.storedEarly {
-			delete(s.ids, k)
-		} else {
-			s.ids[k] = idState{key: m.Key, version: m.Version}
+		if s.pending[h] <= 0 {
+			s.mu.Unlock()
+			return nil
 		}
+		if s.stored == nil {
+			s.stored = make(chan struct{})
+		}
+		stored := s.stored
 		s.mu.Unlock()
+		select {
+		case <-stored:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	}
 }
 
-// idStored drops an ID's reservation once the store has its event.
-func (t *Table) idStored(m *engine.Message) {
-	k := streamKey{m.Stream, m.ID}
-	s := &t.ids[t.shard(k)]
+// addPending counts accepted (+1) and stored (-1) events.
+func (t *Table) addPending(h uint64, delta int32) {
+	s := t.idShardOf(h)
 	s.mu.Lock()
-	if st, ok := s.ids[k]; ok {
-		if st.claimedBy == nil {
-			delete(s.ids, k)
-		} else {
-			st.storedEarly = true
-			s.ids[k] = st
+	n := s.pending[h] + delta
+	if n == 0 {
+		delete(s.pending, h)
+		if s.stored != nil {
+			close(s.stored)
+			s.stored = nil
 		}
+	} else {
+		s.pending[h] = n
 	}
 	s.mu.Unlock()
+}
+
+// idStored uncounts a stored event.
+func (t *Table) idStored(m *engine.Message) {
+	t.addPending(maphash.String(t.seed, m.ID)^maphash.String(t.seed, m.Stream), -1)
 }

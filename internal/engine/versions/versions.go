@@ -73,7 +73,8 @@ func New(store Store) *Table {
 	t := &Table{store: store, seed: maphash.MakeSeed()}
 	for i := range shards {
 		t.keys[i].entries = make(map[streamKey]*keyEntry)
-		t.ids[i].ids = make(map[streamKey]idState)
+		t.ids[i].pending = make(map[uint64]int32)
+		t.ids[i].claims = make(map[uint64]*idClaim)
 	}
 	return t
 }
@@ -103,12 +104,13 @@ func (t *Table) Accept(ctx context.Context, req Request, enqueue func([]engine.M
 	if req.Expect != Any && !oneKey(req.Events) {
 		return nil, ErrConditionNeedsOneKey
 	}
-	c := &idClaim{stream: req.Stream}
-	if err := t.claimIDs(ctx, c, req.Events); err != nil {
+	hs := t.idHashes(req.Stream, req.Events)
+	c := &idClaim{}
+	if err := t.claimIDs(ctx, c, req, hs); err != nil {
 		return nil, err
 	}
-	defer t.release(c, req.Events)
-	rep, err := t.findRepeats(ctx, req, c)
+	defer t.release(c, hs)
+	rep, err := t.findRepeats(ctx, req, hs)
 	if err != nil {
 		return nil, err
 	}
@@ -129,7 +131,7 @@ func (t *Table) Accept(ctx context.Context, req Request, enqueue func([]engine.M
 	if err := enqueue(msgs); err != nil {
 		return nil, err
 	}
-	t.accepted(req.Stream, msgs, held)
+	t.accepted(req.Stream, msgs, held, hs, rep)
 	if rep == nil {
 		return msgs, nil
 	}
@@ -185,7 +187,11 @@ func (r *repeats) fill(accepted []engine.Message) []engine.Message {
 
 // findRepeats finds the request's events that are not new to the stream,
 // or returns nil when every one is (without allocating for a single event).
-func (t *Table) findRepeats(ctx context.Context, req Request, c *idClaim) (*repeats, error) {
+//
+// An ID accepted and still waiting for the store is waited for (the store
+// then answers with the event): a retry may take as long as the processor
+// takes to store what it repeats.
+func (t *Table) findRepeats(ctx context.Context, req Request, hs []uint64) (*repeats, error) {
 	var rep *repeats
 	mark := func(i int, view engine.Message) {
 		if rep == nil {
@@ -211,12 +217,11 @@ func (t *Table) findRepeats(ctx context.Context, req Request, c *idClaim) (*repe
 			}
 			first[ev.ID] = i
 		}
-		if prior, ok := c.prior[ev.ID]; ok {
-			mark(i, prior)
-			continue
-		}
 		if generated(req, i) {
 			continue
+		}
+		if err := t.waitUntilStored(ctx, hs[i]); err != nil {
+			return nil, err
 		}
 		stored, ok, err := t.store.Lookup(ctx, req.Stream, ev.ID)
 		if err != nil {
@@ -258,11 +263,7 @@ func (t *Table) Stored(msgs []engine.Message) {
 func (t *Table) Restore(msgs []engine.Message) {
 	for i := range msgs {
 		m := &msgs[i]
-		id := streamKey{m.Stream, m.ID}
-		s := &t.ids[t.shard(id)]
-		s.mu.Lock()
-		s.ids[id] = idState{key: m.Key, version: m.Version}
-		s.mu.Unlock()
+		t.addPending(maphash.String(t.seed, m.ID)^maphash.String(t.seed, m.Stream), 1)
 		if m.Key != "" {
 			t.keyRestored(m)
 		}
@@ -303,7 +304,7 @@ func (t *Table) Reserved() (keys, ids int) {
 		keys += len(t.keys[i].entries)
 		t.keys[i].mu.Unlock()
 		t.ids[i].mu.Lock()
-		ids += len(t.ids[i].ids)
+		ids += len(t.ids[i].pending) + len(t.ids[i].claims)
 		t.ids[i].mu.Unlock()
 	}
 	return keys, ids

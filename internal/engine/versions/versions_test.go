@@ -81,29 +81,49 @@ func TestARepeatedIDAnswersTheOriginalEventAndTakesNoVersion(t *testing.T) {
 	table := versions.New(s)
 	mustAccept(t, table, s, versions.Any, events("a", "a1", "a2"))
 	mustAccept(t, table, s, versions.Any, events("", "u1"))
-
-	check := func(when string) {
-		t.Helper()
-		// Another path, a condition that would fail: the original wins.
-		views := mustAccept(t, table, s, versions.Exactly(7), events("b", "a2"))
-		if views[0].Key != "a" || views[0].Version != 2 {
-			t.Fatalf("%s: repeat of a2 answered key %q version %d, want a, 2", when, views[0].Key, views[0].Version)
-		}
-		views = mustAccept(t, table, s, versions.Any, events("b", "u1"))
-		if views[0].Key != "" || views[0].Version != 0 {
-			t.Fatalf("%s: repeat of unkeyed u1 answered key %q version %d, want none", when, views[0].Key, views[0].Version)
-		}
-	}
-	check("while in the outbox")
 	s.store(t, table)
-	check("once stored")
+
+	// Another path, a condition that would fail: the original wins.
+	views := mustAccept(t, table, s, versions.Exactly(7), events("b", "a2"))
+	if views[0].Key != "a" || views[0].Version != 2 {
+		t.Fatalf("repeat of a2 answered key %q version %d, want a, 2", views[0].Key, views[0].Version)
+	}
+	views = mustAccept(t, table, s, versions.Any, events("b", "u1"))
+	if views[0].Key != "" || views[0].Version != 0 {
+		t.Fatalf("repeat of unkeyed u1 answered key %q version %d, want none", views[0].Key, views[0].Version)
+	}
 	wantVersions(t, "b's first real event", mustAccept(t, table, s, versions.Any, events("b", "b1")), 1)
 
-	views := mustAccept(t, table, s, versions.Any, events("c", "c1", "c1", "a1", "c2"))
+	views = mustAccept(t, table, s, versions.Any, events("c", "c1", "c1", "a1", "c2"))
 	wantVersions(t, "a batch repeating an ID of its own and an older one", views, 1, 1, 1, 2)
 	if views[2].Key != "a" {
 		t.Fatalf("a1 inside a batch for c answered key %q, want a", views[2].Key)
 	}
+	views = mustAccept(t, table, s, versions.Any, events("d", "a1", "a1"))
+	wantVersions(t, "a batch of nothing but repeats", views, 1, 1)
+	s.store(t, table)
+	wantNothingReserved(t, table)
+}
+
+// A repeat of an event still in the outbox (here: of an unkeyed one, which
+// would otherwise take a version the store then drops) waits until the
+// store has the event, and then answers it.
+func TestARepeatOfAnEventStillInTheOutboxIsAnsweredOnceItIsStored(t *testing.T) {
+	s := newStoreDouble()
+	table := versions.New(s)
+	mustAccept(t, table, s, versions.Any, events("", "u1"))
+	answered := make(chan []engine.Message, 1)
+	go func() { answered <- mustAccept(t, table, s, versions.Any, events("a", "u1")) }()
+	select {
+	case v := <-answered:
+		t.Fatalf("the repeat answered %+v while the original was in the outbox", v)
+	case <-time.After(20 * time.Millisecond):
+	}
+	s.store(t, table)
+	if v := <-answered; v[0].Key != "" || v[0].Version != 0 || v[0].ID != "u1" {
+		t.Fatalf("the repeat answered %+v, want the unkeyed u1", v[0])
+	}
+	wantVersions(t, "a's first event", mustAccept(t, table, s, versions.Any, events("a", "a1")), 1)
 	s.store(t, table)
 	wantNothingReserved(t, table)
 }
@@ -135,12 +155,15 @@ func TestTheSameNewIDInTwoRequestsAtOnceIsAcceptedOnce(t *testing.T) {
 	case <-time.After(20 * time.Millisecond):
 	}
 	close(release)
-	a, b := <-first, <-second
+	a := <-first
+	s.store(t, table) // the second waits for the store to have it
+	b := <-second
 	if a[0].Key != "a" || a[0].Version != 1 || b[0].Key != "a" || b[0].Version != 1 {
 		t.Fatalf("first %+v, second %+v; want both key a version 1", a[0], b[0])
 	}
-	if len(s.outbox) != 1 {
-		t.Fatalf("outbox holds %d events, want 1", len(s.outbox))
+	s.store(t, table)
+	if n := len(s.byKey[[2]string{"orders", "a"}]); n != 1 || len(s.outbox) != 0 {
+		t.Fatalf("key a holds %d events (%d more in the outbox), want 1", n, len(s.outbox))
 	}
 }
 
@@ -192,12 +215,13 @@ func TestRestoredEventsKeepTheirVersionsAndIDs(t *testing.T) {
 	after.Restore(s.outbox)
 	_, err := accept(t, after, s, versions.Exactly(1), events("a", "a4"))
 	wantConflict(t, err, 3)
-	views := mustAccept(t, after, s, versions.Any, events("x", "a3"))
-	if views[0].Key != "a" || views[0].Version != 3 {
+	wantVersions(t, "next", mustAccept(t, after, s, versions.Exactly(3), events("a", "a4")), 4)
+	answered := make(chan []engine.Message, 1)
+	go func() { answered <- mustAccept(t, after, s, versions.Any, events("x", "a3")) }()
+	s.store(t, after)
+	if views := <-answered; views[0].Key != "a" || views[0].Version != 3 {
 		t.Fatalf("repeat of a restored event answered %+v", views[0])
 	}
-	wantVersions(t, "next", mustAccept(t, after, s, versions.Exactly(3), events("a", "a4")), 4)
-	s.store(t, after)
 	wantNothingReserved(t, after)
 }
 
