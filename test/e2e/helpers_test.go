@@ -174,6 +174,9 @@ type streamEvent struct {
 	ID          string            `json:"id"`
 	Name        string            `json:"name"`
 	Sequence    uint64            `json:"sequence"`
+	Key         string            `json:"key"`
+	Version     uint64            `json:"version"`
+	Time        time.Time         `json:"time"`
 	Headers     map[string]string `json:"headers"`
 	ContentType string            `json:"contentType"`
 	Payload     json.RawMessage   `json:"payload"`
