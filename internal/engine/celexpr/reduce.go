@@ -198,7 +198,22 @@ func jsonValue(v ref.Val) (any, error) {
 	return nil, fmt.Errorf("result holds a %s, %s", v.Type().TypeName(), wantJSON)
 }
 
+// jsonObject converts a map. The maps CEL builds from literals and the Go
+// maps it wraps (state, payloads) are read directly; others through CEL's
+// iterator, which goes through reflection.
 func jsonObject(m traits.Mapper) (any, error) {
+	switch native := m.Value().(type) {
+	case map[ref.Val]ref.Val:
+		out := make(map[string]any, len(native))
+		for k, v := range native {
+			if err := putJSON(out, k, v); err != nil {
+				return nil, err
+			}
+		}
+		return out, nil
+	case map[string]any:
+		return nativeJSON(native)
+	}
 	n, ok := m.Size().(types.Int)
 	if !ok {
 		return nil, fmt.Errorf("result holds a map of unknown size, %s", wantJSON)
@@ -206,20 +221,42 @@ func jsonObject(m traits.Mapper) (any, error) {
 	out := make(map[string]any, int(n))
 	for it := m.Iterator(); it.HasNext() == types.True; {
 		k := it.Next()
-		ks, ok := k.(types.String)
-		if !ok {
-			return nil, fmt.Errorf("result holds a map with the %s key %v: a JSON object's keys are strings", k.Type().TypeName(), k)
+		if err := putJSON(out, k, m.Get(k)); err != nil {
+			return nil, err
 		}
-		v, err := jsonValue(m.Get(k))
-		if err != nil {
-			return nil, fmt.Errorf("%w (under key %q)", err, string(ks))
-		}
-		out[string(ks)] = v
 	}
 	return out, nil
 }
 
+// putJSON converts one entry of a map into out.
+func putJSON(out map[string]any, k, v ref.Val) error {
+	ks, ok := k.(types.String)
+	if !ok {
+		return fmt.Errorf("result holds a map with the %s key %v: a JSON object's keys are strings", k.Type().TypeName(), k)
+	}
+	jv, err := jsonValue(v)
+	if err != nil {
+		return fmt.Errorf("%w (under key %q)", err, string(ks))
+	}
+	out[string(ks)] = jv
+	return nil
+}
+
 func jsonArray(l traits.Lister) (any, error) {
+	switch native := l.Value().(type) {
+	case []ref.Val:
+		out := make([]any, len(native))
+		for i, v := range native {
+			jv, err := jsonValue(v)
+			if err != nil {
+				return nil, fmt.Errorf("%w (at index %d)", err, i)
+			}
+			out[i] = jv
+		}
+		return out, nil
+	case []any:
+		return nativeJSON(native)
+	}
 	n, ok := l.Size().(types.Int)
 	if !ok {
 		return nil, fmt.Errorf("result holds a list of unknown size, %s", wantJSON)
@@ -233,4 +270,37 @@ func jsonArray(l traits.Lister) (any, error) {
 		out[i] = v
 	}
 	return out, nil
+}
+
+// nativeJSON copies a Go value that CEL passed through unchanged (a state
+// or a payload, or part of one) with the rules of jsonValue. Anything but
+// the types decoders give is converted by CEL, which says what it is.
+func nativeJSON(v any) (any, error) {
+	switch t := v.(type) {
+	case nil, bool, string, int64:
+		return t, nil
+	case float64:
+		return jsonValue(types.Double(t))
+	case map[string]any:
+		out := make(map[string]any, len(t))
+		for k, e := range t {
+			je, err := nativeJSON(e)
+			if err != nil {
+				return nil, fmt.Errorf("%w (under key %q)", err, k)
+			}
+			out[k] = je
+		}
+		return out, nil
+	case []any:
+		out := make([]any, len(t))
+		for i, e := range t {
+			je, err := nativeJSON(e)
+			if err != nil {
+				return nil, fmt.Errorf("%w (at index %d)", err, i)
+			}
+			out[i] = je
+		}
+		return out, nil
+	}
+	return jsonValue(types.DefaultTypeAdapter.NativeToValue(v))
 }

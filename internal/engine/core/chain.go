@@ -96,12 +96,12 @@ func (e *Engine) route(st *projectionState) (router.Route, error) {
 }
 
 // deserializer is the projection's Deserialize. It decodes only the payloads
-// whose value something reads: a Filter or a key expression reads every
-// one, and Append and Latest read those that are not JSON (a JSON payload
-// is kept as its own text). The others are only validated, which for JSON
-// is several times cheaper than building the value.
+// whose value something reads: a Filter, a key expression or a Reduce reads
+// every one, and Append and Latest read those that are not JSON (a JSON
+// payload is kept as its own text). The others are only validated, which
+// for JSON is several times cheaper than building the value.
 func (e *Engine) deserializer(spec ProjectionSpec, pipe PipelineSpec) engine.Middleware {
-	valueRead := spec.KeyExpression != "" ||
+	valueRead := spec.KeyExpression != "" || spec.Type == projection.Reduce ||
 		slices.ContainsFunc(pipe.Middleware, func(m MiddlewareSpec) bool { return m.Type == Filter })
 	keepsPayload := spec.Type != projection.Count
 	return middleware.DeserializeIfNeeded(e, func(msg engine.Message) bool {
