@@ -253,6 +253,19 @@ func (p *Projection) save(ctx context.Context, change *readmodel.Change, msg eng
 	return nil
 }
 
+// MoveTo makes the projection's read model and checkpoint those of the
+// projection named name, replacing what that one had (readmodel.Store.Move),
+// and goes on under that name. A read model rebuilt under a name of its own
+// takes the place of the one queries read this way, at once. Handle and
+// Settle must not run meanwhile.
+func (p *Projection) MoveTo(ctx context.Context, name string) error {
+	if err := p.store.Move(ctx, p.spec.Name, name); err != nil {
+		return fmt.Errorf("projection %q: %w", p.spec.Name, err)
+	}
+	p.spec.Name = name
+	return nil
+}
+
 // checkpointOf is the last sequence of stream applied or settled; 0 for a
 // stream the projection does not read.
 func (p *Projection) checkpointOf(stream string) uint64 {
