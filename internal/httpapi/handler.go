@@ -23,6 +23,7 @@ type Engine interface {
 	Ingest(ctx context.Context, stream string, events []core.Event) ([]engine.Message, error)
 	ReadStream(ctx context.Context, stream string, after uint64, limit int) ([]engine.Message, error)
 	Query(ctx context.Context, projection string) ([]byte, error)
+	QueryKey(ctx context.Context, projection, key string) ([]byte, error)
 }
 
 // Defaults of Config.
@@ -92,6 +93,7 @@ func NewHandler(cfg Config) (*Handler, error) {
 	// 405 from us rather than ServeMux's plain-text one.
 	h.mux.HandleFunc("/v1/namespaces/{namespace}/streams/{stream}/events", h.streamEvents)
 	h.mux.HandleFunc("/v1/namespaces/{namespace}/projections/{projection}", h.projection)
+	h.mux.HandleFunc(projectionKeyPattern, h.projectionKey)
 	h.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		newProblem(http.StatusNotFound, kindNotFound,
 			"no such path: the API serves /v1/namespaces/{namespace}/streams/{stream}/events "+
