@@ -178,7 +178,10 @@ type ProjectionStatus struct {
 
 	// Conditions describe the projection's state. Ready is True when it is
 	// running; when it is False, its reason and message say what to fix
-	// (for example StreamNotFound or PipelineNotFound).
+	// (for example StreamNotFound or PipelineNotFound). Rebuilding is True
+	// while the read model is rebuilt for a changed spec (its message says
+	// how far it is; queries answer the previous read model meanwhile), and
+	// False once the rebuilt one has replaced it.
 	// +optional
 	// +listType=map
 	// +listMapKey=type

@@ -45,7 +45,8 @@ func TestProjectionReduceReachesTheEngine(t *testing.T) {
 	p.Spec.ReadModel = esv1.ReadModel{Type: esv1.ReadModelReduce, KeyExpression: "event.key",
 		Reduce: &esv1.ReduceReadModel{Initial: "{'total': 0}", Expression: "{'total': state.total + 1}"}}
 	got := projectionSpec(p)
-	if got.Type != projection.Reduce || got.Reducer != (projection.Reducer{Initial: "{'total': 0}", Expression: "{'total': state.total + 1}"}) {
+	want := projection.Reducer{Initial: "{'total': 0}", Expression: "{'total': state.total + 1}"}
+	if got.Type != projection.Reduce || got.Reducer != want {
 		t.Fatalf("engine spec: got type %q, reducer %+v; want Reduce with the object's expressions", got.Type, got.Reducer)
 	}
 }
