@@ -12,9 +12,10 @@ import (
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/projection"
 )
 
-// keyPath is the path of one key of a projection of team-a, escaped.
-func keyPath(projection, key string) string {
-	return "/v1/namespaces/team-a/projections/" + projection + "/keys/" + url.PathEscape(key)
+// keyPath is the path of one key of the named projection of team-a,
+// escaped.
+func keyPath(name, key string) string {
+	return "/v1/namespaces/team-a/projections/" + name + "/keys/" + url.PathEscape(key)
 }
 
 // withTotals adds team-a/totals to a: a Reduce of each foo's sum of n.
@@ -50,13 +51,14 @@ func TestQueryKeyAnswersTheValueOfOneKey(t *testing.T) {
 	}
 }
 
-// waitQuery waits until the engine's read model of projection is want.
-func waitQuery(t *testing.T, a *api, projection, want string) {
+// waitQuery waits until the engine's read model of the named projection
+// is want.
+func waitQuery(t *testing.T, a *api, name, want string) {
 	t.Helper()
 	var wantV any
 	must(t, json.Unmarshal([]byte(want), &wantV))
-	enginetest.Eventually(t, "read model "+projection+" to be "+want, func() (bool, string) {
-		doc, err := a.engine.Query(t.Context(), projection)
+	enginetest.Eventually(t, "read model "+name+" to be "+want, func() (bool, string) {
+		doc, err := a.engine.Query(t.Context(), name)
 		var got any
 		return err == nil && json.Unmarshal(doc, &got) == nil && reflect.DeepEqual(got, wantV), string(doc)
 	})

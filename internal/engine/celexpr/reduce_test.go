@@ -47,7 +47,8 @@ func TestReduceCompileErrorsSayWhatToFix(t *testing.T) {
 	}{
 		{"initial sees no event", true, "{'n': event.sequence}", []string{"undeclared reference to 'event'"}},
 		{"initial sees no state", true, "state", []string{"undeclared reference to 'state'"}},
-		{"initial of timestamp type", true, "timestamp('2026-01-01T00:00:00Z')", []string{"gives google.protobuf.Timestamp", "want a JSON value"}},
+		{"initial of timestamp type", true, "timestamp('2026-01-01T00:00:00Z')",
+			[]string{"gives google.protobuf.Timestamp", "want a JSON value"}},
 		{"initial that fails", true, "{'n': 1 / 0}", []string{"division by zero"}},
 		{"initial syntax error", true, "{'n': ", []string{"Syntax error", "<input>:1:"}},
 		{"expression syntax error", false, "state +", []string{"Syntax error"}},

@@ -6,8 +6,8 @@ import (
 	"fmt"
 )
 
-// ErrKeyNotFound: a query names a key the projection's read model holds
-// no value under.
+// ErrKeyNotFound means a query names a key the projection's read model
+// holds no value under.
 var ErrKeyNotFound = errors.New("key not found")
 
 // QueryKey returns the value under key in the projection's read model as

@@ -22,10 +22,11 @@ func orderTotals(name string, streams ...string) core.ProjectionSpec {
 	}}
 }
 
-func ingestNamed(t *testing.T, e *core.Engine, stream, name, payload string) {
+// ingestOrder posts one event of the given name to the stream "orders".
+func ingestOrder(t *testing.T, e *core.Engine, name, payload string) {
 	t.Helper()
-	if _, err := e.Ingest(context.Background(), stream, []core.Event{{Name: name, Payload: []byte(payload)}}); err != nil {
-		t.Fatalf("Ingest(%s): %v", stream, err)
+	if _, err := e.Ingest(context.Background(), "orders", []core.Event{{Name: name, Payload: []byte(payload)}}); err != nil {
+		t.Fatalf("Ingest(orders): %v", err)
 	}
 }
 
@@ -33,11 +34,11 @@ func TestReduceReadModelFoldsEachKeyAndDeadLettersWhatFails(t *testing.T) {
 	e := startEngine(t, core.Config{})
 	mustApplyStream(t, e, core.StreamSpec{Name: "orders", DefaultEventName: "E"})
 	mustApplyProjection(t, e, orderTotals("totals", "orders"))
-	ingestNamed(t, e, "orders", "OrderPlaced", `{"order":"o-1","amount":0}`)
-	ingestNamed(t, e, "orders", "LineAdded", `{"order":"o-1","amount":30}`)
-	ingestNamed(t, e, "orders", "LineAdded", `{"order":"o-2","amount":5}`)
-	ingestNamed(t, e, "orders", "LineAdded", `{"order":"o-1","amount":"twelve"}`) // int + string fails
-	ingestNamed(t, e, "orders", "OrderPaid", `{"order":"o-1","amount":0}`)
+	ingestOrder(t, e, "OrderPlaced", `{"order":"o-1","amount":0}`)
+	ingestOrder(t, e, "LineAdded", `{"order":"o-1","amount":30}`)
+	ingestOrder(t, e, "LineAdded", `{"order":"o-2","amount":5}`)
+	ingestOrder(t, e, "LineAdded", `{"order":"o-1","amount":"twelve"}`) // int + string fails
+	ingestOrder(t, e, "OrderPaid", `{"order":"o-1","amount":0}`)
 	st := waitProcessed(t, e, "totals", 5)
 	if st.DeadLettered != 1 {
 		t.Errorf("dead-lettered: got %d, want 1 (the event whose amount is a string)", st.DeadLettered)
@@ -53,7 +54,8 @@ func TestReduceReadModelFoldsEachKeyAndDeadLettersWhatFails(t *testing.T) {
 func TestQueryKeyAnswersOneKeyOfEveryReadModelType(t *testing.T) {
 	e := startEngine(t, core.Config{})
 	mustApplyStream(t, e, core.StreamSpec{Name: "orders", DefaultEventName: "E"})
-	specs := []core.ProjectionSpec{orderTotals("reduce", "orders")}
+	specs := make([]core.ProjectionSpec, 0, 4)
+	specs = append(specs, orderTotals("reduce", "orders"))
 	for _, typ := range []projection.ReadModelType{projection.Append, projection.Latest, projection.Count} {
 		specs = append(specs, core.ProjectionSpec{Spec: projection.Spec{
 			Name: string(typ), Streams: []string{"orders"}, StartFrom: projection.Beginning,
@@ -63,9 +65,9 @@ func TestQueryKeyAnswersOneKeyOfEveryReadModelType(t *testing.T) {
 	for _, s := range specs {
 		mustApplyProjection(t, e, s)
 	}
-	ingestNamed(t, e, "orders", "LineAdded", `{"order":"a/b c","amount":2}`)
-	ingestNamed(t, e, "orders", "LineAdded", `{"order":"a/b c","amount":3}`)
-	ingestNamed(t, e, "orders", "LineAdded", `{"order":"other","amount":1}`)
+	ingestOrder(t, e, "LineAdded", `{"order":"a/b c","amount":2}`)
+	ingestOrder(t, e, "LineAdded", `{"order":"a/b c","amount":3}`)
+	ingestOrder(t, e, "LineAdded", `{"order":"other","amount":1}`)
 	for _, s := range specs {
 		waitProcessed(t, e, s.Name, 3)
 	}

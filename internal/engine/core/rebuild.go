@@ -49,8 +49,8 @@ func rebuildName(spec ProjectionSpec) string {
 
 // handlerName is the projection a runner's name belongs to.
 func handlerName(name string) string {
-	projection, _, _ := strings.Cut(name, rebuildSeparator)
-	return projection
+	handler, _, _ := strings.Cut(name, rebuildSeparator)
+	return handler
 }
 
 // storedRebuilds lists the rebuilds of the projection that the store holds,

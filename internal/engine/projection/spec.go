@@ -85,14 +85,17 @@ func (s Spec) Validate() error {
 	switch s.Type {
 	case Append, Latest, Count:
 		if s.Reducer != (Reducer{}) {
-			errs = append(errs, fmt.Errorf("readModel.reduce: only type Reduce folds with expressions, not %s: remove reduce or set type Reduce", s.Type))
+			errs = append(errs, fmt.Errorf(
+				"readModel.reduce: only type Reduce folds with expressions, not %s: remove reduce or set type Reduce", s.Type))
 		}
 	case Reduce:
 		if s.Reducer.Initial == "" {
-			errs = append(errs, errors.New("readModel.reduce.initial: set the state of a key before its first event, such as {'total': 0}"))
+			errs = append(errs, errors.New(
+				"readModel.reduce.initial: set the state of a key before its first event, such as {'total': 0}"))
 		}
 		if s.Reducer.Expression == "" {
-			errs = append(errs, errors.New("readModel.reduce.expression: set the next state from state and event, such as {'total': state.total + event.payload.amount}"))
+			errs = append(errs, errors.New("readModel.reduce.expression: set the next state from state and event, "+
+				"such as {'total': state.total + event.payload.amount}"))
 		}
 	default:
 		errs = append(errs, fmt.Errorf("readModel.type: %q is not one of Append, Latest, Count, Reduce", s.Type))

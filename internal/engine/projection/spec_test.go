@@ -32,11 +32,11 @@ func TestNewRejectsInvalidSpecs(t *testing.T) {
 			[]string{"readModel.reduce.initial: set the state", "readModel.reduce.expression: set the next state"}},
 		{"reduce expressions with another type", func(s *projection.Spec) { s.Reducer = reducer("0", "state + 1") },
 			[]string{"readModel.reduce: only type Reduce folds with expressions, not Append"}},
-		{"initial that does not compile", func(s *projection.Spec) { s.Type = projection.Reduce; s.Reducer = reducer("{'n': event.id}", "state") },
+		{"initial that does not compile", reduceWith("{'n': event.id}", "state"),
 			[]string{`readModel.reduce.initial "{'n': event.id}"`, "undeclared reference to 'event'"}},
-		{"expression that does not compile", func(s *projection.Spec) { s.Type = projection.Reduce; s.Reducer = reducer("0", "state + event.nmae") },
+		{"expression that does not compile", reduceWith("0", "state + event.nmae"),
 			[]string{`readModel.reduce.expression "state + event.nmae"`, "undefined field 'nmae'", "<input>:1:14"}},
-		{"expression that gives no JSON value", func(s *projection.Spec) { s.Type = projection.Reduce; s.Reducer = reducer("0", "event.time") },
+		{"expression that gives no JSON value", reduceWith("0", "event.time"),
 			[]string{`readModel.reduce.expression "event.time"`, "gives google.protobuf.Timestamp, want a JSON value"}},
 	}
 	for _, tt := range tests {
@@ -59,6 +59,14 @@ func TestNewRejectsInvalidSpecs(t *testing.T) {
 
 func reducer(initial, expression string) projection.Reducer {
 	return projection.Reducer{Initial: initial, Expression: expression}
+}
+
+// reduceWith makes a spec a Reduce with these expressions.
+func reduceWith(initial, expression string) func(s *projection.Spec) {
+	return func(s *projection.Spec) {
+		s.Type = projection.Reduce
+		s.Reducer = reducer(initial, expression)
+	}
 }
 
 func TestValidateAcceptsEveryTypeAndStart(t *testing.T) {

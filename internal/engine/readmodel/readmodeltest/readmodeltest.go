@@ -628,16 +628,16 @@ func mustValue(t *testing.T, s readmodel.Store, key string) string {
 }
 
 func testMove(t *testing.T, s readmodel.Store) {
-	const from = "ns/items-rebuilt"
+	const from, str, more = "ns/items-rebuilt", "now a string", "more"
 	seed(t, s)
 	mustApply(t, s, from, []readmodel.Change{
-		{Key: keyList, Op: readmodel.OpSet, Value: "now a string"},
-		{Key: "more", Op: readmodel.OpAppend, Value: "m"},
+		{Key: keyList, Op: readmodel.OpSet, Value: str},
+		{Key: more, Op: readmodel.OpAppend, Value: "m"},
 	}, readmodel.Checkpoint{"t": 8})
 	if err := s.Move(t.Context(), from, proj); err != nil {
 		t.Fatalf("move: %v", err)
 	}
-	want := map[string]any{keyList: "now a string", "more": []any{"m"}}
+	want := map[string]any{keyList: str, more: []any{"m"}}
 	wantDocument(t, s, proj, want)
 	wantCheckpoint(t, s, proj, readmodel.Checkpoint{"t": 8})
 	if _, err := s.Document(t.Context(), from); !errors.Is(err, readmodel.ErrNotFound) {
@@ -649,16 +649,17 @@ func testMove(t *testing.T, s readmodel.Store) {
 	}
 	// The moved document takes Applies as its own: the list goes on, the
 	// string refuses an append.
-	mustApply(t, s, proj, []readmodel.Change{{Key: "more", Op: readmodel.OpAppend, Value: "n"}}, readmodel.Checkpoint{"t": 9})
-	if err := s.Apply(t.Context(), proj, []readmodel.Change{{Key: keyList, Op: readmodel.OpAppend, Value: "x"}}, nil); !errors.Is(err, readmodel.ErrTypeClash) {
+	mustApply(t, s, proj, []readmodel.Change{{Key: more, Op: readmodel.OpAppend, Value: "n"}}, readmodel.Checkpoint{"t": 9})
+	err := s.Apply(t.Context(), proj, []readmodel.Change{{Key: keyList, Op: readmodel.OpAppend, Value: "x"}}, nil)
+	if !errors.Is(err, readmodel.ErrTypeClash) {
 		t.Errorf("append to the moved string: got %v, want ErrTypeClash", err)
 	}
-	wantDocument(t, s, proj, map[string]any{keyList: "now a string", "more": []any{"m", "n"}})
+	wantDocument(t, s, proj, map[string]any{keyList: str, more: []any{"m", "n"}})
 	// A projection that did not exist is created by a Move.
 	if err := s.Move(t.Context(), proj, "ns/new"); err != nil {
 		t.Fatalf("move to a new name: %v", err)
 	}
-	wantDocument(t, s, "ns/new", map[string]any{keyList: "now a string", "more": []any{"m", "n"}})
+	wantDocument(t, s, "ns/new", map[string]any{keyList: str, more: []any{"m", "n"}})
 	wantCheckpoint(t, s, "ns/new", readmodel.Checkpoint{"t": 9})
 }
 
