@@ -31,17 +31,18 @@ func withTotals(t *testing.T, a *api) {
 func TestQueryKeyAnswersTheValueOfOneKey(t *testing.T) {
 	a := newAPI(t, apiOptions{})
 	withTotals(t, a)
-	for _, body := range []string{`{"foo":"a/b c?%","n":1}`, `{"foo":"a/b c?%","n":2}`, `{"foo":"","n":5}`} {
+	for _, body := range []string{`{"foo":"a/b c?%","n":1}`, `{"foo":"a/b c?%","n":2}`, `{"foo":"","n":5}`, `{"foo":"..","n":7}`} {
 		expectStatus(t, a.post(itemsPath, "application/json", body), http.StatusAccepted)
 	}
-	a.readModel(`{"items":[{"foo":"a/b c?%","n":1},{"foo":"a/b c?%","n":2},{"foo":"","n":5}]}`)
-	waitQuery(t, a, ns+"/totals", `{"":{"sum":5},"a/b c?%":{"sum":3}}`)
+	a.readModel(`{"items":[{"foo":"a/b c?%","n":1},{"foo":"a/b c?%","n":2},{"foo":"","n":5},{"foo":"..","n":7}]}`)
+	waitQuery(t, a, ns+"/totals", `{"":{"sum":5},"a/b c?%":{"sum":3},"..":{"sum":7}}`)
 
 	for _, c := range []struct{ path, want string }{
-		{keyPath("items", "items"), `[{"foo":"a/b c?%","n":1},{"foo":"a/b c?%","n":2},{"foo":"","n":5}]`},
+		{keyPath("items", "items"), `[{"foo":"a/b c?%","n":1},{"foo":"a/b c?%","n":2},{"foo":"","n":5},{"foo":"..","n":7}]`},
 		{keyPath("totals", "a/b c?%"), `{"sum":3}`},
 		{"/v1/namespaces/team-a/projections/totals/keys/a%2fb%20c%3F%25", `{"sum":3}`}, // any escaping
 		{keyPath("totals", ""), `{"sum":5}`},
+		{"/v1/namespaces/team-a/projections/totals/keys/%2E%2E", `{"sum":7}`}, // dot segments go escaped
 	} {
 		r := a.get(c.path)
 		expectStatus(t, r, http.StatusOK)
