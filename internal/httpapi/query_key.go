@@ -36,7 +36,7 @@ func (h *Handler) projectionKey(w http.ResponseWriter, r *http.Request) {
 	h.serve(w, r, r.PathValue("namespace"), r.PathValue("projection"), "projection", queryAction,
 		func(w http.ResponseWriter, r *http.Request, ns, projection string) *Problem {
 			key, err := url.PathUnescape(segments[keySegment])
-			if err != nil {
+			if err != nil { // not from EscapedPath, which always escapes validly
 				return newProblem(http.StatusBadRequest, kindInvalidRequest, "key: "+err.Error())
 			}
 			return h.queryKey(w, r, ns, projection, key)

@@ -1,15 +1,21 @@
 package httpapi_test
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"reflect"
 	"testing"
 
+	"github.com/go-logr/logr"
+
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/core"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/enginetest"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/projection"
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/httpapi"
 )
 
 // keyPath is the path of one key of the named projection of team-a,
@@ -106,5 +112,28 @@ func TestQueryKeyIsAuthorizedAsTheQueryOfItsProjection(t *testing.T) {
 		}
 		// A refusal comes first: it says nothing about what is there.
 		expectStatus(t, a.get(keyPath("nope", "x")), status)
+	}
+}
+
+// failingKeys is an engine whose read models cannot be read.
+type failingKeys struct{ *core.Engine }
+
+func (failingKeys) QueryKey(context.Context, string, string) ([]byte, error) {
+	return nil, errors.New("read model store is closed")
+}
+
+func TestQueryKeyAnswers500WhenTheReadModelCannotBeRead(t *testing.T) {
+	e, err := core.New(core.Config{})
+	must(t, err)
+	t.Cleanup(func() { _ = e.Close() })
+	h, err := httpapi.NewHandler(httpapi.Config{Engine: failingKeys{e}, Log: logr.Discard()})
+	must(t, err)
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	a := &api{t: t, engine: e, server: srv}
+	r := a.get(keyPath("items", "items"))
+	expectStatus(t, r, http.StatusInternalServerError)
+	if d := r.json(t)["detail"]; d != "the read model could not be read" {
+		t.Errorf("detail: got %q, want one that leaks no internal error", d)
 	}
 }
