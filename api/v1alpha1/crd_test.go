@@ -179,8 +179,9 @@ func TestEveryCELRuleHasAMessage(t *testing.T) {
 	}
 	// Stream: 3 (avro, protobuf, own dead-letter stream) and 2 for
 	// retention (a bound, maxAge); Pipeline: 7 per entry, 1 for retry
-	// backoffs and 4 durations; Projection: 1 (key).
-	if want := 3 + 2 + 7 + 1 + 4 + 1; total != want {
+	// backoffs and 4 durations; Projection: 1 (key) and 2 (reduce with
+	// Reduce and only then).
+	if want := 3 + 2 + 7 + 1 + 4 + 1 + 2; total != want {
 		t.Errorf("found %d CEL rules, want %d: a rule was lost or added without a test", total, want)
 	}
 }

@@ -36,7 +36,7 @@ const (
 )
 
 // ReadModelType is how a projection folds events into its read model.
-// +kubebuilder:validation:Enum=Append;Latest;Count
+// +kubebuilder:validation:Enum=Append;Latest;Count;Reduce
 type ReadModelType string
 
 // The read model types.
@@ -48,6 +48,9 @@ const (
 	ReadModelLatest ReadModelType = "Latest"
 	// ReadModelCount maps each key to the number of its events.
 	ReadModelCount ReadModelType = "Count"
+	// ReadModelReduce maps each key to a state that CEL expressions fold
+	// its events into (readModel.reduce).
+	ReadModelReduce ReadModelType = "Reduce"
 )
 
 // ProjectionSpec is the desired state of a Projection.
@@ -103,12 +106,16 @@ type PipelineReference struct {
 }
 
 // ReadModel says how a projection folds events: under which key, and what
-// it keeps per key. Exactly one of key and keyExpression is set.
+// it keeps per key. Exactly one of key and keyExpression is set; reduce is
+// set with type Reduce, and only then.
 // +kubebuilder:validation:XValidation:rule="has(self.key) != has(self.keyExpression)",message="set exactly one of key (a fixed key for every event) and keyExpression (a CEL expression giving each event's key)"
+// +kubebuilder:validation:XValidation:rule="self.type != 'Reduce' || has(self.reduce)",message="type Reduce needs reduce: set reduce.initial (the state of a key before its first event) and reduce.expression (the next state from state and event)"
+// +kubebuilder:validation:XValidation:rule="self.type == 'Reduce' || !has(self.reduce)",message="reduce is only for type Reduce: remove reduce, or set type: Reduce"
 type ReadModel struct {
 	// Type is what the read model keeps per key: Append (the list of event
-	// payloads, in stream order), Latest (the newest payload) or Count (the
-	// number of events).
+	// payloads, in stream order), Latest (the newest payload), Count (the
+	// number of events) or Reduce (a state that reduce folds the events
+	// into).
 	// +required
 	Type ReadModelType `json:"type"`
 
@@ -119,7 +126,8 @@ type ReadModel struct {
 	Key string `json:"key,omitempty"`
 
 	// KeyExpression is a CEL expression on the variable event (fields id,
-	// name, stream, sequence, time, headers, correlationId and payload)
+	// name, stream, sequence, key, version, time, headers, correlationId
+	// and payload)
 	// that gives each event's key, such as event.payload.sku. An expression
 	// that does not compile makes the projection Ready=False; one that
 	// fails on an event dead-letters that event.
@@ -127,6 +135,38 @@ type ReadModel struct {
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=4096
 	KeyExpression string `json:"keyExpression,omitempty"`
+
+	// Reduce is how a Reduce read model folds each key's events. Required
+	// with type Reduce, refused with the other types.
+	// +optional
+	Reduce *ReduceReadModel `json:"reduce,omitempty"`
+}
+
+// ReduceReadModel folds each key's events into a state with two CEL
+// expressions. Both must give a JSON value (a map with string keys, a list,
+// a string, a number, a bool or null). They are compiled and type-checked
+// when the Projection is applied: an error makes it Ready=False with reason
+// InvalidSpec. Every evaluation may cost at most 1,000,000 CEL cost units;
+// an event whose evaluation fails or costs more is dead-lettered and leaves
+// the state as it was.
+type ReduceReadModel struct {
+	// Initial is the state of a key before its first event, a CEL
+	// expression without variables, such as {'total': 0, 'lines': 0}.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=4096
+	Initial string `json:"initial"`
+
+	// Expression gives the key's next state from the variables state (its
+	// current state) and event (fields as in keyExpression, with key and
+	// version), such as {'total': state.total + event.payload.amount,
+	// 'lines': state.lines + 1, 'status': event.name}. Whole numbers in
+	// the state are ints and others doubles, as in JSON documents; CEL does
+	// not add an int to a double, so convert with double(x) where they mix.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=4096
+	Expression string `json:"expression"`
 }
 
 // ProjectionStatus is the observed state of a Projection.
@@ -138,7 +178,10 @@ type ProjectionStatus struct {
 
 	// Conditions describe the projection's state. Ready is True when it is
 	// running; when it is False, its reason and message say what to fix
-	// (for example StreamNotFound or PipelineNotFound).
+	// (for example StreamNotFound or PipelineNotFound). Rebuilding is True
+	// while the read model is rebuilt for a changed spec (its message says
+	// how far it is; queries answer the previous read model meanwhile), and
+	// False once the rebuilt one has replaced it.
 	// +optional
 	// +listType=map
 	// +listMapKey=type

@@ -122,6 +122,30 @@ func TestProjectionValidation(t *testing.T) {
 			manifest:   projection("  streams: [items-events]\n  startFrom: Middle\n  readModel: {type: Append, key: items}\n"),
 			wantErrors: []wantError{{"spec.startFrom", `Unsupported value: "Middle"`}},
 		},
+		{name: "a Reduce read model", manifest: projection("  streams: [orders]\n  readModel:\n    type: Reduce\n" +
+			"    keyExpression: event.key\n    reduce:\n      initial: \"{'total': 0}\"\n" +
+			"      expression: \"{'total': state.total + event.payload.amount}\"\n")},
+		{
+			name:       "type Reduce without reduce",
+			manifest:   projection("  streams: [orders]\n  readModel: {type: Reduce, keyExpression: event.key}\n"),
+			wantErrors: []wantError{{"spec.readModel", "type Reduce needs reduce: set reduce.initial"}},
+		},
+		{
+			name: "reduce with another type",
+			manifest: projection("  streams: [orders]\n  readModel:\n    type: Count\n    key: all\n" +
+				"    reduce: {initial: '0', expression: state + 1}\n"),
+			wantErrors: []wantError{{"spec.readModel", "reduce is only for type Reduce: remove reduce, or set type: Reduce"}},
+		},
+		{
+			name:       "reduce without an expression",
+			manifest:   projection("  streams: [orders]\n  readModel: {type: Reduce, key: all, reduce: {initial: '0'}}\n"),
+			wantErrors: []wantError{{"spec.readModel.reduce.expression", "Required value"}},
+		},
+		{
+			name:       "reduce with an empty initial state",
+			manifest:   projection("  streams: [orders]\n  readModel: {type: Reduce, key: all, reduce: {initial: '', expression: state}}\n"),
+			wantErrors: []wantError{{"spec.readModel.reduce.initial", "should be at least 1 chars long"}},
+		},
 		{
 			name:       "an event name listed twice",
 			manifest:   projection("  streams: [items-events]\n  eventNames: [A, A]\n  readModel: {type: Append, key: items}\n"),

@@ -10,6 +10,9 @@ package controller
 const (
 	// ConditionReady says whether the object works in the engine.
 	ConditionReady = "Ready"
+	// ConditionRebuilding says whether a Projection's read model is being
+	// rebuilt for a changed spec while queries read the previous one.
+	ConditionRebuilding = "Rebuilding"
 )
 
 // Reasons of the Ready condition. CamelCase, as Kubernetes conditions use.
@@ -37,6 +40,15 @@ const (
 	ReasonStalled = "Stalled"
 	// ReasonEngineError: the engine failed for a reason outside the spec.
 	ReasonEngineError = "EngineError"
+)
+
+// Reasons of the Rebuilding condition.
+const (
+	// ReasonCatchingUp: the new read model is being folded; the message
+	// says how far it is.
+	ReasonCatchingUp = "CatchingUp"
+	// ReasonRebuilt: the read model queries read is the spec's.
+	ReasonRebuilt = "Rebuilt"
 )
 
 // finalizer makes deletion remove the object from the engine first.

@@ -26,5 +26,9 @@ type Engine interface {
 // are refreshed while nothing else triggers a reconcile. Never per event.
 const StatusRefresh = 5 * time.Second
 
+// RebuildRefresh is how often a Projection's Rebuilding condition is
+// refreshed while its read model is rebuilt.
+const RebuildRefresh = time.Second
+
 // engineName is the engine-wide name of a namespaced object.
 func engineName(namespace, name string) string { return namespace + "/" + name }

@@ -7,6 +7,8 @@ import (
 	"sort"
 	"strings"
 
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -58,6 +60,16 @@ func (r *ProjectionReconciler) reconcileNormal(ctx context.Context, p *esv1.Proj
 	case errors.Is(err, core.ErrInvalidSpec):
 		setReady(&p.Status.Conditions, p.Generation, false, ReasonInvalidSpec, "Fix spec: "+err.Error())
 		return ctrl.Result{}, reconcile.TerminalError(err)
+	case err != nil && !errors.Is(err, core.ErrStreamNotFound) && !errors.Is(err, core.ErrPipelineNotFound):
+		setReady(&p.Status.Conditions, p.Generation, false, ReasonEngineError, err.Error())
+		return ctrl.Result{}, err
+	}
+	stats, serr := r.Engine.ProjectionStats(ctx, name)
+	if serr != nil {
+		return ctrl.Result{}, serr
+	}
+	setRebuilding(&p.Status.Conditions, p.Generation, stats.Rebuild)
+	switch {
 	case errors.Is(err, core.ErrStreamNotFound):
 		// Registered and waiting: the Stream watch brings it back.
 		setReady(&p.Status.Conditions, p.Generation, false, ReasonStreamNotFound,
@@ -69,13 +81,6 @@ func (r *ProjectionReconciler) reconcileNormal(ctx context.Context, p *esv1.Proj
 			fmt.Sprintf("Waiting for Pipeline %q in namespace %q: create it or fix spec.pipelineRef",
 				p.Spec.PipelineRef.Name, p.Namespace))
 		return ctrl.Result{}, nil
-	case err != nil:
-		setReady(&p.Status.Conditions, p.Generation, false, ReasonEngineError, err.Error())
-		return ctrl.Result{}, err
-	}
-	stats, err := r.Engine.ProjectionStats(ctx, name)
-	if err != nil {
-		return ctrl.Result{}, err
 	}
 	p.Status.EventsProcessed = int64(stats.Processed)
 	p.Status.DeadLettered = int64(stats.DeadLettered)
@@ -86,7 +91,30 @@ func (r *ProjectionReconciler) reconcileNormal(ctx context.Context, p *esv1.Proj
 		setReady(&p.Status.Conditions, p.Generation, true, ReasonRunning,
 			fmt.Sprintf("Folding events into its read model at %s", p.Status.QueryPath))
 	}
+	if stats.Rebuild != nil {
+		// Progress is worth showing sooner than the counters.
+		return ctrl.Result{RequeueAfter: RebuildRefresh}, nil
+	}
 	return ctrl.Result{RequeueAfter: StatusRefresh}, nil
+}
+
+// setRebuilding sets the Rebuilding condition: True with the progress while
+// a rebuild runs, False once one has finished; a Projection that was never
+// rebuilt has none.
+func setRebuilding(conditions *[]metav1.Condition, generation int64, rebuild *core.RebuildStats) {
+	c := metav1.Condition{Type: ConditionRebuilding, ObservedGeneration: generation}
+	switch {
+	case rebuild != nil:
+		c.Status, c.Reason = metav1.ConditionTrue, ReasonCatchingUp
+		c.Message = fmt.Sprintf("Rebuilding the read model for the changed spec: applied %d of %d events; "+
+			"queries answer the previous read model until the new one has caught up", rebuild.Applied, rebuild.Total)
+	case meta.FindStatusCondition(*conditions, ConditionRebuilding) != nil:
+		c.Status, c.Reason = metav1.ConditionFalse, ReasonRebuilt
+		c.Message = "The read model is the spec's: queries answer it"
+	default:
+		return
+	}
+	meta.SetStatusCondition(conditions, c)
 }
 
 // missingStreams lists the Streams the Projection names that do not exist.

@@ -1,8 +1,11 @@
 package controller_test
 
 import (
+	"time"
+
 	. "github.com/onsi/ginkgo/v2" //nolint:revive // Ginkgo and Gomega are DSLs, dot-imported as their docs do
 	. "github.com/onsi/gomega"    //nolint:revive // as above
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -135,6 +138,82 @@ var _ = Describe("Projection", func() {
 			"a dead-lettered event does not stall the projection")
 	})
 
+	It("folds a Reduce read model of each key", func() {
+		create(jsonStream(ns, "orders"))
+		p := reduceProjection(ns, "totals", "orders")
+		create(p)
+		eventuallyReady(p, metav1.ConditionTrue, controller.ReasonRunning)
+
+		ingestJSON(ns, "orders", "LineAdded", `{"order":"o-1","amount":30}`, `{"order":"o-2","amount":5}`, `{"order":"o-1","amount":12}`)
+		Eventually(readModel).WithArguments(ns, "totals").Should(
+			MatchJSON(`{"o-1":{"total":42,"lines":2},"o-2":{"total":5,"lines":1}}`))
+		Expect(meta.FindStatusCondition(p.Status.Conditions, controller.ConditionRebuilding)).To(BeNil(),
+			"a Projection never rebuilt has no Rebuilding condition")
+	})
+
+	It("reports InvalidSpec, with CEL's error and where, for a reduce expression that does not compile", func() {
+		create(jsonStream(ns, "orders"))
+		p := reduceProjection(ns, "totals", "orders")
+		p.Spec.ReadModel.Reduce.Expression = "{'total': state.total + event.payload.amount, 'lines': state.lnes + 1"
+		create(p)
+		cond := eventuallyReady(p, metav1.ConditionFalse, controller.ReasonInvalidSpec)
+		Expect(cond.Message).To(And(ContainSubstring("readModel.reduce.expression"), ContainSubstring("Syntax error"),
+			ContainSubstring("<input>:1:")), "the message names the field and says what CEL refused where")
+
+		p.Spec.ReadModel.Reduce.Expression = "event.time"
+		Expect(k8sClient.Update(suiteCtx, p)).To(Succeed())
+		cond = eventuallyReady(p, metav1.ConditionFalse, controller.ReasonInvalidSpec)
+		Expect(cond.Message).To(ContainSubstring("gives google.protobuf.Timestamp, want a JSON value"))
+
+		p.Spec.ReadModel.Reduce.Initial = "{'total': 0, 'lines': event.sequence}"
+		p.Spec.ReadModel.Reduce.Expression = "state"
+		Expect(k8sClient.Update(suiteCtx, p)).To(Succeed())
+		cond = eventuallyReady(p, metav1.ConditionFalse, controller.ReasonInvalidSpec)
+		Expect(cond.Message).To(And(ContainSubstring("readModel.reduce.initial"), ContainSubstring("undeclared reference to 'event'")))
+	})
+
+	It("keeps answering the previous read model while it rebuilds, with Rebuilding=True and its progress, then swaps", func() {
+		create(jsonStream(ns, "orders"))
+		p := &esv1.Projection{
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "totals"},
+			Spec: esv1.ProjectionSpec{
+				Streams:   []string{"orders"},
+				ReadModel: esv1.ReadModel{Type: esv1.ReadModelCount, Key: "events"},
+			},
+		}
+		create(p)
+		eventuallyReady(p, metav1.ConditionTrue, controller.ReasonRunning)
+		ingestJSON(ns, "orders", "LineAdded", `{"order":"o-1","amount":30}`, `{"order":"o-1","amount":12}`)
+		Eventually(readModel).WithArguments(ns, "totals").Should(MatchJSON(`{"events":2}`))
+
+		// The new read model waits for its pipeline, so the rebuild stays
+		// in progress until the test creates it.
+		Expect(k8sClient.Get(suiteCtx, client.ObjectKeyFromObject(p), p)).To(Succeed())
+		p.Spec.ReadModel = reduceProjection(ns, "", "").Spec.ReadModel
+		p.Spec.PipelineRef = &esv1.PipelineReference{Name: "later"}
+		Expect(k8sClient.Update(suiteCtx, p)).To(Succeed())
+		eventuallyReady(p, metav1.ConditionFalse, controller.ReasonPipelineNotFound)
+		rebuilding := meta.FindStatusCondition(p.Status.Conditions, controller.ConditionRebuilding)
+		Expect(rebuilding).NotTo(BeNil())
+		Expect(rebuilding.Status).To(Equal(metav1.ConditionTrue))
+		Expect(rebuilding.Reason).To(Equal(controller.ReasonCatchingUp))
+		Expect(rebuilding.Message).To(ContainSubstring("applied 0 of 2 events"))
+		Consistently(readModel).WithArguments(ns, "totals").WithTimeout(time.Second).Should(MatchJSON(`{"events":2}`),
+			"queries answer the previous read model during the rebuild")
+
+		create(pipeline(ns, "later", esv1.Middleware{Type: esv1.MiddlewareDeserialize}))
+		eventuallyReady(p, metav1.ConditionTrue, controller.ReasonRunning)
+		Eventually(readModel).WithArguments(ns, "totals").Should(MatchJSON(`{"o-1":{"total":42,"lines":2}}`))
+		Eventually(func(g Gomega) {
+			g.Expect(k8sClient.Get(suiteCtx, client.ObjectKeyFromObject(p), p)).To(Succeed())
+			c := meta.FindStatusCondition(p.Status.Conditions, controller.ConditionRebuilding)
+			g.Expect(c).NotTo(BeNil())
+			g.Expect(c.Status).To(Equal(metav1.ConditionFalse), "Rebuilding (%s: %s)", c.Reason, c.Message)
+			g.Expect(c.Reason).To(Equal(controller.ReasonRebuilt))
+			g.Expect(p.Status.EventsProcessed).To(Equal(int64(2)), "status.eventsProcessed of the rebuilt read model")
+		}).Should(Succeed())
+	})
+
 	It("gets the engine finalizer, and deleting it removes it and its read model from the engine", func() {
 		create(jsonStream(ns, "items-events"))
 		p := appendProjection(ns, "items", "items-events")
@@ -147,3 +226,22 @@ var _ = Describe("Projection", func() {
 		Expect(err).To(MatchError(core.ErrProjectionNotFound), "query a deleted projection")
 	})
 })
+
+// reduceProjection folds each order's total and line count from events
+// with an order and an amount.
+func reduceProjection(namespace, name string, streams ...string) *esv1.Projection {
+	return &esv1.Projection{
+		ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name},
+		Spec: esv1.ProjectionSpec{
+			Streams: streams,
+			ReadModel: esv1.ReadModel{
+				Type:          esv1.ReadModelReduce,
+				KeyExpression: "event.payload.order",
+				Reduce: &esv1.ReduceReadModel{
+					Initial:    "{'total': 0, 'lines': 0}",
+					Expression: "{'total': state.total + event.payload.amount, 'lines': state.lines + 1}",
+				},
+			},
+		},
+	}
+}

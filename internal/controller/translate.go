@@ -94,5 +94,8 @@ func projectionSpec(p *esv1.Projection) core.ProjectionSpec {
 	if p.Spec.PipelineRef != nil && p.Spec.PipelineRef.Name != "" {
 		spec.Pipeline = engineName(p.Namespace, p.Spec.PipelineRef.Name)
 	}
+	if r := p.Spec.ReadModel.Reduce; r != nil {
+		spec.Reducer = projection.Reducer{Initial: r.Initial, Expression: r.Expression}
+	}
 	return spec
 }

@@ -8,6 +8,7 @@ import (
 
 	esv1 "github.com/eventsourcing-dev/eventsourcing-operator/api/v1alpha1"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/core"
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/projection"
 )
 
 func TestStreamRetentionReachesTheEngine(t *testing.T) {
@@ -35,5 +36,17 @@ func TestStreamRetentionReachesTheEngine(t *testing.T) {
 				t.Fatalf("engine retention: got %+v, want %+v", got, c.want)
 			}
 		})
+	}
+}
+
+func TestProjectionReduceReachesTheEngine(t *testing.T) {
+	p := &esv1.Projection{ObjectMeta: metav1.ObjectMeta{Name: "totals", Namespace: "shop"}}
+	p.Spec.Streams = []string{"orders"}
+	p.Spec.ReadModel = esv1.ReadModel{Type: esv1.ReadModelReduce, KeyExpression: "event.key",
+		Reduce: &esv1.ReduceReadModel{Initial: "{'total': 0}", Expression: "{'total': state.total + 1}"}}
+	got := projectionSpec(p)
+	want := projection.Reducer{Initial: "{'total': 0}", Expression: "{'total': state.total + 1}"}
+	if got.Type != projection.Reduce || got.Reducer != want {
+		t.Fatalf("engine spec: got type %q, reducer %+v; want Reduce with the object's expressions", got.Type, got.Reducer)
 	}
 }

@@ -60,6 +60,20 @@ var _ = Describe("CRD validation", func() {
 		Entry("a Projection with no streams", func() client.Object {
 			return projection(func(s *esv1.ProjectionSpec) { s.Streams = []string{} })
 		}, "spec.streams", "should have at least 1 items"),
+		Entry("a Projection of type Reduce without reduce", func() client.Object {
+			return projection(func(s *esv1.ProjectionSpec) { s.ReadModel.Type = esv1.ReadModelReduce })
+		}, "spec.readModel", "type Reduce needs reduce: set reduce.initial (the state of a key before its first event)"),
+		Entry("a Projection of type Append with reduce", func() client.Object {
+			return projection(func(s *esv1.ProjectionSpec) {
+				s.ReadModel.Reduce = &esv1.ReduceReadModel{Initial: "0", Expression: "state + 1"}
+			})
+		}, "spec.readModel", "reduce is only for type Reduce: remove reduce, or set type: Reduce"),
+		Entry("a Reduce without an expression", func() client.Object {
+			return projection(func(s *esv1.ProjectionSpec) {
+				s.ReadModel.Type = esv1.ReadModelReduce
+				s.ReadModel.Reduce = &esv1.ReduceReadModel{Initial: "0"}
+			})
+		}, "spec.readModel.reduce.expression", "should be at least 1 chars long"),
 		Entry("an unknown readModel.type", func() client.Object {
 			return projection(func(s *esv1.ProjectionSpec) { s.ReadModel.Type = "Sum" })
 		}, "spec.readModel.type", `Unsupported value: "Sum"`),

@@ -27,6 +27,7 @@ type Engine interface {
 	ReadStream(ctx context.Context, stream string, after uint64, limit int) ([]engine.Message, error)
 	ReadKey(ctx context.Context, stream, key string, after uint64, limit int) ([]engine.Message, uint64, error)
 	Query(ctx context.Context, projection string) ([]byte, error)
+	QueryKey(ctx context.Context, projection, key string) ([]byte, error)
 }
 
 // Defaults of Config.
@@ -97,6 +98,7 @@ func NewHandler(cfg Config) (*Handler, error) {
 	h.mux.HandleFunc("/v1/namespaces/{namespace}/streams/{stream}/events", h.streamEvents)
 	h.mux.HandleFunc("/v1/namespaces/{namespace}/streams/{stream}/keys/{key}/events", h.keyEvents)
 	h.mux.HandleFunc("/v1/namespaces/{namespace}/projections/{projection}", h.projection)
+	h.mux.HandleFunc(projectionKeyPattern, h.projectionKey)
 	h.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		newProblem(http.StatusNotFound, kindNotFound,
 			"no such path: the API serves /v1/namespaces/{namespace}/streams/{stream}/events, "+

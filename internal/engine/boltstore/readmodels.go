@@ -264,6 +264,62 @@ func (s *ReadModels) Document(ctx context.Context, projection string) ([]byte, e
 	return out, nil
 }
 
+// Value returns the value under key, rendered as Document renders it. A
+// value that an Apply not yet committed set outright is answered from what
+// it staged, so a projection that reads a key, computes its next value and
+// sets it (Reduce) goes on at the pace of staging, not of commits; any
+// other key staged waits for the commit, as Document does.
+func (s *ReadModels) Value(ctx context.Context, projection, key string) ([]byte, bool, error) {
+	if err := s.usable(ctx); err != nil {
+		return nil, false, err
+	}
+	name, err := storedName(projection)
+	if err != nil {
+		return nil, false, nil // too long to have been stored
+	}
+	k, err := storedName(key)
+	if err != nil {
+		return nil, false, nil
+	}
+	set, changed, err := s.wb.stagedValue(projection, key)
+	switch {
+	case err != nil:
+		return nil, false, err
+	case set != nil:
+		out, err := appendValue(nil, k, set)
+		if err != nil {
+			return nil, false, fmt.Errorf("read model %q: %w", projection, err)
+		}
+		return out, true, nil
+	case changed:
+		if err := s.wb.barrier(ctx); err != nil {
+			return nil, false, err
+		}
+	}
+	var out []byte
+	err = s.db.View(func(tx *bolt.Tx) error {
+		p := tx.Bucket(bucketReadModels).Bucket(name)
+		if p == nil {
+			return nil
+		}
+		doc := p.Bucket(bucketDoc)
+		if doc == nil {
+			return fmt.Errorf("%w: the doc bucket is missing", codec.ErrCorrupt)
+		}
+		var err error
+		if v := doc.Get(k); v != nil {
+			out, err = appendValue(out, k, v)
+		} else if items := doc.Bucket(k); items != nil {
+			out, err = appendList(out, items)
+		}
+		return err
+	})
+	if err != nil {
+		return nil, false, fmt.Errorf("read model %q: %w", projection, err)
+	}
+	return out, out != nil, nil
+}
+
 // Checkpoint returns the projection's checkpoint; an unknown projection has
 // an empty one.
 func (s *ReadModels) Checkpoint(ctx context.Context, projection string) (readmodel.Checkpoint, error) {
@@ -348,6 +404,52 @@ func (s *ReadModels) Delete(ctx context.Context, projection string) error {
 	})
 	if err != nil {
 		return fmt.Errorf("delete read model %q: %w", projection, err)
+	}
+	return nil
+}
+
+// Move gives from's doc and checkpoint buckets to to in one transaction,
+// once everything staged is committed. bbolt moves a bucket by its root,
+// so the cost does not grow with the document.
+func (s *ReadModels) Move(ctx context.Context, from, to string) error {
+	if err := s.readable(ctx); err != nil {
+		return err
+	}
+	fromName, err := storedName(from)
+	if err != nil {
+		return fmt.Errorf("move read model %q: %w", from, readmodel.ErrNotFound)
+	}
+	toName, err := storedName(to)
+	if err != nil {
+		return fmt.Errorf("move read model %q to %q: %w", from, to, err)
+	}
+	err = s.db.Update(ctx, func(tx *bolt.Tx) error {
+		models := tx.Bucket(bucketReadModels)
+		src := models.Bucket(fromName)
+		if src == nil {
+			return readmodel.ErrNotFound
+		}
+		dst := models.Bucket(toName)
+		if dst == nil {
+			var err error
+			if dst, err = models.CreateBucket(toName); err != nil {
+				return err
+			}
+		}
+		for _, b := range [][]byte{bucketDoc, bucketCheckpoint} {
+			if dst.Bucket(b) != nil {
+				if err := dst.DeleteBucket(b); err != nil {
+					return err
+				}
+			}
+			if err := src.MoveBucket(b, dst); err != nil {
+				return err
+			}
+		}
+		return models.DeleteBucket(fromName)
+	})
+	if err != nil {
+		return fmt.Errorf("move read model %q to %q: %w", from, to, err)
 	}
 	return nil
 }

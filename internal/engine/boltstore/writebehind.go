@@ -48,12 +48,20 @@ type writeBehind struct {
 	done chan struct{}
 }
 
-// uncommitted is what a projection's Applies not yet committed leave: the
-// kind each key they change is left with, and how many they are (at none,
-// the committed document is the truth again).
+// uncommitted is what a projection's Applies not yet committed leave: what
+// each key they change is left with, and how many they are (at none, the
+// committed document is the truth again).
 type uncommitted struct {
-	kinds map[string]readmodel.Kind
-	open  int
+	keys map[string]stagedKey
+	open int
+}
+
+// stagedKey is what the Applies not yet committed leave under one key: its
+// kind, and its stored value when the last of them set one outright (nil
+// when that value depends on the committed one, as an append's does).
+type stagedKey struct {
+	kind readmodel.Kind
+	set  []byte // tagged, as the doc bucket holds it
 }
 
 func newWriteBehind(db *DB) *writeBehind {
@@ -82,19 +90,23 @@ func (w *writeBehind) stage(ctx context.Context, a *applyTx) error {
 		return errReadModelsClosed // a staged Apply would never be committed
 	}
 	u := w.uncommitted[a.projection]
-	var staged map[string]readmodel.Kind
+	var staged map[string]stagedKey
 	if u != nil {
-		staged = u.kinds
+		staged = u.keys
 	}
 	if err := w.validate(staged, a); err != nil {
 		return err
 	}
 	if u == nil {
-		u = &uncommitted{kinds: make(map[string]readmodel.Kind, len(a.given))}
+		u = &uncommitted{keys: make(map[string]stagedKey, len(a.given))}
 		w.uncommitted[a.projection] = u
 	}
 	for i := range a.given {
-		u.kinds[a.given[i].Key] = a.given[i].Leaves()
+		sk := stagedKey{kind: a.given[i].Leaves()}
+		if c := &a.changes[i]; c.op == readmodel.OpSet && c.items == nil {
+			sk.set = c.value
+		}
+		u.keys[a.given[i].Key] = sk
 	}
 	a.given = nil // the caller's, who may reuse it
 	u.open++
@@ -116,7 +128,7 @@ func (w *writeBehind) kickLocked() {
 // validate runs readmodel.Validate with the kinds staged Applies leave
 // behind (staged), reading the committed document only for a key none of
 // them changed.
-func (w *writeBehind) validate(staged map[string]readmodel.Kind, a *applyTx) error {
+func (w *writeBehind) validate(staged map[string]stagedKey, a *applyTx) error {
 	allStaged := true
 	for i := range a.given {
 		if _, ok := staged[a.given[i].Key]; !ok {
@@ -126,7 +138,7 @@ func (w *writeBehind) validate(staged map[string]readmodel.Kind, a *applyTx) err
 	}
 	if allStaged {
 		return readmodel.Validate(a.given, func(i int) (readmodel.Kind, error) {
-			return staged[a.given[i].Key], nil
+			return staged[a.given[i].Key].kind, nil
 		})
 	}
 	return w.db.View(func(tx *bolt.Tx) error {
@@ -137,8 +149,8 @@ func (w *writeBehind) validate(staged map[string]readmodel.Kind, a *applyTx) err
 			}
 		}
 		return readmodel.Validate(a.given, func(i int) (readmodel.Kind, error) {
-			if k, ok := staged[a.given[i].Key]; ok {
-				return k, nil
+			if sk, ok := staged[a.given[i].Key]; ok {
+				return sk.kind, nil
 			}
 			return storedKind(doc, a.changes[i].key)
 		})
@@ -171,6 +183,24 @@ func (w *writeBehind) barrier(ctx context.Context) error {
 		}
 	}
 	return w.failed
+}
+
+// stagedValue reports whether an Apply not yet committed changes key of
+// projection, and the value the last of them set outright (nil when it did
+// something else). A key none of them changes holds its committed value.
+// After a failed commit it returns the failure: what is staged is lost.
+func (w *writeBehind) stagedValue(projection, key string) (set []byte, changed bool, err error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.failed != nil {
+		return nil, false, w.failed
+	}
+	u := w.uncommitted[projection]
+	if u == nil {
+		return nil, false, nil
+	}
+	sk, ok := u.keys[key]
+	return sk.set, ok, nil
 }
 
 // failure is the error that stopped the store, nil while it works.

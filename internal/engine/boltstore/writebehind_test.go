@@ -146,3 +146,33 @@ func TestReadModelAppliesCommittedTogetherKeepTheirOrderAndLastCheckpoint(t *tes
 	}
 	rmWantCheckpoint(t, s, rmProjection, readmodel.Checkpoint{"a": n, "b": 2 * n})
 }
+
+func TestReadModelValueSetByAStagedApplyIsReadWithoutWaitingForItsCommit(t *testing.T) {
+	s, db := openTestReadModels(t)
+	release := holdCommitter(t, db)
+
+	// A Reduce projection's loop: read the key, set the next value.
+	for i := range 20 {
+		want := fmt.Sprintf(`{"n":%d}`, i)
+		if i == 0 {
+			want = ""
+		}
+		got, found, err := s.Value(context.Background(), rmProjection, "state")
+		if err != nil || string(got) != want || found != (i > 0) {
+			t.Fatalf("value before apply %d: got %s, %v, %v; want %s, %v, nil", i, got, found, err, want, i > 0)
+		}
+		rmMustApply(t, s, []readmodel.Change{{Key: "state", Op: readmodel.OpSet, Value: map[string]any{"n": int64(i + 1)}}},
+			readmodel.Checkpoint{"s": uint64(i + 1)})
+	}
+	// A key whose staged change depends on the committed value waits.
+	rmMustApply(t, s, []readmodel.Change{{Key: "n", Op: readmodel.OpIncrement, Delta: 1}}, readmodel.Checkpoint{"s": 21})
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if _, _, err := s.Value(ctx, rmProjection, "n"); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("value of an incremented key while it cannot commit: got error %v, want it to wait (context.DeadlineExceeded)", err)
+	}
+	release()
+	if got, found, err := s.Value(context.Background(), rmProjection, "n"); err != nil || !found || string(got) != "1" {
+		t.Fatalf("value of the incremented key after the commit: got %s, %v, %v; want 1, true, nil", got, found, err)
+	}
+}

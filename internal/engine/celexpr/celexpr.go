@@ -1,7 +1,8 @@
 // Package celexpr compiles and evaluates the CEL expressions users write in
-// Pipelines (Filter) and Projections (keyExpression).
+// Pipelines (Filter) and Projections (keyExpression, and the Reduce read
+// model: see Reducer).
 //
-// Expressions see one variable, event, of a declared object type, so a
+// Expressions see the variable event, of a declared object type, so a
 // misspelled field (event.nmae) is a compile error. Its fields:
 //
 //	id             string

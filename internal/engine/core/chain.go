@@ -13,14 +13,14 @@ import (
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/serde"
 )
 
-// route builds the router route of a projection, or says what it waits for.
+// route builds the router route of a runner, or says what it waits for.
 //
 // The chain, outermost first: dead-letter (one per source stream, as each
 // stream names its own dead-letter stream), recover, the event-name filter,
 // the pipeline's middleware, Deserialize when the pipeline has none, recover
 // again (so Retry sees a handler's panic as a failure), the projection.
-func (e *Engine) route(st *projectionState) (router.Route, error) {
-	spec := st.spec
+func (e *Engine) route(r *runner) (router.Route, error) {
+	spec := r.spec
 	route := router.Route{
 		Name:     spec.Name,
 		Streams:  spec.Streams,
@@ -28,14 +28,14 @@ func (e *Engine) route(st *projectionState) (router.Route, error) {
 		// The checkpoint, saved with the read model, is where a restarted
 		// or re-wired route goes on.
 		Start: func(_ context.Context, stream string) (uint64, error) {
-			return st.proj.Checkpoint()[stream], nil
+			return r.proj.Checkpoint()[stream], nil
 		},
 		Settle: func(ctx context.Context, msg engine.Message, o router.Outcome) error {
-			if err := st.proj.Settle(ctx, msg, o == router.DeadLettered); err != nil {
+			if err := r.proj.Settle(ctx, msg, o == router.DeadLettered); err != nil {
 				return err
 			}
 			if o == router.DeadLettered && e.cfg.Metrics != nil {
-				e.cfg.Metrics.RecordDeadLetter(spec.Name, msg.Stream)
+				e.cfg.Metrics.RecordDeadLetter(r.handler, msg.Stream)
 			}
 			return nil
 		},
@@ -44,7 +44,7 @@ func (e *Engine) route(st *projectionState) (router.Route, error) {
 	for _, name := range spec.Streams {
 		s, ok := e.stream(name)
 		if !ok {
-			return router.Route{}, fmt.Errorf("%w: projection %q reads stream %q, which does not exist yet", ErrStreamNotFound, spec.Name, name)
+			return router.Route{}, fmt.Errorf("%w: projection %q reads stream %q, which does not exist yet", ErrStreamNotFound, r.handler, name)
 		}
 		route.Capacity[name] = s.spec.BacklogLimit
 		deadLetters[name] = s.spec.DeadLetterStream
@@ -54,12 +54,12 @@ func (e *Engine) route(st *projectionState) (router.Route, error) {
 		p, ok := e.pipelines[spec.Pipeline]
 		if !ok {
 			return router.Route{}, fmt.Errorf("%w: projection %q uses pipeline %q, which does not exist yet",
-				ErrPipelineNotFound, spec.Name, spec.Pipeline)
+				ErrPipelineNotFound, r.handler, spec.Pipeline)
 		}
 		pipe = p
 	}
 	deserialize := e.deserializer(spec, pipe)
-	mws, err := e.buildPipeline(pipe, spec.Name, deserialize)
+	mws, err := e.buildPipeline(pipe, r.handler, deserialize)
 	if err != nil {
 		return router.Route{}, err
 	}
@@ -72,13 +72,13 @@ func (e *Engine) route(st *projectionState) (router.Route, error) {
 	}
 	mws = slices.Insert(mws, 0, middleware.Recover())
 
-	inner := engine.Chain(st.proj, mws...)
+	inner := engine.Chain(r.proj, mws...)
 	byStream := make(map[string]engine.Handler, len(deadLetters))
 	for source, dead := range deadLetters {
 		dl, err := middleware.DeadLetter(middleware.DeadLetterConfig{
 			Enqueuer: e.cfg.Outbox,
 			Stream:   dead,
-			Handler:  spec.Name,
+			Handler:  r.handler,
 		})
 		if err != nil {
 			return router.Route{}, fmt.Errorf("%w: %w", ErrInvalidSpec, err)
@@ -96,12 +96,12 @@ func (e *Engine) route(st *projectionState) (router.Route, error) {
 }
 
 // deserializer is the projection's Deserialize. It decodes only the payloads
-// whose value something reads: a Filter or a key expression reads every
-// one, and Append and Latest read those that are not JSON (a JSON payload
-// is kept as its own text). The others are only validated, which for JSON
-// is several times cheaper than building the value.
+// whose value something reads: a Filter, a key expression or a Reduce reads
+// every one, and Append and Latest read those that are not JSON (a JSON
+// payload is kept as its own text). The others are only validated, which
+// for JSON is several times cheaper than building the value.
 func (e *Engine) deserializer(spec ProjectionSpec, pipe PipelineSpec) engine.Middleware {
-	valueRead := spec.KeyExpression != "" ||
+	valueRead := spec.KeyExpression != "" || spec.Type == projection.Reduce ||
 		slices.ContainsFunc(pipe.Middleware, func(m MiddlewareSpec) bool { return m.Type == Filter })
 	keepsPayload := spec.Type != projection.Count
 	return middleware.DeserializeIfNeeded(e, func(msg engine.Message) bool {

@@ -158,9 +158,17 @@ func (e *Engine) retentionFloor(ctx context.Context, stream string) (uint64, str
 			floor, holder = next, name
 		}
 	}
-	for name, st := range e.projections {
-		if slices.Contains(st.spec.Streams, stream) {
-			applied := st.proj.Checkpoint()[stream]
+	registered := make(map[string]bool, len(e.projections))
+	for _, st := range e.projections {
+		// A read model being rebuilt holds back what it has to fold, and
+		// the one it replaces what it follows.
+		for _, r := range st.runners() {
+			name := r.spec.Name
+			registered[name] = true
+			if !slices.Contains(r.spec.Streams, stream) {
+				continue
+			}
+			applied := r.proj.Checkpoint()[stream]
 			if stored != nil {
 				// A store may commit behind the projection (the disk
 				// store's read models do): a restart resumes from the
@@ -171,7 +179,7 @@ func (e *Engine) retentionFloor(ctx context.Context, stream string) (uint64, str
 		}
 	}
 	for name, cp := range stored {
-		if _, registered := e.projections[name]; registered {
+		if registered[name] {
 			continue // its live checkpoint and streams are the truth
 		}
 		if seq, ok := cp[stream]; ok {

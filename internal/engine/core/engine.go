@@ -56,6 +56,10 @@ type Config struct {
 	// CompactionInterval is how often Run enforces the streams' retention
 	// (default 1 minute); the first pass comes one interval after Run starts.
 	CompactionInterval time.Duration
+	// RebuildCheckInterval is how often Run checks whether a read model
+	// being rebuilt has caught up and can replace the old one (default
+	// 100ms; see ApplyProjection).
+	RebuildCheckInterval time.Duration
 }
 
 func (c *Config) setDefaults() {
@@ -92,6 +96,9 @@ func (c *Config) setDefaults() {
 	if c.CompactionInterval <= 0 {
 		c.CompactionInterval = time.Minute
 	}
+	if c.RebuildCheckInterval <= 0 {
+		c.RebuildCheckInterval = 100 * time.Millisecond
+	}
 }
 
 // Engine is the running event-sourcing engine.
@@ -119,12 +126,31 @@ type stream struct {
 	codecs *serde.Set
 }
 
+// projectionState is one projection: the runner whose read model queries
+// read, and while a changed spec's read model is rebuilt, the runner that
+// builds it beside the first (see rebuild.go).
 type projectionState struct {
-	spec ProjectionSpec
-	proj *projection.Projection
-	// waiting says why the projection is not running (a missing stream or
-	// pipeline, a pipeline that does not build); empty when it runs.
-	waiting error
+	// spec is the spec last applied.
+	spec    ProjectionSpec
+	serving *runner
+	rebuild *runner // nil unless a rebuild runs
+}
+
+// current is the runner that folds as spec says: the rebuild while there
+// is one.
+func (st *projectionState) current() *runner {
+	if st.rebuild != nil {
+		return st.rebuild
+	}
+	return st.serving
+}
+
+// runners are the projection's runners, the serving one first.
+func (st *projectionState) runners() []*runner {
+	if st.rebuild != nil {
+		return []*runner{st.serving, st.rebuild}
+	}
+	return []*runner{st.serving}
 }
 
 // New builds an Engine. It does nothing until Run, except that Ingest and the
@@ -208,6 +234,11 @@ func (e *Engine) Run(ctx context.Context) error {
 		defer close(compactDone)
 		e.compactLoop(ctx)
 	}()
+	rebuildDone := make(chan struct{})
+	go func() {
+		defer close(rebuildDone)
+		e.rebuildLoop(ctx)
+	}()
 
 	stopIngest := context.AfterFunc(ctx, func() { e.stopped.Store(true) })
 	defer stopIngest()
@@ -217,6 +248,7 @@ func (e *Engine) Run(ctx context.Context) error {
 	stopRouter()
 	<-statsDone
 	<-compactDone
+	<-rebuildDone
 	if rerr := <-routerDone; err == nil {
 		err = rerr
 	}
@@ -309,13 +341,17 @@ func (e *Engine) RemovePipeline(name string) {
 }
 
 // ApplyProjection adds or updates a projection. A spec error wraps
-// ErrInvalidSpec. A missing stream or pipeline is not fatal: the projection is
-// registered, waits, and starts by itself when the stream or pipeline is
-// applied; the returned error wraps ErrStreamNotFound or ErrPipelineNotFound
-// so the caller can report it.
+// ErrInvalidSpec and leaves the projection as it was. A missing stream or
+// pipeline is not fatal: the projection is registered, waits, and starts by
+// itself when the stream or pipeline is applied; the returned error wraps
+// ErrStreamNotFound or ErrPipelineNotFound so the caller can report it.
 //
-// Changing what the read model means (type, key, key expression, event names
-// or start) starts the read model over; changing streams or pipeline keeps it.
+// Changing what the read model means (type, key, key expression, reduce,
+// event names or start) rebuilds it without downtime: the new read model is
+// folded beside the old one, which keeps answering queries (and following
+// its streams) until the new one has caught up and replaces it at once
+// (ProjectionStats.Rebuild says how far it is). Changing only streams or
+// pipeline keeps the read model.
 func (e *Engine) ApplyProjection(ctx context.Context, spec ProjectionSpec) error {
 	if err := spec.Validate(); err != nil {
 		return fmt.Errorf("%w: %w", ErrInvalidSpec, err)
@@ -324,46 +360,107 @@ func (e *Engine) ApplyProjection(ctx context.Context, spec ProjectionSpec) error
 	defer e.mu.Unlock()
 
 	st, exists := e.projections[spec.Name]
-	if exists && st.waiting == nil && reflect.DeepEqual(st.spec, spec) {
+	if !exists {
+		st, err := e.addProjection(ctx, spec)
+		if err != nil {
+			return err
+		}
+		e.projections[spec.Name] = st
+		return st.current().waiting
+	}
+	if st.current().waiting == nil && reflect.DeepEqual(st.spec, spec) {
 		return nil // running as specified
 	}
-	if exists && !sameFold(st.spec, spec) {
-		e.router.Remove(spec.Name)
-		if err := e.cfg.ReadModels.Delete(ctx, spec.Name); err != nil {
-			return fmt.Errorf("reset read model of projection %q: %w", spec.Name, err)
+	switch {
+	case !st.serving.paused && sameFold(st.serving.spec, spec):
+		// Back to the fold of the read model queries read: no rebuild.
+		if err := e.dropRebuild(ctx, st); err != nil {
+			return err
 		}
-		exists = false
+		if err := e.update(ctx, st.serving, spec); err != nil {
+			return err
+		}
+	case st.rebuild != nil && sameFold(st.rebuild.spec, spec):
+		if err := e.update(ctx, st.rebuild, spec); err != nil {
+			return err
+		}
+	default:
+		if err := e.startRebuild(ctx, st, spec); err != nil {
+			return err
+		}
 	}
-	if exists && !equalSets(st.spec.Streams, spec.Streams) {
+	st.spec = spec
+	return st.current().waiting
+}
+
+// addProjection builds a projection the engine does not run yet. Its read
+// model and checkpoint are those stored under its name (a restart carries
+// on), and a rebuild the store holds for this very spec goes on too.
+func (e *Engine) addProjection(ctx context.Context, spec ProjectionSpec) (*projectionState, error) {
+	stored, err := e.storedRebuilds(ctx, spec.Name)
+	if err != nil {
+		return nil, err
+	}
+	shadow := rebuildName(spec)
+	for _, name := range stored {
+		if name == shadow {
+			continue
+		}
+		// A rebuild for a spec that is no longer wanted.
+		if err := e.cfg.ReadModels.Delete(ctx, name); err != nil {
+			return nil, fmt.Errorf("delete read model %q: %w", name, err)
+		}
+	}
+	if slices.Contains(stored, shadow) {
+		return e.resumeRebuild(spec)
+	}
+	r, err := e.newRunner(ctx, spec, spec.Name)
+	if err != nil {
+		return nil, err
+	}
+	e.rewire(r)
+	return &projectionState{spec: spec, serving: r}, nil
+}
+
+// update applies spec to r, which folds as spec does: only its streams or
+// pipeline change. The read model and checkpoint are kept.
+func (e *Engine) update(ctx context.Context, r *runner, spec ProjectionSpec) error {
+	name := r.spec.Name
+	if !equalSets(r.spec.Streams, spec.Streams) {
 		// A projection keeps a checkpoint for each stream it was built
 		// with: build it again for the new list, from the stored
 		// checkpoint, so the read model is kept and an added stream is read
 		// from its start (or, for Latest, from its end).
-		e.router.Remove(spec.Name)
-		exists = false
-	}
-	if !exists {
+		e.router.Remove(name)
 		if spec.StartFrom == projection.Latest {
-			if err := e.startAtEnd(ctx, spec); err != nil {
+			if err := e.startAtEnd(ctx, spec.Streams, name); err != nil {
 				return err
 			}
 		}
-		proj, err := projection.New(spec.Spec, e.cfg.ReadModels)
+		s := spec
+		s.Name = name
+		proj, err := projection.New(s.Spec, e.cfg.ReadModels)
 		if err != nil {
 			return fmt.Errorf("%w: %w", ErrInvalidSpec, err)
 		}
-		st = &projectionState{proj: proj}
-		e.projections[spec.Name] = st
+		r.proj = proj
 	}
-	st.spec = spec
-	e.rewire(st)
-	return st.waiting
+	r.spec = spec
+	r.spec.Name = name
+	e.rewire(r)
+	return nil
 }
 
-// RemoveProjection stops the projection and deletes its read model.
+// RemoveProjection stops the projection and deletes its read model, and
+// the one a rebuild was building.
 func (e *Engine) RemoveProjection(ctx context.Context, name string) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	if st, ok := e.projections[name]; ok {
+		if err := e.dropRebuild(ctx, st); err != nil {
+			return err
+		}
+	}
 	e.router.Remove(name)
 	delete(e.projections, name)
 	if e.cfg.Metrics != nil {
@@ -375,15 +472,16 @@ func (e *Engine) RemoveProjection(ctx context.Context, name string) error {
 	return nil
 }
 
-// startAtEnd records a new Latest projection's start: the current end of each
-// stream, so events appended while it is paused or restarting are not skipped.
-func (e *Engine) startAtEnd(ctx context.Context, spec ProjectionSpec) error {
-	existing, err := e.cfg.ReadModels.Checkpoint(ctx, spec.Name)
+// startAtEnd records the start of a Latest read model named name: the
+// current end of each of streams it has no checkpoint for, so events
+// appended while it is paused or restarting are not skipped.
+func (e *Engine) startAtEnd(ctx context.Context, streams []string, name string) error {
+	existing, err := e.cfg.ReadModels.Checkpoint(ctx, name)
 	if err != nil {
-		return fmt.Errorf("read checkpoint of projection %q: %w", spec.Name, err)
+		return fmt.Errorf("read checkpoint of projection %q: %w", name, err)
 	}
 	cp := readmodel.Checkpoint{}
-	for _, s := range spec.Streams {
+	for _, s := range streams {
 		if _, ok := existing[s]; ok {
 			continue
 		}
@@ -393,8 +491,8 @@ func (e *Engine) startAtEnd(ctx context.Context, spec ProjectionSpec) error {
 		}
 		cp[s] = v
 	}
-	if err := e.cfg.ReadModels.Apply(ctx, spec.Name, nil, cp); err != nil {
-		return fmt.Errorf("record start of projection %q: %w", spec.Name, err)
+	if err := e.cfg.ReadModels.Apply(ctx, name, nil, cp); err != nil {
+		return fmt.Errorf("record start of projection %q: %w", name, err)
 	}
 	return nil
 }
@@ -402,7 +500,7 @@ func (e *Engine) startAtEnd(ctx context.Context, spec ProjectionSpec) error {
 // sameFold reports whether two specs fold events into the same read model.
 func sameFold(a, b ProjectionSpec) bool {
 	return a.Type == b.Type && a.Key == b.Key && a.KeyExpression == b.KeyExpression &&
-		a.StartFrom == b.StartFrom && equalSets(a.EventNames, b.EventNames)
+		a.Reducer == b.Reducer && a.StartFrom == b.StartFrom && equalSets(a.EventNames, b.EventNames)
 }
 
 // updateStreams copies the stream map, lets f change the copy and publishes it.
@@ -421,26 +519,14 @@ func (e *Engine) stream(name string) (*stream, bool) {
 	return s, ok
 }
 
-// rewireUsing re-wires every projection matching f. Callers hold e.mu.
+// rewireUsing re-wires every runner whose spec matches f. Callers hold e.mu.
 func (e *Engine) rewireUsing(f func(ProjectionSpec) bool) {
 	for _, st := range e.projections {
-		if f(st.spec) {
-			e.rewire(st)
+		for _, r := range st.runners() {
+			if f(r.spec) {
+				e.rewire(r)
+			}
 		}
-	}
-}
-
-// rewire runs the projection when its streams and pipeline exist, with a
-// freshly built chain, and pauses it otherwise. Callers hold e.mu.
-func (e *Engine) rewire(st *projectionState) {
-	route, err := e.route(st)
-	st.waiting = err
-	if err != nil {
-		e.router.Remove(st.spec.Name)
-		return
-	}
-	if err := e.router.Add(route); err != nil {
-		st.waiting = err
 	}
 }
 

@@ -29,7 +29,8 @@ func (e *Engine) StreamStats(ctx context.Context, name string) (StreamStats, err
 	return StreamStats{LastSequence: v, Subscribers: e.cfg.Broker.Subscribers(name)}, nil
 }
 
-// ProjectionStats is a projection's progress.
+// ProjectionStats is a projection's progress: of the read model queries
+// read, and of the rebuild of a new one while there is one.
 type ProjectionStats struct {
 	// Processed counts events applied or skipped (filtered, deduplicated).
 	Processed uint64
@@ -39,34 +40,47 @@ type ProjectionStats struct {
 	Lag uint64
 	// Checkpoint is the last settled sequence per stream.
 	Checkpoint readmodel.Checkpoint
-	// Waiting says why the projection does not run (a missing stream or
-	// pipeline); nil when it runs.
+	// Waiting says why the projection's current spec does not run (a
+	// missing stream or pipeline); nil when it runs.
 	Waiting error
 	// Stalled holds the last delivery error per stream while delivery is
 	// being retried (the store or outbox failing).
 	Stalled map[string]string
+	// Rebuild is set while a changed spec's read model is being rebuilt
+	// and queries read the previous one.
+	Rebuild *RebuildStats
+}
+
+// RebuildStats is how far a rebuild is: up to which sequence it has folded
+// its streams, against their ends, summed over the streams. Events that
+// retention removed before the rebuild started count as folded.
+type RebuildStats struct {
+	Applied, Total uint64
 }
 
 // ProjectionStats returns the named projection's progress.
 func (e *Engine) ProjectionStats(ctx context.Context, name string) (ProjectionStats, error) {
 	e.mu.Lock()
 	st, ok := e.projections[name]
-	var waiting error
+	var serving, rebuild runner
 	if ok {
-		waiting = st.waiting
+		serving = *st.serving
+		if st.rebuild != nil {
+			rebuild = *st.rebuild
+		}
+	}
+	waiting := serving.waiting
+	if rebuild.proj != nil {
+		waiting = rebuild.waiting
 	}
 	e.mu.Unlock()
 	if !ok {
 		return ProjectionStats{}, fmt.Errorf("%w: %q", ErrProjectionNotFound, name)
 	}
-	ps := st.proj.Stats()
-	versions := make(map[string]uint64, len(st.spec.Streams))
-	for _, s := range st.spec.Streams {
-		v, err := e.cfg.Store.Version(ctx, s)
-		if err != nil {
-			return ProjectionStats{}, err
-		}
-		versions[s] = v
+	ps := serving.proj.Stats()
+	versions, err := e.streamVersions(ctx, serving.spec.Streams)
+	if err != nil {
+		return ProjectionStats{}, err
 	}
 	out := ProjectionStats{
 		Processed:    ps.Processed,
@@ -75,17 +89,45 @@ func (e *Engine) ProjectionStats(ctx context.Context, name string) (ProjectionSt
 		Checkpoint:   ps.Checkpoint,
 		Waiting:      waiting,
 	}
-	if rs, ok := e.router.Stats(name); ok {
-		for s, ss := range rs.Streams {
-			if ss.Err != "" {
-				if out.Stalled == nil {
-					out.Stalled = map[string]string{}
-				}
-				out.Stalled[s] = ss.Err
-			}
+	e.addStalled(&out, serving.spec.Name)
+	if rebuild.proj != nil {
+		if out.Rebuild, err = e.rebuildStats(ctx, rebuild); err != nil {
+			return ProjectionStats{}, err
 		}
+		e.addStalled(&out, rebuild.spec.Name)
 	}
 	return out, nil
+}
+
+// addStalled adds the delivery errors of the route named route to out,
+// for the streams it has none for yet.
+func (e *Engine) addStalled(out *ProjectionStats, route string) {
+	rs, ok := e.router.Stats(route)
+	if !ok {
+		return
+	}
+	for s, ss := range rs.Streams {
+		if _, seen := out.Stalled[s]; ss.Err != "" && !seen {
+			if out.Stalled == nil {
+				out.Stalled = map[string]string{}
+			}
+			out.Stalled[s] = ss.Err
+		}
+	}
+}
+
+func (e *Engine) rebuildStats(ctx context.Context, r runner) (*RebuildStats, error) {
+	versions, err := e.streamVersions(ctx, r.spec.Streams)
+	if err != nil {
+		return nil, err
+	}
+	cp := r.proj.Checkpoint()
+	var rs RebuildStats
+	for s, v := range versions {
+		rs.Total += v
+		rs.Applied += min(cp[s], v)
+	}
+	return &rs, nil
 }
 
 // Stats is the whole engine's state.

@@ -25,6 +25,10 @@ type Projection struct {
 	store  readmodel.Store
 	key    *celexpr.Program    // nil when spec.Key is fixed
 	events map[string]struct{} // nil when every event name is wanted
+	// reduce and initial fold the events of a Reduce read model; initial
+	// is shared by every new key and never changed.
+	reduce  *celexpr.Reducer
+	initial any
 
 	processed    atomic.Uint64
 	deadLettered atomic.Uint64
@@ -42,7 +46,7 @@ type Projection struct {
 	saveCheckpoints map[string]readmodel.Checkpoint
 }
 
-// New validates spec, compiles its key expression and loads the checkpoint
+// New validates spec, compiles its expressions and loads the checkpoint
 // saved in store, so a projection rebuilt after a restart carries on where
 // it stopped.
 func New(spec Spec, store readmodel.Store) (*Projection, error) {
@@ -50,12 +54,19 @@ func New(spec Spec, store readmodel.Store) (*Projection, error) {
 		return nil, err
 	}
 	p := &Projection{spec: spec.clone(), store: store}
+	var err error
 	if spec.KeyExpression != "" {
-		prg, err := celexpr.CompileKey(spec.KeyExpression)
-		if err != nil {
+		if p.key, err = celexpr.CompileKey(spec.KeyExpression); err != nil {
 			return nil, fmt.Errorf("projection %q: keyExpression %q: %w", spec.Name, spec.KeyExpression, err)
 		}
-		p.key = prg
+	}
+	if spec.Type == Reduce {
+		if p.initial, err = celexpr.EvalInitial(spec.Reducer.Initial); err != nil {
+			return nil, fmt.Errorf("projection %q: readModel.reduce.initial %q: %w", spec.Name, spec.Reducer.Initial, err)
+		}
+		if p.reduce, err = celexpr.CompileReduce(spec.Reducer.Expression); err != nil {
+			return nil, fmt.Errorf("projection %q: readModel.reduce.expression %q: %w", spec.Name, spec.Reducer.Expression, err)
+		}
 	}
 	if len(spec.EventNames) > 0 {
 		p.events = make(map[string]struct{}, len(spec.EventNames))
@@ -87,9 +98,11 @@ func (p *Projection) Spec() Spec { return p.spec.clone() }
 //
 // It returns engine.ErrSkip for a message at or below the checkpoint
 // (already applied, so redelivery is harmless) and for an event name the
-// spec does not list; the router then calls Settle. A key expression that
-// fails on msg, or a payload that was never decoded, is engine.Permanent:
-// retrying cannot fix it. A store error is returned as it is, to be retried.
+// spec does not list; the router then calls Settle. A key or reduce
+// expression that fails on msg (or goes over its cost limit), or a payload
+// that was never decoded, is engine.Permanent: retrying cannot fix it, and
+// the key's value stays as it was. A store error is returned as it is, to
+// be retried.
 func (p *Projection) Handle(ctx context.Context, msg engine.Message) ([]engine.Message, error) {
 	if msg.Sequence <= p.checkpointOf(msg.Stream) {
 		return nil, engine.ErrSkip
@@ -124,6 +137,8 @@ func (p *Projection) change(ctx context.Context, msg engine.Message) (readmodel.
 		key = k
 	}
 	switch p.spec.Type {
+	case Reduce:
+		return p.fold(ctx, key, msg)
 	case Append, Latest:
 		// The payload is what these read models keep: a JSON payload as its
 		// own text, any other as its decoded value, which must be there.
@@ -143,6 +158,49 @@ func (p *Projection) change(ctx context.Context, msg engine.Message) (readmodel.
 		return readmodel.Change{Key: key, Op: readmodel.OpIncrement, Delta: 1}, nil
 	}
 }
+
+// fold gives the change of a Reduce read model: the key's next state,
+// from its current one (initial for a new key) and msg.
+func (p *Projection) fold(ctx context.Context, key string, msg engine.Message) (readmodel.Change, error) {
+	if msg.Value == nil && len(msg.Payload) > 0 {
+		return readmodel.Change{}, engine.Permanentf(
+			"projection %q: payload was not decoded: the pipeline needs Deserialize", p.spec.Name)
+	}
+	state, err := p.state(ctx, key)
+	if err != nil {
+		return readmodel.Change{}, err
+	}
+	next, err := p.reduce.Next(ctx, state, msg)
+	if err != nil {
+		if ctx.Err() != nil {
+			return readmodel.Change{}, err
+		}
+		return readmodel.Change{}, engine.Permanent(fmt.Errorf("projection %q: readModel.reduce: %w", p.spec.Name, err))
+	}
+	return readmodel.Change{Key: key, Op: readmodel.OpSet, Value: next}, nil
+}
+
+// state is the key's current state in the read model, decoded as the
+// engine decodes JSON (whole numbers are int64), or the initial state for a
+// key without one. A store error is returned as it is, to be retried.
+func (p *Projection) state(ctx context.Context, key string) (any, error) {
+	b, found, err := p.store.Value(ctx, p.spec.Name, key)
+	if err != nil {
+		return nil, fmt.Errorf("projection %q: read the state of key %q: %w", p.spec.Name, key, err)
+	}
+	if !found {
+		return p.initial, nil
+	}
+	state, err := stateDecoder.Decode(b)
+	if err != nil {
+		// Text the store gave back that is not JSON: no retry mends it.
+		return nil, engine.Permanent(fmt.Errorf("projection %q: decode the state of key %q: %w", p.spec.Name, key, err))
+	}
+	return state, nil
+}
+
+// stateDecoder reads a key's state back as every JSON payload is decoded.
+var stateDecoder, _ = serde.NewJSONDecoder(serde.Schema{}) // JSON takes no schema: never fails
 
 // Settle records a message that ended without reaching the read model:
 // skipped (by Filter, Dedupe or the event names) or dead-lettered. Its
@@ -192,6 +250,19 @@ func (p *Projection) save(ctx context.Context, change *readmodel.Change, msg eng
 		return fmt.Errorf("projection %q: save event %s/%d: %w", p.spec.Name, msg.Stream, msg.Sequence, err)
 	}
 	pos.Store(msg.Sequence)
+	return nil
+}
+
+// MoveTo makes the projection's read model and checkpoint those of the
+// projection named name, replacing what that one had (readmodel.Store.Move),
+// and goes on under that name. A read model rebuilt under a name of its own
+// takes the place of the one queries read this way, at once. Handle and
+// Settle must not run meanwhile.
+func (p *Projection) MoveTo(ctx context.Context, name string) error {
+	if err := p.store.Move(ctx, p.spec.Name, name); err != nil {
+		return fmt.Errorf("projection %q: %w", p.spec.Name, err)
+	}
+	p.spec.Name = name
 	return nil
 }
 

@@ -351,3 +351,28 @@ func TestSpecReturnsACopy(t *testing.T) {
 		t.Errorf("spec streams: got %v, want %v", p.Spec().Streams, want)
 	}
 }
+
+func TestMoveToReplacesTheReadModelAndGoesOnUnderTheNewName(t *testing.T) {
+	store := readmodel.NewMemory()
+	old := newProjection(t, spec(projection.Append, "items", ""), store)
+	handle(t, old, event(1, "ItemCreated", "a", 1))
+
+	s := spec(projection.Count, "total", "")
+	s.Name = "ns/items-rebuilt"
+	p := newProjection(t, s, store)
+	handle(t, p, event(1, "ItemCreated", "a", 1))
+	if err := p.MoveTo(t.Context(), "ns/items"); err != nil {
+		t.Fatalf("move: %v", err)
+	}
+	handle(t, p, event(2, "ItemCreated", "b", 2))
+	wantDocument(t, store, `{"total":2}`)
+	if got := p.Spec().Name; got != "ns/items" {
+		t.Errorf("name after the move: got %q, want ns/items", got)
+	}
+	if _, err := store.Document(t.Context(), "ns/items-rebuilt"); !errors.Is(err, readmodel.ErrNotFound) {
+		t.Errorf("document under the old name: got %v, want ErrNotFound", err)
+	}
+	if got := p.Stats(); got.Processed != 2 || got.Checkpoint["items"] != 2 {
+		t.Errorf("stats after the move: got %+v, want processed 2 and checkpoint items=2", got)
+	}
+}

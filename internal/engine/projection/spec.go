@@ -14,7 +14,21 @@ const (
 	Append ReadModelType = "Append"
 	// Count keeps, per key, the number of events.
 	Count ReadModelType = "Count"
+	// Reduce keeps, per key, a state that Spec.Reducer folds each event
+	// into.
+	Reduce ReadModelType = "Reduce"
 )
+
+// Reducer is how a Reduce read model folds a key's events: two CEL
+// expressions (see package celexpr).
+type Reducer struct {
+	// Initial gives a key's state before its first event, e.g.
+	// "{'total': 0}". It sees no variables.
+	Initial string
+	// Expression gives a key's next state from state, its current one, and
+	// event, e.g. "{'total': state.total + event.payload.amount}".
+	Expression string
+}
 
 // StartFrom says where a new projection (one with no checkpoint) starts
 // reading its streams. The router acts on it; the projection only carries it.
@@ -51,10 +65,12 @@ type Spec struct {
 	// KeyExpression is a CEL expression giving each event's key (see
 	// package celexpr), e.g. "event.payload.sku".
 	KeyExpression string
+	// Reducer is set with Type Reduce, and only then.
+	Reducer Reducer
 }
 
 // Validate reports every problem with s, each saying what to fix. It does
-// not compile KeyExpression; New does.
+// not compile KeyExpression or Reducer; New does.
 func (s Spec) Validate() error {
 	var errs []error
 	if s.Name == "" {
@@ -68,8 +84,21 @@ func (s Spec) Validate() error {
 	}
 	switch s.Type {
 	case Append, Latest, Count:
+		if s.Reducer != (Reducer{}) {
+			errs = append(errs, fmt.Errorf(
+				"readModel.reduce: only type Reduce folds with expressions, not %s: remove reduce or set type Reduce", s.Type))
+		}
+	case Reduce:
+		if s.Reducer.Initial == "" {
+			errs = append(errs, errors.New(
+				"readModel.reduce.initial: set the state of a key before its first event, such as {'total': 0}"))
+		}
+		if s.Reducer.Expression == "" {
+			errs = append(errs, errors.New("readModel.reduce.expression: set the next state from state and event, "+
+				"such as {'total': state.total + event.payload.amount}"))
+		}
 	default:
-		errs = append(errs, fmt.Errorf("readModel.type: %q is not one of Append, Latest, Count", s.Type))
+		errs = append(errs, fmt.Errorf("readModel.type: %q is not one of Append, Latest, Count, Reduce", s.Type))
 	}
 	switch s.StartFrom {
 	case "", Beginning, Latest:

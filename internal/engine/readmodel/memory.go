@@ -94,6 +94,28 @@ func (m *Memory) Document(ctx context.Context, projection string) ([]byte, error
 	return b, nil
 }
 
+// Value returns the value under key, encoded as Document encodes it.
+func (m *Memory) Value(ctx context.Context, projection, key string) ([]byte, bool, error) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	if err := m.usable(ctx); err != nil {
+		return nil, false, err
+	}
+	md, ok := m.models[projection]
+	if !ok {
+		return nil, false, nil
+	}
+	v, ok := md.doc[key]
+	if !ok {
+		return nil, false, nil
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, false, fmt.Errorf("encode key %q of read model %q: %w", key, projection, err)
+	}
+	return b, true, nil
+}
+
 // Checkpoint returns a copy of the projection's checkpoint; an unknown
 // projection has an empty one.
 func (m *Memory) Checkpoint(ctx context.Context, projection string) (Checkpoint, error) {
@@ -118,6 +140,22 @@ func (m *Memory) Delete(ctx context.Context, projection string) error {
 		return err
 	}
 	delete(m.models, projection)
+	return nil
+}
+
+// Move gives from's document and checkpoint to to under one lock.
+func (m *Memory) Move(ctx context.Context, from, to string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.usable(ctx); err != nil {
+		return err
+	}
+	md, ok := m.models[from]
+	if !ok {
+		return fmt.Errorf("move read model %q: %w", from, ErrNotFound)
+	}
+	m.models[to] = md
+	delete(m.models, from)
 	return nil
 }
 

@@ -48,11 +48,23 @@ type Store interface {
 	Apply(ctx context.Context, projection string, changes []Change, cp Checkpoint) error
 	// Document returns the projection's read model encoded as a JSON object.
 	Document(ctx context.Context, projection string) ([]byte, error)
+	// Value returns the value under key in the projection's document,
+	// encoded as JSON as Document encodes it, and whether the key has one
+	// (a key set to null has one). It sees every Apply that returned before
+	// it was called. An unknown projection has no keys.
+	Value(ctx context.Context, projection, key string) (value []byte, found bool, err error)
 	// Checkpoint returns the projection's checkpoint; an unknown projection
 	// has an empty one.
 	Checkpoint(ctx context.Context, projection string) (Checkpoint, error)
 	// Delete removes the projection's document and checkpoint.
 	Delete(ctx context.Context, projection string) error
+	// Move makes from's document and checkpoint those of to, in one atomic
+	// step: a reader of to sees its old document or the moved one, never
+	// neither, and from is gone afterwards. What to held before is dropped;
+	// a to that does not exist is created. A from that does not exist is
+	// ErrNotFound and changes nothing. Callers apply to neither projection
+	// while Move runs.
+	Move(ctx context.Context, from, to string) error
 	// Close releases the store.
 	Close() error
 }

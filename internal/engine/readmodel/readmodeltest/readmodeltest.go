@@ -72,8 +72,15 @@ var behaviours = []struct {
 	{"ConcurrentApplyOnDifferentProjections", Features{}, on(testConcurrentProjections)},
 	{"ApplyHonoursACancelledContext", Features{}, on(testCancelledApply)},
 	{"CallsAfterCloseFail", Features{}, on(testCallsAfterClose)},
+	{"ValueIsTheKeysValueAsTheDocumentHasIt", Features{}, on(testValue)},
+	{"ValueOfAMissingKeyOrProjectionIsNotFound", Features{}, on(testValueNotFound)},
+	{"ValueSeesEveryApplyBeforeIt", Features{}, on(testValueSeesApplies)},
+	{"MoveReplacesTheDocumentAndCheckpoint", Features{}, on(testMove)},
+	{"MoveOfAnUnknownProjectionChangesNothing", Features{}, on(testMoveUnknown)},
 	{"CheckpointsListsEveryProjection", Features{ListCheckpoints: true}, on(testCheckpoints)},
+	{"CheckpointsListsAMovedProjectionUnderItsNewName", Features{ListCheckpoints: true}, on(testCheckpointsAfterMove)},
 	{"DocumentsAndCheckpointsSurviveReopening", Features{Durable: true}, testSurviveReopening},
+	{"MoveSurvivesReopening", Features{Durable: true}, testMoveSurvivesReopening},
 }
 
 // Run runs every behaviour as a subtest of t, each on storage of its own
@@ -441,6 +448,12 @@ func testCallsAfterClose(t *testing.T, s readmodel.Store) {
 	if err := s.Delete(ctx, proj); err == nil {
 		t.Errorf("delete after close: got nil, want an error")
 	}
+	if _, _, err := s.Value(ctx, proj, "k"); err == nil {
+		t.Errorf("value after close: got nil, want an error")
+	}
+	if err := s.Move(ctx, proj, "ns/to"); err == nil {
+		t.Errorf("move after close: got nil, want an error")
+	}
 }
 
 func testCheckpoints(t *testing.T, s readmodel.Store) {
@@ -528,4 +541,166 @@ func testSurviveReopening(t *testing.T, st *storage) {
 		}
 	}
 	wantCheckpoint(t, s, proj, readmodel.Checkpoint{"a": 3, "": 2})
+}
+
+// value returns the value under key and whether there is one.
+func value(t *testing.T, s readmodel.Store, projection, key string) (string, bool) {
+	t.Helper()
+	b, found, err := s.Value(t.Context(), projection, key)
+	if err != nil {
+		t.Fatalf("value %s[%q]: %v", projection, key, err)
+	}
+	return string(b), found
+}
+
+func testValue(t *testing.T, s readmodel.Store) {
+	var changes []readmodel.Change
+	for _, c := range reopenCases {
+		for _, ch := range c.before {
+			ch.Key = c.key
+			changes = append(changes, ch)
+		}
+	}
+	changes = append(changes, readmodel.Change{Key: "html <&>", Op: readmodel.OpSet, Value: "<b>&amp;</b>"},
+		readmodel.Change{Key: "a/b?c", Op: readmodel.OpIncrement, Delta: 2})
+	mustApply(t, s, proj, changes, readmodel.Checkpoint{"s": 1})
+	b, err := s.Document(t.Context(), proj)
+	if err != nil {
+		t.Fatalf("document: %v", err)
+	}
+	var doc map[string]json.RawMessage
+	if err := json.Unmarshal(b, &doc); err != nil {
+		t.Fatalf("document %s: %v", b, err)
+	}
+	for key, want := range doc {
+		got, found := value(t, s, proj, key)
+		if !found || got != string(want) {
+			t.Errorf("value %q: got %s, %v; want %s, true (as in the document %s)", key, got, found, want, b)
+		}
+	}
+}
+
+func testValueNotFound(t *testing.T, s readmodel.Store) {
+	seed(t, s)
+	for _, c := range []struct{ projection, key string }{{proj, "nope"}, {proj, ""}, {"ns/nope", keyStr}} {
+		if got, found := value(t, s, c.projection, c.key); found || got != "" {
+			t.Errorf("value %s[%q]: got %q, %v; want nothing, false", c.projection, c.key, got, found)
+		}
+	}
+}
+
+// testValueSeesApplies reads each key back right after every Apply, as a
+// Reduce projection does between two events: a value set outright, a count
+// and a list must each show every Apply before the read, also while a
+// backend has not committed them yet.
+func testValueSeesApplies(t *testing.T, s readmodel.Store) {
+	const n = 300
+	list := "["
+	for i := 1; i <= n; i++ {
+		mustApply(t, s, proj, []readmodel.Change{
+			{Key: "state", Op: readmodel.OpSet, Value: map[string]any{"n": int64(i)}},
+			{Key: "count", Op: readmodel.OpIncrement, Delta: 1},
+			{Key: "list", Op: readmodel.OpAppend, Value: int64(i)},
+		}, readmodel.Checkpoint{"s": uint64(i)})
+		if got, want := mustValue(t, s, "state"), fmt.Sprintf(`{"n":%d}`, i); got != want {
+			t.Fatalf("after apply %d: state: got %s, want %s", i, got, want)
+		}
+		if got, want := mustValue(t, s, "count"), fmt.Sprint(i); got != want {
+			t.Fatalf("after apply %d: count: got %s, want %s", i, got, want)
+		}
+		if i > 1 {
+			list += ","
+		}
+		list += fmt.Sprint(i)
+		if got, want := mustValue(t, s, "list"), list+"]"; got != want {
+			t.Fatalf("after apply %d: list: got %s, want %s", i, got, want)
+		}
+	}
+}
+
+func mustValue(t *testing.T, s readmodel.Store, key string) string {
+	t.Helper()
+	v, found := value(t, s, proj, key)
+	if !found {
+		t.Fatalf("value %q: not found", key)
+	}
+	return v
+}
+
+func testMove(t *testing.T, s readmodel.Store) {
+	const from, str, more = "ns/items-rebuilt", "now a string", "more"
+	seed(t, s)
+	mustApply(t, s, from, []readmodel.Change{
+		{Key: keyList, Op: readmodel.OpSet, Value: str},
+		{Key: more, Op: readmodel.OpAppend, Value: "m"},
+	}, readmodel.Checkpoint{"t": 8})
+	if err := s.Move(t.Context(), from, proj); err != nil {
+		t.Fatalf("move: %v", err)
+	}
+	want := map[string]any{keyList: str, more: []any{"m"}}
+	wantDocument(t, s, proj, want)
+	wantCheckpoint(t, s, proj, readmodel.Checkpoint{"t": 8})
+	if _, err := s.Document(t.Context(), from); !errors.Is(err, readmodel.ErrNotFound) {
+		t.Errorf("document of the moved projection: got %v, want ErrNotFound", err)
+	}
+	wantCheckpoint(t, s, from, readmodel.Checkpoint{})
+	if _, found := value(t, s, proj, keyNum); found {
+		t.Errorf("value %q of the replaced document: found, want gone", keyNum)
+	}
+	// The moved document takes Applies as its own: the list goes on, the
+	// string refuses an append.
+	mustApply(t, s, proj, []readmodel.Change{{Key: more, Op: readmodel.OpAppend, Value: "n"}}, readmodel.Checkpoint{"t": 9})
+	err := s.Apply(t.Context(), proj, []readmodel.Change{{Key: keyList, Op: readmodel.OpAppend, Value: "x"}}, nil)
+	if !errors.Is(err, readmodel.ErrTypeClash) {
+		t.Errorf("append to the moved string: got %v, want ErrTypeClash", err)
+	}
+	wantDocument(t, s, proj, map[string]any{keyList: str, more: []any{"m", "n"}})
+	// A projection that did not exist is created by a Move.
+	if err := s.Move(t.Context(), proj, "ns/new"); err != nil {
+		t.Fatalf("move to a new name: %v", err)
+	}
+	wantDocument(t, s, "ns/new", map[string]any{keyList: str, more: []any{"m", "n"}})
+	wantCheckpoint(t, s, "ns/new", readmodel.Checkpoint{"t": 9})
+}
+
+func testMoveUnknown(t *testing.T, s readmodel.Store) {
+	want := seed(t, s)
+	if err := s.Move(t.Context(), "ns/nope", proj); !errors.Is(err, readmodel.ErrNotFound) {
+		t.Fatalf("move of an unknown projection: got %v, want ErrNotFound", err)
+	}
+	wantDocument(t, s, proj, want)
+	wantCheckpoint(t, s, proj, readmodel.Checkpoint{"s": 1})
+}
+
+func testCheckpointsAfterMove(t *testing.T, s readmodel.Store) {
+	mustApply(t, s, "ns/a", nil, readmodel.Checkpoint{"s": 1})
+	mustApply(t, s, "ns/a-rebuilt", nil, readmodel.Checkpoint{"s": 5})
+	if err := s.Move(t.Context(), "ns/a-rebuilt", "ns/a"); err != nil {
+		t.Fatalf("move: %v", err)
+	}
+	got, err := s.(readmodel.CheckpointLister).Checkpoints(t.Context())
+	if err != nil {
+		t.Fatalf("checkpoints: %v", err)
+	}
+	want := map[string]readmodel.Checkpoint{"ns/a": {"s": 5}}
+	if !maps.EqualFunc(got, want, maps.Equal) {
+		t.Fatalf("checkpoints: got %v, want %v", got, want)
+	}
+}
+
+func testMoveSurvivesReopening(t *testing.T, st *storage) {
+	s := st.open(t)
+	seed(t, s)
+	mustApply(t, s, "ns/rebuilt", []readmodel.Change{{Key: "k", Op: readmodel.OpAppend, Value: "v"}}, readmodel.Checkpoint{"s": 3})
+	if err := s.Move(t.Context(), "ns/rebuilt", proj); err != nil {
+		t.Fatalf("move: %v", err)
+	}
+	s = st.reopen(t, s)
+	wantDocument(t, s, proj, map[string]any{"k": []any{"v"}})
+	wantCheckpoint(t, s, proj, readmodel.Checkpoint{"s": 3})
+	if _, err := s.Document(t.Context(), "ns/rebuilt"); !errors.Is(err, readmodel.ErrNotFound) {
+		t.Errorf("document of the moved projection after reopening: got %v, want ErrNotFound", err)
+	}
+	mustApply(t, s, proj, []readmodel.Change{{Key: "k", Op: readmodel.OpAppend, Value: "w"}}, readmodel.Checkpoint{"s": 4})
+	wantDocument(t, s, proj, map[string]any{"k": []any{"v", "w"}})
 }
