@@ -14,9 +14,9 @@ import (
 // "maybe": the store, once it has the event, answers exactly.
 type idShard struct {
 	mu sync.Mutex
-	// pending counts accepted events not yet stored, by hash. The count is
-	// signed: the processor may store an event (-1) before the request
-	// that accepted it has recorded it (+1).
+	// pending counts accepted events not yet stored, by hash. An event is
+	// counted before it is enqueued, so the processor's uncounting always
+	// comes after.
 	pending map[uint64]int32
 	// claims holds the hashes of IDs that requests in flight bring.
 	claims map[uint64]*idClaim
@@ -143,11 +143,29 @@ func (t *Table) waitUntilStored(ctx context.Context, h uint64) error {
 	}
 }
 
-// addPending counts accepted (+1) and stored (-1) events.
+// countPending counts the request's new events (all of hs, or those rep
+// found fresh) as accepted (+1), or takes them back (-1).
+func (t *Table) countPending(hs []uint64, rep *repeats, delta int32) {
+	if rep == nil {
+		for _, h := range hs {
+			t.addPending(h, delta)
+		}
+		return
+	}
+	for _, i := range rep.fresh {
+		t.addPending(hs[i], delta)
+	}
+}
+
+// addPending counts accepted (+1) and stored (-1) events. A count never
+// goes below zero: the processor also stores events that were never
+// accepted here (handler outputs, dead letters) and may store one twice
+// (a retry after a failed mark), and those must not cancel out a pending
+// event with the same hash.
 func (t *Table) addPending(h uint64, delta int32) {
 	s := t.idShardOf(h)
 	s.mu.Lock()
-	n := s.pending[h] + delta
+	n := max(s.pending[h]+delta, 0)
 	if n == 0 {
 		delete(s.pending, h)
 		if s.stored != nil {

@@ -172,19 +172,8 @@ func (t *Table) checkAndNumber(stream string, expect Expect, msgs []engine.Messa
 	return nil
 }
 
-// accepted records the enqueued events: their IDs (by hash: hs holds the
-// request's, rep says which of them were enqueued), and each key's new
-// version and pending events.
-func (t *Table) accepted(stream string, msgs []engine.Message, held []heldKey, hs []uint64, rep *repeats) {
-	if rep == nil {
-		for _, h := range hs {
-			t.addPending(h, 1)
-		}
-	} else {
-		for _, i := range rep.fresh {
-			t.addPending(hs[i], 1)
-		}
-	}
+// accepted records each key's new version and pending events.
+func (t *Table) accepted(stream string, msgs []engine.Message, held []heldKey) {
 	for i := range msgs {
 		m := &msgs[i]
 		if m.Key == "" {

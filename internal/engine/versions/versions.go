@@ -128,10 +128,14 @@ func (t *Table) Accept(ctx context.Context, req Request, enqueue func([]engine.M
 	if err := t.checkAndNumber(req.Stream, req.Expect, msgs, held); err != nil {
 		return nil, err
 	}
+	// The IDs count as pending before the enqueue: once it has returned,
+	// the processor may store the events (and uncount them) at any moment.
+	t.countPending(hs, rep, 1)
 	if err := enqueue(msgs); err != nil {
+		t.countPending(hs, rep, -1)
 		return nil, err
 	}
-	t.accepted(req.Stream, msgs, held, hs, rep)
+	t.accepted(req.Stream, msgs, held)
 	if rep == nil {
 		return msgs, nil
 	}
