@@ -77,9 +77,9 @@ func TestQueryKeyAnswers404ForAKeyOrProjectionThatIsNotThere(t *testing.T) {
 	a.readModel(`{"items":[{"foo":"a","n":1}]}`)
 	for _, path := range []string{
 		projectionKeyPath("items", "nope"),
-		projectionKeyPath("items", "items/x"),                               // a '/' sent as %2F is part of the key
+		projectionKeyPath("items", "items/x"),                     // a '/' sent as %2F is part of the key
 		"/v1/namespaces/team-a/projections/items/keys/items/x",    // a raw '/' makes two segments
-		projectionKeyPath("nope", "items"),                                  // no such projection
+		projectionKeyPath("nope", "items"),                        // no such projection
 		"/v1/namespaces/team-a/projections/Not_A_Name/keys/items", // not even a valid name
 		"/v1/namespaces/team-b/projections/items/keys/items",      // another namespace
 	} {
