@@ -117,6 +117,12 @@ bench-manager: ## The manager binary as a user runs it (own process, clients in 
 	@assets=$$($(K8S_BINARIES)) && cd test/perf && export KUBEBUILDER_ASSETS="$$assets" && \
 	../../bin/perf.bench.test -test.run '^$$' -test.bench 'ManagerIngestInterleaved|ManagerReadable|ManagerBacklog|ManagerRestart' -test.benchtime 1x
 
+.PHONY: bench-entities
+bench-entities: ## Entity appends through the manager binary (as bench-manager runs it): unkeyed, keyed and If-Match appends, 64 clients, memory and disk, alternating rounds.
+	go test -c -o bin/perf.bench.test ./test/perf/
+	@assets=$$($(K8S_BINARIES)) && cd test/perf && export KUBEBUILDER_ASSETS="$$assets" && \
+	../../bin/perf.bench.test -test.run '^$$' -test.bench 'ManagerConditionalAppends' -test.benchtime 1x
+
 .PHONY: bench-store
 bench-store: ## bbolt against pebble on the outbox workload (hack/storebench, its own module).
 	cd hack/storebench && CGO_ENABLED=0 GOWORK=off go test -run '^$$' -bench . -benchtime 3s -count 3 | tee out.txt | ./summary.sh

@@ -30,10 +30,17 @@ func reportLoad(b *testing.B, res loadgen.Result, eventsPerRequest int) {
 // fdatasync with disk storage) holds one of them.
 func runHTTPLoadFromAnotherProcess(b *testing.B, h http.Handler, contentType string, body []byte, eventsPerRequest int) {
 	b.Helper()
+	runSpecFromAnotherProcess(b, h, loadgen.Spec{ContentType: contentType, Body: body}, eventsPerRequest)
+}
+
+// runSpecFromAnotherProcess serves h and runs spec against it from a child
+// process: b.N requests to the bench stream from benchClients clients.
+func runSpecFromAnotherProcess(b *testing.B, h http.Handler, spec loadgen.Spec, eventsPerRequest int) loadgen.Result {
+	b.Helper()
 	srv := httptest.NewServer(h)
 	defer srv.Close()
-	spec := loadgen.Spec{PostURL: srv.URL + benchPath, ContentType: contentType, Body: body, Clients: benchClients, N: b.N}
-	b.SetBytes(int64(len(body)))
+	spec.PostURL, spec.Clients, spec.N = srv.URL+benchPath, benchClients, b.N
+	b.SetBytes(int64(len(spec.Body)))
 	b.ResetTimer()
 	res, err := loadgen.RunInChild(spec, "TestHTTPLoadGeneratorProcess")
 	b.StopTimer()
@@ -41,6 +48,7 @@ func runHTTPLoadFromAnotherProcess(b *testing.B, h http.Handler, contentType str
 		b.Fatal(err)
 	}
 	reportLoad(b, res, eventsPerRequest)
+	return res
 }
 
 // TestHTTPLoadGeneratorProcess is the child of
