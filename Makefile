@@ -101,7 +101,7 @@ bench-compare: ## Our engine against Watermill v1.5.1: alternating rounds, ratio
 	hack/bench/compare.sh 5 3s
 
 .PHONY: bench-http
-bench-http: ## HTTP API over loopback, 64 keep-alive clients (in the process, then in a child process), against a bare net/http handler; 3 alternating rounds.
+bench-http: ## HTTP API over loopback, 64 keep-alive clients (in the process, then in a child process), against a bare net/http handler, and unkeyed/keyed/If-Match appends; 3 alternating rounds.
 	@# Rounds, not -count 3: -count repeats each sub-benchmark back to back,
 	@# so a machine that slows down between memory and disk skews the ratio.
 	go test -c -o bin/httpapi.bench.test ./internal/httpapi/
