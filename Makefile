@@ -101,7 +101,7 @@ bench-compare: ## Our engine against Watermill v1.5.1: alternating rounds, ratio
 	hack/bench/compare.sh 5 3s
 
 .PHONY: bench-http
-bench-http: ## HTTP API over loopback, 64 keep-alive clients (in the process, then in a child process), against a bare net/http handler; 3 alternating rounds.
+bench-http: ## HTTP API over loopback, 64 keep-alive clients (in the process, then in a child process), against a bare net/http handler, and unkeyed/keyed/If-Match appends; 3 alternating rounds.
 	@# Rounds, not -count 3: -count repeats each sub-benchmark back to back,
 	@# so a machine that slows down between memory and disk skews the ratio.
 	go test -c -o bin/httpapi.bench.test ./internal/httpapi/
@@ -116,6 +116,12 @@ bench-manager: ## The manager binary as a user runs it (own process, clients in 
 	go test -c -o bin/perf.bench.test ./test/perf/
 	@assets=$$($(K8S_BINARIES)) && cd test/perf && export KUBEBUILDER_ASSETS="$$assets" && \
 	../../bin/perf.bench.test -test.run '^$$' -test.bench 'ManagerIngestInterleaved|ManagerReadable|ManagerBacklog|ManagerRestart' -test.benchtime 1x
+
+.PHONY: bench-entities
+bench-entities: ## Entity appends through the manager binary (as bench-manager runs it): unkeyed, keyed and If-Match appends, 64 clients, memory and disk, alternating rounds.
+	go test -c -o bin/perf.bench.test ./test/perf/
+	@assets=$$($(K8S_BINARIES)) && cd test/perf && export KUBEBUILDER_ASSETS="$$assets" && \
+	../../bin/perf.bench.test -test.run '^$$' -test.bench 'ManagerConditionalAppends' -test.benchtime 1x
 
 .PHONY: bench-store
 bench-store: ## bbolt against pebble on the outbox workload (hack/storebench, its own module).

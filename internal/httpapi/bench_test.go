@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"testing"
+	"time"
 
 	"github.com/go-logr/logr"
 
@@ -58,14 +59,7 @@ func singleEventBenchmarks(b *testing.B, run loadRunner) {
 	})
 	// Durable: each 202 waits for the fdatasync that covers its event.
 	b.Run("eventsourcing-disk", func(b *testing.B) {
-		st, err := disk.Open(b.TempDir(), disk.Options{})
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.Cleanup(func() { _ = st.Close() })
-		cfg := core.Config{
-			Store: st.Store, Outbox: st.Outbox, ReadModels: st.ReadModels, BatchDelay: disk.ProcessorBatchDelay,
-		}
+		cfg, st := diskConfig(b)
 		syncs, commits := st.Outbox.Syncs(), st.DB.Commits()
 		run(b, benchHandler(b, cfg), "application/json", body, 1)
 		if n := st.Outbox.Syncs() - syncs; n > 0 {
@@ -75,6 +69,54 @@ func singleEventBenchmarks(b *testing.B, run loadRunner) {
 		// The processor's commits to the event store.
 		b.ReportMetric(float64(st.DB.Commits()-commits)/b.Elapsed().Seconds(), "store-commits/s")
 	})
+}
+
+// diskConfig is the engine's configuration on disk storage in a
+// directory of b's own, as the manager's --storage=disk wires it.
+func diskConfig(b *testing.B) (core.Config, *disk.Storage) {
+	b.Helper()
+	st, err := disk.Open(b.TempDir(), disk.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = st.Close() })
+	return core.Config{
+		Store: st.Store, Outbox: st.Outbox, ReadModels: st.ReadModels, BatchDelay: disk.ProcessorBatchDelay,
+	}, st
+}
+
+// BenchmarkHTTPKeyedAppends is single events posted by 64 clients in
+// another process to the stream (unkeyed), each client to a key of its
+// own (keyed), and each to its key with If-Match at the version its last
+// 202 gave (if-match), on memory and disk storage: what entity keys and
+// optimistic concurrency cost in the handler and the engine. With the
+// clients in another process, -cpuprofile profiles the server alone.
+// test/perf's BenchmarkManagerConditionalAppends measures the same
+// through the manager binary.
+func BenchmarkHTTPKeyedAppends(b *testing.B) {
+	body := []byte(`{"foo":"a","n":1}`)
+	for _, storage := range []string{"memory", "disk"} {
+		for _, mode := range []struct {
+			name           string
+			keyed, ifMatch bool
+		}{{"unkeyed", false, false}, {"keyed", true, false}, {"if-match", true, true}} {
+			b.Run(storage+"/"+mode.name, func(b *testing.B) {
+				var cfg core.Config
+				if storage == "disk" {
+					cfg, _ = diskConfig(b)
+				}
+				spec := loadgen.Spec{ContentType: "application/json", Body: body}
+				if mode.keyed {
+					// Keys of this run's own, which start empty.
+					spec.KeyPrefix, spec.IfMatch = fmt.Sprintf("run-%d", time.Now().UnixNano()), mode.ifMatch
+				}
+				res := runSpecFromAnotherProcess(b, benchHandler(b, cfg), spec, 1)
+				if res.Conflicts > 0 {
+					b.Errorf("%d appends were answered 412 although each key had one writer", res.Conflicts)
+				}
+			})
+		}
+	}
 }
 
 // BenchmarkHTTPBatchNDJSON posts batches of 100 JSON events as NDJSON.

@@ -1,7 +1,8 @@
 // Package loadgen posts events to the HTTP API as the benchmarks need:
 // closed loop (each client posts again once answered) or open loop (a
-// fixed rate), from keep-alive clients, optionally following the stream to
-// see when each event becomes readable. RunInChild runs it in another
+// fixed rate), from keep-alive clients, to the stream or each client to an
+// entity key of its own (optionally with If-Match), optionally following
+// the stream to see when each event becomes readable. RunInChild runs it in another
 // process (the test binary again), where a load generator belongs: on two
 // cores, clients in the server's process compete with it for the same Ps.
 package loadgen
@@ -12,9 +13,11 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -40,6 +43,14 @@ type Spec struct {
 	// After is the stream's last sequence before the run: the reader
 	// starts there.
 	After uint64 `json:"after"`
+	// KeyPrefix makes every request an append to an entity: client c
+	// posts to the key KeyPrefix-c of PostURL's stream
+	// (.../streams/{s}/keys/{KeyPrefix}-{c}/events), one key per client.
+	// Give each run a prefix of its own, so that its keys start empty.
+	KeyPrefix string `json:"keyPrefix,omitempty"`
+	// IfMatch makes each keyed append conditional: If-Match with the
+	// version its client's last 202 gave, "0" for the first.
+	IfMatch bool `json:"ifMatch,omitempty"`
 }
 
 // Result is what a run measured.
@@ -47,6 +58,10 @@ type Result struct {
 	Accepted int           `json:"accepted"`
 	Refused  int           `json:"refused"` // 503s, each retried after 1 ms
 	Elapsed  time.Duration `json:"elapsed"`
+	// Conflicts are 412s, each retried at the version its ETag gives. With
+	// one client per key there should be none: each is a failure of the
+	// server's version check.
+	Conflicts int `json:"conflicts"`
 	// P50 and P99 are the requests' latencies, a 503's wait included.
 	P50, P99 time.Duration
 	// With ReadURL: from a 202 to the event being readable.
@@ -62,12 +77,16 @@ func (r Result) Rate() float64 {
 }
 
 // Report puts a run's ingest figures on b: events/s (eventsPerRequest
-// events in each request), the requests' p50 and p99, and the 503s.
+// events in each request), the requests' p50 and p99, the 503s and, when
+// there were any, the 412s.
 func (r Result) Report(b *testing.B, eventsPerRequest int) {
 	b.ReportMetric(r.Rate()*float64(eventsPerRequest), "events/s")
 	b.ReportMetric(float64(r.P50.Microseconds()), "p50-µs")
 	b.ReportMetric(float64(r.P99.Microseconds()), "p99-µs")
 	b.ReportMetric(float64(r.Refused), "503s")
+	if r.Conflicts > 0 {
+		b.ReportMetric(float64(r.Conflicts), "412s")
+	}
 }
 
 // maxTimedEvents bounds a closed-loop run for a duration: far more than
@@ -93,6 +112,7 @@ func Generate(spec Spec) Result {
 	accepted := make([]int64, total) // unix nanoseconds of each 202
 	var (
 		refused   atomic.Int64
+		conflicts atomic.Int64
 		failure   atomic.Pointer[string]
 		latencies = make([][]time.Duration, spec.Clients)
 		next      atomic.Int64
@@ -109,7 +129,14 @@ func Generate(spec Spec) Result {
 	if spec.Rate == 0 && spec.Duration > 0 {
 		deadline = start.Add(spec.Duration)
 	}
-	for c := range spec.Clients {
+	targets := make([]*target, spec.Clients)
+	for c := range targets {
+		var err error
+		if targets[c], err = newTarget(spec, c); err != nil {
+			return Result{Err: err.Error()}
+		}
+	}
+	for c, target := range targets {
 		wg.Go(func() {
 			for failure.Load() == nil {
 				var i int
@@ -126,7 +153,7 @@ func Generate(spec Spec) Result {
 				if body == nil {
 					body = fmt.Appendf(nil, `{"foo":"load","n":%d}`, i)
 				}
-				if err := postUntilTaken(client, spec.PostURL, spec.ContentType, body, &refused); err != nil {
+				if err := target.postUntilTaken(client, spec.ContentType, body, &refused, &conflicts); err != nil {
 					fail(err)
 					return
 				}
@@ -154,7 +181,7 @@ func Generate(spec Spec) Result {
 		close(tickets)
 	}
 	wg.Wait()
-	res := Result{Refused: int(refused.Load()), Elapsed: time.Since(start)}
+	res := Result{Refused: int(refused.Load()), Conflicts: int(conflicts.Load()), Elapsed: time.Since(start)}
 	if f := failure.Load(); f != nil {
 		res.Err = *f
 		return res
@@ -184,28 +211,79 @@ func Generate(spec Spec) Result {
 	return res
 }
 
+// target is where one client posts: the stream, or its own key, whose
+// version it follows from the answers.
+type target struct {
+	url     string
+	keyed   bool
+	ifMatch bool
+	version uint64 // the key's version as the client's last answer gave it
+}
+
+func newTarget(spec Spec, client int) (*target, error) {
+	if spec.KeyPrefix == "" {
+		return &target{url: spec.PostURL}, nil
+	}
+	stream, ok := strings.CutSuffix(spec.PostURL, "/events")
+	if !ok {
+		return nil, fmt.Errorf("keyed appends need PostURL to be a stream's .../events, got %s", spec.PostURL)
+	}
+	key := fmt.Sprintf("%s-%d", spec.KeyPrefix, client)
+	return &target{url: stream + "/keys/" + url.PathEscape(key) + "/events", keyed: true, ifMatch: spec.IfMatch}, nil
+}
+
 // postUntilTaken posts body until it is answered 202, retrying a 503 (the
-// outbox is full) after 1 ms: a real client would wait its Retry-After.
-func postUntilTaken(client *http.Client, url, contentType string, body []byte, refused *atomic.Int64) error {
+// outbox is full) after 1 ms: a real client would wait its Retry-After. A
+// 412 is counted and retried at the version its ETag gives, as a client
+// that re-reads the entity would. On a key, each 202 must give the next
+// version: the client is the key's only writer.
+func (t *target) postUntilTaken(client *http.Client, contentType string, body []byte, refused, conflicts *atomic.Int64) error {
+	header := http.Header{"Content-Type": {contentType}}
 	for {
-		status, err := Post(client, url, contentType, body)
+		if t.ifMatch {
+			header.Set("If-Match", `"`+strconv.FormatUint(t.version, 10)+`"`)
+		}
+		status, tag, err := post(client, t.url, header, body)
 		switch {
 		case err != nil:
 			return err
 		case status == http.StatusServiceUnavailable:
 			refused.Add(1)
 			time.Sleep(time.Millisecond)
+		case status == http.StatusPreconditionFailed && t.keyed:
+			conflicts.Add(1)
+			if t.version, err = parseVersion(tag); err != nil {
+				return fmt.Errorf("POST %s: 412: %w", t.url, err)
+			}
 		case status != http.StatusAccepted:
-			return fmt.Errorf("POST %s: status %d, want 202", url, status)
+			return fmt.Errorf("POST %s: status %d, want 202", t.url, status)
+		case !t.keyed:
+			return nil
 		default:
+			v, err := parseVersion(tag)
+			if err != nil {
+				return fmt.Errorf("POST %s: 202: %w", t.url, err)
+			}
+			if v != t.version+1 {
+				return fmt.Errorf("POST %s: 202 gave version %d after %d; the key has no other writer", t.url, v, t.version)
+			}
+			t.version = v
 			return nil
 		}
 	}
 }
 
+// parseVersion reads a version from its strong ETag, "N".
+func parseVersion(tag string) (uint64, error) {
+	if len(tag) < 3 || tag[0] != '"' || tag[len(tag)-1] != '"' {
+		return 0, fmt.Errorf("ETag %q is not a version such as \"3\"", tag)
+	}
+	return strconv.ParseUint(tag[1:len(tag)-1], 10, 64)
+}
+
 // follow reads the stream from after on, noting when each event became
 // readable (by its payload's n), until it has seen as many as sent says.
-func follow(client *http.Client, url string, after uint64, visible []int64, sent <-chan int) error {
+func follow(client *http.Client, addr string, after uint64, visible []int64, sent <-chan int) error {
 	seen, want := 0, -1
 	deadline := time.Now().Add(5 * time.Minute)
 	for want < 0 || seen < want {
@@ -218,7 +296,7 @@ func follow(client *http.Client, url string, after uint64, visible []int64, sent
 		if time.Now().After(deadline) {
 			return fmt.Errorf("only %d of %d events readable after 5 minutes", seen, want)
 		}
-		resp, err := client.Get(fmt.Sprintf("%s?after=%d&limit=1000", url, after))
+		resp, err := client.Get(fmt.Sprintf("%s?after=%d&limit=1000", addr, after))
 		if err != nil {
 			return err
 		}
@@ -231,7 +309,7 @@ func follow(client *http.Client, url string, after uint64, visible []int64, sent
 		err = json.NewDecoder(resp.Body).Decode(&page)
 		_ = resp.Body.Close()
 		if err != nil {
-			return fmt.Errorf("read %s: %w", url, err)
+			return fmt.Errorf("read %s: %w", addr, err)
 		}
 		now := time.Now().UnixNano()
 		for _, ev := range page.Events {
@@ -258,14 +336,26 @@ func percentile(sorted []time.Duration, p int) time.Duration {
 }
 
 // Post sends one request and drains the answer so the connection is reused.
-func Post(client *http.Client, url, contentType string, body []byte) (int, error) {
-	resp, err := client.Post(url, contentType, bytes.NewReader(body))
+func Post(client *http.Client, addr, contentType string, body []byte) (int, error) {
+	status, _, err := post(client, addr, http.Header{"Content-Type": {contentType}}, body)
+	return status, err
+}
+
+// post sends one request with header and returns the status and the ETag,
+// having drained the answer so the connection is reused.
+func post(client *http.Client, addr string, header http.Header, body []byte) (int, string, error) {
+	req, err := http.NewRequest(http.MethodPost, addr, bytes.NewReader(body))
 	if err != nil {
-		return 0, err
+		return 0, "", err
+	}
+	req.Header = header
+	resp, err := client.Do(req)
+	if err != nil {
+		return 0, "", err
 	}
 	_, _ = io.Copy(io.Discard, resp.Body)
 	_ = resp.Body.Close()
-	return resp.StatusCode, nil
+	return resp.StatusCode, resp.Header.Get("ETag"), nil
 }
 
 // specEnv carries a Spec to the child process, as JSON.

@@ -1,6 +1,7 @@
 package perf
 
 import (
+	"bytes"
 	"fmt"
 	"net"
 	"net/http"
@@ -8,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -202,6 +204,33 @@ func (m *manager) waitReady(timeout time.Duration) error {
 		time.Sleep(20 * time.Millisecond)
 	}
 	return fmt.Errorf("the manager was not ready within %s", timeout)
+}
+
+// cpuTime is the CPU time the manager has used so far, user and system,
+// all its threads (Linux's /proc, in clock ticks of 10 ms); false where
+// /proc cannot tell.
+func (m *manager) cpuTime() (time.Duration, bool) {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", m.cmd.Process.Pid))
+	if err != nil {
+		return 0, false
+	}
+	// The fields after the command's name, which is in parentheses and may
+	// hold anything: state is the first, utime the 12th, stime the 13th.
+	i := bytes.LastIndexByte(raw, ')')
+	if i < 0 {
+		return 0, false
+	}
+	fields := strings.Fields(string(raw[i+1:]))
+	if len(fields) < 13 {
+		return 0, false
+	}
+	utime, err1 := strconv.ParseInt(fields[11], 10, 64)
+	stime, err2 := strconv.ParseInt(fields[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, false
+	}
+	const tick = 10 * time.Millisecond // USER_HZ, 100 on every Linux /proc
+	return time.Duration(utime+stime) * tick, true
 }
 
 // kill ends the manager with SIGKILL, as a crash would, and waits.

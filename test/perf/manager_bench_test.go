@@ -74,12 +74,20 @@ func lastSequence(b *testing.B, client *http.Client, url string) uint64 {
 // sequence.
 func startBenchManager(b *testing.B, storage string) (string, uint64) {
 	b.Helper()
+	_, url, after := startBenchManagerProcess(b, storage)
+	return url, after
+}
+
+// startBenchManagerProcess is startBenchManager that also returns the
+// manager.
+func startBenchManagerProcess(b *testing.B, storage string) (*manager, string, uint64) {
+	b.Helper()
 	e := setup(b)
 	ns := fmt.Sprintf("perf-%d", time.Now().UnixNano())
 	e.applySamples(b, ns)
 	m := e.startManager(b, storage, b.TempDir())
 	after := waitStream(b, m, ns)
-	return m.api + "/v1/namespaces/" + ns + "/streams/" + benchStream + "/events", after
+	return m, m.api + "/v1/namespaces/" + ns + "/streams/" + benchStream + "/events", after
 }
 
 // BenchmarkManagerIngest is single-event ingest over HTTP against the
