@@ -179,11 +179,13 @@ var _ = Describe("the kustomize manifests under a server-side dry run", func() {
 			"projection.eventsourcing.dev/items",
 			"projection.eventsourcing.dev/latest-item-by-foo",
 			"projection.eventsourcing.dev/item-count",
+			"stream.eventsourcing.dev/orders",
+			"projection.eventsourcing.dev/order-totals",
 		} {
 			Expect(out).To(ContainSubstring(want+" created (server dry run)"), "kubectl apply --dry-run=server output:\n%s", out)
 		}
-		Expect(strings.Count(out, "(server dry run)")).To(Equal(5),
-			"want the five sample objects and nothing else (payloads/ is not a resource):\n%s", out)
+		Expect(strings.Count(out, "(server dry run)")).To(Equal(7),
+			"want the seven sample objects and nothing else (payloads/ is not a resource):\n%s", out)
 
 		// The samples carry no namespace of their own: -n decides.
 		for _, o := range renderKustomization(ctx, "config/samples") {
