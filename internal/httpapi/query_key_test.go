@@ -137,3 +137,29 @@ func TestQueryKeyAnswers500WhenTheReadModelCannotBeRead(t *testing.T) {
 		t.Errorf("detail: got %q, want one that leaks no internal error", d)
 	}
 }
+
+func TestQueryKeyAnswersNotModifiedUntilTheValueChanges(t *testing.T) {
+	a := newAPI(t, apiOptions{})
+	withTotals(t, a)
+	path := projectionKeyPath("totals", "a")
+	expectStatus(t, a.post(itemsPath, "application/json", `{"foo":"a","n":1}`), http.StatusAccepted)
+	waitQuery(t, a, ns+"/totals", `{"a":{"sum":1}}`)
+	first := a.get(path)
+	expectStatus(t, first, http.StatusOK)
+	tag := first.header.Get("ETag")
+	if len(tag) < 3 || tag[0] != '"' || tag[len(tag)-1] != '"' {
+		t.Fatalf("ETag %q, want a strong ETag", tag)
+	}
+	again := a.do(http.MethodGet, path, "", nil, "If-None-Match", tag)
+	if again.status != http.StatusNotModified || len(again.body) != 0 || again.header.Get("ETag") != tag {
+		t.Fatalf("If-None-Match with the value's ETag: %d %q ETag %q, want 304 with the same ETag",
+			again.status, again.body, again.header.Get("ETag"))
+	}
+	expectStatus(t, a.post(itemsPath, "application/json", `{"foo":"a","n":2}`), http.StatusAccepted)
+	waitQuery(t, a, ns+"/totals", `{"a":{"sum":3}}`)
+	changed := a.do(http.MethodGet, path, "", nil, "If-None-Match", tag)
+	expectStatus(t, changed, http.StatusOK)
+	if string(changed.body) != `{"sum":3}`+"\n" || changed.header.Get("ETag") == tag {
+		t.Fatalf("after a change: %s with ETag %q (was %q)", changed.body, changed.header.Get("ETag"), tag)
+	}
+}
