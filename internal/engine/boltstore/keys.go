@@ -135,39 +135,56 @@ func (s *EventStore) KeyVersion(ctx context.Context, stream, key string) (uint64
 // Lookup returns the retained event of stream with that ID, through the
 // ids bucket that makes appends idempotent.
 func (s *EventStore) Lookup(ctx context.Context, stream, id string) (engine.Message, bool, error) {
+	found, err := s.LookupMany(ctx, stream, []string{id})
+	if err != nil {
+		return engine.Message{}, false, err
+	}
+	m, ok := found[id]
+	return m, ok, nil
+}
+
+// LookupMany returns the retained events of stream among ids, by ID, in one
+// read transaction (versions.ManyLookup): ingest asks about every ID of a
+// batch that brought its own.
+func (s *EventStore) LookupMany(ctx context.Context, stream string, ids []string) (map[string]engine.Message, error) {
 	if err := ctx.Err(); err != nil {
-		return engine.Message{}, false, fmt.Errorf("look up id %q in stream %q: %w", id, stream, err)
+		return nil, fmt.Errorf("look up ids in stream %q: %w", stream, err)
 	}
 	if s.closed() {
-		return engine.Message{}, false, eventstore.ErrClosed
+		return nil, eventstore.ErrClosed
 	}
-	var (
-		m     engine.Message
-		found bool
-	)
+	found := make(map[string]engine.Message)
 	err := s.db.View(func(tx *bolt.Tx) error {
 		sb := streamBucket(tx, stream)
-		if sb == nil || id == "" || len(id) > bolt.MaxKeySize {
+		if sb == nil {
 			return nil
 		}
 		idB, evB := sb.Bucket(bucketIDs), sb.Bucket(bucketEvents)
 		if idB == nil || evB == nil {
 			return fmt.Errorf("stream %q lacks its events or ids bucket: %w", stream, codec.ErrCorrupt)
 		}
-		v := idB.Get([]byte(id))
-		if v == nil {
-			return nil
+		for _, id := range ids {
+			if id == "" || len(id) > bolt.MaxKeySize {
+				continue
+			}
+			v := idB.Get([]byte(id))
+			if v == nil {
+				continue
+			}
+			seq, err := sequenceOf(v)
+			if err != nil {
+				return err
+			}
+			m, err := getEvent(evB, seq)
+			if err != nil {
+				return err
+			}
+			found[id] = m
 		}
-		seq, err := sequenceOf(v)
-		if err != nil {
-			return err
-		}
-		m, err = getEvent(evB, seq)
-		found = err == nil
-		return err
+		return nil
 	})
 	if err != nil {
-		return engine.Message{}, false, storeError("look up an id in stream", stream, err)
+		return nil, storeError("look up ids in stream", stream, err)
 	}
-	return m, found, nil
+	return found, nil
 }

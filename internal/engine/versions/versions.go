@@ -208,6 +208,7 @@ func (t *Table) findRepeats(ctx context.Context, req Request, hs []uint64) (*rep
 	if len(req.Events) > 1 {
 		first = make(map[string]int, len(req.Events))
 	}
+	var lookups []int // the events whose IDs the store is asked about
 	for i := range req.Events {
 		ev := &req.Events[i]
 		if first != nil {
@@ -221,19 +222,17 @@ func (t *Table) findRepeats(ctx context.Context, req Request, hs []uint64) (*rep
 			}
 			first[ev.ID] = i
 		}
-		if generated(req, i) {
-			continue
+		if !generated(req, i) {
+			lookups = append(lookups, i)
 		}
+	}
+	for _, i := range lookups {
 		if err := t.waitUntilStored(ctx, hs[i]); err != nil {
 			return nil, err
 		}
-		stored, ok, err := t.store.Lookup(ctx, req.Stream, ev.ID)
-		if err != nil {
-			return nil, fmt.Errorf("look up event %q in stream %q: %w", ev.ID, req.Stream, err)
-		}
-		if ok {
-			mark(i, stored)
-		}
+	}
+	if err := t.lookUp(ctx, req, lookups, mark); err != nil {
+		return nil, err
 	}
 	if rep != nil {
 		// A repeat within the request of an event the stream has is
@@ -245,6 +244,49 @@ func (t *Table) findRepeats(ctx context.Context, req Request, hs []uint64) (*rep
 		}
 	}
 	return rep, nil
+}
+
+// lookUp asks the store about the IDs of the events at indexes, in one call
+// when it can take them together (a disk store then opens one read
+// transaction, not one per event), and marks those it has.
+func (t *Table) lookUp(ctx context.Context, req Request, indexes []int, mark func(int, engine.Message)) error {
+	if len(indexes) == 0 {
+		return nil
+	}
+	if many, ok := t.store.(ManyLookup); ok && len(indexes) > 1 {
+		ids := make([]string, len(indexes))
+		for k, i := range indexes {
+			ids[k] = req.Events[i].ID
+		}
+		found, err := many.LookupMany(ctx, req.Stream, ids)
+		if err != nil {
+			return fmt.Errorf("look up %d events in stream %q: %w", len(ids), req.Stream, err)
+		}
+		for k, i := range indexes {
+			if m, ok := found[ids[k]]; ok {
+				mark(i, m)
+			}
+		}
+		return nil
+	}
+	for _, i := range indexes {
+		id := req.Events[i].ID
+		stored, ok, err := t.store.Lookup(ctx, req.Stream, id)
+		if err != nil {
+			return fmt.Errorf("look up event %q in stream %q: %w", id, req.Stream, err)
+		}
+		if ok {
+			mark(i, stored)
+		}
+	}
+	return nil
+}
+
+// ManyLookup is implemented by stores that look up several IDs at once
+// cheaper than one by one.
+type ManyLookup interface {
+	// LookupMany returns the stored events of the stream among ids, by ID.
+	LookupMany(ctx context.Context, stream string, ids []string) (map[string]engine.Message, error)
 }
 
 func generated(req Request, i int) bool { return req.Generated != nil && req.Generated[i] }

@@ -359,3 +359,41 @@ func TestKeysFollowTheContractsRules(t *testing.T) {
 		}
 	}
 }
+
+// manyLookups is the store double answering a batch's IDs in one call, as
+// the disk store does.
+type manyLookups struct {
+	*storeDouble
+	calls, ids int
+}
+
+func (m *manyLookups) LookupMany(ctx context.Context, stream string, ids []string) (map[string]engine.Message, error) {
+	m.calls++
+	m.ids += len(ids)
+	found := map[string]engine.Message{}
+	for _, id := range ids {
+		if e, ok, _ := m.Lookup(ctx, stream, id); ok {
+			found[id] = e
+		}
+	}
+	return found, nil
+}
+
+func TestABatchOfIDsIsLookedUpInOneCallWhereTheStoreCan(t *testing.T) {
+	s := &manyLookups{storeDouble: newStoreDouble()}
+	table := versions.New(s)
+	mustAccept(t, table, s.storeDouble, versions.Any, events("a", "a1", "a2"))
+	s.store(t, table)
+	s.calls, s.ids = 0, 0
+	views, err := table.Accept(context.Background(),
+		versions.Request{Stream: "orders", Events: events("a", "a2", "a3", "a1", "a4")}, s.enqueue)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantVersions(t, "two repeats and two new events", views, 2, 3, 1, 4)
+	if s.calls != 1 || s.ids != 4 {
+		t.Fatalf("%d LookupMany calls for %d ids, want 1 for 4", s.calls, s.ids)
+	}
+	s.store(t, table)
+	wantNothingReserved(t, table)
+}
