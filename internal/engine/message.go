@@ -21,6 +21,11 @@ const (
 	HeaderDeadLetterEventID = "x-dead-letter-event-id"
 	// HeaderDeadLetterSequence is the original event's sequence in its stream.
 	HeaderDeadLetterSequence = "x-dead-letter-sequence"
+	// HeaderDeadLetterKey and HeaderDeadLetterVersion are the original
+	// event's key and version, when it had a key. The copy itself is
+	// unkeyed: versions count the events of a key within its own stream.
+	HeaderDeadLetterKey     = "x-dead-letter-key"
+	HeaderDeadLetterVersion = "x-dead-letter-version"
 )
 
 // Message is one event as it travels through the engine: ingest builds it, the

@@ -89,7 +89,7 @@ func DeadLetter(cfg DeadLetterConfig) (engine.Middleware, error) {
 
 // deadLetterMessage builds the copy of msg that goes to the dead-letter stream.
 func deadLetterMessage(cfg DeadLetterConfig, msg engine.Message, cause error, attempts int) engine.Message {
-	headers := make(map[string]string, len(msg.Headers)+6)
+	headers := make(map[string]string, len(msg.Headers)+8)
 	maps.Copy(headers, msg.Headers)
 	headers[engine.HeaderDeadLetterError] = cause.Error()
 	headers[engine.HeaderDeadLetterStream] = msg.Stream
@@ -97,6 +97,10 @@ func deadLetterMessage(cfg DeadLetterConfig, msg engine.Message, cause error, at
 	headers[engine.HeaderDeadLetterAttempts] = strconv.Itoa(attempts)
 	headers[engine.HeaderDeadLetterEventID] = msg.ID
 	headers[engine.HeaderDeadLetterSequence] = strconv.FormatUint(msg.Sequence, 10)
+	if msg.Key != "" {
+		headers[engine.HeaderDeadLetterKey] = msg.Key
+		headers[engine.HeaderDeadLetterVersion] = strconv.FormatUint(msg.Version, 10)
+	}
 	return engine.Message{
 		ID:            deadLetterID(cfg.Handler, msg.Stream, msg.ID),
 		Name:          msg.Name,

@@ -93,6 +93,25 @@ func TestDeadLetterEnqueuesFailedMessageWithHeaders(t *testing.T) {
 	}
 }
 
+// A keyed event's copy is unkeyed in the dead-letter stream (versions
+// count a key's events in its own stream) and names its key and version.
+func TestDeadLetterOfAKeyedEventIsUnkeyedAndNamesTheKeyAndVersion(t *testing.T) {
+	enq := &fakeEnqueuer{}
+	msg := testMessage()
+	msg.Key, msg.Version = "order-42", 3
+	_, _ = testDeadLetter(t, enq, "p")(newScriptedHandler(errBoom)).Handle(context.Background(), msg)
+	dead := enq.enqueued()[0]
+	if dead.Key != "" || dead.Version != 0 ||
+		dead.Header(engine.HeaderDeadLetterKey) != "order-42" || dead.Header(engine.HeaderDeadLetterVersion) != "3" {
+		t.Fatalf("copy: key %q version %d, headers %v", dead.Key, dead.Version, dead.Headers)
+	}
+	unkeyed := testMessage()
+	_, _ = testDeadLetter(t, enq, "p")(newScriptedHandler(errBoom)).Handle(context.Background(), unkeyed)
+	if last := enq.enqueued()[1]; last.Header(engine.HeaderDeadLetterKey) != "" || last.Header(engine.HeaderDeadLetterVersion) != "" {
+		t.Fatalf("copy of an unkeyed event has key headers: %v", last.Headers)
+	}
+}
+
 func TestDeadLetterLeavesOriginalHeadersUnchanged(t *testing.T) {
 	msg := testMessage()
 	before := maps.Clone(msg.Headers)
