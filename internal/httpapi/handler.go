@@ -1,6 +1,7 @@
 // Package httpapi serves the engine over HTTP (docs/http-api.md): ingest
 // (single events in any of a stream's formats, NDJSON and CloudEvents
-// batches), stream reads and read-model queries, each checked by a Guard.
+// batches), stream and key reads (paged, long-polled or live as
+// Server-Sent Events) and read-model queries, each checked by a Guard.
 // Every error is an RFC 9457 problem+json document.
 package httpapi
 
@@ -26,6 +27,8 @@ type Engine interface {
 	IngestIf(ctx context.Context, stream string, events []core.Event, expect versions.Expect) ([]engine.Message, error)
 	ReadStream(ctx context.Context, stream string, after uint64, limit int) ([]engine.Message, error)
 	ReadKey(ctx context.Context, stream, key string, after uint64, limit int) ([]engine.Message, uint64, error)
+	Subscribe(ctx context.Context, stream string, after uint64) (*core.Subscription, error)
+	LastSequence(ctx context.Context, stream string) (uint64, error)
 	Query(ctx context.Context, projection string) ([]byte, error)
 	QueryKey(ctx context.Context, projection, key string) ([]byte, error)
 }
@@ -36,6 +39,9 @@ const (
 	DefaultMaxRequestBytes = 16 << 20
 	DefaultMaxBatchEvents  = 1000
 	DefaultFullOutboxWait  = 250 * time.Millisecond
+	DefaultLiveHeartbeat   = 15 * time.Second
+	DefaultLiveBuffer      = 1024
+	DefaultLiveWriteWait   = 10 * time.Second
 )
 
 // Config configures the API handler.
@@ -58,7 +64,17 @@ type Config struct {
 	// The processor drains a full outbox in milliseconds, so a burst is
 	// absorbed as latency; a stalled processor still gets a quick 503.
 	FullOutboxWait time.Duration
-	Log            logr.Logger
+	// LiveHeartbeat is the interval of the comment lines that keep an idle
+	// live read open through proxies (default 15s).
+	LiveHeartbeat time.Duration
+	// LiveBuffer bounds the events a live read holds for its reader
+	// (default 1024): an event appended while it is full means the reader
+	// cannot keep up, and it is disconnected.
+	LiveBuffer int
+	// LiveWriteWait bounds one write to a live reader (default 10s): a
+	// reader that takes nothing for that long is disconnected.
+	LiveWriteWait time.Duration
+	Log           logr.Logger
 }
 
 func (c *Config) setDefaults() {
@@ -77,6 +93,15 @@ func (c *Config) setDefaults() {
 	}
 	if c.FullOutboxWait == 0 {
 		c.FullOutboxWait = DefaultFullOutboxWait
+	}
+	if c.LiveHeartbeat <= 0 {
+		c.LiveHeartbeat = DefaultLiveHeartbeat
+	}
+	if c.LiveBuffer <= 0 {
+		c.LiveBuffer = DefaultLiveBuffer
+	}
+	if c.LiveWriteWait <= 0 {
+		c.LiveWriteWait = DefaultLiveWriteWait
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -50,6 +51,10 @@ type apiOptions struct {
 	notRunning     bool
 	maxEventBytes  int64
 	maxBatch       int
+	// live configures live reads; smallSocketBuffers shrinks the server's
+	// send buffers so that a reader that stops reading blocks its writer.
+	live               httpapi.Config
+	smallSocketBuffers bool
 }
 
 func newAPI(t *testing.T, opts apiOptions) *api {
@@ -79,11 +84,23 @@ func newAPI(t *testing.T, opts apiOptions) *api {
 	}
 	h, err := httpapi.NewHandler(httpapi.Config{
 		Engine: e, Guard: opts.guard, MaxEventBytes: opts.maxEventBytes, MaxBatchEvents: opts.maxBatch, Log: logr.Discard(),
+		LiveHeartbeat: opts.live.LiveHeartbeat, LiveBuffer: opts.live.LiveBuffer, LiveWriteWait: opts.live.LiveWriteWait,
 	})
 	if err != nil {
 		t.Fatalf("NewHandler: %v", err)
 	}
-	srv := httptest.NewServer(h)
+	srv := httptest.NewUnstartedServer(h)
+	if opts.smallSocketBuffers {
+		srv.Config.ConnContext = func(ctx context.Context, c net.Conn) context.Context {
+			if tcp, ok := c.(*net.TCPConn); ok {
+				if err := tcp.SetWriteBuffer(4096); err != nil {
+					t.Errorf("shrink the send buffer: %v", err)
+				}
+			}
+			return ctx
+		}
+	}
+	srv.Start()
 	t.Cleanup(srv.Close)
 	return &api{t: t, engine: e, server: srv}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/core"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/versions"
 )
@@ -34,17 +35,46 @@ func (h *Handler) keyEvents(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// readKey serves GET .../keys/{key}/events?after=V&limit=M, with the key's
-// version as the ETag; If-None-Match with that version answers 304.
+// readKey serves GET .../keys/{key}/events?after=V&limit=M&wait=D, with the
+// key's version as the ETag; If-None-Match with that version answers 304.
+// A request that accepts text/event-stream is a live read.
 func (h *Handler) readKey(w http.ResponseWriter, r *http.Request, ns, stream, key string) *Problem {
 	if err := versions.ValidateKey(key); err != nil {
 		return newProblem(http.StatusBadRequest, kindInvalidRequest, err.Error())
 	}
-	after, limit, p := pageParams(r)
+	rp, p := parseReadParams(r)
 	if p != nil {
 		return p
 	}
-	msgs, version, err := h.cfg.Engine.ReadKey(r.Context(), engineName(ns, stream), key, after, limit)
+	if rp.name != "" {
+		return newProblem(http.StatusBadRequest, kindInvalidRequest,
+			"name: filters stream reads only; a key's events are read whole")
+	}
+	if wantsEventStream(r) {
+		return h.liveKey(w, r, ns, stream, key, rp)
+	}
+	name := engineName(ns, stream)
+	// A long poll waits for events stored after the stream's current end:
+	// an event of the key newer than this read is appended after it.
+	var head uint64
+	var err error
+	if rp.wait > 0 {
+		head, err = h.cfg.Engine.LastSequence(r.Context(), name)
+	}
+	var msgs []engine.Message
+	var version uint64
+	if err == nil {
+		msgs, version, err = h.cfg.Engine.ReadKey(r.Context(), name, key, rp.after, rp.limit)
+	}
+	if err == nil && len(msgs) == 0 && rp.wait > 0 {
+		var arrived bool
+		arrived, err = h.await(w, r, name, head, rp.wait, func(m engine.Message) bool {
+			return m.Key == key && m.Version > rp.after
+		})
+		if arrived {
+			msgs, version, err = h.cfg.Engine.ReadKey(r.Context(), name, key, rp.after, rp.limit)
+		}
+	}
 	switch {
 	case errors.Is(err, core.ErrStreamNotFound):
 		return streamNotFound(ns, stream)
@@ -58,7 +88,7 @@ func (h *Handler) readKey(w http.ResponseWriter, r *http.Request, ns, stream, ke
 		w.WriteHeader(http.StatusNotModified)
 		return nil
 	}
-	page := keyPage{Events: make([]eventView, len(msgs)), Next: after, Version: version}
+	page := keyPage{Events: make([]eventView, len(msgs)), Next: rp.after, Version: version}
 	for i, m := range msgs {
 		page.Events[i] = view(m)
 		page.Next = m.Version

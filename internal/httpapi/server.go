@@ -72,6 +72,14 @@ func (s *Server) Start(ctx context.Context) error {
 		IdleTimeout:       idleTimeout,
 		MaxHeaderBytes:    maxHeaderBytes,
 	}
+	// Live reads and long polls would hold the drain until its timeout:
+	// they watch this context, which ends as the shutdown begins.
+	stopping, stop := context.WithCancel(context.Background())
+	defer stop()
+	srv.BaseContext = func(net.Listener) context.Context {
+		return context.WithValue(context.Background(), stoppingKey{}, stopping)
+	}
+	srv.RegisterOnShutdown(stop)
 	// Connections queue on the listener from here on, so it is ready.
 	s.serving.Store(true)
 	defer s.serving.Store(false)
@@ -100,6 +108,31 @@ func (s *Server) Start(ctx context.Context) error {
 	}
 	if err := <-served; !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("serve the HTTP API: %w", err)
+	}
+	return nil
+}
+
+// stoppingKey is the request context's key of the context that ends when
+// the Server starts to shut down.
+type stoppingKey struct{}
+
+// untilShutdown returns a context of r that also ends when the Server
+// serving r starts to shut down (outside a Server, only with r).
+func untilShutdown(r *http.Request) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(r.Context())
+	stopping, ok := r.Context().Value(stoppingKey{}).(context.Context)
+	if !ok {
+		return ctx, cancel
+	}
+	unhook := context.AfterFunc(stopping, cancel)
+	return ctx, func() { unhook(); cancel() }
+}
+
+// stopping returns a channel closed when the Server serving r starts to
+// shut down; nil (never closed) outside a Server.
+func stopping(r *http.Request) <-chan struct{} {
+	if c, ok := r.Context().Value(stoppingKey{}).(context.Context); ok {
+		return c.Done()
 	}
 	return nil
 }

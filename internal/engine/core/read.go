@@ -64,15 +64,21 @@ func (e *Engine) ReadKey(ctx context.Context, stream, key string, after uint64, 
 // decodeAll sets each event's Value.
 func (e *Engine) decodeAll(events []engine.Message) {
 	for i := range events {
-		source := events[i].Stream
-		if orig := events[i].Header(engine.HeaderDeadLetterStream); orig != "" {
-			source = orig
-		}
-		// Payloads were validated at ingest; one that no longer decodes
-		// (the schema changed since) is returned with Value nil.
-		if v, err := e.Decode(source, events[i].ContentType, events[i].Payload); err == nil {
-			events[i].Value = v
-		}
+		e.decode(&events[i])
+	}
+}
+
+// decode sets m.Value, decoding with the codecs of the stream the event
+// came from (for a dead letter, the stream it was posted to).
+func (e *Engine) decode(m *engine.Message) {
+	source := m.Stream
+	if orig := m.Header(engine.HeaderDeadLetterStream); orig != "" {
+		source = orig
+	}
+	// Payloads were validated at ingest; one that no longer decodes (the
+	// schema changed since) is returned with Value nil.
+	if v, err := e.Decode(source, m.ContentType, m.Payload); err == nil {
+		m.Value = v
 	}
 }
 
