@@ -2,7 +2,6 @@ package broker
 
 import (
 	"context"
-	"fmt"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -23,8 +22,6 @@ type Memory struct {
 	mu     sync.RWMutex
 	topics map[string]*topic
 	closed atomic.Bool
-	// done is closed by Close to wake publishers waiting on a full queue.
-	done chan struct{}
 }
 
 // topic holds one stream's subscribers.
@@ -40,18 +37,14 @@ var _ Broker = (*Memory)(nil)
 
 // NewMemory returns an open in-memory broker.
 func NewMemory() *Memory {
-	return &Memory{
-		topics: make(map[string]*topic),
-		done:   make(chan struct{}),
-	}
+	return &Memory{topics: make(map[string]*topic)}
 }
 
 // Publish delivers msgs, in order, to every current subscriber of each
-// message's Stream. It waits while a subscriber's queue is full; when ctx ends
-// first it returns ctx's error and leaves what it already queued in place. A
-// queue with room takes a message even when ctx has ended. After Close it
-// returns ErrClosed.
-func (b *Memory) Publish(ctx context.Context, msgs ...engine.Message) error {
+// message's Stream. It never waits: a subscriber whose queue is full is
+// dropped (its Err becomes ErrLagged) and left to catch up from the store.
+// After Close it returns ErrClosed.
+func (b *Memory) Publish(_ context.Context, msgs ...engine.Message) error {
 	for len(msgs) > 0 {
 		if b.closed.Load() {
 			return ErrClosed
@@ -61,36 +54,37 @@ func (b *Memory) Publish(ctx context.Context, msgs ...engine.Message) error {
 		for n < len(msgs) && msgs[n].Stream == msgs[0].Stream {
 			n++
 		}
-		if err := b.publishRun(ctx, msgs[:n]); err != nil {
-			return err
-		}
+		b.publishRun(msgs[:n])
 		msgs = msgs[n:]
 	}
 	return nil
 }
 
 // publishRun delivers msgs, which all share one stream, to that stream's
-// subscribers.
-func (b *Memory) publishRun(ctx context.Context, msgs []engine.Message) error {
+// subscribers, and removes those that fell behind.
+func (b *Memory) publishRun(msgs []engine.Message) {
 	b.mu.RLock()
 	t := b.topics[msgs[0].Stream]
 	b.mu.RUnlock()
 	if t == nil {
-		return nil
+		return
 	}
 	t.pub.Lock()
 	defer t.pub.Unlock()
 	// Loaded under pub so a subscription made before this publish took the
 	// lock gets every message of it.
 	subs := *t.subs.Load()
+	var lagged []*memorySubscription
 	for i := range msgs {
 		for _, s := range subs {
-			if err := s.send(ctx, &msgs[i]); err != nil {
-				return fmt.Errorf("publish %q to stream %q: %w", msgs[i].ID, msgs[i].Stream, err)
+			if s.send(&msgs[i]) {
+				lagged = append(lagged, s)
 			}
 		}
 	}
-	return nil
+	for _, s := range lagged {
+		b.unsubscribe(s)
+	}
 }
 
 // Subscribe starts a subscription to stream whose queue holds at most
@@ -126,27 +120,22 @@ func (b *Memory) Subscribers(stream string) int {
 	return len(*t.subs.Load())
 }
 
-// Close closes every subscription and makes waiting publishers return
-// ErrClosed. Later Publish and Subscribe calls return ErrClosed. Closing twice
-// is harmless.
+// Close closes every subscription (their Err is ErrClosed). Later Publish and
+// Subscribe calls return ErrClosed. Closing twice is harmless.
 func (b *Memory) Close() error {
 	b.mu.Lock()
 	if b.closed.Load() {
 		b.mu.Unlock()
 		return nil
 	}
-	// closed and done change before any subscription closes, so a publisher
-	// that finds its subscription closed can tell a broker close from an
-	// unsubscribe.
 	b.closed.Store(true)
-	close(b.done)
 	topics := b.topics
 	b.topics = make(map[string]*topic)
 	b.mu.Unlock()
 
 	for _, t := range topics {
 		for _, s := range *t.subs.Load() {
-			s.shutdown()
+			s.end(ErrClosed)
 		}
 	}
 	return nil
@@ -167,14 +156,4 @@ func (b *Memory) unsubscribe(s *memorySubscription) {
 	if len(subs) == 0 && b.topics[s.stream] == s.topic {
 		delete(b.topics, s.stream)
 	}
-}
-
-// closedErr is the error for a message that met a closed subscription:
-// ErrClosed when the broker closed it, nil when it was unsubscribed and the
-// publisher should move on.
-func (b *Memory) closedErr() error {
-	if b.closed.Load() {
-		return ErrClosed
-	}
-	return nil
 }

@@ -1,7 +1,6 @@
 package broker
 
 import (
-	"context"
 	"sync"
 
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine"
@@ -14,14 +13,12 @@ type memorySubscription struct {
 	topic  *topic
 	stream string
 	ch     chan engine.Message
-	// done is closed first by shutdown so that a send waiting on a full ch
-	// lets go of mu.
-	done chan struct{}
-	once sync.Once
-	// mu is held by send and by shutdown around close(ch): a send on a
-	// closed channel would panic, so the two must never overlap.
+	// mu is held by send and by end around close(ch): a send on a closed
+	// channel would panic, so the two must never overlap. Neither waits
+	// while holding it.
 	mu     sync.Mutex
-	closed bool // guarded by mu
+	closed bool  // guarded by mu
+	err    error // why ch was closed; guarded by mu
 }
 
 func newMemorySubscription(b *Memory, t *topic, stream string, capacity int) *memorySubscription {
@@ -30,58 +27,62 @@ func newMemorySubscription(b *Memory, t *topic, stream string, capacity int) *me
 		topic:  t,
 		stream: stream,
 		ch:     make(chan engine.Message, capacity),
-		done:   make(chan struct{}),
 	}
 }
 
-// C delivers the messages. It is closed by Close and by the broker's Close;
-// messages queued before that can still be received.
+// C delivers the messages. It is closed when the subscription ends; messages
+// queued before that can still be received.
 func (s *memorySubscription) C() <-chan engine.Message { return s.ch }
+
+// Err says why C was closed: ErrLagged, ErrClosed, or nil after Close or
+// while open.
+func (s *memorySubscription) Err() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.err
+}
 
 // Len is the number of messages queued and not yet received.
 func (s *memorySubscription) Len() int { return len(s.ch) }
 
-// Close ends the subscription: a Publish waiting on its full queue moves on to
-// the next subscriber. Closing twice is harmless.
+// Close ends the subscription. Closing twice is harmless.
 func (s *memorySubscription) Close() error {
-	s.shutdown()
+	s.end(nil)
 	s.b.unsubscribe(s)
 	return nil
 }
 
-// shutdown closes the queue once, after any send in progress has returned.
-func (s *memorySubscription) shutdown() {
-	s.once.Do(func() {
-		close(s.done)
-		s.mu.Lock()
-		s.closed = true
-		close(s.ch)
-		s.mu.Unlock()
-	})
+// end closes the queue for reason, unless it is closed already.
+func (s *memorySubscription) end(reason error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.endLocked(reason)
 }
 
-// send queues *m. It tries a non-blocking send first and waits only when the
-// queue is full, until there is room, ctx ends, or the subscription or broker
-// closes.
-func (s *memorySubscription) send(ctx context.Context, m *engine.Message) error {
+func (s *memorySubscription) endLocked(reason error) {
+	if s.closed {
+		return
+	}
+	s.closed = true
+	s.err = reason
+	close(s.ch)
+}
+
+// send queues *m when the queue has room, and otherwise ends the
+// subscription with ErrLagged: the messages already queued stay receivable,
+// and the subscriber reads the rest from the store. It reports whether it
+// ended the subscription.
+func (s *memorySubscription) send(m *engine.Message) (lagged bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
-		return s.b.closedErr()
+		return false
 	}
 	select {
 	case s.ch <- *m:
-		return nil
+		return false
 	default:
-	}
-	select {
-	case s.ch <- *m:
-		return nil
-	case <-s.done:
-		return s.b.closedErr()
-	case <-s.b.done:
-		return ErrClosed
-	case <-ctx.Done():
-		return ctx.Err()
+		s.endLocked(ErrLagged)
+		return true
 	}
 }

@@ -304,3 +304,27 @@ func TestStatsStartsEmpty(t *testing.T) {
 		t.Fatalf("Stats of a new processor: got %+v, want zero", got)
 	}
 }
+
+// A subscriber that stops reading (a stuck handler) must not hold up the
+// processor: it keeps storing and publishing that stream and every other.
+func TestProcessorKeepsDispatchingWhenASubscriberStopsReading(t *testing.T) {
+	ob, store, bus := outbox.NewMemory(0), eventstore.NewMemory(), broker.NewMemory()
+	stuck, err := bus.Subscribe("orders", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = stuck.Close() })
+	reader := subscribe(t, bus, "users")
+	start(t, processor.Config{Outbox: ob, Store: store, Broker: bus, BatchSize: 4})
+
+	orders, users := newMessages("orders", "order", 50), newMessages("users", "user", 50)
+	for i := range orders {
+		enqueue(t, ob, []engine.Message{orders[i], users[i]})
+	}
+
+	got := receive(t, reader, len(users))
+	stored := assertStoredOnceInOrder(t, store, "users", users)
+	assertSubscriberSawEverySequence(t, got, stored)
+	assertStoredOnceInOrder(t, store, "orders", orders)
+	enginetest.Eventually(t, "the outbox to empty", func() bool { return ob.Len() == 0 })
+}

@@ -47,6 +47,9 @@ type consumer struct {
 	pos     atomic.Uint64
 	started bool // pos holds a real position (Start was called)
 	sub     atomic.Pointer[broker.Subscription]
+	// lags counts the times the broker dropped the subscription because
+	// its queue was full.
+	lags atomic.Uint64
 
 	errMu   sync.Mutex
 	lastErr string
@@ -72,6 +75,15 @@ func (c *consumer) run(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
+		if errors.Is(err, broker.ErrLagged) {
+			// Not a failure: the publisher moved on rather than wait for
+			// this route. Subscribe again and read what was missed from
+			// the store.
+			c.lags.Add(1)
+			c.log.Debug("route fell behind its queue; catching up from the store",
+				"route", c.rt.route.Name, "stream", c.stream, "after", c.pos.Load())
+			continue
+		}
 		c.setErr(err)
 		pause := pauses.Next()
 		c.log.Error("route stopped consuming; retrying",
@@ -83,7 +95,9 @@ func (c *consumer) run(ctx context.Context) {
 }
 
 // consume subscribes first and reads the store second, so every event is in
-// at least one of the two; the sequence check drops what is in both.
+// at least one of the two; the sequence check drops what is in both. It
+// returns broker.ErrLagged when the broker dropped the subscription because
+// its queue was full, after handling what was queued.
 func (c *consumer) consume(ctx context.Context) error {
 	sub, err := c.broker.Subscribe(c.stream, capacityOf(c.rt.route, c.stream))
 	if err != nil {
@@ -113,6 +127,9 @@ func (c *consumer) consume(ctx context.Context) error {
 			return err
 		}
 		if !ok {
+			if err := sub.Err(); errors.Is(err, broker.ErrLagged) {
+				return err
+			}
 			return errSubscriptionEnded
 		}
 		pos := c.pos.Load()
@@ -283,7 +300,7 @@ func (c *consumer) setErr(err error) {
 }
 
 func (c *consumer) stats() StreamStats {
-	st := StreamStats{Delivered: c.pos.Load()}
+	st := StreamStats{Delivered: c.pos.Load(), Lags: c.lags.Load()}
 	if sub := c.sub.Load(); sub != nil {
 		st.Queued = (*sub).Len()
 	}

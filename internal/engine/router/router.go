@@ -4,8 +4,11 @@
 // A route consumes its streams from a start position: it replays stored
 // events from the event store, then follows the broker live, dropping any
 // event it has already seen and reading any it missed back from the store, so
-// the switch-over has no gap and no duplicate. Routes can be added, replaced
-// and removed while the router runs.
+// the switch-over has no gap and no duplicate. A route slower than the
+// publisher never makes it wait: when its queue is full the broker drops it,
+// and it goes through the same switch-over again, from the store, with at
+// most one queue of events held for it. Routes can be added, replaced and
+// removed while the router runs.
 package router
 
 import (
@@ -45,8 +48,9 @@ type Route struct {
 	// Handler is the whole chain: middleware around the final handler. The
 	// router never calls it concurrently.
 	Handler engine.Handler
-	// Capacity is the broker queue bound for each stream (backlogLimit);
-	// streams absent from it get DefaultCapacity.
+	// Capacity is the broker queue bound for each stream (backlogLimit): how
+	// far the route may fall behind the live feed before it reads from the
+	// store instead. Streams absent from it get DefaultCapacity.
 	Capacity map[string]int
 	// Start returns the sequence after which the route consumes stream,
 	// e.g. a projection's checkpoint. Nil starts at the stream's current end.
@@ -210,6 +214,9 @@ type StreamStats struct {
 	Delivered uint64
 	// Queued is the number of events waiting in the broker queue.
 	Queued int
+	// Lags is how many times the route fell behind: its queue was full, so
+	// the broker dropped it and it caught up from the store.
+	Lags uint64
 	// Err is the last error that stopped delivery, if it has not recovered.
 	Err string
 }

@@ -10,16 +10,28 @@ import (
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/enginetest"
 )
 
-// backpressureBehaviours cover full queues: Publish waits, bounded by its ctx,
-// and never drops a message.
+// backpressureBehaviours cover full queues: Publish never waits; a
+// subscriber whose queue is full is dropped as lagging, keeps what it had
+// queued and gets nothing more.
 var backpressureBehaviours = []behaviour{
-	{"QueueHoldsCapacityMessages", testQueueHoldsCapacityMessages},
-	{"PublishOnFullQueueReturnsCtxErrorAndKeepsQueued", testPublishOnFullQueueReturnsCtxErrorAndKeepsQueued},
-	{"PublishResumesWhenSubscriberReceives", testPublishResumesWhenSubscriberReceives},
-	{"PublishOnOneStreamDoesNotWaitForAnother", testPublishOnOneStreamDoesNotWaitForAnother},
+	{"QueueHoldsCapacityMessagesThenLags", testQueueHoldsCapacityMessagesThenLags},
+	{"PublishNeverWaitsForAFullQueue", testPublishNeverWaitsForAFullQueue},
+	{"LaggedSubscriberCanSubscribeAgain", testLaggedSubscriberCanSubscribeAgain},
 }
 
-func testQueueHoldsCapacityMessages(t *testing.T, b broker.Broker) {
+// awaitLagged drains sub until C closes and fails the test unless it closed
+// because the subscriber fell behind.
+func awaitLagged(t *testing.T, sub broker.Subscription) {
+	t.Helper()
+	if drained := awaitClosed(t, sub); len(drained) != 0 {
+		t.Fatalf("drained %d more messages, want none", len(drained))
+	}
+	if err := sub.Err(); !errors.Is(err, broker.ErrLagged) {
+		t.Fatalf("Err() after the queue overflowed = %v, want broker.ErrLagged", err)
+	}
+}
+
+func testQueueHoldsCapacityMessagesThenLags(t *testing.T, b broker.Broker) {
 	tests := []struct {
 		capacity int
 		holds    uint64
@@ -34,79 +46,58 @@ func testQueueHoldsCapacityMessages(t *testing.T, b broker.Broker) {
 			stream := fmt.Sprintf("cap%d", tc.capacity)
 			sub := subscribe(t, b, stream, tc.capacity)
 			publish(t, b, messages(stream, 1, tc.holds)...)
+			enginetest.Eventually(t, "the queue to fill", func() bool { return sub.Len() == int(tc.holds) })
+			if err := sub.Err(); err != nil {
+				t.Fatalf("Err() of a full queue nothing overflowed = %v, want nil", err)
+			}
+			if got := b.Subscribers(stream); got != 1 {
+				t.Fatalf("Subscribers(%q) with a full queue = %d, want 1", stream, got)
+			}
 
-			ctx, cancel := context.WithTimeout(t.Context(), blockedFor)
-			defer cancel()
-			err := b.Publish(ctx, message(stream, tc.holds+1))
-			if !errors.Is(err, context.DeadlineExceeded) {
-				t.Fatalf("Publish to a full queue = %v, want context.DeadlineExceeded", err)
-			}
-			if got := sub.Len(); got != int(tc.holds) {
-				t.Fatalf("Len() of full queue = %d, want %d", got, tc.holds)
-			}
+			// One message too many, then more: none of them is queued.
+			publish(t, b, messages(stream, tc.holds+1, tc.holds+5)...)
 			checkSequences(t, receive(t, sub, int(tc.holds)), stream, 1, tc.holds)
-			if got := sub.Len(); got != 0 {
-				t.Fatalf("Len() after draining = %d, want 0: the timed-out message was queued", got)
+			awaitLagged(t, sub)
+			if got := b.Subscribers(stream); got != 0 {
+				t.Fatalf("Subscribers(%q) after its only subscriber lagged = %d, want 0", stream, got)
 			}
 		})
 	}
 }
 
-func testPublishOnFullQueueReturnsCtxErrorAndKeepsQueued(t *testing.T, b broker.Broker) {
-	sub := subscribe(t, b, "orders", 3)
-	ctx, cancel := context.WithTimeout(t.Context(), blockedFor)
-	defer cancel()
-	// The batch is longer than the queue: the first three fit, the fourth waits
-	// until ctx ends.
-	err := b.Publish(ctx, messages("orders", 1, 5)...)
-	if !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("Publish(5 messages) into a queue of 3 = %v, want context.DeadlineExceeded", err)
+func testPublishNeverWaitsForAFullQueue(t *testing.T, b broker.Broker) {
+	const n = 100
+	stuck := subscribe(t, b, "orders", 2)
+	reader := subscribe(t, b, "orders", n)
+	other := subscribe(t, b, "users", n)
+	// context.Background: a Publish that waited on stuck would hang the
+	// goroutine; awaitResult fails the test instead.
+	result := publishAsync(t, context.Background(), b, append(messages("orders", 1, n), messages("users", 1, n)...)...)
+	if err := awaitResult(t, result, "Publish with a subscriber that never receives"); err != nil {
+		t.Fatalf("Publish with a subscriber that never receives = %v, want nil", err)
 	}
-	checkSequences(t, receive(t, sub, 3), "orders", 1, 3)
-	// The publisher retries what was not delivered; the subscriber sees no gap.
-	publish(t, b, messages("orders", 4, 5)...)
-	checkSequences(t, receive(t, sub, 2), "orders", 4, 5)
+	checkSequences(t, receive(t, reader, n), "orders", 1, n)
+	checkSequences(t, receive(t, other, n), "users", 1, n)
+	checkSequences(t, receive(t, stuck, 2), "orders", 1, 2)
+	awaitLagged(t, stuck)
 }
 
-func testPublishResumesWhenSubscriberReceives(t *testing.T, b broker.Broker) {
-	sub := subscribe(t, b, "orders", 2)
-	result := publishAsync(t, t.Context(), b, messages("orders", 1, 6)...)
-	enginetest.Eventually(t, "the publisher to fill the queue of 2", func() bool { return sub.Len() == 2 })
-	// The queue is full and four messages remain: Publish cannot have succeeded.
-	select {
-	case err := <-result:
-		t.Fatalf("Publish of 6 messages into a full queue of 2 returned %v before anything was received, want it to wait", err)
-	default:
+func testLaggedSubscriberCanSubscribeAgain(t *testing.T, b broker.Broker) {
+	first := subscribe(t, b, "orders", 1)
+	publish(t, b, messages("orders", 1, 2)...)
+	checkSequences(t, receive(t, first, 1), "orders", 1, 1)
+	awaitLagged(t, first)
+	if err := first.Close(); err != nil {
+		t.Fatalf("Close() of a lagged subscription = %v, want nil", err)
 	}
-	checkSequences(t, receive(t, sub, 6), "orders", 1, 6)
-	if err := awaitResult(t, result, "Publish"); err != nil {
-		t.Fatalf("Publish after the subscriber received = %v, want nil", err)
+	if err := first.Err(); !errors.Is(err, broker.ErrLagged) {
+		t.Fatalf("Err() after closing a lagged subscription = %v, want it to stay broker.ErrLagged", err)
 	}
-}
 
-func testPublishOnOneStreamDoesNotWaitForAnother(t *testing.T, b broker.Broker) {
-	full := subscribe(t, b, "full", 1)
-	marker := subscribe(t, b, "marker", 1)
-	free := subscribe(t, b, "free", 1)
-	publish(t, b, message("full", 1))
-	// Deferred calls run before cleanups: if streams do block each other, the
-	// free publish below is released once this ends, and the test can finish.
-	blockedCtx, unblock := context.WithCancel(t.Context())
-	defer unblock()
-	// Once marker holds its message the publisher is past it and waiting on "full".
-	blocked := publishAsync(t, blockedCtx, b, message("marker", 1), message("full", 2))
-	enginetest.Eventually(t, "the publisher to reach the marker stream", func() bool { return marker.Len() == 1 })
-
-	// On its own goroutine: a broker that wrongly serialises all streams may
-	// wait on a lock, deaf to ctx.
-	freeResult := publishAsync(t, t.Context(), b, message("free", 1))
-	if err := awaitResult(t, freeResult, "Publish on a free stream while another stream's publisher waits"); err != nil {
-		t.Fatalf("Publish on a free stream = %v, want nil", err)
-	}
-	checkSequences(t, receive(t, free, 1), "free", 1, 1)
-
-	checkSequences(t, receive(t, full, 2), "full", 1, 2)
-	if err := awaitResult(t, blocked, "Publish on the full stream"); err != nil {
-		t.Fatalf("Publish on the full stream = %v, want nil", err)
+	again := subscribe(t, b, "orders", 4)
+	publish(t, b, messages("orders", 3, 6)...)
+	checkSequences(t, receive(t, again, 4), "orders", 3, 6)
+	if err := again.Err(); err != nil {
+		t.Fatalf("Err() of the new subscription = %v, want nil", err)
 	}
 }

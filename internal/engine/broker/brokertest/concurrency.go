@@ -2,6 +2,7 @@ package brokertest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"testing"
@@ -38,6 +39,31 @@ func collect(sub broker.Subscription, n int) ([]engine.Message, error) {
 		}
 	}
 	return got, nil
+}
+
+// collectUntilLag is collect for a subscriber that may fall behind: it
+// returns what arrived before C closed, which is an error unless the
+// subscriber lagged.
+func collectUntilLag(sub broker.Subscription, n int) ([]engine.Message, error) {
+	got, err := collect(sub, n)
+	if err != nil && len(got) < n && errors.Is(sub.Err(), broker.ErrLagged) {
+		return got, nil
+	}
+	return got, err
+}
+
+// checkPublisherPrefix returns an error unless got holds, for each
+// publisher, its messages from 1 on, in order and without a gap: what a
+// subscriber that may have lagged has a right to.
+func checkPublisherPrefix(got []engine.Message) error {
+	next := make(map[string]uint64)
+	for i, m := range got {
+		if want := next[m.Name] + 1; m.Sequence != want {
+			return fmt.Errorf("message %d is %s #%d, want #%d", i, m.Name, m.Sequence, want)
+		}
+		next[m.Name] = m.Sequence
+	}
+	return nil
 }
 
 // publisherMessage is the seq-th message publisher p sends on stream; Name
@@ -86,13 +112,12 @@ func testConcurrentPublishersOnDifferentStreamsKeepOrder(t *testing.T, b broker.
 	ctx, cancel := context.WithTimeout(t.Context(), enginetest.Timeout)
 	defer cancel()
 
-	errs := make(chan error, streams*(subsPerStream+1))
+	errs := make(chan error, streams*(subsPerStream+2))
 	var wg sync.WaitGroup
 	for s := range streams {
 		stream := fmt.Sprintf("s%d", s)
 		for range subsPerStream {
-			// A small queue makes publishers wait, which is where order breaks.
-			sub := subscribe(t, b, stream, 4)
+			sub := subscribe(t, b, stream, perStream)
 			wg.Go(func() {
 				got, err := collect(sub, perStream)
 				if err == nil {
@@ -103,6 +128,18 @@ func testConcurrentPublishersOnDifferentStreamsKeepOrder(t *testing.T, b broker.
 				}
 			})
 		}
+		// A small queue may overflow mid-run: what it got must still be
+		// in order, with no gap.
+		small := subscribe(t, b, stream, 4)
+		wg.Go(func() {
+			got, err := collectUntilLag(small, perStream)
+			if err == nil {
+				err = checkPublisherPrefix(got)
+			}
+			if err != nil {
+				errs <- fmt.Errorf("small-queue subscriber of %s: %w", stream, err)
+			}
+		})
 		wg.Go(func() {
 			if err := publishInBatches(ctx, b, publisherMessages(0, stream, perStream)); err != nil {
 				errs <- fmt.Errorf("publisher of %s: %w", stream, err)
@@ -134,7 +171,7 @@ func testSubscribersAgreeOnOrderOfConcurrentPublishers(t *testing.T, b broker.Br
 	errs := make(chan error, publishers+subscribers)
 	var wg sync.WaitGroup
 	for i := range subscribers {
-		sub := subscribe(t, b, "orders", 4)
+		sub := subscribe(t, b, "orders", publishers*perPublisher)
 		wg.Go(func() {
 			got, err := collect(sub, publishers*perPublisher)
 			if err == nil {
@@ -206,7 +243,7 @@ func testManyPublishersAndSubscribersWithChurn(t *testing.T, b broker.Broker) {
 	// publisher's order, while others come and go beside them.
 	var steady sync.WaitGroup
 	for _, stream := range streams {
-		sub := subscribe(t, b, stream, 2)
+		sub := subscribe(t, b, stream, publishers*perStream)
 		steady.Go(func() {
 			got, err := collect(sub, publishers*perStream)
 			if err == nil {
@@ -219,7 +256,7 @@ func testManyPublishersAndSubscribersWithChurn(t *testing.T, b broker.Broker) {
 	}
 
 	// Churning subscribers subscribe, take a few messages, and close, often
-	// while a publisher waits on their full queue.
+	// after their queue of one overflowed.
 	stop := make(chan struct{})
 	var churn sync.WaitGroup
 	for i, stream := range streams {

@@ -11,10 +11,6 @@ import (
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/enginetest"
 )
 
-// blockedFor is how long a Publish that must wait on a full queue gets before
-// its ctx ends. It is not a timing assertion: any value proves the wait.
-const blockedFor = 30 * time.Millisecond
-
 // message returns the seq-th test message of stream.
 func message(stream string, seq uint64) engine.Message {
 	return engine.Message{
@@ -58,8 +54,9 @@ func publish(t *testing.T, b broker.Broker, msgs ...engine.Message) {
 }
 
 // publishAsync publishes msgs on a new goroutine with ctx and returns a
-// channel that receives Publish's result. When the test ends it cancels the
-// Publish, if still waiting, and waits for it to return.
+// channel that receives Publish's result, so that a Publish that hangs fails
+// the test instead of hanging it. When the test ends it cancels the Publish,
+// if still running, and waits for it to return.
 func publishAsync(t *testing.T, ctx context.Context, b broker.Broker, msgs ...engine.Message) <-chan error {
 	t.Helper()
 	ctx, cancel := context.WithCancel(ctx)
@@ -108,15 +105,6 @@ func awaitResult(t *testing.T, result <-chan error, what string) error {
 		t.Fatalf("%s did not return within %v", what, enginetest.Timeout)
 		return nil
 	}
-}
-
-// closeAsync calls closer.Close on a new goroutine and returns a channel
-// that receives its result, so that a Close that deadlocks with a waiting
-// publisher fails the test instead of hanging it.
-func closeAsync(closer interface{ Close() error }) <-chan error {
-	result := make(chan error, 1)
-	go func() { result <- closer.Close() }()
-	return result
 }
 
 // awaitClosed drains sub until C is closed and returns what it drained,
