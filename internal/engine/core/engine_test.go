@@ -392,8 +392,9 @@ func counterValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	return sum
 }
 
-// A subscriber queue of one and many events: publishers wait, nothing drops.
-func TestBackpressureLosesNoEvent(t *testing.T) {
+// A subscriber queue of one and many events: the projections fall behind
+// their queues again and again and catch up from the store, losing nothing.
+func TestProjectionsFallingBehindTheirQueuesLoseNoEvent(t *testing.T) {
 	e := startEngine(t, core.Config{})
 	mustApplyStream(t, e, core.StreamSpec{Name: "s", DefaultEventName: "E", BacklogLimit: 1})
 	for i := range 3 {
