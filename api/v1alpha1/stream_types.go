@@ -64,9 +64,10 @@ type StreamSpec struct {
 	// +optional
 	Schemas *StreamSchemas `json:"schemas,omitempty"`
 
-	// BacklogLimit bounds the queue of events waiting for each subscriber
-	// (projection) of the stream. When a queue is full, publishing waits
-	// until the subscriber catches up: events are never dropped.
+	// BacklogLimit bounds the queue of live events waiting for each
+	// subscriber (projection) of the stream. A subscriber whose queue is
+	// full falls back to reading the event store and rejoins the live feed
+	// once caught up: publishing never waits for it and no event is dropped.
 	// Defaults to 1000; at least 1.
 	// +optional
 	// +kubebuilder:default=1000

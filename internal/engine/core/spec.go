@@ -22,7 +22,8 @@ type StreamSpec struct {
 	DefaultEventName string
 	// Schema describes Avro and Protobuf payloads.
 	Schema serde.Schema
-	// BacklogLimit bounds each subscriber's broker queue (default 1000).
+	// BacklogLimit bounds each subscriber's broker queue (default 1000); a
+	// subscriber that fills it catches up from the store instead.
 	BacklogLimit int
 	// DeadLetterStream receives the events that fail for good in projections
 	// reading this stream (default Config.DeadLetterStream).
