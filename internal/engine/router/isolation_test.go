@@ -133,7 +133,8 @@ func TestRouteThatKeepsFallingBehindHandlesEveryEventOnceInOrder(t *testing.T) {
 	enginetest.Eventually(t, "every event", func() bool { return rec.count("a") == total })
 	checkSeqs(t, "stream a", rec.seqs("a"), seqRange(1, total))
 	if st := h.stats(t, "slow", "a"); st.Lags == 0 || h.store.reads.Load() == readsBefore {
-		t.Errorf("the route lagged %d times and read the store %d times, want it to have fallen behind its queue of 2 and caught up from the store",
+		t.Errorf("the route lagged %d times and read the store %d times, "+
+			"want it to have fallen behind its queue of 2 and caught up from the store",
 			st.Lags, h.store.reads.Load()-readsBefore)
 	}
 }
