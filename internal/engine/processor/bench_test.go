@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"sync/atomic"
 	"testing"
 
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine"
@@ -19,7 +20,8 @@ import (
 // received by a subscriber.
 func BenchmarkProcessorDispatch(b *testing.B) {
 	ob, store, bus := outbox.NewMemory(0), eventstore.NewMemory(), broker.NewMemory()
-	sub, err := bus.Subscribe("items", 1024)
+	const capacity = 1024
+	sub, err := bus.Subscribe("items", capacity)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -47,9 +49,11 @@ func BenchmarkProcessorDispatch(b *testing.B) {
 		}
 	}
 	received := make(chan int, 1)
+	var count atomic.Int64
 	go func() {
 		n := 0
 		for range sub.C() {
+			count.Add(1)
 			if n++; n == b.N {
 				break
 			}
@@ -60,6 +64,11 @@ func BenchmarkProcessorDispatch(b *testing.B) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := range msgs {
+		// A full queue would drop the subscriber: keep no more in flight
+		// than its queue holds.
+		for int64(i)-count.Load() >= capacity {
+			runtime.Gosched()
+		}
 		// A full outbox is backpressure, not a failure: wait for the processor.
 		for {
 			err := ob.Enqueue(ctx, msgs[i:i+1])
