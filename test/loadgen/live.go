@@ -52,7 +52,10 @@ type LiveResult struct {
 	// From an event's 202 at its poster to its arrival at a reader, over
 	// every reader and event seen; an arrival before the 202 counts as 0.
 	P50, P99, Max time.Duration
-	Err           string `json:"err,omitempty"`
+	// CPU is the readers' process's CPU time, user and system, when they
+	// ran in a child process.
+	CPU time.Duration `json:"cpu,omitempty"`
+	Err string        `json:"err,omitempty"`
 }
 
 // MinSeen is the fewest accepted events a reader saw.
@@ -345,6 +348,7 @@ func (c *LiveChild) Finish(accepted []AcceptedEvent) (LiveResult, error) {
 	if err := json.Unmarshal([]byte(line), &res); err != nil {
 		return LiveResult{}, fmt.Errorf("live readers' result %q: %w", line, err)
 	}
+	res.CPU = c.cmd.ProcessState.UserTime() + c.cmd.ProcessState.SystemTime()
 	return res, nil
 }
 
