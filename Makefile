@@ -123,6 +123,12 @@ bench-entities: ## Entity appends through the manager binary (as bench-manager r
 	@assets=$$($(K8S_BINARIES)) && cd test/perf && export KUBEBUILDER_ASSETS="$$assets" && \
 	../../bin/perf.bench.test -test.run '^$$' -test.bench 'ManagerConditionalAppends' -test.benchtime 1x
 
+.PHONY: bench-live
+bench-live: ## Live reads through the manager binary (as bench-manager runs it): 20 SSE readers in one process while another posts 2,000 events/s for 10 s; lag from 202 to arrival, events seen per reader; memory and disk.
+	go test -c -o bin/perf.bench.test ./test/perf/
+	@assets=$$($(K8S_BINARIES)) && cd test/perf && export KUBEBUILDER_ASSETS="$$assets" && \
+	../../bin/perf.bench.test -test.run '^$$' -test.bench 'ManagerLiveFanout' -test.benchtime 1x
+
 .PHONY: bench-store
 bench-store: ## bbolt against pebble on the outbox workload (hack/storebench, its own module).
 	cd hack/storebench && CGO_ENABLED=0 GOWORK=off go test -run '^$$' -bench . -benchtime 3s -count 3 | tee out.txt | ./summary.sh

@@ -2,9 +2,11 @@
 // closed loop (each client posts again once answered) or open loop (a
 // fixed rate), from keep-alive clients, to the stream or each client to an
 // entity key of its own (optionally with If-Match), optionally following
-// the stream to see when each event becomes readable. RunInChild runs it in another
-// process (the test binary again), where a load generator belongs: on two
-// cores, clients in the server's process compete with it for the same Ps.
+// the stream to see when each event becomes readable; live readers
+// (Server-Sent Events) note when each accepted event reaches each of them.
+// RunInChild and StartLiveInChild run them in other processes (the test
+// binary again), where a load generator belongs: on two cores, clients in
+// the server's process compete with it for the same Ps.
 package loadgen
 
 import (
@@ -51,6 +53,9 @@ type Spec struct {
 	// IfMatch makes each keyed append conditional: If-Match with the
 	// version its client's last 202 gave, "0" for the first.
 	IfMatch bool `json:"ifMatch,omitempty"`
+	// RecordAccepted keeps each accepted event's id and the time its 202
+	// arrived, in Result.Events.
+	RecordAccepted bool `json:"recordAccepted,omitempty"`
 }
 
 // Result is what a run measured.
@@ -68,7 +73,17 @@ type Result struct {
 	VisibleP50, VisibleP99, VisibleMax time.Duration
 	// Drain is from the last 202 to every accepted event being readable.
 	Drain time.Duration `json:"drain"`
-	Err   string        `json:"err,omitempty"`
+	// Events are the accepted events, with RecordAccepted.
+	Events []AcceptedEvent `json:"events,omitempty"`
+	Err    string          `json:"err,omitempty"`
+}
+
+// AcceptedEvent is one accepted event: the id its 202 gave and when that
+// 202 arrived, in Unix nanoseconds (the wall clock, which other processes
+// on the machine share).
+type AcceptedEvent struct {
+	ID string `json:"id"`
+	At int64  `json:"at"`
 }
 
 // Rate is the requests answered 202 per second.
@@ -110,6 +125,10 @@ func Generate(spec Spec) Result {
 		total = maxTimedEvents
 	}
 	accepted := make([]int64, total) // unix nanoseconds of each 202
+	var ids []string                 // each 202's id, with RecordAccepted
+	if spec.RecordAccepted {
+		ids = make([]string, total)
+	}
 	var (
 		refused   atomic.Int64
 		conflicts atomic.Int64
@@ -153,12 +172,19 @@ func Generate(spec Spec) Result {
 				if body == nil {
 					body = fmt.Appendf(nil, `{"foo":"load","n":%d}`, i)
 				}
-				if err := target.postUntilTaken(client, spec.ContentType, body, &refused, &conflicts); err != nil {
+				answer, err := target.postUntilTaken(client, spec.ContentType, body, &refused, &conflicts)
+				if err != nil {
 					fail(err)
 					return
 				}
 				now := time.Now()
 				accepted[i] = now.UnixNano()
+				if ids != nil {
+					if ids[i], err = acceptedID(answer); err != nil {
+						fail(fmt.Errorf("POST %s: %w", target.url, err))
+						return
+					}
+				}
 				latencies[c] = append(latencies[c], now.Sub(began))
 			}
 		})
@@ -190,6 +216,7 @@ func Generate(spec Spec) Result {
 	res.Accepted = len(all)
 	slices.Sort(all)
 	res.P50, res.P99 = percentile(all, 50), percentile(all, 99)
+	res.Events = acceptedEvents(ids, accepted)
 	if visible == nil {
 		return res
 	}
@@ -209,6 +236,21 @@ func Generate(spec Spec) Result {
 	res.VisibleP50, res.VisibleP99, res.VisibleMax = percentile(lags, 50), percentile(lags, 99), percentile(lags, 100)
 	res.Drain = max(0, time.Duration(lastVisible-lastAccepted))
 	return res
+}
+
+// acceptedEvents pairs the recorded ids with their 202s' times; nil
+// without ids.
+func acceptedEvents(ids []string, accepted []int64) []AcceptedEvent {
+	if ids == nil {
+		return nil
+	}
+	events := make([]AcceptedEvent, 0, len(ids))
+	for i, id := range ids {
+		if id != "" {
+			events = append(events, AcceptedEvent{ID: id, At: accepted[i]})
+		}
+	}
+	return events
 }
 
 // target is where one client posts: the stream, or its own key, whose
@@ -232,43 +274,56 @@ func newTarget(spec Spec, client int) (*target, error) {
 	return &target{url: stream + "/keys/" + url.PathEscape(key) + "/events", keyed: true, ifMatch: spec.IfMatch}, nil
 }
 
+// acceptedID is the id a 202's body gives.
+func acceptedID(body []byte) (string, error) {
+	var a struct {
+		ID string `json:"id"`
+	}
+	if err := json.Unmarshal(body, &a); err != nil || a.ID == "" {
+		return "", fmt.Errorf("202 body %q has no id", body)
+	}
+	return a.ID, nil
+}
+
 // postUntilTaken posts body until it is answered 202, retrying a 503 (the
 // outbox is full) after 1 ms: a real client would wait its Retry-After. A
 // 412 is counted and retried at the version its ETag gives, as a client
 // that re-reads the entity would. On a key, each 202 must give the next
-// version: the client is the key's only writer.
-func (t *target) postUntilTaken(client *http.Client, contentType string, body []byte, refused, conflicts *atomic.Int64) error {
+// version: the client is the key's only writer. It returns the 202's body.
+func (t *target) postUntilTaken(
+	client *http.Client, contentType string, body []byte, refused, conflicts *atomic.Int64,
+) ([]byte, error) {
 	header := http.Header{"Content-Type": {contentType}}
 	for {
 		if t.ifMatch {
 			header.Set("If-Match", `"`+strconv.FormatUint(t.version, 10)+`"`)
 		}
-		status, tag, err := post(client, t.url, header, body)
+		status, tag, answer, err := post(client, t.url, header, body)
 		switch {
 		case err != nil:
-			return err
+			return nil, err
 		case status == http.StatusServiceUnavailable:
 			refused.Add(1)
 			time.Sleep(time.Millisecond)
 		case status == http.StatusPreconditionFailed && t.keyed:
 			conflicts.Add(1)
 			if t.version, err = parseVersion(tag); err != nil {
-				return fmt.Errorf("POST %s: 412: %w", t.url, err)
+				return nil, fmt.Errorf("POST %s: 412: %w", t.url, err)
 			}
 		case status != http.StatusAccepted:
-			return fmt.Errorf("POST %s: status %d, want 202", t.url, status)
+			return nil, fmt.Errorf("POST %s: status %d, want 202", t.url, status)
 		case !t.keyed:
-			return nil
+			return answer, nil
 		default:
 			v, err := parseVersion(tag)
 			if err != nil {
-				return fmt.Errorf("POST %s: 202: %w", t.url, err)
+				return nil, fmt.Errorf("POST %s: 202: %w", t.url, err)
 			}
 			if v != t.version+1 {
-				return fmt.Errorf("POST %s: 202 gave version %d after %d; the key has no other writer", t.url, v, t.version)
+				return nil, fmt.Errorf("POST %s: 202 gave version %d after %d; the key has no other writer", t.url, v, t.version)
 			}
 			t.version = v
-			return nil
+			return answer, nil
 		}
 	}
 }
@@ -337,25 +392,28 @@ func percentile(sorted []time.Duration, p int) time.Duration {
 
 // Post sends one request and drains the answer so the connection is reused.
 func Post(client *http.Client, addr, contentType string, body []byte) (int, error) {
-	status, _, err := post(client, addr, http.Header{"Content-Type": {contentType}}, body)
+	status, _, _, err := post(client, addr, http.Header{"Content-Type": {contentType}}, body)
 	return status, err
 }
 
-// post sends one request with header and returns the status and the ETag,
-// having drained the answer so the connection is reused.
-func post(client *http.Client, addr string, header http.Header, body []byte) (int, string, error) {
+// post sends one request with header and returns the status, the ETag and
+// the answer's body, read in full so the connection is reused.
+func post(client *http.Client, addr string, header http.Header, body []byte) (int, string, []byte, error) {
 	req, err := http.NewRequest(http.MethodPost, addr, bytes.NewReader(body))
 	if err != nil {
-		return 0, "", err
+		return 0, "", nil, err
 	}
 	req.Header = header
 	resp, err := client.Do(req)
 	if err != nil {
-		return 0, "", err
+		return 0, "", nil, err
 	}
-	_, _ = io.Copy(io.Discard, resp.Body)
+	answer, err := io.ReadAll(resp.Body)
 	_ = resp.Body.Close()
-	return resp.StatusCode, resp.Header.Get("ETag"), nil
+	if err != nil {
+		return 0, "", nil, fmt.Errorf("POST %s: read the answer: %w", addr, err)
+	}
+	return resp.StatusCode, resp.Header.Get("ETag"), answer, nil
 }
 
 // specEnv carries a Spec to the child process, as JSON.

@@ -5,8 +5,11 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/go-logr/logr"
 
@@ -112,5 +115,61 @@ func TestKeyedRunsNeedAStreamEventsURL(t *testing.T) {
 	res := loadgen.Generate(loadgen.Spec{PostURL: "http://127.0.0.1:1/v1/namespaces/a/streams/b", Clients: 1, N: 1, KeyPrefix: "k"})
 	if !strings.Contains(res.Err, "PostURL") {
 		t.Errorf("run error %q, want PostURL refused", res.Err)
+	}
+}
+
+func TestLiveReadersSeeEveryAcceptedEventOnceAndTheirLag(t *testing.T) {
+	url := streamURL(t)
+	const readers = 3
+	live, err := loadgen.StartLiveReaders(loadgen.LiveSpec{URL: url, Readers: readers, Wait: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := loadgen.Generate(loadgen.Spec{PostURL: url, Clients: 4, Rate: 500, Duration: 400 * time.Millisecond, RecordAccepted: true})
+	if res.Err != "" || res.Accepted != 200 || len(res.Events) != 200 {
+		t.Fatalf("run: %d accepted, %d recorded, error %q; want 200, 200, none", res.Accepted, len(res.Events), res.Err)
+	}
+	got := live.Finish(res.Events)
+	if got.Err != "" || got.MinSeen() != 200 || len(got.Seen) != readers || got.Duplicates+got.OutOfOrder+got.Unknown != 0 {
+		t.Fatalf("live readers: %+v; want %d readers that each saw the 200 events once, in order", got, readers)
+	}
+	if got.Max <= 0 || got.P50 > got.P99 || got.P99 > got.Max {
+		t.Errorf("lags p50 %s p99 %s max %s: want 0 < max and p50 <= p99 <= max", got.P50, got.P99, got.Max)
+	}
+}
+
+// cuttingSSEServer serves ids 1..n as Server-Sent Events, each answer
+// ending after a few events with a comment, from Last-Event-ID on.
+func cuttingSSEServer(t *testing.T, n int) *httptest.Server {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		from, _ := strconv.Atoi(r.Header.Get("Last-Event-ID"))
+		w.Header().Set("Content-Type", "text/event-stream")
+		for id := from + 1; id <= min(n, from+3); id++ {
+			_, _ = fmt.Fprintf(w, "id: %d\nevent: E\ndata: {\"id\":\"event-%d\",\"sequence\":%d}\n\n", id, id, id)
+		}
+		_, _ = fmt.Fprint(w, ": keep-alive\n\n: disconnected: cut\n\n")
+	}))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+func TestLiveReadersResumeWithLastEventIDWhenTheServerEndsTheAnswer(t *testing.T) {
+	srv := cuttingSSEServer(t, 10)
+	live, err := loadgen.StartLiveReaders(loadgen.LiveSpec{URL: srv.URL, Readers: 2, Wait: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	accepted := make([]loadgen.AcceptedEvent, 10)
+	for i := range accepted {
+		accepted[i] = loadgen.AcceptedEvent{ID: fmt.Sprintf("event-%d", i+1), At: time.Now().UnixNano()}
+	}
+	got := live.Finish(accepted)
+	if got.MinSeen() != 10 || got.Duplicates+got.OutOfOrder+got.Unknown != 0 {
+		t.Fatalf("live readers: %+v; want each to see the 10 events once, in order, across answers", got)
+	}
+	if got.Reconnects < 2*3 || !slices.Equal(got.Comments, []string{"disconnected: cut"}) {
+		t.Errorf("reconnects %d, comments %q; want at least 6 (each reader, every 3 events) and the server's comment",
+			got.Reconnects, got.Comments)
 	}
 }
