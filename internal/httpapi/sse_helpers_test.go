@@ -1,7 +1,6 @@
 package httpapi_test
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -9,9 +8,10 @@ import (
 	"net"
 	"net/http"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
+
+	"github.com/eventsourcing-dev/eventsourcing-operator/test/sse"
 )
 
 // sseMessage is one thing a live read sent: an event (id, event, data) or
@@ -92,34 +92,14 @@ func (a *api) openSSEWith(client *http.Client, paused bool, path string, headers
 	return s
 }
 
-// parse reads the body as the SSE format says, one message per event or
-// comment line.
+// parse reads the body, one message per event or comment line.
 func (s *sseStream) parse(gate <-chan struct{}) {
 	defer close(s.ended)
 	<-gate
-	sc := bufio.NewScanner(s.resp.Body)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	var m sseMessage
-	for sc.Scan() {
-		line := sc.Text()
-		field, value, _ := strings.Cut(line, ":")
-		value = strings.TrimPrefix(value, " ")
-		switch {
-		case line == "":
-			if m != (sseMessage{}) {
-				s.msgs <- m
-			}
-			m = sseMessage{}
-		case field == "":
-			s.msgs <- sseMessage{comment: value}
-		case field == "id":
-			m.id = value
-		case field == "event":
-			m.event = value
-		case field == "data":
-			m.data = value
-		}
-	}
+	_ = sse.Read(s.resp.Body, func(m sse.Message) bool {
+		s.msgs <- sseMessage{id: m.ID, event: m.Event, data: m.Data, comment: m.Comment}
+		return true
+	})
 }
 
 // next returns the next message, failing the test after 10 s or when the

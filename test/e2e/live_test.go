@@ -1,18 +1,18 @@
 package e2e
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2" //nolint:revive // Ginkgo's DSL reads as prose only when dot-imported
 	. "github.com/onsi/gomega"    //nolint:revive // as above
+
+	"github.com/eventsourcing-dev/eventsourcing-operator/test/sse"
 )
 
 // liveEvent is one event a live read sent: its SSE id and name, and the
@@ -58,37 +58,26 @@ func openLiveRead(ctx context.Context, url string, header http.Header) *liveRead
 		defer GinkgoRecover()
 		defer close(r.ended)
 		defer func() { _ = resp.Body.Close() }()
-		sc := bufio.NewScanner(resp.Body)
-		sc.Buffer(make([]byte, 64<<10), 1<<20)
-		var ev liveEvent
-		var data string
-		for sc.Scan() {
-			line := sc.Text()
-			field, value, _ := strings.Cut(line, ":")
-			value = strings.TrimPrefix(value, " ")
+		_ = sse.Read(resp.Body, func(m sse.Message) bool {
 			switch {
-			case line == "":
-				if data != "" {
-					if err := json.Unmarshal([]byte(data), &ev.view); err != nil {
-						Fail(fmt.Sprintf("data line %q is not an event view: %v", data, err))
-					}
-					r.events <- ev
+			case m.Comment != "":
+				if m.Comment != "keep-alive" {
+					r.comments <- m.Comment
 				}
-				ev, data = liveEvent{}, ""
-			case field == "" && value != "keep-alive":
-				r.comments <- value
-			case field == "id":
-				n, err := strconv.ParseUint(value, 10, 64)
+			case m.Data != "":
+				ev := liveEvent{event: m.Event}
+				n, err := strconv.ParseUint(m.ID, 10, 64)
 				if err != nil {
-					Fail(fmt.Sprintf("SSE id %q is not a number: %v", value, err))
+					Fail(fmt.Sprintf("SSE id %q is not a number: %v", m.ID, err))
 				}
 				ev.id = n
-			case field == "event":
-				ev.event = value
-			case field == "data":
-				data = value
+				if err := json.Unmarshal([]byte(m.Data), &ev.view); err != nil {
+					Fail(fmt.Sprintf("data line %q is not an event view: %v", m.Data, err))
+				}
+				r.events <- ev
 			}
-		}
+			return true
+		})
 	}()
 	DeferCleanup(r.close)
 	return r

@@ -18,6 +18,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/eventsourcing-dev/eventsourcing-operator/test/sse"
 )
 
 // LiveSpec is a set of live readers: Readers connections that each follow
@@ -169,30 +171,21 @@ func (r *liveReader) run(ctx context.Context, client *http.Client, spec LiveSpec
 // read parses an answer's events until it ends, and returns the id of the
 // last event it got.
 func (r *liveReader) read(body io.Reader, last uint64) uint64 {
-	sc := bufio.NewScanner(body)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	var ev arrival
-	for sc.Scan() {
-		line := sc.Bytes()
+	_ = sse.Read(body, func(m sse.Message) bool {
 		switch {
-		case len(line) == 0:
-			if ev.id != "" {
-				r.arrivals = append(r.arrivals, ev)
-				r.seen.Add(1)
-				last = ev.seq
-			}
-			ev = arrival{}
-		case bytes.HasPrefix(line, []byte("id: ")):
-			ev.at = time.Now().UnixNano()
-			ev.seq, _ = strconv.ParseUint(string(line[len("id: "):]), 10, 64)
-		case bytes.HasPrefix(line, []byte("data: ")):
-			ev.id = eventID(line[len("data: "):])
-		case line[0] == ':':
-			if c := strings.TrimSpace(string(line[1:])); c != "keep-alive" && !slices.Contains(r.comments, c) {
+		case m.Comment != "":
+			if c := strings.TrimSpace(m.Comment); c != "keep-alive" && !slices.Contains(r.comments, c) {
 				r.comments = append(r.comments, c)
 			}
+		case m.ID != "":
+			ev := arrival{at: time.Now().UnixNano(), id: eventID([]byte(m.Data))}
+			ev.seq, _ = strconv.ParseUint(m.ID, 10, 64)
+			r.arrivals = append(r.arrivals, ev)
+			r.seen.Add(1)
+			last = ev.seq
 		}
-	}
+		return true
+	})
 	return last
 }
 
