@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"hash/crc32"
+	"sync"
 
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/codec"
@@ -62,7 +63,7 @@ func newEnqueueFrame(msgs []engine.Message) []byte {
 	for i := range msgs {
 		size += 4 + codec.SizeHint(&msgs[i])
 	}
-	frame := make([]byte, enqueueHeaderSize, size)
+	frame := getFrameBuffer(size)[:enqueueHeaderSize]
 	frame[frameHeaderSize] = recordEnqueue
 	frame = binary.AppendUvarint(frame, uint64(len(msgs)))
 	for i := range msgs {
@@ -89,4 +90,27 @@ func newDispatchedFrame(positions []uint64) []byte {
 	}
 	sealFrame(frame)
 	return frame
+}
+
+// frameBuffers holds enqueue frames for reuse once they are written: one
+// per Enqueue would otherwise be garbage of every event's size.
+var frameBuffers sync.Pool
+
+// maxPooledFrame bounds the frames kept for reuse, so that one large batch
+// does not pin its buffer.
+const maxPooledFrame = 64 << 10
+
+// getFrameBuffer returns a buffer of at least size bytes' capacity.
+func getFrameBuffer(size int) []byte {
+	if p, ok := frameBuffers.Get().(*[]byte); ok && cap(*p) >= size {
+		return (*p)[:0]
+	}
+	return make([]byte, 0, size)
+}
+
+// putFrameBuffer gives a written frame back for reuse.
+func putFrameBuffer(frame []byte) {
+	if cap(frame) <= maxPooledFrame {
+		frameBuffers.Put(&frame)
+	}
 }

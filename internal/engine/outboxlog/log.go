@@ -104,7 +104,10 @@ func (o *Log) Enqueue(ctx context.Context, msgs []engine.Message) error {
 	}
 	// Encoded here, in parallel; the committer's lock only numbers it.
 	rec := record{frame: newEnqueueFrame(msgs), msgs: slices.Clone(msgs)}
-	if err := o.commit(ctx, rec); err != nil {
+	err := o.commit(ctx, rec)
+	// Written (or failed) either way: the group's write copied the frame.
+	putFrameBuffer(rec.frame)
+	if err != nil {
 		o.reserved.Add(-int64(len(msgs)))
 		return err
 	}
