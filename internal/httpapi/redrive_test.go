@@ -21,7 +21,8 @@ func withDeadLetter(t *testing.T, a *api) {
 		Name: ns + "/by-sku", Streams: []string{ns + "/items-events"}, StartFrom: projection.Beginning,
 		Type: projection.Count, KeyExpression: "event.payload.sku",
 	}}))
-	_, err := a.engine.Ingest(context.Background(), ns+"/items-events", []core.Event{{ID: "no-sku", Payload: []byte(`{"foo":"no sku","n":1}`)}})
+	event := core.Event{ID: "no-sku", Payload: []byte(`{"foo":"no sku","n":1}`)}
+	_, err := a.engine.Ingest(context.Background(), ns+"/items-events", []core.Event{event})
 	must(t, err)
 	enginetest.Eventually(t, "the event to be dead-lettered", func() (bool, string) {
 		dead, err := a.engine.ReadStream(context.Background(), ns+"/dead", 0, 10)

@@ -12,7 +12,7 @@ import (
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/projection"
 )
 
-// ErrNotRunning: a redrive names a projection that waits for its stream or
+// ErrNotRunning is returned when a redrive names a projection that waits for its stream or
 // pipeline, so it has no pipeline to deliver through.
 var ErrNotRunning = errors.New("not running")
 
