@@ -27,6 +27,10 @@ func queryAction(ns, projection string) Action {
 	return Action{Verb: "get", Resource: "projections", Subresource: "state", Namespace: ns, Name: projection}
 }
 
+func redriveProjectionAction(ns, projection string) Action {
+	return Action{Verb: "create", Resource: "projections", Subresource: "redrive", Namespace: ns, Name: projection}
+}
+
 // Guard decides whether a request may perform an action. It answers nil to
 // let the request through, or the problem to send (401, 403, or 503 when it
 // cannot decide right now).

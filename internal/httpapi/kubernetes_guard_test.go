@@ -104,6 +104,15 @@ func TestKubernetesGuardEnforcesTheSampleRolesOfARealAPIServer(t *testing.T) {
 		got.wantForbidden(t, "reader posting in "+nsA, reader.user)
 	})
 
+	t.Run("WriterCanRedriveTheProjectionButReaderCannot", func(t *testing.T) {
+		got := guardRequest(t, http.MethodPost, projectionA+"/redrive", writer.token, "")
+		if got.status != http.StatusAccepted || !strings.Contains(got.body, `"redriven":0`) {
+			t.Fatalf("writer redriving: got status %d (%s), want 202 with redriven 0", got.status, got.body)
+		}
+		got = guardRequest(t, http.MethodPost, projectionA+"/redrive", reader.token, "")
+		got.wantForbidden(t, "reader redriving", reader.user)
+	})
+
 	t.Run("RequestWithoutATokenIsUnauthenticated", func(t *testing.T) {
 		got := guardRequest(t, http.MethodPost, eventsA, "", `{"sku":"x"}`)
 		got.wantUnauthenticated(t, "no Authorization header")

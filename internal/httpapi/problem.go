@@ -43,6 +43,7 @@ const (
 	kindUnavailable        = "unavailable"
 	kindInternal           = "internal"
 	kindVersionConflict    = "version-conflict"
+	kindNotRunning         = "not-running"
 	contentTypeProblemJSON = "application/problem+json"
 )
 

@@ -118,6 +118,10 @@ type Engine struct {
 	pipelines   map[string]PipelineSpec
 	projections map[string]*projectionState
 
+	// redriveMu runs one redrive at a time, so two never both find a dead
+	// letter not yet redriven and deliver it twice.
+	redriveMu sync.Mutex
+
 	stopped atomic.Bool
 }
 

@@ -58,7 +58,9 @@ func (c DeadLetterConfig) Validate() error {
 // correlation id and headers, is caused by the original, and gets headers that
 // say why, from where and after how many attempts. Its id is derived from the
 // handler, stream and original id, so a failure that is redelivered is stored
-// once.
+// once; a redriven event (engine.RedriveOf) that fails again gets an id of its
+// generation and the header engine.HeaderDeadLetterRedrives, so it is stored
+// as a new dead letter that a later redrive can pick up.
 //
 // Left as they are: success, engine.ErrSkip and engine.ErrDeadLettered
 // outcomes; any error once ctx is done (shutdown is not the event's fault);
@@ -77,7 +79,8 @@ func DeadLetter(cfg DeadLetterConfig) (engine.Middleware, error) {
 				return out, err
 			}
 			attempts := engine.Attempts(err)
-			dead := deadLetterMessage(cfg, msg, err, attempts)
+			redrive, _ := engine.RedriveOf(ctx)
+			dead := deadLetterMessage(cfg, msg, err, attempts, redrive.Generation)
 			if eerr := cfg.Enqueuer.Enqueue(ctx, []engine.Message{dead}); eerr != nil {
 				return nil, fmt.Errorf("dead-letter event %q of stream %q: %w (handler error: %v)", msg.ID, msg.Stream, eerr, err)
 			}
@@ -88,8 +91,9 @@ func DeadLetter(cfg DeadLetterConfig) (engine.Middleware, error) {
 }
 
 // deadLetterMessage builds the copy of msg that goes to the dead-letter stream.
-func deadLetterMessage(cfg DeadLetterConfig, msg engine.Message, cause error, attempts int) engine.Message {
-	headers := make(map[string]string, len(msg.Headers)+8)
+// generation is how many times msg has been redriven.
+func deadLetterMessage(cfg DeadLetterConfig, msg engine.Message, cause error, attempts, generation int) engine.Message {
+	headers := make(map[string]string, len(msg.Headers)+9)
 	maps.Copy(headers, msg.Headers)
 	headers[engine.HeaderDeadLetterError] = cause.Error()
 	headers[engine.HeaderDeadLetterStream] = msg.Stream
@@ -101,8 +105,13 @@ func deadLetterMessage(cfg DeadLetterConfig, msg engine.Message, cause error, at
 		headers[engine.HeaderDeadLetterKey] = msg.Key
 		headers[engine.HeaderDeadLetterVersion] = strconv.FormatUint(msg.Version, 10)
 	}
+	id := deadLetterID(cfg.Handler, msg.Stream, msg.ID)
+	if generation > 0 {
+		headers[engine.HeaderDeadLetterRedrives] = strconv.Itoa(generation)
+		id = deadLetterID(cfg.Handler, msg.Stream, msg.ID+"\x00"+strconv.Itoa(generation))
+	}
 	return engine.Message{
-		ID:            deadLetterID(cfg.Handler, msg.Stream, msg.ID),
+		ID:            id,
 		Name:          msg.Name,
 		Stream:        cfg.Stream,
 		Time:          time.Now(),

@@ -56,7 +56,9 @@ func (c DedupeConfig) Validate() error {
 // #580).
 //
 // Each handler the middleware wraps gets its own memory, bounded by Window and
-// MaxEntries, so two projections never skip each other's events. Of two
+// MaxEntries, so two projections never skip each other's events. A redrive
+// (engine.RedriveOf) goes through untouched: it delivers an event again on
+// purpose. Of two
 // deliveries of one event running at the same moment, the second is skipped
 // while the first is in flight; the router never runs one handler
 // concurrently, so that does not happen there.
@@ -68,6 +70,10 @@ func Dedupe(cfg DedupeConfig) (engine.Middleware, error) {
 	return func(next engine.Handler) engine.Handler {
 		seen := newSeenSet(cfg.Window, cfg.MaxEntries)
 		return engine.HandlerFunc(func(ctx context.Context, msg engine.Message) ([]engine.Message, error) {
+			if _, ok := engine.RedriveOf(ctx); ok {
+				// Asked for again on purpose: not a duplicate.
+				return next.Handle(ctx, msg)
+			}
 			key := seen.keyOf(msg.Stream, msg.ID)
 			// One clock read serves both steps: against a window of
 			// minutes, dating the entry from the start of handling rather

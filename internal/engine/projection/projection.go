@@ -103,8 +103,15 @@ func (p *Projection) Spec() Spec { return p.spec.clone() }
 // that was never decoded, is engine.Permanent: retrying cannot fix it, and
 // the key's value stays as it was. A store error is returned as it is, to
 // be retried.
+//
+// A redrive (engine.RedriveOf) is the other way round: an event the
+// checkpoint has passed, applied now on top of what came since, with the
+// redrive's mark saved in the same store operation and the checkpoint left
+// where it is. One the checkpoint has not reached is skipped: it comes in
+// its turn.
 func (p *Projection) Handle(ctx context.Context, msg engine.Message) ([]engine.Message, error) {
-	if msg.Sequence <= p.checkpointOf(msg.Stream) {
+	redrive, redriven := engine.RedriveOf(ctx)
+	if passed := msg.Sequence <= p.checkpointOf(msg.Stream); passed != redriven {
 		return nil, engine.ErrSkip
 	}
 	if p.events != nil {
@@ -116,11 +123,36 @@ func (p *Projection) Handle(ctx context.Context, msg engine.Message) ([]engine.M
 	if err != nil {
 		return nil, err
 	}
-	if err := p.save(ctx, &change, msg); err != nil {
+	if redriven {
+		err = p.saveRedrive(ctx, &change, msg, redrive)
+	} else {
+		err = p.save(ctx, &change, msg)
+	}
+	if err != nil {
 		return nil, err
 	}
 	p.processed.Add(1)
 	return nil, nil
+}
+
+// saveRedrive applies change with the redrive's mark in one store
+// operation; the checkpoint stays, as later events are applied already.
+func (p *Projection) saveRedrive(ctx context.Context, change *readmodel.Change, msg engine.Message, r engine.Redrive) error {
+	if _, ok := p.positions[msg.Stream]; !ok {
+		return engine.Permanentf("projection %q: event %s comes from stream %q, which the projection does not read",
+			p.spec.Name, msg.ID, msg.Stream)
+	}
+	err := p.store.Apply(ctx, p.spec.Name, []readmodel.Change{*change}, readmodel.Checkpoint{r.Mark: r.Seq})
+	return p.saveError(err, msg)
+}
+
+// MarkRedriven records that a dead letter was redriven and ended without
+// reaching the read model (skipped, or dead-lettered again).
+func (p *Projection) MarkRedriven(ctx context.Context, r engine.Redrive) error {
+	if err := p.store.Apply(ctx, p.spec.Name, nil, readmodel.Checkpoint{r.Mark: r.Seq}); err != nil {
+		return fmt.Errorf("projection %q: record redrive: %w", p.spec.Name, err)
+	}
+	return nil
 }
 
 // change builds the read model change for msg.
@@ -242,15 +274,23 @@ func (p *Projection) save(ctx context.Context, change *readmodel.Change, msg eng
 	p.saveChanges[0] = readmodel.Change{} // hold no payload
 	p.saveMu.Unlock()
 	if err != nil {
-		if errors.Is(err, readmodel.ErrTypeClash) {
-			// The read model holds a value of another shape under this key
-			// (written by an earlier spec); retrying cannot change that.
-			err = engine.Permanent(err)
-		}
-		return fmt.Errorf("projection %q: save event %s/%d: %w", p.spec.Name, msg.Stream, msg.Sequence, err)
+		return p.saveError(err, msg)
 	}
 	pos.Store(msg.Sequence)
 	return nil
+}
+
+// saveError says which event a store error of Apply was about, nil for nil.
+func (p *Projection) saveError(err error, msg engine.Message) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, readmodel.ErrTypeClash) {
+		// The read model holds a value of another shape under this key
+		// (written by an earlier spec); retrying cannot change that.
+		err = engine.Permanent(err)
+	}
+	return fmt.Errorf("projection %q: save event %s/%d: %w", p.spec.Name, msg.Stream, msg.Sequence, err)
 }
 
 // MoveTo makes the projection's read model and checkpoint those of the

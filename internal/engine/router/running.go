@@ -18,6 +18,9 @@ type running struct {
 	// handleMu serialises the handler across the route's streams: handlers
 	// (and middleware such as Dedupe) are written for one message at a time.
 	handleMu sync.Mutex
+	// stopped is set under handleMu once the consumers have stopped, so a
+	// Redeliver never runs the handler of a route that was removed.
+	stopped bool
 
 	consumers []*consumer
 	cancel    context.CancelFunc
@@ -78,6 +81,9 @@ func (rt *running) stop() {
 		rt.cancel()
 	}
 	rt.wg.Wait()
+	rt.handleMu.Lock()
+	rt.stopped = true
+	rt.handleMu.Unlock()
 }
 
 func (rt *running) stats() RouteStats {

@@ -1,0 +1,106 @@
+package httpapi_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"testing"
+
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/core"
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/enginetest"
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/projection"
+)
+
+const bySkuRedrive = "/v1/namespaces/team-a/projections/by-sku/redrive"
+
+// withDeadLetter adds projection team-a/by-sku, which counts by
+// payload.sku, and posts an event without one, which it dead-letters.
+func withDeadLetter(t *testing.T, a *api) {
+	t.Helper()
+	must(t, a.engine.ApplyProjection(context.Background(), core.ProjectionSpec{Spec: projection.Spec{
+		Name: ns + "/by-sku", Streams: []string{ns + "/items-events"}, StartFrom: projection.Beginning,
+		Type: projection.Count, KeyExpression: "event.payload.sku",
+	}}))
+	event := core.Event{ID: "no-sku", Payload: []byte(`{"foo":"no sku","n":1}`)}
+	_, err := a.engine.Ingest(context.Background(), ns+"/items-events", []core.Event{event})
+	must(t, err)
+	enginetest.Eventually(t, "the event to be dead-lettered", func() (bool, string) {
+		dead, err := a.engine.ReadStream(context.Background(), ns+"/dead", 0, 10)
+		return err == nil && len(dead) == 1, fmt.Sprintf("%d, %v", len(dead), err)
+	})
+}
+
+func TestRedriveAnswers202WithHowManyEventsWereRedriven(t *testing.T) {
+	a := newAPI(t, apiOptions{})
+	withDeadLetter(t, a)
+
+	r := a.post(bySkuRedrive, "application/json", `{"ids":["some-other-event"]}`)
+	expectStatus(t, r, http.StatusAccepted)
+	if got := r.json(t)["redriven"]; got != float64(0) {
+		t.Fatalf("redrive of an id with no dead letter: redriven %v, want 0", got)
+	}
+	r = a.post(bySkuRedrive, "", "")
+	expectStatus(t, r, http.StatusAccepted)
+	if got := r.json(t)["redriven"]; got != float64(1) {
+		t.Fatalf("redrive without a body: redriven %v, want 1; body %s", got, r.body)
+	}
+}
+
+func TestRedriveRefusesABadBody(t *testing.T) {
+	a := newAPI(t, apiOptions{})
+	withDeadLetter(t, a)
+	for _, body := range []string{`not json`, `{"ids":"no-sku"}`, `{"ids":[]}`, `{"ids":[""]}`, `{"id":["no-sku"]}`, `{"ids":["a"]} {}`} {
+		expectStatus(t, a.post(bySkuRedrive, "application/json", body), http.StatusBadRequest)
+	}
+	expectStatus(t, a.post(bySkuRedrive, "text/plain", `{"ids":["no-sku"]}`), http.StatusUnsupportedMediaType)
+	// Nothing was redriven by the refused requests.
+	r := a.post(bySkuRedrive, "application/json", `{"ids":["no-sku"]}`)
+	expectStatus(t, r, http.StatusAccepted)
+	if got := r.json(t)["redriven"]; got != float64(1) {
+		t.Fatalf("redriven %v, want 1", got)
+	}
+}
+
+func TestRedriveOfAnUnknownProjectionIs404(t *testing.T) {
+	a := newAPI(t, apiOptions{})
+	expectStatus(t, a.post("/v1/namespaces/team-a/projections/nope/redrive", "", ""), http.StatusNotFound)
+}
+
+func TestRedriveOfAWaitingProjectionIs409(t *testing.T) {
+	a := newAPI(t, apiOptions{})
+	err := a.engine.ApplyProjection(context.Background(), core.ProjectionSpec{Spec: projection.Spec{
+		Name: ns + "/waits", Streams: []string{ns + "/not-yet"}, Type: projection.Count, Key: "n",
+	}})
+	if err == nil {
+		t.Fatal("a projection of a missing stream applied without saying it waits")
+	}
+	expectStatus(t, a.post("/v1/namespaces/team-a/projections/waits/redrive", "", ""), http.StatusConflict)
+}
+
+func TestRedriveServesOnlyPOST(t *testing.T) {
+	a := newAPI(t, apiOptions{})
+	r := a.get(bySkuRedrive)
+	expectStatus(t, r, http.StatusMethodNotAllowed)
+	if got := r.header.Get("Allow"); got != "POST" {
+		t.Errorf("Allow: got %q, want POST", got)
+	}
+}
+
+func TestRedriveIsAuthorizedAsCreateOnProjectionsRedrive(t *testing.T) {
+	for _, status := range []int{http.StatusUnauthorized, http.StatusForbidden} {
+		a := newAPI(t, apiOptions{guard: denyGuard{status}})
+		withDeadLetter(t, a)
+		r := a.post(bySkuRedrive, "", "")
+		expectStatus(t, r, status)
+		if d, want := r.json(t)["detail"], "create projections/redrive team-a/by-sku denied"; d != want {
+			t.Errorf("guard asked %q, want %q", d, want)
+		}
+		// A refusal comes first: it says nothing about what is there, and
+		// redrives nothing.
+		expectStatus(t, a.post("/v1/namespaces/team-a/projections/nope/redrive", "", ""), status)
+		n, err := a.engine.RedriveProjection(context.Background(), ns+"/by-sku", nil)
+		if err != nil || n != 1 {
+			t.Fatalf("after the refused request: %d left to redrive (%v), want 1", n, err)
+		}
+	}
+}
