@@ -103,6 +103,10 @@ func ParseBatchAttributes(body []byte) ([]map[string]json.RawMessage, error) {
 // mode. data is the payload when it is JSON; data_base64 carries any other
 // format, named by datacontenttype.
 func FromAttributes(attrs map[string]json.RawMessage) (Event, error) {
+	return fromAttributes(attrs, true)
+}
+
+func fromAttributes(attrs map[string]json.RawMessage, idRequired bool) (Event, error) {
 	var ev Event
 	str := func(name string) (string, error) {
 		v, ok := attrs[name]
@@ -130,7 +134,7 @@ func FromAttributes(attrs map[string]json.RawMessage) (Event, error) {
 		if err != nil {
 			return ev, err
 		}
-		if v == "" {
+		if v == "" && (idRequired || required.name != "id") {
 			return ev, fmt.Errorf("attribute %q is required", required.name)
 		}
 		if required.dst != nil {
@@ -209,4 +213,49 @@ func attributeText(v json.RawMessage) string {
 		return s
 	}
 	return string(bytes.TrimSpace(v))
+}
+
+// ParseReply reads the events in an HTTP answer: binary mode (a
+// ce-specversion header; one event), application/cloudevents+json (one) or
+// application/cloudevents-batch+json (several). Any other answer holds no
+// event. Unlike ingest, an event may leave its id out: the caller derives
+// one. An error says why the answer is not valid CloudEvents.
+func ParseReply(hdr http.Header, body []byte) ([]Event, error) {
+	ct := serde.NormalizeContentType(hdr.Get("Content-Type"))
+	if spec := hdr.Get("Ce-Specversion"); spec != "" {
+		if spec != "1.0" {
+			return nil, fmt.Errorf("ce-specversion %q: want \"1.0\"", spec)
+		}
+		if ct == "" {
+			ct = serde.JSON
+		}
+		return []Event{Binary(hdr, ct, body)}, nil
+	}
+	switch ct {
+	case ContentTypeStructured:
+		var attrs map[string]json.RawMessage
+		if err := json.Unmarshal(body, &attrs); err != nil {
+			return nil, fmt.Errorf("a structured CloudEvent is a JSON object: %w", err)
+		}
+		ev, err := fromAttributes(attrs, false)
+		if err != nil {
+			return nil, err
+		}
+		return []Event{ev}, nil
+	case ContentTypeBatch:
+		var raw []map[string]json.RawMessage
+		if err := json.Unmarshal(body, &raw); err != nil {
+			return nil, fmt.Errorf("a CloudEvents batch is a JSON array of events: %w", err)
+		}
+		events := make([]Event, len(raw))
+		for i, attrs := range raw {
+			ev, err := fromAttributes(attrs, false)
+			if err != nil {
+				return nil, fmt.Errorf("event %d: %w", i, err)
+			}
+			events[i] = ev
+		}
+		return events, nil
+	}
+	return nil, nil
 }
