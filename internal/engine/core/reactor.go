@@ -399,6 +399,7 @@ func (e *Engine) ReactorStats(ctx context.Context, name string) (ReactorStats, e
 		if c, ok := s.Checkpoint[stream]; ok {
 			cp = c
 		}
+		out.Checkpoint[stream] = cp
 		if v > cp {
 			out.Lag += v - cp
 		}
