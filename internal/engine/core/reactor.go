@@ -252,7 +252,8 @@ func (e *Engine) reactorChain(st *reactorState) (engine.Handler, map[string]int,
 	}
 	if spec.ReplyStream != "" {
 		if _, ok := e.stream(spec.ReplyStream); !ok {
-			return nil, nil, fmt.Errorf("%w: reactor %q replies to stream %q, which does not exist yet", ErrStreamNotFound, spec.Name, spec.ReplyStream)
+			return nil, nil, fmt.Errorf("%w: reactor %q replies to stream %q, which does not exist yet",
+				ErrStreamNotFound, spec.Name, spec.ReplyStream)
 		}
 	}
 	pipe := DefaultPipeline()
@@ -411,7 +412,7 @@ func (e *Engine) ReactorStats(ctx context.Context, name string) (ReactorStats, e
 func (e *Engine) closeReactors() error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	var errs []error
+	errs := make([]error, 0, len(e.reactors))
 	for _, st := range e.reactors {
 		errs = append(errs, st.rx.Close())
 	}

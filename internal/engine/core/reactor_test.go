@@ -83,7 +83,9 @@ func ok(w http.ResponseWriter, _ *http.Request, _ int) { w.WriteHeader(http.Stat
 func fastRetry(t *testing.T, e *core.Engine, attempts int) string {
 	t.Helper()
 	spec := core.PipelineSpec{Name: "fast", Middleware: []core.MiddlewareSpec{
-		{Type: core.Retry, Retry: &middleware.RetryConfig{MaxAttempts: attempts, InitialBackoff: time.Millisecond, MaxBackoff: 10 * time.Millisecond}},
+		{Type: core.Retry, Retry: &middleware.RetryConfig{
+			MaxAttempts: attempts, InitialBackoff: time.Millisecond, MaxBackoff: 10 * time.Millisecond,
+		}},
 	}}
 	if err := e.ApplyPipeline(spec); err != nil {
 		t.Fatal(err)
@@ -106,11 +108,11 @@ func mustApplyReactor(t *testing.T, e *core.Engine, spec core.ReactorSpec) {
 	}
 }
 
-func ingestKeyed(t *testing.T, e *core.Engine, stream string, events ...core.Event) []engine.Message {
+func ingestShopOrders(t *testing.T, e *core.Engine, events ...core.Event) []engine.Message {
 	t.Helper()
-	msgs, err := e.Ingest(context.Background(), stream, events)
+	msgs, err := e.Ingest(context.Background(), "shop/orders", events)
 	if err != nil {
-		t.Fatalf("Ingest(%s): %v", stream, err)
+		t.Fatalf("Ingest: %v", err)
 	}
 	return msgs
 }
@@ -153,7 +155,7 @@ func TestReactorKeepsEachKeysOrderAndRunsKeysInParallel(t *testing.T) {
 		for k := range keys {
 			events[k] = core.Event{Key: fmt.Sprintf("order-%d", k), Payload: fmt.Appendf(nil, `{"n":%d}`, i)}
 		}
-		ingestKeyed(t, e, "shop/orders", events...)
+		ingestShopOrders(t, e, events...)
 	}
 	got := sink.waitFor(t, keys*perKey)
 	waitReactor(t, e, "shop/ship", func(st core.ReactorStats) bool { return st.Delivered == keys*perKey })
@@ -175,7 +177,7 @@ func TestReactorPostsCloudEventsBinaryMode(t *testing.T) {
 	e := reactorEngine(t)
 	sink := newSink(t, ok)
 	mustApplyReactor(t, e, core.ReactorSpec{Name: "shop/ship", Streams: []string{"shop/orders"}, SinkURL: sink.URL})
-	msgs := ingestKeyed(t, e, "shop/orders", core.Event{
+	msgs := ingestShopOrders(t, e, core.Event{
 		Key: "order-1", Payload: []byte(`{"total":3}`), Headers: map[string]string{"ce-source": "/client", "ce-region": "eu"},
 	})
 	h := sink.waitFor(t, 1)[0].header
@@ -262,7 +264,7 @@ func TestReactorDeadLettersA400AtOnce(t *testing.T) {
 
 func TestReactorTimeoutBoundsEachAttempt(t *testing.T) {
 	e := reactorEngine(t)
-	sink := newSink(t, func(w http.ResponseWriter, r *http.Request, _ int) {
+	sink := newSink(t, func(_ http.ResponseWriter, r *http.Request, _ int) {
 		select {
 		case <-r.Context().Done():
 		case <-time.After(5 * time.Second):
@@ -291,14 +293,14 @@ func TestReactorAppendsRepliesOnceWithCausation(t *testing.T) {
 	sink := newSink(t, func(w http.ResponseWriter, r *http.Request, _ int) {
 		w.Header().Set("Content-Type", "application/cloudevents-batch+json")
 		id := r.Header.Get("Ce-Id")
-		fmt.Fprintf(w, `[{"specversion":"1.0","type":"Shipped","source":"/shipping","partitionkey":"%s","data":{"of":%q}},`+
+		_, _ = fmt.Fprintf(w, `[{"specversion":"1.0","type":"Shipped","source":"/shipping","partitionkey":"%s","data":{"of":%q}},`+
 			`{"specversion":"1.0","type":"Invoiced","source":"/shipping","data":{"of":%q}}]`, r.Header.Get("Ce-Partitionkey"), id, id)
 	})
 	spec := core.ReactorSpec{
 		Name: "shop/ship", Streams: []string{"shop/orders"}, SinkURL: sink.URL,
 		StartFrom: projection.Beginning, ReplyStream: "shop/shipping",
 	}
-	causes := ingestKeyed(t, e, "shop/orders",
+	causes := ingestShopOrders(t, e,
 		core.Event{Key: "order-1", Payload: []byte(`{}`)}, core.Event{Key: "order-2", Payload: []byte(`{}`)})
 	mustApplyReactor(t, e, spec)
 	var replies []engine.Message
@@ -422,7 +424,7 @@ func TestReactorCheckpointStaysBeforeEventsNotDoneAcrossRestarts(t *testing.T) {
 	}
 
 	e, stop := run()
-	ingestKeyed(t, e, "shop/orders",
+	ingestShopOrders(t, e,
 		core.Event{Key: "a", Payload: []byte(`{}`)}, core.Event{Key: "b", Payload: []byte(`{}`)}, core.Event{Key: "b", Payload: []byte(`{}`)})
 	st := waitReactor(t, e, spec.Name, func(st core.ReactorStats) bool { return st.Delivered == 2 })
 	if st.Checkpoint["shop/orders"] != 0 || st.InFlight != 1 || st.Lag != 3 {
@@ -449,7 +451,7 @@ func TestReactorCheckpointStaysBeforeEventsNotDoneAcrossRestarts(t *testing.T) {
 	before = len(sink.deliveries())
 	e, stop = run()
 	defer stop()
-	st = waitReactor(t, e, spec.Name, func(st core.ReactorStats) bool { return true })
+	st = waitReactor(t, e, spec.Name, func(core.ReactorStats) bool { return true })
 	if st.Checkpoint["shop/orders"] != 3 || st.Lag != 0 {
 		t.Fatalf("after a clean restart: %+v; want the stored checkpoint 3", st)
 	}
