@@ -440,7 +440,9 @@ func TestReactorCheckpointStaysBeforeEventsNotDoneAcrossRestarts(t *testing.T) {
 	for _, d := range sink.deliveries()[before:] {
 		redelivered[d.header.Get("Ce-Sequence")]++
 	}
-	if redelivered["1"] != 1 || redelivered["2"] != 1 || redelivered["3"] != 1 {
+	// At least once: a request the first engine abandoned at shutdown may
+	// still reach the sink and be counted here too.
+	if redelivered["1"] < 1 || redelivered["2"] < 1 || redelivered["3"] < 1 {
 		t.Fatalf("after the restart the sink got sequences %v; want 1, 2 and 3 again (at least once, from the checkpoint)", redelivered)
 	}
 	if st.Lag != 0 || st.InFlight != 0 {
@@ -493,4 +495,38 @@ func TestReactorWaitsForItsReplyStream(t *testing.T) {
 	}
 	mustApplyStream(t, e, core.StreamSpec{Name: "shop/missing"})
 	waitReactor(t, e, "shop/ship", func(st core.ReactorStats) bool { return st.Waiting == nil && st.Delivered == 1 })
+}
+
+func TestReactorWithAHangingSinkDoesNotHoldBackAProjection(t *testing.T) {
+	e := reactorEngine(t)
+	release := make(chan struct{})
+	sink := newSink(t, func(_ http.ResponseWriter, r *http.Request, _ int) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	})
+	defer close(release)
+	mustApplyReactor(t, e, core.ReactorSpec{
+		Name: "shop/stuck", Streams: []string{"shop/orders"}, SinkURL: sink.URL, Timeout: time.Minute, Ordering: reactor.Ordered,
+	})
+	mustApplyProjection(t, e, core.ProjectionSpec{Spec: projection.Spec{
+		Name: "shop/count", Streams: []string{"shop/orders"}, StartFrom: projection.Beginning, Type: projection.Count, Key: "n",
+	}})
+	const events = 2000
+	for range events / 100 {
+		payloads := make([]string, 100)
+		for i := range payloads {
+			payloads[i] = `{}`
+		}
+		ingestJSON(t, e, "shop/orders", payloads...)
+	}
+	waitProcessed(t, e, "shop/count", events)
+	st, err := e.ReactorStats(context.Background(), "shop/stuck")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Delivered != 0 || st.Checkpoint["shop/orders"] != 0 || st.Lag != events {
+		t.Fatalf("stuck reactor: %+v; want nothing delivered and a lag of %d", st, events)
+	}
 }
