@@ -271,6 +271,7 @@ func (e *Engine) Run(ctx context.Context) error {
 
 // Close releases the storage parts.
 func (e *Engine) Close() error {
+	e.sinkClient.CloseIdleConnections()
 	return errors.Join(
 		e.cfg.Broker.Close(),
 		e.cfg.Outbox.Close(),
