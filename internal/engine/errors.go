@@ -3,6 +3,7 @@ package engine
 import (
 	"errors"
 	"fmt"
+	"time"
 )
 
 // ErrSkip is returned by middleware (such as Filter or Dedupe) that decides a
@@ -67,4 +68,31 @@ func Attempts(err error) int {
 		return a.attempts
 	}
 	return 1
+}
+
+// retryAfterError asks Retry to wait at least after before the next attempt.
+type retryAfterError struct {
+	err   error
+	after time.Duration
+}
+
+func (e *retryAfterError) Error() string { return e.err.Error() }
+func (e *retryAfterError) Unwrap() error { return e.err }
+
+// RetryAfter marks err as one to retry no sooner than after, as an HTTP
+// sink's Retry-After asks. RetryAfter(nil, d) is nil.
+func RetryAfter(err error, after time.Duration) error {
+	if err == nil {
+		return nil
+	}
+	return &retryAfterError{err: err, after: after}
+}
+
+// RetryDelay returns the wait RetryAfter recorded in err, if any.
+func RetryDelay(err error) (time.Duration, bool) {
+	var r *retryAfterError
+	if errors.As(err, &r) {
+		return r.after, true
+	}
+	return 0, false
 }

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strconv"
 
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/cloudevents"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/core"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/serde"
 )
@@ -20,7 +21,7 @@ func (h *Handler) ndjsonEvents(w http.ResponseWriter, r *http.Request) ([]core.E
 		Name:          firstNonEmpty(r.Header.Get("Ce-Type"), r.URL.Query().Get("name")),
 		CorrelationID: r.Header.Get("X-Correlation-Id"),
 		ContentType:   serde.JSON,
-		Headers:       cloudEventHeaders(r.Header),
+		Headers:       cloudevents.HeaderAttributes(r.Header),
 	}
 	key := firstNonEmpty(r.Header.Get("Idempotency-Key"), r.Header.Get("Ce-Id"))
 	if len(key) > maxIDBytes-8 {

@@ -5,13 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/google/uuid"
 
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/backoff"
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/cloudevents"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/core"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/outbox"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/serde"
@@ -21,8 +21,8 @@ import (
 // Content types of batch requests and CloudEvents' structured mode.
 const (
 	contentTypeNDJSON       = "application/x-ndjson"
-	contentTypeCEBatch      = "application/cloudevents-batch+json"
-	contentTypeCEStructured = "application/cloudevents+json"
+	contentTypeCEBatch      = cloudevents.ContentTypeBatch
+	contentTypeCEStructured = cloudevents.ContentTypeStructured
 )
 
 // formatAliases lets ?format= name a wire format briefly.
@@ -179,7 +179,7 @@ func (h *Handler) binaryEvent(w http.ResponseWriter, r *http.Request, ct string)
 		CorrelationID: r.Header.Get("X-Correlation-Id"),
 		Key:           r.Header.Get("Ce-Partitionkey"),
 		ContentType:   ct,
-		Headers:       cloudEventHeaders(r.Header),
+		Headers:       cloudevents.HeaderAttributes(r.Header),
 	}
 	if p := checkKeys(ev); p != nil {
 		return nil, p
@@ -190,28 +190,6 @@ func (h *Handler) binaryEvent(w http.ResponseWriter, r *http.Request, ct string)
 	}
 	ev.Payload = body
 	return []core.Event{ev}, nil
-}
-
-// cloudEventHeaders keeps the CloudEvents attributes sent as ce-* headers,
-// other than id, type and partitionkey, which become the event's ID, name and
-// key. Keys are
-// lowercased ("ce-source"), as CloudEvents' HTTP binding writes them.
-func cloudEventHeaders(hdr http.Header) map[string]string {
-	var out map[string]string
-	for k, v := range hdr {
-		if len(k) <= 3 || !strings.EqualFold(k[:3], "ce-") || len(v) == 0 {
-			continue
-		}
-		key := strings.ToLower(k)
-		if key == "ce-id" || key == "ce-type" || key == "ce-partitionkey" {
-			continue
-		}
-		if out == nil {
-			out = make(map[string]string, 4)
-		}
-		out[key] = v[0]
-	}
-	return out
 }
 
 // checkKeys refuses ids and names too long to be keys.

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"reflect"
 	"slices"
 	"sync"
@@ -22,6 +23,7 @@ import (
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/outbox"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/processor"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/projection"
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/reactor"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/readmodel"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/router"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/serde"
@@ -56,6 +58,9 @@ type Config struct {
 	// CompactionInterval is how often Run enforces the streams' retention
 	// (default 1 minute); the first pass comes one interval after Run starts.
 	CompactionInterval time.Duration
+	// AllowPrivateSinks lets reactors deliver to loopback and link-local
+	// addresses (tests, local use); see reactor.NewClient.
+	AllowPrivateSinks bool
 	// RebuildCheckInterval is how often Run checks whether a read model
 	// being rebuilt has caught up and can replace the old one (default
 	// 100ms; see ApplyProjection).
@@ -117,6 +122,10 @@ type Engine struct {
 	mu          sync.Mutex
 	pipelines   map[string]PipelineSpec
 	projections map[string]*projectionState
+	reactors    map[string]*reactorState
+
+	// sinkClient delivers every reactor's events.
+	sinkClient *http.Client
 
 	// redriveMu runs one redrive at a time, so two never both find a dead
 	// letter not yet redriven and deliver it twice.
@@ -194,6 +203,8 @@ func New(cfg Config) (*Engine, error) {
 		versions:    table,
 		pipelines:   make(map[string]PipelineSpec),
 		projections: make(map[string]*projectionState),
+		reactors:    make(map[string]*reactorState),
+		sinkClient:  reactor.NewClient(cfg.AllowPrivateSinks),
 	}
 	e.streams.Store(&map[string]*stream{})
 	return e, nil
@@ -256,11 +267,15 @@ func (e *Engine) Run(ctx context.Context) error {
 	if rerr := <-routerDone; err == nil {
 		err = rerr
 	}
+	if cerr := e.closeReactors(); err == nil {
+		err = cerr
+	}
 	return err
 }
 
 // Close releases the storage parts.
 func (e *Engine) Close() error {
+	e.sinkClient.CloseIdleConnections()
 	return errors.Join(
 		e.cfg.Broker.Close(),
 		e.cfg.Outbox.Close(),
@@ -302,6 +317,7 @@ func (e *Engine) ApplyStream(spec StreamSpec) error {
 	}
 	e.updateStreams(func(m map[string]*stream) { m[spec.Name] = &stream{spec: spec, codecs: codecs} })
 	e.rewireUsing(func(p ProjectionSpec) bool { return slices.Contains(p.Streams, spec.Name) })
+	e.rewireReactorsUsing(func(r ReactorSpec) bool { return r.usesStream(spec.Name) })
 	return nil
 }
 
@@ -312,6 +328,7 @@ func (e *Engine) RemoveStream(name string) {
 	defer e.mu.Unlock()
 	e.updateStreams(func(m map[string]*stream) { delete(m, name) })
 	e.rewireUsing(func(p ProjectionSpec) bool { return slices.Contains(p.Streams, name) })
+	e.rewireReactorsUsing(func(r ReactorSpec) bool { return r.usesStream(name) })
 }
 
 // ApplyPipeline adds or updates a pipeline and re-wires, live, every
@@ -332,6 +349,7 @@ func (e *Engine) ApplyPipeline(spec PipelineSpec) error {
 	}
 	e.pipelines[spec.Name] = spec
 	e.rewireUsing(func(p ProjectionSpec) bool { return p.Pipeline == spec.Name })
+	e.rewireReactorsUsing(func(r ReactorSpec) bool { return r.Pipeline == spec.Name })
 	return nil
 }
 
@@ -342,6 +360,7 @@ func (e *Engine) RemovePipeline(name string) {
 	defer e.mu.Unlock()
 	delete(e.pipelines, name)
 	e.rewireUsing(func(p ProjectionSpec) bool { return p.Pipeline == name })
+	e.rewireReactorsUsing(func(r ReactorSpec) bool { return r.Pipeline == name })
 }
 
 // ApplyProjection adds or updates a projection. A spec error wraps

@@ -21,6 +21,9 @@ type Event struct {
 	Name string
 	// CorrelationID ties related events together; empty gets a new one.
 	CorrelationID string
+	// CausationID is the id of the event whose handling produced this
+	// one (a Reactor's reply); empty for events from outside.
+	CausationID string
 	// ContentType is the payload's wire format; empty means JSON.
 	ContentType string
 	// Key names the entity of the stream the event belongs to; empty for
@@ -159,6 +162,7 @@ func (s *stream) message(m *engine.Message, ev *Event, now time.Time) error {
 	m.Time = now
 	m.Headers = ev.Headers
 	m.CorrelationID = ev.CorrelationID
+	m.CausationID = ev.CausationID
 	m.ContentType = ct
 	m.Payload = ev.Payload
 	return nil

@@ -96,6 +96,8 @@ var (
 	ErrPipelineNotFound = errors.New("pipeline not found")
 	// ErrProjectionNotFound: a query names an unknown projection.
 	ErrProjectionNotFound = errors.New("projection not found")
+	// ErrReactorNotFound: ReactorStats names an unknown reactor.
+	ErrReactorNotFound = errors.New("reactor not found")
 	// ErrInvalidSpec wraps every problem with a spec that the user must fix.
 	ErrInvalidSpec = errors.New("invalid spec")
 	// ErrStopped is returned by Ingest once the engine is shutting down.

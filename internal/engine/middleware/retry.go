@@ -76,7 +76,8 @@ func (c RetryConfig) Validate() error {
 // Retry calls the next handler again when it fails, waiting an exponentially
 // growing, jittered and capped backoff between attempts.
 //
-// It does not retry an engine.IsPermanent error, an outcome that settles the
+// A failure marked engine.RetryAfter waits at least that long (up to
+// MaxBackoff). It does not retry an engine.IsPermanent error, an outcome that settles the
 // message (engine.ErrSkip, engine.ErrDeadLettered; returned as they are), or
 // anything once ctx is done: a wait ends as soon as ctx does and the context's
 // error is returned. A final failure is wrapped with engine.WithAttempts so
@@ -102,7 +103,7 @@ func Retry(cfg RetryConfig) (engine.Middleware, error) {
 				case ctx.Err() != nil:
 					return nil, engine.WithAttempts(stoppedError(ctx, attempt, err), attempt)
 				}
-				if serr := cfg.sleep(ctx, waits.Next()); serr != nil {
+				if serr := cfg.sleep(ctx, cfg.wait(&waits, err)); serr != nil {
 					return nil, engine.WithAttempts(stoppedError(ctx, attempt, err), attempt)
 				}
 				out, err = next.Handle(ctx, msg)
@@ -112,6 +113,17 @@ func Retry(cfg RetryConfig) (engine.Middleware, error) {
 			}
 		})
 	}, nil
+}
+
+// wait is the pause before the next attempt: the backoff's, or the
+// failure's RetryAfter when that is longer, up to MaxBackoff so that a
+// sink cannot park delivery for longer than the pipeline allows.
+func (c *RetryConfig) wait(waits *backoff.Backoff, err error) time.Duration {
+	d := waits.Next()
+	if after, ok := engine.RetryDelay(err); ok && after > d {
+		d = min(after, c.MaxBackoff)
+	}
+	return d
 }
 
 // newBackoff returns the waits between the attempts at one message.

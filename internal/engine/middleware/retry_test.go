@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -225,5 +226,25 @@ func TestRetrySuccessPathDoesNotAllocate(t *testing.T) {
 	ctx := context.Background()
 	if allocs := testing.AllocsPerRun(100, func() { _, _ = h.Handle(ctx, msg) }); allocs != 0 {
 		t.Errorf("allocations per message: got %v, want 0", allocs)
+	}
+}
+
+func TestRetryWaitsAtLeastRetryAfterUpToMaxBackoff(t *testing.T) {
+	mw, s := testRetry(t, RetryConfig{MaxAttempts: 3, InitialBackoff: 100 * time.Millisecond, MaxBackoff: 5 * time.Second}, 0.5)
+	afters := []time.Duration{2 * time.Second, time.Minute}
+	calls := 0
+	h := mw(engine.HandlerFunc(func(context.Context, engine.Message) ([]engine.Message, error) {
+		calls++
+		if calls <= len(afters) {
+			return nil, engine.RetryAfter(errors.New("busy"), afters[calls-1])
+		}
+		return nil, nil
+	}))
+	if _, err := h.Handle(context.Background(), engine.Message{}); err != nil {
+		t.Fatalf("Handle: %v", err)
+	}
+	want := []time.Duration{2 * time.Second, 5 * time.Second}
+	if !slices.Equal(s.waits, want) {
+		t.Errorf("waits: got %v, want %v (Retry-After, then capped at MaxBackoff)", s.waits, want)
 	}
 }

@@ -1,0 +1,440 @@
+// Package reactor delivers a stream's events to user code over HTTP and
+// takes its answers as new events. A Reactor is the router handler of its
+// route: the router hands it events one at a time, in order, and it runs
+// them through the reactor's pipeline in lanes, so that slow deliveries of
+// different keys overlap while each lane keeps its order. Its checkpoint
+// moves only past events whose delivery has ended (succeeded, skipped or
+// dead-lettered), so a restart delivers again whatever was in flight.
+package reactor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine"
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/backoff"
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/readmodel"
+)
+
+// Ordering is how a Reactor orders deliveries.
+type Ordering string
+
+const (
+	// Ordered delivers one event at a time per stream, in sequence order.
+	Ordered Ordering = "Ordered"
+	// KeyOrdered keeps each key's events in order and delivers different
+	// keys in parallel; unkeyed events form one lane of their own.
+	KeyOrdered Ordering = "KeyOrdered"
+	// Unordered only bounds the number of deliveries in flight.
+	Unordered Ordering = "Unordered"
+)
+
+// DefaultMaxInFlight is the bound on parallel deliveries when none is given.
+const DefaultMaxInFlight = 16
+
+// MaxMaxInFlight is the largest accepted MaxInFlight.
+const MaxMaxInFlight = 1000
+
+// ErrClosed is returned by Accept once the Reactor is closed.
+var ErrClosed = errors.New("reactor closed")
+
+// Config configures a Reactor.
+type Config struct {
+	// Name identifies the reactor in logs.
+	Name string
+	// Checkpoints stores the checkpoint under CheckpointName, as a
+	// projection's is stored with its read model.
+	Checkpoints    readmodel.Store
+	CheckpointName string
+	// Ordering defaults to KeyOrdered.
+	Ordering Ordering
+	// MaxInFlight bounds the deliveries running at once (KeyOrdered,
+	// Unordered); default DefaultMaxInFlight.
+	MaxInFlight int
+	// OnDeadLetter, when set, is told of each event dead-lettered.
+	OnDeadLetter func(msg engine.Message)
+	Logger       *slog.Logger
+}
+
+// Validate reports a setting out of range.
+func (c Config) Validate() error {
+	switch {
+	case c.Checkpoints == nil || c.CheckpointName == "":
+		return errors.New("reactor: a checkpoint store and name are required")
+	case c.Ordering != "" && c.Ordering != Ordered && c.Ordering != KeyOrdered && c.Ordering != Unordered:
+		return fmt.Errorf("reactor: ordering %q: want Ordered, KeyOrdered or Unordered", c.Ordering)
+	case c.MaxInFlight < 0 || c.MaxInFlight > MaxMaxInFlight:
+		return fmt.Errorf("reactor: maxInFlight %d: want 1 to %d", c.MaxInFlight, MaxMaxInFlight)
+	}
+	return nil
+}
+
+// Reactor dispatches events to lanes and keeps the checkpoint.
+type Reactor struct {
+	cfg Config
+	// laneLimit bounds the lanes running at once; window bounds the events
+	// accepted and not yet done, so a stuck lane holds back at most that many.
+	laneLimit, window int
+
+	handler atomic.Pointer[engine.Handler]
+
+	ctx    context.Context // ends with Close; lanes deliver under it
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu      sync.Mutex
+	changed chan struct{} // closed (and replaced) when a lane frees room
+	lanes   map[string]*lane
+	pending int
+	streams map[string]*progress
+
+	save chan struct{} // wakes the checkpoint saver
+
+	delivered    atomic.Uint64
+	deadLettered atomic.Uint64
+
+	errMu   sync.Mutex
+	lastErr string
+}
+
+// lane holds the events of one ordering unit (a stream, a key, or one
+// event), delivered one after the other.
+type lane struct {
+	key   string
+	queue []engine.Message
+}
+
+// progress is the checkpoint bookkeeping of one stream.
+type progress struct {
+	// accepted is the last sequence handed to a lane (or the stored
+	// checkpoint before any was).
+	accepted uint64
+	// open are the accepted sequences not yet known done, ascending; done
+	// marks those of them that are done out of order.
+	open []uint64
+	done map[uint64]bool
+	// saved is the checkpoint last stored.
+	saved uint64
+}
+
+// checkpoint is the last sequence before which every event is done.
+func (p *progress) checkpoint() uint64 {
+	if len(p.open) == 0 {
+		return p.accepted
+	}
+	return p.open[0] - 1
+}
+
+// New returns a Reactor that delivers through handler (the pipeline around
+// a Sink) and keeps its checkpoint in cfg.Checkpoints.
+func New(cfg Config, handler engine.Handler) (*Reactor, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Ordering == "" {
+		cfg.Ordering = KeyOrdered
+	}
+	if cfg.MaxInFlight == 0 {
+		cfg.MaxInFlight = DefaultMaxInFlight
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	r := &Reactor{
+		cfg:       cfg,
+		laneLimit: cfg.MaxInFlight,
+		window:    max(4*cfg.MaxInFlight, 64),
+		changed:   make(chan struct{}),
+		lanes:     make(map[string]*lane),
+		streams:   make(map[string]*progress),
+		save:      make(chan struct{}, 1),
+	}
+	if cfg.Ordering == Ordered {
+		r.laneLimit = int(^uint(0) >> 1) // one lane per stream, however many
+	}
+	r.SetHandler(handler)
+	r.ctx, r.cancel = context.WithCancel(context.Background())
+	r.wg.Go(r.saveLoop)
+	return r, nil
+}
+
+// SetHandler makes h the chain used from the next delivery on.
+func (r *Reactor) SetHandler(h engine.Handler) { r.handler.Store(&h) }
+
+// Position is where the route consumes stream from: past every event
+// already accepted, or the stored checkpoint.
+func (r *Reactor) Position(ctx context.Context, stream string) (uint64, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	p, err := r.progressOf(ctx, stream)
+	if err != nil {
+		return 0, err
+	}
+	return p.accepted, nil
+}
+
+// progressOf returns stream's bookkeeping, loading its stored checkpoint
+// the first time. Callers hold r.mu.
+func (r *Reactor) progressOf(ctx context.Context, stream string) (*progress, error) {
+	if p, ok := r.streams[stream]; ok {
+		return p, nil
+	}
+	cp, err := r.cfg.Checkpoints.Checkpoint(ctx, r.cfg.CheckpointName)
+	if err != nil {
+		return nil, fmt.Errorf("reactor %q: load checkpoint: %w", r.cfg.Name, err)
+	}
+	p := &progress{accepted: cp[stream], saved: cp[stream], done: make(map[uint64]bool)}
+	r.streams[stream] = p
+	return p, nil
+}
+
+// Handle is the route's handler: it hands msg to its lane, waiting while
+// the lanes are full, and returns without waiting for the delivery.
+func (r *Reactor) Handle(ctx context.Context, msg engine.Message) ([]engine.Message, error) {
+	key := r.laneKey(msg)
+	for {
+		r.mu.Lock()
+		p, err := r.progressOf(ctx, msg.Stream)
+		if err != nil {
+			r.mu.Unlock()
+			return nil, err
+		}
+		if msg.Sequence <= p.accepted {
+			r.mu.Unlock()
+			return nil, nil // already in a lane or done
+		}
+		l, running := r.lanes[key]
+		if r.pending < r.window && (running || len(r.lanes) < r.laneLimit) {
+			p.accepted = msg.Sequence
+			p.open = append(p.open, msg.Sequence)
+			r.pending++
+			if running {
+				l.queue = append(l.queue, msg)
+			} else {
+				l = &lane{key: key, queue: []engine.Message{msg}}
+				r.lanes[key] = l
+				r.wg.Go(func() { r.runLane(l) })
+			}
+			r.mu.Unlock()
+			return nil, nil
+		}
+		wait := r.changed
+		r.mu.Unlock()
+		select {
+		case <-wait:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-r.ctx.Done():
+			return nil, ErrClosed
+		}
+	}
+}
+
+func (r *Reactor) laneKey(msg engine.Message) string {
+	switch r.cfg.Ordering {
+	case Ordered:
+		return msg.Stream
+	case Unordered:
+		return msg.Stream + "\x00" + strconv.FormatUint(msg.Sequence, 10)
+	default:
+		// The prefix keeps unkeyed events in a lane no key can share.
+		if msg.Key == "" {
+			return msg.Stream + "\x00"
+		}
+		return msg.Stream + "\x00k" + msg.Key
+	}
+}
+
+// runLane delivers the lane's events in order until it is empty or the
+// Reactor closes.
+func (r *Reactor) runLane(l *lane) {
+	for {
+		r.mu.Lock()
+		msg := l.queue[0]
+		r.mu.Unlock()
+		if !r.deliver(msg) {
+			return // closed: what is left is delivered again after a restart
+		}
+		r.mu.Lock()
+		l.queue = l.queue[1:]
+		r.pending--
+		r.markDone(msg)
+		empty := len(l.queue) == 0
+		if empty {
+			delete(r.lanes, l.key)
+		}
+		close(r.changed)
+		r.changed = make(chan struct{})
+		r.mu.Unlock()
+		if empty {
+			return
+		}
+	}
+}
+
+// markDone records msg as done and wakes the saver when the checkpoint
+// moved. Callers hold r.mu.
+func (r *Reactor) markDone(msg engine.Message) {
+	p := r.streams[msg.Stream]
+	before := p.checkpoint()
+	p.done[msg.Sequence] = true
+	for len(p.open) > 0 && p.done[p.open[0]] {
+		delete(p.done, p.open[0])
+		p.open = p.open[1:]
+	}
+	if p.checkpoint() != before {
+		select {
+		case r.save <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// Pauses between attempts at an event whose handling settled nothing (the
+// dead-letter could not be written, say).
+const (
+	minPause = 50 * time.Millisecond
+	maxPause = 5 * time.Second
+)
+
+// deliver runs the chain on msg until its outcome settles it. It returns
+// false when the Reactor closed first.
+func (r *Reactor) deliver(msg engine.Message) bool {
+	pauses := backoff.Backoff{Initial: minPause, Max: maxPause}
+	for {
+		if r.ctx.Err() != nil {
+			return false
+		}
+		_, err := (*r.handler.Load()).Handle(r.ctx, msg)
+		switch {
+		case err == nil:
+			r.delivered.Add(1)
+			r.setErr(nil)
+			return true
+		case errors.Is(err, engine.ErrSkip):
+			return true
+		case errors.Is(err, engine.ErrDeadLettered):
+			r.deadLettered.Add(1)
+			if r.cfg.OnDeadLetter != nil {
+				r.cfg.OnDeadLetter(msg)
+			}
+			return true
+		case r.ctx.Err() != nil:
+			return false
+		}
+		r.setErr(err)
+		pause := pauses.Next()
+		r.cfg.Logger.Error("reactor event not settled; trying again",
+			"reactor", r.cfg.Name, "stream", msg.Stream, "sequence", msg.Sequence, "id", msg.ID,
+			"error", err, "retryIn", pause)
+		if backoff.Sleep(r.ctx, pause) != nil {
+			return false
+		}
+	}
+}
+
+// saveLoop stores the checkpoint when it moves, off the lanes' path.
+func (r *Reactor) saveLoop() {
+	pauses := backoff.Backoff{Initial: minPause, Max: maxPause}
+	for {
+		select {
+		case <-r.ctx.Done():
+			return
+		case <-r.save:
+		}
+		if err := r.saveCheckpoint(r.ctx); err != nil && r.ctx.Err() == nil {
+			r.setErr(err)
+			r.cfg.Logger.Error("reactor checkpoint not saved; trying again", "reactor", r.cfg.Name, "error", err)
+			if backoff.Sleep(r.ctx, pauses.Next()) != nil {
+				return
+			}
+			select {
+			case r.save <- struct{}{}:
+			default:
+			}
+			continue
+		}
+		pauses.Reset()
+	}
+}
+
+// saveCheckpoint stores the streams' checkpoints that moved.
+func (r *Reactor) saveCheckpoint(ctx context.Context) error {
+	r.mu.Lock()
+	cp := readmodel.Checkpoint{}
+	for s, p := range r.streams {
+		if c := p.checkpoint(); c != p.saved {
+			cp[s] = c
+		}
+	}
+	r.mu.Unlock()
+	if len(cp) == 0 {
+		return nil
+	}
+	if err := r.cfg.Checkpoints.Apply(ctx, r.cfg.CheckpointName, nil, cp); err != nil {
+		return fmt.Errorf("reactor %q: save checkpoint: %w", r.cfg.Name, err)
+	}
+	r.mu.Lock()
+	for s, c := range cp {
+		r.streams[s].saved = c
+	}
+	r.mu.Unlock()
+	return nil
+}
+
+// Close stops the lanes after the delivery each has in hand (its context is
+// cancelled, so an HTTP request in flight ends) and saves the checkpoint.
+// Events not done are delivered again by the next Reactor of this name.
+func (r *Reactor) Close() error {
+	r.cancel()
+	r.wg.Wait()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return r.saveCheckpoint(ctx)
+}
+
+func (r *Reactor) setErr(err error) {
+	r.errMu.Lock()
+	defer r.errMu.Unlock()
+	if err == nil {
+		r.lastErr = ""
+		return
+	}
+	r.lastErr = err.Error()
+}
+
+// Stats is a snapshot of a Reactor's progress.
+type Stats struct {
+	// Delivered counts the events a sink accepted; DeadLettered those that
+	// failed for good. Both count since the Reactor was built.
+	Delivered    uint64
+	DeadLettered uint64
+	// InFlight is the events accepted and not yet done.
+	InFlight int
+	// Checkpoint is, per stream, the last sequence up to which every event
+	// is done.
+	Checkpoint map[string]uint64
+	// Err is the last failure that held delivery up, if it has not recovered.
+	Err string
+}
+
+// Stats returns a snapshot.
+func (r *Reactor) Stats() Stats {
+	st := Stats{Delivered: r.delivered.Load(), DeadLettered: r.deadLettered.Load(), Checkpoint: map[string]uint64{}}
+	r.mu.Lock()
+	st.InFlight = r.pending
+	for s, p := range r.streams {
+		st.Checkpoint[s] = p.checkpoint()
+	}
+	r.mu.Unlock()
+	r.errMu.Lock()
+	st.Err = r.lastErr
+	r.errMu.Unlock()
+	return st
+}

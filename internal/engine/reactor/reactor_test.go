@@ -1,0 +1,189 @@
+package reactor
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine"
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/enginetest"
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/readmodel"
+)
+
+// gate is a handler that holds each event until the test releases its
+// sequence, and records how many ran at once.
+type gate struct {
+	mu       sync.Mutex
+	open     map[uint64]chan struct{}
+	order    []uint64
+	running  atomic.Int32
+	maxSeen  atomic.Int32
+	finished atomic.Int32
+}
+
+func newGate() *gate { return &gate{open: map[uint64]chan struct{}{}} }
+
+func (g *gate) ch(seq uint64) chan struct{} {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	c, ok := g.open[seq]
+	if !ok {
+		c = make(chan struct{})
+		g.open[seq] = c
+	}
+	return c
+}
+
+func (g *gate) release(seqs ...uint64) {
+	for _, s := range seqs {
+		close(g.ch(s))
+	}
+}
+
+func (g *gate) Handle(ctx context.Context, msg engine.Message) ([]engine.Message, error) {
+	n := g.running.Add(1)
+	defer g.running.Add(-1)
+	for {
+		seen := g.maxSeen.Load()
+		if n <= seen || g.maxSeen.CompareAndSwap(seen, n) {
+			break
+		}
+	}
+	select {
+	case <-g.ch(msg.Sequence):
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	g.mu.Lock()
+	g.order = append(g.order, msg.Sequence)
+	g.mu.Unlock()
+	g.finished.Add(1)
+	return nil, nil
+}
+
+func newTestReactor(t *testing.T, ordering Ordering, maxInFlight int, h engine.Handler) (*Reactor, readmodel.Store) {
+	t.Helper()
+	store := readmodel.NewMemory()
+	r, err := New(Config{Name: "r", Checkpoints: store, CheckpointName: "reactor:r", Ordering: ordering, MaxInFlight: maxInFlight}, h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = r.Close() })
+	return r, store
+}
+
+func accept(t *testing.T, r *Reactor, msgs ...engine.Message) {
+	t.Helper()
+	for _, m := range msgs {
+		if _, err := r.Handle(context.Background(), m); err != nil {
+			t.Fatalf("Handle(%d): %v", m.Sequence, err)
+		}
+	}
+}
+
+func ev(seq uint64, key string) engine.Message {
+	return engine.Message{ID: fmt.Sprint(seq), Stream: "s", Sequence: seq, Key: key}
+}
+
+func storedCheckpoint(t *testing.T, store readmodel.Store) uint64 {
+	t.Helper()
+	cp, err := store.Checkpoint(context.Background(), "reactor:r")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cp["s"]
+}
+
+func TestCheckpointIsTheLowestSequenceNotDone(t *testing.T) {
+	g := newGate()
+	r, store := newTestReactor(t, KeyOrdered, 16, g)
+	accept(t, r, ev(1, "a"), ev(2, "b"), ev(3, "c"))
+	g.release(2, 3)
+	enginetest.Eventually(t, "events 2 and 3 done", func() bool { return g.finished.Load() == 2 })
+	if cp := r.Stats().Checkpoint["s"]; cp != 0 {
+		t.Fatalf("checkpoint %d with event 1 in flight, want 0", cp)
+	}
+	g.release(1)
+	enginetest.Eventually(t, "checkpoint stored at 3", func() bool { return storedCheckpoint(t, store) == 3 })
+}
+
+func TestOrderedDeliversOneAtATimeInSequence(t *testing.T) {
+	g := newGate()
+	r, _ := newTestReactor(t, Ordered, 16, g)
+	accept(t, r, ev(1, "a"), ev(2, "b"), ev(3, "c"))
+	g.release(3, 2, 1)
+	enginetest.Eventually(t, "3 done", func() bool { return g.finished.Load() == 3 })
+	if g.maxSeen.Load() != 1 || fmt.Sprint(g.order) != "[1 2 3]" {
+		t.Fatalf("ran %d at once, in order %v; want 1 at a time, 1 2 3", g.maxSeen.Load(), g.order)
+	}
+}
+
+func TestKeyOrderedKeepsUnkeyedEventsInOneLane(t *testing.T) {
+	g := newGate()
+	r, _ := newTestReactor(t, KeyOrdered, 16, g)
+	accept(t, r, ev(1, ""), ev(2, ""), ev(3, "k"))
+	g.release(2, 3)
+	enginetest.Eventually(t, "keyed event 3 done", func() bool { return g.finished.Load() == 1 })
+	time.Sleep(20 * time.Millisecond) // event 2 is released but must wait for 1
+	if g.finished.Load() != 1 {
+		t.Fatalf("unkeyed event 2 ran before event 1")
+	}
+	g.release(1)
+	enginetest.Eventually(t, "3 done", func() bool { return g.finished.Load() == 3 })
+	if fmt.Sprint(g.order) != "[3 1 2]" {
+		t.Fatalf("order %v, want [3 1 2]", g.order)
+	}
+}
+
+func TestUnorderedBoundsTheEventsInFlight(t *testing.T) {
+	g := newGate()
+	r, _ := newTestReactor(t, Unordered, 4, g)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := uint64(1); i <= 10; i++ {
+			if _, err := r.Handle(context.Background(), ev(i, "k")); err != nil {
+				t.Errorf("Handle: %v", err)
+			}
+		}
+	}()
+	enginetest.Eventually(t, "4 running", func() bool { return g.running.Load() == 4 })
+	select {
+	case <-done:
+		t.Fatal("Handle took all 10 events with 4 in flight and none done")
+	case <-time.After(20 * time.Millisecond):
+	}
+	g.release(1, 2, 3, 4, 5, 6, 7, 8, 9, 10)
+	<-done
+	enginetest.Eventually(t, "10 done", func() bool { return g.finished.Load() == 10 })
+	if g.maxSeen.Load() != 4 {
+		t.Fatalf("%d ran at once, want 4", g.maxSeen.Load())
+	}
+}
+
+func TestCloseLeavesUndoneEventsForTheNextReactor(t *testing.T) {
+	g := newGate()
+	store := readmodel.NewMemory()
+	r, err := New(Config{Name: "r", Checkpoints: store, CheckpointName: "reactor:r"}, g)
+	if err != nil {
+		t.Fatal(err)
+	}
+	accept(t, r, ev(1, "a"), ev(2, "b"))
+	g.release(1)
+	enginetest.Eventually(t, "event 1 done", func() bool { return g.finished.Load() == 1 })
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	next, err := New(Config{Name: "r", Checkpoints: store, CheckpointName: "reactor:r"}, g)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = next.Close() }()
+	pos, err := next.Position(context.Background(), "s")
+	if err != nil || pos != 1 {
+		t.Fatalf("the next reactor starts after %d (%v), want 1", pos, err)
+	}
+}

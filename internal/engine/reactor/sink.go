@@ -1,0 +1,234 @@
+package reactor
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine"
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/cloudevents"
+)
+
+// MaxReplyBytes bounds the body of a sink's answer that is read.
+const MaxReplyBytes = 8 << 20
+
+// ReplyFunc appends the events a sink answered cause with. It returns an
+// engine.Permanent error for replies that are not valid events of the reply
+// stream, and waits (until ctx ends) while they cannot be taken yet.
+type ReplyFunc func(ctx context.Context, cause engine.Message, replies []cloudevents.Event) error
+
+// SinkConfig configures a Sink.
+type SinkConfig struct {
+	// URL is the resolved sink address.
+	URL string
+	// Client sends the requests (NewClient).
+	Client *http.Client
+	// Timeout bounds one HTTP attempt, answer included (default 10s).
+	Timeout time.Duration
+	// Token, when set, gives the bearer token sent with each request.
+	Token func(ctx context.Context) (string, error)
+	// Reply takes the events in 2xx answers; nil ignores answers.
+	Reply ReplyFunc
+}
+
+// Sink is the innermost handler of a reactor: it delivers one event over
+// HTTP in CloudEvents binary mode and turns the answer into an outcome the
+// pipeline understands: nil for a 2xx, a plain error for what a retry may
+// mend (5xx, 408, 429 with its Retry-After, timeouts, connection errors) and
+// engine.Permanent for the rest (other 4xx, invalid replies), which Retry
+// gives up on at once.
+type Sink struct {
+	cfg SinkConfig
+}
+
+// NewSink checks cfg and returns its Sink.
+func NewSink(cfg SinkConfig) (*Sink, error) {
+	u, err := url.Parse(cfg.URL)
+	if err != nil {
+		return nil, fmt.Errorf("sink URL %q: %w", cfg.URL, err)
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return nil, fmt.Errorf("sink URL %q: want http or https", cfg.URL)
+	}
+	if u.Host == "" {
+		return nil, fmt.Errorf("sink URL %q has no host", cfg.URL)
+	}
+	if cfg.Client == nil {
+		return nil, errors.New("sink: Client is required")
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = DefaultTimeout
+	}
+	return &Sink{cfg: cfg}, nil
+}
+
+// DefaultTimeout bounds one delivery attempt when the spec gives none.
+const DefaultTimeout = 10 * time.Second
+
+// Handle delivers msg once.
+func (s *Sink) Handle(ctx context.Context, msg engine.Message) ([]engine.Message, error) {
+	status, hdr, body, err := s.post(ctx, msg)
+	if err != nil {
+		return nil, err
+	}
+	if err := classify(status, hdr, body); err != nil {
+		return nil, err
+	}
+	if s.cfg.Reply == nil {
+		return nil, nil
+	}
+	replies, err := cloudevents.ParseReply(hdr, body)
+	if err != nil {
+		return nil, engine.Permanent(fmt.Errorf("invalid reply: %w", err))
+	}
+	if len(replies) == 0 {
+		return nil, nil
+	}
+	return nil, s.cfg.Reply(ctx, msg, replies)
+}
+
+// post sends msg and reads the answer, both within one attempt's timeout.
+func (s *Sink) post(ctx context.Context, msg engine.Message) (int, http.Header, []byte, error) {
+	attempt, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(attempt, http.MethodPost, s.cfg.URL, bytes.NewReader(msg.Payload))
+	if err != nil {
+		return 0, nil, nil, engine.Permanent(err)
+	}
+	setHeaders(req.Header, msg)
+	if s.cfg.Token != nil {
+		token, err := s.cfg.Token(attempt)
+		if err != nil {
+			return 0, nil, nil, s.attemptError(ctx, attempt, fmt.Errorf("get a token for the sink: %w", err))
+		}
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := s.cfg.Client.Do(req)
+	if err != nil {
+		if errors.Is(err, ErrPrivateSink) {
+			return 0, nil, nil, engine.Permanent(err)
+		}
+		return 0, nil, nil, s.attemptError(ctx, attempt, err)
+	}
+	defer func() { _ = resp.Body.Close() }()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, MaxReplyBytes+1))
+	if err != nil {
+		return 0, nil, nil, s.attemptError(ctx, attempt, fmt.Errorf("read the sink's answer: %w", err))
+	}
+	if len(body) > MaxReplyBytes && resp.StatusCode/100 == 2 {
+		return 0, nil, nil, engine.Permanent(fmt.Errorf("invalid reply: the answer is over %d bytes", MaxReplyBytes))
+	}
+	return resp.StatusCode, resp.Header, body, nil
+}
+
+// attemptError names a timeout of the attempt as one; it is retried like a
+// connection error.
+func (s *Sink) attemptError(ctx, attempt context.Context, err error) error {
+	if ctx.Err() == nil && errors.Is(attempt.Err(), context.DeadlineExceeded) {
+		return fmt.Errorf("sink did not answer within %s: %w", s.cfg.Timeout, context.DeadlineExceeded)
+	}
+	return err
+}
+
+// classify turns a status into nil (2xx) or an error Retry understands.
+func classify(status int, hdr http.Header, body []byte) error {
+	if status/100 == 2 {
+		return nil
+	}
+	err := fmt.Errorf("sink answered %d %s%s", status, http.StatusText(status), snippet(body))
+	switch {
+	case status == http.StatusRequestTimeout, status == http.StatusTooManyRequests, status >= 500:
+		if after, ok := retryAfter(hdr.Get("Retry-After"), time.Now()); ok {
+			return engine.RetryAfter(err, after)
+		}
+		return err
+	default:
+		return engine.Permanent(err)
+	}
+}
+
+// retryAfter reads a Retry-After header: seconds or an HTTP date.
+func retryAfter(v string, now time.Time) (time.Duration, bool) {
+	if v == "" {
+		return 0, false
+	}
+	if secs, err := strconv.Atoi(strings.TrimSpace(v)); err == nil && secs >= 0 {
+		return time.Duration(secs) * time.Second, true
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		return max(t.Sub(now), 0), true
+	}
+	return 0, false
+}
+
+// snippet is the start of an error answer, for the dead-letter reason.
+func snippet(body []byte) string {
+	const limit = 200
+	text := strings.TrimSpace(string(body))
+	if text == "" {
+		return ""
+	}
+	if len(text) > limit {
+		text = text[:limit] + "..."
+	}
+	return ": " + text
+}
+
+// setHeaders writes msg's CloudEvents binary-mode attributes.
+func setHeaders(h http.Header, msg engine.Message) {
+	for k, v := range msg.Headers {
+		if strings.HasPrefix(k, "ce-") || k == "traceparent" || k == "tracestate" {
+			h.Set(k, v)
+		}
+	}
+	ct := msg.ContentType
+	if ct == "" {
+		ct = "application/json"
+	}
+	h.Set("Content-Type", ct)
+	h.Set("Ce-Specversion", "1.0")
+	h.Set("Ce-Id", msg.ID)
+	h.Set("Ce-Type", msg.Name)
+	h.Set("Ce-Source", Source(msg.Stream))
+	if msg.Key != "" {
+		h.Set("Ce-Partitionkey", msg.Key)
+	} else {
+		h.Del("Ce-Partitionkey")
+	}
+	h.Set("Ce-Time", msg.Time.UTC().Format(time.RFC3339Nano))
+	h.Set("Ce-Sequence", strconv.FormatUint(msg.Sequence, 10))
+	h.Set("Ce-Correlationid", msg.CorrelationID)
+	if msg.CausationID != "" {
+		h.Set("Ce-Causationid", msg.CausationID)
+	} else {
+		h.Del("Ce-Causationid")
+	}
+}
+
+// Source is the ce-source of a stream's events: the engine names streams
+// "namespace/name".
+func Source(stream string) string {
+	if ns, name, ok := strings.Cut(stream, "/"); ok {
+		return "/namespaces/" + ns + "/streams/" + name
+	}
+	return "/streams/" + stream
+}
+
+// replyNamespace seeds the ids derived for replies that give none.
+var replyNamespace = uuid.NewSHA1(uuid.NameSpaceURL, []byte("https://eventsourcing.dev/reactor-reply"))
+
+// ReplyID is the id of the index-th reply of reactor to the event causeID,
+// when the reply gives none: the same on every redelivery, so the stream's
+// idempotency by id stores it once.
+func ReplyID(reactor, causeID string, index int) string {
+	return uuid.NewSHA1(replyNamespace, []byte(reactor+"\x00"+causeID+"\x00"+strconv.Itoa(index))).String()
+}

@@ -1,0 +1,106 @@
+package reactor
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine"
+)
+
+func TestClassifyRetriesServerErrorsTimeoutsAndThrottlingOnly(t *testing.T) {
+	for _, tt := range []struct {
+		status    int
+		permanent bool
+	}{
+		{200, false}, {204, false}, {500, false}, {503, false}, {408, false}, {429, false},
+		{400, true}, {401, true}, {404, true}, {422, true}, {301, true},
+	} {
+		err := classify(tt.status, http.Header{}, nil)
+		if tt.status/100 == 2 {
+			if err != nil {
+				t.Errorf("%d: got %v, want success", tt.status, err)
+			}
+			continue
+		}
+		if err == nil || engine.IsPermanent(err) != tt.permanent {
+			t.Errorf("%d: got %v (permanent %v), want permanent %v", tt.status, err, engine.IsPermanent(err), tt.permanent)
+		}
+	}
+}
+
+func TestClassifyKeepsRetryAfter(t *testing.T) {
+	err := classify(429, http.Header{"Retry-After": {"3"}}, []byte("slow down"))
+	if d, ok := engine.RetryDelay(err); !ok || d != 3*time.Second {
+		t.Fatalf("got %v, %v; want 3s", d, ok)
+	}
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	if d, ok := retryAfter(now.Add(2*time.Second).Format(http.TimeFormat), now); !ok || d != 2*time.Second {
+		t.Fatalf("HTTP date: got %v, %v; want 2s", d, ok)
+	}
+}
+
+func TestSourceNamesNamespaceAndStream(t *testing.T) {
+	if got := Source("shop/orders"); got != "/namespaces/shop/streams/orders" {
+		t.Fatalf("got %q", got)
+	}
+}
+
+func TestReplyIDIsDeterministicPerReactorCauseAndIndex(t *testing.T) {
+	a := ReplyID("ns/r", "cause", 0)
+	if a != ReplyID("ns/r", "cause", 0) {
+		t.Fatal("same inputs gave different ids")
+	}
+	for _, other := range []string{ReplyID("ns/r", "cause", 1), ReplyID("ns/r", "other", 0), ReplyID("ns/s", "cause", 0)} {
+		if other == a {
+			t.Fatalf("different inputs gave the same id %s", a)
+		}
+	}
+}
+
+func TestClientRefusesLoopbackAtDialUnlessAllowed(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	defer srv.Close()
+
+	resp, err := NewClient(false).Get(srv.URL)
+	if err == nil {
+		_ = resp.Body.Close()
+	}
+	if !errors.Is(err, ErrPrivateSink) {
+		t.Fatalf("got %v, want ErrPrivateSink", err)
+	}
+	resp, err = NewClient(true).Get(srv.URL)
+	if err != nil {
+		t.Fatalf("allowed: %v", err)
+	}
+	_ = resp.Body.Close()
+}
+
+func TestSinkRefusalOfAPrivateAddressIsPermanent(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	defer srv.Close()
+	s, err := NewSink(SinkConfig{URL: srv.URL, Client: NewClient(false)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.Handle(context.Background(), engine.Message{ID: "1", Name: "E", Stream: "ns/s"})
+	if !errors.Is(err, ErrPrivateSink) || !engine.IsPermanent(err) {
+		t.Fatalf("got %v, want a permanent ErrPrivateSink", err)
+	}
+}
+
+func TestCheckSinkHostRefusesPrivateLiterals(t *testing.T) {
+	for _, host := range []string{"localhost", "127.0.0.1", "::1", "169.254.169.254", "fe80::1", "0.0.0.0", "::ffff:127.0.0.1"} {
+		if err := CheckSinkHost(host); !errors.Is(err, ErrPrivateSink) {
+			t.Errorf("%s: got %v, want ErrPrivateSink", host, err)
+		}
+	}
+	for _, host := range []string{"10.0.0.5", "shipping.default.svc", "203.0.113.7"} {
+		if err := CheckSinkHost(host); err != nil {
+			t.Errorf("%s: got %v, want nil", host, err)
+		}
+	}
+}
