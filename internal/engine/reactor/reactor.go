@@ -93,6 +93,13 @@ type Reactor struct {
 	lanes   map[string]*lane
 	pending int
 	streams map[string]*progress
+	// ready are lanes waiting for a worker. Workers are goroutines that
+	// run lane after lane, started as needed up to laneLimit and kept: a
+	// goroutine per lane would start one per event over many keys, and
+	// grow its stack through the pipeline and the HTTP client every time.
+	ready         []*lane
+	workers, idle int
+	wake          chan struct{} // a lane is ready
 
 	save chan struct{} // wakes the checkpoint saver
 
@@ -154,6 +161,7 @@ func New(cfg Config, handler engine.Handler) (*Reactor, error) {
 		lanes:     make(map[string]*lane),
 		streams:   make(map[string]*progress),
 		save:      make(chan struct{}, 1),
+		wake:      make(chan struct{}, 1),
 	}
 	if cfg.Ordering == Ordered {
 		r.laneLimit = int(^uint(0) >> 1) // one lane per stream, however many
@@ -219,7 +227,7 @@ func (r *Reactor) Handle(ctx context.Context, msg engine.Message) ([]engine.Mess
 			} else {
 				l = &lane{key: key, queue: []engine.Message{msg}}
 				r.lanes[key] = l
-				r.wg.Go(func() { r.runLane(l) })
+				r.readyLocked(l)
 			}
 			r.mu.Unlock()
 			return nil, nil
@@ -248,6 +256,49 @@ func (r *Reactor) laneKey(msg engine.Message) string {
 			return msg.Stream + "\x00"
 		}
 		return msg.Stream + "\x00k" + msg.Key
+	}
+}
+
+// readyLocked queues l for a worker, starting one when none is idle.
+// Callers hold r.mu.
+func (r *Reactor) readyLocked(l *lane) {
+	r.ready = append(r.ready, l)
+	if r.idle == 0 && r.workers < r.laneLimit {
+		r.workers++
+		r.wg.Go(r.work)
+	}
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+}
+
+// work runs ready lanes, one after the other, until the Reactor closes.
+func (r *Reactor) work() {
+	for {
+		r.mu.Lock()
+		for len(r.ready) == 0 {
+			r.idle++
+			r.mu.Unlock()
+			select {
+			case <-r.wake:
+			case <-r.ctx.Done():
+				return
+			}
+			r.mu.Lock()
+			r.idle--
+		}
+		l := r.ready[0]
+		r.ready[0] = nil
+		r.ready = r.ready[1:]
+		if len(r.ready) > 0 {
+			select { // another idle worker takes the next one
+			case r.wake <- struct{}{}:
+			default:
+			}
+		}
+		r.mu.Unlock()
+		r.runLane(l)
 	}
 }
 
