@@ -80,7 +80,13 @@ func BenchmarkReactorDelivery(b *testing.B) {
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error, 1)
 		go func() { done <- e.Run(ctx) }()
-		defer func() { cancel(); <-done; _ = e.Close() }()
+		defer func() {
+			cancel()
+			if err := <-done; err != nil {
+				b.Error(err)
+			}
+			_ = e.Close()
+		}()
 		if err := e.ApplyStream(core.StreamSpec{Name: "ns/orders", DefaultEventName: "OrderPaid"}); err != nil {
 			b.Fatal(err)
 		}
