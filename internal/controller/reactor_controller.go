@@ -69,11 +69,11 @@ func (r *ReactorReconciler) reconcileNormal(ctx context.Context, rx *esv1.Reacto
 		if !apierrors.IsNotFound(err) {
 			return ctrl.Result{}, err
 		}
-		// Not an engine spec yet: stop delivering to the old address, if
-		// any, until the Service appears (the Service watch brings it back).
-		if rerr := r.Engine.RemoveReactor(ctx, name); rerr != nil {
-			return ctrl.Result{}, rerr
-		}
+		// The Service watch brings it back. A reactor already running is
+		// left as it is: removing it would delete its checkpoint, and the
+		// events meanwhile would be skipped (Latest) or delivered again
+		// (Beginning); deliveries to the gone Service fail, are retried and
+		// dead-lettered, where redrive can reach them.
 		rx.Status.SinkURI = ""
 		setReady(&rx.Status.Conditions, rx.Generation, false, ReasonSinkNotFound,
 			fmt.Sprintf("Waiting for Service %q in namespace %q: create it or fix spec.sink.ref",
