@@ -196,8 +196,9 @@ func TestReactorWithEveryFieldDecodes(t *testing.T) {
 
 func TestReactorPrinterColumns(t *testing.T) {
 	c := loadCRD(t, "reactors")
-	var names []string
-	for _, col := range c.v1.Spec.Versions[0].AdditionalPrinterColumns {
+	columns := c.v1.Spec.Versions[0].AdditionalPrinterColumns
+	names := make([]string, 0, len(columns))
+	for _, col := range columns {
 		names = append(names, col.Name)
 	}
 	for _, want := range []string{"Ready", "Sink", "Delivered", "Dead Lettered", "Lag", "Age"} {

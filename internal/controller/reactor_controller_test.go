@@ -24,7 +24,7 @@ var _ = Describe("Reactor", func() {
 
 	It("waits for its Service with SinkNotFound and starts when it appears", func() {
 		create(jsonStream(ns, "orders"))
-		rx := reactorOf(ns, "ship", "orders", esv1.ReactorSink{
+		rx := reactorOf(ns, "ship", esv1.ReactorSink{
 			Ref:  &esv1.SinkReference{Kind: "Service", Name: "shipping", Port: 8080},
 			Path: "/events",
 		})
@@ -54,7 +54,7 @@ var _ = Describe("Reactor", func() {
 		}))
 		DeferCleanup(sink.Close)
 		create(jsonStream(ns, "orders"))
-		rx := reactorOf(ns, "ship", "orders", esv1.ReactorSink{URI: sink.URL + "/events"})
+		rx := reactorOf(ns, "ship", esv1.ReactorSink{URI: sink.URL + "/events"})
 		create(rx)
 		eventuallyReady(rx, metav1.ConditionTrue, controller.ReasonRunning)
 		Expect(rx.Status.SinkURI).To(Equal(sink.URL + "/events"))
@@ -72,7 +72,7 @@ var _ = Describe("Reactor", func() {
 
 	It("reports StreamNotFound for a missing reply stream, then becomes Ready by itself", func() {
 		create(jsonStream(ns, "orders"))
-		rx := reactorOf(ns, "ship", "orders", esv1.ReactorSink{URI: "https://shipping.example.com/events"})
+		rx := reactorOf(ns, "ship", esv1.ReactorSink{URI: "https://shipping.example.com/events"})
 		rx.Spec.Reply = &esv1.ReactorReply{Stream: "orders-shipped"}
 		create(rx)
 		cond := eventuallyReady(rx, metav1.ConditionFalse, controller.ReasonStreamNotFound)
@@ -84,7 +84,7 @@ var _ = Describe("Reactor", func() {
 
 	It("reports PipelineNotFound until the pipeline exists", func() {
 		create(jsonStream(ns, "orders"))
-		rx := reactorOf(ns, "ship", "orders", esv1.ReactorSink{URI: "https://shipping.example.com/events"})
+		rx := reactorOf(ns, "ship", esv1.ReactorSink{URI: "https://shipping.example.com/events"})
 		rx.Spec.PipelineRef = &esv1.PipelineReference{Name: "custom"}
 		create(rx)
 		eventuallyReady(rx, metav1.ConditionFalse, controller.ReasonPipelineNotFound)
@@ -95,7 +95,7 @@ var _ = Describe("Reactor", func() {
 
 	It("refuses an audience when the manager has no token source (InvalidSpec)", func() {
 		create(jsonStream(ns, "orders"))
-		rx := reactorOf(ns, "ship", "orders", esv1.ReactorSink{URI: "https://shipping.example.com/events", Audience: "shipping"})
+		rx := reactorOf(ns, "ship", esv1.ReactorSink{URI: "https://shipping.example.com/events", Audience: "shipping"})
 		create(rx)
 		cond := eventuallyReady(rx, metav1.ConditionFalse, controller.ReasonInvalidSpec)
 		Expect(cond.Message).To(ContainSubstring("audience"))
@@ -103,7 +103,7 @@ var _ = Describe("Reactor", func() {
 
 	It("is removed from the engine before it is deleted (finalizer)", func() {
 		create(jsonStream(ns, "orders"))
-		rx := reactorOf(ns, "ship", "orders", esv1.ReactorSink{URI: "https://shipping.example.com/events"})
+		rx := reactorOf(ns, "ship", esv1.ReactorSink{URI: "https://shipping.example.com/events"})
 		create(rx)
 		eventuallyReady(rx, metav1.ConditionTrue, controller.ReasonRunning)
 		_, err := eng.ReactorStats(suiteCtx, engineName(ns, "ship"))
@@ -116,7 +116,7 @@ var _ = Describe("Reactor", func() {
 
 	DescribeTable("the API server refuses",
 		func(sink esv1.ReactorSink, delivery esv1.ReactorDelivery, want string) {
-			rx := reactorOf(ns, "bad", "orders", sink)
+			rx := reactorOf(ns, "bad", sink)
 			rx.Spec.Delivery = delivery
 			err := k8sClient.Create(suiteCtx, rx)
 			Expect(apierrors.IsInvalid(err)).To(BeTrue(), "want Invalid, got %v", err)
@@ -135,7 +135,7 @@ var _ = Describe("Reactor", func() {
 	)
 
 	It("the API server defaults the delivery settings", func() {
-		rx := reactorOf(ns, "defaults", "orders", esv1.ReactorSink{URI: "https://a.example.com"})
+		rx := reactorOf(ns, "defaults", esv1.ReactorSink{URI: "https://a.example.com"})
 		create(rx)
 		Expect(rx.Spec.Delivery.Ordering).To(Equal(esv1.OrderingKeyOrdered))
 		Expect(rx.Spec.Delivery.MaxInFlight).To(Equal(int32(16)))
@@ -144,10 +144,10 @@ var _ = Describe("Reactor", func() {
 	})
 })
 
-// reactorOf is a Reactor of one stream posting to sink.
-func reactorOf(namespace, name, stream string, sink esv1.ReactorSink) *esv1.Reactor {
+// reactorOf is a Reactor of the stream orders posting to sink.
+func reactorOf(namespace, name string, sink esv1.ReactorSink) *esv1.Reactor {
 	return &esv1.Reactor{
 		ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name},
-		Spec:       esv1.ReactorSpec{Streams: []string{stream}, Sink: sink},
+		Spec:       esv1.ReactorSpec{Streams: []string{"orders"}, Sink: sink},
 	}
 }
