@@ -15,7 +15,8 @@ limitations under the License.
 */
 
 // Package v1alpha1 contains the API Schema definitions of the
-// eventsourcing.dev v1alpha1 API group: Stream, Pipeline and Projection.
+// eventsourcing.dev v1alpha1 API group: Stream, Pipeline, Projection and
+// Reactor.
 // +kubebuilder:object:generate=true
 // +groupName=eventsourcing.dev
 package v1alpha1
@@ -45,6 +46,7 @@ func addKnownTypes(s *runtime.Scheme) error {
 		&Stream{}, &StreamList{},
 		&Pipeline{}, &PipelineList{},
 		&Projection{}, &ProjectionList{},
+		&Reactor{}, &ReactorList{},
 	)
 	metav1.AddToGroupVersion(s, GroupVersion)
 	return nil

@@ -46,6 +46,7 @@ type options struct {
 	zap                  zap.Options
 	leaderElectionID     string
 	leaderElectNamespace string
+	allowPrivateSinks    bool
 }
 
 // parseOptions reads the flags in args (without the program name). Unknown
@@ -85,6 +86,9 @@ func parseOptions(args []string, output io.Writer) (options, error) {
 		"The largest event the HTTP API accepts, in bytes: a single event's body, or one event of a batch.")
 	fs.Int64Var(&o.maxRequestBytes, "max-request-bytes", httpapi.DefaultMaxRequestBytes,
 		"The largest batch request body (NDJSON, CloudEvents batch) the HTTP API accepts, in bytes.")
+	fs.BoolVar(&o.allowPrivateSinks, "allow-private-sinks", false,
+		"Let Reactors deliver to loopback and link-local addresses (such as 127.0.0.1 or the cloud metadata service "+
+			"169.254.169.254): for tests and local use only.")
 	fs.StringVar(&o.logFormat, "log-format", core.LogFormatText, "The format of the engine's logs: text or json.")
 	o.zap = zap.Options{Development: false}
 	o.zap.BindFlags(fs)

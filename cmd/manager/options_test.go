@@ -1,10 +1,13 @@
 package main
 
 import (
+	"errors"
 	"io"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/core"
 )
 
 func TestDefaultOptionsAreTheScaffoldsAndTheDesigns(t *testing.T) {
@@ -14,7 +17,7 @@ func TestDefaultOptionsAreTheScaffoldsAndTheDesigns(t *testing.T) {
 	}
 	if o.ingestAddr != ":8080" || o.ingestAuth != "kubernetes" || o.storage != "memory" ||
 		o.deadLetterStream != "dead" || o.pollingInterval != 100*time.Millisecond || o.maxEventBytes != 1<<20 ||
-		o.probeAddr != ":8081" || o.metricsAddr != "0" || !o.metricsSecure || o.logFormat != "text" {
+		o.probeAddr != ":8081" || o.metricsAddr != "0" || !o.metricsSecure || o.logFormat != "text" || o.allowPrivateSinks {
 		t.Fatalf("defaults = %+v, want the documented ones", o)
 	}
 }
@@ -55,5 +58,37 @@ func TestNoAuthIsAllowedOnLoopbackAddresses(t *testing.T) {
 		if _, err := parseOptions([]string{"--ingest-auth=none", "--ingest-bind-address=" + addr}, io.Discard); err != nil {
 			t.Errorf("--ingest-auth=none on %s: %v, want accepted", addr, err)
 		}
+	}
+}
+
+func TestAllowPrivateSinksIsOffUnlessAskedFor(t *testing.T) {
+	o, err := parseOptions([]string{"--allow-private-sinks"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !o.allowPrivateSinks {
+		t.Fatal("--allow-private-sinks did not set allowPrivateSinks")
+	}
+}
+
+func TestAllowPrivateSinksReachesTheEngine(t *testing.T) {
+	o, err := parseOptions([]string{"--allow-private-sinks"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eng, _, closeEngine, err := newEngine(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if err := closeEngine(); err != nil {
+			t.Error(err)
+		}
+	}()
+	err = eng.ApplyReactor(t.Context(), core.ReactorSpec{
+		Name: "default/rx", Streams: []string{"default/s"}, SinkURL: "http://127.0.0.1:9/events",
+	})
+	if errors.Is(err, core.ErrInvalidSpec) {
+		t.Fatalf("a loopback sink with --allow-private-sinks: %v", err)
 	}
 }

@@ -1,7 +1,7 @@
 // Package controller holds one reconciler per kind (Stream, Pipeline,
-// Projection). Each turns its object into an engine spec, calls the engine's
-// idempotent Apply and Remove methods through the small Engine interface
-// declared here, and writes status from the engine's stats: a finalizer,
+// Projection, Reactor). Each turns its object into an engine spec, calls the
+// engine's idempotent Apply and Remove methods through the small Engine
+// interface declared here, and writes status from the engine's stats: a finalizer,
 // one status patch per pass (skipped when nothing changed), conditions with
 // CamelCase reasons, and a terminal error for a spec the user must fix.
 package controller
@@ -35,6 +35,8 @@ const (
 	ReasonStreamNotFound = "StreamNotFound"
 	// ReasonPipelineNotFound: a projection names a pipeline that does not exist.
 	ReasonPipelineNotFound = "PipelineNotFound"
+	// ReasonSinkNotFound: a reactor's sink names a Service that does not exist.
+	ReasonSinkNotFound = "SinkNotFound"
 	// ReasonStalled: the projection cannot make progress (its read model or
 	// the outbox keeps failing); the message says why.
 	ReasonStalled = "Stalled"

@@ -20,6 +20,10 @@ type Engine interface {
 	ApplyProjection(ctx context.Context, spec core.ProjectionSpec) error
 	RemoveProjection(ctx context.Context, name string) error
 	ProjectionStats(ctx context.Context, name string) (core.ProjectionStats, error)
+
+	ApplyReactor(ctx context.Context, spec core.ReactorSpec) error
+	RemoveReactor(ctx context.Context, name string) error
+	ReactorStats(ctx context.Context, name string) (core.ReactorStats, error)
 }
 
 // StatusRefresh is how often counters in status (lastSequence, lag, ...)

@@ -74,7 +74,7 @@ func (r *ProjectionReconciler) reconcileNormal(ctx context.Context, p *esv1.Proj
 		// Registered and waiting: the Stream watch brings it back.
 		setReady(&p.Status.Conditions, p.Generation, false, ReasonStreamNotFound,
 			fmt.Sprintf("Waiting for Streams %s in namespace %q: create them or fix spec.streams",
-				strings.Join(r.missingStreams(ctx, p), ", "), p.Namespace))
+				strings.Join(missingStreams(ctx, r.Client, p.Namespace, p.Spec.Streams), ", "), p.Namespace))
 		return ctrl.Result{}, nil
 	case errors.Is(err, core.ErrPipelineNotFound):
 		setReady(&p.Status.Conditions, p.Generation, false, ReasonPipelineNotFound,
@@ -117,18 +117,18 @@ func setRebuilding(conditions *[]metav1.Condition, generation int64, rebuild *co
 	meta.SetStatusCondition(conditions, c)
 }
 
-// missingStreams lists the Streams the Projection names that do not exist.
-func (r *ProjectionReconciler) missingStreams(ctx context.Context, p *esv1.Projection) []string {
+// missingStreams lists, quoted, the streams of namespace that do not exist.
+func missingStreams(ctx context.Context, c client.Reader, namespace string, streams []string) []string {
 	var missing []string
-	for _, s := range p.Spec.Streams {
+	for _, s := range streams {
 		var st esv1.Stream
-		if err := r.Get(ctx, types.NamespacedName{Namespace: p.Namespace, Name: s}, &st); err != nil {
+		if err := c.Get(ctx, types.NamespacedName{Namespace: namespace, Name: s}, &st); err != nil {
 			missing = append(missing, fmt.Sprintf("%q", s))
 		}
 	}
 	if len(missing) == 0 {
 		// They exist but are not usable yet (for example an invalid schema).
-		for _, s := range p.Spec.Streams {
+		for _, s := range streams {
 			missing = append(missing, fmt.Sprintf("%q", s))
 		}
 	}

@@ -41,7 +41,7 @@ var (
 	// k8sClient talks to the API server directly (no cache), so what a test
 	// reads is what the server holds.
 	k8sClient client.Client
-	// eng is the one real engine the three reconcilers drive.
+	// eng is the one real engine the reconcilers drive.
 	eng *core.Engine
 
 	stopAll  context.CancelFunc
@@ -83,6 +83,8 @@ var _ = BeforeSuite(func() {
 		Logger:          slog.New(logHandler),
 		PollingInterval: 10 * time.Millisecond,
 		StatsInterval:   100 * time.Millisecond,
+		// Reactor specs deliver to test servers on loopback.
+		AllowPrivateSinks: true,
 	})
 	Expect(err).NotTo(HaveOccurred())
 
@@ -97,7 +99,7 @@ var _ = BeforeSuite(func() {
 	}()
 })
 
-// newManager is a real controller-runtime manager with the three reconcilers
+// newManager is a real controller-runtime manager with the four reconcilers
 // wired to eng: no metrics or probe listeners, no leader election. Their
 // status patches are counted in statusPatches.
 func newManager(cfg *rest.Config, scheme *runtime.Scheme) ctrl.Manager {
@@ -117,6 +119,7 @@ func newManager(cfg *rest.Config, scheme *runtime.Scheme) ctrl.Manager {
 	}).SetupWithManager(mgr)).To(Succeed())
 	Expect((&controller.PipelineReconciler{Client: c, Engine: eng}).SetupWithManager(mgr)).To(Succeed())
 	Expect((&controller.ProjectionReconciler{Client: c, Engine: eng}).SetupWithManager(mgr)).To(Succeed())
+	Expect((&controller.ReactorReconciler{Client: c, Engine: eng}).SetupWithManager(mgr)).To(Succeed())
 	return mgr
 }
 
@@ -183,6 +186,8 @@ func conditions(obj client.Object) []metav1.Condition {
 	case *esv1.Pipeline:
 		return o.Status.Conditions
 	case *esv1.Projection:
+		return o.Status.Conditions
+	case *esv1.Reactor:
 		return o.Status.Conditions
 	}
 	Fail(fmt.Sprintf("no conditions on %T", obj))

@@ -7,6 +7,7 @@ import (
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/core"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/middleware"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/projection"
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/reactor"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/serde"
 )
 
@@ -96,6 +97,32 @@ func projectionSpec(p *esv1.Projection) core.ProjectionSpec {
 	}
 	if r := p.Spec.ReadModel.Reduce; r != nil {
 		spec.Reducer = projection.Reducer{Initial: r.Initial, Expression: r.Expression}
+	}
+	return spec
+}
+
+// reactorSpec turns a Reactor, its sink resolved to sinkURL, into the
+// engine's spec (without Token, which the reconciler adds).
+func reactorSpec(rx *esv1.Reactor, sinkURL string) core.ReactorSpec {
+	spec := core.ReactorSpec{
+		Name:        engineName(rx.Namespace, rx.Name),
+		EventNames:  rx.Spec.EventNames,
+		StartFrom:   projection.StartFrom(rx.Spec.StartFrom),
+		SinkURL:     sinkURL,
+		Ordering:    reactor.Ordering(rx.Spec.Delivery.Ordering),
+		MaxInFlight: int(rx.Spec.Delivery.MaxInFlight),
+	}
+	for _, s := range rx.Spec.Streams {
+		spec.Streams = append(spec.Streams, engineName(rx.Namespace, s))
+	}
+	if rx.Spec.PipelineRef != nil && rx.Spec.PipelineRef.Name != "" {
+		spec.Pipeline = engineName(rx.Namespace, rx.Spec.PipelineRef.Name)
+	}
+	if rx.Spec.Reply != nil {
+		spec.ReplyStream = engineName(rx.Namespace, rx.Spec.Reply.Stream)
+	}
+	if t := rx.Spec.Delivery.Timeout; t != nil {
+		spec.Timeout = t.Duration
 	}
 	return spec
 }
