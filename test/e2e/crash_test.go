@@ -148,10 +148,9 @@ var _ = Describe("durable storage", func() {
 			for i, ev := range stored {
 				items[i] = ev.Payload
 			}
-			want, err := json.Marshal(map[string]any{"items": items})
-			Expect(err).NotTo(HaveOccurred())
-			Eventually(getJSON(ctx, fmt.Sprintf("%s/v1/namespaces/%s/projections/items", m.api, ns))).
-				WithTimeout(60 * time.Second).Should(MatchJSON(want))
+			query := getJSON(ctx, fmt.Sprintf("%s/v1/namespaces/%s/projections/items", m.api, ns))
+			Eventually(func() error { return foldDiff(query, items) }).
+				WithTimeout(60 * time.Second).WithPolling(200 * time.Millisecond).Should(Succeed())
 		}, SpecTimeout(6*time.Minute))
 
 	It("refuses to start on a damaged data file, naming it, and leaves the file as it was", func(_ SpecContext) {
@@ -168,3 +167,37 @@ var _ = Describe("durable storage", func() {
 		Expect(os.ReadFile(file)).To(Equal(damaged), "never a silent reset")
 	}, SpecTimeout(time.Minute))
 })
+
+// foldDiff compares the Append read model with the stored payloads, and
+// says where they first differ: a failure then tells a missing event from a
+// repeated or misplaced one.
+func foldDiff(query func() (string, error), stored []json.RawMessage) error {
+	doc, err := query()
+	if err != nil {
+		return err
+	}
+	var got struct {
+		Items []json.RawMessage `json:"items"`
+	}
+	if err := json.Unmarshal([]byte(doc), &got); err != nil {
+		return fmt.Errorf("read model %q: %w", doc, err)
+	}
+	for i := range min(len(got.Items), len(stored)) {
+		if !bytes.Equal(compact(got.Items[i]), compact(stored[i])) {
+			return fmt.Errorf("read model item %d is %s, stream event %d is %s (%d items, %d stored)",
+				i, got.Items[i], i+1, stored[i], len(got.Items), len(stored))
+		}
+	}
+	if len(got.Items) != len(stored) {
+		return fmt.Errorf("read model has %d items, the stream %d events", len(got.Items), len(stored))
+	}
+	return nil
+}
+
+func compact(b []byte) []byte {
+	var out bytes.Buffer
+	if json.Compact(&out, b) != nil {
+		return b
+	}
+	return out.Bytes()
+}
