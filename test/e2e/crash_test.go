@@ -150,7 +150,7 @@ var _ = Describe("durable storage", func() {
 			}
 			query := getJSON(ctx, fmt.Sprintf("%s/v1/namespaces/%s/projections/items", m.api, ns))
 			Eventually(func() error { return foldDiff(query, items) }).
-				WithTimeout(60 * time.Second).WithPolling(200 * time.Millisecond).Should(Succeed())
+				WithTimeout(2 * time.Minute).WithPolling(200 * time.Millisecond).Should(Succeed())
 		}, SpecTimeout(6*time.Minute))
 
 	It("refuses to start on a damaged data file, naming it, and leaves the file as it was", func(_ SpecContext) {
