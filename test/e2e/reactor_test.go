@@ -13,6 +13,7 @@ import (
 
 	. "github.com/onsi/ginkgo/v2" //nolint:revive // Ginkgo's DSL reads as prose only when dot-imported
 	. "github.com/onsi/gomega"    //nolint:revive // as above
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -42,12 +43,15 @@ func createJSONStream(ctx context.Context, ns, name string) {
 	}).WithTimeout(30 * time.Second).Should(Succeed())
 }
 
-// createReactor creates Reactor name in ns over stream orders, from the
-// stream's beginning, to sink, and waits until it runs.
-func createReactor(ctx context.Context, ns, name, sink string, change func(*esv1.ReactorSpec)) *esv1.Reactor {
+// createReactor creates Reactor ship in ns over stream orders, from the
+// stream's beginning, to sink, and waits until it runs. At the end of the
+// spec it is deleted while its manager still runs (to remove its
+// finalizer): namespaces outlive specs, and the managers of later specs,
+// without --allow-private-sinks, would refuse it and log errors.
+func createReactor(ctx context.Context, ns, sink string, change func(*esv1.ReactorSpec)) *esv1.Reactor {
 	GinkgoHelper()
 	rx := &esv1.Reactor{
-		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+		ObjectMeta: metav1.ObjectMeta{Name: "ship", Namespace: ns},
 		Spec: esv1.ReactorSpec{
 			Streams:   []string{"orders"},
 			StartFrom: esv1.StartFromBeginning,
@@ -58,6 +62,12 @@ func createReactor(ctx context.Context, ns, name, sink string, change func(*esv1
 		change(&rx.Spec)
 	}
 	Expect(k8sClient.Create(ctx, rx)).To(Succeed())
+	DeferCleanup(func(ctx context.Context) {
+		Expect(k8sClient.Delete(ctx, rx)).To(Succeed())
+		Eventually(func() error {
+			return k8sClient.Get(ctx, client.ObjectKeyFromObject(rx), &esv1.Reactor{})
+		}).WithTimeout(30 * time.Second).Should(Satisfy(apierrors.IsNotFound))
+	}, NodeTimeout(time.Minute))
 	Eventually(func(g Gomega) {
 		g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(rx), rx)).To(Succeed())
 		g.Expect(readyCondition(rx.Status.Conditions)).To(Equal("True/Running"))
@@ -109,7 +119,7 @@ var _ = Describe("reactors of the manager binary, delivering to sinks on loopbac
 			mu.Unlock()
 			w.WriteHeader(http.StatusOK)
 		})
-		createReactor(ctx, ns, "ship", sink, func(s *esv1.ReactorSpec) {
+		createReactor(ctx, ns, sink, func(s *esv1.ReactorSpec) {
 			s.Delivery = esv1.ReactorDelivery{Ordering: esv1.OrderingKeyOrdered, MaxInFlight: 16}
 		})
 		url := fmt.Sprintf("%s/v1/namespaces/%s/streams/orders/keys/", m.api, ns)
@@ -151,7 +161,7 @@ var _ = Describe("reactors of the manager binary, delivering to sinks on loopbac
 			}
 			w.WriteHeader(http.StatusOK)
 		})
-		rx := createReactor(ctx, ns, "ship", sink, nil)
+		rx := createReactor(ctx, ns, sink, nil)
 		postEvent(ctx, fmt.Sprintf("%s/v1/namespaces/%s/streams/orders/keys/order-1/events", m.api, ns), "application/json", []byte(`{}`))
 
 		Eventually(requests.Load).WithTimeout(10 * time.Second).Should(BeEquivalentTo(4))
@@ -170,7 +180,7 @@ var _ = Describe("reactors of the manager binary, delivering to sinks on loopbac
 			requests.Add(1)
 			http.Error(w, "no such order", http.StatusBadRequest)
 		})
-		rx := createReactor(ctx, ns, "ship", sink, nil)
+		rx := createReactor(ctx, ns, sink, nil)
 		id, _, err := acceptedID(ctx, fmt.Sprintf("%s/v1/namespaces/%s/streams/orders/keys/order-1/events", m.api, ns), []byte(`{}`))
 		Expect(err).NotTo(HaveOccurred())
 
@@ -209,7 +219,7 @@ var _ = Describe("reactors of the manager binary, delivering to sinks on loopbac
 			w.Header().Set("Content-Type", "application/json")
 			_, _ = fmt.Fprintf(w, `{"order":%q}`, r.Header.Get("ce-partitionkey"))
 		})
-		createReactor(ctx, ns, "ship", sink, func(s *esv1.ReactorSpec) {
+		createReactor(ctx, ns, sink, func(s *esv1.ReactorSpec) {
 			s.Reply = &esv1.ReactorReply{Stream: "order-shipments"}
 		})
 		orders := fmt.Sprintf("%s/v1/namespaces/%s/streams/orders/keys/", m.api, ns)
