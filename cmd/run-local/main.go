@@ -3,8 +3,10 @@
 // a local control plane (the kube-apiserver and etcd hack/k8s/binaries.sh
 // provides) that it starts, fills with the CRDs and stops again on Ctrl-C.
 // The manager runs as its own process, with memory storage and ingest
-// without auth on a loopback address, and logs to a file: once it is ready
-// the walkthrough is printed, and stays the last thing on the terminal.
+// without auth on a loopback address, Reactors allowed to deliver to sinks
+// on loopback (a sink run beside it, such as hack/reactor-sink), and logs to
+// a file: once it is ready the walkthrough is printed, and stays the last
+// thing on the terminal.
 package main
 
 import (
@@ -94,6 +96,7 @@ func run(ctx context.Context, o options, out io.Writer) (int, error) {
 	args := append([]string{
 		"--ingest-auth=none", "--ingest-bind-address=" + o.ingestAddr,
 		"--health-probe-bind-address=" + o.probeAddr, "--metrics-bind-address=0",
+		"--allow-private-sinks",
 		"--zap-encoder=console", "--zap-time-encoding=iso8601",
 	}, o.managerArgs...)
 	cmd := exec.Command(o.manager, args...)

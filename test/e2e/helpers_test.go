@@ -178,6 +178,7 @@ type streamEvent struct {
 	Version     uint64            `json:"version"`
 	Time        time.Time         `json:"time"`
 	Headers     map[string]string `json:"headers"`
+	CausationID string            `json:"causationId"`
 	ContentType string            `json:"contentType"`
 	Payload     json.RawMessage   `json:"payload"`
 }

@@ -192,4 +192,33 @@ var _ = Describe("the kustomize manifests under a server-side dry run", func() {
 			Expect(o.GetNamespace()).To(BeEmpty(), "%s %s should not set a namespace", o.GetKind(), o.GetName())
 		}
 	}, NodeTimeout(time.Minute))
+
+	It("config/samples/reactor passes a server-side dry run, and its Reactor is the README's", func(ctx SpecContext) {
+		ns := fmt.Sprintf("reactor-dry-run-%d", time.Now().UnixNano())
+		_, err := kubectl(ctx, "create", "namespace", ns)
+		Expect(err).NotTo(HaveOccurred())
+
+		out, err := kubectl(ctx, "apply", "--dry-run=server", "-n", ns, "-k", "config/samples/reactor")
+		Expect(err).NotTo(HaveOccurred())
+		for _, want := range []string{"stream.eventsourcing.dev/order-shipments", "reactor.eventsourcing.dev/ship-orders"} {
+			Expect(out).To(ContainSubstring(want+" created (server dry run)"), "kubectl apply --dry-run=server output:\n%s", out)
+		}
+		Expect(strings.Count(out, "(server dry run)")).To(Equal(2), "want the two objects and nothing else:\n%s", out)
+
+		readme, err := os.ReadFile(filepath.Join(repoRoot(), "README.md"))
+		Expect(err).NotTo(HaveOccurred())
+		_, section, found := strings.Cut(string(readme), "\n### React to events\n")
+		Expect(found).To(BeTrue(), "README.md has no heading \"### React to events\"")
+		_, block, found := strings.Cut(section, "```yaml\n")
+		Expect(found).To(BeTrue(), "no yaml block under \"### React to events\"")
+		block, _, _ = strings.Cut(block, "```")
+		inREADME := &unstructured.Unstructured{}
+		Expect(utilyaml.NewYAMLOrJSONDecoder(strings.NewReader(block), 4096).Decode(&inREADME.Object)).To(Succeed())
+		sample := onlyObjectOfKind(renderKustomization(ctx, "config/samples/reactor"), "Reactor")
+		Expect(sample.GetName()).To(Equal(inREADME.GetName()))
+		Expect(sample.Object["spec"]).To(Equal(inREADME.Object["spec"]), "the README shows the sample's spec")
+		for _, o := range renderKustomization(ctx, "config/samples/reactor") {
+			Expect(o.GetNamespace()).To(BeEmpty(), "%s %s should not set a namespace", o.GetKind(), o.GetName())
+		}
+	}, NodeTimeout(time.Minute))
 })
