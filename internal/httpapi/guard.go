@@ -31,6 +31,10 @@ func redriveProjectionAction(ns, projection string) Action {
 	return Action{Verb: "create", Resource: "projections", Subresource: "redrive", Namespace: ns, Name: projection}
 }
 
+func redriveReactorAction(ns, reactor string) Action {
+	return Action{Verb: "create", Resource: "reactors", Subresource: "redrive", Namespace: ns, Name: reactor}
+}
+
 // Guard decides whether a request may perform an action. It answers nil to
 // let the request through, or the problem to send (401, 403, or 503 when it
 // cannot decide right now).
