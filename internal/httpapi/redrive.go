@@ -47,7 +47,8 @@ type redriveFunc func(ctx context.Context, name string, ids []string) (int, erro
 // redrive serves POST .../{kind}s/{name}/redrive: the handler's dead
 // letters are delivered to it again (docs/dead-letters.md). notFound is
 // the engine's error for a handler it does not run.
-func (h *Handler) redrive(kind string, redrive redriveFunc, notFound error) func(http.ResponseWriter, *http.Request, string, string) *Problem {
+func (h *Handler) redrive(kind string, redrive redriveFunc,
+	notFound error) func(w http.ResponseWriter, r *http.Request, ns, name string) *Problem {
 	return func(w http.ResponseWriter, r *http.Request, ns, name string) *Problem {
 		ids, p := redriveIDs(w, r)
 		if p != nil {
