@@ -11,7 +11,9 @@ import (
 
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/core"
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/disk"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/enginetest"
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/projection"
 )
 
 // pickySink answers 400 to the events with ids e2 and e4 while broken is
@@ -167,5 +169,52 @@ func TestReactorRedriveOfAnUnknownOrWaitingReactor(t *testing.T) {
 	}
 	if _, err := e.RedriveReactor(context.Background(), "shop/later", nil); !errors.Is(err, core.ErrNotRunning) {
 		t.Fatalf("waiting reactor: err = %v, want ErrNotRunning", err)
+	}
+}
+
+// The record of a reactor's redrive is durable: after a restart on the same
+// data directory, a redrive finds nothing left and the sink got the
+// dead-lettered event twice in all (the refusal and the redrive).
+func TestReactorRedriveRecordSurvivesARestartOnDisk(t *testing.T) {
+	dir := t.TempDir()
+	var broken atomic.Bool
+	broken.Store(true)
+	sink := pickySink(t, &broken)
+	run := func(steps func(e *core.Engine)) {
+		st, err := disk.Open(dir, disk.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		e := newEngine(t, core.Config{Store: st.Store, Outbox: st.Outbox, ReadModels: st.ReadModels, AllowPrivateSinks: true})
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- e.Run(ctx) }()
+		mustApplyStream(t, e, core.StreamSpec{Name: "shop/orders", DefaultEventName: "OrderPaid"})
+		mustApplyReactor(t, e, core.ReactorSpec{
+			Name: "shop/ship", Streams: []string{"shop/orders"}, SinkURL: sink.URL, StartFrom: projection.Beginning,
+		})
+		steps(e)
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+		if err := errors.Join(e.Close(), st.Close()); err != nil {
+			t.Fatalf("close: %v", err)
+		}
+	}
+	run(func(e *core.Engine) {
+		ingestShopOrders(t, e, core.Event{ID: "e1", Payload: []byte(`{}`)}, core.Event{ID: "e2", Payload: []byte(`{}`)})
+		waitReactor(t, e, "shop/ship", func(st core.ReactorStats) bool { return st.DeadLettered == 1 && st.Checkpoint["shop/orders"] == 2 })
+	})
+	broken.Store(false)
+	run(func(e *core.Engine) {
+		redriveReactor(t, e, nil, 1)
+		waitReactor(t, e, "shop/ship", func(st core.ReactorStats) bool { return st.Delivered == 1 && st.InFlight == 0 })
+	})
+	run(func(e *core.Engine) {
+		redriveReactor(t, e, nil, 0)
+	})
+	if got := ceIDs(sink.deliveries()); fmt.Sprint(got) != "[e1 e2 e2]" {
+		t.Fatalf("the sink got %v, want [e1 e2 e2]", got)
 	}
 }
