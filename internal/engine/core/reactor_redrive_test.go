@@ -218,3 +218,35 @@ func TestReactorRedriveRecordSurvivesARestartOnDisk(t *testing.T) {
 		t.Fatalf("the sink got %v, want [e1 e2 e2]", got)
 	}
 }
+
+// Reactor redrives run side by side; the reactor hands each dead letter to
+// its sink once however many ask for it.
+func TestConcurrentReactorRedrivesHandEachDeadLetterOnce(t *testing.T) {
+	var broken atomic.Bool
+	broken.Store(true)
+	e, ship, _ := redriveReactorSetup(t, &broken)
+	broken.Store(false)
+
+	const callers = 8
+	counts := make(chan int, callers)
+	for range callers {
+		go func() {
+			n, err := e.RedriveReactor(context.Background(), "shop/ship", nil)
+			if err != nil {
+				t.Errorf("RedriveReactor: %v", err)
+			}
+			counts <- n
+		}()
+	}
+	total := 0
+	for range callers {
+		total += <-counts
+	}
+	if total != 2 {
+		t.Fatalf("%d concurrent redrives handed %d dead letters in all, want 2", callers, total)
+	}
+	waitReactor(t, e, "shop/ship", func(st core.ReactorStats) bool { return st.Delivered == 4 && st.InFlight == 0 })
+	if n := len(ship.deliveries()); n != 6 {
+		t.Fatalf("the sink got %d requests, want 6: each dead letter redelivered once", n)
+	}
+}

@@ -65,9 +65,11 @@ func (e *Engine) RedriveProjection(ctx context.Context, name string, ids []strin
 // every reactor delivery is. A dead letter handed already is not handed
 // again while the reactor runs. An unknown reactor is ErrReactorNotFound,
 // one that waits for a stream or pipeline ErrNotRunning.
+//
+// It does not take redriveMu: the reactor itself refuses a dead letter
+// handed already, and a redrive that waits for room in full lanes must not
+// hold up the redrives of projections.
 func (e *Engine) RedriveReactor(ctx context.Context, name string, ids []string) (int, error) {
-	e.redriveMu.Lock()
-	defer e.redriveMu.Unlock()
 	target, err := e.reactorRedriveTarget(name)
 	if err != nil {
 		return 0, err
