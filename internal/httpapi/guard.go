@@ -14,9 +14,12 @@ type Action struct {
 	Name        string
 }
 
+// verbCreate is the verb of the actions that add or deliver events.
+const verbCreate = "create"
+
 // The actions of the API, as RBAC rules name them (docs/authorization.md).
 func ingestAction(ns, stream string) Action {
-	return Action{Verb: "create", Resource: "streams", Subresource: "events", Namespace: ns, Name: stream}
+	return Action{Verb: verbCreate, Resource: "streams", Subresource: "events", Namespace: ns, Name: stream}
 }
 
 func readAction(ns, stream string) Action {
@@ -28,7 +31,11 @@ func queryAction(ns, projection string) Action {
 }
 
 func redriveProjectionAction(ns, projection string) Action {
-	return Action{Verb: "create", Resource: "projections", Subresource: "redrive", Namespace: ns, Name: projection}
+	return Action{Verb: verbCreate, Resource: "projections", Subresource: "redrive", Namespace: ns, Name: projection}
+}
+
+func redriveReactorAction(ns, reactor string) Action {
+	return Action{Verb: verbCreate, Resource: "reactors", Subresource: "redrive", Namespace: ns, Name: reactor}
 }
 
 // Guard decides whether a request may perform an action. It answers nil to

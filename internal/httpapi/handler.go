@@ -32,6 +32,7 @@ type Engine interface {
 	Query(ctx context.Context, projection string) ([]byte, error)
 	QueryKey(ctx context.Context, projection, key string) ([]byte, error)
 	RedriveProjection(ctx context.Context, projection string, ids []string) (int, error)
+	RedriveReactor(ctx context.Context, reactor string, ids []string) (int, error)
 }
 
 // Defaults of Config.
@@ -126,6 +127,7 @@ func NewHandler(cfg Config) (*Handler, error) {
 	h.mux.HandleFunc("/v1/namespaces/{namespace}/projections/{projection}", h.projection)
 	h.mux.HandleFunc(projectionKeyPattern, h.projectionKey)
 	h.mux.HandleFunc("/v1/namespaces/{namespace}/projections/{projection}/redrive", h.projectionRedrive)
+	h.mux.HandleFunc("/v1/namespaces/{namespace}/reactors/{reactor}/redrive", h.reactorRedrive)
 	h.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		newProblem(http.StatusNotFound, kindNotFound,
 			"no such path: the API serves /v1/namespaces/{namespace}/streams/{stream}/events, "+

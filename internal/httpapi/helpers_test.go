@@ -59,7 +59,7 @@ type apiOptions struct {
 
 func newAPI(t *testing.T, opts apiOptions) *api {
 	t.Helper()
-	cfg := core.Config{PollingInterval: 10 * time.Millisecond}
+	cfg := core.Config{PollingInterval: 10 * time.Millisecond, AllowPrivateSinks: true}
 	if opts.outboxCapacity > 0 {
 		cfg.Outbox = outbox.NewMemory(opts.outboxCapacity)
 	}

@@ -113,6 +113,16 @@ func TestKubernetesGuardEnforcesTheSampleRolesOfARealAPIServer(t *testing.T) {
 		got.wantForbidden(t, "reader redriving", reader.user)
 	})
 
+	t.Run("WriterCanRedriveTheReactorButReaderCannot", func(t *testing.T) {
+		reactorA := srv.URL + "/v1/namespaces/" + nsA + "/reactors/items/redrive"
+		got := guardRequest(t, http.MethodPost, reactorA, writer.token, "")
+		if got.status != http.StatusAccepted || !strings.Contains(got.body, `"redriven":0`) {
+			t.Fatalf("writer redriving: got status %d (%s), want 202 with redriven 0", got.status, got.body)
+		}
+		got = guardRequest(t, http.MethodPost, reactorA, reader.token, "")
+		got.wantForbidden(t, "reader redriving", reader.user)
+	})
+
 	t.Run("RequestWithoutATokenIsUnauthenticated", func(t *testing.T) {
 		got := guardRequest(t, http.MethodPost, eventsA, "", `{"sku":"x"}`)
 		got.wantUnauthenticated(t, "no Authorization header")
@@ -340,7 +350,7 @@ func (c *guardCluster) waitInForce(t *testing.T, id identity, probe authorizatio
 // in ns and serves the API, guarded by c.guard, until the test ends.
 func serveGuardedEngine(t *testing.T, c *guardCluster, ns string) *httptest.Server {
 	t.Helper()
-	e, err := core.New(core.Config{PollingInterval: 10 * time.Millisecond})
+	e, err := core.New(core.Config{PollingInterval: 10 * time.Millisecond, AllowPrivateSinks: true})
 	if err != nil {
 		t.Fatalf("core.New: %v", err)
 	}
@@ -353,6 +363,11 @@ func serveGuardedEngine(t *testing.T, c *guardCluster, ns string) *httptest.Serv
 		Name: name, Streams: []string{name}, Type: projection.Append, Key: "items",
 	}}); err != nil {
 		t.Fatalf("ApplyProjection %s: %v", name, err)
+	}
+	sink := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusOK) }))
+	t.Cleanup(sink.Close)
+	if err := e.ApplyReactor(t.Context(), core.ReactorSpec{Name: name, Streams: []string{name}, SinkURL: sink.URL}); err != nil {
+		t.Fatalf("ApplyReactor %s: %v", name, err)
 	}
 	t.Cleanup(func() {
 		if err := e.Close(); err != nil {

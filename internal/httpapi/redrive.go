@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"mime"
@@ -28,30 +29,46 @@ func (h *Handler) projectionRedrive(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h.serve(w, r, r.PathValue("namespace"), r.PathValue("projection"), "projection",
-		redriveProjectionAction, h.redriveProjection)
+		redriveProjectionAction, h.redrive("projection", h.cfg.Engine.RedriveProjection, core.ErrProjectionNotFound))
 }
 
-// redriveProjection serves POST .../projections/{projection}/redrive: the
-// projection's dead letters are delivered to it again (docs/dead-letters.md).
-func (h *Handler) redriveProjection(w http.ResponseWriter, r *http.Request, ns, projection string) *Problem {
-	ids, p := redriveIDs(w, r)
-	if p != nil {
-		return p
+func (h *Handler) reactorRedrive(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		methodNotAllowed(w, r, "POST")
+		return
 	}
-	n, err := h.cfg.Engine.RedriveProjection(r.Context(), engineName(ns, projection), ids)
-	switch {
-	case errors.Is(err, core.ErrProjectionNotFound):
-		return newProblem(http.StatusNotFound, kindNotFound, fmt.Sprintf("no projection %q in namespace %q", projection, ns))
-	case errors.Is(err, core.ErrNotRunning):
-		return newProblem(http.StatusConflict, kindNotRunning,
-			fmt.Sprintf("projection %q is not running, so it has no pipeline to redrive through: %v", projection, err))
-	case err != nil:
-		h.cfg.Log.Error(err, "redrive failed", "namespace", ns, "projection", projection, "redriven", n)
-		return newProblem(http.StatusInternalServerError, kindInternal,
-			fmt.Sprintf("the redrive stopped after %d events; the rest are still dead letters, try again", n))
+	h.serve(w, r, r.PathValue("namespace"), r.PathValue("reactor"), "reactor",
+		redriveReactorAction, h.redrive("reactor", h.cfg.Engine.RedriveReactor, core.ErrReactorNotFound))
+}
+
+// redriveFunc is the engine's redrive of one kind of handler.
+type redriveFunc func(ctx context.Context, name string, ids []string) (int, error)
+
+// redrive serves POST .../{kind}s/{name}/redrive: the handler's dead
+// letters are delivered to it again (docs/dead-letters.md). notFound is
+// the engine's error for a handler it does not run.
+func (h *Handler) redrive(kind string, redrive redriveFunc,
+	notFound error) func(w http.ResponseWriter, r *http.Request, ns, name string) *Problem {
+	return func(w http.ResponseWriter, r *http.Request, ns, name string) *Problem {
+		ids, p := redriveIDs(w, r)
+		if p != nil {
+			return p
+		}
+		n, err := redrive(r.Context(), engineName(ns, name), ids)
+		switch {
+		case errors.Is(err, notFound):
+			return newProblem(http.StatusNotFound, kindNotFound, fmt.Sprintf("no %s %q in namespace %q", kind, name, ns))
+		case errors.Is(err, core.ErrNotRunning):
+			return newProblem(http.StatusConflict, kindNotRunning,
+				fmt.Sprintf("%s %q is not running, so it has no pipeline to redrive through: %v", kind, name, err))
+		case err != nil:
+			h.cfg.Log.Error(err, "redrive failed", "namespace", ns, kind, name, "redriven", n)
+			return newProblem(http.StatusInternalServerError, kindInternal,
+				fmt.Sprintf("the redrive stopped after %d events; the rest are still dead letters, try again", n))
+		}
+		writeJSON(w, http.StatusAccepted, map[string]int{"redriven": n})
+		return nil
 	}
-	writeJSON(w, http.StatusAccepted, map[string]int{"redriven": n})
-	return nil
 }
 
 // redriveIDs reads the optional {"ids": [...]} body: nil for every dead

@@ -127,8 +127,9 @@ type Engine struct {
 	// sinkClient delivers every reactor's events.
 	sinkClient *http.Client
 
-	// redriveMu runs one redrive at a time, so two never both find a dead
-	// letter not yet redriven and deliver it twice.
+	// redriveMu runs one projection redrive at a time, so two never both
+	// find a dead letter not yet redriven and deliver it twice (a reactor
+	// guards its own, see RedriveReactor).
 	redriveMu sync.Mutex
 
 	stopped atomic.Bool

@@ -9,11 +9,11 @@ import (
 	"strings"
 
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine"
-	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/projection"
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/readmodel"
 )
 
-// ErrNotRunning is returned when a redrive names a projection that waits for its stream or
-// pipeline, so it has no pipeline to deliver through.
+// ErrNotRunning is returned when a redrive names a projection or reactor that
+// waits for its stream or pipeline, so it has no pipeline to deliver through.
 var ErrNotRunning = errors.New("not running")
 
 // redriveMarkPrefix starts the checkpoint entries that record redriven dead
@@ -45,14 +45,60 @@ const redrivePage = 256
 func (e *Engine) RedriveProjection(ctx context.Context, name string, ids []string) (int, error) {
 	e.redriveMu.Lock()
 	defer e.redriveMu.Unlock()
-
-	target, err := e.redriveTarget(name)
+	target, err := e.projectionRedriveTarget(name)
 	if err != nil {
 		return 0, err
 	}
-	marks, err := e.cfg.ReadModels.Checkpoint(ctx, target.route)
+	return e.redrive(ctx, target, ids)
+}
+
+// RedriveReactor hands the reactor's dead letters to its lanes again, as
+// RedriveProjection does for a projection, and returns how many it handed:
+// each is delivered through the reactor's current chain, to it alone, in
+// its lane after the events the lane holds already (so after the events of
+// its key accepted so far, with KeyOrdered). It returns once they are
+// handed, not delivered; one that fails again is dead-lettered again.
+//
+// A redrive is recorded in the reactor's checkpoint record once its
+// delivery has ended, so one that the manager stops before (or a restart
+// interrupts) is delivered again by a later redrive: at least once, as
+// every reactor delivery is. A dead letter handed already is not handed
+// again while the reactor runs. An unknown reactor is ErrReactorNotFound,
+// one that waits for a stream or pipeline ErrNotRunning.
+//
+// It does not take redriveMu: the reactor itself refuses a dead letter
+// handed already, and a redrive that waits for room in full lanes must not
+// hold up the redrives of projections.
+func (e *Engine) RedriveReactor(ctx context.Context, name string, ids []string) (int, error) {
+	target, err := e.reactorRedriveTarget(name)
 	if err != nil {
-		return 0, fmt.Errorf("read redrive records of projection %q: %w", name, err)
+		return 0, err
+	}
+	return e.redrive(ctx, target, ids)
+}
+
+// redriveTarget is the handler a redrive delivers to.
+type redriveTarget struct {
+	// kind and name say what it is, in logs and errors.
+	kind, name string
+	// handler is the name its dead letters carry (x-dead-letter-handler);
+	// record names the read model checkpoint that holds its redrive marks.
+	handler, record string
+	// deadLetters maps each stream it reads to its dead-letter stream.
+	deadLetters map[string]string
+	// reached reports whether it has handled the event seq of stream
+	// source; one it has not reached comes in its turn, so no redrive.
+	reached func(ctx context.Context, source string, seq uint64) (bool, error)
+	// deliver hands it msg as the redrive rd, and reports whether it did.
+	deliver func(ctx context.Context, msg engine.Message, rd engine.Redrive) (bool, error)
+}
+
+// redrive delivers target's dead letters not redriven yet, all or those
+// whose original ids are in ids, and returns how many it delivered.
+func (e *Engine) redrive(ctx context.Context, target redriveTarget, ids []string) (int, error) {
+	marks, err := e.cfg.ReadModels.Checkpoint(ctx, target.record)
+	if err != nil {
+		return 0, fmt.Errorf("read redrive records of %s %q: %w", target.kind, target.name, err)
 	}
 	var wanted map[string]bool
 	if ids != nil {
@@ -66,7 +112,7 @@ func (e *Engine) RedriveProjection(ctx context.Context, name string, ids []strin
 		err := e.scanDeadLetters(ctx, dead, func(dl engine.Message) error {
 			source := dl.Header(engine.HeaderDeadLetterStream)
 			mark := redriveMark(dead, dl.ID)
-			if dl.Header(engine.HeaderDeadLetterHandler) != name || target.deadLetters[source] != dead {
+			if dl.Header(engine.HeaderDeadLetterHandler) != target.handler || target.deadLetters[source] != dead {
 				return nil
 			}
 			if _, done := marks[mark]; done {
@@ -79,25 +125,18 @@ func (e *Engine) RedriveProjection(ctx context.Context, name string, ids []strin
 			if err != nil {
 				return err
 			}
-			if msg.Sequence > target.proj.Checkpoint()[source] {
-				return nil // not reached yet: the projection gets it in its turn
+			if reached, err := target.reached(ctx, source, msg.Sequence); err != nil || !reached {
+				return err
 			}
 			generation, _ := strconv.Atoi(dl.Header(engine.HeaderDeadLetterRedrives))
-			redrive := engine.Redrive{Generation: generation + 1, Mark: mark, Seq: dl.Sequence}
-			err = e.router.Redeliver(engine.WithRedrive(ctx, redrive), target.route, msg,
-				func(ctx context.Context, outcome error) error {
-					if outcome == nil {
-						return nil // the projection recorded it with the event
-					}
-					if errors.Is(outcome, engine.ErrDeadLettered) && e.cfg.Metrics != nil {
-						e.cfg.Metrics.RecordDeadLetter(name, source)
-					}
-					return target.proj.MarkRedriven(ctx, redrive)
-				})
+			rd := engine.Redrive{Generation: generation + 1, Mark: mark, Seq: dl.Sequence}
+			delivered, err := target.deliver(engine.WithRedrive(ctx, rd), msg, rd)
 			if err != nil {
 				return fmt.Errorf("redrive event %q of stream %q: %w", msg.ID, source, err)
 			}
-			n++
+			if delivered {
+				n++
+			}
 			return nil
 		})
 		if err != nil {
@@ -105,19 +144,9 @@ func (e *Engine) RedriveProjection(ctx context.Context, name string, ids []strin
 		}
 	}
 	if n > 0 {
-		e.cfg.Logger.Info("dead letters redriven", "projection", name, "count", n)
+		e.cfg.Logger.Info("dead letters redriven", target.kind, target.name, "count", n)
 	}
 	return n, nil
-}
-
-// redriveTarget is what a redrive of one projection delivers to.
-type redriveTarget struct {
-	// route names the runner's route and read model.
-	route string
-	proj  *projection.Projection
-	// deadLetters maps each stream the projection reads to its
-	// dead-letter stream.
-	deadLetters map[string]string
 }
 
 // deadLetterStreams are the target's dead-letter streams, each once, in order.
@@ -132,10 +161,25 @@ func (t redriveTarget) deadLetterStreams() []string {
 	return out
 }
 
-// redriveTarget finds the runner a redrive of the named projection goes to:
-// the one whose read model queries read, or, while that one only answers
-// queries after a restart (see resumeRebuild), the rebuild that replaces it.
-func (e *Engine) redriveTarget(name string) (redriveTarget, error) {
+// deadLettersOf maps each of streams that exists to its dead-letter
+// stream. Callers hold e.mu.
+func (e *Engine) deadLettersOf(streams []string) map[string]string {
+	out := make(map[string]string, len(streams))
+	for _, s := range streams {
+		if st, ok := e.stream(s); ok {
+			out[s] = st.spec.DeadLetterStream
+		}
+	}
+	return out
+}
+
+// projectionRedriveTarget finds the runner a redrive of the named
+// projection goes to: the one whose read model queries read, or, while that
+// one only answers queries after a restart (see resumeRebuild), the rebuild
+// that replaces it. The router runs the redrive under the route's lock, and
+// the projection records it with the event's effect, or, when the event
+// does not reach the read model, in settle.
+func (e *Engine) projectionRedriveTarget(name string) (redriveTarget, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	st, ok := e.projections[name]
@@ -149,13 +193,54 @@ func (e *Engine) redriveTarget(name string) (redriveTarget, error) {
 	if r.waiting != nil {
 		return redriveTarget{}, fmt.Errorf("%w: projection %q: %w", ErrNotRunning, name, r.waiting)
 	}
-	t := redriveTarget{route: r.spec.Name, proj: r.proj, deadLetters: make(map[string]string, len(r.spec.Streams))}
-	for _, s := range r.spec.Streams {
-		if st, ok := e.stream(s); ok {
-			t.deadLetters[s] = st.spec.DeadLetterStream
-		}
+	route, proj := r.spec.Name, r.proj
+	return redriveTarget{
+		kind: "projection", name: name, handler: name, record: route,
+		deadLetters: e.deadLettersOf(r.spec.Streams),
+		reached: func(_ context.Context, source string, seq uint64) (bool, error) {
+			return seq <= proj.Checkpoint()[source], nil
+		},
+		deliver: func(ctx context.Context, msg engine.Message, rd engine.Redrive) (bool, error) {
+			err := e.router.Redeliver(ctx, route, msg, func(ctx context.Context, outcome error) error {
+				if outcome == nil {
+					return nil // the projection recorded it with the event
+				}
+				if errors.Is(outcome, engine.ErrDeadLettered) && e.cfg.Metrics != nil {
+					e.cfg.Metrics.RecordDeadLetter(name, msg.Stream)
+				}
+				return proj.MarkRedriven(ctx, rd)
+			})
+			return err == nil, err
+		},
+	}, nil
+}
+
+// reactorRedriveTarget is the named reactor's lanes. The reactor counts a
+// redrive that fails again as it counts its dead letters.
+func (e *Engine) reactorRedriveTarget(name string) (redriveTarget, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	st, ok := e.reactors[name]
+	if !ok {
+		return redriveTarget{}, fmt.Errorf("%w: %q", ErrReactorNotFound, name)
 	}
-	return t, nil
+	if st.waiting != nil {
+		return redriveTarget{}, fmt.Errorf("%w: reactor %q: %w", ErrNotRunning, name, st.waiting)
+	}
+	handler, rx := ReactorHandlerName(name), st.rx
+	return redriveTarget{
+		kind: "reactor", name: name, handler: handler, record: handler,
+		deadLetters: e.deadLettersOf(st.spec.Streams),
+		reached: func(ctx context.Context, source string, seq uint64) (bool, error) {
+			accepted, err := rx.Position(ctx, source)
+			return seq <= accepted, err
+		},
+		deliver: func(ctx context.Context, msg engine.Message, rd engine.Redrive) (bool, error) {
+			return rx.Redeliver(ctx, msg, rd, func(ctx context.Context) error {
+				return e.cfg.ReadModels.Apply(ctx, handler, nil, readmodel.Checkpoint{rd.Mark: rd.Seq})
+			})
+		},
+	}, nil
 }
 
 // scanDeadLetters calls f with every stored event of the dead-letter stream,

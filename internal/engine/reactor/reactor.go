@@ -103,6 +103,11 @@ type Reactor struct {
 
 	save chan struct{} // wakes the checkpoint saver
 
+	// redriven holds the marks of the redrives handed to lanes, kept after
+	// they are recorded: a redrive reads the records before it hands
+	// events, so one recorded meanwhile would be handed again.
+	redriven map[string]bool
+
 	delivered    atomic.Uint64
 	deadLettered atomic.Uint64
 
@@ -114,7 +119,20 @@ type Reactor struct {
 // event), delivered one after the other.
 type lane struct {
 	key   string
-	queue []engine.Message
+	queue []item
+}
+
+// item is an event in a lane: one the route handed over, or a redrive.
+type item struct {
+	msg     engine.Message
+	redrive *redrive
+}
+
+// redrive is a dead-lettered event handed again by Redeliver.
+type redrive struct {
+	engine.Redrive
+	// done records the redrive once its delivery has ended.
+	done func(ctx context.Context) error
 }
 
 // progress is the checkpoint bookkeeping of one stream.
@@ -160,6 +178,7 @@ func New(cfg Config, handler engine.Handler) (*Reactor, error) {
 		changed:   make(chan struct{}),
 		lanes:     make(map[string]*lane),
 		streams:   make(map[string]*progress),
+		redriven:  make(map[string]bool),
 		save:      make(chan struct{}, 1),
 		wake:      make(chan struct{}, 1),
 	}
@@ -217,30 +236,78 @@ func (r *Reactor) Handle(ctx context.Context, msg engine.Message) ([]engine.Mess
 			r.mu.Unlock()
 			return nil, nil // already in a lane or done
 		}
-		l, running := r.lanes[key]
-		if r.pending < r.window && (running || len(r.lanes) < r.laneLimit) {
+		if r.enqueueLocked(key, item{msg: msg}) {
 			p.accepted = msg.Sequence
 			p.open = append(p.open, msg.Sequence)
-			r.pending++
-			if running {
-				l.queue = append(l.queue, msg)
-			} else {
-				l = &lane{key: key, queue: []engine.Message{msg}}
-				r.lanes[key] = l
-				r.readyLocked(l)
-			}
 			r.mu.Unlock()
 			return nil, nil
 		}
-		wait := r.changed
-		r.mu.Unlock()
-		select {
-		case <-wait:
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-r.ctx.Done():
-			return nil, ErrClosed
+		if err := r.waitLocked(ctx); err != nil {
+			return nil, err
 		}
+	}
+}
+
+// Redeliver hands a dead-lettered event to its lane again, for a redrive:
+// it is delivered through the current chain with rd in its context, after
+// the events its lane holds already and before those handed to it later,
+// like a live event of that moment (its checkpoint does not move for it).
+// done is called once the delivery has ended, whatever its outcome, to
+// record the redrive; it is retried until it succeeds or the Reactor
+// closes. Redeliver waits while the lanes are full, and returns false
+// without handing msg when this Reactor was handed a redrive with the same
+// mark already.
+func (r *Reactor) Redeliver(ctx context.Context, msg engine.Message, rd engine.Redrive,
+	done func(ctx context.Context) error) (bool, error) {
+	key := r.laneKey(msg)
+	r.mu.Lock()
+	for {
+		if r.redriven[rd.Mark] {
+			r.mu.Unlock()
+			return false, nil
+		}
+		if r.enqueueLocked(key, item{msg: msg, redrive: &redrive{Redrive: rd, done: done}}) {
+			r.redriven[rd.Mark] = true
+			r.mu.Unlock()
+			return true, nil
+		}
+		if err := r.waitLocked(ctx); err != nil {
+			return false, err
+		}
+		r.mu.Lock()
+	}
+}
+
+// enqueueLocked appends it to the lane of key when there is room, starting
+// the lane if needed, and reports whether it did. Callers hold r.mu.
+func (r *Reactor) enqueueLocked(key string, it item) bool {
+	l, running := r.lanes[key]
+	if r.pending >= r.window || (!running && len(r.lanes) >= r.laneLimit) {
+		return false
+	}
+	r.pending++
+	if running {
+		l.queue = append(l.queue, it)
+		return true
+	}
+	l = &lane{key: key, queue: []item{it}}
+	r.lanes[key] = l
+	r.readyLocked(l)
+	return true
+}
+
+// waitLocked releases r.mu and waits until a lane frees room, ctx ends or
+// the Reactor closes. Callers hold r.mu.
+func (r *Reactor) waitLocked(ctx context.Context) error {
+	wait := r.changed
+	r.mu.Unlock()
+	select {
+	case <-wait:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-r.ctx.Done():
+		return ErrClosed
 	}
 }
 
@@ -307,15 +374,21 @@ func (r *Reactor) work() {
 func (r *Reactor) runLane(l *lane) {
 	for {
 		r.mu.Lock()
-		msg := l.queue[0]
+		it := l.queue[0]
 		r.mu.Unlock()
-		if !r.deliver(msg) {
+		ctx := r.ctx
+		if it.redrive != nil {
+			ctx = engine.WithRedrive(ctx, it.redrive.Redrive)
+		}
+		if !r.deliver(ctx, it.msg) || (it.redrive != nil && !r.recordRedrive(it.redrive)) {
 			return // closed: what is left is delivered again after a restart
 		}
 		r.mu.Lock()
 		l.queue = l.queue[1:]
 		r.pending--
-		r.markDone(msg)
+		if it.redrive == nil {
+			r.markDone(it.msg)
+		}
 		empty := len(l.queue) == 0
 		if empty {
 			delete(r.lanes, l.key)
@@ -354,15 +427,36 @@ const (
 	maxPause = 5 * time.Second
 )
 
+// recordRedrive calls rd.done until it succeeds. It returns false when the
+// Reactor closed first: the dead letter stays to be redriven again.
+func (r *Reactor) recordRedrive(rd *redrive) bool {
+	pauses := backoff.Backoff{Initial: minPause, Max: maxPause}
+	for {
+		err := rd.done(r.ctx)
+		if err == nil {
+			return true
+		}
+		if r.ctx.Err() != nil {
+			return false
+		}
+		r.setErr(err)
+		r.cfg.Logger.Error("reactor redrive not recorded; trying again", "reactor", r.cfg.Name, "error", err)
+		if backoff.Sleep(r.ctx, pauses.Next()) != nil {
+			return false
+		}
+	}
+}
+
 // deliver runs the chain on msg until its outcome settles it. It returns
-// false when the Reactor closed first.
-func (r *Reactor) deliver(msg engine.Message) bool {
+// false when the Reactor closed first. ctx is the Reactor's, or derived
+// from it.
+func (r *Reactor) deliver(ctx context.Context, msg engine.Message) bool {
 	pauses := backoff.Backoff{Initial: minPause, Max: maxPause}
 	for {
 		if r.ctx.Err() != nil {
 			return false
 		}
-		_, err := (*r.handler.Load()).Handle(r.ctx, msg)
+		_, err := (*r.handler.Load()).Handle(ctx, msg)
 		switch {
 		case err == nil:
 			r.delivered.Add(1)
