@@ -10,8 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/url"
-	"strings"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -149,25 +147,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			newProblem(http.StatusInternalServerError, kindInternal, "the server failed; the event was not accepted").write(w, r)
 		}
 	}()
-	if p := dotKey(r); p != nil {
-		p.write(w, r)
-		return
-	}
 	h.mux.ServeHTTP(w, r)
-}
-
-// dotKey refuses the keys "." and "..": ServeMux would clean them out of the
-// path and redirect, where docs/entities.md promises a 400.
-func dotKey(r *http.Request) *Problem {
-	segs := strings.Split(r.URL.EscapedPath(), "/")
-	// "", v1, namespaces, {ns}, streams, {stream}, keys, {key}, events
-	if len(segs) != 9 || segs[1] != "v1" || segs[6] != "keys" {
-		return nil
-	}
-	if key, err := url.PathUnescape(segs[7]); err == nil && (key == "." || key == "..") {
-		return newProblem(http.StatusBadRequest, kindInvalidRequest, fmt.Sprintf("the key %q is reserved", key))
-	}
-	return nil
 }
 
 func (h *Handler) streamEvents(w http.ResponseWriter, r *http.Request) {
