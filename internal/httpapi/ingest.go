@@ -117,29 +117,21 @@ func (h *Handler) ingestInto(w http.ResponseWriter, r *http.Request, ns, stream,
 }
 
 // setKeys gives every event the path's key, refusing an event whose own
-// key (a CloudEvent's partitionkey) names another, and checks each key.
+// key (a CloudEvent's partitionkey) names another. Ingest checks the keys
+// against the key rules.
 func setKeys(events []core.Event, key string) *Problem {
-	if key != "" {
-		if err := versions.ValidateKey(key); err != nil {
-			return newProblem(http.StatusBadRequest, kindInvalidRequest, err.Error())
-		}
+	if key == "" {
+		return nil
 	}
 	for i := range events {
 		ev := &events[i]
-		var err error
-		switch {
-		case key != "" && ev.Key != "" && ev.Key != key:
-			err = fmt.Errorf("its partitionkey %q is not the path's key %q", ev.Key, key)
-		case key != "":
-			ev.Key = key
-		case ev.Key != "":
-			err = versions.ValidateKey(ev.Key)
-		}
-		if err != nil {
-			p := newProblem(http.StatusBadRequest, kindInvalidRequest, fmt.Sprintf("event %d: %v", i, err))
+		if ev.Key != "" && ev.Key != key {
+			p := newProblem(http.StatusBadRequest, kindInvalidRequest,
+				fmt.Sprintf("event %d: its partitionkey %q is not the path's key %q", i, ev.Key, key))
 			p.Index = intPtr(i)
 			return p
 		}
+		ev.Key = key
 	}
 	return nil
 }
@@ -246,7 +238,11 @@ func (h *Handler) ingestProblem(ctx context.Context, err error, ns, stream, ct s
 	case errors.Is(err, serde.ErrUnsupportedContentType):
 		return newProblem(http.StatusUnsupportedMediaType, kindUnsupportedType, unsupportedDetail(err, ct))
 	case errors.As(err, &payloadErr):
-		p := newProblem(http.StatusBadRequest, kindInvalidPayload, err.Error())
+		kind := kindInvalidPayload
+		if errors.Is(err, core.ErrInvalidKey) {
+			kind = kindInvalidRequest
+		}
+		p := newProblem(http.StatusBadRequest, kind, err.Error())
 		p.Index = &payloadErr.Index
 		return p
 	case errors.Is(err, outbox.ErrFull):
