@@ -129,6 +129,12 @@ bench-live: ## Live reads through the manager binary (as bench-manager runs it):
 	@assets=$$($(K8S_BINARIES)) && cd test/perf && export KUBEBUILDER_ASSETS="$$assets" && \
 	../../bin/perf.bench.test -test.run '^$$' -test.bench 'ManagerLiveFanout' -test.benchtime 1x
 
+.PHONY: bench-reactor
+bench-reactor: ## Reactors through the manager binary (as bench-manager runs it): deliveries/s to a sink in its own process against a bare Go client with 16 workers, with and without replies; ingest and a projection beside a reactor whose sink never answers; memory and disk.
+	go test -c -o bin/perf.bench.test ./test/perf/
+	@assets=$$($(K8S_BINARIES)) && cd test/perf && export KUBEBUILDER_ASSETS="$$assets" && \
+	../../bin/perf.bench.test -test.run '^$$' -test.bench 'ManagerReactor' -test.benchtime 1x
+
 .PHONY: bench-store
 bench-store: ## bbolt against pebble on the outbox workload (hack/storebench, its own module).
 	cd hack/storebench && CGO_ENABLED=0 GOWORK=off go test -run '^$$' -bench . -benchtime 3s -count 3 | tee out.txt | ./summary.sh

@@ -146,8 +146,9 @@ func freeAddress(b *testing.B) string {
 }
 
 // startManager runs the manager with storage ("memory", or "disk" in
-// dataDir) and waits until it is ready. It is killed when b ends.
-func (e *env) startManager(b *testing.B, storage, dataDir string) *manager {
+// dataDir) and flags, and waits until it is ready. It is killed when b
+// ends.
+func (e *env) startManager(b *testing.B, storage, dataDir string, flags ...string) *manager {
 	b.Helper()
 	m := &manager{api: "http://" + freeAddress(b), probe: freeAddress(b), exited: make(chan struct{})}
 	args := []string{
@@ -157,6 +158,7 @@ func (e *env) startManager(b *testing.B, storage, dataDir string) *manager {
 	if storage == "disk" {
 		args = append(args, "--data-dir="+dataDir)
 	}
+	args = append(args, flags...)
 	logFile, err := os.CreateTemp("", "eventsourcing-perf-manager-*.log")
 	if err != nil {
 		b.Fatal(err)
