@@ -200,8 +200,8 @@ func preloadKeyed(b *testing.B, url string, n, keys int) {
 					if i > first {
 						body.WriteByte(',')
 					}
-					fmt.Fprintf(&body, `{"specversion":"1.0","id":"order-%d","source":"/bench","type":"OrderPaid","partitionkey":"k-%d","datacontenttype":"application/json","data":%s}`,
-						i, i%keys, reactorPayload)
+					fmt.Fprintf(&body, `{"specversion":"1.0","id":"order-%d","source":"/bench","type":"OrderPaid",`+
+						`"partitionkey":"k-%d","datacontenttype":"application/json","data":%s}`, i, i%keys, reactorPayload)
 				}
 				body.WriteByte(']')
 				for {
