@@ -310,8 +310,9 @@ const (
 // answers slows nothing else: two managers run side by side with the quick
 // start's stream and projections, one of them also with a Reactor on that
 // stream whose sink (in a process of its own) takes every request and never
-// answers (1 s timeout, retried, then dead-lettered). They take 2 s of load
-// from 64 clients in turn, the order swapped every pair; after each turn
+// answers (KeyOrdered, 16 in flight, 1 s timeout, retried, then
+// dead-lettered). They take 2 s of load from 64 clients, each appending to
+// a key of its own, in turn, the order swapped every pair; after each turn
 // the Count projection must reach every accepted event. It reports ingest
 // events/s and the projection's drain (from the end of the load to the
 // count taking in its last event) for both, the ratios pair by pair, and
@@ -352,10 +353,12 @@ func benchStalledSink(b *testing.B, storage string) {
 		}
 	}
 	client := &http.Client{Timeout: 10 * time.Second}
+	turns := 0
 	turn := func(name string) {
 		s := sides[name]
 		before := jsonNumber(b, client, s.countURL)
-		res := runLoad(b, loadgen.Spec{PostURL: s.url, Clients: 64, Duration: stalledTurn})
+		turns++
+		res := runLoad(b, loadgen.Spec{PostURL: s.url, Clients: 64, Duration: stalledTurn, KeyPrefix: fmt.Sprintf("turn-%d", turns)})
 		stopped := time.Now()
 		want := before + float64(res.Accepted)
 		for jsonNumber(b, client, s.countURL) < want {
