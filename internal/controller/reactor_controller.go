@@ -55,6 +55,11 @@ type ReactorReconciler struct {
 // +kubebuilder:rbac:groups=eventsourcing.dev,resources=reactors/finalizers,verbs=update
 // +kubebuilder:rbac:groups="",resources=services,verbs=get;list;watch
 
+// Sink tokens (sink.audience) are of the manager's own ServiceAccount: a
+// Role in its namespace, for that account alone (config/rbac renames it
+// with the account).
+// +kubebuilder:rbac:groups="",namespace=system,resources=serviceaccounts/token,verbs=create,resourceNames=controller-manager
+
 // Reconcile brings one Reactor's engine state and status up to date.
 func (r *ReactorReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	var rx esv1.Reactor
