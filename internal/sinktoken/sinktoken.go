@@ -35,7 +35,8 @@ type Config struct {
 	Account Account
 	// Lifetime is requested for each token (default DefaultLifetime, at
 	// least MinLifetime). A token is replaced at 80% of the lifetime the
-	// API server granted.
+	// API server granted, counted as at most this and at least
+	// MinLifetime.
 	Lifetime time.Duration
 	// Now tells the time (default time.Now).
 	Now func() time.Time
@@ -155,10 +156,13 @@ func (s *Source) fetch(audience string, c *cached) {
 		c.retryAt = s.cfg.Now().Add(retryGap)
 		return
 	}
-	// The lifetime granted may differ from the one asked for (the API
-	// server caps or extends it); it is measured from when it was asked,
-	// so a slow answer only renews it sooner.
-	lifetime := tr.Status.ExpirationTimestamp.Sub(asked)
+	// The API server may grant less than was asked for. Its expiry is read
+	// on its clock, and measured here from when the token was asked for
+	// (a slow answer only renews it sooner); bounded by what was asked for
+	// and by the least the API server grants, so that a clock far off
+	// neither keeps a token past its end nor renews it on every call.
+	granted := tr.Status.ExpirationTimestamp.Sub(asked)
+	lifetime := max(min(granted, s.cfg.Lifetime), MinLifetime)
 	c.token, c.err, c.retryAt = tr.Status.Token, nil, time.Time{}
 	c.renewAt = asked.Add(lifetime * 8 / 10)
 	c.usableUntil = asked.Add(lifetime * 9 / 10)

@@ -173,6 +173,38 @@ func TestTokenIsRenewedAt80PercentOfTheLifetimeGranted(t *testing.T) {
 	}
 }
 
+func TestTokenLifetimeIsBoundedByTheOneAskedForAndTheLeastGranted(t *testing.T) {
+	for _, tt := range []struct {
+		name          string
+		granted       time.Duration // as this clock reads the API server's expiry
+		kept, renewed time.Duration
+	}{
+		{"an API server clock ahead", 5 * time.Hour, 47 * time.Minute, 49 * time.Minute},
+		{"an API server clock behind", -5 * time.Minute, 7 * time.Minute, 8*time.Minute + 30*time.Second},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := &apiServer{}
+			src, clk := newSource(t, srv)
+			start := clk.Now()
+			grant := granting(clk, 0)
+			srv.answer = func(n int, r tokenRequest) (*authenticationv1.TokenRequest, error) {
+				tr, err := grant(n, r)
+				tr.Status.ExpirationTimestamp = metav1.NewTime(start.Add(tt.granted))
+				return tr, err
+			}
+			mustToken(t, src, "shipping", "shipping-1")
+			clk.advance(tt.kept)
+			mustToken(t, src, "shipping", "shipping-1")
+			if n := srv.count("shipping"); n != 1 {
+				t.Fatalf("%d requests after %s; want the token kept", n, tt.kept)
+			}
+			clk.advance(tt.renewed - tt.kept)
+			mustToken(t, src, "shipping", "shipping-1")
+			eventually(t, "the renewal", func() bool { return srv.count("shipping") == 2 })
+		})
+	}
+}
+
 func TestTokenPast90PercentWaitsForTheRenewal(t *testing.T) {
 	srv := &apiServer{}
 	src, clk := newSource(t, srv)

@@ -14,7 +14,9 @@ import (
 // tokensFunc is a reactor.TokenSource made of a function.
 type tokensFunc func(ctx context.Context, audience string) (string, error)
 
-func (f tokensFunc) Token(ctx context.Context, audience string) (string, error) { return f(ctx, audience) }
+func (f tokensFunc) Token(ctx context.Context, audience string) (string, error) {
+	return f(ctx, audience)
+}
 
 // audienceTokens gives "token-for-<audience>".
 var audienceTokens = tokensFunc(func(_ context.Context, audience string) (string, error) {
@@ -107,4 +109,3 @@ func TestReactorWithAnAudienceIsRefusedWithoutATokenSource(t *testing.T) {
 		t.Fatalf("ReactorStats: %v; want a refused reactor not to exist", err)
 	}
 }
-
