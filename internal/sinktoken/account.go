@@ -26,9 +26,6 @@ type Account struct {
 // String is "<namespace>/<name>", as ParseAccount reads it.
 func (a Account) String() string { return a.Namespace + "/" + a.Name }
 
-// Username is the account's user name in TokenReviews and RBAC subjects.
-func (a Account) Username() string { return serviceAccountUser + a.Namespace + ":" + a.Name }
-
 func (a Account) validate() error {
 	if errs := validation.IsDNS1123Label(a.Namespace); len(errs) > 0 {
 		return fmt.Errorf("ServiceAccount namespace %q: %s", a.Namespace, strings.Join(errs, "; "))
