@@ -18,6 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
@@ -32,6 +33,7 @@ import (
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/disk"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/middleware"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/httpapi"
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/sinktoken"
 )
 
 var setupLog = ctrl.Log.WithName("setup")
@@ -60,7 +62,15 @@ func run(ctx context.Context, opts options) error {
 	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
 	utilruntime.Must(esv1.AddToScheme(scheme))
 
-	eng, db, closeEngine, err := newEngine(opts)
+	cfg, err := ctrl.GetConfig()
+	if err != nil {
+		return fmt.Errorf("find the cluster (set KUBECONFIG or run in a pod): %w", err)
+	}
+	tokens, err := newTokenSource(cfg, opts)
+	if err != nil {
+		return err
+	}
+	eng, db, closeEngine, err := newEngine(opts, tokens)
 	if err != nil {
 		return err
 	}
@@ -71,10 +81,6 @@ func run(ctx context.Context, opts options) error {
 			setupLog.Error(err, "closing the engine's storage")
 		}
 	}()
-	cfg, err := ctrl.GetConfig()
-	if err != nil {
-		return fmt.Errorf("find the cluster (set KUBECONFIG or run in a pod): %w", err)
-	}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                        scheme,
 		Metrics:                       metricsOptions(opts),
@@ -90,7 +96,7 @@ func run(ctx context.Context, opts options) error {
 	if err := mgr.Add(engineRunnable{eng}); err != nil {
 		return fmt.Errorf("add engine: %w", err)
 	}
-	if err := setupControllers(mgr, eng, opts); err != nil {
+	if err := setupControllers(mgr, eng, tokens, opts); err != nil {
 		return err
 	}
 	api, err := newAPIServer(cfg, eng, opts)
@@ -121,8 +127,10 @@ func run(ctx context.Context, opts options) error {
 	return mgr.Start(ctx)
 }
 
-// setupControllers registers the four reconcilers, all driving eng.
-func setupControllers(mgr ctrl.Manager, eng *core.Engine, opts options) error {
+// setupControllers registers the four reconcilers, all driving eng; tokens
+// (nil when there are none) is the engine's, which the Reactor controller
+// checks to report a token it cannot get.
+func setupControllers(mgr ctrl.Manager, eng *core.Engine, tokens *sinktoken.Source, opts options) error {
 	c := mgr.GetClient()
 	if err := (&controller.StreamReconciler{
 		Client: c, Engine: eng, DeadLetterStream: opts.deadLetterStream, ConfigMaps: mgr.GetAPIReader(),
@@ -135,7 +143,11 @@ func setupControllers(mgr ctrl.Manager, eng *core.Engine, opts options) error {
 	if err := (&controller.ProjectionReconciler{Client: c, Engine: eng}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("set up the Projection controller: %w", err)
 	}
-	if err := (&controller.ReactorReconciler{Client: c, Engine: eng}).SetupWithManager(mgr); err != nil {
+	rx := &controller.ReactorReconciler{Client: c, Engine: eng}
+	if tokens != nil {
+		rx.Tokens = tokens
+	}
+	if err := rx.SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("set up the Reactor controller: %w", err)
 	}
 	return nil
@@ -168,11 +180,44 @@ func newAPIServer(cfg *rest.Config, eng *core.Engine, opts options) (*httpapi.Se
 	return &httpapi.Server{Addr: opts.ingestAddr, Handler: h, Log: log}, nil
 }
 
+// newTokenSource gives the tokens Reactors with spec.sink.audience send:
+// of the ServiceAccount --token-service-account names, or else of the
+// manager pod's own. Outside a pod and without the flag it is nil, and the
+// engine refuses such Reactors, naming the flag.
+func newTokenSource(cfg *rest.Config, opts options) (*sinktoken.Source, error) {
+	acct, err := tokenAccount(opts)
+	if err != nil {
+		if !errors.Is(err, os.ErrNotExist) {
+			setupLog.Error(err, "set --token-service-account to send tokens to sinks")
+		}
+		setupLog.Info("no ServiceAccount for sink tokens: Reactors with spec.sink.audience are refused " +
+			"until the manager runs in a pod or with --token-service-account")
+		return nil, nil
+	}
+	client, err := typedcorev1.NewForConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("set up TokenRequests: %w", err)
+	}
+	setupLog.Info("sink tokens", "serviceAccount", acct.String())
+	return sinktoken.New(sinktoken.Config{Client: client, Account: acct})
+}
+
+// tokenAccount is the ServiceAccount of sink tokens: the one
+// --token-service-account names (checked by parseOptions), or else the
+// pod's own.
+func tokenAccount(opts options) (sinktoken.Account, error) {
+	if opts.tokenAccount != "" {
+		return sinktoken.ParseAccount(opts.tokenAccount)
+	}
+	return sinktoken.PodAccount(sinktoken.PodTokenFile)
+}
+
 // newEngine builds the engine from the flags, on the storage --storage
 // names, with its metrics in the manager's registry (served on the metrics
-// endpoint). db is the data file with disk storage, nil with memory; the
-// returned function closes the engine and its storage.
-func newEngine(opts options) (*core.Engine, *boltstore.DB, func() error, error) {
+// endpoint), sending tokens (nil: none) to sinks that name an audience. db
+// is the data file with disk storage, nil with memory; the returned
+// function closes the engine and its storage.
+func newEngine(opts options, tokens *sinktoken.Source) (*core.Engine, *boltstore.DB, func() error, error) {
 	level := slog.LevelInfo
 	if opts.zap.Level != nil && opts.zap.Level.Enabled(zapcore.DebugLevel) {
 		level = slog.LevelDebug // --zap-log-level=debug shows pipelines' per-event lines too
@@ -193,6 +238,9 @@ func newEngine(opts options) (*core.Engine, *boltstore.DB, func() error, error) 
 		// A sink on loopback or link-local would let whoever creates a
 		// Reactor make the manager post to the node's or cloud's internals.
 		AllowPrivateSinks: opts.allowPrivateSinks,
+	}
+	if tokens != nil {
+		cfg.Tokens = tokens
 	}
 	closeStorage := func() error { return nil }
 	var db *boltstore.DB

@@ -15,6 +15,7 @@ import (
 
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/core"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/httpapi"
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/sinktoken"
 )
 
 // Values of --ingest-auth and --storage.
@@ -47,6 +48,7 @@ type options struct {
 	leaderElectionID     string
 	leaderElectNamespace string
 	allowPrivateSinks    bool
+	tokenAccount         string
 }
 
 // parseOptions reads the flags in args (without the program name). Unknown
@@ -89,6 +91,9 @@ func parseOptions(args []string, output io.Writer) (options, error) {
 	fs.BoolVar(&o.allowPrivateSinks, "allow-private-sinks", false,
 		"Let Reactors deliver to loopback and link-local addresses (such as 127.0.0.1 or the cloud metadata service "+
 			"169.254.169.254): for tests and local use only.")
+	fs.StringVar(&o.tokenAccount, "token-service-account", "",
+		"The ServiceAccount, as <namespace>/<name>, whose tokens Reactors with spec.sink.audience send (TokenRequest). "+
+			"Default: the manager pod's own; outside a pod, without it, such Reactors are refused.")
 	fs.StringVar(&o.logFormat, "log-format", core.LogFormatText, "The format of the engine's logs: text or json.")
 	o.zap = zap.Options{Development: false}
 	o.zap.BindFlags(fs)
@@ -143,6 +148,11 @@ func (o options) validate() error {
 	}
 	if o.deadLetterStream == "" || strings.Contains(o.deadLetterStream, "/") {
 		return fmt.Errorf("--dead-letter-stream=%q: want a stream name such as dead", o.deadLetterStream)
+	}
+	if o.tokenAccount != "" {
+		if _, err := sinktoken.ParseAccount(o.tokenAccount); err != nil {
+			return fmt.Errorf("--token-service-account: %w", err)
+		}
 	}
 	if _, err := core.NewLogger(io.Discard, o.logFormat, slog.LevelInfo); err != nil {
 		return fmt.Errorf("--log-format: %w", err)

@@ -7,7 +7,10 @@ import (
 	"testing"
 	"time"
 
+	"k8s.io/client-go/rest"
+
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/core"
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/sinktoken"
 )
 
 func TestDefaultOptionsAreTheScaffoldsAndTheDesigns(t *testing.T) {
@@ -17,7 +20,8 @@ func TestDefaultOptionsAreTheScaffoldsAndTheDesigns(t *testing.T) {
 	}
 	if o.ingestAddr != ":8080" || o.ingestAuth != "kubernetes" || o.storage != "memory" ||
 		o.deadLetterStream != "dead" || o.pollingInterval != 100*time.Millisecond || o.maxEventBytes != 1<<20 ||
-		o.probeAddr != ":8081" || o.metricsAddr != "0" || !o.metricsSecure || o.logFormat != "text" || o.allowPrivateSinks {
+		o.probeAddr != ":8081" || o.metricsAddr != "0" || !o.metricsSecure || o.logFormat != "text" || o.allowPrivateSinks ||
+		o.tokenAccount != "" {
 		t.Fatalf("defaults = %+v, want the documented ones", o)
 	}
 }
@@ -42,6 +46,8 @@ func TestRefusedFlagsSayWhatToChange(t *testing.T) {
 		{"unknown log format", []string{"--log-format=yaml"}, "--log-format"},
 		{"namespaced dead-letter stream", []string{"--dead-letter-stream=ns/dead"}, "stream name"},
 		{"positional argument", []string{"run"}, "flags only"},
+		{"token account without a namespace", []string{"--token-service-account=controller-manager"}, "<namespace>/<name>"},
+		{"token account not a name", []string{"--token-service-account=es/Manager_1"}, "--token-service-account"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -76,7 +82,7 @@ func TestAllowPrivateSinksReachesTheEngine(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eng, _, closeEngine, err := newEngine(o)
+	eng, _, closeEngine, err := newEngine(o, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,5 +96,19 @@ func TestAllowPrivateSinksReachesTheEngine(t *testing.T) {
 	})
 	if errors.Is(err, core.ErrInvalidSpec) {
 		t.Fatalf("a loopback sink with --allow-private-sinks: %v", err)
+	}
+}
+
+func TestTokenServiceAccountNamesTheAccountOfSinkTokens(t *testing.T) {
+	o, err := parseOptions([]string{"--token-service-account=es-system/controller-manager"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tokens, err := newTokenSource(&rest.Config{Host: "https://127.0.0.1:1"}, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := tokens.Account(); got != (sinktoken.Account{Namespace: "es-system", Name: "controller-manager"}) {
+		t.Fatalf("tokens of %s; want es-system/controller-manager", got)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -28,17 +29,24 @@ const (
 	indexReactorService  = "reactor.spec.sink.ref.name"
 )
 
-// TokenSource gives a function returning a bearer token of the manager's
-// ServiceAccount for audience, sent to sinks that set sink.audience.
-type TokenSource func(audience string) func(ctx context.Context) (string, error)
+// TokenSource gives the bearer tokens the engine sends to sinks that set
+// sink.audience.
+type TokenSource interface {
+	Token(ctx context.Context, audience string) (string, error)
+}
+
+// tokenCheckTimeout bounds the wait for a token in a reconcile.
+const tokenCheckTimeout = 5 * time.Second
 
 // ReactorReconciler applies Reactors to the engine and reports their
 // progress.
 type ReactorReconciler struct {
 	client.Client
 	Engine Engine
-	// Tokens serves sink.audience; without it such a Reactor is refused
-	// (InvalidSpec), as no token could be sent.
+	// Tokens, when set, is the engine's token source: a Reactor whose
+	// audience gets no token from it is reported Stalled, as its
+	// deliveries fail for the same reason. Without a token source the
+	// engine refuses a Reactor with an audience (InvalidSpec).
 	Tokens TokenSource
 }
 
@@ -46,6 +54,11 @@ type ReactorReconciler struct {
 // +kubebuilder:rbac:groups=eventsourcing.dev,resources=reactors/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=eventsourcing.dev,resources=reactors/finalizers,verbs=update
 // +kubebuilder:rbac:groups="",resources=services,verbs=get;list;watch
+
+// Sink tokens (sink.audience) are of the manager's own ServiceAccount: a
+// Role in its namespace, for that account alone (config/rbac renames it
+// with the account).
+// +kubebuilder:rbac:groups="",namespace=system,resources=serviceaccounts/token,verbs=create,resourceNames=controller-manager
 
 // Reconcile brings one Reactor's engine state and status up to date.
 func (r *ReactorReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
@@ -81,16 +94,7 @@ func (r *ReactorReconciler) reconcileNormal(ctx context.Context, rx *esv1.Reacto
 		return ctrl.Result{}, nil
 	}
 	rx.Status.SinkURI = sinkURI
-	spec := reactorSpec(rx, sinkURI)
-	if a := rx.Spec.Sink.Audience; a != "" {
-		if r.Tokens == nil {
-			err := errors.New("spec.sink.audience: this manager cannot request ServiceAccount tokens; remove audience")
-			setReady(&rx.Status.Conditions, rx.Generation, false, ReasonInvalidSpec, "Fix spec: "+err.Error())
-			return ctrl.Result{}, reconcile.TerminalError(err)
-		}
-		spec.Token = r.Tokens(a)
-	}
-	err = r.Engine.ApplyReactor(ctx, spec)
+	err = r.Engine.ApplyReactor(ctx, reactorSpec(rx, sinkURI))
 	switch {
 	case errors.Is(err, core.ErrInvalidSpec):
 		setReady(&rx.Status.Conditions, rx.Generation, false, ReasonInvalidSpec, "Fix spec: "+err.Error())
@@ -119,11 +123,26 @@ func (r *ReactorReconciler) reconcileNormal(ctx context.Context, rx *esv1.Reacto
 	rx.Status.Lag = int64(stats.Lag)
 	if stats.Stalled != "" {
 		setReady(&rx.Status.Conditions, rx.Generation, false, ReasonStalled, "Retrying: "+stats.Stalled)
+	} else if err := r.checkToken(ctx, rx.Spec.Sink.Audience); err != nil {
+		setReady(&rx.Status.Conditions, rx.Generation, false, ReasonStalled,
+			"Retrying: deliveries need a token for spec.sink.audience: "+err.Error())
 	} else {
 		setReady(&rx.Status.Conditions, rx.Generation, true, ReasonRunning,
 			fmt.Sprintf("Delivering events to %s", sinkURI))
 	}
 	return ctrl.Result{RequeueAfter: StatusRefresh}, nil
+}
+
+// checkToken asks the token source for audience's token, as each delivery
+// does: the answer is kept, so this costs no request while it is valid.
+func (r *ReactorReconciler) checkToken(ctx context.Context, audience string) error {
+	if audience == "" || r.Tokens == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, tokenCheckTimeout)
+	defer cancel()
+	_, err := r.Tokens.Token(ctx, audience)
+	return err
 }
 
 // resolveSink gives the address events are posted to: the URI as written,

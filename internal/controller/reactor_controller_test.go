@@ -1,12 +1,15 @@
 package controller_test
 
 import (
+	"errors"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync/atomic"
 
 	. "github.com/onsi/ginkgo/v2" //nolint:revive // Ginkgo and Gomega are DSLs, dot-imported as their docs do
 	. "github.com/onsi/gomega"    //nolint:revive // as above
+	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -93,12 +96,45 @@ var _ = Describe("Reactor", func() {
 		eventuallyReady(rx, metav1.ConditionTrue, controller.ReasonRunning)
 	})
 
-	It("refuses an audience when the manager has no token source (InvalidSpec)", func() {
+	It("sends its sink a token of the manager's ServiceAccount that a TokenReview accepts for its audience only", func() {
+		authorization := make(chan string, 10)
+		sink := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			authorization <- r.Header.Get("Authorization")
+			w.WriteHeader(http.StatusOK)
+		}))
+		DeferCleanup(sink.Close)
 		create(jsonStream(ns, "orders"))
-		rx := reactorOf(ns, "ship", esv1.ReactorSink{URI: "https://shipping.example.com/events", Audience: "shipping"})
+		rx := reactorOf(ns, "ship", esv1.ReactorSink{URI: sink.URL, Audience: "shipping-" + ns})
 		create(rx)
-		cond := eventuallyReady(rx, metav1.ConditionFalse, controller.ReasonInvalidSpec)
-		Expect(cond.Message).To(ContainSubstring("audience"))
+		eventuallyReady(rx, metav1.ConditionTrue, controller.ReasonRunning)
+
+		ingestJSON(ns, "orders", "OrderPaid", `{"n":1}`)
+		var header string
+		Eventually(authorization).Should(Receive(&header))
+		token, found := strings.CutPrefix(header, "Bearer ")
+		Expect(found).To(BeTrue(), "Authorization %q is not a bearer token", header)
+
+		review := tokenReview(token, "shipping-"+ns)
+		Expect(review.Status.Authenticated).To(BeTrue(), "TokenReview error: %s", review.Status.Error)
+		Expect(review.Status.User.Username).To(Equal("system:serviceaccount:es-system:controller-manager"))
+		Expect(review.Status.Audiences).To(Equal([]string{"shipping-" + ns}))
+		Expect(tokenReview(token, "billing").Status.Authenticated).To(BeFalse(), "a token for another audience")
+	})
+
+	It("reports Stalled while no token can be had for its audience, and runs once one can", func() {
+		sink := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusOK) }))
+		DeferCleanup(sink.Close)
+		audience := "refused-" + ns
+		sinkTokens.refused.Store(audience, errors.New(`serviceaccounts "controller-manager" is forbidden`))
+		DeferCleanup(func() { sinkTokens.refused.Delete(audience) })
+		create(jsonStream(ns, "orders"))
+		rx := reactorOf(ns, "ship", esv1.ReactorSink{URI: sink.URL, Audience: audience})
+		create(rx)
+		cond := eventuallyReady(rx, metav1.ConditionFalse, controller.ReasonStalled)
+		Expect(cond.Message).To(And(ContainSubstring("spec.sink.audience"), ContainSubstring("forbidden")))
+
+		sinkTokens.refused.Delete(audience)
+		eventuallyReady(rx, metav1.ConditionTrue, controller.ReasonRunning)
 	})
 
 	It("is removed from the engine before it is deleted (finalizer)", func() {
@@ -150,4 +186,12 @@ func reactorOf(namespace, name string, sink esv1.ReactorSink) *esv1.Reactor {
 		ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name},
 		Spec:       esv1.ReactorSpec{Streams: []string{"orders"}, Sink: sink},
 	}
+}
+
+// tokenReview asks the API server whether token is valid for audience.
+func tokenReview(token, audience string) *authenticationv1.TokenReview {
+	GinkgoHelper()
+	review := &authenticationv1.TokenReview{Spec: authenticationv1.TokenReviewSpec{Token: token, Audiences: []string{audience}}}
+	Expect(k8sClient.Create(suiteCtx, review)).To(Succeed())
+	return review
 }

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -20,6 +21,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -31,6 +33,7 @@ import (
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/controller"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/core"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/k8sbinaries"
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/sinktoken"
 )
 
 // finalizer is the contract: every kind carries it until the engine let go.
@@ -43,6 +46,9 @@ var (
 	k8sClient client.Client
 	// eng is the one real engine the reconcilers drive.
 	eng *core.Engine
+	// sinkTokens are the engine's sink tokens: real TokenRequests for
+	// managerAccount, except for the audiences a test refuses.
+	sinkTokens *refusableTokens
 
 	stopAll  context.CancelFunc
 	mgrDone  = make(chan error, 1)
@@ -79,12 +85,14 @@ var _ = BeforeSuite(func() {
 	k8sClient, err = client.New(cfg, client.Options{Scheme: scheme})
 	Expect(err).NotTo(HaveOccurred())
 
+	sinkTokens = newSinkTokens(cfg)
 	eng, err = core.New(core.Config{
 		Logger:          slog.New(logHandler),
 		PollingInterval: 10 * time.Millisecond,
 		StatsInterval:   100 * time.Millisecond,
 		// Reactor specs deliver to test servers on loopback.
 		AllowPrivateSinks: true,
+		Tokens:            sinkTokens,
 	})
 	Expect(err).NotTo(HaveOccurred())
 
@@ -119,7 +127,7 @@ func newManager(cfg *rest.Config, scheme *runtime.Scheme) ctrl.Manager {
 	}).SetupWithManager(mgr)).To(Succeed())
 	Expect((&controller.PipelineReconciler{Client: c, Engine: eng}).SetupWithManager(mgr)).To(Succeed())
 	Expect((&controller.ProjectionReconciler{Client: c, Engine: eng}).SetupWithManager(mgr)).To(Succeed())
-	Expect((&controller.ReactorReconciler{Client: c, Engine: eng}).SetupWithManager(mgr)).To(Succeed())
+	Expect((&controller.ReactorReconciler{Client: c, Engine: eng, Tokens: sinkTokens}).SetupWithManager(mgr)).To(Succeed())
 	return mgr
 }
 
@@ -165,6 +173,37 @@ func binaryAssetsDirectory() string {
 		}
 	}
 	return dir
+}
+
+// managerAccount is the ServiceAccount whose tokens sinks receive.
+var managerAccount = sinktoken.Account{Namespace: "es-system", Name: "controller-manager"}
+
+// refusableTokens is a sinktoken.Source whose tokens a test can refuse,
+// per audience, as an API server refusing the TokenRequest would.
+type refusableTokens struct {
+	*sinktoken.Source
+	refused sync.Map // audience -> error
+}
+
+func (r *refusableTokens) Token(ctx context.Context, audience string) (string, error) {
+	if err, ok := r.refused.Load(audience); ok {
+		return "", err.(error)
+	}
+	return r.Source.Token(ctx, audience)
+}
+
+// newSinkTokens creates managerAccount and returns a source of its tokens,
+// requested from the API server at cfg.
+func newSinkTokens(cfg *rest.Config) *refusableTokens {
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: managerAccount.Namespace}}
+	Expect(k8sClient.Create(suiteCtx, ns)).To(Succeed())
+	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: managerAccount.Namespace, Name: managerAccount.Name}}
+	Expect(k8sClient.Create(suiteCtx, sa)).To(Succeed())
+	accounts, err := typedcorev1.NewForConfig(cfg)
+	Expect(err).NotTo(HaveOccurred())
+	src, err := sinktoken.New(sinktoken.Config{Client: accounts, Account: managerAccount})
+	Expect(err).NotTo(HaveOccurred())
+	return &refusableTokens{Source: src}
 }
 
 // newNamespace creates a namespace of its own for one test: namespaces never

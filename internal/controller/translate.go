@@ -102,13 +102,14 @@ func projectionSpec(p *esv1.Projection) core.ProjectionSpec {
 }
 
 // reactorSpec turns a Reactor, its sink resolved to sinkURL, into the
-// engine's spec (without Token, which the reconciler adds).
+// engine's spec.
 func reactorSpec(rx *esv1.Reactor, sinkURL string) core.ReactorSpec {
 	spec := core.ReactorSpec{
 		Name:        engineName(rx.Namespace, rx.Name),
 		EventNames:  rx.Spec.EventNames,
 		StartFrom:   projection.StartFrom(rx.Spec.StartFrom),
 		SinkURL:     sinkURL,
+		Audience:    rx.Spec.Sink.Audience,
 		Ordering:    reactor.Ordering(rx.Spec.Delivery.Ordering),
 		MaxInFlight: int(rx.Spec.Delivery.MaxInFlight),
 	}

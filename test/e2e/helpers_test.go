@@ -48,6 +48,11 @@ type managerProcess struct {
 // printed with the failure); the process is killed at the end of the spec if
 // it still runs.
 func runManager(extraArgs ...string) *managerProcess {
+	return runManagerWith(kubeconfigPath, extraArgs...)
+}
+
+// runManagerWith is runManager with the credentials of kubeconfig.
+func runManagerWith(kubeconfig string, extraArgs ...string) *managerProcess {
 	m := &managerProcess{
 		api:       "http://" + freeLoopbackAddress(),
 		probeAddr: freeLoopbackAddress(),
@@ -56,7 +61,7 @@ func runManager(extraArgs ...string) *managerProcess {
 	m.cmd = exec.Command(managerBinary, append([]string{
 		"--ingest-auth=none", "--ingest-bind-address=" + strings.TrimPrefix(m.api, "http://"),
 		"--health-probe-bind-address=" + m.probeAddr, "--metrics-bind-address=0"}, extraArgs...)...)
-	m.cmd.Env = append(os.Environ(), "KUBECONFIG="+kubeconfigPath)
+	m.cmd.Env = append(os.Environ(), "KUBECONFIG="+kubeconfig)
 	m.cmd.Stdout, m.cmd.Stderr = m.log, m.log
 	Expect(m.cmd.Start()).To(Succeed())
 	exited, done := make(chan error, 1), make(chan struct{})

@@ -61,6 +61,9 @@ type Config struct {
 	// AllowPrivateSinks lets reactors deliver to loopback and link-local
 	// addresses (tests, local use); see reactor.NewClient.
 	AllowPrivateSinks bool
+	// Tokens gives the bearer tokens of reactors whose sink names an
+	// audience; without it such a reactor is refused (ErrInvalidSpec).
+	Tokens reactor.TokenSource
 	// RebuildCheckInterval is how often Run checks whether a read model
 	// being rebuilt has caught up and can replace the old one (default
 	// 100ms; see ApplyProjection).

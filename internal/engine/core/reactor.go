@@ -7,7 +7,6 @@ import (
 	"net/url"
 	"reflect"
 	"slices"
-	"sync/atomic"
 	"time"
 
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine"
@@ -38,10 +37,10 @@ type ReactorSpec struct {
 	StartFrom projection.StartFrom
 	// SinkURL is the resolved http(s) address events are posted to.
 	SinkURL string
-	// Token, when set, gives the bearer token sent with each delivery (a
-	// ServiceAccount token for the sink's audience). It is not compared
-	// when a spec is applied again: the newest one is used.
-	Token func(ctx context.Context) (string, error)
+	// Audience, when set, sends with each delivery a bearer token for it
+	// from Config.Tokens (a ServiceAccount token, so the sink can check who
+	// calls it).
+	Audience string
 	// ReplyStream receives the events in the sink's answers; empty ignores
 	// answers.
 	ReplyStream string
@@ -93,6 +92,10 @@ func (e *Engine) validateReactor(s ReactorSpec) error {
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return invalid("reactor %q: sink %q: want an http or https URL", s.Name, s.SinkURL)
 	}
+	if s.Audience != "" && e.cfg.Tokens == nil {
+		return invalid("reactor %q: sink audience %q: this manager knows no ServiceAccount to request tokens for "+
+			"(run it in a pod, or start it with --token-service-account=<namespace>/<name>)", s.Name, s.Audience)
+	}
 	if !e.cfg.AllowPrivateSinks {
 		if err := reactor.CheckSinkHost(u.Hostname()); err != nil {
 			return fmt.Errorf("%w: reactor %q: %w (the manager allows it with --allow-private-sinks)", ErrInvalidSpec, s.Name, err)
@@ -111,8 +114,6 @@ func ReactorHandlerName(name string) string { return "reactor:" + name }
 type reactorState struct {
 	spec ReactorSpec
 	rx   *reactor.Reactor
-	// token is the newest spec's Token, read by the sink on each delivery.
-	token atomic.Pointer[func(context.Context) (string, error)]
 	// waiting says why it does not run (a missing stream, reply stream or
 	// pipeline); nil when it runs.
 	waiting error
@@ -135,8 +136,7 @@ func (e *Engine) ApplyReactor(ctx context.Context, spec ReactorSpec) error {
 	defer e.mu.Unlock()
 	st, exists := e.reactors[spec.Name]
 	if exists {
-		st.token.Store(&spec.Token)
-		if st.waiting == nil && sameReactor(st.spec, spec) {
+		if st.waiting == nil && reflect.DeepEqual(st.spec, spec) {
 			return nil
 		}
 		if st.spec.Ordering != spec.Ordering || st.spec.MaxInFlight != spec.MaxInFlight {
@@ -150,7 +150,6 @@ func (e *Engine) ApplyReactor(ctx context.Context, spec ReactorSpec) error {
 		}
 	} else {
 		st = &reactorState{}
-		st.token.Store(&spec.Token)
 	}
 	name := ReactorHandlerName(spec.Name)
 	if spec.StartFrom == projection.Latest {
@@ -177,12 +176,6 @@ func (e *Engine) ApplyReactor(ctx context.Context, spec ReactorSpec) error {
 	e.reactors[spec.Name] = st
 	e.rewireReactor(st)
 	return st.waiting
-}
-
-// sameReactor compares specs but their Token funcs, which never compare equal.
-func sameReactor(a, b ReactorSpec) bool {
-	a.Token, b.Token = nil, nil
-	return reflect.DeepEqual(a, b)
 }
 
 func (e *Engine) recordDeadLetter(handler string) func(engine.Message) {
@@ -278,18 +271,11 @@ func (e *Engine) reactorChain(st *reactorState) (engine.Handler, map[string]int,
 	mws = slices.Insert(mws, 0, middleware.Recover())
 
 	sinkCfg := reactor.SinkConfig{
-		URL:     spec.SinkURL,
-		Client:  e.sinkClient,
-		Timeout: spec.Timeout,
-		Token: func(ctx context.Context) (string, error) {
-			if f := *st.token.Load(); f != nil {
-				return f(ctx)
-			}
-			return "", errors.New("no token source")
-		},
-	}
-	if spec.Token == nil {
-		sinkCfg.Token = nil
+		URL:      spec.SinkURL,
+		Client:   e.sinkClient,
+		Timeout:  spec.Timeout,
+		Audience: spec.Audience,
+		Tokens:   e.cfg.Tokens,
 	}
 	if spec.ReplyStream != "" {
 		sinkCfg.Reply = e.appendReplies(spec.Name, spec.ReplyStream)

@@ -34,10 +34,18 @@ type SinkConfig struct {
 	Client *http.Client
 	// Timeout bounds one HTTP attempt, answer included (default 10s).
 	Timeout time.Duration
-	// Token, when set, gives the bearer token sent with each request.
-	Token func(ctx context.Context) (string, error)
+	// Audience, when set, sends with each request a bearer token for it,
+	// from Tokens.
+	Audience string
+	Tokens   TokenSource
 	// Reply takes the events in 2xx answers; nil ignores answers.
 	Reply ReplyFunc
+}
+
+// TokenSource gives bearer tokens of the manager's identity, each valid
+// for one audience only, so that a sink can check who calls it.
+type TokenSource interface {
+	Token(ctx context.Context, audience string) (string, error)
 }
 
 // Sink is the innermost handler of a reactor: it delivers one event over
@@ -64,6 +72,9 @@ func NewSink(cfg SinkConfig) (*Sink, error) {
 	}
 	if cfg.Client == nil {
 		return nil, errors.New("sink: Client is required")
+	}
+	if cfg.Audience != "" && cfg.Tokens == nil {
+		return nil, fmt.Errorf("sink audience %q: no token source", cfg.Audience)
 	}
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = DefaultTimeout
@@ -105,10 +116,12 @@ func (s *Sink) post(ctx context.Context, msg engine.Message) (int, http.Header, 
 		return 0, nil, nil, engine.Permanent(err)
 	}
 	setHeaders(req.Header, msg)
-	if s.cfg.Token != nil {
-		token, err := s.cfg.Token(attempt)
+	if s.cfg.Audience != "" {
+		// A token that cannot be had yet is retried like a connection
+		// error: the sink is not reached without one.
+		token, err := s.cfg.Tokens.Token(attempt, s.cfg.Audience)
 		if err != nil {
-			return 0, nil, nil, s.attemptError(ctx, attempt, fmt.Errorf("get a token for the sink: %w", err))
+			return 0, nil, nil, s.attemptError(ctx, attempt, fmt.Errorf("get a token for audience %q: %w", s.cfg.Audience, err))
 		}
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
