@@ -21,17 +21,19 @@ import (
 // Idempotency-Key, retrying an event until it gets a 202 (as a client that
 // saw a connection reset or a 503 must), and remembers which got one.
 type crashClient struct {
-	id       int
+	id int
+	// path is where event i is posted, below the API's base URL.
+	path     func(i int) string
 	accepted []int // event numbers answered 202, in order
 }
 
 func (c *crashClient) key(i int) string { return fmt.Sprintf("client%d-event%d", c.id, i) }
 
 // run posts until ctx ends; api returns the current manager's base URL.
-func (c *crashClient) run(ctx context.Context, api func() string, ns string, total *atomic.Int64) {
+func (c *crashClient) run(ctx context.Context, api func() string, total *atomic.Int64) {
 	client := &http.Client{Timeout: 10 * time.Second}
 	for i := 0; ctx.Err() == nil; {
-		url := fmt.Sprintf("%s/v1/namespaces/%s/streams/items-events/events", api(), ns)
+		url := api() + c.path(i)
 		body := fmt.Appendf(nil, `{"client":%d,"event":%d}`, c.id, i)
 		resp, err := callAPIWith(ctx, client, http.MethodPost, url, "application/json", body,
 			http.Header{"Idempotency-Key": {c.key(i)}})
@@ -70,8 +72,10 @@ var _ = Describe("durable storage", func() {
 			postCtx, stopPost = context.WithCancel(ctx)
 			defer stopPost()
 			for c := range cs {
-				cs[c] = &crashClient{id: c}
-				wg.Go(func() { cs[c].run(postCtx, func() string { return api.Load().(string) }, ns, &total) })
+				cs[c] = &crashClient{id: c, path: func(int) string {
+					return fmt.Sprintf("/v1/namespaces/%s/streams/items-events/events", ns)
+				}}
+				wg.Go(func() { cs[c].run(postCtx, func() string { return api.Load().(string) }, &total) })
 			}
 
 			var m *managerProcess

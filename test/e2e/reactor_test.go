@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math/rand/v2"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"sync"
@@ -28,14 +30,69 @@ func loopbackSink(answer http.HandlerFunc) string {
 	return srv.URL
 }
 
+// restartableSink is a sink on loopback that can go down (its listener
+// closed, so connections are refused) and come back on the same address.
+type restartableSink struct {
+	addr    string
+	handler http.Handler
+	srv     *httptest.Server
+}
+
+// newRestartableSink starts a sink answering with answer; it stops at the
+// end of the spec. Its port is below Linux's ephemeral range (32768 on),
+// where no outgoing connection takes it while the sink is down.
+func newRestartableSink(answer http.HandlerFunc) *restartableSink {
+	s := &restartableSink{handler: answer}
+	for s.srv == nil {
+		s.addr = fmt.Sprintf("127.0.0.1:%d", 20000+rand.N(12000))
+		s.listen()
+	}
+	DeferCleanup(func() { s.down() })
+	return s
+}
+
+func (s *restartableSink) url() string { return "http://" + s.addr }
+
+// listen starts serving on s.addr, if the port is free.
+func (s *restartableSink) listen() bool {
+	l, err := net.Listen("tcp", s.addr)
+	if err != nil {
+		return false
+	}
+	s.srv = httptest.NewUnstartedServer(s.handler)
+	_ = s.srv.Listener.Close()
+	s.srv.Listener = l
+	s.srv.Start()
+	return true
+}
+
+// down closes the listener and every connection.
+func (s *restartableSink) down() {
+	if s.srv != nil {
+		s.srv.Close()
+		s.srv = nil
+	}
+}
+
+// up serves again on the same address.
+func (s *restartableSink) up() {
+	GinkgoHelper()
+	Eventually(s.listen).WithTimeout(10*time.Second).Should(BeTrue(), "listen on %s again", s.addr)
+}
+
+// jsonStream is a Stream of JSON events in ns, OrderPaid by default.
+func jsonStream(ns, name string) *esv1.Stream {
+	return &esv1.Stream{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+		Spec:       esv1.StreamSpec{ContentTypes: []esv1.ContentType{"application/json"}, DefaultEventName: "OrderPaid"},
+	}
+}
+
 // createJSONStream creates a Stream of JSON events in ns and waits until it
 // is active.
 func createJSONStream(ctx context.Context, ns, name string) {
 	GinkgoHelper()
-	stream := &esv1.Stream{
-		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
-		Spec:       esv1.StreamSpec{ContentTypes: []esv1.ContentType{"application/json"}, DefaultEventName: "OrderPaid"},
-	}
+	stream := jsonStream(ns, name)
 	Expect(k8sClient.Create(ctx, stream)).To(Succeed())
 	Eventually(func(g Gomega) {
 		g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(stream), stream)).To(Succeed())
@@ -197,6 +254,75 @@ var _ = Describe("reactors of the manager binary, delivering to sinks on loopbac
 		eventuallyWithin(reactorCounts(ctx, rx), 15*time.Second).Should(Equal("0/1"))
 	}, SpecTimeout(time.Minute))
 
+	It("cuts off an attempt at delivery.timeout and retries it, and dead-letters an event whose sink is always too slow",
+		func(ctx SpecContext) {
+			ns := newNamespace(ctx)
+			createJSONStream(ctx, ns, "orders")
+			// Key late-twice's event is answered only after the caller has
+			// hung up on its first two attempts, at once on the third; key
+			// always-late's never in time. A late answer waits for the caller
+			// to hang up, or 10 s at most: far past the 1 s timeout.
+			type attempt struct {
+				hungUpAfter time.Duration // 0 when the sink answered
+			}
+			var (
+				mu       sync.Mutex
+				attempts = map[string][]attempt{} // by key, in arrival order
+			)
+			sink := loopbackSink(func(w http.ResponseWriter, r *http.Request) {
+				// The whole body read, the server notices a hang-up.
+				_, _ = io.Copy(io.Discard, r.Body)
+				key := r.Header.Get("ce-partitionkey")
+				mu.Lock()
+				n := len(attempts[key])
+				attempts[key] = append(attempts[key], attempt{})
+				mu.Unlock()
+				if key == "always-late" || n < 2 {
+					start := time.Now()
+					select {
+					case <-r.Context().Done():
+						mu.Lock()
+						attempts[key][n].hungUpAfter = time.Since(start)
+						mu.Unlock()
+						return
+					case <-time.After(10 * time.Second):
+					}
+				}
+				w.WriteHeader(http.StatusOK)
+			})
+			rx := createReactor(ctx, ns, sink, func(s *esv1.ReactorSpec) {
+				s.Delivery.Timeout = &metav1.Duration{Duration: time.Second}
+			})
+			url := fmt.Sprintf("%s/v1/namespaces/%s/streams/orders/keys/", m.api, ns)
+			postEvent(ctx, url+"late-twice/events", "application/json", []byte(`{}`))
+			lateID, _, err := acceptedID(ctx, url+"always-late/events", []byte(`{}`))
+			Expect(err).NotTo(HaveOccurred())
+
+			// The default pipeline's Retry makes 5 attempts.
+			eventuallyWithin(reactorCounts(ctx, rx), statusRefresh).Should(Equal("1/1"))
+			mu.Lock()
+			defer mu.Unlock()
+			late := attempts["late-twice"]
+			Expect(late).To(HaveLen(3), "two attempts cut off, a third answered; nothing after it")
+			Expect(late[2].hungUpAfter).To(BeZero(), "the third attempt was answered")
+			never := attempts["always-late"]
+			Expect(never).To(HaveLen(5), "the pipeline's 5 attempts")
+			for i, a := range append(late[:2:2], never...) {
+				// Cut off by the 1 s timeout: not at once, and long before
+				// the late answer would have come.
+				Expect(a.hungUpAfter).To(BeNumerically(">=", 500*time.Millisecond), "attempt %d", i)
+				Expect(a.hungUpAfter).To(BeNumerically("<", 5*time.Second), "attempt %d", i)
+			}
+
+			dead, err := readStream(ctx, fmt.Sprintf("%s/v1/namespaces/%s/streams/dead/events", m.api, ns), 0)
+			Expect(err).NotTo(HaveOccurred())
+			Expect(dead).To(HaveLen(1), "only always-late's event is dead-lettered")
+			Expect(dead[0].Headers).To(HaveKeyWithValue("x-dead-letter-event-id", lateID))
+			Expect(dead[0].Headers).To(HaveKeyWithValue("x-dead-letter-handler", "reactor:"+ns+"/ship"))
+			Expect(dead[0].Headers).To(HaveKeyWithValue("x-dead-letter-attempts", "5"))
+			Expect(dead[0].Headers).To(HaveKeyWithValue("x-dead-letter-error", ContainSubstring("did not answer within 1s")))
+		}, SpecTimeout(time.Minute))
+
 	It("appends the sink's replies to the reply stream with the cause's id, and a projection counts them", func(ctx SpecContext) {
 		ns := newNamespace(ctx)
 		createJSONStream(ctx, ns, "orders")
@@ -248,4 +374,203 @@ var _ = Describe("reactors of the manager binary, delivering to sinks on loopbac
 		count := fmt.Sprintf("%s/v1/namespaces/%s/projections/shipments/keys/all", m.api, ns)
 		eventuallyWithin(getJSON(ctx, count), 15*time.Second).Should(MatchJSON(fmt.Sprint(total)))
 	}, SpecTimeout(time.Minute))
+})
+
+// outagePoster posts order i to key order-(i%keys) of stream orders and a
+// payment to stream payments, in turns, a pause apart, until stopped, and
+// counts the 202s. Any other answer stops it, kept in err.
+type outagePoster struct {
+	orders, payments atomic.Int64
+	stop             atomic.Bool
+	done             chan struct{}
+	mu               sync.Mutex
+	err              error
+}
+
+func (p *outagePoster) start(ctx context.Context, api, ns string, keys int) {
+	p.done = make(chan struct{})
+	post := func(url string, body []byte, n *atomic.Int64) bool {
+		if _, _, err := acceptedID(ctx, url, body); err != nil {
+			p.mu.Lock()
+			p.err = err
+			p.mu.Unlock()
+			return false
+		}
+		n.Add(1)
+		return true
+	}
+	go func() {
+		defer close(p.done)
+		for i := 0; !p.stop.Load(); i++ {
+			order := fmt.Sprintf("%s/v1/namespaces/%s/streams/orders/keys/order-%d/events", api, ns, i%keys)
+			payment := fmt.Sprintf("%s/v1/namespaces/%s/streams/payments/events", api, ns)
+			if !post(order, fmt.Appendf(nil, `{"n":%d}`, i), &p.orders) || !post(payment, []byte(`{}`), &p.payments) {
+				return
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+	}()
+	DeferCleanup(p.finish)
+}
+
+// finish stops posting and returns the first refusal, if any.
+func (p *outagePoster) finish() error {
+	p.stop.Store(true)
+	<-p.done
+	return p.failure()
+}
+
+func (p *outagePoster) failure() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.err
+}
+
+// withoutRepeats drops each element equal to the one before it: what a sink
+// sees of events delivered again at once (at least once) reads as once.
+func withoutRepeats(seen []int) []int {
+	var out []int
+	for i, n := range seen {
+		if i == 0 || n != seen[i-1] {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+var _ = Describe("a reactor whose sink is down", func() {
+	It("keeps ingest, other streams and their projections flowing for the 30 s its sink is down, then delivers everything in key order",
+		func(ctx SpecContext) {
+			m := runManager("--allow-private-sinks")
+			ns := newNamespace(ctx)
+			createJSONStream(ctx, ns, "orders")
+			createJSONStream(ctx, ns, "payments")
+			Expect(k8sClient.Create(ctx, &esv1.Projection{
+				ObjectMeta: metav1.ObjectMeta{Name: "payments", Namespace: ns},
+				Spec: esv1.ProjectionSpec{
+					Streams:   []string{"payments"},
+					ReadModel: esv1.ReadModel{Type: esv1.ReadModelCount, Key: "all"},
+				},
+			})).To(Succeed())
+			waitProjectionRunning(ctx, ns, "payments")
+			// The default Retry gives up (and dead-letters) after 5 attempts
+			// within 2 s; this one outlasts the outage.
+			Expect(k8sClient.Create(ctx, &esv1.Pipeline{
+				ObjectMeta: metav1.ObjectMeta{Name: "patient", Namespace: ns},
+				Spec: esv1.PipelineSpec{Middleware: []esv1.Middleware{{
+					Type: esv1.MiddlewareRetry,
+					Retry: &esv1.RetrySettings{
+						MaxAttempts:    1000,
+						InitialBackoff: &metav1.Duration{Duration: 100 * time.Millisecond},
+						MaxBackoff:     &metav1.Duration{Duration: time.Second},
+					},
+				}}},
+			})).To(Succeed())
+
+			const keys, maxInFlight = 8, 16
+			var (
+				mu   sync.Mutex
+				seen = map[string][]int{} // each key's order numbers, as the sink took them
+			)
+			sink := newRestartableSink(func(w http.ResponseWriter, r *http.Request) {
+				var payload struct{ N int }
+				body, _ := io.ReadAll(r.Body)
+				if err := json.Unmarshal(body, &payload); err != nil {
+					http.Error(w, err.Error(), http.StatusBadRequest)
+					return
+				}
+				mu.Lock()
+				seen[r.Header.Get("ce-partitionkey")] = append(seen[r.Header.Get("ce-partitionkey")], payload.N)
+				mu.Unlock()
+				w.WriteHeader(http.StatusOK)
+			})
+			taken := func() int {
+				mu.Lock()
+				defer mu.Unlock()
+				n := 0
+				for _, got := range seen {
+					n += len(got)
+				}
+				return n
+			}
+			rx := createReactor(ctx, ns, sink.url(), func(s *esv1.ReactorSpec) {
+				s.PipelineRef = &esv1.PipelineReference{Name: "patient"}
+				s.Delivery = esv1.ReactorDelivery{Ordering: esv1.OrderingKeyOrdered, MaxInFlight: maxInFlight}
+			})
+			status := func() (esv1.ReactorStatus, error) {
+				err := k8sClient.Get(ctx, client.ObjectKeyFromObject(rx), rx)
+				return rx.Status, err
+			}
+
+			var poster outagePoster
+			poster.start(ctx, m.api, ns, keys)
+			eventuallyWithin(taken, 15*time.Second).Should(BeNumerically(">=", keys), "the sink takes orders before the outage")
+
+			sink.down()
+			outage := time.Now()
+			ordersBefore, takenBefore := poster.orders.Load(), taken()
+			var lagSeen int64
+			projection := getJSON(ctx, fmt.Sprintf("%s/v1/namespaces/%s/projections/payments/keys/all", m.api, ns))
+			for time.Since(outage) < 30*time.Second {
+				// The projection over the other stream keeps up with what
+				// was accepted, within seconds, all through the outage.
+				paid := poster.payments.Load()
+				eventuallyWithin(func() (int64, error) {
+					body, err := projection()
+					if err != nil {
+						return 0, err
+					}
+					var n int64
+					return n, json.Unmarshal([]byte(body), &n)
+				}, 10*time.Second).Should(BeNumerically(">=", paid), "%s into the outage", time.Since(outage).Round(time.Second))
+				Expect(poster.failure()).NotTo(HaveOccurred(), "ingest answers 202 to both streams")
+				if st, err := status(); err == nil {
+					lagSeen = max(lagSeen, st.Lag)
+				}
+				select {
+				case <-ctx.Done():
+				case <-time.After(time.Second):
+				}
+			}
+			// More orders were accepted than the reactor holds in its lanes
+			// (4 x maxInFlight): its route fell behind, ingest did not wait.
+			Expect(poster.orders.Load()-ordersBefore).To(BeNumerically(">", 4*maxInFlight),
+				"orders accepted while the sink was down")
+			Expect(taken()).To(Equal(takenBefore), "nothing delivered while the sink was down")
+			Expect(lagSeen).To(BeNumerically(">", 0), "status.lag while the sink was down")
+
+			sink.up()
+			Expect(poster.finish()).To(Succeed())
+			total := int(poster.orders.Load())
+			// Every order reaches the sink, each key's in the order posted
+			// (an order the sink takes twice in a row counts once).
+			eventuallyWithin(func(g Gomega) {
+				mu.Lock()
+				defer mu.Unlock()
+				g.Expect(seen).To(HaveLen(keys))
+				for k := range keys {
+					var want []int
+					for n := k; n < total; n += keys {
+						want = append(want, n)
+					}
+					g.Expect(withoutRepeats(seen[fmt.Sprintf("order-%d", k)])).To(Equal(want), "order-%d's orders, as the sink took them", k)
+				}
+			}, time.Minute).Should(Succeed())
+			eventuallyWithin(func(g Gomega) {
+				st, err := status()
+				g.Expect(err).NotTo(HaveOccurred())
+				g.Expect(st.Lag).To(BeZero())
+				g.Expect(st.DeadLettered).To(BeZero())
+				g.Expect(st.EventsDelivered).To(BeNumerically(">=", total))
+			}, statusRefresh).Should(Succeed())
+			dead, err := readStream(ctx, fmt.Sprintf("%s/v1/namespaces/%s/streams/dead/events", m.api, ns), 0)
+			Expect(err).NotTo(HaveOccurred())
+			Expect(dead).To(BeEmpty())
+			GinkgoWriter.Printf("%d orders accepted, %d of them while the sink was down; highest lag seen %d\n",
+				total, int64(total)-ordersBefore, lagSeen)
+		}, SpecTimeout(2*time.Minute))
 })
