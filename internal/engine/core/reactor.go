@@ -379,12 +379,11 @@ func (e *Engine) ReactorStats(ctx context.Context, name string) (ReactorStats, e
 		if err != nil {
 			return ReactorStats{}, err
 		}
-		cp, err := rx.Position(ctx, stream)
+		// Read now, not from the snapshot: a stream the snapshot did not
+		// know yet may have been handed events since.
+		cp, err := rx.Checkpoint(ctx, stream)
 		if err != nil {
 			return ReactorStats{}, err
-		}
-		if c, ok := s.Checkpoint[stream]; ok {
-			cp = c
 		}
 		out.Checkpoint[stream] = cp
 		if v > cp {

@@ -206,6 +206,18 @@ func (r *Reactor) Position(ctx context.Context, stream string) (uint64, error) {
 	return p.accepted, nil
 }
 
+// Checkpoint is the last sequence of stream before which every event is
+// done: the stored checkpoint until the stream's first event is handed.
+func (r *Reactor) Checkpoint(ctx context.Context, stream string) (uint64, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	p, err := r.progressOf(ctx, stream)
+	if err != nil {
+		return 0, err
+	}
+	return p.checkpoint(), nil
+}
+
 // progressOf returns stream's bookkeeping, loading its stored checkpoint
 // the first time. Callers hold r.mu.
 func (r *Reactor) progressOf(ctx context.Context, stream string) (*progress, error) {

@@ -187,3 +187,25 @@ func TestCloseLeavesUndoneEventsForTheNextReactor(t *testing.T) {
 		t.Fatalf("the next reactor starts after %d (%v), want 1", pos, err)
 	}
 }
+
+func TestCheckpointOfAStreamIsNotItsPositionWhileEventsAreInFlight(t *testing.T) {
+	g := newGate()
+	r, _ := newTestReactor(t, KeyOrdered, 16, g)
+	ctx := context.Background()
+	if cp, err := r.Checkpoint(ctx, "s"); err != nil || cp != 0 {
+		t.Fatalf("Checkpoint before any event = %d, %v; want 0", cp, err)
+	}
+	accept(t, r, ev(1, "a"), ev(2, "b"), ev(3, "c"))
+	pos, err := r.Position(ctx, "s")
+	if err != nil || pos != 3 {
+		t.Fatalf("Position = %d, %v; want 3 (every event handed)", pos, err)
+	}
+	if cp, err := r.Checkpoint(ctx, "s"); err != nil || cp != 0 {
+		t.Fatalf("Checkpoint with three events in flight = %d, %v; want 0", cp, err)
+	}
+	g.release(1, 2, 3)
+	enginetest.Eventually(t, "checkpoint at 3", func() bool {
+		cp, err := r.Checkpoint(ctx, "s")
+		return err == nil && cp == 3
+	})
+}

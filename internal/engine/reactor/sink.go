@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/textproto"
 	"net/url"
 	"strconv"
 	"strings"
@@ -115,6 +116,7 @@ func (s *Sink) post(ctx context.Context, msg engine.Message) (int, http.Header, 
 	if err != nil {
 		return 0, nil, nil, engine.Permanent(err)
 	}
+	req.Header = make(http.Header, len(msg.Headers)+12)
 	setHeaders(req.Header, msg)
 	if s.cfg.Audience != "" {
 		// A token that cannot be had yet is retried like a connection
@@ -133,7 +135,10 @@ func (s *Sink) post(ctx context.Context, msg engine.Message) (int, http.Header, 
 		return 0, nil, nil, s.attemptError(ctx, attempt, err)
 	}
 	defer func() { _ = resp.Body.Close() }()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, MaxReplyBytes+1))
+	var body []byte
+	if resp.ContentLength != 0 { // most answers are empty: no buffer for them
+		body, err = io.ReadAll(io.LimitReader(resp.Body, MaxReplyBytes+1))
+	}
 	if err != nil {
 		return 0, nil, nil, s.attemptError(ctx, attempt, fmt.Errorf("read the sink's answer: %w", err))
 	}
@@ -196,34 +201,41 @@ func snippet(body []byte) string {
 	return ": " + text
 }
 
-// setHeaders writes msg's CloudEvents binary-mode attributes.
+// setHeaders writes msg's CloudEvents binary-mode attributes. It is on
+// every delivery's path, so it fills h without Header.Set: the values
+// share one slice and the fixed names are written canonical already.
 func setHeaders(h http.Header, msg engine.Message) {
+	vals := make([]string, 0, len(msg.Headers)+10)
+	set := func(k, v string) {
+		vals = append(vals, v)
+		h[k] = vals[len(vals)-1 : len(vals) : len(vals)]
+	}
 	for k, v := range msg.Headers {
 		if strings.HasPrefix(k, "ce-") || k == "traceparent" || k == "tracestate" {
-			h.Set(k, v)
+			set(textproto.CanonicalMIMEHeaderKey(k), v)
 		}
 	}
 	ct := msg.ContentType
 	if ct == "" {
 		ct = "application/json"
 	}
-	h.Set("Content-Type", ct)
-	h.Set("Ce-Specversion", "1.0")
-	h.Set("Ce-Id", msg.ID)
-	h.Set("Ce-Type", msg.Name)
-	h.Set("Ce-Source", Source(msg.Stream))
+	set("Content-Type", ct)
+	set("Ce-Specversion", "1.0")
+	set("Ce-Id", msg.ID)
+	set("Ce-Type", msg.Name)
+	set("Ce-Source", Source(msg.Stream))
 	if msg.Key != "" {
-		h.Set("Ce-Partitionkey", msg.Key)
+		set("Ce-Partitionkey", msg.Key)
 	} else {
-		h.Del("Ce-Partitionkey")
+		delete(h, "Ce-Partitionkey")
 	}
-	h.Set("Ce-Time", msg.Time.UTC().Format(time.RFC3339Nano))
-	h.Set("Ce-Sequence", strconv.FormatUint(msg.Sequence, 10))
-	h.Set("Ce-Correlationid", msg.CorrelationID)
+	set("Ce-Time", msg.Time.UTC().Format(time.RFC3339Nano))
+	set("Ce-Sequence", strconv.FormatUint(msg.Sequence, 10))
+	set("Ce-Correlationid", msg.CorrelationID)
 	if msg.CausationID != "" {
-		h.Set("Ce-Causationid", msg.CausationID)
+		set("Ce-Causationid", msg.CausationID)
 	} else {
-		h.Del("Ce-Causationid")
+		delete(h, "Ce-Causationid")
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"testing"
 	"time"
 
@@ -102,5 +103,55 @@ func TestCheckSinkHostRefusesPrivateLiterals(t *testing.T) {
 		if err := CheckSinkHost(host); err != nil {
 			t.Errorf("%s: got %v, want nil", host, err)
 		}
+	}
+}
+
+func TestSetHeadersWritesTheEventsAttributesAndItsOtherCEHeadersOnly(t *testing.T) {
+	at := time.Date(2026, 12, 6, 10, 0, 0, 5, time.UTC)
+	msg := engine.Message{
+		ID: "id-1", Name: "OrderPaid", Stream: "shop/orders", Key: "order-7", Sequence: 42, Time: at,
+		CorrelationID: "corr-1", CausationID: "cause-1", ContentType: "application/avro",
+		Headers: map[string]string{
+			"ce-region": "eu", "traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+			"x-internal": "no", "ce-id": "a stored id the event's own replaces",
+		},
+	}
+	h := http.Header{}
+	setHeaders(h, msg)
+	want := http.Header{
+		"Content-Type":     {"application/avro"},
+		"Ce-Specversion":   {"1.0"},
+		"Ce-Id":            {"id-1"},
+		"Ce-Type":          {"OrderPaid"},
+		"Ce-Source":        {"/namespaces/shop/streams/orders"},
+		"Ce-Partitionkey":  {"order-7"},
+		"Ce-Time":          {"2026-12-06T10:00:00.000000005Z"},
+		"Ce-Sequence":      {"42"},
+		"Ce-Correlationid": {"corr-1"},
+		"Ce-Causationid":   {"cause-1"},
+		"Ce-Region":        {"eu"},
+		"Traceparent":      {"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"},
+	}
+	if !reflect.DeepEqual(h, want) {
+		t.Fatalf("headers:\n got %v\nwant %v", h, want)
+	}
+	// A header's value is a slice of its own: appending to one (as a
+	// caller adding a value would) must not change another.
+	h["Ce-Id"] = append(h["Ce-Id"], "x")
+	if got := h.Get("Ce-Type"); got != "OrderPaid" {
+		t.Fatalf("appending to Ce-Id changed Ce-Type to %q", got)
+	}
+
+	unkeyed := engine.Message{ID: "id-2", Name: "Ping", Stream: "orders", Time: at}
+	h = http.Header{"Ce-Partitionkey": {"stale"}, "Ce-Causationid": {"stale"}}
+	setHeaders(h, unkeyed)
+	if _, ok := h["Ce-Partitionkey"]; ok {
+		t.Errorf("an unkeyed event keeps a partition key: %v", h)
+	}
+	if _, ok := h["Ce-Causationid"]; ok {
+		t.Errorf("an event without a cause keeps a causation id: %v", h)
+	}
+	if got := h.Get("Content-Type"); got != "application/json" {
+		t.Errorf("Content-Type %q, want application/json for an event without one", got)
 	}
 }
