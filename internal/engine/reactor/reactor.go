@@ -78,7 +78,7 @@ func (c Config) Validate() error {
 // Reactor dispatches events to lanes and keeps the checkpoint.
 type Reactor struct {
 	cfg Config
-	// laneLimit bounds the lanes running at once; window bounds the events
+	// laneLimit bounds the workers, so the deliveries in flight; window bounds the events
 	// accepted and not yet done, so a stuck lane holds back at most that many.
 	laneLimit, window int
 
@@ -291,10 +291,13 @@ func (r *Reactor) Redeliver(ctx context.Context, msg engine.Message, rd engine.R
 }
 
 // enqueueLocked appends it to the lane of key when there is room, starting
-// the lane if needed, and reports whether it did. Callers hold r.mu.
+// the lane if needed, and reports whether it did. Lanes are bounded by the
+// window only: the workers bound the deliveries in flight, and a lane
+// ready ahead of them lets a worker that finishes go straight on to the
+// next key instead of waiting for the route to hand one. Callers hold r.mu.
 func (r *Reactor) enqueueLocked(key string, it item) bool {
 	l, running := r.lanes[key]
-	if r.pending >= r.window || (!running && len(r.lanes) >= r.laneLimit) {
+	if r.pending >= r.window {
 		return false
 	}
 	r.pending++

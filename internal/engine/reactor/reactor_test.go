@@ -138,27 +138,37 @@ func TestKeyOrderedKeepsUnkeyedEventsInOneLane(t *testing.T) {
 	}
 }
 
-func TestUnorderedBoundsTheEventsInFlight(t *testing.T) {
+func TestUnorderedBoundsTheEventsInFlightAndHandleTakesNoMoreThanTheWindow(t *testing.T) {
 	g := newGate()
 	r, _ := newTestReactor(t, Unordered, 4, g)
+	n := uint64(r.window + 6)
+	var handed atomic.Uint64
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		for i := uint64(1); i <= 10; i++ {
+		for i := uint64(1); i <= n; i++ {
 			if _, err := r.Handle(context.Background(), ev(i, "k")); err != nil {
 				t.Errorf("Handle: %v", err)
 			}
+			handed.Store(i)
 		}
 	}()
-	enginetest.Eventually(t, "4 running", func() bool { return g.running.Load() == 4 })
+	enginetest.Eventually(t, "4 running and the window full", func() bool {
+		return g.running.Load() == 4 && handed.Load() == uint64(r.window)
+	})
 	select {
 	case <-done:
-		t.Fatal("Handle took all 10 events with 4 in flight and none done")
+		t.Fatalf("Handle took all %d events with a window of %d and none done", n, r.window)
 	case <-time.After(20 * time.Millisecond):
 	}
-	g.release(1, 2, 3, 4, 5, 6, 7, 8, 9, 10)
+	if got := g.running.Load(); got != 4 {
+		t.Fatalf("%d running with the window full, want 4", got)
+	}
+	for i := uint64(1); i <= n; i++ {
+		g.release(i)
+	}
 	<-done
-	enginetest.Eventually(t, "10 done", func() bool { return g.finished.Load() == 10 })
+	enginetest.Eventually(t, "all done", func() bool { return uint64(g.finished.Load()) == n })
 	if g.maxSeen.Load() != 4 {
 		t.Fatalf("%d ran at once, want 4", g.maxSeen.Load())
 	}
