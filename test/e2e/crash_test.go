@@ -148,8 +148,10 @@ var _ = Describe("durable storage", func() {
 
 			// The read model is the fold of the stored stream: every payload,
 			// in stream order, once. The stream is read again on every try:
-			// a request whose answer a SIGKILL cut off may have reached the
-			// outbox log, and is stored (and folded) after the reads above.
+			// each client's last request, cut off when posting stopped, may
+			// have reached the outbox log and be stored (and folded) after
+			// the reads above, which wait only for the events that got a 202.
+			// (A request a SIGKILL cut off is sent again until it gets one.)
 			query := getJSON(ctx, fmt.Sprintf("%s/v1/namespaces/%s/projections/items", m.api, ns))
 			Eventually(func() error {
 				var all []json.RawMessage

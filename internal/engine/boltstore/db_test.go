@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,6 +12,10 @@ import (
 	"testing"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine"
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/eventstore"
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/readmodel"
 )
 
 func TestAFailingWriterDoesNotFailTheOthersInItsCommit(t *testing.T) {
@@ -44,6 +49,70 @@ func TestAFailingWriterDoesNotFailTheOthersInItsCommit(t *testing.T) {
 		})
 		if (got != nil) == (i%2 == 1) {
 			t.Errorf("writer %d: stored=%v, want %v", i, got != nil, i%2 == 0)
+		}
+	}
+}
+
+// When a writer of a group fails, DB.Update rolls the transaction back and
+// runs the others again in a new one: a read-model batch and an append that
+// ran in the rolled-back transaction must store their work once.
+func TestWritersRunAgainAfterARollbackStoreTheirWorkOnce(t *testing.T) {
+	db := openTestDB(t, t.TempDir())
+	rm := NewReadModels(db)
+	t.Cleanup(func() { _ = rm.Close() })
+	es := NewEventStore(db)
+	t.Cleanup(func() { _ = es.Close() })
+	// A list and a stream that exist already: the writers go on from their ends.
+	if err := rm.Apply(t.Context(), "ns/p", []readmodel.Change{{Key: "items", Op: readmodel.OpAppend, Value: "a"}},
+		readmodel.Checkpoint{"s": 1}); err != nil {
+		t.Fatal(err)
+	}
+	esMustAppend(t, es, "s", eventstore.Any, esEvent("e1"))
+
+	batch := make([]*applyTx, 0, 2)
+	for i, v := range []string{"b", "c"} {
+		a, err := rm.newApplyTx("ns/p", []readmodel.Change{{Key: "items", Op: readmodel.OpAppend, Value: v}},
+			readmodel.Checkpoint{"s": uint64(i + 2)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		batch = append(batch, a)
+	}
+	app := newAppendTx("s", eventstore.Any, []engine.Message{esEvent("e2"), esEvent("e3")})
+	defer app.release()
+	writers := func(tx *bolt.Tx) error {
+		if err := writeBatch(tx, batch); err != nil {
+			return err
+		}
+		return app.run(tx)
+	}
+	othersFailed := errors.New("another writer of the group failed")
+	err := db.bolt.Update(func(tx *bolt.Tx) error {
+		if err := writers(tx); err != nil {
+			return err
+		}
+		return othersFailed
+	})
+	if !errors.Is(err, othersFailed) {
+		t.Fatalf("first run: got error %v, want %v", err, othersFailed)
+	}
+	if err := db.bolt.Update(writers); err != nil {
+		t.Fatalf("second run: got error %v, want nil", err)
+	}
+
+	doc, err := rm.Document(t.Context(), "ns/p")
+	if got, want := string(doc), `{"items":["a","b","c"]}`; err != nil || got != want {
+		t.Errorf("document: got %s (error %v), want %s", got, err, want)
+	}
+	if cp, err := rm.Checkpoint(t.Context(), "ns/p"); err != nil || cp["s"] != 3 {
+		t.Errorf("checkpoint: got %v (error %v), want s at 3", cp, err)
+	}
+	if app.res.Appended != 2 || app.res.LastSequence != 3 {
+		t.Errorf("append result: got %d appended up to sequence %d, want 2 up to 3", app.res.Appended, app.res.LastSequence)
+	}
+	for i, m := range esMustRead(t, es, "s") {
+		if want := fmt.Sprintf("e%d", i+1); m.ID != want || m.Sequence != uint64(i+1) || m.Position != uint64(i+1) {
+			t.Errorf("stored event %d: got id %q sequence %d position %d, want %q at %d", i, m.ID, m.Sequence, m.Position, want, i+1)
 		}
 	}
 }

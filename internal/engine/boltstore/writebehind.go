@@ -254,15 +254,7 @@ func (w *writeBehind) take(spare []*applyTx) (batch []*applyTx, stopped bool) {
 
 // commit writes batch in one transaction and records the outcome.
 func (w *writeBehind) commit(batch []*applyTx) {
-	err := w.db.Update(context.Background(), func(tx *bolt.Tx) error {
-		bw := newBatchWriter(tx)
-		for _, a := range batch {
-			if err := bw.write(a); err != nil {
-				return fmt.Errorf("read model %q: %w", a.name[1:], err)
-			}
-		}
-		return bw.finish()
-	})
+	err := w.db.Update(context.Background(), func(tx *bolt.Tx) error { return writeBatch(tx, batch) })
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if err != nil {
@@ -278,4 +270,17 @@ func (w *writeBehind) commit(batch []*applyTx) {
 	}
 	close(w.changed)
 	w.changed = make(chan struct{})
+}
+
+// writeBatch writes batch's Applies in tx. DB.Update runs it again in a new
+// transaction when another writer of its group fails, so it keeps nothing
+// from one run to the next: each run finds the buckets and list ends anew.
+func writeBatch(tx *bolt.Tx, batch []*applyTx) error {
+	bw := newBatchWriter(tx)
+	for _, a := range batch {
+		if err := bw.write(a); err != nil {
+			return fmt.Errorf("read model %q: %w", a.name[1:], err)
+		}
+	}
+	return bw.finish()
 }
