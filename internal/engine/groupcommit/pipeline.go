@@ -154,12 +154,13 @@ func (p *Pipeline[W]) join(ctx context.Context, w W) (*Group[W], int, error) {
 		}
 		p.gather.Lock()
 	}
-	if p.env.Join != nil {
-		p.env.Join(&w)
-	}
 	g := p.gather.group
 	g.writes = append(g.writes, w)
 	i := len(g.writes) - 1
+	if p.env.Join != nil {
+		// The group's copy: a pointer to w would move w to the heap.
+		p.env.Join(&g.writes[i])
+	}
 	p.gather.Unlock()
 	select {
 	case p.kick <- struct{}{}:
