@@ -83,11 +83,6 @@ func checkValueSize(b []byte, start int) ([]byte, error) {
 	return b, nil
 }
 
-// tagged is a number's stored value.
-func tagged(tag byte, n uint64) []byte {
-	return appendTagged(make([]byte, 0, 9), tag, n)
-}
-
 // appendTagged appends a number's stored value to dst.
 func appendTagged(dst []byte, tag byte, n uint64) []byte {
 	return binary.BigEndian.AppendUint64(append(dst, tag), n)

@@ -229,9 +229,12 @@ func (bw *batchWriter) projection(a *applyTx) (*projectionWriter, error) {
 	return pw, nil
 }
 
-// finish puts each projection's last checkpoints.
+// finish puts each projection's pending values and last checkpoints.
 func (bw *batchWriter) finish() error {
-	for _, pw := range bw.projections {
+	for projection, pw := range bw.projections {
+		if err := pw.doc.flush(); err != nil {
+			return fmt.Errorf("read model %q: %w", projection, err)
+		}
 		for _, c := range pw.checkpoints {
 			if err := pw.cpb.Put(c.key, c.seq[:]); err != nil {
 				return err
