@@ -13,7 +13,8 @@
 //   - While the committer writes and syncs, the next group gathers, so the
 //     next sync starts the moment the last one ends and covers every writer
 //     that came in the meantime. There is no timer: a lone writer is
-//     committed at once.
+//     committed at once. A write that may wait (CommitWithNext) rides with
+//     the next group another writer brings about.
 //
 // Both disk engines commit through it: the outbox log (a write and an
 // fdatasync of a segment file) and the bbolt file (a transaction, whose
@@ -26,6 +27,7 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // ErrClosed is returned by Commit once Close has begun.
@@ -104,10 +106,36 @@ func (p *Pipeline[W]) Commit(ctx context.Context, w W) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	g, i, err := p.join(ctx, w)
+	g, i, err := p.join(ctx, w, true)
 	if err != nil {
 		return err
 	}
+	<-g.done
+	return g.outcome(i)
+}
+
+// CommitWithNext is Commit for a write that need not be durable at once:
+// it joins the group being gathered without waking the committer, so that
+// it shares the commit the next writer brings about instead of costing
+// one of its own. Once within has passed, or hurry receives, it wakes the
+// committer itself.
+func (p *Pipeline[W]) CommitWithNext(ctx context.Context, w W, within time.Duration, hurry <-chan struct{}) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	g, i, err := p.join(ctx, w, false)
+	if err != nil {
+		return err
+	}
+	timer := time.NewTimer(within)
+	defer timer.Stop()
+	select {
+	case <-g.done:
+		return g.outcome(i)
+	case <-timer.C:
+	case <-hurry:
+	}
+	p.wake()
 	<-g.done
 	return g.outcome(i)
 }
@@ -129,8 +157,8 @@ func (p *Pipeline[W]) Close() {
 }
 
 // join adds w to the group being gathered, waiting while that group is full,
-// and returns the group and w's index in it.
-func (p *Pipeline[W]) join(ctx context.Context, w W) (*Group[W], int, error) {
+// and returns the group and w's index in it. wake wakes the committer.
+func (p *Pipeline[W]) join(ctx context.Context, w W, wake bool) (*Group[W], int, error) {
 	p.gather.Lock()
 	for {
 		if p.gather.closed {
@@ -161,11 +189,18 @@ func (p *Pipeline[W]) join(ctx context.Context, w W) (*Group[W], int, error) {
 		p.env.Join(&g.writes[i])
 	}
 	p.gather.Unlock()
+	if wake {
+		p.wake()
+	}
+	return g, i, nil
+}
+
+// wake makes the committer take the group being gathered.
+func (p *Pipeline[W]) wake() {
 	select {
 	case p.kick <- struct{}{}:
 	default: // the committer is woken already
 	}
-	return g, i, nil
 }
 
 // run is the committer. It stops after Close, once the writes that joined
