@@ -150,6 +150,12 @@ func freeAddress(b *testing.B) string {
 // ends.
 func (e *env) startManager(b *testing.B, storage, dataDir string, flags ...string) *manager {
 	b.Helper()
+	return e.startManagerBinary(b, e.manager, storage, dataDir, flags...)
+}
+
+// startManagerBinary is startManager for the manager binary bin.
+func (e *env) startManagerBinary(b *testing.B, bin, storage, dataDir string, flags ...string) *manager {
+	b.Helper()
 	m := &manager{api: "http://" + freeAddress(b), probe: freeAddress(b), exited: make(chan struct{})}
 	args := []string{
 		"--ingest-auth=none", "--ingest-bind-address=" + strings.TrimPrefix(m.api, "http://"),
@@ -164,7 +170,7 @@ func (e *env) startManager(b *testing.B, storage, dataDir string, flags ...strin
 		b.Fatal(err)
 	}
 	m.log = logFile.Name()
-	m.cmd = exec.Command(e.manager, args...)
+	m.cmd = exec.Command(bin, args...)
 	m.cmd.Env = append(os.Environ(), "KUBECONFIG="+e.kubeconfig)
 	m.cmd.Stdout, m.cmd.Stderr = logFile, logFile
 	if err := m.cmd.Start(); err != nil {

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"os"
 	"slices"
 	"testing"
 	"time"
@@ -82,10 +83,17 @@ func startBenchManager(b *testing.B, storage string) (string, uint64) {
 // manager.
 func startBenchManagerProcess(b *testing.B, storage string) (*manager, string, uint64) {
 	b.Helper()
+	return startBenchManagerBinary(b, setup(b).manager, storage)
+}
+
+// startBenchManagerBinary is startBenchManagerProcess for the manager
+// binary bin.
+func startBenchManagerBinary(b *testing.B, bin, storage string) (*manager, string, uint64) {
+	b.Helper()
 	e := setup(b)
 	ns := fmt.Sprintf("perf-%d", time.Now().UnixNano())
 	e.applySamples(b, ns)
-	m := e.startManager(b, storage, b.TempDir())
+	m := e.startManagerBinary(b, bin, storage, b.TempDir())
 	after := waitStream(b, m, ns)
 	return m, m.api + "/v1/namespaces/" + ns + "/streams/" + benchStream + "/events", after
 }
@@ -152,43 +160,94 @@ const interleavedRounds = 10
 // measure of cost than a rate). -benchtime 1x.
 func BenchmarkManagerIngestInterleaved(b *testing.B) {
 	for range b.N {
-		managers, urls := map[string]*manager{}, map[string]string{}
-		for _, storage := range []string{"memory", "disk"} {
-			managers[storage], urls[storage], _ = startBenchManagerProcess(b, storage)
+		e := setup(b)
+		interleave(b, [2]contender{
+			{name: "memory", storage: "memory", binary: e.manager},
+			{name: "disk", storage: "disk", binary: e.manager},
+		})
+	}
+}
+
+// managerBEnv names a second manager binary for BenchmarkManagerIngestAB.
+const managerBEnv = "EVENTSOURCING_PERF_MANAGER_B"
+
+// BenchmarkManagerIngestAB compares two builds of the manager on disk
+// storage as BenchmarkManagerIngestInterleaved compares memory and disk:
+// side by side, 2 s of load in turn, ten pairs. A is this checkout's
+// manager (or EVENTSOURCING_PERF_MANAGER), B the binary
+// EVENTSOURCING_PERF_MANAGER_B names; b/a-% is the median of the pairs'
+// rate ratios, b/a-cpu-% of their CPU per event ratios. Both managers
+// write to the same disk in turn, so a change in what fdatasync costs
+// falls on both. -benchtime 1x.
+func BenchmarkManagerIngestAB(b *testing.B) {
+	other := os.Getenv(managerBEnv)
+	if other == "" {
+		b.Skip(managerBEnv + " names no second manager binary")
+	}
+	for range b.N {
+		e := setup(b)
+		interleave(b, [2]contender{
+			{name: "a", storage: "disk", binary: e.manager},
+			{name: "b", storage: "disk", binary: other},
+		})
+	}
+}
+
+// contender is one of the two managers interleave compares.
+type contender struct {
+	name, storage, binary string
+}
+
+// interleave starts the two managers and gives them 2 s of single-event
+// load from 64 clients in turn, interleavedRounds pairs, the order swapped
+// every pair. It reports each one's median rate and CPU µs per accepted
+// event, and the median, lowest and highest of the pairs' ratios of the
+// second to the first.
+func interleave(b *testing.B, cs [2]contender) {
+	b.Helper()
+	var managers [2]*manager
+	var urls [2]string
+	for i, c := range cs {
+		managers[i], urls[i], _ = startBenchManagerBinary(b, c.binary, c.storage)
+	}
+	var rates, cpus [2][]float64
+	ratios := make([]float64, 0, interleavedRounds)
+	cpuRatios := make([]float64, 0, interleavedRounds)
+	turn := func(i int) (rate, cpu float64) {
+		m := managers[i]
+		before, ok1 := m.cpuTime()
+		res := runLoad(b, loadgen.Spec{PostURL: urls[i], Clients: 64, Duration: 2 * time.Second})
+		after, ok2 := m.cpuTime()
+		if ok1 && ok2 && res.Accepted > 0 {
+			cpu = float64((after - before).Microseconds()) / float64(res.Accepted)
+			cpus[i] = append(cpus[i], cpu)
 		}
-		memory := make([]float64, 0, interleavedRounds)
-		disk := make([]float64, 0, interleavedRounds)
-		ratios := make([]float64, 0, interleavedRounds)
-		cpu := map[string][]float64{}
-		rate := func(storage string) float64 {
-			m := managers[storage]
-			before, ok1 := m.cpuTime()
-			res := runLoad(b, loadgen.Spec{PostURL: urls[storage], Clients: 64, Duration: 2 * time.Second})
-			after, ok2 := m.cpuTime()
-			if ok1 && ok2 && res.Accepted > 0 {
-				cpu[storage] = append(cpu[storage], float64((after-before).Microseconds())/float64(res.Accepted))
-			}
-			return res.Rate()
+		return res.Rate(), cpu
+	}
+	for round := range interleavedRounds {
+		var rate, cpu [2]float64
+		for _, i := range [][2]int{{0, 1}, {1, 0}}[round%2] {
+			rate[i], cpu[i] = turn(i)
 		}
-		for i := range interleavedRounds {
-			var m, d float64
-			if i%2 == 0 {
-				m, d = rate("memory"), rate("disk")
-			} else {
-				d, m = rate("disk"), rate("memory")
-			}
-			memory, disk, ratios = append(memory, m), append(disk, d), append(ratios, d/m)
+		rates[0], rates[1] = append(rates[0], rate[0]), append(rates[1], rate[1])
+		ratios = append(ratios, rate[1]/rate[0])
+		if cpu[0] > 0 && cpu[1] > 0 {
+			cpuRatios = append(cpuRatios, cpu[1]/cpu[0])
 		}
-		b.ReportMetric(median(memory), "memory-events/s")
-		b.ReportMetric(median(disk), "disk-events/s")
-		b.ReportMetric(100*median(ratios), "disk/memory-%")
-		b.ReportMetric(100*slices.Min(ratios), "lowest-%")
-		b.ReportMetric(100*slices.Max(ratios), "highest-%")
-		for _, storage := range []string{"memory", "disk"} {
-			if len(cpu[storage]) > 0 {
-				b.ReportMetric(median(cpu[storage]), storage+"-cpu-µs/event")
-			}
+	}
+	first, second := cs[0].name, cs[1].name
+	b.ReportMetric(median(rates[0]), first+"-events/s")
+	b.ReportMetric(median(rates[1]), second+"-events/s")
+	b.ReportMetric(100*median(ratios), second+"/"+first+"-%")
+	b.ReportMetric(100*slices.Min(ratios), "lowest-%")
+	b.ReportMetric(100*slices.Max(ratios), "highest-%")
+	for i, c := range cs {
+		if len(cpus[i]) > 0 {
+			b.ReportMetric(median(cpus[i]), c.name+"-cpu-µs/event")
 		}
+	}
+	if len(cpuRatios) > 0 {
+		b.ReportMetric(100*median(cpuRatios), second+"/"+first+"-cpu-%")
 	}
 }
 

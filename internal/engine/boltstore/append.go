@@ -1,6 +1,7 @@
 package boltstore
 
 import (
+	"bytes"
 	"encoding/binary"
 	"fmt"
 	"slices"
@@ -34,8 +35,9 @@ type appendTx struct {
 	version       uint64 // the stream's last sequence
 	position      uint64 // the global position of the last event
 	slots         []slot
-	fresh         int   // how many events are new
-	puts          []put // the new events' writes
+	key           []byte // an id being looked up
+	fresh         int    // how many events are new
+	puts          []put  // the new events' writes
 
 	res eventstore.AppendResult
 }
@@ -134,6 +136,12 @@ func (a *appendTx) classify() error {
 	if len(a.events) > batchMapThreshold {
 		firstByID = make(map[string]int, len(a.events))
 	}
+	// One cursor for every lookup: a Get per event would make a cursor
+	// each time, and grow its stack as it descends from the root.
+	var ids *bolt.Cursor
+	if a.idB != nil {
+		ids = a.idB.Cursor()
+	}
 	for i := range a.events {
 		id := a.events[i].ID
 		a.slots[i].first = -1
@@ -147,8 +155,9 @@ func (a *appendTx) classify() error {
 			a.slots[i].first = j
 			continue
 		}
-		if a.idB != nil {
-			if v := a.idB.Get([]byte(id)); v != nil {
+		if ids != nil {
+			a.key = append(a.key[:0], id...)
+			if k, v := ids.Seek(a.key); v != nil && bytes.Equal(k, a.key) {
 				if len(v) != 8 {
 					return fmt.Errorf("stream %q: id %q maps to %d bytes, want 8: %w", a.stream, id, len(v), codec.ErrCorrupt)
 				}

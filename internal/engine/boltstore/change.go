@@ -1,6 +1,7 @@
 package boltstore
 
 import (
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
@@ -45,87 +46,137 @@ func storedName(name string) ([]byte, error) {
 	return b, nil
 }
 
-// marshalJSON encodes v as json.Marshal does, so documents match the memory
-// store's (which escapes HTML characters and compacts raw JSON text).
-func marshalJSON(v any) ([]byte, error) {
+// appendJSON appends v to dst encoded as json.Marshal encodes it, so that
+// documents match the memory store's (which escapes HTML characters and
+// compacts raw JSON text). Raw JSON text without HTML characters is
+// compacted straight into dst: it is what most read model values are (a
+// projection keeps an event's JSON payload), and json.Marshal would copy
+// it twice.
+func appendJSON(dst []byte, v any) ([]byte, error) {
+	start := len(dst)
+	if raw, ok := v.(json.RawMessage); ok && !needsHTMLEscape(raw) {
+		buf := bytes.NewBuffer(dst)
+		if json.Compact(buf, raw) == nil {
+			return checkValueSize(buf.Bytes(), start)
+		}
+		// Not JSON: json.Marshal says so, in its words.
+	}
 	b, err := json.Marshal(v)
 	if err != nil {
-		return nil, err
+		return dst, err
 	}
-	if int64(len(b)) > bolt.MaxValueSize {
-		return nil, fmt.Errorf("value of %d bytes encoded is larger than the %d bytes the disk store allows", len(b), bolt.MaxValueSize)
+	return checkValueSize(append(dst, b...), start)
+}
+
+// needsHTMLEscape reports whether json.Marshal would escape something in
+// raw: <, > or &, or U+2028 or U+2029 (which start with the byte 0xE2).
+func needsHTMLEscape(raw []byte) bool {
+	return bytes.IndexByte(raw, '<') >= 0 || bytes.IndexByte(raw, '>') >= 0 ||
+		bytes.IndexByte(raw, '&') >= 0 || bytes.IndexByte(raw, 0xE2) >= 0
+}
+
+// checkValueSize refuses a value, b[start:], that bbolt would not store.
+func checkValueSize(b []byte, start int) ([]byte, error) {
+	if n := len(b) - start; int64(n) > bolt.MaxValueSize {
+		return b[:start], fmt.Errorf("value of %d bytes encoded is larger than the %d bytes the disk store allows", n, bolt.MaxValueSize)
 	}
 	return b, nil
 }
 
-// tagged is a number's stored value.
-func tagged(tag byte, n uint64) []byte {
-	return binary.BigEndian.AppendUint64(append(make([]byte, 0, 9), tag), n)
+// appendTagged appends a number's stored value to dst.
+func appendTagged(dst []byte, tag byte, n uint64) []byte {
+	return binary.BigEndian.AppendUint64(append(dst, tag), n)
 }
 
-// encodeChanges encodes changes. An error names the change.
-func encodeChanges(changes []readmodel.Change) ([]change, error) {
-	out := make([]change, len(changes))
-	for i, c := range changes {
-		key, err := storedName(c.Key)
-		if err != nil {
-			return nil, fmt.Errorf("change %d: key: %w", i, err)
+// encodeSizeHint is about the bytes encodeChanges puts in its buffer for
+// changes: exact for raw JSON text without spaces, numbers and appends of
+// them, a guess for other values.
+func encodeSizeHint(changes []readmodel.Change) int {
+	n := 0
+	for i := range changes {
+		n += 1 + len(changes[i].Key) + 9
+		switch v := changes[i].Value.(type) {
+		case json.RawMessage:
+			n += len(v)
+		case string:
+			n += len(v) + 2
+		case nil, int64, int, float64:
+		default:
+			n += 64
 		}
-		e := change{key: key, op: c.Op, delta: c.Delta}
+	}
+	return n
+}
+
+// encodeChanges encodes changes into out, which it returns, their keys and
+// values laid side by side in buf (sized by encodeSizeHint, so that one
+// allocation holds them all). Should buf grow, the slices taken before
+// keep the old array, which nothing changes. An error names the change.
+func encodeChanges(out []change, buf []byte, changes []readmodel.Change) ([]change, error) {
+	for i, c := range changes {
+		if len(c.Key)+1 > bolt.MaxKeySize {
+			return nil, fmt.Errorf("change %d: key: name of %d bytes is longer than the %d bytes the disk store allows",
+				i, len(c.Key), bolt.MaxKeySize-1)
+		}
+		start := len(buf)
+		buf = append(append(buf, namePrefix), c.Key...)
+		e := change{key: buf[start:len(buf):len(buf)], op: c.Op, delta: c.Delta}
+		start = len(buf)
+		var err error
 		switch c.Op {
 		case readmodel.OpSet:
-			if err := e.encodeSet(c.Value); err != nil {
+			if buf, err = e.encodeSet(buf, c.Value); err != nil {
 				return nil, fmt.Errorf("change %d: set key %q: %w", i, c.Key, err)
 			}
 		case readmodel.OpAppend:
-			if e.value, err = marshalJSON(c.Value); err != nil {
+			if buf, err = appendJSON(buf, c.Value); err != nil {
 				return nil, fmt.Errorf("change %d: append to key %q: %w", i, c.Key, err)
 			}
 		case readmodel.OpIncrement:
 		default:
 			return nil, fmt.Errorf("change %d: key %q: unknown op %d", i, c.Key, c.Op)
 		}
-		out[i] = e
+		if e.items == nil && len(buf) > start {
+			e.value = buf[start:len(buf):len(buf)]
+		}
+		out = append(out, e)
 	}
 	return out, nil
 }
 
-// encodeSet encodes the value of an OpSet by its readmodel.KindOf: a
-// json.RawMessage is JSON text whatever it holds, as in the memory store.
-func (c *change) encodeSet(v any) error {
+// encodeSet appends the stored value of an OpSet to buf, by its
+// readmodel.KindOf: a json.RawMessage is JSON text whatever it holds, as in
+// the memory store. A non-nil []any is a list: its items' JSON goes in
+// c.items instead.
+func (c *change) encodeSet(buf []byte, v any) ([]byte, error) {
 	switch v := v.(type) {
 	case nil:
-		c.value = []byte{tagNull}
+		return append(buf, tagNull), nil
 	case []any:
 		if v == nil {
-			c.value = []byte{tagNilList}
-			return nil
+			return append(buf, tagNilList), nil
 		}
 		c.items = make([][]byte, len(v))
 		for i, item := range v {
-			b, err := marshalJSON(item)
+			b, err := appendJSON(nil, item)
 			if err != nil {
-				return fmt.Errorf("item %d: %w", i, err)
+				return buf, fmt.Errorf("item %d: %w", i, err)
 			}
 			c.items[i] = b
 		}
+		return buf, nil
 	case int64:
-		c.value = tagged(tagInt, uint64(v))
+		return appendTagged(buf, tagInt, uint64(v)), nil
 	case int:
-		c.value = tagged(tagInt, uint64(int64(v)))
+		return appendTagged(buf, tagInt, uint64(int64(v))), nil
 	case float64:
 		if math.IsNaN(v) || math.IsInf(v, 0) {
-			return fmt.Errorf("%v cannot be encoded as JSON", v)
+			return buf, fmt.Errorf("%v cannot be encoded as JSON", v)
 		}
-		c.value = tagged(tagFloat, math.Float64bits(v))
+		return appendTagged(buf, tagFloat, math.Float64bits(v)), nil
 	default:
-		b, err := marshalJSON(v)
-		if err != nil {
-			return err
-		}
-		c.value = append([]byte{tagJSON}, b...)
+		return appendJSON(append(buf, tagJSON), v)
 	}
-	return nil
 }
 
 // storedKind is the kind of the value under key in doc (nil: none yet).

@@ -156,6 +156,18 @@ func (db *DB) Update(ctx context.Context, fn func(tx *bolt.Tx) error) error {
 	return err
 }
 
+// UpdateWithNext is Update for a write that need not be durable at once:
+// fn joins the transaction the next Update brings about instead of
+// costing a commit of its own, or one of its own once within has passed
+// or hurry receives (groupcommit.Pipeline.CommitWithNext).
+func (db *DB) UpdateWithNext(ctx context.Context, fn func(tx *bolt.Tx) error, within time.Duration, hurry <-chan struct{}) error {
+	err := db.commits.CommitWithNext(ctx, fn, within, hurry)
+	if errors.Is(err, groupcommit.ErrClosed) {
+		return ErrClosed
+	}
+	return err
+}
+
 // View runs fn in a read-only transaction, concurrently with writers.
 func (db *DB) View(fn func(tx *bolt.Tx) error) error {
 	if db.closed.Load() {

@@ -12,24 +12,50 @@ import (
 )
 
 // docWriter applies validated changes to one document in one transaction.
-// bbolt keeps the key and value slices until the commit, so every Put gets
-// its own.
+// bbolt keeps the value slices until the commit, so every Put gets its
+// own. A key whose changes in the transaction leave a value, not a list
+// (sets of one, increments), is written once, by flush, with the value the
+// last of them leaves: a key that every event of a commit sets or counts
+// costs one write, not one per event.
 type docWriter struct {
 	doc   *bolt.Bucket
-	lists map[string]*list // lists appended to in this Apply
+	lists map[string]*list // lists appended to in this transaction
+	// values holds the keys waiting for flush, in the order first changed,
+	// and index finds them by key.
+	values []pendingValue
+	index  map[string]int
+}
+
+// pendingValue is the value a key is left with, until flush writes it.
+type pendingValue struct {
+	key   []byte
+	value []byte // tagged; nil when number holds it
+	// number is the value of increments, an owned copy: the values of the
+	// changes themselves are shared with readers of what is staged.
+	number [9]byte
+	done   bool // written early (see flushKey), or given up for a list
 }
 
 // list is a list bucket being appended to, and its next index.
 type list struct {
 	b    *bolt.Bucket
 	next uint64
+	key  [8]byte // the next item's key: bbolt copies keys, so one array serves
 }
 
 func (w *docWriter) apply(c *change) error {
 	switch c.op {
 	case readmodel.OpSet:
-		return w.set(c)
+		if c.items == nil {
+			delete(w.lists, string(c.key))
+			w.pending(c.key).value = c.value
+			return nil
+		}
+		return w.setList(c)
 	case readmodel.OpAppend:
+		if err := w.flushKey(c.key); err != nil {
+			return err
+		}
 		l, err := w.list(c.key)
 		if err != nil {
 			return err
@@ -40,16 +66,26 @@ func (w *docWriter) apply(c *change) error {
 	}
 }
 
-func (w *docWriter) set(c *change) error {
-	delete(w.lists, string(c.key))
-	if c.value != nil {
-		if w.doc.Bucket(c.key) != nil {
-			if err := w.doc.DeleteBucket(c.key); err != nil {
-				return err
-			}
-		}
-		return w.doc.Put(c.key, c.value)
+// pending returns key's pending value, adding one for a key not pending.
+func (w *docWriter) pending(key []byte) *pendingValue {
+	if i, ok := w.index[string(key)]; ok {
+		return &w.values[i]
 	}
+	if w.index == nil {
+		w.index = make(map[string]int)
+	}
+	w.index[string(key)] = len(w.values)
+	w.values = append(w.values, pendingValue{key: key})
+	return &w.values[len(w.values)-1]
+}
+
+// setList replaces whatever key holds with a list of the items.
+func (w *docWriter) setList(c *change) error {
+	if i, ok := w.index[string(c.key)]; ok {
+		w.values[i].done = true // the list replaces it, as it replaces what the file holds
+		delete(w.index, string(c.key))
+	}
+	delete(w.lists, string(c.key))
 	if err := w.clear(c.key); err != nil {
 		return err
 	}
@@ -65,16 +101,69 @@ func (w *docWriter) set(c *change) error {
 	return nil
 }
 
+// increment adds delta to the number under key: the pending one, or the
+// one in the file.
 func (w *docWriter) increment(key []byte, delta int64) error {
-	var v []byte
-	switch old := w.doc.Get(key); {
+	var old []byte
+	if i, ok := w.index[string(key)]; ok {
+		old = w.values[i].stored()
+	} else {
+		old = w.doc.Get(key)
+	}
+	var next [9]byte
+	switch {
 	case old == nil || old[0] == tagNull:
-		v = tagged(tagInt, uint64(delta))
+		appendTagged(next[:0], tagInt, uint64(delta))
 	case old[0] == tagInt:
-		v = tagged(tagInt, uint64(int64(binary.BigEndian.Uint64(old[1:]))+delta))
+		appendTagged(next[:0], tagInt, uint64(int64(binary.BigEndian.Uint64(old[1:]))+delta))
 	default: // tagFloat: validated
 		f := math.Float64frombits(binary.BigEndian.Uint64(old[1:]))
-		v = tagged(tagFloat, math.Float64bits(f+float64(delta)))
+		appendTagged(next[:0], tagFloat, math.Float64bits(f+float64(delta)))
+	}
+	p := w.pending(key)
+	p.number, p.value = next, nil
+	return nil
+}
+
+// stored is the value flush writes for p.
+func (p *pendingValue) stored() []byte {
+	if p.value == nil {
+		return p.number[:]
+	}
+	return p.value
+}
+
+// flushKey writes key's pending value now, if it has one: a list change
+// that follows needs the file to hold it.
+func (w *docWriter) flushKey(key []byte) error {
+	i, ok := w.index[string(key)]
+	if !ok {
+		return nil
+	}
+	delete(w.index, string(key))
+	p := &w.values[i]
+	p.done = true
+	return w.put(p.key, p.stored())
+}
+
+// flush writes every pending value.
+func (w *docWriter) flush() error {
+	for i := range w.values {
+		if p := &w.values[i]; !p.done {
+			if err := w.put(p.key, p.stored()); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// put sets key to the tagged value v, replacing a list if key holds one.
+func (w *docWriter) put(key, v []byte) error {
+	if w.doc.Bucket(key) != nil {
+		if err := w.doc.DeleteBucket(key); err != nil {
+			return err
+		}
 	}
 	return w.doc.Put(key, v)
 }
@@ -129,7 +218,7 @@ func (w *docWriter) list(key []byte) (*list, error) {
 }
 
 func (l *list) append(item []byte) error {
-	k := binary.BigEndian.AppendUint64(make([]byte, 0, 8), l.next)
+	binary.BigEndian.PutUint64(l.key[:], l.next)
 	l.next++
-	return l.b.Put(k, item)
+	return l.b.Put(l.key[:], item)
 }

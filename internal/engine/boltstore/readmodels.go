@@ -109,6 +109,10 @@ type applyTx struct {
 	given       []readmodel.Change // what Apply was given, to check; the caller's until staged
 	changes     []change           // the same, encoded
 	checkpoints []checkpointPut
+	// Room for the usual Apply, a projection's one change and one stream,
+	// so that it costs one allocation besides its bytes.
+	oneChange     [1]change
+	oneCheckpoint [1]checkpointPut
 }
 
 // checkpointPut is one stream's sequence as the checkpoint bucket holds it.
@@ -123,11 +127,14 @@ func (s *ReadModels) newApplyTx(projection string, changes []readmodel.Change, c
 	if err != nil {
 		return nil, err
 	}
-	enc, err := encodeChanges(changes)
-	if err != nil {
-		return nil, err
+	a := &applyTx{projection: projection, name: name, given: changes}
+	a.changes, a.checkpoints = a.oneChange[:0], a.oneCheckpoint[:0]
+	if len(changes) > 0 {
+		buf := make([]byte, 0, encodeSizeHint(changes))
+		if a.changes, err = encodeChanges(a.changes, buf, changes); err != nil {
+			return nil, err
+		}
 	}
-	a := &applyTx{projection: projection, name: name, given: changes, changes: enc, checkpoints: make([]checkpointPut, 0, len(cp))}
 	for stream, seq := range cp {
 		k, err := s.storedName(stream)
 		if err != nil {
@@ -222,9 +229,12 @@ func (bw *batchWriter) projection(a *applyTx) (*projectionWriter, error) {
 	return pw, nil
 }
 
-// finish puts each projection's last checkpoints.
+// finish puts each projection's pending values and last checkpoints.
 func (bw *batchWriter) finish() error {
-	for _, pw := range bw.projections {
+	for projection, pw := range bw.projections {
+		if err := pw.doc.flush(); err != nil {
+			return fmt.Errorf("read model %q: %w", projection, err)
+		}
 		for _, c := range pw.checkpoints {
 			if err := pw.cpb.Put(c.key, c.seq[:]); err != nil {
 				return err

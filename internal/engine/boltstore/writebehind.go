@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -16,12 +17,21 @@ import (
 // back instead of filling memory.
 const maxStagedApplies = 8192
 
+// readModelCommitWait is how long staged Applies may wait for another
+// writer's commit to join (the outbox processor's appends come every
+// disk.ProcessorBatchDelay or so under load) before they are committed on
+// their own. A read waits for none of it: it hurries the commit.
+const readModelCommitWait = 20 * time.Millisecond
+
 // writeBehind commits the read models' Applies in the background. A
 // projection applies its events one at a time, so with a commit per Apply
 // it would store one event per pair of fdatasyncs. Here an Apply is checked
-// and staged at once, and one goroutine commits everything staged since its
-// last commit in one transaction (which the DB's group committer may share
-// with the processor's appends), while the next Applies stage behind it.
+// and staged at once, and one goroutine commits everything staged in one
+// transaction, while the next Applies stage behind it. That transaction is
+// the next one the DB commits for another writer (under load, the outbox
+// processor's next append), so the read models cost no commit of their
+// own; they wait readModelCommitWait at most, and not at all while a read,
+// a full stage or Close waits for them.
 //
 // Staging keeps the guarantees: an Apply's changes and checkpoint are
 // committed in the same transaction, in staging order, so a restart finds
@@ -45,7 +55,10 @@ type writeBehind struct {
 	changed chan struct{}
 
 	kick chan struct{} // buffered 1: a commit is wanted, or the close
-	done chan struct{}
+	// hurry, buffered 1, cuts short the commit's wait for another writer:
+	// someone waits for it.
+	hurry chan struct{}
+	done  chan struct{}
 }
 
 // uncommitted is what a projection's Applies not yet committed leave: what
@@ -67,7 +80,7 @@ type stagedKey struct {
 func newWriteBehind(db *DB) *writeBehind {
 	w := &writeBehind{
 		db: db, uncommitted: map[string]*uncommitted{},
-		changed: make(chan struct{}), kick: make(chan struct{}, 1), done: make(chan struct{}),
+		changed: make(chan struct{}), kick: make(chan struct{}, 1), hurry: make(chan struct{}, 1), done: make(chan struct{}),
 	}
 	go w.commitLoop()
 	return w
@@ -158,9 +171,10 @@ func (w *writeBehind) validate(staged map[string]stagedKey, a *applyTx) error {
 }
 
 // waitLocked waits, with w.mu held on entry and on return, until a commit
-// ends or fails, or ctx ends.
+// ends or fails, or ctx ends. It hurries the commit.
 func (w *writeBehind) waitLocked(ctx context.Context) error {
 	ch := w.changed
+	w.hurryLocked()
 	w.mu.Unlock()
 	defer w.mu.Lock()
 	select {
@@ -210,11 +224,21 @@ func (w *writeBehind) failure() error {
 	return w.failed
 }
 
+// hurryLocked, with w.mu held, asks the commit waiting for another
+// writer's to go ahead on its own.
+func (w *writeBehind) hurryLocked() {
+	select {
+	case w.hurry <- struct{}{}:
+	default: // hurried already
+	}
+}
+
 // close commits what is staged and stops the commit loop.
 func (w *writeBehind) close() {
 	w.mu.Lock()
 	w.stopped = true
 	w.kickLocked()
+	w.hurryLocked()
 	w.mu.Unlock()
 	<-w.done
 }
@@ -225,36 +249,61 @@ func (w *writeBehind) commitLoop() {
 	defer close(w.done)
 	var spare []*applyTx
 	for range w.kick {
-		batch, stopped := w.take(spare)
+		batch, stopped := w.commit(spare)
 		if len(batch) > 0 {
-			w.commit(batch)
 			clear(batch) // hold no changes past their commit
 			spare = batch
 		}
-		// Nothing is staged once stopped is set, so that batch was the
-		// last; otherwise the next kick, or one waiting now, brings more.
+		// Nothing is staged once stopped is set, so the commit that saw it
+		// took the last; otherwise the next kick, or one waiting now,
+		// brings more.
 		if stopped {
 			return
 		}
 	}
 }
 
-// take returns the Applies to commit (none after a failure) and whether
-// close was called. Two arrays alternate: Applies stage into spare's while
-// the batch is committed.
-func (w *writeBehind) take(spare []*applyTx) (batch []*applyTx, stopped bool) {
+// take returns the Applies to commit and makes room for the next ones.
+// Two arrays alternate: Applies stage into spare's while the batch is
+// committed.
+func (w *writeBehind) take(spare []*applyTx) []*applyTx {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if len(w.pending) == 0 || w.failed != nil {
-		return nil, w.stopped
-	}
-	batch, w.pending = w.pending, spare[:0]
-	return batch, w.stopped
+	batch := w.pending
+	w.pending = spare[:0]
+	return batch
 }
 
-// commit writes batch in one transaction and records the outcome.
-func (w *writeBehind) commit(batch []*applyTx) {
-	err := w.db.Update(context.Background(), func(tx *bolt.Tx) error { return writeBatch(tx, batch) })
+// commit writes what is staged in one transaction, taking it only as the
+// transaction runs, so that it holds every Apply staged while it waited
+// for another writer's; it records the outcome, and returns the Applies
+// written and whether close had been called when it began.
+func (w *writeBehind) commit(spare []*applyTx) (batch []*applyTx, stopped bool) {
+	w.mu.Lock()
+	staged, stopped := len(w.pending) > 0 && w.failed == nil, w.stopped
+	w.mu.Unlock()
+	if !staged {
+		return nil, stopped
+	}
+	taken := false
+	write := func(tx *bolt.Tx) error {
+		if !taken { // the DB may run a transaction again: the same batch
+			batch, taken = w.take(spare), true
+		}
+		return writeBatch(tx, batch)
+	}
+	var err error
+	if stopped {
+		err = w.db.Update(context.Background(), write)
+	} else {
+		err = w.db.UpdateWithNext(context.Background(), write, readModelCommitWait, w.hurry)
+	}
+	w.record(batch, err)
+	return batch, stopped
+}
+
+// record records the outcome of the commit of batch.
+func (w *writeBehind) record(batch []*applyTx, err error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if err != nil {

@@ -176,3 +176,66 @@ func TestReadModelValueSetByAStagedApplyIsReadWithoutWaitingForItsCommit(t *test
 		t.Fatalf("value of the incremented key after the commit: got %s, %v, %v; want 1, true, nil", got, found, err)
 	}
 }
+
+func TestManyChangesToAKeyInOneCommitLeaveWhatTheMemoryStoreLeaves(t *testing.T) {
+	// What the file holds before the commit: a list, numbers and a value.
+	seed := []readmodel.Change{
+		{Key: "list then values", Op: readmodel.OpAppend, Value: "old"},
+		{Key: "list then number", Op: readmodel.OpAppend, Value: "old"},
+		{Key: "counted", Op: readmodel.OpIncrement, Delta: 5},
+		{Key: "float", Op: readmodel.OpSet, Value: 0.5},
+		{Key: "value", Op: readmodel.OpSet, Value: "old"},
+	}
+	// Each its own Apply, all of them in one commit.
+	steps := []readmodel.Change{
+		{Key: "counted", Op: readmodel.OpIncrement, Delta: 1},
+		{Key: "counted", Op: readmodel.OpIncrement, Delta: 2},
+		{Key: "new count", Op: readmodel.OpIncrement, Delta: 1},
+		{Key: "float", Op: readmodel.OpIncrement, Delta: 1},
+		{Key: "new count", Op: readmodel.OpIncrement, Delta: 1},
+		{Key: "counted", Op: readmodel.OpSet, Value: 10},
+		{Key: "counted", Op: readmodel.OpIncrement, Delta: -3},
+		{Key: "float", Op: readmodel.OpIncrement, Delta: 1},
+		{Key: "value", Op: readmodel.OpSet, Value: "a"},
+		{Key: "value", Op: readmodel.OpSet, Value: map[string]any{"b": 1}},
+		{Key: "list then values", Op: readmodel.OpSet, Value: "s"},
+		{Key: "list then values", Op: readmodel.OpSet, Value: nil},
+		{Key: "list then values", Op: readmodel.OpAppend, Value: "fresh"},
+		{Key: "list then values", Op: readmodel.OpAppend, Value: "fresher"},
+		{Key: "list then number", Op: readmodel.OpSet, Value: 7},
+		{Key: "list then number", Op: readmodel.OpIncrement, Delta: 1},
+		{Key: "value then list", Op: readmodel.OpSet, Value: 1},
+		{Key: "value then list", Op: readmodel.OpSet, Value: []any{"x"}},
+		{Key: "value then list", Op: readmodel.OpAppend, Value: "y"},
+		{Key: "list then value", Op: readmodel.OpAppend, Value: "gone"},
+		{Key: "list then value", Op: readmodel.OpSet, Value: "kept"},
+		{Key: "null then list", Op: readmodel.OpSet, Value: nil},
+		{Key: "null then list", Op: readmodel.OpAppend, Value: 1},
+		{Key: "null then count", Op: readmodel.OpSet, Value: nil},
+		{Key: "null then count", Op: readmodel.OpIncrement, Delta: 4},
+	}
+	mem := readmodel.NewMemory()
+	rmMustApply(t, mem, seed, readmodel.Checkpoint{"s": 1})
+	for i, c := range steps {
+		rmMustApply(t, mem, []readmodel.Change{c}, readmodel.Checkpoint{"s": uint64(i + 2)})
+	}
+
+	disk, db := openTestReadModels(t)
+	rmMustApply(t, disk, seed, readmodel.Checkpoint{"s": 1})
+	rmDocument(t, disk) // committed
+	// Staged while nothing can commit, the steps are taken together by the
+	// transaction that follows.
+	release := holdCommitter(t, db)
+	for i, c := range steps {
+		rmMustApply(t, disk, []readmodel.Change{c}, readmodel.Checkpoint{"s": uint64(i + 2)})
+	}
+	commits := db.Commits()
+	release()
+	if got, want := rmDocument(t, disk), rmDocument(t, mem); got != want {
+		t.Errorf("document:\ngot  %s\nwant %s", got, want)
+	}
+	if n := db.Commits() - commits; n != 2 {
+		t.Errorf("commits after the release: got %d, want 2 (the held one, then every step in one)", n)
+	}
+	rmWantCheckpoint(t, disk, rmProjection, readmodel.Checkpoint{"s": uint64(len(steps) + 1)})
+}

@@ -13,7 +13,8 @@
 //   - While the committer writes and syncs, the next group gathers, so the
 //     next sync starts the moment the last one ends and covers every writer
 //     that came in the meantime. There is no timer: a lone writer is
-//     committed at once.
+//     committed at once. A write that may wait (CommitWithNext) rides with
+//     the next group another writer brings about.
 //
 // Both disk engines commit through it: the outbox log (a write and an
 // fdatasync of a segment file) and the bbolt file (a transaction, whose
@@ -26,6 +27,7 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // ErrClosed is returned by Commit once Close has begun.
@@ -56,12 +58,11 @@ type Options struct {
 	// sync per write: the baseline the benchmarks compare group commit with.
 	MaxWrites int
 	// Yield makes the committer yield before it takes a group, take whoever
-	// joined meanwhile and repeat while a yield brings someone. The writers
-	// the last commit woke are runnable but have not joined again yet:
-	// committing at once would split them into two half-size groups. Worth
-	// it where the same few goroutines write again at once (the bbolt file's
-	// writers); where writers arrive one request at a time (the outbox log
-	// behind HTTP), yielding only delays the sync.
+	// joined meanwhile and repeat while a yield brings someone: the writers
+	// that are runnable but have not joined yet (those the last commit
+	// woke, requests being decoded) join first, instead of each paying a
+	// sync of their own in the next group. When nothing else is runnable
+	// the yield returns at once, so a lone writer waits for nothing.
 	Yield bool
 }
 
@@ -105,10 +106,36 @@ func (p *Pipeline[W]) Commit(ctx context.Context, w W) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	g, i, err := p.join(ctx, w)
+	g, i, err := p.join(ctx, w, true)
 	if err != nil {
 		return err
 	}
+	<-g.done
+	return g.outcome(i)
+}
+
+// CommitWithNext is Commit for a write that need not be durable at once:
+// it joins the group being gathered without waking the committer, so that
+// it shares the commit the next writer brings about instead of costing
+// one of its own. Once within has passed, or hurry receives, it wakes the
+// committer itself.
+func (p *Pipeline[W]) CommitWithNext(ctx context.Context, w W, within time.Duration, hurry <-chan struct{}) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	g, i, err := p.join(ctx, w, false)
+	if err != nil {
+		return err
+	}
+	timer := time.NewTimer(within)
+	defer timer.Stop()
+	select {
+	case <-g.done:
+		return g.outcome(i)
+	case <-timer.C:
+	case <-hurry:
+	}
+	p.wake()
 	<-g.done
 	return g.outcome(i)
 }
@@ -130,8 +157,8 @@ func (p *Pipeline[W]) Close() {
 }
 
 // join adds w to the group being gathered, waiting while that group is full,
-// and returns the group and w's index in it.
-func (p *Pipeline[W]) join(ctx context.Context, w W) (*Group[W], int, error) {
+// and returns the group and w's index in it. wake wakes the committer.
+func (p *Pipeline[W]) join(ctx context.Context, w W, wake bool) (*Group[W], int, error) {
 	p.gather.Lock()
 	for {
 		if p.gather.closed {
@@ -154,18 +181,26 @@ func (p *Pipeline[W]) join(ctx context.Context, w W) (*Group[W], int, error) {
 		}
 		p.gather.Lock()
 	}
-	if p.env.Join != nil {
-		p.env.Join(&w)
-	}
 	g := p.gather.group
 	g.writes = append(g.writes, w)
 	i := len(g.writes) - 1
+	if p.env.Join != nil {
+		// The group's copy: a pointer to w would move w to the heap.
+		p.env.Join(&g.writes[i])
+	}
 	p.gather.Unlock()
+	if wake {
+		p.wake()
+	}
+	return g, i, nil
+}
+
+// wake makes the committer take the group being gathered.
+func (p *Pipeline[W]) wake() {
 	select {
 	case p.kick <- struct{}{}:
 	default: // the committer is woken already
 	}
-	return g, i, nil
 }
 
 // run is the committer. It stops after Close, once the writes that joined

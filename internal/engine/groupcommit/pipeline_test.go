@@ -366,3 +366,54 @@ func TestACancelledContextJoinsNothing(t *testing.T) {
 		t.Fatalf("written: got %v, want nothing", got)
 	}
 }
+
+// commitWithNextAsync is commitAsync for CommitWithNext.
+func commitWithNextAsync(p *groupcommit.Pipeline[string], w string, within time.Duration, hurry <-chan struct{}) <-chan error {
+	ch := make(chan error, 1)
+	go func() { ch <- p.CommitWithNext(context.Background(), w, within, hurry) }()
+	return ch
+}
+
+func TestAWriteThatMayWaitIsCommittedWithTheNextWritersGroup(t *testing.T) {
+	d := newDisk()
+	p := start(t, d, d.env(), groupcommit.Options{})
+	lazy := commitWithNextAsync(p, "lazy", time.Hour, nil)
+	d.waitGathered(t, 1)
+	select {
+	case err := <-lazy:
+		t.Fatalf("CommitWithNext returned (%v) before any other writer came", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	if err := p.Commit(t.Context(), "eager"); err != nil {
+		t.Fatalf("Commit: got %v, want nil", err)
+	}
+	if err := await(t, "the write that waited", lazy); err != nil {
+		t.Fatalf("CommitWithNext: got %v, want nil", err)
+	}
+	if groups := d.written(); len(groups) != 1 || !slices.Equal(groups[0], []string{"lazy", "eager"}) {
+		t.Fatalf("groups written: got %v, want one: [lazy eager]", groups)
+	}
+}
+
+func TestAWriteThatMayWaitIsCommittedAloneOnceItsTimeHasPassed(t *testing.T) {
+	d := newDisk()
+	p := start(t, d, d.env(), groupcommit.Options{})
+	if err := await(t, "the write that waited", commitWithNextAsync(p, "lazy", 20*time.Millisecond, nil)); err != nil {
+		t.Fatalf("CommitWithNext: got %v, want nil", err)
+	}
+	if groups := d.written(); len(groups) != 1 || !slices.Equal(groups[0], []string{"lazy"}) {
+		t.Fatalf("groups written: got %v, want one: [lazy]", groups)
+	}
+}
+
+func TestAWriteThatMayWaitIsCommittedAtOnceWhenHurried(t *testing.T) {
+	d := newDisk()
+	p := start(t, d, d.env(), groupcommit.Options{})
+	hurry := make(chan struct{}, 1)
+	lazy := commitWithNextAsync(p, "lazy", time.Hour, hurry)
+	d.waitGathered(t, 1)
+	hurry <- struct{}{}
+	if err := await(t, "the hurried write", lazy); err != nil {
+		t.Fatalf("CommitWithNext: got %v, want nil", err)
+	}
+}

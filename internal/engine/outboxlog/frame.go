@@ -55,15 +55,17 @@ func sealFrame(frame []byte) {
 	binary.LittleEndian.PutUint32(frame[4:], crc32.Checksum(body, crc32c))
 }
 
-// newEnqueueFrame encodes msgs as an enqueue frame. number fills in the
-// first position and seals it (setFramePosition, sealFrame): positions are
-// given in log order.
-func newEnqueueFrame(msgs []engine.Message) []byte {
+// newEnqueueFrame encodes msgs as an enqueue frame, in a buffer from
+// frameBuffers to give back with putFrameBuffer once written. number fills
+// in the first position and seals it (setFramePosition, sealFrame):
+// positions are given in log order.
+func newEnqueueFrame(msgs []engine.Message) *[]byte {
 	size := enqueueHeaderSize + binary.MaxVarintLen64
 	for i := range msgs {
 		size += 4 + codec.SizeHint(&msgs[i])
 	}
-	frame := getFrameBuffer(size)[:enqueueHeaderSize]
+	buf := getFrameBuffer(size)
+	frame := (*buf)[:enqueueHeaderSize]
 	frame[frameHeaderSize] = recordEnqueue
 	frame = binary.AppendUvarint(frame, uint64(len(msgs)))
 	for i := range msgs {
@@ -72,7 +74,8 @@ func newEnqueueFrame(msgs []engine.Message) []byte {
 		frame = codec.AppendMessage(frame, &msgs[i])
 		binary.LittleEndian.PutUint32(frame[at:], uint32(len(frame)-at-4))
 	}
-	return frame
+	*buf = frame
+	return buf
 }
 
 // setFramePosition puts the first position into an enqueue frame.
@@ -93,24 +96,30 @@ func newDispatchedFrame(positions []uint64) []byte {
 }
 
 // frameBuffers holds enqueue frames for reuse once they are written: one
-// per Enqueue would otherwise be garbage of every event's size.
+// per Enqueue would otherwise be garbage of every event's size. It holds
+// pointers, so that putting one back allocates nothing.
 var frameBuffers sync.Pool
 
 // maxPooledFrame bounds the frames kept for reuse, so that one large batch
 // does not pin its buffer.
 const maxPooledFrame = 64 << 10
 
-// getFrameBuffer returns a buffer of at least size bytes' capacity.
-func getFrameBuffer(size int) []byte {
-	if p, ok := frameBuffers.Get().(*[]byte); ok && cap(*p) >= size {
-		return (*p)[:0]
+// getFrameBuffer returns an empty buffer of at least size bytes' capacity.
+func getFrameBuffer(size int) *[]byte {
+	p, ok := frameBuffers.Get().(*[]byte)
+	if !ok {
+		p = new([]byte)
 	}
-	return make([]byte, 0, size)
+	if cap(*p) < size {
+		*p = make([]byte, 0, size)
+	}
+	*p = (*p)[:0]
+	return p
 }
 
 // putFrameBuffer gives a written frame back for reuse.
-func putFrameBuffer(frame []byte) {
-	if cap(frame) <= maxPooledFrame {
-		frameBuffers.Put(&frame)
+func putFrameBuffer(p *[]byte) {
+	if cap(*p) <= maxPooledFrame {
+		frameBuffers.Put(p)
 	}
 }

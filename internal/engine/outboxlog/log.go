@@ -103,10 +103,10 @@ func (o *Log) Enqueue(ctx context.Context, msgs []engine.Message) error {
 		return outbox.ErrFull
 	}
 	// Encoded here, in parallel; the committer's lock only numbers it.
-	rec := record{frame: newEnqueueFrame(msgs), msgs: slices.Clone(msgs)}
-	err := o.commit(ctx, rec)
+	frame := newEnqueueFrame(msgs)
+	err := o.commit(ctx, record{frame: *frame, msgs: slices.Clone(msgs)})
 	// Written (or failed) either way: the group's write copied the frame.
-	putFrameBuffer(rec.frame)
+	putFrameBuffer(frame)
 	if err != nil {
 		o.reserved.Add(-int64(len(msgs)))
 		return err

@@ -134,7 +134,7 @@ func TestLogDropsAnUnfinishedWriteAtItsEnd(t *testing.T) {
 	_ = ob.Close()
 	// A crash in the middle of the next write: half a frame at the end.
 	files := segmentFiles(t, dir)
-	torn := newEnqueueFrame(testMessages("b", 1))
+	torn := *newEnqueueFrame(testMessages("b", 1))
 	setFramePosition(torn, 3)
 	sealFrame(torn)
 	f, err := os.OpenFile(files[len(files)-1], os.O_WRONLY|os.O_APPEND, 0)

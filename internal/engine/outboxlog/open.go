@@ -68,7 +68,7 @@ func Open(dir string, opts Options) (*Log, error) {
 	if o.index.live > 0 {
 		o.signal <- struct{}{} // work left from the last run
 	}
-	var pipe groupcommit.Options
+	pipe := groupcommit.Options{Yield: true}
 	if opts.SyncEachWrite {
 		pipe.MaxWrites = 1
 	}
