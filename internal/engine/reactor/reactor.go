@@ -387,6 +387,10 @@ func (r *Reactor) readyLocked(l *lane) {
 
 // work runs ready lanes, one after the other, until the Reactor closes.
 func (r *Reactor) work() {
+	// Deliveries run under a context of this worker's: each attempt's
+	// timeout registers with it, not with one context every worker shares.
+	ctx, cancel := context.WithCancel(r.ctx)
+	defer cancel()
 	for {
 		r.mu.Lock()
 		for len(r.ready) == 0 {
@@ -409,23 +413,21 @@ func (r *Reactor) work() {
 			default:
 			}
 		}
+		it := l.queue[l.head]
 		r.mu.Unlock()
-		r.runLane(l)
+		r.runLane(ctx, l, it)
 	}
 }
 
-// runLane delivers the lane's events in order until it is empty or the
-// Reactor closes.
-func (r *Reactor) runLane(l *lane) {
+// runLane delivers the lane's events in order, from it, its first, until
+// it is empty or the Reactor closes.
+func (r *Reactor) runLane(ctx context.Context, l *lane, it item) {
 	for {
-		r.mu.Lock()
-		it := l.queue[l.head]
-		r.mu.Unlock()
-		ctx := r.ctx
+		deliverCtx := ctx
 		if it.redrive != nil {
-			ctx = engine.WithRedrive(ctx, it.redrive.Redrive)
+			deliverCtx = engine.WithRedrive(ctx, it.redrive.Redrive)
 		}
-		if !r.deliver(ctx, it.msg) || (it.redrive != nil && !r.recordRedrive(it.redrive)) {
+		if !r.deliver(deliverCtx, it.msg) || (it.redrive != nil && !r.recordRedrive(it.redrive)) {
 			return // closed: what is left is delivered again after a restart
 		}
 		r.mu.Lock()
@@ -438,6 +440,8 @@ func (r *Reactor) runLane(l *lane) {
 		empty := l.head == len(l.queue)
 		if empty {
 			r.freeLocked(l)
+		} else {
+			it = l.queue[l.head]
 		}
 		if r.waited {
 			close(r.changed)
