@@ -2,8 +2,9 @@
 // Projection, Reactor). Each turns its object into an engine spec, calls the
 // engine's idempotent Apply and Remove methods through the small Engine
 // interface declared here, and writes status from the engine's stats: a finalizer,
-// one status patch per pass (skipped when nothing changed), conditions with
-// CamelCase reasons, and a terminal error for a spec the user must fix.
+// one status patch per pass (skipped when nothing changed, and never the
+// start of another pass: predicates.go), conditions with CamelCase reasons,
+// and a terminal error for a spec the user must fix.
 package controller
 
 // Condition types every kind reports.

@@ -5,6 +5,7 @@ import (
 	"errors"
 
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
@@ -56,5 +57,5 @@ func (r *PipelineReconciler) reconcileNormal(p *esv1.Pipeline) (ctrl.Result, err
 
 // SetupWithManager registers the controller.
 func (r *PipelineReconciler) SetupWithManager(mgr ctrl.Manager) error {
-	return ctrl.NewControllerManagedBy(mgr).For(&esv1.Pipeline{}).Named("pipeline").Complete(r)
+	return ctrl.NewControllerManagedBy(mgr).For(&esv1.Pipeline{}, builder.WithPredicates(skipStatusUpdates)).Named("pipeline").Complete(r)
 }

@@ -11,6 +11,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
@@ -171,9 +172,11 @@ func (r *ProjectionReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		return fmt.Errorf("index projections by pipeline: %w", err)
 	}
 	return ctrl.NewControllerManagedBy(mgr).
-		For(&esv1.Projection{}).
-		Watches(&esv1.Stream{}, handler.EnqueueRequestsFromMapFunc(r.projectionsUsing(indexProjectionStreams))).
-		Watches(&esv1.Pipeline{}, handler.EnqueueRequestsFromMapFunc(r.projectionsUsing(indexProjectionPipeline))).
+		For(&esv1.Projection{}, builder.WithPredicates(skipStatusUpdates)).
+		Watches(&esv1.Stream{}, handler.EnqueueRequestsFromMapFunc(r.projectionsUsing(indexProjectionStreams)),
+			builder.WithPredicates(dependencyUpdates)).
+		Watches(&esv1.Pipeline{}, handler.EnqueueRequestsFromMapFunc(r.projectionsUsing(indexProjectionPipeline)),
+			builder.WithPredicates(dependencyUpdates)).
 		Named("projection").
 		Complete(r)
 }

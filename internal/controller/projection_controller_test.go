@@ -28,6 +28,14 @@ var _ = Describe("Projection", func() {
 		Expect(p.Status.ObservedGeneration).To(Equal(p.Generation))
 	})
 
+	It("refreshes its status every StatusRefresh while it consumes, not after each of its own patches", func() {
+		create(jsonStream(ns, "items-events"))
+		p := appendProjection(ns, "items", "items-events")
+		create(p)
+		eventuallyReady(p, metav1.ConditionTrue, controller.ReasonRunning)
+		expectRefreshedNotChased(p, ns, "items-events")
+	})
+
 	It("folds the classic example into its read model and reports eventsProcessed and lag", func() {
 		create(jsonStream(ns, "items-events"))
 		p := appendProjection(ns, "items", "items-events")

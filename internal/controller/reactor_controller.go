@@ -12,6 +12,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
@@ -207,9 +208,11 @@ func (r *ReactorReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		}
 	}
 	return ctrl.NewControllerManagedBy(mgr).
-		For(&esv1.Reactor{}).
-		Watches(&esv1.Stream{}, handler.EnqueueRequestsFromMapFunc(r.reactorsUsing(indexReactorStreams))).
-		Watches(&esv1.Pipeline{}, handler.EnqueueRequestsFromMapFunc(r.reactorsUsing(indexReactorPipeline))).
+		For(&esv1.Reactor{}, builder.WithPredicates(skipStatusUpdates)).
+		Watches(&esv1.Stream{}, handler.EnqueueRequestsFromMapFunc(r.reactorsUsing(indexReactorStreams)),
+			builder.WithPredicates(dependencyUpdates)).
+		Watches(&esv1.Pipeline{}, handler.EnqueueRequestsFromMapFunc(r.reactorsUsing(indexReactorPipeline)),
+			builder.WithPredicates(dependencyUpdates)).
 		WatchesMetadata(&corev1.Service{}, handler.EnqueueRequestsFromMapFunc(r.reactorsUsing(indexReactorService))).
 		Named("reactor").
 		Complete(r)

@@ -73,6 +73,18 @@ var _ = Describe("Reactor", func() {
 		}).Should(Succeed())
 	})
 
+	It("refreshes its status every StatusRefresh while it delivers, not after each of its own patches", func() {
+		sink := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			w.WriteHeader(http.StatusOK)
+		}))
+		DeferCleanup(sink.Close)
+		create(jsonStream(ns, "orders"))
+		rx := reactorOf(ns, "ship", esv1.ReactorSink{URI: sink.URL})
+		create(rx)
+		eventuallyReady(rx, metav1.ConditionTrue, controller.ReasonRunning)
+		expectRefreshedNotChased(rx, ns, "orders")
+	})
+
 	It("reports StreamNotFound for a missing reply stream, then becomes Ready by itself", func() {
 		create(jsonStream(ns, "orders"))
 		rx := reactorOf(ns, "ship", esv1.ReactorSink{URI: "https://shipping.example.com/events"})

@@ -5,10 +5,15 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
+	. "github.com/onsi/ginkgo/v2" //nolint:revive // Ginkgo and Gomega are DSLs, dot-imported as their docs do
+	. "github.com/onsi/gomega"    //nolint:revive // as above
 	"k8s.io/apimachinery/pkg/watch"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
+
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/controller"
 )
 
 // statusPatches counts the status patches the reconcilers send, per
@@ -60,4 +65,20 @@ type withoutWatch struct{ client.Client }
 
 func (withoutWatch) Watch(context.Context, client.ObjectList, ...client.ListOption) (watch.Interface, error) {
 	return nil, errors.New("the manager's client does not watch")
+}
+
+// expectRefreshedNotChased ingests into stream, in namespace, every 2 ms
+// for a status refresh and a bit, and checks that obj's status was patched
+// at most once per refresh: its counters move all along, and a pass that
+// reacted to its own status patch would patch again at once, for as long
+// as they move.
+func expectRefreshedNotChased(obj client.Object, namespace, stream string) {
+	GinkgoHelper()
+	before := statusPatches.of(obj)
+	for end := time.Now().Add(controller.StatusRefresh + 2*time.Second); time.Now().Before(end); {
+		ingestJSON(namespace, stream, "ItemCreated", `{"n":1}`)
+		time.Sleep(2 * time.Millisecond) // quicker than a pass: each sees new counters
+	}
+	Expect(statusPatches.of(obj)-before).To(BeNumerically("<=", 3),
+		"status patches of %T %s while events arrived for %s", obj, obj.GetName(), controller.StatusRefresh+2*time.Second)
 }

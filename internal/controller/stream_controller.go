@@ -142,7 +142,7 @@ func (r *StreamReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		return fmt.Errorf("index streams by descriptor-set ConfigMap: %w", err)
 	}
 	return ctrl.NewControllerManagedBy(mgr).
-		For(&esv1.Stream{}).
+		For(&esv1.Stream{}, builder.WithPredicates(skipStatusUpdates)).
 		Watches(&corev1.ConfigMap{}, handler.EnqueueRequestsFromMapFunc(r.streamsUsingConfigMap), builder.OnlyMetadata).
 		Named("stream").
 		Complete(r)

@@ -123,6 +123,13 @@ var _ = Describe("Stream", func() {
 		Expect(err).To(MatchError(core.ErrStreamNotFound), "ingest into a deleted stream")
 	})
 
+	It("refreshes its status every StatusRefresh while events arrive, not after each of its own patches", func() {
+		s := jsonStream(ns, "busy")
+		create(s)
+		eventuallyReady(s, metav1.ConditionTrue, controller.ReasonActive)
+		expectRefreshedNotChased(s, ns, "busy")
+	})
+
 	It("does not patch its status when nothing changes", func() {
 		s := jsonStream(ns, "quiet")
 		create(s)

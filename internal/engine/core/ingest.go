@@ -83,6 +83,14 @@ func (e *Engine) Ingest(ctx context.Context, streamName string, events []Event) 
 // when expect does not hold; versions.ErrConditionNeedsOneKey for a
 // condition on events of several keys or none; ErrStopped during shutdown.
 func (e *Engine) IngestIf(ctx context.Context, streamName string, events []Event, expect versions.Expect) ([]engine.Message, error) {
+	return e.ingest(ctx, streamName, events, expect, true)
+}
+
+// ingest is IngestIf; without copyBuffers it keeps the events' Payload and
+// Headers as they are, for a caller that built them for this call alone
+// and never touches them again (a reactor's replies).
+func (e *Engine) ingest(ctx context.Context, streamName string, events []Event, expect versions.Expect,
+	copyBuffers bool) ([]engine.Message, error) {
 	if e.stopped.Load() {
 		return nil, ErrStopped
 	}
@@ -109,7 +117,9 @@ func (e *Engine) IngestIf(ctx context.Context, streamName string, events []Event
 		payloadBytes += len(ev.Payload)
 		idsNeeded += countEmpty(ev.ID, ev.CorrelationID)
 	}
-	ownCopies(msgs, payloadBytes)
+	if copyBuffers {
+		ownCopies(msgs, payloadBytes)
+	}
 	var generated []bool // which IDs are new here, so nobody can hold them
 	if idsNeeded > 0 {
 		ids := newIDs(now, idsNeeded)

@@ -18,6 +18,7 @@ import (
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/reactor"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/router"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/serde"
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/versions"
 )
 
 // MaxReactorTimeout bounds ReactorSpec.Timeout.
@@ -320,7 +321,8 @@ func (e *Engine) appendReplies(reactorName, stream string) reactor.ReplyFunc {
 		}
 		pauses := backoff.Backoff{Initial: time.Millisecond, Max: time.Second}
 		for {
-			_, err := e.Ingest(ctx, stream, events)
+			// The replies were parsed for this call: no copies.
+			_, err := e.ingest(ctx, stream, events, versions.Any, false)
 			var payloadErr *PayloadError
 			switch {
 			case err == nil:

@@ -14,7 +14,8 @@ import (
 // --storage=memory. It is safe for concurrent use.
 //
 // Events are kept compactly (about 320 bytes of heap for an event with a
-// 100-byte payload, see TestMemoryStoreHoldsOneMillionEventsUnder400MB): Value is not
+// 100-byte payload, see TestMemoryStoreHoldsOneMillionEventsUnder400MB, and
+// no pointer per event for the garbage collector to scan): Value is not
 // stored, and an empty Payload or Headers reads back as nil.
 type Memory struct {
 	// done is closed by Close; blocked subscriptions wait on it.

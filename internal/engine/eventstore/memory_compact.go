@@ -15,9 +15,10 @@ var _ Compactor = (*Memory)(nil)
 
 // Compact removes the stream's events with a sequence below before, except
 // the last one, as Compactor.Compact says, and frees their memory: whole
-// chunks of records and byte blocks no retained event uses, their headers
-// and their entries in the ID and key indexes (each key keeps its version). It works in batches of compactBatch
-// events, each under the store's lock.
+// chunks of records and byte blocks (which hold their headers too) no
+// retained event uses, and their entries in the ID and key indexes (each
+// key keeps its version). It works in batches of compactBatch events, each
+// under the store's lock.
 func (m *Memory) Compact(ctx context.Context, stream string, before uint64) (int, error) {
 	removed := 0
 	for {
@@ -76,12 +77,10 @@ func (m *Memory) First(ctx context.Context, stream string) (uint64, error) {
 // including, before, which must be at most the version.
 func (l *streamLog) compact(before uint64) {
 	oldBase := l.chunkBase()
-	headers := len(l.headers)
 	var keys map[uint32]struct{}
 	for seq := l.dropped + 1; seq < before; seq++ {
 		r := l.at(seq)
 		l.forget(l.id(r), seq) // reads the block: before release
-		delete(l.headers, seq)
 		l.release(r.block)
 		if r.key != 0 {
 			// The key's oldest retained event: compaction goes in sequence
@@ -103,17 +102,6 @@ func (l *streamLog) compact(before uint64) {
 	}
 	l.trimBlocks()
 	l.ids.shrink()
-	switch removed := headers - len(l.headers); {
-	case len(l.headers) == 0:
-		l.headers = nil
-	case removed > len(l.headers):
-		// A Go map never shrinks: copy what is left into one sized for it.
-		kept := make(map[uint64]map[string]string, len(l.headers))
-		for seq, h := range l.headers {
-			kept[seq] = h
-		}
-		l.headers = kept
-	}
 }
 
 // forget removes id, the ID of the event with sequence seq, from the index.

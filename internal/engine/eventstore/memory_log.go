@@ -2,7 +2,6 @@ package eventstore
 
 import (
 	"hash/maphash"
-	"maps"
 	"strings"
 	"time"
 	"unsafe"
@@ -30,10 +29,10 @@ const (
 // in a block. The stream and sequence are implicit in where it lives, Name
 // and ContentType are indexes into the store's string table, key into the
 // stream's key table, the time is Unix nanoseconds, and the payload,
-// correlation id, causation id and id lie one after the other at off in
-// block. A record holds no pointer, so the
-// garbage collector never scans the chunks that hold them, however many
-// events the store keeps.
+// correlation id, causation id, id and headers (encoded, see
+// memory_headers.go) lie one after the other at off in block. A record
+// holds no pointer, so the garbage collector never scans the chunks that
+// hold them, however many events the store keeps.
 type record struct {
 	position    uint64
 	unixNano    int64
@@ -44,6 +43,7 @@ type record struct {
 	corrLen     uint32
 	causLen     uint32
 	idLen       uint32
+	headersLen  uint32
 	name        uint32
 	contentType uint32
 	key         uint32
@@ -51,7 +51,7 @@ type record struct {
 
 // size is how many block bytes the record uses.
 func (r *record) size() int {
-	return int(r.payloadLen + r.corrLen + r.causLen + r.idLen)
+	return int(r.payloadLen + r.corrLen + r.causLen + r.idLen + r.headersLen)
 }
 
 // streamLog is one stream's events. Records are never changed once pushed,
@@ -85,8 +85,6 @@ type streamLog struct {
 	blockBase uint32
 	// refs counts, per block of blocks, the retained records using it.
 	refs []uint32
-	// headers holds the headers of the events that have any, by sequence.
-	headers map[uint64]map[string]string
 	// keys are the stream's keys with their versions and retained events.
 	keys keyTable
 	// name and contentType remember the last interned strings: a stream's
@@ -219,12 +217,14 @@ func (l *streamLog) at(seq uint64) *record {
 // caller indexes its ID. *dst shares e's Headers and Payload; the store
 // keeps its own copies.
 func (l *streamLog) push(dst, e *engine.Message, position, version uint64, now time.Time, strs *stringTable) {
-	n := len(e.Payload) + len(e.CorrelationID) + len(e.CausationID) + len(e.ID)
+	hdrLen := headersSize(e.Headers)
+	n := len(e.Payload) + len(e.CorrelationID) + len(e.CausationID) + len(e.ID) + hdrLen
 	block, off, data := l.alloc(n)
 	at := copy(data, e.Payload)
 	at += copy(data[at:], e.CorrelationID)
 	at += copy(data[at:], e.CausationID)
-	copy(data[at:], e.ID)
+	at += copy(data[at:], e.ID)
+	putHeaders(data[at:], e.Headers)
 	t := e.Time
 	if t.IsZero() {
 		t = now
@@ -238,6 +238,7 @@ func (l *streamLog) push(dst, e *engine.Message, position, version uint64, now t
 		corrLen:     uint32(len(e.CorrelationID)),
 		causLen:     uint32(len(e.CausationID)),
 		idLen:       uint32(len(e.ID)),
+		headersLen:  uint32(hdrLen),
 		name:        l.internName(strs, e.Name),
 		contentType: l.internContentType(strs, e.ContentType),
 		version:     version,
@@ -246,12 +247,7 @@ func (l *streamLog) push(dst, e *engine.Message, position, version uint64, now t
 	r.key = l.keys.add(e.Key, version, seq)
 	l.appendRecord(r)
 	*dst = *e
-	if len(e.Headers) > 0 {
-		if l.headers == nil {
-			l.headers = make(map[uint64]map[string]string)
-		}
-		l.headers[seq] = maps.Clone(e.Headers)
-	} else {
+	if len(e.Headers) == 0 {
 		dst.Headers = nil
 	}
 	dst.ID = l.id(&r) // the store's copy: the index keys on it
@@ -262,7 +258,8 @@ func (l *streamLog) push(dst, e *engine.Message, position, version uint64, now t
 	}
 }
 
-// bytes returns the record's bytes: payload, correlation id, causation id, id.
+// bytes returns the record's bytes: payload, correlation id, causation id,
+// id, headers.
 func (l *streamLog) bytes(r *record) []byte {
 	return l.blocks[r.block-l.blockBase][r.off : int(r.off)+r.size()]
 }
@@ -274,7 +271,8 @@ func (l *streamLog) id(r *record) string {
 	if r.idLen == 0 {
 		return ""
 	}
-	b := l.bytes(r)[r.size()-int(r.idLen):]
+	start := r.payloadLen + r.corrLen + r.causLen
+	b := l.bytes(r)[start : start+r.idLen]
 	return unsafe.String(&b[0], len(b))
 }
 
@@ -422,8 +420,8 @@ func (l *streamLog) messages(stream string, strs *stringTable, n int, seqAt func
 		if pLen > 0 {
 			m.Payload = payloads[pOff : pOff+pLen : pOff+pLen]
 		}
-		if h := l.headers[seq]; h != nil {
-			m.Headers = maps.Clone(h)
+		if r.headersLen > 0 {
+			m.Headers = readHeaders(l.bytes(r)[r.size()-int(r.headersLen):])
 		}
 		pOff += pLen
 		sOff += int(r.corrLen + r.causLen)

@@ -3,6 +3,7 @@ package eventstore_test
 import (
 	"bytes"
 	"fmt"
+	"maps"
 	"runtime"
 	"strings"
 	"testing"
@@ -17,6 +18,43 @@ import (
 func TestMemoryConformance(t *testing.T) {
 	eventstoretest.Run(t, eventstoretest.Features{Compaction: true},
 		func(*testing.T, string) eventstore.Store { return eventstore.NewMemory() })
+}
+
+// Headers are kept encoded beside the payload: every name and value comes
+// back as it was, long or empty, and each event gets its own map.
+func TestMemoryKeepsEveryHeaderNameAndValue(t *testing.T) {
+	s := eventstore.NewMemory()
+	defer func() { _ = s.Close() }()
+	headers := []map[string]string{
+		{"ce-source": "/items", "ce-specversion": "1.0"},
+		nil,
+		{"ce-subject": strings.Repeat("s", 300), "ce-empty": "", "": "no name", "traceparent": "00-é-01"},
+		{"only": "one"},
+	}
+	events := make([]engine.Message, len(headers))
+	for i, h := range headers {
+		events[i] = engine.Message{ID: fmt.Sprint(i), Payload: []byte(`{}`), Headers: h}
+	}
+	if _, err := s.Append(t.Context(), "s", eventstore.Any, events); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 { // each read gets maps of its own
+		got, err := s.Read(t.Context(), "s", 0, 0)
+		if err != nil || len(got) != len(headers) {
+			t.Fatalf("Read: got %d events, %v; want %d", len(got), err, len(headers))
+		}
+		for i, m := range got {
+			if !maps.Equal(m.Headers, headers[i]) || (headers[i] == nil) != (m.Headers == nil) {
+				t.Errorf("event %d: got headers %q, want %q", i, m.Headers, headers[i])
+			}
+			if m.ID != fmt.Sprint(i) || string(m.Payload) != `{}` {
+				t.Errorf("event %d: got id %q payload %q, want %q and {}", i, m.ID, m.Payload, fmt.Sprint(i))
+			}
+			if m.Headers != nil {
+				m.Headers["added"] = "by the reader"
+			}
+		}
+	}
 }
 
 func TestMemoryPositionsAreContiguousAcrossStreams(t *testing.T) {

@@ -12,7 +12,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -88,9 +87,15 @@ type Reactor struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	mu      sync.Mutex
-	changed chan struct{} // closed (and replaced) when a lane frees room
-	lanes   map[string]*lane
+	mu sync.Mutex
+	// changed is closed (and replaced) when a lane frees room while
+	// someone waits for it (waited).
+	changed chan struct{}
+	waited  bool
+	lanes   map[laneID]*lane
+	// free are lanes that ran empty, kept for the next ones: over many
+	// keys most events start a lane.
+	free    []*lane
 	pending int
 	streams map[string]*progress
 	// ready are lanes waiting for a worker. Workers are goroutines that
@@ -116,11 +121,24 @@ type Reactor struct {
 }
 
 // lane holds the events of one ordering unit (a stream, a key, or one
-// event), delivered one after the other.
+// event), delivered one after the other: queue[head] is in delivery, the
+// rest wait.
 type lane struct {
-	key   string
+	id    laneID
 	queue []item
+	head  int
 }
+
+// laneID names a lane: a stream (Ordered), a stream's key or its unkeyed
+// events (KeyOrdered, key ""), or one event (Unordered, by sequence).
+type laneID struct {
+	stream, key string
+	seq         uint64
+}
+
+// maxFreeQueue is the largest queue a freed lane keeps for reuse: one that
+// grew for a busy key is let go.
+const maxFreeQueue = 8
 
 // item is an event in a lane: one the route handed over, or a redrive.
 type item struct {
@@ -176,7 +194,7 @@ func New(cfg Config, handler engine.Handler) (*Reactor, error) {
 		laneLimit: cfg.MaxInFlight,
 		window:    max(4*cfg.MaxInFlight, 64),
 		changed:   make(chan struct{}),
-		lanes:     make(map[string]*lane),
+		lanes:     make(map[laneID]*lane),
 		streams:   make(map[string]*progress),
 		redriven:  make(map[string]bool),
 		save:      make(chan struct{}, 1),
@@ -236,7 +254,7 @@ func (r *Reactor) progressOf(ctx context.Context, stream string) (*progress, err
 // Handle is the route's handler: it hands msg to its lane, waiting while
 // the lanes are full, and returns without waiting for the delivery.
 func (r *Reactor) Handle(ctx context.Context, msg engine.Message) ([]engine.Message, error) {
-	key := r.laneKey(msg)
+	id := r.laneID(msg)
 	for {
 		r.mu.Lock()
 		p, err := r.progressOf(ctx, msg.Stream)
@@ -248,7 +266,7 @@ func (r *Reactor) Handle(ctx context.Context, msg engine.Message) ([]engine.Mess
 			r.mu.Unlock()
 			return nil, nil // already in a lane or done
 		}
-		if r.enqueueLocked(key, item{msg: msg}) {
+		if r.enqueueLocked(id, item{msg: msg}) {
 			p.accepted = msg.Sequence
 			p.open = append(p.open, msg.Sequence)
 			r.mu.Unlock()
@@ -271,14 +289,14 @@ func (r *Reactor) Handle(ctx context.Context, msg engine.Message) ([]engine.Mess
 // mark already.
 func (r *Reactor) Redeliver(ctx context.Context, msg engine.Message, rd engine.Redrive,
 	done func(ctx context.Context) error) (bool, error) {
-	key := r.laneKey(msg)
+	id := r.laneID(msg)
 	r.mu.Lock()
 	for {
 		if r.redriven[rd.Mark] {
 			r.mu.Unlock()
 			return false, nil
 		}
-		if r.enqueueLocked(key, item{msg: msg, redrive: &redrive{Redrive: rd, done: done}}) {
+		if r.enqueueLocked(id, item{msg: msg, redrive: &redrive{Redrive: rd, done: done}}) {
 			r.redriven[rd.Mark] = true
 			r.mu.Unlock()
 			return true, nil
@@ -290,23 +308,38 @@ func (r *Reactor) Redeliver(ctx context.Context, msg engine.Message, rd engine.R
 	}
 }
 
-// enqueueLocked appends it to the lane of key when there is room, starting
+// enqueueLocked appends it to the lane id when there is room, starting
 // the lane if needed, and reports whether it did. Lanes are bounded by the
 // window only: the workers bound the deliveries in flight, and a lane
 // ready ahead of them lets a worker that finishes go straight on to the
 // next key instead of waiting for the route to hand one. Callers hold r.mu.
-func (r *Reactor) enqueueLocked(key string, it item) bool {
-	l, running := r.lanes[key]
+func (r *Reactor) enqueueLocked(id laneID, it item) bool {
+	l, running := r.lanes[id]
 	if r.pending >= r.window {
 		return false
 	}
 	r.pending++
 	if running {
+		if l.head > 0 && len(l.queue) == cap(l.queue) {
+			// A lane that never runs empty (Ordered) reuses its
+			// delivered slots instead of growing.
+			n := copy(l.queue, l.queue[l.head:])
+			clear(l.queue[n:])
+			l.queue, l.head = l.queue[:n], 0
+		}
 		l.queue = append(l.queue, it)
 		return true
 	}
-	l = &lane{key: key, queue: []item{it}}
-	r.lanes[key] = l
+	if n := len(r.free); n > 0 {
+		l = r.free[n-1]
+		r.free[n-1] = nil
+		r.free = r.free[:n-1]
+	} else {
+		l = &lane{}
+	}
+	l.id = id
+	l.queue = append(l.queue, it)
+	r.lanes[id] = l
 	r.readyLocked(l)
 	return true
 }
@@ -315,6 +348,7 @@ func (r *Reactor) enqueueLocked(key string, it item) bool {
 // the Reactor closes. Callers hold r.mu.
 func (r *Reactor) waitLocked(ctx context.Context) error {
 	wait := r.changed
+	r.waited = true
 	r.mu.Unlock()
 	select {
 	case <-wait:
@@ -326,18 +360,14 @@ func (r *Reactor) waitLocked(ctx context.Context) error {
 	}
 }
 
-func (r *Reactor) laneKey(msg engine.Message) string {
+func (r *Reactor) laneID(msg engine.Message) laneID {
 	switch r.cfg.Ordering {
 	case Ordered:
-		return msg.Stream
+		return laneID{stream: msg.Stream}
 	case Unordered:
-		return msg.Stream + "\x00" + strconv.FormatUint(msg.Sequence, 10)
+		return laneID{stream: msg.Stream, seq: msg.Sequence}
 	default:
-		// The prefix keeps unkeyed events in a lane no key can share.
-		if msg.Key == "" {
-			return msg.Stream + "\x00"
-		}
-		return msg.Stream + "\x00k" + msg.Key
+		return laneID{stream: msg.Stream, key: msg.Key}
 	}
 }
 
@@ -357,6 +387,10 @@ func (r *Reactor) readyLocked(l *lane) {
 
 // work runs ready lanes, one after the other, until the Reactor closes.
 func (r *Reactor) work() {
+	// Deliveries run under a context of this worker's: each attempt's
+	// timeout registers with it, not with one context every worker shares.
+	ctx, cancel := context.WithCancel(r.ctx)
+	defer cancel()
 	for {
 		r.mu.Lock()
 		for len(r.ready) == 0 {
@@ -379,42 +413,59 @@ func (r *Reactor) work() {
 			default:
 			}
 		}
+		it := l.queue[l.head]
 		r.mu.Unlock()
-		r.runLane(l)
+		r.runLane(ctx, l, it)
 	}
 }
 
-// runLane delivers the lane's events in order until it is empty or the
-// Reactor closes.
-func (r *Reactor) runLane(l *lane) {
+// runLane delivers the lane's events in order, from it, its first, until
+// it is empty or the Reactor closes.
+func (r *Reactor) runLane(ctx context.Context, l *lane, it item) {
 	for {
-		r.mu.Lock()
-		it := l.queue[0]
-		r.mu.Unlock()
-		ctx := r.ctx
+		deliverCtx := ctx
 		if it.redrive != nil {
-			ctx = engine.WithRedrive(ctx, it.redrive.Redrive)
+			deliverCtx = engine.WithRedrive(ctx, it.redrive.Redrive)
 		}
-		if !r.deliver(ctx, it.msg) || (it.redrive != nil && !r.recordRedrive(it.redrive)) {
+		if !r.deliver(deliverCtx, it.msg) || (it.redrive != nil && !r.recordRedrive(it.redrive)) {
 			return // closed: what is left is delivered again after a restart
 		}
 		r.mu.Lock()
-		l.queue = l.queue[1:]
+		l.queue[l.head] = item{} // holds no payload once delivered
+		l.head++
 		r.pending--
 		if it.redrive == nil {
 			r.markDone(it.msg)
 		}
-		empty := len(l.queue) == 0
+		empty := l.head == len(l.queue)
 		if empty {
-			delete(r.lanes, l.key)
+			r.freeLocked(l)
+		} else {
+			it = l.queue[l.head]
 		}
-		close(r.changed)
-		r.changed = make(chan struct{})
+		if r.waited {
+			close(r.changed)
+			r.changed = make(chan struct{})
+			r.waited = false
+		}
 		r.mu.Unlock()
 		if empty {
 			return
 		}
 	}
+}
+
+// freeLocked retires the empty lane l and keeps it for reuse. Callers hold
+// r.mu.
+func (r *Reactor) freeLocked(l *lane) {
+	delete(r.lanes, l.id)
+	l.id, l.head = laneID{}, 0
+	if cap(l.queue) > maxFreeQueue {
+		l.queue = nil
+	} else {
+		l.queue = l.queue[:0]
+	}
+	r.free = append(r.free, l)
 }
 
 // markDone records msg as done and wakes the saver when the checkpoint

@@ -219,3 +219,82 @@ func TestCheckpointOfAStreamIsNotItsPositionWhileEventsAreInFlight(t *testing.T)
 		return err == nil && cp == 3
 	})
 }
+
+// recorder records what it delivers; each delivery may call check first.
+type recorder struct {
+	mu    sync.Mutex
+	byKey map[string][]uint64
+	all   []uint64
+	check func()
+}
+
+func (rec *recorder) Handle(_ context.Context, msg engine.Message) ([]engine.Message, error) {
+	if rec.check != nil {
+		rec.check()
+	}
+	if msg.Sequence%7 == 0 {
+		time.Sleep(50 * time.Microsecond) // lanes finish out of step
+	}
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	rec.byKey[msg.Key] = append(rec.byKey[msg.Key], msg.Sequence)
+	rec.all = append(rec.all, msg.Sequence)
+	return nil, nil
+}
+
+func (rec *recorder) done() int {
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	return len(rec.all)
+}
+
+// Lanes that run empty are reused for the next keys: each key's events
+// still arrive in order, however often its lane is retired and another
+// key's taken.
+func TestKeyOrderedKeepsEachKeysOrderAcrossReusedLanes(t *testing.T) {
+	rec := &recorder{byKey: map[string][]uint64{}}
+	r, _ := newTestReactor(t, KeyOrdered, 4, rec)
+	const n = 2000
+	for i := uint64(1); i <= n; i++ {
+		accept(t, r, ev(i, fmt.Sprint("k", i%5)))
+	}
+	enginetest.Eventually(t, "every event delivered", func() bool { return rec.done() == n })
+	for key, seqs := range rec.byKey {
+		for i := 1; i < len(seqs); i++ {
+			if seqs[i] <= seqs[i-1] {
+				t.Fatalf("key %s: %d delivered after %d", key, seqs[i], seqs[i-1])
+			}
+		}
+	}
+	if cp := r.Stats().Checkpoint["s"]; cp != n {
+		t.Fatalf("checkpoint %d, want %d", cp, n)
+	}
+}
+
+// An Ordered lane never runs empty under steady load: it reuses the slots
+// of the events it delivered instead of growing with every event.
+func TestAnOrderedLaneThatNeverRunsEmptyStaysWithinTheWindow(t *testing.T) {
+	rec := &recorder{byKey: map[string][]uint64{}}
+	r, _ := newTestReactor(t, Ordered, 1, rec)
+	var largest atomic.Int64
+	rec.check = func() {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		if l := r.lanes[laneID{stream: "s"}]; l != nil && int64(cap(l.queue)) > largest.Load() {
+			largest.Store(int64(cap(l.queue)))
+		}
+	}
+	n := uint64(50 * r.window)
+	for i := uint64(1); i <= n; i++ {
+		accept(t, r, ev(i, ""))
+	}
+	enginetest.Eventually(t, "every event delivered", func() bool { return rec.done() == int(n) })
+	for i, seq := range rec.all {
+		if seq != uint64(i+1) {
+			t.Fatalf("delivery %d was event %d, want %d", i, seq, i+1)
+		}
+	}
+	if got := largest.Load(); got > int64(2*r.window) {
+		t.Fatalf("the lane's queue grew to %d slots, want at most %d (twice the window)", got, 2*r.window)
+	}
+}

@@ -3,6 +3,7 @@ package reactor
 import (
 	"bytes"
 	"context"
+	"crypto/sha1" //nolint:gosec // UUIDv5 is SHA-1 by definition
 	"errors"
 	"fmt"
 	"io"
@@ -24,7 +25,8 @@ const MaxReplyBytes = 8 << 20
 
 // ReplyFunc appends the events a sink answered cause with. It returns an
 // engine.Permanent error for replies that are not valid events of the reply
-// stream, and waits (until ctx ends) while they cannot be taken yet.
+// stream, and waits (until ctx ends) while they cannot be taken yet. The
+// replies' payloads and headers are its own: nothing else holds them.
 type ReplyFunc func(ctx context.Context, cause engine.Message, replies []cloudevents.Event) error
 
 // SinkConfig configures a Sink.
@@ -116,7 +118,7 @@ func (s *Sink) post(ctx context.Context, msg engine.Message) (int, http.Header, 
 	if err != nil {
 		return 0, nil, nil, engine.Permanent(err)
 	}
-	req.Header = make(http.Header, len(msg.Headers)+12)
+	req.Header = make(http.Header, headerCount(msg))
 	setHeaders(req.Header, msg)
 	if s.cfg.Audience != "" {
 		// A token that cannot be had yet is retried like a connection
@@ -135,10 +137,7 @@ func (s *Sink) post(ctx context.Context, msg engine.Message) (int, http.Header, 
 		return 0, nil, nil, s.attemptError(ctx, attempt, err)
 	}
 	defer func() { _ = resp.Body.Close() }()
-	var body []byte
-	if resp.ContentLength != 0 { // most answers are empty: no buffer for them
-		body, err = io.ReadAll(io.LimitReader(resp.Body, MaxReplyBytes+1))
-	}
+	body, err := readBody(resp)
 	if err != nil {
 		return 0, nil, nil, s.attemptError(ctx, attempt, fmt.Errorf("read the sink's answer: %w", err))
 	}
@@ -146,6 +145,24 @@ func (s *Sink) post(ctx context.Context, msg engine.Message) (int, http.Header, 
 		return 0, nil, nil, engine.Permanent(fmt.Errorf("invalid reply: the answer is over %d bytes", MaxReplyBytes))
 	}
 	return resp.StatusCode, resp.Header, body, nil
+}
+
+// readBody reads an answer's body, up to MaxReplyBytes+1 bytes: most
+// answers are empty and need no buffer, and one of a known length gets a
+// buffer of that length.
+func readBody(resp *http.Response) ([]byte, error) {
+	switch n := resp.ContentLength; {
+	case n == 0:
+		return nil, nil
+	case n > 0 && n <= MaxReplyBytes:
+		body := make([]byte, n)
+		if _, err := io.ReadFull(resp.Body, body); err != nil {
+			return nil, err
+		}
+		return body, nil
+	default:
+		return io.ReadAll(io.LimitReader(resp.Body, MaxReplyBytes+1))
+	}
 }
 
 // attemptError names a timeout of the attempt as one; it is retried like a
@@ -199,6 +216,30 @@ func snippet(body []byte) string {
 		text = text[:limit] + "..."
 	}
 	return ": " + text
+}
+
+// headerCount is how many headers setHeaders writes for msg, or a little
+// more: a map sized past what it holds takes twice the memory, and one that
+// grows copies itself.
+func headerCount(msg engine.Message) int {
+	n := 8 // Content-Type and the ce-* attributes every event has
+	if msg.Key != "" {
+		n++
+	}
+	if msg.CausationID != "" {
+		n++
+	}
+	for k := range msg.Headers {
+		switch k {
+		case "ce-specversion", "ce-id", "ce-type", "ce-source", "ce-partitionkey", "ce-time",
+			"ce-sequence", "ce-correlationid", "ce-causationid": // written over
+		default:
+			if strings.HasPrefix(k, "ce-") || k == "traceparent" || k == "tracestate" {
+				n++
+			}
+		}
+	}
+	return n
 }
 
 // setHeaders writes msg's CloudEvents binary-mode attributes. It is on
@@ -255,5 +296,19 @@ var replyNamespace = uuid.NewSHA1(uuid.NameSpaceURL, []byte("https://eventsourci
 // when the reply gives none: the same on every redelivery, so the stream's
 // idempotency by id stores it once.
 func ReplyID(reactor, causeID string, index int) string {
-	return uuid.NewSHA1(replyNamespace, []byte(reactor+"\x00"+causeID+"\x00"+strconv.Itoa(index))).String()
+	// uuid.NewSHA1 of the same name, without its allocations: it runs for
+	// every reply.
+	var buf [160]byte
+	name := append(buf[:0], replyNamespace[:]...)
+	name = append(name, reactor...)
+	name = append(name, 0)
+	name = append(name, causeID...)
+	name = append(name, 0)
+	name = strconv.AppendInt(name, int64(index), 10)
+	sum := sha1.Sum(name)
+	var id uuid.UUID
+	copy(id[:], sum[:])
+	id[6] = id[6]&0x0f | 0x50 // version 5
+	id[8] = id[8]&0x3f | 0x80 // RFC 4122 variant
+	return id.String()
 }

@@ -6,8 +6,12 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"reflect"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/google/uuid"
 
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine"
 )
@@ -59,6 +63,44 @@ func TestReplyIDIsDeterministicPerReactorCauseAndIndex(t *testing.T) {
 		if other == a {
 			t.Fatalf("different inputs gave the same id %s", a)
 		}
+	}
+}
+
+// A delivery's header map is sized for what it holds: one sized past it
+// takes twice the memory, one sized short grows.
+func TestHeaderCountIsWhatSetHeadersWrites(t *testing.T) {
+	base := engine.Message{ID: "e1", Name: "OrderPaid", Stream: "shop/orders", Sequence: 7, CorrelationID: "c1"}
+	keyed := base
+	keyed.Key, keyed.CausationID = "order-1", "cause"
+	ingested := keyed
+	ingested.Headers = map[string]string{
+		"ce-specversion": "1.0", "ce-source": "/bench", "ce-datacontenttype": "application/json",
+		"ce-partitionkey": "stale", "traceparent": "00-1-2-01", "x-internal": "not sent",
+	}
+	for name, msg := range map[string]engine.Message{"bare": base, "keyed and caused": keyed, "ingested": ingested} {
+		h := http.Header{}
+		setHeaders(h, msg)
+		if got := headerCount(msg); got != len(h) {
+			t.Errorf("%s: headerCount = %d, setHeaders wrote %d: %v", name, got, len(h), h)
+		}
+	}
+}
+
+// Reply ids are stored: a redelivery after an upgrade must derive the
+// very ids it derived before, or the reply is stored twice.
+func TestReplyIDIsTheUUIDv5OfReactorCauseAndIndex(t *testing.T) {
+	long := strings.Repeat("c", 300) // past ReplyID's stack buffer
+	for _, c := range []struct {
+		reactor, cause string
+		index          int
+	}{{"shop/ship", "0195f7c2-5a8e-7b1c-9d0e-000000000001", 0}, {"shop/ship", "x", 12}, {"", "", 0}, {"a/b", long, 3}} {
+		want := uuid.NewSHA1(replyNamespace, []byte(c.reactor+"\x00"+c.cause+"\x00"+strconv.Itoa(c.index))).String()
+		if got := ReplyID(c.reactor, c.cause, c.index); got != want {
+			t.Errorf("ReplyID(%q, %q, %d) = %s, want %s", c.reactor, c.cause, c.index, got, want)
+		}
+	}
+	if got, want := ReplyID("shop/ship", "0195f7c2-5a8e-7b1c-9d0e-000000000001", 0), "c0fdbf04-5dcf-5aa6-9eb0-6b539e6a5228"; got != want {
+		t.Errorf("ReplyID changed: got %s, want %s", got, want)
 	}
 }
 
