@@ -27,6 +27,34 @@ type crashClient struct {
 	accepted []int // event numbers answered 202, in order
 }
 
+// crashClients are crashClients posting to whichever manager api names,
+// from startCrashClients until stop.
+type crashClients struct {
+	clients []*crashClient
+	api     atomic.Value // string: the running manager's base URL
+	total   atomic.Int64 // 202s so far, all clients
+	stop    func()       // ends the posting and waits for the clients
+}
+
+// startCrashClients starts n clients; client c posts its event i to
+// path(c, i). Nothing listens at their first address: set api when a
+// manager runs.
+func startCrashClients(ctx context.Context, n int, path func(c, i int) string) *crashClients {
+	cc := &crashClients{clients: make([]*crashClient, n)}
+	cc.api.Store("http://127.0.0.1:1")
+	postCtx, stopPost := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	for c := range cc.clients {
+		cc.clients[c] = &crashClient{id: c, path: func(i int) string { return path(c, i) }}
+		wg.Go(func() { cc.clients[c].run(postCtx, func() string { return cc.api.Load().(string) }, &cc.total) })
+	}
+	cc.stop = func() {
+		stopPost()
+		wg.Wait()
+	}
+	return cc
+}
+
 func (c *crashClient) key(i int) string { return fmt.Sprintf("client%d-event%d", c.id, i) }
 
 // run posts until ctx ends; api returns the current manager's base URL.
@@ -60,28 +88,16 @@ var _ = Describe("durable storage", func() {
 			applyItemsStream(ctx, ns)
 
 			const clients, kills, perRound = 8, 3, 150
-			var (
-				api      atomic.Value // string: the running manager's base URL
-				total    atomic.Int64
-				wg       sync.WaitGroup
-				cs       = make([]*crashClient, clients)
-				postCtx  context.Context
-				stopPost context.CancelFunc
-			)
-			api.Store("http://127.0.0.1:1") // nothing listens until the first start
-			postCtx, stopPost = context.WithCancel(ctx)
-			defer stopPost()
-			for c := range cs {
-				cs[c] = &crashClient{id: c, path: func(int) string {
-					return fmt.Sprintf("/v1/namespaces/%s/streams/items-events/events", ns)
-				}}
-				wg.Go(func() { cs[c].run(postCtx, func() string { return api.Load().(string) }, &total) })
-			}
+			cc := startCrashClients(ctx, clients, func(int, int) string {
+				return fmt.Sprintf("/v1/namespaces/%s/streams/items-events/events", ns)
+			})
+			defer cc.stop()
+			cs, total := cc.clients, &cc.total
 
 			var m *managerProcess
 			for round := 0; round <= kills; round++ {
 				m = runManager("--storage=disk", "--data-dir="+dataDir)
-				api.Store(m.api)
+				cc.api.Store(m.api)
 				want := total.Load() + perRound
 				Eventually(total.Load).WithTimeout(90*time.Second).Should(BeNumerically(">=", want),
 					"round %d: the clients should get %d more 202s from the restarted manager", round, perRound)
@@ -90,8 +106,7 @@ var _ = Describe("durable storage", func() {
 					Eventually(m.exited).WithTimeout(10 * time.Second).Should(Receive())
 				}
 			}
-			stopPost()
-			wg.Wait()
+			cc.stop()
 
 			// Every event that got a 202 is stored exactly once; so is an
 			// event sent again after its first answer was lost. Each client's

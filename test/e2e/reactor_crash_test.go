@@ -107,28 +107,16 @@ var _ = Describe("a reactor on durable storage", func() {
 			// Clients post keyed events throughout, each event until it
 			// gets a 202, under the same Idempotency-Key.
 			const clients, keys, kills, perRound = 6, 10, 3, 100
-			var (
-				api      atomic.Value // string: the running manager's base URL
-				total    atomic.Int64
-				wg       sync.WaitGroup
-				cs       = make([]*crashClient, clients)
-				postCtx  context.Context
-				stopPost context.CancelFunc
-			)
-			api.Store("http://127.0.0.1:1") // nothing listens until the first start
-			postCtx, stopPost = context.WithCancel(ctx)
-			defer stopPost()
-			for c := range cs {
-				cs[c] = &crashClient{id: c, path: func(i int) string {
-					return fmt.Sprintf("/v1/namespaces/%s/streams/orders/keys/order-%d/events", ns, (c+i)%keys)
-				}}
-				wg.Go(func() { cs[c].run(postCtx, func() string { return api.Load().(string) }, &total) })
-			}
+			cc := startCrashClients(ctx, clients, func(c, i int) string {
+				return fmt.Sprintf("/v1/namespaces/%s/streams/orders/keys/order-%d/events", ns, (c+i)%keys)
+			})
+			defer cc.stop()
+			cs, total := cc.clients, &cc.total
 
 			var m *managerProcess
 			for round := 0; round <= kills; round++ {
 				m = runManager("--storage=disk", "--data-dir="+dataDir, "--allow-private-sinks")
-				api.Store(m.api)
+				cc.api.Store(m.api)
 				want202s, wantDelivered := total.Load()+perRound, delivered()+perRound
 				Eventually(total.Load).WithTimeout(90*time.Second).Should(BeNumerically(">=", want202s),
 					"round %d: the clients should get %d more 202s from the restarted manager", round, perRound)
@@ -141,8 +129,7 @@ var _ = Describe("a reactor on durable storage", func() {
 					Eventually(m.exited).WithTimeout(10 * time.Second).Should(Receive())
 				}
 			}
-			stopPost()
-			wg.Wait()
+			cc.stop()
 
 			// The last manager delivers what is left: every event stored
 			// (each that got a 202, and any whose 202 a SIGKILL cut off)

@@ -107,6 +107,13 @@ func createJSONStream(ctx context.Context, ns, name string) {
 // without --allow-private-sinks, would refuse it and log errors.
 func createReactor(ctx context.Context, ns, sink string, change func(*esv1.ReactorSpec)) *esv1.Reactor {
 	GinkgoHelper()
+	return createReactorUntil(ctx, ns, sink, change, "True/Running")
+}
+
+// createReactorUntil is createReactor waiting for the Ready condition
+// ready ("status/reason") instead.
+func createReactorUntil(ctx context.Context, ns, sink string, change func(*esv1.ReactorSpec), ready string) *esv1.Reactor {
+	GinkgoHelper()
 	rx := &esv1.Reactor{
 		ObjectMeta: metav1.ObjectMeta{Name: "ship", Namespace: ns},
 		Spec: esv1.ReactorSpec{
@@ -127,7 +134,7 @@ func createReactor(ctx context.Context, ns, sink string, change func(*esv1.React
 	}, NodeTimeout(time.Minute))
 	Eventually(func(g Gomega) {
 		g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(rx), rx)).To(Succeed())
-		g.Expect(readyCondition(rx.Status.Conditions)).To(Equal("True/Running"))
+		g.Expect(readyCondition(rx.Status.Conditions)).To(Equal(ready))
 	}).WithTimeout(30 * time.Second).Should(Succeed())
 	return rx
 }

@@ -14,12 +14,10 @@ import (
 	authenticationv1 "k8s.io/api/authentication/v1"
 	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/tools/clientcmd"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	esv1 "github.com/eventsourcing-dev/eventsourcing-operator/api/v1alpha1"
 )
@@ -133,25 +131,8 @@ var _ = Describe("sink tokens of the manager binary", func() {
 		runManager("--allow-private-sinks")
 		ns := newNamespace(ctx)
 		createJSONStream(ctx, ns, "orders")
-		rx := &esv1.Reactor{
-			ObjectMeta: metav1.ObjectMeta{Name: "ship", Namespace: ns},
-			Spec: esv1.ReactorSpec{
-				Streams: []string{"orders"},
-				Sink:    esv1.ReactorSink{URI: "http://127.0.0.1:9/events", Audience: "shipping"},
-			},
-		}
-		Expect(k8sClient.Create(ctx, rx)).To(Succeed())
-		// Deleted while its manager runs, which removes its finalizer.
-		DeferCleanup(func(ctx context.Context) {
-			Expect(k8sClient.Delete(ctx, rx)).To(Succeed())
-			Eventually(func() error {
-				return k8sClient.Get(ctx, client.ObjectKeyFromObject(rx), &esv1.Reactor{})
-			}).WithTimeout(30 * time.Second).Should(Satisfy(apierrors.IsNotFound))
-		}, NodeTimeout(time.Minute))
-		Eventually(func(g Gomega) {
-			g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(rx), rx)).To(Succeed())
-			g.Expect(readyCondition(rx.Status.Conditions)).To(Equal("False/InvalidSpec"))
-		}).WithTimeout(30 * time.Second).Should(Succeed())
+		rx := createReactorUntil(ctx, ns, "http://127.0.0.1:9/events",
+			func(s *esv1.ReactorSpec) { s.Sink.Audience = "shipping" }, "False/InvalidSpec")
 		Expect(apimeta.FindStatusCondition(rx.Status.Conditions, "Ready").Message).To(ContainSubstring("--token-service-account"))
 	}, SpecTimeout(time.Minute))
 })
