@@ -173,27 +173,10 @@ func (r *ProjectionReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	}
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&esv1.Projection{}, builder.WithPredicates(skipStatusUpdates)).
-		Watches(&esv1.Stream{}, handler.EnqueueRequestsFromMapFunc(r.projectionsUsing(indexProjectionStreams)),
+		Watches(&esv1.Stream{}, handler.EnqueueRequestsFromMapFunc(referrers(r, newProjectionList, indexProjectionStreams)),
 			builder.WithPredicates(dependencyUpdates)).
-		Watches(&esv1.Pipeline{}, handler.EnqueueRequestsFromMapFunc(r.projectionsUsing(indexProjectionPipeline)),
+		Watches(&esv1.Pipeline{}, handler.EnqueueRequestsFromMapFunc(referrers(r, newProjectionList, indexProjectionPipeline)),
 			builder.WithPredicates(dependencyUpdates)).
 		Named("projection").
 		Complete(r)
-}
-
-// projectionsUsing maps a referenced object to the Projections whose index
-// field names it.
-func (r *ProjectionReconciler) projectionsUsing(index string) handler.MapFunc {
-	return func(ctx context.Context, obj client.Object) []reconcile.Request {
-		var projections esv1.ProjectionList
-		if err := r.List(ctx, &projections, client.InNamespace(obj.GetNamespace()),
-			client.MatchingFields{index: obj.GetName()}); err != nil {
-			return nil
-		}
-		reqs := make([]reconcile.Request, 0, len(projections.Items))
-		for _, p := range projections.Items {
-			reqs = append(reqs, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: p.Namespace, Name: p.Name}})
-		}
-		return reqs
-	}
 }

@@ -209,28 +209,11 @@ func (r *ReactorReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	}
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&esv1.Reactor{}, builder.WithPredicates(skipStatusUpdates)).
-		Watches(&esv1.Stream{}, handler.EnqueueRequestsFromMapFunc(r.reactorsUsing(indexReactorStreams)),
+		Watches(&esv1.Stream{}, handler.EnqueueRequestsFromMapFunc(referrers(r, newReactorList, indexReactorStreams)),
 			builder.WithPredicates(dependencyUpdates)).
-		Watches(&esv1.Pipeline{}, handler.EnqueueRequestsFromMapFunc(r.reactorsUsing(indexReactorPipeline)),
+		Watches(&esv1.Pipeline{}, handler.EnqueueRequestsFromMapFunc(referrers(r, newReactorList, indexReactorPipeline)),
 			builder.WithPredicates(dependencyUpdates)).
-		WatchesMetadata(&corev1.Service{}, handler.EnqueueRequestsFromMapFunc(r.reactorsUsing(indexReactorService))).
+		WatchesMetadata(&corev1.Service{}, handler.EnqueueRequestsFromMapFunc(referrers(r, newReactorList, indexReactorService))).
 		Named("reactor").
 		Complete(r)
-}
-
-// reactorsUsing maps a referenced object to the Reactors whose index field
-// names it.
-func (r *ReactorReconciler) reactorsUsing(index string) handler.MapFunc {
-	return func(ctx context.Context, obj client.Object) []reconcile.Request {
-		var reactors esv1.ReactorList
-		if err := r.List(ctx, &reactors, client.InNamespace(obj.GetNamespace()),
-			client.MatchingFields{index: obj.GetName()}); err != nil {
-			return nil
-		}
-		reqs := make([]reconcile.Request, 0, len(reactors.Items))
-		for _, rx := range reactors.Items {
-			reqs = append(reqs, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: rx.Namespace, Name: rx.Name}})
-		}
-		return reqs
-	}
 }

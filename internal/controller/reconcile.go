@@ -9,11 +9,15 @@ import (
 	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	esv1 "github.com/eventsourcing-dev/eventsourcing-operator/api/v1alpha1"
 )
 
 // reconcileObject runs the steps every reconciler shares. A deleted object
@@ -125,3 +129,29 @@ func setReady(conditions *[]metav1.Condition, generation int64, ok bool, reason,
 func settled(err error) bool {
 	return err == nil || errors.Is(err, reconcile.TerminalError(nil))
 }
+
+// referrers maps a referenced object to the objects, listed with newList,
+// whose index field names it in the same namespace: what a Projection,
+// Reactor or Stream must reconcile again when a Stream, Pipeline, Service
+// or ConfigMap it names changes.
+func referrers(c client.Client, newList func() client.ObjectList, index string) handler.MapFunc {
+	return func(ctx context.Context, obj client.Object) []reconcile.Request {
+		list := newList()
+		if err := c.List(ctx, list, client.InNamespace(obj.GetNamespace()),
+			client.MatchingFields{index: obj.GetName()}); err != nil {
+			return nil
+		}
+		var reqs []reconcile.Request
+		_ = meta.EachListItem(list, func(item runtime.Object) error {
+			if o, ok := item.(client.Object); ok {
+				reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(o)})
+			}
+			return nil
+		})
+		return reqs
+	}
+}
+
+func newProjectionList() client.ObjectList { return &esv1.ProjectionList{} }
+func newReactorList() client.ObjectList    { return &esv1.ReactorList{} }
+func newStreamList() client.ObjectList     { return &esv1.StreamList{} }

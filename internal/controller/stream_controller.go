@@ -143,20 +143,8 @@ func (r *StreamReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	}
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&esv1.Stream{}, builder.WithPredicates(skipStatusUpdates)).
-		Watches(&corev1.ConfigMap{}, handler.EnqueueRequestsFromMapFunc(r.streamsUsingConfigMap), builder.OnlyMetadata).
+		Watches(&corev1.ConfigMap{},
+			handler.EnqueueRequestsFromMapFunc(referrers(r, newStreamList, indexDescriptorSetConfigMap)), builder.OnlyMetadata).
 		Named("stream").
 		Complete(r)
-}
-
-func (r *StreamReconciler) streamsUsingConfigMap(ctx context.Context, cm client.Object) []reconcile.Request {
-	var streams esv1.StreamList
-	if err := r.List(ctx, &streams, client.InNamespace(cm.GetNamespace()),
-		client.MatchingFields{indexDescriptorSetConfigMap: cm.GetName()}); err != nil {
-		return nil
-	}
-	reqs := make([]reconcile.Request, 0, len(streams.Items))
-	for _, s := range streams.Items {
-		reqs = append(reqs, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: s.Namespace, Name: s.Name}})
-	}
-	return reqs
 }
