@@ -124,8 +124,10 @@ func NewHandler(cfg Config) (*Handler, error) {
 	h.mux.HandleFunc("/v1/namespaces/{namespace}/streams/{stream}/keys/{key}/events", h.keyEvents)
 	h.mux.HandleFunc("/v1/namespaces/{namespace}/projections/{projection}", h.projection)
 	h.mux.HandleFunc(projectionKeyPattern, h.projectionKey)
-	h.mux.HandleFunc("/v1/namespaces/{namespace}/projections/{projection}/redrive", h.projectionRedrive)
-	h.mux.HandleFunc("/v1/namespaces/{namespace}/reactors/{reactor}/redrive", h.reactorRedrive)
+	h.mux.HandleFunc("/v1/namespaces/{namespace}/projections/{projection}/redrive",
+		h.redriveRoute("projection", redriveProjectionAction, h.cfg.Engine.RedriveProjection, core.ErrProjectionNotFound))
+	h.mux.HandleFunc("/v1/namespaces/{namespace}/reactors/{reactor}/redrive",
+		h.redriveRoute("reactor", redriveReactorAction, h.cfg.Engine.RedriveReactor, core.ErrReactorNotFound))
 	h.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		newProblem(http.StatusNotFound, kindNotFound,
 			"no such path: the API serves /v1/namespaces/{namespace}/streams/{stream}/events, "+

@@ -23,22 +23,16 @@ type redriveRequest struct {
 	IDs []string `json:"ids"`
 }
 
-func (h *Handler) projectionRedrive(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodPost {
-		methodNotAllowed(w, r, "POST")
-		return
+// redriveRoute serves POST .../{kind}s/{name}/redrive for one kind of
+// handler: projection or reactor (the path wildcard is named after it).
+func (h *Handler) redriveRoute(kind string, action func(ns, name string) Action, fn redriveFunc, notFound error) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost {
+			methodNotAllowed(w, r, "POST")
+			return
+		}
+		h.serve(w, r, r.PathValue("namespace"), r.PathValue(kind), kind, action, h.redrive(kind, fn, notFound))
 	}
-	h.serve(w, r, r.PathValue("namespace"), r.PathValue("projection"), "projection",
-		redriveProjectionAction, h.redrive("projection", h.cfg.Engine.RedriveProjection, core.ErrProjectionNotFound))
-}
-
-func (h *Handler) reactorRedrive(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodPost {
-		methodNotAllowed(w, r, "POST")
-		return
-	}
-	h.serve(w, r, r.PathValue("namespace"), r.PathValue("reactor"), "reactor",
-		redriveReactorAction, h.redrive("reactor", h.cfg.Engine.RedriveReactor, core.ErrReactorNotFound))
 }
 
 // redriveFunc is the engine's redrive of one kind of handler.
