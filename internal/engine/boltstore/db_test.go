@@ -68,6 +68,11 @@ func TestWritersRunAgainAfterARollbackStoreTheirWorkOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	esMustAppend(t, es, "s", eventstore.Any, esEvent("e1"))
+	// Apply stages its write behind; the raw transactions below must see it
+	// committed, or the staged "a" lands after "b" and "c".
+	if err := rm.wb.barrier(t.Context()); err != nil {
+		t.Fatal(err)
+	}
 
 	batch := make([]*applyTx, 0, 2)
 	for i, v := range []string{"b", "c"} {
