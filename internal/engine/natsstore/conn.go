@@ -1,0 +1,112 @@
+// Package natsstore keeps events, read models and checkpoints in NATS
+// JetStream (--storage=nats): a store that several manager replicas share.
+// See docs/storage.md#nats for the layout and what a 202 means there.
+package natsstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Options say where the JetStream is and how to store in it.
+type Options struct {
+	// URL is one server URL or a comma-separated list of a cluster's, as
+	// nats.go takes them (default nats://127.0.0.1:4222). tls:// turns TLS on.
+	URL string
+	// Creds is a NATS credentials file (JWT and NKey seed); none when empty.
+	Creds string
+	// CA is a PEM file of the CAs that sign the servers' certificates; the
+	// system's pool when empty.
+	CA string
+	// Replicas is the replication factor of every stream and bucket this
+	// store creates (default 1; 3 for a cluster of three).
+	Replicas int
+	// Prefix starts the name of every stream and bucket, so several stores
+	// (a test's, another installation's) share one JetStream apart
+	// (default "es"). Letters, digits, '-' and '_' only.
+	Prefix string
+	// Name is the connection's name, shown by the server's monitoring.
+	Name string
+}
+
+// DefaultURL is where a NATS server listens by default.
+const DefaultURL = nats.DefaultURL
+
+// Conn is one connection to JetStream that the event store and the read
+// models share.
+type Conn struct {
+	NC   *nats.Conn
+	JS   jetstream.JetStream
+	opts Options
+}
+
+// Connect dials the servers and checks that JetStream answers. It keeps
+// reconnecting for as long as the Conn is open; calls made meanwhile wait
+// or fail with their context.
+func Connect(ctx context.Context, o Options) (*Conn, error) {
+	if o.URL == "" {
+		o.URL = DefaultURL
+	}
+	if o.Replicas == 0 {
+		o.Replicas = 1
+	}
+	if o.Prefix == "" {
+		o.Prefix = "es"
+	}
+	if err := validPrefix(o.Prefix); err != nil {
+		return nil, err
+	}
+	if o.Replicas < 1 || o.Replicas > 5 {
+		return nil, fmt.Errorf("nats: %d replicas: JetStream takes 1 to 5", o.Replicas)
+	}
+	nopts := []nats.Option{
+		nats.Name(o.Name),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(250 * time.Millisecond),
+		nats.RetryOnFailedConnect(false),
+	}
+	if o.Creds != "" {
+		nopts = append(nopts, nats.UserCredentials(o.Creds))
+	}
+	if o.CA != "" {
+		nopts = append(nopts, nats.RootCAs(o.CA))
+	}
+	nc, err := nats.Connect(o.URL, nopts...)
+	if err != nil {
+		return nil, fmt.Errorf("nats: connect to %s: %w", o.URL, err)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("nats: %w", err)
+	}
+	if _, err := js.AccountInfo(ctx); err != nil {
+		nc.Close()
+		if errors.Is(err, jetstream.ErrJetStreamNotEnabled) || errors.Is(err, jetstream.ErrJetStreamNotEnabledForAccount) {
+			return nil, fmt.Errorf("nats: %s has no JetStream: start the servers with JetStream on (-js, or jetstream {} in their config)", o.URL)
+		}
+		return nil, fmt.Errorf("nats: JetStream at %s: %w", o.URL, err)
+	}
+	return &Conn{NC: nc, JS: js, opts: o}, nil
+}
+
+// Options returns the options the Conn was opened with, defaults filled in.
+func (c *Conn) Options() Options { return c.opts }
+
+// Close drains nothing: what was acknowledged is stored; it just hangs up.
+func (c *Conn) Close() { c.NC.Close() }
+
+func validPrefix(p string) error {
+	if strings.IndexFunc(p, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_')
+	}) >= 0 {
+		return fmt.Errorf("nats: prefix %q: letters, digits, '-' and '_' only", p)
+	}
+	return nil
+}
