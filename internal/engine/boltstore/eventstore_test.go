@@ -27,7 +27,7 @@ type ownedStore struct {
 func (s ownedStore) Close() error { return errors.Join(s.EventStore.Close(), s.db.Close()) }
 
 func TestEventStoreConformance(t *testing.T) {
-	eventstoretest.Run(t, eventstoretest.Features{Compaction: true, Durable: true}, func(t *testing.T, dir string) eventstore.Store {
+	eventstoretest.Run(t, eventstoretest.Features{Compaction: true, Durable: true, GlobalPosition: true}, func(t *testing.T, dir string) eventstore.Store {
 		db, err := Open(dir, Options{})
 		if err != nil {
 			t.Fatalf("Open(%s): got error %v, want nil", dir, err)

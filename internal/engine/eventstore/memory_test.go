@@ -16,7 +16,7 @@ import (
 )
 
 func TestMemoryConformance(t *testing.T) {
-	eventstoretest.Run(t, eventstoretest.Features{Compaction: true},
+	eventstoretest.Run(t, eventstoretest.Features{Compaction: true, GlobalPosition: true},
 		func(*testing.T, string) eventstore.Store { return eventstore.NewMemory() })
 }
 

@@ -85,7 +85,7 @@ func testCompactionKeepsTheVersionAndTheNextSequences(t *testing.T, s eventstore
 		t.Fatalf("Version after compaction: got %d, want 10", v)
 	}
 	next := mustAppend(t, s, ordersStream, eventstore.Exactly(10), event("b")).Events[0]
-	if next.Sequence != 11 || next.Position <= stored[9].Position {
+	if next.Sequence != 11 || (positioned(s) && next.Position <= stored[9].Position) {
 		t.Fatalf("append after compaction: got sequence %d position %d, want 11 and a position above %d",
 			next.Sequence, next.Position, stored[9].Position)
 	}

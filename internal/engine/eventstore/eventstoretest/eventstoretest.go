@@ -10,6 +10,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"sync"
 	"testing"
 	"time"
 
@@ -38,6 +39,9 @@ type Features struct {
 	// its dir again gives a store with the same events, versions, positions
 	// and idempotency records, appending where the last one left off.
 	Durable bool
+	// GlobalPosition: the store numbers events across all its streams
+	// (engine.Message.Position); without it Position stays 0.
+	GlobalPosition bool
 }
 
 // missing names the first feature of needs that f does not declare, "" if
@@ -48,6 +52,8 @@ func (f Features) missing(needs Features) string {
 		return "Compaction"
 	case needs.Durable && !f.Durable:
 		return "Durable"
+	case needs.GlobalPosition && !f.GlobalPosition:
+		return "GlobalPosition"
 	}
 	return ""
 }
@@ -71,6 +77,7 @@ var groups = []struct {
 	behaviours []behaviour
 }{
 	{Features{}, appendBehaviours},
+	{Features{GlobalPosition: true}, positionBehaviours},
 	{Features{}, readBehaviours},
 	{Features{}, concurrencyBehaviours},
 	{Features{}, subscribeBehaviours},
@@ -121,7 +128,9 @@ func newStorage(t *testing.T, features, needs Features, open Open) *storage {
 func (st *storage) open(t *testing.T) eventstore.Store {
 	t.Helper()
 	s := st.openDir(t, st.dir)
+	featuresOf.Store(s, st.features)
 	t.Cleanup(func() {
+		featuresOf.Delete(s)
 		if err := s.Close(); err != nil {
 			t.Errorf("Close: got %v, want nil", err)
 		}
@@ -140,6 +149,16 @@ func (st *storage) reopen(t *testing.T, s eventstore.Store) eventstore.Store {
 		t.Fatalf("Close before reopening: got %v, want nil", err)
 	}
 	return st.open(t)
+}
+
+// featuresOf holds the Features of every store the suite has open, so
+// that a behaviour checks positions only where the backend keeps them.
+var featuresOf sync.Map
+
+// positioned reports whether s numbers events across streams.
+func positioned(s eventstore.Store) bool {
+	f, _ := featuresOf.Load(s)
+	return f.(Features).GlobalPosition
 }
 
 // testContext ends when the test does or after waitTimeout.

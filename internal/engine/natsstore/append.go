@@ -1,0 +1,532 @@
+package natsstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine"
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/codec"
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/eventstore"
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/groupcommit"
+)
+
+// maxBatch is the most events one append may hold: JetStream's limit on
+// an atomic batch (docs/limits.md: events in one batch).
+const maxBatch = 1000
+
+// appendTimeout bounds one group's round trips to JetStream, so a server
+// that is away fails the appends instead of hanging them.
+const appendTimeout = 30 * time.Second
+
+// Append implements eventstore.Store.
+func (s *EventStore) Append(ctx context.Context, stream string, expected eventstore.ExpectedVersion,
+	events []engine.Message) (eventstore.AppendResult, error) {
+	return s.AppendNew(ctx, stream, expected, events, nil)
+}
+
+// AppendNew is Append for a caller that knows which IDs it generated
+// itself (fresh[i]): those cannot be held by the stream already, so the
+// index is not asked about them. A nil fresh asks about every ID.
+func (s *EventStore) AppendNew(ctx context.Context, stream string, expected eventstore.ExpectedVersion,
+	events []engine.Message, fresh []bool) (eventstore.AppendResult, error) {
+	if err := s.check(); err != nil {
+		return eventstore.AppendResult{}, err
+	}
+	if err := eventstore.ValidateAppend(stream, expected, events); err != nil {
+		return eventstore.AppendResult{}, err
+	}
+	if len(events) > maxBatch {
+		return eventstore.AppendResult{}, fmt.Errorf("%w to stream %q: %d events, at most %d in one append on NATS",
+			eventstore.ErrInvalidAppend, stream, len(events), maxBatch)
+	}
+	st := s.stream(stream)
+	if err := s.create(ctx, st); err != nil {
+		return eventstore.AppendResult{}, err
+	}
+	r := &appendReq{expected: expected, events: events, fresh: fresh}
+	if err := st.w.pipe.Commit(ctx, r); err != nil {
+		if errors.Is(err, groupcommit.ErrClosed) {
+			return eventstore.AppendResult{}, eventstore.ErrClosed
+		}
+		return eventstore.AppendResult{}, err
+	}
+	return r.res, nil
+}
+
+// appendReq is one Append waiting in its stream's group.
+type appendReq struct {
+	expected eventstore.ExpectedVersion
+	events   []engine.Message
+	fresh    []bool
+	res      eventstore.AppendResult
+}
+
+// writer appends to one stream. Appends of this process go through one
+// group-commit pipeline: those that arrive together share one atomic
+// batch publish. Other processes may append to the same stream; every
+// batch expects the stream's last sequence to be the one this writer knows
+// (Nats-Expected-Last-Sequence), so a batch planned on stale knowledge is
+// refused, the writer reads what the others appended, and plans again.
+// That one compare-and-set is what keeps sequences gapless, key versions
+// exact and IDs unique across processes.
+//
+// The writer also keeps the ID index: after each batch it publishes an
+// entry per event, and once those are acknowledged, the watermark. A
+// writer that starts (or whose index publish failed) reads the events
+// above the watermark and indexes them first, so an ID is always in the
+// index or above the watermark, whoever appended it and whatever crashed.
+type writer struct {
+	s    *EventStore
+	st   *esStream
+	pipe *groupcommit.Pipeline[*appendReq]
+
+	// Only the committer touches these.
+	ready   bool
+	known   uint64            // every event up to here is known and indexed (or being indexed)
+	keys    map[string]uint64 // key versions at known
+	ids     map[string]uint64 // IDs of events since the watermark this writer started from
+	pending []jetstream.PubAckFuture
+	mark    uint64 // the watermark to publish once pending is acknowledged
+}
+
+func newWriter(s *EventStore, st *esStream) *writer {
+	w := &writer{s: s, st: st}
+	w.pipe = groupcommit.New(groupcommit.Env[*appendReq]{Write: w.write}, groupcommit.Options{Yield: true})
+	return w
+}
+
+func (w *writer) close() {
+	w.pipe.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = w.finishIndex(ctx)
+}
+
+// write commits one group: plan every append against what the writer
+// knows, publish the planned events as atomic batches, and on a
+// compare-and-set failure learn what others appended and plan again.
+func (w *writer) write(g *groupcommit.Group[*appendReq]) error {
+	ctx, cancel := context.WithTimeout(context.Background(), appendTimeout)
+	defer cancel()
+	if err := w.finishIndex(ctx); err != nil {
+		w.ready = false
+	}
+	if !w.ready {
+		if err := w.start(ctx); err != nil {
+			return err
+		}
+	}
+	reqs := g.Writes()
+	outcome := make([]error, len(reqs))
+	todo := reqs
+	verified := false
+	for attempt := 0; len(todo) > 0; attempt++ {
+		if attempt > 50 {
+			err := fmt.Errorf("natsstore: stream %q: other writers kept appending first; gave up after %d attempts", w.st.name, attempt)
+			failRest(outcome, reqs, todo, err)
+			break
+		}
+		p, err := w.plan(ctx, todo)
+		if err != nil {
+			failRest(outcome, reqs, todo, err)
+			break
+		}
+		if p.refusals && !verified {
+			// A refusal on stale knowledge would be wrong: learn what
+			// others appended, then decide.
+			if err := w.catchUp(ctx); err != nil {
+				failRest(outcome, reqs, todo, err)
+				break
+			}
+			verified = true
+			continue
+		}
+		n, err := w.publish(ctx, p)
+		for _, r := range todo[:n] {
+			outcome[index(reqs, r)] = p.errs[r]
+		}
+		todo = todo[n:]
+		if err == nil {
+			continue
+		}
+		if wrongLast(err) {
+			err = w.catchUp(ctx)
+			verified = true
+		} else {
+			// Stored or not, the writer cannot tell: learn it before the
+			// next append plans anything.
+			w.ready = false
+		}
+		if err != nil {
+			failRest(outcome, reqs, todo, err)
+			break
+		}
+	}
+	for i, err := range outcome {
+		if err != nil {
+			g.Fail(i, err)
+		}
+	}
+	return nil
+}
+
+func failRest(outcome []error, reqs, todo []*appendReq, err error) {
+	for _, r := range todo {
+		outcome[index(reqs, r)] = err
+	}
+}
+
+// publish publishes the plan's events in order, as atomic batches of whole
+// appends, each expecting the stream's last sequence to be what the
+// writer knows. It returns how many of the plan's appends are done
+// (published or refused) and the error that stopped the rest.
+func (w *writer) publish(ctx context.Context, p *plan) (int, error) {
+	done := 0
+	for done < len(p.reqs) {
+		// Gather whole appends up to the batch limit.
+		var batch []*nats.Msg
+		var evs []engine.Message
+		end := done
+		for end < len(p.reqs) && len(batch)+len(p.msgs[end]) <= maxBatch {
+			for i := range p.msgs[end] {
+				m := &p.msgs[end][i]
+				batch = append(batch, &nats.Msg{
+					Subject: w.st.keySubject(m.Key),
+					Data:    codec.AppendMessage(make([]byte, 0, codec.SizeHint(m)), m),
+				})
+				evs = append(evs, *m)
+			}
+			end++
+		}
+		if len(batch) == 0 {
+			done = end
+			continue
+		}
+		batch[0].Header = nats.Header{"Nats-Expected-Last-Sequence": []string{fmt.Sprint(w.known)}}
+		last, err := publishBatch(ctx, w.s.c.NC, batch)
+		if err != nil {
+			return done, err
+		}
+		if want := w.known + uint64(len(batch)); last != want {
+			w.ready = false
+			return done, fmt.Errorf("natsstore: stream %q: a batch of %d after %d ended at %d, want %d", w.st.name, len(batch), w.known, last, want)
+		}
+		w.learnStored(ctx, evs)
+		done = end
+	}
+	return done, nil
+}
+
+// learnStored takes in events stored in order after w.known, by this
+// writer or another, and indexes their IDs.
+func (w *writer) learnStored(ctx context.Context, evs []engine.Message) {
+	for i := range evs {
+		m := &evs[i]
+		w.known = m.Sequence
+		if m.Key != "" {
+			w.keys[m.Key] = m.Version
+		}
+		w.ids[m.ID] = m.Sequence
+		f, err := w.s.c.JS.PublishMsgAsync(&nats.Msg{Subject: w.st.idSubject(m.ID), Data: encodeUint(m.Sequence)})
+		if err != nil {
+			w.ready = false // the index may miss it: index again from the watermark
+			continue
+		}
+		w.pending = append(w.pending, f)
+	}
+	w.mark = w.known
+	_ = ctx
+}
+
+// catchUp reads what was appended after w.known.
+func (w *writer) catchUp(ctx context.Context) error {
+	var evs []engine.Message
+	err := scan(ctx, w.s, w.st, w.known, func(m engine.Message) bool {
+		evs = append(evs, m)
+		return true
+	})
+	if err != nil {
+		return err
+	}
+	w.learnStored(ctx, evs)
+	return nil
+}
+
+// start (re)builds what the writer knows from the stream: everything above
+// the index's watermark, which it indexes again.
+func (w *writer) start(ctx context.Context) error {
+	w.pending, w.mark = nil, 0
+	w.keys, w.ids = map[string]uint64{}, map[string]uint64{}
+	wm, err := w.s.watermark(ctx, w.st)
+	if err != nil {
+		return err
+	}
+	w.known = wm
+	if err := w.catchUp(ctx); err != nil {
+		return err
+	}
+	w.ready = true
+	return nil
+}
+
+// finishIndex waits for the index entries published so far and then
+// moves the watermark past them. An entry that failed is an error: the
+// caller starts over from the watermark.
+func (w *writer) finishIndex(ctx context.Context) error {
+	for _, f := range w.pending {
+		select {
+		case <-f.Ok():
+		case err := <-f.Err():
+			w.pending = nil
+			return err
+		case <-ctx.Done():
+			w.pending = nil
+			return ctx.Err()
+		}
+	}
+	w.pending = w.pending[:0]
+	if w.mark == 0 {
+		return nil
+	}
+	if _, err := w.s.c.JS.PublishMsgAsync(&nats.Msg{Subject: w.st.watermarkSubject(), Data: encodeUint(w.mark)}); err != nil {
+		return err
+	}
+	w.mark = 0
+	// The caches only speed things up: what they drop, the index has.
+	if len(w.ids) > 1<<17 {
+		w.ids = map[string]uint64{}
+	}
+	if len(w.keys) > 1<<20 {
+		w.keys = map[string]uint64{}
+	}
+	return nil
+}
+
+func index(reqs []*appendReq, r *appendReq) int {
+	for i := range reqs {
+		if reqs[i] == r {
+			return i
+		}
+	}
+	return -1
+}
+
+// plan is what one attempt publishes.
+type plan struct {
+	reqs     []*appendReq // in order; refused ones have errs set
+	errs     map[*appendReq]error
+	msgs     [][]engine.Message // per request: the events to store (new ones)
+	refusals bool
+}
+
+// plan decides, for each append in order, which events are new, their
+// versions and sequences, and which appends are refused, as if each ran
+// after the ones before it.
+func (w *writer) plan(ctx context.Context, reqs []*appendReq) (*plan, error) {
+	if err := w.learn(ctx, reqs); err != nil {
+		return nil, err
+	}
+	p := &plan{reqs: reqs, errs: map[*appendReq]error{}, msgs: make([][]engine.Message, len(reqs))}
+	seq := w.known
+	keys := map[string]uint64{}
+	ids := map[string]*engine.Message{}
+	now := time.Now().UTC()
+	for ri, r := range reqs {
+		r.res = eventstore.AppendResult{Events: make([]engine.Message, len(r.events))}
+		var newMsgs []engine.Message
+		var newIdx []int
+		localKeys := map[string]uint64{}
+		local := map[string]int{} // ID -> index of its first new event in this append
+		var dupOf [][2]int        // a repeated ID's index and its first's
+		var err error
+		for i := range r.events {
+			ev := r.events[i]
+			ev.Stream = w.st.name
+			if prev, ok := ids[ev.ID]; ok {
+				r.res.Events[i] = *prev
+				continue
+			}
+			if seq, ok := w.ids[ev.ID]; ok {
+				m, err := getOne(ctx, w.s.c.NC, w.st.js, directGet{Seq: seq})
+				if err != nil {
+					return nil, fmt.Errorf("natsstore: the stored event %q: %w", ev.ID, err)
+				}
+				if r.res.Events[i], err = w.st.decode(m); err != nil {
+					return nil, err
+				}
+				continue
+			}
+			if j, ok := local[ev.ID]; ok {
+				dupOf = append(dupOf, [2]int{i, j})
+				continue
+			}
+			cur, ok := localKeys[ev.Key]
+			if !ok {
+				cur, ok = keys[ev.Key]
+			}
+			if !ok {
+				cur = w.keys[ev.Key]
+			}
+			if ev.Key == "" {
+				ev.Version = 0
+			} else {
+				if ev.Version != 0 && ev.Version != cur+1 {
+					err = &eventstore.KeyConflictError{Stream: w.st.name, Key: ev.Key, Expected: ev.Version - 1, Actual: cur}
+					break
+				}
+				ev.Version = cur + 1
+				localKeys[ev.Key] = ev.Version
+			}
+			if ev.Time.IsZero() {
+				ev.Time = now
+			}
+			newMsgs = append(newMsgs, ev)
+			newIdx = append(newIdx, i)
+			local[ev.ID] = i
+			r.res.Events[i] = ev
+		}
+		if err == nil && len(newMsgs) > 0 {
+			err = checkExpected(w.st.name, r.expected, seq)
+		}
+		if err != nil {
+			p.errs[r] = err
+			p.refusals = true
+			r.res = eventstore.AppendResult{}
+			continue
+		}
+		for j := range newMsgs {
+			seq++
+			newMsgs[j].Sequence = seq
+			r.res.Events[newIdx[j]].Sequence = seq
+		}
+		for _, d := range dupOf {
+			r.res.Events[d[0]] = r.res.Events[d[1]]
+		}
+		for k, v := range localKeys {
+			keys[k] = v
+		}
+		for j := range newMsgs {
+			ids[newMsgs[j].ID] = &r.res.Events[newIdx[j]]
+		}
+		r.res.Appended = len(newMsgs)
+		r.res.LastSequence = seq
+		p.msgs[ri] = newMsgs
+	}
+	return p, nil
+}
+
+func checkExpected(stream string, expected eventstore.ExpectedVersion, current uint64) error {
+	if expected == eventstore.Any || uint64(expected) == current && expected >= 0 {
+		return nil
+	}
+	return &eventstore.ConflictError{Stream: stream, Expected: expected, Actual: current}
+}
+
+// learn fetches what plan needs and the writer does not know: the
+// versions of keys it has not seen, and whether IDs it has not seen are
+// in the index. One request each, for the whole group.
+func (w *writer) learn(ctx context.Context, reqs []*appendReq) error {
+	var keySubjects, idSubjects []string
+	wantKey := map[string]string{}
+	wantID := map[string]string{}
+	for _, r := range reqs {
+		for i := range r.events {
+			ev := &r.events[i]
+			if ev.Key != "" {
+				subj := w.st.keySubject(ev.Key)
+				if _, ok := w.keys[ev.Key]; !ok && wantKey[subj] == "" {
+					wantKey[subj] = ev.Key
+					keySubjects = append(keySubjects, subj)
+				}
+			}
+			if _, ok := w.ids[ev.ID]; !ok && (r.fresh == nil || !r.fresh[i]) {
+				subj := w.st.idSubject(ev.ID)
+				if _, dup := wantID[subj]; !dup {
+					wantID[subj] = ev.ID
+					idSubjects = append(idSubjects, subj)
+				}
+			}
+		}
+	}
+	for _, subjects := range chunks(keySubjects) {
+		missing := map[string]bool{}
+		for _, s := range subjects {
+			missing[s] = true
+		}
+		err := getBatch(ctx, w.s.c.NC, w.st.js, directGet{MultiLastFor: subjects, UpToSeq: w.known}, func(m stored) error {
+			_, v, err := codec.MessageKey(m.Data)
+			if err != nil {
+				return err
+			}
+			w.keys[wantKey[m.Subject]] = v
+			delete(missing, m.Subject)
+			return nil
+		})
+		if err != nil && !w.s.missing(ctx, w.st, err) {
+			return err
+		}
+		// Keys with no stored event: compacted away (a key head), or new.
+		var heads []string
+		headKey := map[string]string{}
+		for subj := range missing {
+			key := wantKey[subj]
+			h := w.st.headSubject(key)
+			heads = append(heads, h)
+			headKey[h] = key
+			w.keys[key] = 0
+		}
+		if len(heads) > 0 {
+			err := getBatch(ctx, w.s.c.NC, w.s.idx, directGet{MultiLastFor: heads}, func(m stored) error {
+				v, err := decodeUint(m.Data)
+				w.keys[headKey[m.Subject]] = v
+				return err
+			})
+			if err != nil {
+				return err
+			}
+		}
+	}
+	for _, subjects := range chunks(idSubjects) {
+		err := getBatch(ctx, w.s.c.NC, w.s.idx, directGet{MultiLastFor: subjects}, func(m stored) error {
+			seq, err := decodeUint(m.Data)
+			if err != nil {
+				return err
+			}
+			// An entry whose event was compacted away does not count:
+			// the ID is forgotten with its event (eventstore.Compactor).
+			msg, err := getOne(ctx, w.s.c.NC, w.st.js, directGet{Seq: seq})
+			if errors.Is(err, errNotFound) {
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			if ev, err := w.st.decode(msg); err == nil && msg.Sequence == seq && ev.ID == wantID[m.Subject] {
+				w.ids[ev.ID] = seq
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func chunks(s []string) [][]string {
+	const n = 256
+	var out [][]string
+	for len(s) > n {
+		out = append(out, s[:n])
+		s = s[n:]
+	}
+	if len(s) > 0 {
+		out = append(out, s)
+	}
+	return out
+}

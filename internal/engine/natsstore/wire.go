@@ -1,0 +1,182 @@
+package natsstore
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nuid"
+)
+
+// JetStream's error codes this package tells apart (the server's
+// jetstream_errors_generated.go).
+const (
+	errCodeWrongLastSequence      = 10071
+	errCodeWrongLastSequenceConst = 10164
+)
+
+// apiError is the error of a JetStream API answer or publish acknowledgement.
+type apiError struct {
+	Code        int    `json:"code"`
+	ErrCode     int    `json:"err_code"`
+	Description string `json:"description"`
+}
+
+func (e *apiError) Error() string {
+	return fmt.Sprintf("jetstream: %s (code %d, error %d)", e.Description, e.Code, e.ErrCode)
+}
+
+// wrongLast reports whether err says an expected last sequence did not hold.
+func wrongLast(err error) bool {
+	var ae *apiError
+	return errors.As(err, &ae) && (ae.ErrCode == errCodeWrongLastSequence || ae.ErrCode == errCodeWrongLastSequenceConst)
+}
+
+// pubAck is JetStream's answer to a publish (and to an atomic batch's commit).
+type pubAck struct {
+	Stream    string    `json:"stream"`
+	Sequence  uint64    `json:"seq"`
+	BatchSize int       `json:"count"`
+	Error     *apiError `json:"error"`
+}
+
+// publishBatch publishes msgs into one stream as one atomic batch: all are
+// stored, with consecutive sequences, or none. The first message may carry
+// Nats-Expected-Last-Sequence. It returns the last message's sequence.
+func publishBatch(ctx context.Context, nc *nats.Conn, msgs []*nats.Msg) (uint64, error) {
+	if len(msgs) == 0 {
+		return 0, errors.New("natsstore: empty batch")
+	}
+	id := nuid.Next()
+	for i, m := range msgs {
+		if m.Header == nil {
+			m.Header = nats.Header{}
+		}
+		m.Header.Set("Nats-Batch-Id", id)
+		m.Header.Set("Nats-Batch-Sequence", strconv.Itoa(i+1))
+		if i == len(msgs)-1 {
+			m.Header.Set("Nats-Batch-Commit", "1")
+			break
+		}
+		if err := nc.PublishMsg(m); err != nil {
+			return 0, fmt.Errorf("natsstore: publish: %w", err)
+		}
+	}
+	reply, err := nc.RequestMsgWithContext(ctx, msgs[len(msgs)-1])
+	if err != nil {
+		return 0, fmt.Errorf("natsstore: publish: %w", err)
+	}
+	var ack pubAck
+	if err := json.Unmarshal(reply.Data, &ack); err != nil {
+		return 0, fmt.Errorf("natsstore: publish: unreadable acknowledgement %q: %w", reply.Data, err)
+	}
+	if ack.Error != nil {
+		return 0, ack.Error
+	}
+	if ack.BatchSize != 0 && ack.BatchSize != len(msgs) {
+		return 0, fmt.Errorf("natsstore: publish: a batch of %d stored %d", len(msgs), ack.BatchSize)
+	}
+	return ack.Sequence, nil
+}
+
+// stored is one message as a direct get returns it.
+type stored struct {
+	Subject  string
+	Sequence uint64
+	Time     time.Time
+	Data     []byte
+}
+
+// directGet is the request of JetStream's direct get API.
+type directGet struct {
+	Seq     uint64 `json:"seq,omitempty"`
+	LastFor string `json:"last_by_subj,omitempty"`
+	NextFor string `json:"next_by_subj,omitempty"`
+	Batch   int    `json:"batch,omitempty"`
+	UpToSeq uint64 `json:"up_to_seq,omitempty"`
+	// MultiLastFor asks for the last message of each subject, in one answer.
+	MultiLastFor []string `json:"multi_last,omitempty"`
+}
+
+// getBatch asks the stream for up to req.Batch messages from req.Seq on
+// (matching req.NextFor when set), in sequence order, and calls fn with each.
+// Any replica of the stream answers (allow_direct), so reads spread out.
+func getBatch(ctx context.Context, nc *nats.Conn, stream string, req directGet, fn func(stored) error) error {
+	body, err := json.Marshal(req)
+	if err != nil {
+		return err
+	}
+	inbox := nc.NewRespInbox()
+	sub, err := nc.SubscribeSync(inbox)
+	if err != nil {
+		return fmt.Errorf("natsstore: read %s: %w", stream, err)
+	}
+	defer func() { _ = sub.Unsubscribe() }()
+	if err := nc.PublishRequest("$JS.API.DIRECT.GET."+stream, inbox, body); err != nil {
+		return fmt.Errorf("natsstore: read %s: %w", stream, err)
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+	}
+	for {
+		m, err := sub.NextMsgWithContext(ctx)
+		if err != nil {
+			return fmt.Errorf("natsstore: read %s: %w", stream, err)
+		}
+		done, s, err := parseStored(m)
+		if err != nil || done {
+			return err
+		}
+		if err := fn(s); err != nil {
+			return err
+		}
+		if req.Batch <= 1 && len(req.MultiLastFor) == 0 {
+			return nil
+		}
+	}
+}
+
+// errNotFound is a direct get that found no message.
+var errNotFound = errors.New("natsstore: no such message")
+
+// getOne returns the one message req names, errNotFound when there is none.
+func getOne(ctx context.Context, nc *nats.Conn, stream string, req directGet) (stored, error) {
+	var out stored
+	found := false
+	req.Batch = 0
+	err := getBatch(ctx, nc, stream, req, func(s stored) error {
+		out, found = s, true
+		return nil
+	})
+	if err == nil && !found {
+		err = errNotFound
+	}
+	return out, err
+}
+
+// parseStored reads one answer of a direct get: a message, or the end of
+// the answer (done).
+func parseStored(m *nats.Msg) (done bool, s stored, err error) {
+	if status := m.Header.Get("Status"); status != "" {
+		switch status {
+		case "204", "404": // end of a batch; nothing (more) to get
+			return true, s, nil
+		case "408":
+			return true, s, errors.New("natsstore: direct get timed out")
+		default:
+			return true, s, fmt.Errorf("natsstore: direct get: %s %s", status, m.Header.Get("Description"))
+		}
+	}
+	seq, err := strconv.ParseUint(m.Header.Get("Nats-Sequence"), 10, 64)
+	if err != nil {
+		return true, s, fmt.Errorf("natsstore: direct get: no sequence in %v", m.Header)
+	}
+	t, _ := time.Parse(time.RFC3339Nano, m.Header.Get("Nats-Time-Stamp"))
+	return false, stored{Subject: m.Header.Get("Nats-Subject"), Sequence: seq, Time: t, Data: m.Data}, nil
+}
