@@ -246,7 +246,7 @@ func (w *writer) learnStored(ctx context.Context, evs []engine.Message) {
 // catchUp reads what was appended after w.known.
 func (w *writer) catchUp(ctx context.Context) error {
 	var evs []engine.Message
-	err := scan(ctx, w.s, w.st, w.known, func(m engine.Message) bool {
+	err := scan(ctx, w.s, w.st, w.known, 512, func(m engine.Message) bool {
 		evs = append(evs, m)
 		return true
 	})
@@ -353,13 +353,17 @@ func (w *writer) plan(ctx context.Context, reqs []*appendReq) (*plan, error) {
 			}
 			if seq, ok := w.ids[ev.ID]; ok {
 				m, err := getOne(ctx, w.s.c.NC, w.st.js, directGet{Seq: seq})
-				if err != nil {
+				switch {
+				case errors.Is(err, errNotFound) || err == nil && m.Sequence != seq:
+					delete(w.ids, ev.ID) // compacted: the ID is forgotten with its event
+				case err != nil:
 					return nil, fmt.Errorf("natsstore: the stored event %q: %w", ev.ID, err)
+				default:
+					if r.res.Events[i], err = w.st.decode(m); err != nil {
+						return nil, err
+					}
+					continue
 				}
-				if r.res.Events[i], err = w.st.decode(m); err != nil {
-					return nil, err
-				}
-				continue
 			}
 			if j, ok := local[ev.ID]; ok {
 				dupOf = append(dupOf, [2]int{i, j})

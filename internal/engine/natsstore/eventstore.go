@@ -164,7 +164,11 @@ func (s *EventStore) Read(ctx context.Context, stream string, after uint64, limi
 		return nil, err
 	}
 	var out []engine.Message
-	err := scan(ctx, s, s.stream(stream), after, func(m engine.Message) bool {
+	page := limit
+	if limit <= 0 {
+		page = 512
+	}
+	err := scan(ctx, s, s.stream(stream), after, page, func(m engine.Message) bool {
 		out = append(out, m)
 		return limit <= 0 || len(out) < limit
 	})
@@ -308,7 +312,7 @@ func (s *EventStore) lookup(ctx context.Context, st *esStream, id string) (engin
 	}
 	var found engine.Message
 	ok := false
-	err = scan(ctx, s, st, w, func(msg engine.Message) bool {
+	err = scan(ctx, s, st, w, 512, func(msg engine.Message) bool {
 		if msg.ID == id {
 			found, ok = msg, true
 			return false
@@ -332,8 +336,8 @@ func (s *EventStore) watermark(ctx context.Context, st *esStream) (uint64, error
 
 // scan calls fn with the stream's events after the given sequence, in
 // order, until fn returns false or the stream ends.
-func scan(ctx context.Context, s *EventStore, st *esStream, after uint64, fn func(engine.Message) bool) error {
-	const page = 512
+func scan(ctx context.Context, s *EventStore, st *esStream, after uint64, page int, fn func(engine.Message) bool) error {
+	page = max(1, min(page, 512))
 	for {
 		n, stop := 0, false
 		err := getBatch(ctx, s.c.NC, st.js, directGet{Seq: after + 1, Batch: page}, func(m stored) error {

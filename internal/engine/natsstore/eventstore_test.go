@@ -38,5 +38,5 @@ func openEventStore(t *testing.T, dir string) eventstore.Store {
 }
 
 func TestEventStoreConformance(t *testing.T) {
-	eventstoretest.Run(t, eventstoretest.Features{Durable: true}, openEventStore)
+	eventstoretest.Run(t, eventstoretest.Features{Durable: true, Compaction: true}, openEventStore)
 }
