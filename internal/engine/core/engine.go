@@ -64,6 +64,10 @@ type Config struct {
 	// Tokens gives the bearer tokens of reactors whose sink names an
 	// audience; without it such a reactor is refused (ErrInvalidSpec).
 	Tokens reactor.TokenSource
+	// Appender, when set, stores what Ingest accepts and what handlers
+	// return (through Outbox) in place of the processor; Run then feeds the
+	// broker from the store. See Appender.
+	Appender Appender
 	// RebuildCheckInterval is how often Run checks whether a read model
 	// being rebuilt has caught up and can replace the old one (default
 	// 100ms; see ApplyProjection).
@@ -259,12 +263,21 @@ func (e *Engine) Run(ctx context.Context) error {
 		e.rebuildLoop(ctx)
 	}()
 
+	feedDone := make(chan struct{})
+	go func() {
+		defer close(feedDone)
+		if e.cfg.Appender != nil {
+			e.feedStreams(routerCtx)
+		}
+	}()
+
 	stopIngest := context.AfterFunc(ctx, func() { e.stopped.Store(true) })
 	defer stopIngest()
 
 	err := e.processor.Run(ctx) // returns once ctx ends and the outbox is drained
 	e.stopped.Store(true)       // AfterFunc may not have run yet
 	stopRouter()
+	<-feedDone
 	<-statsDone
 	<-compactDone
 	<-rebuildDone

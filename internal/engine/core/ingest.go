@@ -136,6 +136,12 @@ func (e *Engine) ingest(ctx context.Context, streamName string, events []Event, 
 			}
 		}
 	}
+	if e.cfg.Appender != nil {
+		if expect != versions.Any && !versions.OneKey(msgs) {
+			return nil, versions.ErrConditionNeedsOneKey
+		}
+		return e.cfg.Appender.AppendAccepted(ctx, s.spec.Name, msgs, generated, expect)
+	}
 	req := versions.Request{Stream: s.spec.Name, Events: msgs, Generated: generated, Expect: expect}
 	return e.versions.Accept(ctx, req, func(fresh []engine.Message) error {
 		return e.cfg.Outbox.Enqueue(ctx, fresh)

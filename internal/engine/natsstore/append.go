@@ -13,6 +13,7 @@ import (
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/codec"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/eventstore"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/groupcommit"
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/versions"
 )
 
 // maxBatch is the most events one append may hold: JetStream's limit on
@@ -44,11 +45,29 @@ func (s *EventStore) AppendNew(ctx context.Context, stream string, expected even
 		return eventstore.AppendResult{}, fmt.Errorf("%w to stream %q: %d events, at most %d in one append on NATS",
 			eventstore.ErrInvalidAppend, stream, len(events), maxBatch)
 	}
+	return s.append(ctx, &appendReq{expected: expected, events: events, fresh: fresh}, stream)
+}
+
+// AppendAccepted implements core.Appender: the events Ingest accepted go
+// straight into the stream, the condition checked by the same
+// compare-and-set that numbers them.
+func (s *EventStore) AppendAccepted(ctx context.Context, stream string, msgs []engine.Message, generated []bool,
+	expect versions.Expect) ([]engine.Message, error) {
+	if err := s.check(); err != nil {
+		return nil, err
+	}
+	if err := eventstore.ValidateAppend(stream, eventstore.Any, msgs); err != nil {
+		return nil, err
+	}
+	res, err := s.append(ctx, &appendReq{expected: eventstore.Any, events: msgs, fresh: generated, expect: expect}, stream)
+	return res.Events, err
+}
+
+func (s *EventStore) append(ctx context.Context, r *appendReq, stream string) (eventstore.AppendResult, error) {
 	st := s.stream(stream)
 	if err := s.create(ctx, st); err != nil {
 		return eventstore.AppendResult{}, err
 	}
-	r := &appendReq{expected: expected, events: events, fresh: fresh}
 	if err := st.w.pipe.Commit(ctx, r); err != nil {
 		if errors.Is(err, groupcommit.ErrClosed) {
 			return eventstore.AppendResult{}, eventstore.ErrClosed
@@ -63,7 +82,10 @@ type appendReq struct {
 	expected eventstore.ExpectedVersion
 	events   []engine.Message
 	fresh    []bool
-	res      eventstore.AppendResult
+	// expect is a condition on the version of the events' one key, checked
+	// before they are numbered (AppendAccepted); versions.Any for none.
+	expect versions.Expect
+	res    eventstore.AppendResult
 }
 
 // writer appends to one stream. Appends of this process go through one
@@ -396,6 +418,12 @@ func (w *writer) plan(ctx context.Context, reqs []*appendReq) (*plan, error) {
 		}
 		if err == nil && len(newMsgs) > 0 {
 			err = checkExpected(w.st.name, r.expected, seq)
+		}
+		if err == nil && len(newMsgs) > 0 && r.expect != versions.Any {
+			key := newMsgs[0].Key
+			if cur := newMsgs[0].Version - 1; !r.expect.Holds(cur) {
+				err = &versions.ConflictError{Stream: w.st.name, Key: key, Expected: r.expect, Current: cur}
+			}
 		}
 		if err != nil {
 			p.errs[r] = err

@@ -104,7 +104,8 @@ func (c *Conn) Close() { c.NC.Close() }
 
 func validPrefix(p string) error {
 	if strings.IndexFunc(p, func(r rune) bool {
-		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_')
+		return (r < 'a' || r > 'z') && (r < 'A' || r > 'Z') && (r < '0' || r > '9') && r != '-' && r != '_'
+
 	}) >= 0 {
 		return fmt.Errorf("nats: prefix %q: letters, digits, '-' and '_' only", p)
 	}

@@ -62,29 +62,27 @@ func (sub *subscription) stop() {
 
 // Next implements eventstore.Subscription.
 func (sub *subscription) Next(ctx context.Context) (engine.Message, error) {
-	for {
-		m, err := sub.it.Next(jetstream.NextContext(ctx))
-		if err != nil {
-			if sub.closed.Load() {
-				return engine.Message{}, eventstore.ErrSubscriptionClosed
-			}
-			if sub.s.closed.Load() {
-				return engine.Message{}, eventstore.ErrClosed
-			}
-			if ctx.Err() != nil {
-				return engine.Message{}, ctx.Err()
-			}
-			if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
-				return engine.Message{}, eventstore.ErrClosed
-			}
-			return engine.Message{}, fmt.Errorf("natsstore: subscription to %q: %w", sub.st.name, err)
+	m, err := sub.it.Next(jetstream.NextContext(ctx))
+	if err != nil {
+		if sub.closed.Load() {
+			return engine.Message{}, eventstore.ErrSubscriptionClosed
 		}
-		meta, err := m.Metadata()
-		if err != nil {
-			return engine.Message{}, fmt.Errorf("natsstore: subscription to %q: %w", sub.st.name, err)
+		if sub.s.closed.Load() {
+			return engine.Message{}, eventstore.ErrClosed
 		}
-		return sub.st.decode(stored{Subject: m.Subject(), Sequence: meta.Sequence.Stream, Data: m.Data()})
+		if ctx.Err() != nil {
+			return engine.Message{}, ctx.Err()
+		}
+		if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+			return engine.Message{}, eventstore.ErrClosed
+		}
+		return engine.Message{}, fmt.Errorf("natsstore: subscription to %q: %w", sub.st.name, err)
 	}
+	meta, err := m.Metadata()
+	if err != nil {
+		return engine.Message{}, fmt.Errorf("natsstore: subscription to %q: %w", sub.st.name, err)
+	}
+	return sub.st.decode(stored{Subject: m.Subject(), Sequence: meta.Sequence.Stream, Data: m.Data()})
 }
 
 // Close implements eventstore.Subscription.

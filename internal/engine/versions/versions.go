@@ -101,7 +101,7 @@ func (t *Table) shard(k streamKey) int {
 //
 // A condition that does not hold is a *ConflictError and enqueues nothing.
 func (t *Table) Accept(ctx context.Context, req Request, enqueue func([]engine.Message) error) ([]engine.Message, error) {
-	if req.Expect != Any && !oneKey(req.Events) {
+	if req.Expect != Any && !OneKey(req.Events) {
 		return nil, ErrConditionNeedsOneKey
 	}
 	hs := t.idHashes(req.Stream, req.Events)
@@ -142,7 +142,9 @@ func (t *Table) Accept(ctx context.Context, req Request, enqueue func([]engine.M
 	return rep.fill(msgs), nil
 }
 
-func oneKey(events []engine.Message) bool {
+// OneKey reports whether every event has the same, non-empty key: what a
+// version condition needs.
+func OneKey(events []engine.Message) bool {
 	if len(events) == 0 || events[0].Key == "" {
 		return false
 	}

@@ -48,7 +48,7 @@ func start(o Options, name string) (*server.Server, error) {
 	dir := o.Dir
 	opts := &server.Options{
 		ServerName: name,
-		Host:       "127.0.0.1",
+		Host:       loopback,
 		Port:       server.RANDOM_PORT,
 		JetStream:  true,
 		StoreDir:   dir,
@@ -67,6 +67,9 @@ func start(o Options, name string) (*server.Server, error) {
 	}
 	return s, nil
 }
+
+// loopback is where every test server listens.
+const loopback = "127.0.0.1"
 
 var (
 	shared     *server.Server
@@ -137,16 +140,16 @@ func (c *Cluster) URLs() string {
 func StartCluster(t testing.TB, o Options) *Cluster {
 	t.Helper()
 	ports := freePorts(t, 3)
-	var routes []string
+	routes := make([]string, 0, len(ports))
 	for _, p := range ports {
-		routes = append(routes, fmt.Sprintf("nats-route://127.0.0.1:%d", p))
+		routes = append(routes, fmt.Sprintf("nats-route://%s:%d", loopback, p))
 	}
 	c := &Cluster{}
 	for i := range 3 {
 		dir := filepath.Join(t.TempDir(), fmt.Sprintf("n%d", i))
 		opts := &server.Options{
 			ServerName: fmt.Sprintf("n%d", i),
-			Host:       "127.0.0.1",
+			Host:       loopback,
 			Port:       server.RANDOM_PORT,
 			JetStream:  true,
 			StoreDir:   dir,
@@ -155,7 +158,7 @@ func StartCluster(t testing.TB, o Options) *Cluster {
 			SyncAlways: o.SyncAlways,
 			Cluster: server.ClusterOpts{
 				Name: "natstest",
-				Host: "127.0.0.1",
+				Host: loopback,
 				Port: ports[i],
 			},
 			Routes: server.RoutesFromStr(strings.Join(routes, ",")),
@@ -202,10 +205,10 @@ func (c *Cluster) Stop(i int) {
 
 func freePorts(t testing.TB, n int) []int {
 	t.Helper()
-	var ls []net.Listener
-	var ports []int
+	ls := make([]net.Listener, 0, n)
+	ports := make([]int, 0, n)
 	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
+		l, err := net.Listen("tcp", loopback+":0")
 		if err != nil {
 			t.Fatal(err)
 		}
