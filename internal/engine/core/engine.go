@@ -68,6 +68,12 @@ type Config struct {
 	// return (through Outbox) in place of the processor; Run then feeds the
 	// broker from the store. See Appender.
 	Appender Appender
+	// Standby starts the engine as a replica that is not the leader, on
+	// storage shared with it (NATS): it takes events and answers reads and
+	// queries, and records the projections and reactors applied to it
+	// without running them or writing their storage, until Run (the
+	// replica was elected) starts them. See standby.go.
+	Standby bool
 	// RebuildCheckInterval is how often Run checks whether a read model
 	// being rebuilt has caught up and can replace the old one (default
 	// 100ms; see ApplyProjection).
@@ -125,11 +131,15 @@ type Engine struct {
 	// Deserialize) read it without a lock.
 	streams atomic.Pointer[map[string]*stream]
 
+	// applyMu serialises the Apply and Remove calls of projections and
+	// reactors with the start of a standby engine (activate).
+	applyMu sync.Mutex
 	// mu guards the maps below and serialises Apply/Remove calls.
 	mu          sync.Mutex
 	pipelines   map[string]PipelineSpec
 	projections map[string]*projectionState
 	reactors    map[string]*reactorState
+	standby     standby
 
 	// sinkClient delivers every reactor's events.
 	sinkClient *http.Client
@@ -214,6 +224,9 @@ func New(cfg Config) (*Engine, error) {
 		reactors:    make(map[string]*reactorState),
 		sinkClient:  reactor.NewClient(cfg.AllowPrivateSinks),
 	}
+	if cfg.Standby {
+		e.standby = standby{on: true, projections: map[string]ProjectionSpec{}, reactors: map[string]ReactorSpec{}}
+	}
 	e.streams.Store(&map[string]*stream{})
 	return e, nil
 }
@@ -242,6 +255,7 @@ func restoreVersions(table *versions.Table, ob outbox.Outbox) error {
 // taking events, lets the processor flush the outbox, lets each projection
 // finish the event in hand, and returns.
 func (e *Engine) Run(ctx context.Context) error {
+	e.activate(ctx)
 	routerCtx, stopRouter := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopRouter()
 	routerDone := make(chan error, 1)
@@ -393,11 +407,20 @@ func (e *Engine) RemovePipeline(name string) {
 // (ProjectionStats.Rebuild says how far it is). Changing only streams or
 // pipeline keeps the read model.
 func (e *Engine) ApplyProjection(ctx context.Context, spec ProjectionSpec) error {
+	e.applyMu.Lock()
+	defer e.applyMu.Unlock()
+	return e.applyProjection(ctx, spec)
+}
+
+func (e *Engine) applyProjection(ctx context.Context, spec ProjectionSpec) error {
 	if err := spec.Validate(); err != nil {
 		return fmt.Errorf("%w: %w", ErrInvalidSpec, err)
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	if e.standby.recordProjection(spec) {
+		return nil
+	}
 
 	st, exists := e.projections[spec.Name]
 	if !exists {
@@ -494,8 +517,13 @@ func (e *Engine) update(ctx context.Context, r *runner, spec ProjectionSpec) err
 // RemoveProjection stops the projection and deletes its read model, and
 // the one a rebuild was building.
 func (e *Engine) RemoveProjection(ctx context.Context, name string) error {
+	e.applyMu.Lock()
+	defer e.applyMu.Unlock()
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	if e.standby.forgetProjection(name) {
+		return nil
+	}
 	if st, ok := e.projections[name]; ok {
 		if err := e.dropRebuild(ctx, st); err != nil {
 			return err

@@ -16,6 +16,7 @@ var ErrKeyNotFound = errors.New("key not found")
 func (e *Engine) QueryKey(ctx context.Context, projection, key string) ([]byte, error) {
 	e.mu.Lock()
 	_, ok := e.projections[projection]
+	ok = ok || e.standby.hasProjection(projection)
 	e.mu.Unlock()
 	if !ok {
 		return nil, fmt.Errorf("%w: %q", ErrProjectionNotFound, projection)

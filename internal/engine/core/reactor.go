@@ -128,6 +128,12 @@ type reactorState struct {
 // in the read-model store, so a restart with durable storage delivers
 // again from the first event not done.
 func (e *Engine) ApplyReactor(ctx context.Context, spec ReactorSpec) error {
+	e.applyMu.Lock()
+	defer e.applyMu.Unlock()
+	return e.applyReactor(ctx, spec)
+}
+
+func (e *Engine) applyReactor(ctx context.Context, spec ReactorSpec) error {
 	spec.setDefaults()
 	spec.Streams = slices.Clone(spec.Streams)
 	if err := e.validateReactor(spec); err != nil {
@@ -135,6 +141,9 @@ func (e *Engine) ApplyReactor(ctx context.Context, spec ReactorSpec) error {
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	if e.standby.recordReactor(spec) {
+		return nil
+	}
 	st, exists := e.reactors[spec.Name]
 	if exists {
 		if st.waiting == nil && reflect.DeepEqual(st.spec, spec) {
@@ -190,8 +199,13 @@ func (e *Engine) recordDeadLetter(handler string) func(engine.Message) {
 // RemoveReactor stops the reactor after the deliveries in hand and deletes
 // its checkpoint.
 func (e *Engine) RemoveReactor(ctx context.Context, name string) error {
+	e.applyMu.Lock()
+	defer e.applyMu.Unlock()
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	if e.standby.forgetReactor(name) {
+		return nil
+	}
 	st, ok := e.reactors[name]
 	if !ok {
 		return nil
@@ -367,7 +381,11 @@ func (e *Engine) ReactorStats(ctx context.Context, name string) (ReactorStats, e
 	if ok {
 		rx, streams, waiting = st.rx, slices.Clone(st.spec.Streams), st.waiting
 	}
+	standingBy := e.standby.hasReactor(name)
 	e.mu.Unlock()
+	if standingBy {
+		return ReactorStats{}, nil // the leader runs it and has its figures
+	}
 	if !ok {
 		return ReactorStats{}, fmt.Errorf("%w: reactor %q", ErrReactorNotFound, name)
 	}

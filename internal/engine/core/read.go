@@ -15,6 +15,7 @@ import (
 func (e *Engine) Query(ctx context.Context, projection string) ([]byte, error) {
 	e.mu.Lock()
 	_, ok := e.projections[projection]
+	ok = ok || e.standby.hasProjection(projection)
 	e.mu.Unlock()
 	if !ok {
 		return nil, fmt.Errorf("%w: %q", ErrProjectionNotFound, projection)

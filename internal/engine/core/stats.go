@@ -73,7 +73,11 @@ func (e *Engine) ProjectionStats(ctx context.Context, name string) (ProjectionSt
 	if rebuild.proj != nil {
 		waiting = rebuild.waiting
 	}
+	standingBy := e.standby.hasProjection(name)
 	e.mu.Unlock()
+	if standingBy {
+		return ProjectionStats{}, nil // the leader runs it and has its figures
+	}
 	if !ok {
 		return ProjectionStats{}, fmt.Errorf("%w: %q", ErrProjectionNotFound, name)
 	}

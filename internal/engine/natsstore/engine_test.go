@@ -12,6 +12,7 @@ import (
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/enginetest"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/natsstore"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/projection"
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/readmodel"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/versions"
 )
 
@@ -115,4 +116,70 @@ func TestKeyConditionsOnNATSAreCheckedByTheStore(t *testing.T) {
 	if err != nil || msgs[0].Version != 3 {
 		t.Fatalf("append at the other replica: %v, %v; want version 3", msgs, err)
 	}
+}
+
+// A replica that is not the leader (Standby) takes events and answers
+// queries from the shared storage, and runs nothing until it is elected.
+func TestAStandbyEngineTakesEventsAndQueriesAndRunsProjectionsOnlyOnceElected(t *testing.T) {
+	dir := t.TempDir()
+	readModels := readmodel.NewMemory() // stands for the shared read-model store
+	newEngine := func(standby bool) *core.Engine {
+		store := newEventStore(t, dir)
+		e, err := core.New(core.Config{
+			Store: store, Outbox: natsstore.NewOutbox(store), Appender: store, ReadModels: readModels,
+			Standby: standby, PollingInterval: 50 * time.Millisecond,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, err := range []error{
+			e.ApplyStream(core.StreamSpec{Name: "shop/orders", DefaultEventName: "OrderPlaced"}),
+			e.ApplyProjection(t.Context(), core.ProjectionSpec{Spec: projection.Spec{
+				Name: "shop/last", Streams: []string{"shop/orders"}, StartFrom: projection.Latest, Type: projection.Count, Key: "n",
+			}}),
+		} {
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		return e
+	}
+	standby := newEngine(true)
+	if cp, _ := readModels.Checkpoint(t.Context(), "shop/last"); len(cp) != 0 {
+		t.Fatalf("a standby engine wrote the projection's checkpoint: %v", cp)
+	}
+	if _, err := standby.Ingest(t.Context(), "shop/orders", []core.Event{{Payload: []byte(`{}`)}}); err != nil {
+		t.Fatalf("ingest at the standby: %v", err)
+	}
+	if doc, err := standby.Query(t.Context(), "shop/last"); err != nil || string(doc) != "{}" {
+		t.Fatalf("query at the standby: %s, %v", doc, err)
+	}
+	if st, err := standby.ProjectionStats(t.Context(), "shop/last"); err != nil || st.Processed != 0 {
+		t.Fatalf("stats at the standby: %+v, %v", st, err)
+	}
+
+	// Elected: Run starts the recorded projection, from the stream's end
+	// (StartFrom Latest), and it folds what comes next.
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- standby.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	enginetest.Eventually(t, "the projection to start at the stream's end", func() bool {
+		cp, _ := readModels.Checkpoint(t.Context(), "shop/last")
+		return cp["shop/orders"] == 1
+	})
+	for range 3 {
+		if _, err := standby.Ingest(t.Context(), "shop/orders", []core.Event{{Payload: []byte(`{}`)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	enginetest.Eventually(t, "the count to reach 3", func() bool {
+		doc, _ := standby.Query(t.Context(), "shop/last")
+		return string(doc) == `{"n":3}`
+	})
 }
