@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nuid"
 
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/codec"
@@ -203,50 +205,125 @@ func failRest(outcome []error, reqs, todo []*appendReq, err error) {
 	}
 }
 
-// publish publishes the plan's events in order, as atomic batches of whole
-// appends, each expecting the stream's last sequence to be what the
-// writer knows. It returns how many of the plan's appends are done
-// (published or refused) and the error that stopped the rest.
+// publish publishes the plan's appends in order, pipelined on the
+// connection: each append's first message expects the stream's last
+// sequence to be what the appends before it leave, so the server stores
+// them in this order or refuses from the first that does not fit on, as
+// every later expectation then fails too. An append of one event is one
+// publish; one of several is an atomic batch (the server stages a batch,
+// which on a single-replica file stream costs a file of its own, so single
+// events are not batched). It returns how many of the plan's appends are
+// done (stored, or refused by plan) and the error that stopped the rest.
 func (w *writer) publish(ctx context.Context, p *plan) (int, error) {
-	done := 0
-	for done < len(p.reqs) {
-		// Gather whole appends up to the batch limit.
-		var batch []*nats.Msg
-		var evs []engine.Message
-		end := done
-		for end < len(p.reqs) && len(batch)+len(p.msgs[end]) <= maxBatch {
-			for i := range p.msgs[end] {
-				m := &p.msgs[end][i]
-				batch = append(batch, &nats.Msg{
-					Subject: w.st.keySubject(m.Key),
-					Data:    codec.AppendMessage(make([]byte, 0, codec.SizeHint(m)), m),
-				})
-				evs = append(evs, *m)
-			}
-			end++
-		}
-		if len(batch) == 0 {
-			done = end
+	var flight []inFlight
+	next := w.known
+	var sendErr error
+	for ri, evs := range p.msgs {
+		if len(evs) == 0 {
 			continue
 		}
-		batch[0].Header = nats.Header{"Nats-Expected-Last-Sequence": []string{fmt.Sprint(w.known)}}
-		last, err := publishBatch(ctx, w.s.c.NC, batch)
+		msgs := make([]*nats.Msg, len(evs))
+		for i := range evs {
+			m := &evs[i]
+			msgs[i] = &nats.Msg{Subject: w.st.keySubject(m.Key), Data: codec.AppendMessage(make([]byte, 0, codec.SizeHint(m)), m)}
+		}
+		msgs[0].Header = nats.Header{"Nats-Expected-Last-Sequence": []string{strconv.FormatUint(next, 10)}}
+		ack, err := w.send(msgs)
 		if err != nil {
-			return done, err
+			sendErr = err
+			flight = append(flight, inFlight{req: ri})
+			break
 		}
-		if want := w.known + uint64(len(batch)); last != want {
-			w.ready = false
-			return done, fmt.Errorf("natsstore: stream %q: a batch of %d after %d ended at %d, want %d", w.st.name, len(batch), w.known, last, want)
-		}
-		w.learnStored(ctx, evs)
-		done = end
+		next += uint64(len(evs))
+		flight = append(flight, inFlight{req: ri, ack: ack, last: next})
 	}
-	return done, nil
+	return w.settle(ctx, p, flight, sendErr)
+}
+
+// inFlight is one append published and not yet acknowledged; ack is nil
+// for the one whose publish failed.
+type inFlight struct {
+	req  int
+	ack  jetstream.PubAckFuture
+	last uint64 // the stream's last sequence once it is stored
+}
+
+// send publishes one append's messages: alone, or as an atomic batch.
+func (w *writer) send(msgs []*nats.Msg) (jetstream.PubAckFuture, error) {
+	if len(msgs) > 1 {
+		id := nuid.Next()
+		for i, m := range msgs {
+			if m.Header == nil {
+				m.Header = nats.Header{}
+			}
+			m.Header.Set("Nats-Batch-Id", id)
+			m.Header.Set("Nats-Batch-Sequence", strconv.Itoa(i+1))
+			if i < len(msgs)-1 {
+				if err := w.s.c.NC.PublishMsg(m); err != nil {
+					return nil, fmt.Errorf("natsstore: publish: %w", err)
+				}
+			}
+		}
+		msgs[len(msgs)-1].Header.Set("Nats-Batch-Commit", "1")
+	}
+	f, err := w.s.c.JS.PublishMsgAsync(msgs[len(msgs)-1])
+	if err != nil {
+		return nil, fmt.Errorf("natsstore: publish: %w", err)
+	}
+	return f, nil
+}
+
+// settle waits for the acknowledgements in order and takes in the appends
+// stored. The appends before the first that failed are done; from it on,
+// none is stored (their expected sequences followed it).
+func (w *writer) settle(ctx context.Context, p *plan, flight []inFlight, sendErr error) (int, error) {
+	var failed error
+	done := len(p.reqs)
+	for _, f := range flight {
+		err := sendErr
+		if f.ack != nil {
+			err = w.await(ctx, f)
+		}
+		if failed != nil {
+			continue // waited for, so nothing of this group is left in flight
+		}
+		if err != nil {
+			failed, done = err, f.req
+			if !wrongLast(err) {
+				// Stored or not, the writer cannot tell: it learns it
+				// from the stream before it plans again.
+				w.ready = false
+			}
+			continue
+		}
+		w.learnStored(p.msgs[f.req], p.generated[f.req])
+	}
+	return done, failed
+}
+
+// await waits for one append's acknowledgement.
+func (w *writer) await(ctx context.Context, f inFlight) error {
+	select {
+	case ack := <-f.ack.Ok():
+		if ack.Sequence != f.last {
+			return fmt.Errorf("natsstore: stream %q: an append stored up to %d, want %d", w.st.name, ack.Sequence, f.last)
+		}
+		return nil
+	case err := <-f.ack.Err():
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // learnStored takes in events stored in order after w.known, by this
 // writer or another, and indexes their IDs.
-func (w *writer) learnStored(ctx context.Context, evs []engine.Message) {
+//
+// IDs the caller generated (generated[i]) get no index entry: nobody can
+// have posted them before, and they cost JetStream a message each. A
+// later post that names one explicitly is caught while this writer or the
+// stream's events above the watermark still hold it (docs/storage.md).
+func (w *writer) learnStored(evs []engine.Message, generated []bool) {
 	for i := range evs {
 		m := &evs[i]
 		w.known = m.Sequence
@@ -254,6 +331,9 @@ func (w *writer) learnStored(ctx context.Context, evs []engine.Message) {
 			w.keys[m.Key] = m.Version
 		}
 		w.ids[m.ID] = m.Sequence
+		if generated != nil && generated[i] {
+			continue
+		}
 		f, err := w.s.c.JS.PublishMsgAsync(&nats.Msg{Subject: w.st.idSubject(m.ID), Data: encodeUint(m.Sequence)})
 		if err != nil {
 			w.ready = false // the index may miss it: index again from the watermark
@@ -262,7 +342,6 @@ func (w *writer) learnStored(ctx context.Context, evs []engine.Message) {
 		w.pending = append(w.pending, f)
 	}
 	w.mark = w.known
-	_ = ctx
 }
 
 // catchUp reads what was appended after w.known.
@@ -275,7 +354,7 @@ func (w *writer) catchUp(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	w.learnStored(ctx, evs)
+	w.learnStored(evs, nil)
 	return nil
 }
 
@@ -340,10 +419,13 @@ func index(reqs []*appendReq, r *appendReq) int {
 
 // plan is what one attempt publishes.
 type plan struct {
-	reqs     []*appendReq // in order; refused ones have errs set
-	errs     map[*appendReq]error
-	msgs     [][]engine.Message // per request: the events to store (new ones)
-	refusals bool
+	reqs []*appendReq // in order; refused ones have errs set
+	errs map[*appendReq]error
+	msgs [][]engine.Message // per request: the events to store (new ones)
+	// generated marks, per request and aligned with msgs, the IDs the
+	// caller generated (nil: none).
+	generated [][]bool
+	refusals  bool
 }
 
 // plan decides, for each append in order, which events are new, their
@@ -353,7 +435,7 @@ func (w *writer) plan(ctx context.Context, reqs []*appendReq) (*plan, error) {
 	if err := w.learn(ctx, reqs); err != nil {
 		return nil, err
 	}
-	p := &plan{reqs: reqs, errs: map[*appendReq]error{}, msgs: make([][]engine.Message, len(reqs))}
+	p := &plan{reqs: reqs, errs: map[*appendReq]error{}, msgs: make([][]engine.Message, len(reqs)), generated: make([][]bool, len(reqs))}
 	seq := w.known
 	keys := map[string]uint64{}
 	ids := map[string]*engine.Message{}
@@ -364,7 +446,8 @@ func (w *writer) plan(ctx context.Context, reqs []*appendReq) (*plan, error) {
 		var newIdx []int
 		localKeys := map[string]uint64{}
 		local := map[string]int{} // ID -> index of its first new event in this append
-		var dupOf [][2]int        // a repeated ID's index and its first's
+		var gen []bool
+		var dupOf [][2]int // a repeated ID's index and its first's
 		var err error
 		for i := range r.events {
 			ev := r.events[i]
@@ -412,6 +495,9 @@ func (w *writer) plan(ctx context.Context, reqs []*appendReq) (*plan, error) {
 				ev.Time = now
 			}
 			newMsgs = append(newMsgs, ev)
+			if r.fresh != nil {
+				gen = append(gen, r.fresh[i])
+			}
 			newIdx = append(newIdx, i)
 			local[ev.ID] = i
 			r.res.Events[i] = ev
@@ -448,6 +534,7 @@ func (w *writer) plan(ctx context.Context, reqs []*appendReq) (*plan, error) {
 		r.res.Appended = len(newMsgs)
 		r.res.LastSequence = seq
 		p.msgs[ri] = newMsgs
+		p.generated[ri] = gen
 	}
 	return p, nil
 }

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nuid"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // JetStream's error codes this package tells apart (the server's
@@ -33,54 +33,12 @@ func (e *apiError) Error() string {
 // wrongLast reports whether err says an expected last sequence did not hold.
 func wrongLast(err error) bool {
 	var ae *apiError
-	return errors.As(err, &ae) && (ae.ErrCode == errCodeWrongLastSequence || ae.ErrCode == errCodeWrongLastSequenceConst)
-}
-
-// pubAck is JetStream's answer to a publish (and to an atomic batch's commit).
-type pubAck struct {
-	Stream    string    `json:"stream"`
-	Sequence  uint64    `json:"seq"`
-	BatchSize int       `json:"count"`
-	Error     *apiError `json:"error"`
-}
-
-// publishBatch publishes msgs into one stream as one atomic batch: all are
-// stored, with consecutive sequences, or none. The first message may carry
-// Nats-Expected-Last-Sequence. It returns the last message's sequence.
-func publishBatch(ctx context.Context, nc *nats.Conn, msgs []*nats.Msg) (uint64, error) {
-	if len(msgs) == 0 {
-		return 0, errors.New("natsstore: empty batch")
+	if errors.As(err, &ae) {
+		return ae.ErrCode == errCodeWrongLastSequence || ae.ErrCode == errCodeWrongLastSequenceConst
 	}
-	id := nuid.Next()
-	for i, m := range msgs {
-		if m.Header == nil {
-			m.Header = nats.Header{}
-		}
-		m.Header.Set("Nats-Batch-Id", id)
-		m.Header.Set("Nats-Batch-Sequence", strconv.Itoa(i+1))
-		if i == len(msgs)-1 {
-			m.Header.Set("Nats-Batch-Commit", "1")
-			break
-		}
-		if err := nc.PublishMsg(m); err != nil {
-			return 0, fmt.Errorf("natsstore: publish: %w", err)
-		}
-	}
-	reply, err := nc.RequestMsgWithContext(ctx, msgs[len(msgs)-1])
-	if err != nil {
-		return 0, fmt.Errorf("natsstore: publish: %w", err)
-	}
-	var ack pubAck
-	if err := json.Unmarshal(reply.Data, &ack); err != nil {
-		return 0, fmt.Errorf("natsstore: publish: unreadable acknowledgement %q: %w", reply.Data, err)
-	}
-	if ack.Error != nil {
-		return 0, ack.Error
-	}
-	if ack.BatchSize != 0 && ack.BatchSize != len(msgs) {
-		return 0, fmt.Errorf("natsstore: publish: a batch of %d stored %d", len(msgs), ack.BatchSize)
-	}
-	return ack.Sequence, nil
+	var je *jetstream.APIError
+	return errors.As(err, &je) &&
+		(je.ErrorCode == errCodeWrongLastSequence || je.ErrorCode == errCodeWrongLastSequenceConst)
 }
 
 // stored is one message as a direct get returns it.
