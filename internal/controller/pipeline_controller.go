@@ -18,6 +18,10 @@ import (
 type PipelineReconciler struct {
 	client.Client
 	Engine Engine
+	// Leadership, when set, runs the controller on every replica, writing
+	// to the API server only on the leader (see Leadership). Nil: on the
+	// leader only.
+	Leadership *Leadership
 }
 
 // +kubebuilder:rbac:groups=eventsourcing.dev,resources=pipelines,verbs=get;list;watch;update;patch
@@ -27,14 +31,11 @@ type PipelineReconciler struct {
 // Reconcile brings one Pipeline's engine state and status up to date.
 func (r *PipelineReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	var p esv1.Pipeline
-	if err := r.Get(ctx, req.NamespacedName, &p); err != nil {
-		return ctrl.Result{}, client.IgnoreNotFound(err)
-	}
-	return reconcileObject(ctx, r.Client, &p,
+	return reconcileObject(ctx, r.Client, r.Leadership, req.NamespacedName, &p,
 		func(p *esv1.Pipeline) any { return p.Status },
 		func(p *esv1.Pipeline) { p.Status.ObservedGeneration = p.Generation },
 		func(context.Context) error {
-			r.Engine.RemovePipeline(engineName(p.Namespace, p.Name))
+			r.Engine.RemovePipeline(engineName(req.Namespace, req.Name))
 			return nil
 		},
 		func(context.Context) (ctrl.Result, error) { return r.reconcileNormal(&p) })
@@ -57,5 +58,6 @@ func (r *PipelineReconciler) reconcileNormal(p *esv1.Pipeline) (ctrl.Result, err
 
 // SetupWithManager registers the controller.
 func (r *PipelineReconciler) SetupWithManager(mgr ctrl.Manager) error {
-	return ctrl.NewControllerManagedBy(mgr).For(&esv1.Pipeline{}, builder.WithPredicates(skipStatusUpdates)).Named("pipeline").Complete(r)
+	b := ctrl.NewControllerManagedBy(mgr).For(&esv1.Pipeline{}, builder.WithPredicates(skipStatusUpdates)).Named("pipeline")
+	return r.Leadership.build(b, r, newPipelineList).Complete(r)
 }

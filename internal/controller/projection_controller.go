@@ -32,6 +32,10 @@ const (
 type ProjectionReconciler struct {
 	client.Client
 	Engine Engine
+	// Leadership, when set, runs the controller on every replica, writing
+	// to the API server only on the leader (see Leadership). Nil: on the
+	// leader only.
+	Leadership *Leadership
 }
 
 // +kubebuilder:rbac:groups=eventsourcing.dev,resources=projections,verbs=get;list;watch;update;patch
@@ -41,14 +45,11 @@ type ProjectionReconciler struct {
 // Reconcile brings one Projection's engine state and status up to date.
 func (r *ProjectionReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	var p esv1.Projection
-	if err := r.Get(ctx, req.NamespacedName, &p); err != nil {
-		return ctrl.Result{}, client.IgnoreNotFound(err)
-	}
-	return reconcileObject(ctx, r.Client, &p,
+	return reconcileObject(ctx, r.Client, r.Leadership, req.NamespacedName, &p,
 		func(p *esv1.Projection) any { return p.Status },
 		func(p *esv1.Projection) { p.Status.ObservedGeneration = p.Generation },
 		func(ctx context.Context) error {
-			return r.Engine.RemoveProjection(ctx, engineName(p.Namespace, p.Name))
+			return r.Engine.RemoveProjection(ctx, engineName(req.Namespace, req.Name))
 		},
 		func(ctx context.Context) (ctrl.Result, error) { return r.reconcileNormal(ctx, &p) })
 }
@@ -171,12 +172,12 @@ func (r *ProjectionReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if err != nil {
 		return fmt.Errorf("index projections by pipeline: %w", err)
 	}
-	return ctrl.NewControllerManagedBy(mgr).
+	b := ctrl.NewControllerManagedBy(mgr).
 		For(&esv1.Projection{}, builder.WithPredicates(skipStatusUpdates)).
 		Watches(&esv1.Stream{}, handler.EnqueueRequestsFromMapFunc(referrers(r, newProjectionList, indexProjectionStreams)),
 			builder.WithPredicates(dependencyUpdates)).
 		Watches(&esv1.Pipeline{}, handler.EnqueueRequestsFromMapFunc(referrers(r, newProjectionList, indexProjectionPipeline)),
 			builder.WithPredicates(dependencyUpdates)).
-		Named("projection").
-		Complete(r)
+		Named("projection")
+	return r.Leadership.build(b, r, newProjectionList).Complete(r)
 }

@@ -49,6 +49,10 @@ type ReactorReconciler struct {
 	// deliveries fail for the same reason. Without a token source the
 	// engine refuses a Reactor with an audience (InvalidSpec).
 	Tokens TokenSource
+	// Leadership, when set, runs the controller on every replica, writing
+	// to the API server only on the leader (see Leadership). Nil: on the
+	// leader only.
+	Leadership *Leadership
 }
 
 // +kubebuilder:rbac:groups=eventsourcing.dev,resources=reactors,verbs=get;list;watch;update;patch
@@ -64,14 +68,11 @@ type ReactorReconciler struct {
 // Reconcile brings one Reactor's engine state and status up to date.
 func (r *ReactorReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	var rx esv1.Reactor
-	if err := r.Get(ctx, req.NamespacedName, &rx); err != nil {
-		return ctrl.Result{}, client.IgnoreNotFound(err)
-	}
-	return reconcileObject(ctx, r.Client, &rx,
+	return reconcileObject(ctx, r.Client, r.Leadership, req.NamespacedName, &rx,
 		func(rx *esv1.Reactor) any { return rx.Status },
 		func(rx *esv1.Reactor) { rx.Status.ObservedGeneration = rx.Generation },
 		func(ctx context.Context) error {
-			return r.Engine.RemoveReactor(ctx, engineName(rx.Namespace, rx.Name))
+			return r.Engine.RemoveReactor(ctx, engineName(req.Namespace, req.Name))
 		},
 		func(ctx context.Context) (ctrl.Result, error) { return r.reconcileNormal(ctx, &rx) })
 }
@@ -207,13 +208,13 @@ func (r *ReactorReconciler) SetupWithManager(mgr ctrl.Manager) error {
 			return fmt.Errorf("index reactors by %s: %w", field, err)
 		}
 	}
-	return ctrl.NewControllerManagedBy(mgr).
+	b := ctrl.NewControllerManagedBy(mgr).
 		For(&esv1.Reactor{}, builder.WithPredicates(skipStatusUpdates)).
 		Watches(&esv1.Stream{}, handler.EnqueueRequestsFromMapFunc(referrers(r, newReactorList, indexReactorStreams)),
 			builder.WithPredicates(dependencyUpdates)).
 		Watches(&esv1.Pipeline{}, handler.EnqueueRequestsFromMapFunc(referrers(r, newReactorList, indexReactorPipeline)),
 			builder.WithPredicates(dependencyUpdates)).
 		WatchesMetadata(&corev1.Service{}, handler.EnqueueRequestsFromMapFunc(referrers(r, newReactorList, indexReactorService))).
-		Named("reactor").
-		Complete(r)
+		Named("reactor")
+	return r.Leadership.build(b, r, newReactorList).Complete(r)
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 
 	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -20,22 +21,42 @@ import (
 	esv1 "github.com/eventsourcing-dev/eventsourcing-operator/api/v1alpha1"
 )
 
-// reconcileObject runs the steps every reconciler shares. A deleted object
-// is removed from the engine, then its finalizer is dropped. Otherwise the
-// finalizer is ensured (that update ends the pass), and normal runs with one
-// status patch at the end: observedGeneration moves when the pass reached a
-// verdict on the spec, and nothing is written when the status did not change.
+// reconcileObject runs the steps every reconciler shares, on the object at
+// key read into obj. A deleted object is removed from the engine, then its
+// finalizer is dropped. Otherwise the finalizer is ensured (that update ends
+// the pass), and normal runs with one status patch at the end:
+// observedGeneration moves when the pass reached a verdict on the spec, and
+// nothing is written when the status did not change.
+//
+// With a Leadership (reconcilers on every replica), a replica that does not
+// lead applies and removes specs alike but writes nothing: the leader adds
+// and drops finalizers and writes status. An object that is gone is removed
+// from the engine too: a replica that does not hold it with a finalizer may
+// never see it deleting.
 func reconcileObject[T client.Object](
-	ctx context.Context, c client.Client, obj T,
+	ctx context.Context, c client.Client, lead *Leadership, key types.NamespacedName, obj T,
 	status func(T) any, observe func(T),
 	remove func(context.Context) error,
 	normal func(context.Context) (ctrl.Result, error),
 ) (result ctrl.Result, retErr error) {
+	if err := c.Get(ctx, key, obj); err != nil {
+		if apierrors.IsNotFound(err) && lead != nil {
+			return ctrl.Result{}, remove(ctx)
+		}
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	leading := lead.Leading()
 	if !obj.GetDeletionTimestamp().IsZero() {
-		if err := remove(ctx); err != nil {
+		if err := remove(ctx); err != nil || !leading {
 			return ctrl.Result{}, err
 		}
 		return ctrl.Result{}, removeFinalizer(ctx, c, obj)
+	}
+	if !leading {
+		// Its status is not this replica's to refresh: watches bring the
+		// object back when it changes, and the resync once elected.
+		_, err := normal(ctx)
+		return ctrl.Result{}, err
 	}
 	if added, err := ensureFinalizer(ctx, c, obj); added || err != nil {
 		return ctrl.Result{}, err
@@ -141,17 +162,23 @@ func referrers(c client.Client, newList func() client.ObjectList, index string) 
 			client.MatchingFields{index: obj.GetName()}); err != nil {
 			return nil
 		}
-		var reqs []reconcile.Request
-		_ = meta.EachListItem(list, func(item runtime.Object) error {
-			if o, ok := item.(client.Object); ok {
-				reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(o)})
-			}
-			return nil
-		})
-		return reqs
+		return requestsFor(list)
 	}
 }
 
+// requestsFor gives a request for each object of list.
+func requestsFor(list client.ObjectList) []reconcile.Request {
+	var reqs []reconcile.Request
+	_ = meta.EachListItem(list, func(item runtime.Object) error {
+		if o, ok := item.(client.Object); ok {
+			reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(o)})
+		}
+		return nil
+	})
+	return reqs
+}
+
+func newPipelineList() client.ObjectList   { return &esv1.PipelineList{} }
 func newProjectionList() client.ObjectList { return &esv1.ProjectionList{} }
 func newReactorList() client.ObjectList    { return &esv1.ReactorList{} }
 func newStreamList() client.ObjectList     { return &esv1.StreamList{} }

@@ -35,6 +35,10 @@ type StreamReconciler struct {
 	// API reader): the controller watches only their metadata, so it does not
 	// hold every ConfigMap of the cluster in memory. Nil means the client.
 	ConfigMaps client.Reader
+	// Leadership, when set, runs the controller on every replica, writing
+	// to the API server only on the leader (see Leadership). Nil: on the
+	// leader only.
+	Leadership *Leadership
 }
 
 // +kubebuilder:rbac:groups=eventsourcing.dev,resources=streams,verbs=get;list;watch;update;patch
@@ -45,14 +49,11 @@ type StreamReconciler struct {
 // Reconcile brings one Stream's engine state and status up to date.
 func (r *StreamReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	var s esv1.Stream
-	if err := r.Get(ctx, req.NamespacedName, &s); err != nil {
-		return ctrl.Result{}, client.IgnoreNotFound(err)
-	}
-	return reconcileObject(ctx, r.Client, &s,
+	return reconcileObject(ctx, r.Client, r.Leadership, req.NamespacedName, &s,
 		func(s *esv1.Stream) any { return s.Status },
 		func(s *esv1.Stream) { s.Status.ObservedGeneration = s.Generation },
 		func(context.Context) error {
-			r.Engine.RemoveStream(engineName(s.Namespace, s.Name))
+			r.Engine.RemoveStream(engineName(req.Namespace, req.Name))
 			return nil
 		},
 		func(ctx context.Context) (ctrl.Result, error) { return r.reconcileNormal(ctx, &s) })
@@ -141,10 +142,10 @@ func (r *StreamReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if err != nil {
 		return fmt.Errorf("index streams by descriptor-set ConfigMap: %w", err)
 	}
-	return ctrl.NewControllerManagedBy(mgr).
+	b := ctrl.NewControllerManagedBy(mgr).
 		For(&esv1.Stream{}, builder.WithPredicates(skipStatusUpdates)).
 		Watches(&corev1.ConfigMap{},
 			handler.EnqueueRequestsFromMapFunc(referrers(r, newStreamList, indexDescriptorSetConfigMap)), builder.OnlyMetadata).
-		Named("stream").
-		Complete(r)
+		Named("stream")
+	return r.Leadership.build(b, r, newStreamList).Complete(r)
 }

@@ -18,12 +18,15 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/selection"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
@@ -44,8 +47,12 @@ var (
 	// k8sClient talks to the API server directly (no cache), so what a test
 	// reads is what the server holds.
 	k8sClient client.Client
-	// eng is the one real engine the reconcilers drive.
+	// eng is the one real engine the suite's manager drives.
 	eng *core.Engine
+	// suiteConfig and suiteScheme are the API server's, for the managers
+	// of a test's own (startFollower).
+	suiteConfig *rest.Config
+	suiteScheme *runtime.Scheme
 	// sinkTokens are the engine's sink tokens: real TokenRequests for
 	// managerAccount, except for the audiences a test refuses.
 	sinkTokens *refusableTokens
@@ -69,6 +76,7 @@ var _ = BeforeSuite(func() {
 	SetDefaultConsistentlyDuration(2 * time.Second)
 
 	scheme := runtime.NewScheme()
+	suiteScheme = scheme
 	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
 	utilruntime.Must(esv1.AddToScheme(scheme))
 
@@ -81,6 +89,7 @@ var _ = BeforeSuite(func() {
 	cfg, err := testEnv.Start()
 	Expect(err).NotTo(HaveOccurred(), "start envtest (kube-apiserver and etcd)")
 	Expect(cfg).NotTo(BeNil())
+	suiteConfig = cfg
 
 	k8sClient, err = client.New(cfg, client.Options{Scheme: scheme})
 	Expect(err).NotTo(HaveOccurred())
@@ -109,13 +118,17 @@ var _ = BeforeSuite(func() {
 
 // newManager is a real controller-runtime manager with the four reconcilers
 // wired to eng: no metrics or probe listeners, no leader election. Their
-// status patches are counted in statusPatches.
+// status patches are counted in statusPatches. It leaves the objects
+// labelled replicaLabel to the test's own replicas (startFollower).
 func newManager(cfg *rest.Config, scheme *runtime.Scheme) ctrl.Manager {
+	notReplicas, err := labels.NewRequirement(replicaLabel, selection.DoesNotExist, nil)
+	Expect(err).NotTo(HaveOccurred())
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                 scheme,
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
 		LeaderElection:         false,
+		Cache:                  cache.Options{DefaultLabelSelector: labels.NewSelector().Add(*notReplicas)},
 	})
 	Expect(err).NotTo(HaveOccurred())
 	c := countingStatusPatches(mgr.GetClient(), statusPatches)
