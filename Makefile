@@ -20,6 +20,11 @@ CONTAINER_TOOL ?= docker
 # of reach, by a build from the Go module proxy. It prints their directory. The
 # version is the k8s.io/kubernetes require in hack/k8s/go.mod, and only there.
 K8S_BINARIES := hack/k8s/binaries.sh
+# nats-server for the tests that run NATS as processes (test/natscluster):
+# hack/nats/nats-server.sh prints its path, $NATS_SERVER_BIN when set, else
+# bin/nats-server/<version>, built from the Go module proxy at the version of
+# the github.com/nats-io/nats-server/v2 require in go.mod.
+NATS_SERVER := hack/nats/nats-server.sh
 
 GO_PACKAGES := ./...
 
@@ -79,7 +84,8 @@ test: fmt-check vet lint verify-generated test-unit test-bench-compiles ## Run e
 
 .PHONY: test-unit
 test-unit: ## Unit, conformance, integration (envtest) and e2e tests with the race detector.
-	@assets=$$($(K8S_BINARIES)) && set -x && KUBEBUILDER_ASSETS="$$assets" go test -race -count=1 $(GO_PACKAGES)
+	@assets=$$($(K8S_BINARIES)) && nats=$$($(NATS_SERVER)) && set -x && \
+	KUBEBUILDER_ASSETS="$$assets" NATS_SERVER_BIN="$$nats" go test -race -count=1 $(GO_PACKAGES)
 
 .PHONY: test-bench-compiles
 test-bench-compiles: ## Build the side-by-side benchmark modules (hack/bench, hack/storebench) so they cannot rot.
@@ -205,6 +211,10 @@ $(LOCALBIN):
 .PHONY: k8s-binaries
 k8s-binaries: ## Find, download (setup-envtest) or build kube-apiserver, etcd and kubectl; print their directory.
 	@$(K8S_BINARIES)
+
+.PHONY: nats-server
+nats-server: ## Find or build nats-server (go.mod's version, from the Go module proxy) for the tests that run NATS as processes; print its path.
+	@$(NATS_SERVER)
 
 .PHONY: controller-gen
 controller-gen: $(CONTROLLER_GEN) ## Install controller-gen into bin/.
