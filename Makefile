@@ -152,10 +152,14 @@ fuzz: ## Fuzz the HTTP handler for FUZZTIME (the first run builds instrumented d
 
 ##@ Build
 
+# STORAGE=nats runs the manager on NATS JetStream: a server run-local starts,
+# or the servers NATS_URL names.
+STORAGE ?= memory
+NATS_URL ?=
 .PHONY: run
-run: manifests generate build ## Run the manager: on the cluster of your kubeconfig, else on a local control plane it starts (Ctrl-C stops all).
+run: manifests generate build ## Run the manager: on the cluster of your kubeconfig, else on a local control plane it starts (Ctrl-C stops all); STORAGE=nats for NATS JetStream.
 	go build -o bin/run-local ./cmd/run-local
-	bin/run-local --manager=bin/manager
+	bin/run-local --manager=bin/manager --storage=$(STORAGE) $(if $(NATS_URL),--nats-url=$(NATS_URL))
 
 .PHONY: build
 build: fmt-check vet ## Build the manager binary.
