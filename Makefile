@@ -170,6 +170,11 @@ build: fmt-check vet ## Build the manager binary.
 # The pipelines below fail when kustomize fails, not only when kubectl does.
 install uninstall deploy undeploy build-installer: SHELL := /usr/bin/env bash -o pipefail
 
+# What deploy, undeploy and build-installer install: config/default (one
+# replica, disk storage) or config/nats (three replicas on NATS JetStream;
+# docs/deploy.md).
+DEPLOY_CONFIG ?= config/default
+
 ifndef ignore-not-found
   ignore-not-found = false
 endif
@@ -186,7 +191,7 @@ docker-push: ## Push the manager image IMG.
 build-installer: manifests generate kustomize ## Write dist/install.yaml: CRDs, RBAC and the manager (image IMG) in one file.
 	mkdir -p dist
 	cd config/manager && "$(KUSTOMIZE)" edit set image controller=$(IMG)
-	{ "$(KUSTOMIZE)" build config/default; echo "---"; "$(KUSTOMIZE)" build config/api-roles; } > dist/install.yaml
+	{ "$(KUSTOMIZE)" build $(DEPLOY_CONFIG); echo "---"; "$(KUSTOMIZE)" build config/api-roles; } > dist/install.yaml
 
 .PHONY: install
 install: manifests kustomize ## Install the CRDs into the cluster of the current kubeconfig context.
@@ -197,15 +202,15 @@ uninstall: manifests kustomize ## Remove the CRDs (and every Stream, Pipeline, P
 	"$(KUSTOMIZE)" build config/crd | $(KUBECTL) delete --ignore-not-found=$(ignore-not-found) -f -
 
 .PHONY: deploy
-deploy: manifests kustomize ## Deploy the manager (config/default) and the API's roles (config/api-roles), image IMG, into the cluster of the current kubeconfig context.
+deploy: manifests kustomize ## Deploy the manager (DEPLOY_CONFIG: config/default, or config/nats) and the API's roles (config/api-roles), image IMG, into the cluster of the current kubeconfig context.
 	cd config/manager && "$(KUSTOMIZE)" edit set image controller=$(IMG)
-	"$(KUSTOMIZE)" build config/default | $(KUBECTL) apply -f -
+	"$(KUSTOMIZE)" build $(DEPLOY_CONFIG) | $(KUBECTL) apply -f -
 	"$(KUSTOMIZE)" build config/api-roles | $(KUBECTL) apply -f -
 
 .PHONY: undeploy
 undeploy: kustomize ## Remove what deploy created; ignore-not-found=true to ignore missing objects.
 	"$(KUSTOMIZE)" build config/api-roles | $(KUBECTL) delete --ignore-not-found=$(ignore-not-found) -f -
-	"$(KUSTOMIZE)" build config/default | $(KUBECTL) delete --ignore-not-found=$(ignore-not-found) -f -
+	"$(KUSTOMIZE)" build $(DEPLOY_CONFIG) | $(KUBECTL) delete --ignore-not-found=$(ignore-not-found) -f -
 
 ##@ Dependencies
 

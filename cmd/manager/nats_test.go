@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"sigs.k8s.io/yaml"
 )
 
 // existingFile is a file the flags that name one can point at.
@@ -171,5 +173,42 @@ func TestNewEngineRefusesAStorageItCannotOpen(t *testing.T) {
 	o.storage = "s3"
 	if _, _, _, err := newEngine(o, nil); err == nil || !strings.Contains(err.Error(), "--storage=s3") {
 		t.Fatalf("newEngine with --storage=s3 = %v, want an error naming it (not memory storage in its place)", err)
+	}
+}
+
+// The Deployment of config/nats runs the manager with flags it accepts, in
+// a pod (where --leader-elect needs no namespace flag).
+func TestTheNATSOverlaysFlagsPassTheManagersChecks(t *testing.T) {
+	data, err := os.ReadFile("../../config/nats/manager_nats_patch.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var patch struct {
+		Spec struct {
+			Template struct {
+				Spec struct {
+					Containers []struct {
+						Name string   `json:"name"`
+						Args []string `json:"args"`
+					} `json:"containers"`
+				} `json:"spec"`
+			} `json:"template"`
+		} `json:"spec"`
+	}
+	if err := yaml.Unmarshal(data, &patch); err != nil {
+		t.Fatal(err)
+	}
+	containers := patch.Spec.Template.Spec.Containers
+	if len(containers) != 1 || containers[0].Name != "manager" || len(containers[0].Args) == 0 {
+		t.Fatalf("config/nats/manager_nats_patch.yaml patches containers %+v; want the manager's args", containers)
+	}
+	inPod(t)
+	o, err := parseOptions(containers[0].Args, io.Discard)
+	if err != nil {
+		t.Fatalf("the manager refuses config/nats's args %q: %v", containers[0].Args, err)
+	}
+	if o.storage != "nats" || o.natsReplicas != 3 || !o.leaderElect {
+		t.Fatalf("config/nats's args give storage %q, %d replicas, leader election %v; want nats, 3, on",
+			o.storage, o.natsReplicas, o.leaderElect)
 	}
 }
