@@ -182,7 +182,7 @@ func (o options) validateStorage() error {
 		return fmt.Errorf("--storage=%q: want %s, %s or %s", o.storage, storageMemory, storageDisk, storageNATS)
 	}
 	if o.storage != storageNATS && len(o.natsFlagsSet) > 0 {
-		return fmt.Errorf("%s: only used with --storage=nats: drop them, or set --storage=nats", strings.Join(o.natsFlagsSet, ", "))
+		return fmt.Errorf("%s: only used with --storage=nats: drop the --nats-* flags, or set --storage=nats", strings.Join(o.natsFlagsSet, ", "))
 	}
 	if o.storage != storageDisk && (o.dataDir != "" || o.restoreFrom != "") {
 		return fmt.Errorf("--data-dir and --restore-from are only used with --storage=disk (not %s): drop them, or set --storage=disk",
