@@ -20,6 +20,11 @@ CONTAINER_TOOL ?= docker
 # of reach, by a build from the Go module proxy. It prints their directory. The
 # version is the k8s.io/kubernetes require in hack/k8s/go.mod, and only there.
 K8S_BINARIES := hack/k8s/binaries.sh
+# nats-server for the tests that run NATS as processes (test/natscluster):
+# hack/nats/nats-server.sh prints its path, $NATS_SERVER_BIN when set, else
+# bin/nats-server/<version>, built from the Go module proxy at the version of
+# the github.com/nats-io/nats-server/v2 require in go.mod.
+NATS_SERVER := hack/nats/nats-server.sh
 
 GO_PACKAGES := ./...
 
@@ -79,7 +84,8 @@ test: fmt-check vet lint verify-generated test-unit test-bench-compiles ## Run e
 
 .PHONY: test-unit
 test-unit: ## Unit, conformance, integration (envtest) and e2e tests with the race detector.
-	@assets=$$($(K8S_BINARIES)) && set -x && KUBEBUILDER_ASSETS="$$assets" go test -race -count=1 $(GO_PACKAGES)
+	@assets=$$($(K8S_BINARIES)) && nats=$$($(NATS_SERVER)) && set -x && \
+	KUBEBUILDER_ASSETS="$$assets" NATS_SERVER_BIN="$$nats" go test -race -count=1 $(GO_PACKAGES)
 
 .PHONY: test-bench-compiles
 test-bench-compiles: ## Build the side-by-side benchmark modules (hack/bench, hack/storebench) so they cannot rot.
@@ -146,10 +152,14 @@ fuzz: ## Fuzz the HTTP handler for FUZZTIME (the first run builds instrumented d
 
 ##@ Build
 
+# STORAGE=nats runs the manager on NATS JetStream: a server run-local starts,
+# or the servers NATS_URL names.
+STORAGE ?= memory
+NATS_URL ?=
 .PHONY: run
-run: manifests generate build ## Run the manager: on the cluster of your kubeconfig, else on a local control plane it starts (Ctrl-C stops all).
+run: manifests generate build ## Run the manager: on the cluster of your kubeconfig, else on a local control plane it starts (Ctrl-C stops all); STORAGE=nats for NATS JetStream.
 	go build -o bin/run-local ./cmd/run-local
-	bin/run-local --manager=bin/manager
+	bin/run-local --manager=bin/manager --storage=$(STORAGE) $(if $(NATS_URL),--nats-url=$(NATS_URL))
 
 .PHONY: build
 build: fmt-check vet ## Build the manager binary.
@@ -159,6 +169,11 @@ build: fmt-check vet ## Build the manager binary.
 
 # The pipelines below fail when kustomize fails, not only when kubectl does.
 install uninstall deploy undeploy build-installer: SHELL := /usr/bin/env bash -o pipefail
+
+# What deploy, undeploy and build-installer install: config/default (one
+# replica, disk storage) or config/nats (three replicas on NATS JetStream;
+# docs/deploy.md).
+DEPLOY_CONFIG ?= config/default
 
 ifndef ignore-not-found
   ignore-not-found = false
@@ -176,7 +191,7 @@ docker-push: ## Push the manager image IMG.
 build-installer: manifests generate kustomize ## Write dist/install.yaml: CRDs, RBAC and the manager (image IMG) in one file.
 	mkdir -p dist
 	cd config/manager && "$(KUSTOMIZE)" edit set image controller=$(IMG)
-	{ "$(KUSTOMIZE)" build config/default; echo "---"; "$(KUSTOMIZE)" build config/api-roles; } > dist/install.yaml
+	{ "$(KUSTOMIZE)" build $(DEPLOY_CONFIG); echo "---"; "$(KUSTOMIZE)" build config/api-roles; } > dist/install.yaml
 
 .PHONY: install
 install: manifests kustomize ## Install the CRDs into the cluster of the current kubeconfig context.
@@ -187,15 +202,15 @@ uninstall: manifests kustomize ## Remove the CRDs (and every Stream, Pipeline, P
 	"$(KUSTOMIZE)" build config/crd | $(KUBECTL) delete --ignore-not-found=$(ignore-not-found) -f -
 
 .PHONY: deploy
-deploy: manifests kustomize ## Deploy the manager (config/default) and the API's roles (config/api-roles), image IMG, into the cluster of the current kubeconfig context.
+deploy: manifests kustomize ## Deploy the manager (DEPLOY_CONFIG: config/default, or config/nats) and the API's roles (config/api-roles), image IMG, into the cluster of the current kubeconfig context.
 	cd config/manager && "$(KUSTOMIZE)" edit set image controller=$(IMG)
-	"$(KUSTOMIZE)" build config/default | $(KUBECTL) apply -f -
+	"$(KUSTOMIZE)" build $(DEPLOY_CONFIG) | $(KUBECTL) apply -f -
 	"$(KUSTOMIZE)" build config/api-roles | $(KUBECTL) apply -f -
 
 .PHONY: undeploy
 undeploy: kustomize ## Remove what deploy created; ignore-not-found=true to ignore missing objects.
 	"$(KUSTOMIZE)" build config/api-roles | $(KUBECTL) delete --ignore-not-found=$(ignore-not-found) -f -
-	"$(KUSTOMIZE)" build config/default | $(KUBECTL) delete --ignore-not-found=$(ignore-not-found) -f -
+	"$(KUSTOMIZE)" build $(DEPLOY_CONFIG) | $(KUBECTL) delete --ignore-not-found=$(ignore-not-found) -f -
 
 ##@ Dependencies
 
@@ -205,6 +220,10 @@ $(LOCALBIN):
 .PHONY: k8s-binaries
 k8s-binaries: ## Find, download (setup-envtest) or build kube-apiserver, etcd and kubectl; print their directory.
 	@$(K8S_BINARIES)
+
+.PHONY: nats-server
+nats-server: ## Find or build nats-server (go.mod's version, from the Go module proxy) for the tests that run NATS as processes; print its path.
+	@$(NATS_SERVER)
 
 .PHONY: controller-gen
 controller-gen: $(CONTROLLER_GEN) ## Install controller-gen into bin/.

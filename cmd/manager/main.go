@@ -244,7 +244,9 @@ func newEngine(opts options, tokens *sinktoken.Source) (*core.Engine, *boltstore
 	}
 	closeStorage := func() error { return nil }
 	var db *boltstore.DB
-	if opts.storage == storageDisk {
+	switch opts.storage {
+	case storageMemory:
+	case storageDisk:
 		if err := restoreIfEmpty(opts); err != nil {
 			return nil, nil, nil, err
 		}
@@ -260,6 +262,8 @@ func newEngine(opts options, tokens *sinktoken.Source) (*core.Engine, *boltstore
 		if r := st.Outbox.Recovered(); r != "" {
 			setupLog.Info("outbox log recovered from an interrupted write: " + r)
 		}
+	default:
+		return nil, nil, nil, fmt.Errorf("--storage=%s: this manager cannot open that storage", opts.storage)
 	}
 	eng, err := core.New(cfg)
 	if err != nil {

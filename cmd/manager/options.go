@@ -11,9 +11,11 @@ import (
 	"strings"
 	"time"
 
+	"k8s.io/apimachinery/pkg/util/validation"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/core"
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/natsstore"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/httpapi"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/sinktoken"
 )
@@ -24,6 +26,7 @@ const (
 	authNone       = "none"
 	storageMemory  = "memory"
 	storageDisk    = "disk"
+	storageNATS    = "nats"
 )
 
 // options are the manager's flags: the kubebuilder scaffold's plus the
@@ -49,6 +52,13 @@ type options struct {
 	leaderElectNamespace string
 	allowPrivateSinks    bool
 	tokenAccount         string
+	natsURL              string
+	natsCreds            string
+	natsCA               string
+	natsReplicas         int
+	// natsFlagsSet names the --nats-* flags given, which only
+	// --storage=nats uses.
+	natsFlagsSet []string
 }
 
 // parseOptions reads the flags in args (without the program name). Unknown
@@ -75,11 +85,20 @@ func parseOptions(args []string, output io.Writer) (options, error) {
 	fs.StringVar(&o.ingestAuth, "ingest-auth", authKubernetes,
 		"How the HTTP API checks callers: kubernetes (TokenReview + SubjectAccessReview) or none (loopback addresses only).")
 	fs.StringVar(&o.storage, "storage", storageMemory,
-		"Where events, outbox and read models live: memory (lost on restart) or disk (an outbox log and one data file "+
-			"in --data-dir; a 202 only after the fdatasync that covers the event).")
+		"Where events, outbox and read models live: memory (lost on restart), disk (an outbox log and one data file "+
+			"in --data-dir; a 202 only after the fdatasync that covers the event) or nats (NATS JetStream at --nats-url, "+
+			"shared by several replicas; a 202 after JetStream's acknowledgement).")
 	fs.StringVar(&o.dataDir, "data-dir", "", "The directory of durable storage (with --storage=disk).")
 	fs.StringVar(&o.restoreFrom, "restore-from", "",
 		"A snapshot (from GET /backup on the metrics endpoint) to restore into an empty --data-dir at start; ignored once the data file exists.")
+	fs.StringVar(&o.natsURL, "nats-url", natsstore.DefaultURL,
+		"With --storage=nats: the NATS server, or a comma-separated list of the cluster's servers (tls:// for TLS).")
+	fs.StringVar(&o.natsCreds, "nats-creds", "", "With --storage=nats: a NATS credentials file (user JWT and NKey seed).")
+	fs.StringVar(&o.natsCA, "nats-ca", "",
+		"With --storage=nats and tls:// URLs: a PEM file of the CAs that sign the servers' certificates (default: the system's).")
+	fs.IntVar(&o.natsReplicas, "nats-replicas", 1,
+		"With --storage=nats: the JetStream replication factor of every stream and bucket the manager creates, 1 to 5 "+
+			"(3 for a cluster of three).")
 	fs.StringVar(&o.deadLetterStream, "dead-letter-stream", "dead",
 		"The stream, in each namespace, that receives events that fail for good, unless a Stream names its own.")
 	fs.DurationVar(&o.pollingInterval, "polling-interval", 100*time.Millisecond,
@@ -103,6 +122,11 @@ func parseOptions(args []string, output io.Writer) (options, error) {
 	if fs.NArg() > 0 {
 		return options{}, fmt.Errorf("unexpected arguments %q: the manager takes flags only", fs.Args())
 	}
+	fs.Visit(func(f *flag.Flag) {
+		if strings.HasPrefix(f.Name, "nats-") {
+			o.natsFlagsSet = append(o.natsFlagsSet, "--"+f.Name)
+		}
+	})
 	return o, o.validate()
 }
 
@@ -119,22 +143,11 @@ func (o options) validate() error {
 	default:
 		return fmt.Errorf("--ingest-auth=%q: want %s or %s", o.ingestAuth, authKubernetes, authNone)
 	}
-	switch o.storage {
-	case storageMemory:
-		if o.dataDir != "" || o.restoreFrom != "" {
-			return errors.New("--data-dir and --restore-from are only used with --storage=disk: drop them, or set --storage=disk")
-		}
-	case storageDisk:
-		if o.dataDir == "" {
-			return errors.New("--storage=disk needs --data-dir, the directory of the data file (a PersistentVolume in a cluster)")
-		}
-		if o.restoreFrom != "" {
-			if _, err := os.Stat(o.restoreFrom); err != nil {
-				return fmt.Errorf("--restore-from: %w", err)
-			}
-		}
-	default:
-		return fmt.Errorf("--storage=%q: want %s or %s", o.storage, storageMemory, storageDisk)
+	if err := o.validateStorage(); err != nil {
+		return err
+	}
+	if err := o.validateLeaderElection(); err != nil {
+		return err
 	}
 	if o.pollingInterval <= 0 {
 		return fmt.Errorf("--polling-interval=%s: want a positive duration such as 100ms", o.pollingInterval)
@@ -156,6 +169,60 @@ func (o options) validate() error {
 	}
 	if _, err := core.NewLogger(io.Discard, o.logFormat, slog.LevelInfo); err != nil {
 		return fmt.Errorf("--log-format: %w", err)
+	}
+	return nil
+}
+
+// validateStorage checks --storage and the flags that only one backend
+// uses.
+func (o options) validateStorage() error {
+	switch o.storage {
+	case storageMemory, storageDisk, storageNATS:
+	default:
+		return fmt.Errorf("--storage=%q: want %s, %s or %s", o.storage, storageMemory, storageDisk, storageNATS)
+	}
+	if o.storage != storageNATS && len(o.natsFlagsSet) > 0 {
+		return fmt.Errorf("%s: only used with --storage=nats: drop the --nats-* flags, or set --storage=nats", strings.Join(o.natsFlagsSet, ", "))
+	}
+	if o.storage != storageDisk && (o.dataDir != "" || o.restoreFrom != "") {
+		return fmt.Errorf("--data-dir and --restore-from are only used with --storage=disk (not %s): drop them, or set --storage=disk",
+			o.storage)
+	}
+	switch o.storage {
+	case storageDisk:
+		if o.dataDir == "" {
+			return errors.New("--storage=disk needs --data-dir, the directory of the data file (a PersistentVolume in a cluster)")
+		}
+		if o.restoreFrom != "" {
+			if _, err := os.Stat(o.restoreFrom); err != nil {
+				return fmt.Errorf("--restore-from: %w", err)
+			}
+		}
+	case storageNATS:
+		return o.validateNATS()
+	}
+	return nil
+}
+
+// inClusterNamespaceFile is where a pod finds its namespace, the default of
+// --leader-election-namespace (controller-runtime reads the same file).
+var inClusterNamespaceFile = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
+
+// validateLeaderElection checks that the Lease has a namespace: the flag's,
+// or the pod's own, which a manager outside a cluster has not.
+func (o options) validateLeaderElection() error {
+	if o.leaderElectNamespace != "" {
+		if errs := validation.IsDNS1123Label(o.leaderElectNamespace); len(errs) > 0 {
+			return fmt.Errorf("--leader-election-namespace=%q: not a namespace name: %s", o.leaderElectNamespace, strings.Join(errs, "; "))
+		}
+		return nil
+	}
+	if !o.leaderElect {
+		return nil
+	}
+	if _, err := os.Stat(inClusterNamespaceFile); err != nil {
+		return fmt.Errorf("--leader-elect outside a cluster needs --leader-election-namespace, the namespace of the Lease "+
+			"the replicas compete for (in a pod it defaults to the pod's own; %s: %w)", inClusterNamespaceFile, err)
 	}
 	return nil
 }

@@ -19,6 +19,7 @@ func TestDefaultOptionsAreTheScaffoldsAndTheDesigns(t *testing.T) {
 		t.Fatalf("parseOptions(no flags) = %v, want nil", err)
 	}
 	if o.ingestAddr != ":8080" || o.ingestAuth != "kubernetes" || o.storage != "memory" ||
+		o.natsURL != "nats://127.0.0.1:4222" || o.natsReplicas != 1 || o.natsCreds != "" || o.natsCA != "" ||
 		o.deadLetterStream != "dead" || o.pollingInterval != 100*time.Millisecond || o.maxEventBytes != 1<<20 ||
 		o.probeAddr != ":8081" || o.metricsAddr != "0" || !o.metricsSecure || o.logFormat != "text" || o.allowPrivateSinks ||
 		o.tokenAccount != "" {
@@ -37,7 +38,9 @@ func TestRefusedFlagsSayWhatToChange(t *testing.T) {
 		{"no auth on a routable address", []string{"--ingest-auth=none", "--ingest-bind-address=10.0.0.1:8080"}, "loopback"},
 		{"unknown auth", []string{"--ingest-auth=basic"}, "want kubernetes or none"},
 		{"data dir with memory storage", []string{"--data-dir=/data"}, "only used with --storage=disk"},
-		{"unknown storage", []string{"--storage=s3"}, "want memory or disk"},
+		{"unknown storage", []string{"--storage=s3"}, "want memory, disk or nats"},
+		{"data dir with nats storage", []string{"--storage=nats", "--data-dir=/data"}, "only used with --storage=disk"},
+		{"restore with nats storage", []string{"--storage=nats", "--restore-from=/snap.db"}, "only used with --storage=disk"},
 		{"disk storage without a data dir", []string{"--storage=disk"}, "needs --data-dir"},
 		{"restore with memory storage", []string{"--restore-from=/snap.db"}, "only used with --storage=disk"},
 		{"restore from a missing file", []string{"--storage=disk", "--data-dir=/d", "--restore-from=/no/snap.db"}, "--restore-from"},
@@ -48,6 +51,7 @@ func TestRefusedFlagsSayWhatToChange(t *testing.T) {
 		{"positional argument", []string{"run"}, "flags only"},
 		{"token account without a namespace", []string{"--token-service-account=controller-manager"}, "<namespace>/<name>"},
 		{"token account not a name", []string{"--token-service-account=es/Manager_1"}, "--token-service-account"},
+		{"lease namespace not a name", []string{"--leader-election-namespace=Eventsourcing_System"}, "not a namespace name"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -2,8 +2,9 @@
 // cluster the user's kubeconfig names, or, when none is configured, against
 // a local control plane (the kube-apiserver and etcd hack/k8s/binaries.sh
 // provides) that it starts, fills with the CRDs and stops again on Ctrl-C.
-// The manager runs as its own process, with memory storage and ingest
-// without auth on a loopback address, Reactors allowed to deliver to sinks
+// The manager runs as its own process, with memory storage (or NATS
+// JetStream with --storage=nats: a server run-local starts, unless
+// --nats-url names one) and ingest without auth on a loopback address, Reactors allowed to deliver to sinks
 // on loopback (a sink run beside it, such as hack/reactor-sink), and logs to
 // a file: once it is ready the walkthrough is printed, and stays the last
 // thing on the terminal.
@@ -39,7 +40,11 @@ type options struct {
 	crdDir      string
 	ingestAddr  string
 	probeAddr   string
+	storage     string // memory or nats
+	natsURL     string // with nats: the servers to use; "": run-local starts one
 	managerArgs []string
+	// localNATSURL is the URL of the NATS server run-local started, if any.
+	localNATSURL string
 }
 
 func main() {
@@ -55,6 +60,9 @@ func main() {
 	fs.StringVar(&o.ingestAddr, "ingest-bind-address", "127.0.0.1:8080",
 		"the manager's HTTP API (a loopback address: ingest runs without auth)")
 	fs.StringVar(&o.probeAddr, "health-probe-bind-address", "127.0.0.1:8081", "the manager's health probes")
+	fs.StringVar(&o.storage, "storage", storageMemory,
+		"the manager's storage: memory, or nats (NATS JetStream; without --nats-url run-local starts a server, its files in --state-dir)")
+	fs.StringVar(&o.natsURL, "nats-url", "", "with --storage=nats: the NATS servers the manager uses instead of one run-local starts")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		os.Exit(2)
 	}
@@ -75,6 +83,10 @@ func main() {
 // run brings up the cluster, runs the manager until ctx ends or the manager
 // exits, and tears down what it started. It returns the manager's exit code.
 func run(ctx context.Context, o options, out io.Writer) (int, error) {
+	storage, err := planStorage(o)
+	if err != nil {
+		return 0, err
+	}
 	cfg, kubeconfig, stopCluster, err := cluster(ctx, &o, out)
 	if err != nil {
 		return 0, err
@@ -86,6 +98,23 @@ func run(ctx context.Context, o options, out io.Writer) (int, error) {
 		return 0, fmt.Errorf("install the CRDs: %w", err)
 	}
 
+	if storage.localNATS {
+		say(out, "run-local: starting a NATS server with JetStream for --storage=nats; its files in %s, its log %s\n",
+			o.natsDir(), o.natsLog())
+		nats, err := startNATS(o.natsDir(), o.natsLog())
+		if err != nil {
+			return 0, err
+		}
+		// Deferred after stopCluster, so run before it: the manager has
+		// stopped by then, the control plane goes last.
+		defer func() {
+			say(out, "run-local: stopping the NATS server\n")
+			nats.Stop()
+		}()
+		o.localNATSURL = nats.URL()
+		storage.args = append(storage.args, "--nats-url="+o.localNATSURL)
+	}
+
 	// Its log goes to a file, written for a person (zap's console encoder,
 	// readable times), so that the walkthrough stays on the terminal.
 	logFile, err := createLog(o.managerLog)
@@ -93,13 +122,7 @@ func run(ctx context.Context, o options, out io.Writer) (int, error) {
 		return 0, err
 	}
 	defer func() { _ = logFile.Close() }()
-	args := append([]string{
-		"--ingest-auth=none", "--ingest-bind-address=" + o.ingestAddr,
-		"--health-probe-bind-address=" + o.probeAddr, "--metrics-bind-address=0",
-		"--allow-private-sinks",
-		"--zap-encoder=console", "--zap-time-encoding=iso8601",
-	}, o.managerArgs...)
-	cmd := exec.Command(o.manager, args...)
+	cmd := exec.Command(o.manager, managerArgs(o, storage.args)...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	cmd.Env = os.Environ()
 	if kubeconfig != "" {
@@ -137,6 +160,19 @@ func run(ctx context.Context, o options, out io.Writer) (int, error) {
 		_ = cmd.Process.Kill()
 		return 1, fmt.Errorf("the manager did not stop within 45s of SIGTERM; killed it (%v)", <-exited)
 	}
+}
+
+// managerArgs are the manager's flags: run-local's, then the storage's,
+// then the user's (after --), which win over both.
+func managerArgs(o options, storage []string) []string {
+	args := []string{
+		"--ingest-auth=none", "--ingest-bind-address=" + o.ingestAddr,
+		"--health-probe-bind-address=" + o.probeAddr, "--metrics-bind-address=0",
+		"--allow-private-sinks",
+		"--zap-encoder=console", "--zap-time-encoding=iso8601",
+	}
+	args = append(args, storage...)
+	return append(args, o.managerArgs...)
 }
 
 // cluster returns the rest config of the cluster the user's kubeconfig

@@ -32,12 +32,26 @@ func walkthrough(o options, local bool) string {
 	b.WriteString("# {\"items\":[{\"foo\":\"a\",\"n\":1},{\"foo\":\"b\",\"n\":2},{\"foo\":\"c\",\"n\":3}]}\n")
 	b.WriteString("kubectl get streams,projections   # counters refresh within 5 seconds\n")
 	fmt.Fprintf(&b, "\nThe manager's log: tail -f %s\n", o.managerLog)
-	b.WriteString("Ctrl-C here stops the manager")
-	if local {
-		b.WriteString(" and the local control plane (its objects go with it)")
+	stops := []string{"the manager"}
+	if o.localNATSURL != "" {
+		fmt.Fprintf(&b, "The manager stores events in NATS JetStream at %s, a server make run started: "+
+			"its files in %s (emptied at each start), its log %s.\n",
+			o.localNATSURL, o.natsDir(), o.natsLog())
+		stops = append(stops, "the NATS server")
 	}
-	b.WriteString(".\n")
+	if local {
+		stops = append(stops, "the local control plane (its objects go with it)")
+	}
+	fmt.Fprintf(&b, "Ctrl-C here stops %s.\n", andList(stops))
 	return b.String()
+}
+
+// andList joins items as a sentence does: "a", "a and b", "a, b and c".
+func andList(items []string) string {
+	if len(items) == 1 {
+		return items[0]
+	}
+	return strings.Join(items[:len(items)-1], ", ") + " and " + items[len(items)-1]
 }
 
 // shellPath quotes p for the shell, relative paths from $PWD so the line

@@ -73,6 +73,33 @@ func writeObjectFile(obj *unstructured.Unstructured) string {
 	return path
 }
 
+// applyServerDryRun applies dir (whose objects are objs) with
+// --dry-run=server and expects the API server to accept every object, and
+// its Pod Security admission to find nothing to warn about.
+func applyServerDryRun(ctx context.Context, dir string, objs []*unstructured.Unstructured) {
+	out, err := kubectl(ctx, "apply", "--dry-run=server", "-k", dir)
+	Expect(err).NotTo(HaveOccurred())
+	Expect(out).NotTo(ContainSubstring(podSecurityViolation))
+	for _, o := range objs {
+		line := regexp.QuoteMeta(strings.ToLower(o.GroupVersionKind().GroupKind().String()) + "/" + o.GetName())
+		Expect(out).To(MatchRegexp(`(?m)^`+line+` (created|configured|unchanged) \(server dry run\)$`),
+			"want a dry-run line for %s %s in:\n%s", o.GetKind(), o.GetName(), out)
+	}
+}
+
+// managerArgs are the arguments of the manager container of deploy.
+func managerArgs(deploy *unstructured.Unstructured) []string {
+	containers, _, err := unstructured.NestedSlice(deploy.Object, "spec", "template", "spec", "containers")
+	Expect(err).NotTo(HaveOccurred())
+	Expect(containers).NotTo(BeEmpty())
+	manager, ok := containers[0].(map[string]any)
+	Expect(ok).To(BeTrue())
+	Expect(manager["name"]).To(Equal("manager"))
+	args, _, err := unstructured.NestedStringSlice(manager, "args")
+	Expect(err).NotTo(HaveOccurred())
+	return args
+}
+
 // unrestrictedDeployment is a Deployment whose pod breaks the restricted
 // Pod Security Standard (no securityContext at all).
 const unrestrictedDeployment = `apiVersion: apps/v1
@@ -120,14 +147,7 @@ var _ = Describe("the kustomize manifests under a server-side dry run", func() {
 				"without this warning for a bare Deployment, the check of ours below proves nothing")
 
 			By("applying config/default with --dry-run=server")
-			out, err = kubectl(ctx, "apply", "--dry-run=server", "-k", "config/default")
-			Expect(err).NotTo(HaveOccurred())
-			Expect(out).NotTo(ContainSubstring(podSecurityViolation))
-			for _, o := range objs {
-				line := regexp.QuoteMeta(strings.ToLower(o.GroupVersionKind().GroupKind().String()) + "/" + o.GetName())
-				Expect(out).To(MatchRegexp(`(?m)^`+line+` (created|configured|unchanged) \(server dry run\)$`),
-					"want a dry-run line for %s %s in:\n%s", o.GetKind(), o.GetName(), out)
-			}
+			applyServerDryRun(ctx, "config/default", objs)
 
 			deploy := onlyObjectOfKind(objs, "Deployment")
 			replicas, _, err := unstructured.NestedInt64(deploy.Object, "spec", "replicas")
@@ -139,14 +159,7 @@ var _ = Describe("the kustomize manifests under a server-side dry run", func() {
 		}, NodeTimeout(2*time.Minute))
 
 	It("the Deployment of config/default runs the manager with flags it accepts", func(ctx SpecContext) {
-		deploy := onlyObjectOfKind(renderKustomization(ctx, "config/default"), "Deployment")
-		containers, _, err := unstructured.NestedSlice(deploy.Object, "spec", "template", "spec", "containers")
-		Expect(err).NotTo(HaveOccurred())
-		Expect(containers).NotTo(BeEmpty())
-		manager, ok := containers[0].(map[string]any)
-		Expect(ok).To(BeTrue())
-		args, _, err := unstructured.NestedStringSlice(manager, "args")
-		Expect(err).NotTo(HaveOccurred())
+		args := managerArgs(onlyObjectOfKind(renderKustomization(ctx, "config/default"), "Deployment"))
 		Expect(args).To(ContainElements("--leader-elect", "--health-probe-bind-address=:8081",
 			"--metrics-bind-address=:8443", "--ingest-bind-address=:8080"))
 
@@ -156,6 +169,64 @@ var _ = Describe("the kustomize manifests under a server-side dry run", func() {
 		out, err := exec.CommandContext(ctx, managerBinary, append(args, "--help")...).CombinedOutput()
 		Expect(err).NotTo(HaveOccurred(), "manager %s --help:\n%s", strings.Join(args, " "), out)
 	}, NodeTimeout(time.Minute))
+
+	It("config/nats passes a server-side dry run: three managers on NATS, one per node, a PodDisruptionBudget, no volume",
+		func(ctx SpecContext) {
+			objs := renderKustomization(ctx, "config/nats")
+			ns := onlyObjectOfKind(objs, "Namespace")
+			Expect(ns.GetName()).To(Equal(deployNamespace))
+			_, err := kubectl(ctx, "apply", "-f", writeObjectFile(ns))
+			Expect(err).NotTo(HaveOccurred())
+
+			By("applying config/nats with --dry-run=server")
+			applyServerDryRun(ctx, "config/nats", objs)
+			for _, o := range objs {
+				Expect(o.GetKind()).NotTo(Equal("PersistentVolumeClaim"), "NATS keeps the data: no volume for the managers")
+			}
+
+			deploy := onlyObjectOfKind(objs, "Deployment")
+			replicas, _, err := unstructured.NestedInt64(deploy.Object, "spec", "replicas")
+			Expect(err).NotTo(HaveOccurred())
+			Expect(replicas).To(BeEquivalentTo(3))
+			strategy, _, err := unstructured.NestedString(deploy.Object, "spec", "strategy", "type")
+			Expect(err).NotTo(HaveOccurred())
+			Expect(strategy).To(Equal("RollingUpdate"))
+			maxSurge, _, err := unstructured.NestedFieldNoCopy(deploy.Object, "spec", "strategy", "rollingUpdate", "maxSurge")
+			Expect(err).NotTo(HaveOccurred())
+			Expect(maxSurge).To(BeEquivalentTo(0), "with one manager per node, a surge pod would wait for a fourth node")
+			volumes, found, err := unstructured.NestedSlice(deploy.Object, "spec", "template", "spec", "volumes")
+			Expect(err).NotTo(HaveOccurred())
+			Expect(found && len(volumes) > 0).To(BeFalse(), "no volumes, got %v", volumes)
+
+			podLabels, _, err := unstructured.NestedStringMap(deploy.Object, "spec", "template", "metadata", "labels")
+			Expect(err).NotTo(HaveOccurred())
+			Expect(podLabels).NotTo(BeEmpty())
+			terms, _, err := unstructured.NestedSlice(deploy.Object,
+				"spec", "template", "spec", "affinity", "podAntiAffinity", "requiredDuringSchedulingIgnoredDuringExecution")
+			Expect(err).NotTo(HaveOccurred())
+			Expect(terms).To(HaveLen(1))
+			term, ok := terms[0].(map[string]any)
+			Expect(ok).To(BeTrue())
+			Expect(term["topologyKey"]).To(Equal("kubernetes.io/hostname"))
+			selected, _, err := unstructured.NestedStringMap(term, "labelSelector", "matchLabels")
+			Expect(err).NotTo(HaveOccurred())
+			Expect(selected).To(Equal(podLabels), "the anti-affinity selects the manager's own pods")
+
+			pdb := onlyObjectOfKind(objs, "PodDisruptionBudget")
+			minAvailable, _, err := unstructured.NestedFieldNoCopy(pdb.Object, "spec", "minAvailable")
+			Expect(err).NotTo(HaveOccurred())
+			Expect(minAvailable).To(BeEquivalentTo(2))
+			selected, _, err = unstructured.NestedStringMap(pdb.Object, "spec", "selector", "matchLabels")
+			Expect(err).NotTo(HaveOccurred())
+			Expect(selected).To(Equal(podLabels), "the PodDisruptionBudget counts the manager's pods")
+
+			args := managerArgs(deploy)
+			Expect(args).To(ContainElements("--storage=nats", "--nats-url=nats://nats.nats.svc:4222", "--nats-replicas=3",
+				"--leader-elect", "--metrics-bind-address=:8443", "--ingest-bind-address=:8080", "--health-probe-bind-address=:8081"))
+			Expect(args).NotTo(ContainElement(HavePrefix("--data-dir")))
+			out, err := exec.CommandContext(ctx, managerBinary, append(args, "--help")...).CombinedOutput()
+			Expect(err).NotTo(HaveOccurred(), "manager %s --help:\n%s", strings.Join(args, " "), out)
+		}, NodeTimeout(2*time.Minute))
 
 	It("config/api-roles pass a server-side dry run under the names users bind", func(ctx SpecContext) {
 		out, err := kubectl(ctx, "apply", "--dry-run=server", "-k", "config/api-roles")
