@@ -89,6 +89,9 @@ func run(ctx context.Context, opts options) error {
 		LeaderElectionID:              opts.leaderElectionID,
 		LeaderElectionNamespace:       opts.leaderElectNamespace,
 		LeaderElectionReleaseOnCancel: true,
+		LeaseDuration:                 &opts.leaseDuration,
+		RenewDeadline:                 &opts.renewDeadline,
+		RetryPeriod:                   &opts.retryPeriod,
 	})
 	if err != nil {
 		return fmt.Errorf("create manager: %w", err)
@@ -132,18 +135,25 @@ func run(ctx context.Context, opts options) error {
 // checks to report a token it cannot get.
 func setupControllers(mgr ctrl.Manager, eng *core.Engine, tokens *sinktoken.Source, opts options) error {
 	c := mgr.GetClient()
+	// On shared storage every replica's engine must know every object, to
+	// take events and answer queries: the controllers run on every replica
+	// and only the leader writes to the API server (docs/architecture.md).
+	var lead *controller.Leadership
+	if opts.storage == storageNATS {
+		lead = &controller.Leadership{Elected: mgr.Elected()}
+	}
 	if err := (&controller.StreamReconciler{
-		Client: c, Engine: eng, DeadLetterStream: opts.deadLetterStream, ConfigMaps: mgr.GetAPIReader(),
+		Client: c, Engine: eng, DeadLetterStream: opts.deadLetterStream, ConfigMaps: mgr.GetAPIReader(), Leadership: lead,
 	}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("set up the Stream controller: %w", err)
 	}
-	if err := (&controller.PipelineReconciler{Client: c, Engine: eng}).SetupWithManager(mgr); err != nil {
+	if err := (&controller.PipelineReconciler{Client: c, Engine: eng, Leadership: lead}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("set up the Pipeline controller: %w", err)
 	}
-	if err := (&controller.ProjectionReconciler{Client: c, Engine: eng}).SetupWithManager(mgr); err != nil {
+	if err := (&controller.ProjectionReconciler{Client: c, Engine: eng, Leadership: lead}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("set up the Projection controller: %w", err)
 	}
-	rx := &controller.ReactorReconciler{Client: c, Engine: eng}
+	rx := &controller.ReactorReconciler{Client: c, Engine: eng, Leadership: lead}
 	if tokens != nil {
 		rx.Tokens = tokens
 	}
@@ -262,6 +272,12 @@ func newEngine(opts options, tokens *sinktoken.Source) (*core.Engine, *boltstore
 		if r := st.Outbox.Recovered(); r != "" {
 			setupLog.Info("outbox log recovered from an interrupted write: " + r)
 		}
+	case storageNATS:
+		closeNATS, err := openNATS(&cfg, opts)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		closeStorage = closeNATS
 	default:
 		return nil, nil, nil, fmt.Errorf("--storage=%s: this manager cannot open that storage", opts.storage)
 	}

@@ -1,12 +1,15 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/url"
 	"os"
 	"strings"
+	"time"
 
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/core"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/natsstore"
 )
 
@@ -25,6 +28,42 @@ func (o options) natsOptions() natsstore.Options {
 		Replicas: o.natsReplicas,
 		Name:     connectionName(),
 	}
+}
+
+// natsConnectTimeout bounds the start's wait for JetStream: a manager that
+// cannot reach it fails and is restarted, saying why.
+const natsConnectTimeout = 30 * time.Second
+
+// openNATS puts the NATS store into cfg: events, read models and
+// checkpoints in JetStream, appended straight from every replica
+// (core.Appender), the engine standing by until this replica is elected
+// (core.Config.Standby). It returns what closes them.
+func openNATS(cfg *core.Config, opts options) (func() error, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), natsConnectTimeout)
+	defer cancel()
+	conn, err := natsstore.Connect(ctx, opts.natsOptions())
+	if err != nil {
+		return nil, err
+	}
+	store, err := natsstore.NewEventStore(ctx, conn)
+	if err != nil {
+		conn.Close()
+		return nil, err
+	}
+	readModels, err := natsstore.NewReadModels(ctx, conn)
+	if err != nil {
+		conn.Close()
+		return nil, err
+	}
+	cfg.Store, cfg.Outbox, cfg.Appender, cfg.ReadModels = store, natsstore.NewOutbox(store), store, readModels
+	cfg.Standby = true
+	o := conn.Options()
+	setupLog.Info("NATS storage", "servers", conn.NC.ConnectedUrlRedacted(), "replicas", o.Replicas, "prefix", o.Prefix)
+	return func() error {
+		err := errors.Join(store.Close(), readModels.Close())
+		conn.Close()
+		return err
+	}, nil
 }
 
 // connectionName is the name the manager gives its NATS connection.

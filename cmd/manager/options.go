@@ -50,6 +50,9 @@ type options struct {
 	zap                  zap.Options
 	leaderElectionID     string
 	leaderElectNamespace string
+	leaseDuration        time.Duration
+	renewDeadline        time.Duration
+	retryPeriod          time.Duration
 	allowPrivateSinks    bool
 	tokenAccount         string
 	natsURL              string
@@ -79,6 +82,12 @@ func parseOptions(args []string, output io.Writer) (options, error) {
 		"Enable leader election for controller manager. Enabling this will ensure there is only one active controller manager.")
 	fs.StringVar(&o.leaderElectionID, "leader-election-id", "eventsourcing-operator.eventsourcing.dev",
 		"The name of the Lease the replicas compete for.")
+	fs.DurationVar(&o.leaseDuration, "leader-election-lease-duration", 15*time.Second,
+		"How long a replica waits, after the leader stopped renewing the Lease, before it takes over.")
+	fs.DurationVar(&o.renewDeadline, "leader-election-renew-deadline", 10*time.Second,
+		"How long the leader keeps trying to renew the Lease before it steps down (less than the lease duration).")
+	fs.DurationVar(&o.retryPeriod, "leader-election-retry-period", 2*time.Second,
+		"How often replicas try to take or renew the Lease.")
 	fs.StringVar(&o.leaderElectNamespace, "leader-election-namespace", "",
 		"The namespace of the leader-election Lease (default: the manager's own namespace).")
 	fs.StringVar(&o.ingestAddr, "ingest-bind-address", ":8080", "The address the HTTP API (ingest, stream reads, queries) binds to.")
@@ -211,6 +220,10 @@ var inClusterNamespaceFile = "/var/run/secrets/kubernetes.io/serviceaccount/name
 // validateLeaderElection checks that the Lease has a namespace: the flag's,
 // or the pod's own, which a manager outside a cluster has not.
 func (o options) validateLeaderElection() error {
+	if o.retryPeriod <= 0 || o.renewDeadline <= o.retryPeriod || o.leaseDuration <= o.renewDeadline {
+		return fmt.Errorf("--leader-election-retry-period=%s, --leader-election-renew-deadline=%s, --leader-election-lease-duration=%s: "+
+			"want 0 < retry period < renew deadline < lease duration", o.retryPeriod, o.renewDeadline, o.leaseDuration)
+	}
 	if o.leaderElectNamespace != "" {
 		if errs := validation.IsDNS1123Label(o.leaderElectNamespace); len(errs) > 0 {
 			return fmt.Errorf("--leader-election-namespace=%q: not a namespace name: %s", o.leaderElectNamespace, strings.Join(errs, "; "))

@@ -22,7 +22,7 @@ func TestDefaultOptionsAreTheScaffoldsAndTheDesigns(t *testing.T) {
 		o.natsURL != "nats://127.0.0.1:4222" || o.natsReplicas != 1 || o.natsCreds != "" || o.natsCA != "" ||
 		o.deadLetterStream != "dead" || o.pollingInterval != 100*time.Millisecond || o.maxEventBytes != 1<<20 ||
 		o.probeAddr != ":8081" || o.metricsAddr != "0" || !o.metricsSecure || o.logFormat != "text" || o.allowPrivateSinks ||
-		o.tokenAccount != "" {
+		o.tokenAccount != "" || o.leaseDuration != 15*time.Second || o.renewDeadline != 10*time.Second || o.retryPeriod != 2*time.Second {
 		t.Fatalf("defaults = %+v, want the documented ones", o)
 	}
 }
@@ -52,6 +52,8 @@ func TestRefusedFlagsSayWhatToChange(t *testing.T) {
 		{"token account without a namespace", []string{"--token-service-account=controller-manager"}, "<namespace>/<name>"},
 		{"token account not a name", []string{"--token-service-account=es/Manager_1"}, "--token-service-account"},
 		{"lease namespace not a name", []string{"--leader-election-namespace=Eventsourcing_System"}, "not a namespace name"},
+		{"renew deadline past the lease", []string{"--leader-election-lease-duration=5s", "--leader-election-renew-deadline=6s"},
+			"retry period < renew deadline < lease duration"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

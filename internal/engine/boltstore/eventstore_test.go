@@ -27,13 +27,14 @@ type ownedStore struct {
 func (s ownedStore) Close() error { return errors.Join(s.EventStore.Close(), s.db.Close()) }
 
 func TestEventStoreConformance(t *testing.T) {
-	eventstoretest.Run(t, eventstoretest.Features{Compaction: true, Durable: true, GlobalPosition: true}, func(t *testing.T, dir string) eventstore.Store {
-		db, err := Open(dir, Options{})
-		if err != nil {
-			t.Fatalf("Open(%s): got error %v, want nil", dir, err)
-		}
-		return ownedStore{NewEventStore(db), db}
-	})
+	eventstoretest.Run(t, eventstoretest.Features{Compaction: true, Durable: true, GlobalPosition: true},
+		func(t *testing.T, dir string) eventstore.Store {
+			db, err := Open(dir, Options{})
+			if err != nil {
+				t.Fatalf("Open(%s): got error %v, want nil", dir, err)
+			}
+			return ownedStore{NewEventStore(db), db}
+		})
 }
 
 // A large compaction is several commits of at most compactBatch events.
