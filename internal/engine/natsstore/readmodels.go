@@ -6,8 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"reflect"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -22,16 +20,22 @@ import (
 // checkpoints in one JetStream stream that every manager replica shares
 // (layout in readmodels_jetstream.go, docs/storage.md#nats).
 //
-// An Apply is one atomic batch publish: its keys' values, the list chunks
-// it fills and the checkpoint, which JetStream stores all or none, and
-// which no read interleaves with. The checkpoint message is the fence: the
-// batch expects it at the revision this store last read or wrote, so a
-// second writer of the projection (a replica that still believes it owns
-// it) has its Apply refused with ErrFenced and nothing of it stored.
+// A commit is one atomic batch publish: the values of the keys it changes,
+// the list chunks it fills and the checkpoint, which JetStream stores all
+// or none, and which no read interleaves with. The checkpoint message is
+// the fence: the batch expects it at the revision this store last read or
+// wrote, so a second writer of a projection (a replica that still believes
+// it owns it) has its batch refused, nothing of it stored, and ErrFenced
+// from its next Apply.
 //
-// Reads go to JetStream, never to a cache: a projection another replica
-// writes reads the same here. Apply caches the values it needs to check
-// and build a change (numbers, list tails), valid while its fence holds.
+// Apply checks and stages, and returns; each projection's staged Applies
+// are committed in the background, those staged while a batch is in flight
+// together in the next (as the disk store's writeBehind does): a batch
+// costs a round trip and, on a single node, a few fsyncs, whatever it
+// holds. Every batch holds whole Applies, so a reader or a restart sees
+// each Apply's changes and checkpoint both or neither. Reads go to
+// JetStream, never to a cache, so they see what another replica wrote;
+// through this store they first wait for what it staged before them.
 type ReadModels struct {
 	nc     *nats.Conn
 	stream jetstream.Stream
@@ -40,9 +44,14 @@ type ReadModels struct {
 	// 50 per stream (max_batch_inflight_per_stream) and refuses more.
 	inflight chan struct{}
 	closed   atomic.Bool
+	// committers are the goroutines committing staged Applies.
+	committers sync.WaitGroup
+	// loseAnswer, in tests, pretends the answer to a stored batch was lost.
+	loseAnswer func() bool
 
 	mu          sync.Mutex
 	projections map[string]*projection
+	failed      error // the first Applies lost for good
 }
 
 var (
@@ -52,17 +61,40 @@ var (
 
 // ErrFenced is wrapped by the error of an Apply to a projection that
 // another writer (another replica) has written since this store last read
-// or wrote its checkpoint. The Apply stores nothing, and the store refuses
-// the projection's Applies until Checkpoint reads it again: reading the
-// checkpoint is how a writer takes a projection over.
+// or wrote its checkpoint. The batch that found out stored nothing, and
+// the store drops what it staged for the projection and refuses its
+// Applies until Checkpoint reads it again: reading the checkpoint is how a
+// writer takes a projection over.
 var ErrFenced = errors.New("read model is written by another writer")
+
+// ErrApplyTooLarge is wrapped by the error of an Apply that needs more
+// messages than one atomic JetStream batch holds (maxBatch: one per changed
+// key, one per list chunk it fills, one for the checkpoint, two for a new
+// document). Nothing of it is staged.
+var ErrApplyTooLarge = errors.New("apply too large for one atomic batch")
 
 // errReadModelsClosed is returned by ReadModels after Close.
 var errReadModelsClosed = errors.New("read model store is closed")
 
-// maxInflightBatches leaves room under the server's 50 open batches per
-// stream for another replica's writes.
-const maxInflightBatches = 16
+const (
+	// maxInflightBatches leaves room under the server's 50 open batches
+	// per stream for another replica's writes.
+	maxInflightBatches = 16
+	// maxStages bounds a projection's batches staged and not committed:
+	// beyond them Apply waits, so a slow JetStream holds projections back
+	// instead of filling memory.
+	maxStages = 4
+	// maxCacheBytes bounds a projection's cache of committed values.
+	maxCacheBytes = 4 << 20
+	// maxSubject keeps a publish's protocol line under the server's 4096
+	// bytes (max_control_line), past which it drops the connection.
+	maxSubject = 3000
+	// maxAttempts bounds the reads of something that keeps changing
+	// meanwhile.
+	maxAttempts = 20
+	// maxRetryWait caps the wait between two attempts of a commit.
+	maxRetryWait = time.Second
+)
 
 // NewReadModels opens the read models kept under c's prefix, creating their
 // stream (<prefix>_RM, c's replicas) if it does not exist, and purges the
@@ -75,7 +107,8 @@ func NewReadModels(ctx context.Context, c *Conn) (*ReadModels, error) {
 		return nil, fmt.Errorf("nats: read model stream %s: %w", l.stream, err)
 	}
 	if !st.CachedInfo().Config.AllowAtomicPublish {
-		return nil, fmt.Errorf("nats: read model stream %s: the server does not take atomic batch publishes (nats-server 2.12 or later does)", l.stream)
+		return nil, fmt.Errorf("nats: read model stream %s: the server does not take atomic batch publishes "+
+			"(nats-server 2.12 or later does)", l.stream)
 	}
 	s := &ReadModels{
 		nc:          c.NC,
@@ -91,16 +124,20 @@ func NewReadModels(ctx context.Context, c *Conn) (*ReadModels, error) {
 }
 
 // projection is what this store knows of one projection as its writer.
-// Its mutex serializes the store's Applies, Moves and Deletes of it.
 type projection struct {
 	mu sync.Mutex
 	writer
+	// stages are the Applies staged and not committed, in batches, oldest
+	// first; a committer goroutine runs while there are any.
+	stages     []*stage
+	committing bool
 }
 
-// writer is the state of a projection's writer, guarded by projection.mu.
+// writer is what the store knows of a projection's committed state,
+// guarded by projection.mu.
 type writer struct {
 	// known says that the fields below are the projection's state as of
-	// its last read or write by this store.
+	// the store's last read or write of it.
 	known   bool
 	gen     string // "" while the projection has no document
 	headRev uint64 // sequence of its head message; 0 when there is none
@@ -110,14 +147,10 @@ type writer struct {
 	// size, bounded by maxCacheBytes.
 	values     map[string]*value
 	cacheBytes int
-	// fenced refuses Applies: another writer wrote the projection.
+	// fenced refuses Applies: another writer wrote the projection, or
+	// staged Applies were lost.
 	fenced error
-	// doubt is an Apply whose commit went unanswered, to settle first.
-	doubt *doubt
 }
-
-// maxCacheBytes bounds a projection's cache of values.
-const maxCacheBytes = 4 << 20
 
 // state is a projection as read from the stream.
 type state struct {
@@ -129,36 +162,62 @@ type state struct {
 }
 
 // adopt makes st what the store knows of the projection, forgetting its
-// cache, fence and doubt.
-func (p *projection) adopt(st state) {
-	p.writer = writer{known: true, gen: st.gen, headRev: st.headRev, cpRev: st.cpRev, cp: st.cp}
+// cache and fence.
+func (w *writer) adopt(st state) {
+	*w = writer{known: true, gen: st.gen, headRev: st.headRev, cpRev: st.cpRev, cp: st.cp}
 }
 
 // forget drops what the store knows: the next Apply reads it again.
-func (p *projection) forget() { p.writer = writer{} }
+func (w *writer) forget() { *w = writer{} }
 
 // rev is the newest sequence the store knows of the projection.
-func (p *projection) rev() uint64 { return max(p.headRev, p.cpRev) }
+func (w *writer) rev() uint64 { return max(w.headRev, w.cpRev) }
 
-// cache keeps v as key's value, dropping others when the cache is full.
-func (p *projection) cache(key string, v *value) {
-	if p.values == nil {
-		p.values = map[string]*value{}
+// cache keeps v as key's committed value, dropping others when the cache
+// is full.
+func (w *writer) cache(key string, v *value) {
+	if w.values == nil {
+		w.values = map[string]*value{}
 	}
-	if old := p.values[key]; old != nil {
-		p.cacheBytes -= old.size()
+	if old := w.values[key]; old != nil {
+		w.cacheBytes -= old.size()
 	}
-	p.values[key] = v
-	p.cacheBytes += v.size()
-	for k, old := range p.values { // in random order
-		if p.cacheBytes <= maxCacheBytes {
+	w.values[key] = v
+	w.cacheBytes += v.size()
+	for k, old := range w.values { // in random order
+		if w.cacheBytes <= maxCacheBytes {
 			break
 		}
 		if k != key {
-			delete(p.values, k)
-			p.cacheBytes -= old.size()
+			delete(w.values, k)
+			w.cacheBytes -= old.size()
 		}
 	}
+}
+
+// stage is a batch of staged Applies: what the keys they change are left
+// with, the chunks they fill, and the checkpoint after them.
+type stage struct {
+	gen    string
+	newGen bool // the batch creates the document: its head and gen entry
+	work   map[string]*value
+	order  []string // keys of work, first changed first
+	chunks []outMsg
+	cp     readmodel.Checkpoint
+	sealed bool // taken by the committer: no more Applies join
+	// done is closed once the batch is committed or dropped; err then
+	// says which.
+	done chan struct{}
+	err  error
+}
+
+// size is the number of messages the batch takes.
+func (st *stage) size() int {
+	n := len(st.order) + len(st.chunks) + 1
+	if st.newGen {
+		n += 2
+	}
+	return n
 }
 
 func (s *ReadModels) projection(name string) *projection {
@@ -181,6 +240,16 @@ func (s *ReadModels) usable(ctx context.Context) error {
 		return errReadModelsClosed
 	}
 	return nil
+}
+
+// Failure is the error of Applies that were staged and then lost other
+// than to a fence (JetStream refused their batch for good); nil while
+// none were. Each projection they belonged to refuses Applies until its
+// Checkpoint is read again; a restart does that for all.
+func (s *ReadModels) Failure() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.failed
 }
 
 // readState reads a projection's head, then its checkpoint, from the
@@ -208,17 +277,18 @@ func (s *ReadModels) readState(ctx context.Context, name string) (state, error) 
 			return state{gen: gen, headRev: h.seq, cpRev: c.seq, cp: cp, cpData: c.data}, nil
 		}
 		if err := backoff(ctx, attempt); err != nil {
-			return state{}, fmt.Errorf("read model %q: %w", name, err)
+			return state{}, err
 		}
 	}
 }
 
-// Apply checks every change against the document, then writes the values
-// of the keys they change, the list chunks they fill and the merged
-// checkpoint as one atomic batch that expects the checkpoint at the
-// revision this store last read or wrote (ErrFenced otherwise). A type
-// clash, a value that does not encode as JSON, or more messages than one
-// batch holds (maxBatch) is refused before anything is sent.
+// Apply checks every change against the document as the committed state
+// and the Applies staged before it leave it, stages the changes and cp,
+// and returns; the commit follows in the background. A type clash, a
+// value that does not encode as JSON or does not fit a NATS message, or
+// more messages than one batch holds (ErrApplyTooLarge) is refused here
+// and stages nothing. An Apply returns ErrFenced once a batch of the
+// projection was refused because another writer wrote it.
 func (s *ReadModels) Apply(ctx context.Context, name string, changes []readmodel.Change, cp readmodel.Checkpoint) error {
 	if err := s.usable(ctx); err != nil {
 		return err
@@ -226,21 +296,21 @@ func (s *ReadModels) Apply(ctx context.Context, name string, changes []readmodel
 	p := s.projection(name)
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if err := s.apply(ctx, name, p, changes, cp); err != nil {
+	if err := s.stage(ctx, name, p, changes, cp); err != nil {
 		return fmt.Errorf("apply to read model %q: %w", name, err)
 	}
 	return nil
 }
 
-func (s *ReadModels) apply(ctx context.Context, name string, p *projection, changes []readmodel.Change, cp readmodel.Checkpoint) error {
-	if p.fenced != nil {
-		return p.fenced
-	}
-	if p.doubt != nil {
-		applied, err := s.settle(ctx, p, changes, cp)
-		if err != nil || applied {
+// stage is Apply under p.mu.
+func (s *ReadModels) stage(ctx context.Context, name string, p *projection, changes []readmodel.Change, cp readmodel.Checkpoint) error {
+	for len(p.stages) >= maxStages && p.fenced == nil {
+		if err := p.await(ctx, p.stages[0]); err != nil {
 			return err
 		}
+	}
+	if p.fenced != nil {
+		return p.fenced
 	}
 	if !p.known {
 		st, err := s.readState(ctx, name)
@@ -249,11 +319,17 @@ func (s *ReadModels) apply(ctx context.Context, name string, p *projection, chan
 		}
 		p.adopt(st)
 	}
-	if err := s.loadValues(ctx, p, changes); err != nil {
-		return err
+	gen, fresh := p.gen, false // fresh: no batch has stored the generation yet
+	if n := len(p.stages); n > 0 {
+		gen, fresh = p.stages[n-1].gen, p.stages[0].newGen
+	}
+	if gen != "" && !fresh {
+		if err := s.loadValues(ctx, p, gen, changes); err != nil {
+			return err
+		}
 	}
 	err := readmodel.Validate(changes, func(i int) (readmodel.Kind, error) {
-		if v := p.values[changes[i].Key]; v != nil {
+		if v := p.current(changes[i].Key); v != nil {
 			return v.kind(), nil
 		}
 		return readmodel.KindMissing, nil // a set, which fits anything: not loaded
@@ -261,42 +337,94 @@ func (s *ReadModels) apply(ctx context.Context, name string, p *projection, chan
 	if err != nil {
 		return err
 	}
-	b, err := s.build(name, p, changes, cp)
+	var next *stage // the batch this Apply joins
+	if n := len(p.stages); n > 0 && !p.stages[n-1].sealed {
+		next = p.stages[n-1]
+	}
+	if gen == "" {
+		gen = newGen()
+	}
+	o, err := s.overlay(p, gen, changes)
 	if err != nil {
 		return err
 	}
-	seq, err := s.commit(ctx, b.id, b.msgs)
-	switch {
-	case err == nil:
-		p.committed(b, seq)
-		return nil
-	case errors.Is(err, errConflict):
-		p.forget()
-		p.fenced = fmt.Errorf("%w: %w since this store last read or wrote its checkpoint; "+
-			"it stores nothing of this projection until it reads its Checkpoint again", ErrFenced, err)
-		return p.fenced
-	case errors.Is(err, errInDoubt):
-		d := &doubt{batch: b, ids: map[string]bool{b.id: true}, changes: slices.Clone(changes), cp: maps.Clone(cp)}
-		if b.newGen {
-			d.subject, d.expect = s.l.head(name), p.headRev // a rival marks it deleted, as it is
-		} else if d.data, err = json.Marshal(p.cp); err == nil {
-			d.subject, d.expect = s.l.checkpoint(p.gen), p.cpRev // a rival writes the checkpoint it holds
-		} else {
-			return err
+	if next != nil && next.size()+o.size() > maxBatch {
+		next.sealed = true
+		next = nil
+	}
+	if next == nil {
+		next = &stage{gen: gen, newGen: p.gen == "" && len(p.stages) == 0,
+			work: map[string]*value{}, cp: p.currentCheckpoint(), done: make(chan struct{})}
+		if n := next.size() + o.size(); n > maxBatch {
+			return fmt.Errorf("%d changes make %d messages, more than the %d one atomic JetStream batch holds: %w",
+				len(changes), n, maxBatch, ErrApplyTooLarge)
 		}
-		p.doubt = d
-		return fmt.Errorf("%w; the next Apply finds out whether it was stored", err)
-	default:
-		return err
+		p.stages = append(p.stages, next)
+	}
+	for _, key := range o.order {
+		if _, ok := next.work[key]; !ok {
+			next.order = append(next.order, key)
+		}
+		next.work[key] = o.work[key]
+	}
+	next.chunks = append(next.chunks, o.chunks...)
+	maps.Copy(next.cp, cp)
+	if !p.committing {
+		p.committing = true
+		s.committers.Add(1)
+		go s.commitStages(name, p)
+	}
+	return nil
+}
+
+// current is the value key holds once the staged Applies are committed:
+// the newest staged, else the committed one if cached; nil if unknown.
+func (p *projection) current(key string) *value {
+	if v := p.staged(key); v != nil {
+		return v
+	}
+	return p.values[key]
+}
+
+// staged is the value the staged Applies leave under key; nil if they do
+// not change it.
+func (p *projection) staged(key string) *value {
+	for i := len(p.stages) - 1; i >= 0; i-- {
+		if v := p.stages[i].work[key]; v != nil {
+			return v
+		}
+	}
+	return nil
+}
+
+// currentCheckpoint is a copy of the checkpoint once the staged Applies
+// are committed.
+func (p *projection) currentCheckpoint() readmodel.Checkpoint {
+	cp := p.cp
+	if n := len(p.stages); n > 0 {
+		cp = p.stages[n-1].cp
+	}
+	out := make(readmodel.Checkpoint, len(cp)+1)
+	maps.Copy(out, cp)
+	return out
+}
+
+// await waits, p.mu unlocked, for st to be committed or dropped.
+func (p *projection) await(ctx context.Context, st *stage) error {
+	p.mu.Unlock()
+	defer p.mu.Lock()
+	select {
+	case <-st.done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }
 
-// loadValues caches the values that changes need to be checked and
-// applied: of each key whose first change is not a set.
-func (s *ReadModels) loadValues(ctx context.Context, p *projection, changes []readmodel.Change) error {
-	if p.gen == "" {
-		return nil // a new document: every key is missing
-	}
+// loadValues caches the committed values that changes need to be checked
+// and applied: of each key whose first change is not a set and that
+// neither the cache nor a staged batch holds.
+func (s *ReadModels) loadValues(ctx context.Context, p *projection, gen string, changes []readmodel.Change) error {
 	var seen map[string]bool
 	for _, c := range changes {
 		if seen[c.Key] {
@@ -308,10 +436,10 @@ func (s *ReadModels) loadValues(ctx context.Context, p *projection, changes []re
 			}
 			seen[c.Key] = true
 		}
-		if c.Op == readmodel.OpSet || p.values[c.Key] != nil {
+		if c.Op == readmodel.OpSet || p.current(c.Key) != nil {
 			continue
 		}
-		m, err := s.last(ctx, s.l.value(p.gen, c.Key))
+		m, err := s.last(ctx, s.l.value(gen, c.Key))
 		if err != nil {
 			return err
 		}
@@ -326,46 +454,36 @@ func (s *ReadModels) loadValues(ctx context.Context, p *projection, changes []re
 	return nil
 }
 
-// batch is one Apply's messages and the state they leave.
-type batch struct {
-	id     string
-	msgs   []outMsg
-	gen    string
-	newGen bool
-	work   map[string]*value // changed keys' values after the batch
-	cp     readmodel.Checkpoint
-	cpData []byte
+// overlay is what one Apply changes, built aside so that a change that
+// fails leaves the staged batches as they were.
+type overlay struct {
+	work   map[string]*value
+	order  []string
+	chunks []outMsg
 }
 
-// maxSubject keeps a publish's protocol line under the server's 4096
-// bytes (max_control_line), past which it drops the connection.
-const maxSubject = 3000
+func (o *overlay) size() int { return len(o.order) + len(o.chunks) }
 
-// build turns changes into a batch: the value of each changed key once, as
-// the last of its changes leaves it, a message per list chunk filled, the
-// head for a new document, and the checkpoint last.
-func (s *ReadModels) build(name string, p *projection, changes []readmodel.Change, cp readmodel.Checkpoint) (*batch, error) {
-	b := &batch{id: newGen(), gen: p.gen, work: make(map[string]*value, len(changes))}
-	if b.gen == "" {
-		b.gen, b.newGen = newGen(), true
-		b.msgs = append(b.msgs, outMsg{subject: s.l.genEntry(b.gen), data: []byte(name)})
-	}
-	var order []string
+// overlay applies changes to copies of the values they change, checking
+// that every message they make fits NATS.
+func (s *ReadModels) overlay(p *projection, gen string, changes []readmodel.Change) (*overlay, error) {
+	o := &overlay{work: make(map[string]*value, len(changes))}
 	work := func(key string) *value {
-		if w := b.work[key]; w != nil {
+		if w := o.work[key]; w != nil {
 			return w
 		}
 		w := &value{}
-		if c := p.values[key]; c != nil {
+		if c := p.current(key); c != nil {
 			*w = *c
+			w.own = false
 		}
-		b.work[key] = w
-		order = append(order, key)
+		o.work[key] = w
+		o.order = append(o.order, key)
 		return w
 	}
 	for i, c := range changes {
 		flush := func(v *value) {
-			b.msgs = append(b.msgs, outMsg{subject: s.l.chunk(b.gen, c.Key, v.chunks), data: v.tail})
+			o.chunks = append(o.chunks, outMsg{subject: s.l.chunk(gen, c.Key, v.chunks), data: v.tail})
 		}
 		switch c.Op {
 		case readmodel.OpSet:
@@ -384,131 +502,194 @@ func (s *ReadModels) build(name string, p *projection, changes []readmodel.Chang
 			work(c.Key).increment(c.Delta)
 		}
 	}
-	for _, key := range order {
-		b.msgs = append(b.msgs, outMsg{subject: s.l.value(b.gen, key), data: b.work[key].encode()})
+	check := func(subject string, size int) error {
+		if len(subject) > maxSubject {
+			return fmt.Errorf("subject %.60s... of %d bytes: a key or projection name too long for a NATS subject (%d bytes at most, encoded)",
+				subject, len(subject), maxSubject)
+		}
+		if limit := s.nc.MaxPayload() - 512; int64(size) > limit {
+			return fmt.Errorf("%s: %d bytes, more than the %d a NATS message holds here (the server's max_payload, less headers)",
+				subject, size, limit)
+		}
+		return nil
 	}
-	if b.newGen {
-		b.msgs = append(b.msgs, outMsg{subject: s.l.head(name), data: []byte(b.gen), expect: p.headRev, expectSet: true})
-	}
-	b.cp = make(readmodel.Checkpoint, len(p.cp)+len(cp))
-	maps.Copy(b.cp, p.cp)
-	maps.Copy(b.cp, cp)
-	var err error
-	if b.cpData, err = json.Marshal(b.cp); err != nil {
-		return nil, fmt.Errorf("checkpoint: %w", err)
-	}
-	b.msgs = append(b.msgs, outMsg{subject: s.l.checkpoint(b.gen), data: b.cpData, expect: p.cpRev, expectSet: true})
-	if len(b.msgs) > maxBatch {
-		return nil, fmt.Errorf("%d changes make %d messages, more than the %d one atomic JetStream batch holds: %w",
-			len(changes), len(b.msgs), maxBatch, ErrApplyTooLarge)
-	}
-	for _, m := range b.msgs {
-		if len(m.subject) > maxSubject {
-			return nil, fmt.Errorf("subject %.40s... of %d bytes: a key or projection name too long for a NATS subject (at most %d bytes encoded)",
-				m.subject, len(m.subject), maxSubject)
+	for _, key := range o.order {
+		v := o.work[key]
+		if err := check(s.l.value(gen, key), v.encodedSize()); err != nil {
+			return nil, err
 		}
 	}
-	return b, nil
+	for _, c := range o.chunks {
+		if err := check(c.subject, len(c.data)); err != nil {
+			return nil, err
+		}
+	}
+	return o, nil
 }
 
-// ErrApplyTooLarge is wrapped by the error of an Apply that needs more
-// messages than one atomic JetStream batch holds (maxBatch: one per changed
-// key, one per list chunk it fills, one for the checkpoint). Nothing of it
-// is stored.
-var ErrApplyTooLarge = errors.New("apply too large for one atomic batch")
+// commitStages commits p's staged batches, oldest first, until none is
+// left. A batch that fails in a way a retry may cure (no answer, no stream
+// leader) is sent again, with the same expectations, so at most one of its
+// attempts is stored; asking the fenced subject which one settles a
+// doubt. A fence, a refusal for good, or Close drops every staged batch.
+func (s *ReadModels) commitStages(name string, p *projection) {
+	defer s.committers.Done()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for len(p.stages) > 0 {
+		st := p.stages[0]
+		st.sealed = true
+		msgs, fence := s.batchOf(name, p, st)
+		p.mu.Unlock()
+		seq, err := s.commitRetrying(msgs, fence)
+		p.mu.Lock()
+		if err != nil {
+			p.drop(err, s)
+			break
+		}
+		p.committed(st, seq)
+		p.stages = p.stages[1:]
+		close(st.done)
+	}
+	p.committing = false
+}
 
-// committed records what b's commit, ending at sequence seq, leaves.
-func (p *projection) committed(b *batch, seq uint64) {
-	if b.newGen {
-		p.gen, p.headRev = b.gen, seq-1 // the head comes just before the checkpoint
+// batchOf lays st out as messages: the generation's entry first if new,
+// the values, the chunks, the head if new, and the checkpoint last. fence
+// is the subject whose expected revision decides which writer's batch is
+// stored.
+func (s *ReadModels) batchOf(name string, p *projection, st *stage) (msgs []outMsg, fence string) {
+	msgs = make([]outMsg, 0, st.size())
+	if st.newGen {
+		msgs = append(msgs, outMsg{subject: s.l.genEntry(st.gen), data: []byte(name)})
+	}
+	for _, key := range st.order {
+		msgs = append(msgs, outMsg{subject: s.l.value(st.gen, key), data: st.work[key].encode()})
+	}
+	msgs = append(msgs, st.chunks...)
+	cpData, _ := json.Marshal(st.cp) // a map of numbers encodes
+	fence, cpExpect := s.l.checkpoint(st.gen), p.cpRev
+	if st.newGen {
+		fence, cpExpect = s.l.head(name), 0
+		msgs = append(msgs, outMsg{subject: fence, data: []byte(st.gen), expect: p.headRev, expectSet: true})
+	}
+	msgs = append(msgs, outMsg{subject: s.l.checkpoint(st.gen), data: cpData, expect: cpExpect, expectSet: true})
+	return msgs, fence
+}
+
+// commitRetrying commits msgs, sending them again while the failure may
+// pass, and returns the sequence of the last. All attempts expect fence at
+// the same revision, so at most one is stored: when one is refused for a
+// conflict, the fence's message says whether an earlier attempt, whose
+// answer was lost, got there first.
+func (s *ReadModels) commitRetrying(msgs []outMsg, fence string) (uint64, error) {
+	ctx := context.Background()
+	ids := map[string]bool{}
+	for attempt := 0; ; attempt++ {
+		id := newGen()
+		ids[id] = true
+		seq, err := s.commit(ctx, id, msgs)
+		if err == nil && s.loseAnswer != nil && s.loseAnswer() {
+			err = fmt.Errorf("%w: lost in a test", errInDoubt)
+		}
+		if err == nil {
+			return seq, nil
+		}
+		if errors.Is(err, errConflict) && len(ids) > 1 {
+			m, rerr := s.last(ctx, fence)
+			switch {
+			case rerr != nil:
+				err = fmt.Errorf("%w: %w", errTransient, rerr)
+			case m != nil && ids[m.header.Get(headerBatchID)]:
+				if fence == msgs[len(msgs)-1].subject {
+					return m.seq, nil
+				}
+				return m.seq + 1, nil // the head, just before the checkpoint
+			}
+		}
+		if !errors.Is(err, errInDoubt) && !errors.Is(err, errTransient) {
+			return 0, err
+		}
+		if s.closed.Load() {
+			return 0, fmt.Errorf("%w, with a batch still unanswered: %w", errReadModelsClosed, err)
+		}
+		time.Sleep(min(time.Duration(1<<min(attempt, 10))*time.Millisecond, maxRetryWait))
+	}
+}
+
+// committed records what st's batch, stored up to sequence seq, leaves.
+func (p *projection) committed(st *stage, seq uint64) {
+	if st.newGen {
+		p.gen, p.headRev = st.gen, seq-1 // the head comes just before the checkpoint
 		p.values, p.cacheBytes = nil, 0
 	}
-	p.cpRev, p.cp = seq, b.cp
-	for key, v := range b.work {
+	p.cpRev, p.cp = seq, st.cp
+	for key, v := range st.work {
 		p.cache(key, v.forCache())
 	}
 }
 
-// doubt is an Apply whose commit went unanswered: it may have been stored,
-// or be stored later (a message the client buffered while reconnecting).
-type doubt struct {
-	batch *batch
-	// subject is where the batch and its rivals expect revision expect:
-	// the checkpoint, or the head of a new document. data is a rival's
-	// message, which changes nothing there.
-	subject string
-	expect  uint64
-	data    []byte
-	// ids are the batch and the rivals sent since, exactly one of which
-	// can be stored, since all expect the same revision.
-	ids     map[string]bool
-	changes []readmodel.Change
-	cp      readmodel.Checkpoint
-}
-
-// settle finds out whether the doubtful Apply was stored, sending a rival
-// that expects the same revision if nothing was yet: once the rival is
-// stored, the Apply never can be. It reports applied when the Apply was
-// stored and is the one the caller applies again (its retry).
-func (s *ReadModels) settle(ctx context.Context, p *projection, changes []readmodel.Change, cp readmodel.Checkpoint) (applied bool, err error) {
-	d := p.doubt
-	for {
-		m, err := s.last(ctx, d.subject)
-		if err != nil {
-			return false, err
+// drop gives up every staged batch after err, and fences the projection:
+// the Applies in them had returned, and only reading the checkpoint again
+// tells the writer where the projection stands.
+func (p *projection) drop(err error, s *ReadModels) {
+	n := 0
+	for _, st := range p.stages {
+		st.err = err
+		close(st.done)
+		n++
+	}
+	p.stages = nil
+	p.forget()
+	if errors.Is(err, errConflict) {
+		p.fenced = fmt.Errorf("%w: JetStream refused a batch: %w; this store dropped what it staged "+
+			"(%d batches) and applies nothing to the projection until it reads its Checkpoint again", ErrFenced, err, n)
+		return
+	}
+	p.fenced = fmt.Errorf("staged Applies were lost (%d batches): %w; "+
+		"this store applies nothing to the projection until it reads its Checkpoint again", n, err)
+	if !errors.Is(err, errReadModelsClosed) {
+		s.mu.Lock()
+		if s.failed == nil {
+			s.failed = p.fenced
 		}
-		var id string
-		if m != nil {
-			id = m.header.Get(headerBatchID)
-		}
-		switch {
-		case m == nil && d.expect == 0 || m != nil && m.seq == d.expect:
-			rival := newGen()
-			d.ids[rival] = true
-			seq, err := s.commit(ctx, rival, []outMsg{{subject: d.subject, data: d.data, expect: d.expect, expectSet: true}})
-			switch {
-			case errors.Is(err, errConflict):
-				continue // the Apply or an earlier rival got there first
-			case err != nil:
-				return false, err
-			}
-			if d.batch.newGen {
-				p.headRev = seq
-			} else {
-				p.cpRev = seq
-			}
-			p.doubt = nil
-			return false, nil
-		case id == d.batch.id:
-			last := m.seq // the checkpoint
-			if d.batch.newGen {
-				last++ // the head, just before it
-			}
-			p.committed(d.batch, last)
-			p.doubt = nil
-			return reflect.DeepEqual(changes, d.changes) && maps.Equal(cp, d.cp), nil
-		case d.ids[id]:
-			if d.batch.newGen {
-				p.headRev = m.seq
-			} else {
-				p.cpRev = m.seq
-			}
-			p.doubt = nil
-			return false, nil
-		default:
-			p.forget()
-			p.fenced = fmt.Errorf("%w: %s changed while an Apply was in doubt; "+
-				"it stores nothing of this projection until it reads its Checkpoint again", ErrFenced, d.subject)
-			return false, p.fenced
-		}
+		s.mu.Unlock()
 	}
 }
 
-// Checkpoint reads the projection's checkpoint from JetStream. It is also
-// how a writer takes a projection over: the revision read is what the
-// store's next Apply expects, unless the store itself wrote a newer one.
+// barrier waits until what was staged for p before it is committed or
+// dropped, and returns with p.mu held.
+func (p *projection) barrier(ctx context.Context) error {
+	p.mu.Lock()
+	for len(p.stages) > 0 {
+		if err := p.await(ctx, p.stages[len(p.stages)-1]); err != nil {
+			p.mu.Unlock()
+			return err
+		}
+	}
+	return nil
+}
+
+// flushed waits until what was staged for name before it is committed or
+// dropped.
+func (s *ReadModels) flushed(ctx context.Context, name string) error {
+	p := s.projection(name)
+	if err := p.barrier(ctx); err != nil {
+		return err
+	}
+	p.mu.Unlock()
+	return nil
+}
+
+// Checkpoint reads the projection's checkpoint from JetStream, once what
+// this store staged is committed. It is also how a writer takes a
+// projection over: the revision read is what the store's next Apply
+// expects, unless the store wrote a newer one meanwhile.
 func (s *ReadModels) Checkpoint(ctx context.Context, name string) (readmodel.Checkpoint, error) {
 	if err := s.usable(ctx); err != nil {
+		return nil, err
+	}
+	if err := s.flushed(ctx, name); err != nil {
 		return nil, err
 	}
 	st, err := s.readState(ctx, name)
@@ -517,7 +698,7 @@ func (s *ReadModels) Checkpoint(ctx context.Context, name string) (readmodel.Che
 	}
 	p := s.projection(name)
 	p.mu.Lock()
-	if !p.known || p.fenced != nil || p.doubt != nil || max(st.headRev, st.cpRev) > p.rev() {
+	if len(p.stages) == 0 && (!p.known || p.fenced != nil || max(st.headRev, st.cpRev) > p.rev()) {
 		p.adopt(st)
 	}
 	p.mu.Unlock()
@@ -527,10 +708,22 @@ func (s *ReadModels) Checkpoint(ctx context.Context, name string) (readmodel.Che
 	return st.cp, nil
 }
 
-// Checkpoints returns every stored projection's checkpoint.
+// Checkpoints returns every stored projection's checkpoint, once what this
+// store staged is committed.
 func (s *ReadModels) Checkpoints(ctx context.Context) (map[string]readmodel.Checkpoint, error) {
 	if err := s.usable(ctx); err != nil {
 		return nil, err
+	}
+	s.mu.Lock()
+	staged := make([]string, 0, len(s.projections))
+	for name := range s.projections {
+		staged = append(staged, name)
+	}
+	s.mu.Unlock()
+	for _, name := range staged {
+		if err := s.flushed(ctx, name); err != nil {
+			return nil, err
+		}
 	}
 	var names []string
 	err := s.scanLeader(ctx, s.l.heads(), func(m *storedMsg) error {
@@ -561,14 +754,16 @@ func (s *ReadModels) Checkpoints(ctx context.Context) (map[string]readmodel.Chec
 }
 
 // Delete marks the projection's head and checkpoint deleted in one batch,
-// then purges its generation. Deleting an unknown projection is not an
-// error.
+// once what this store staged for it is committed, then purges its
+// generation. Deleting an unknown projection is not an error.
 func (s *ReadModels) Delete(ctx context.Context, name string) error {
 	if err := s.usable(ctx); err != nil {
 		return err
 	}
 	p := s.projection(name)
-	p.mu.Lock()
+	if err := p.barrier(ctx); err != nil {
+		return err
+	}
 	defer p.mu.Unlock()
 	p.forget()
 	if err := s.delete(ctx, name); err != nil {
@@ -617,24 +812,25 @@ func (s *ReadModels) dropGen(ctx context.Context, gen string) error {
 // Move points to's head at from's generation and marks from's head deleted
 // in one batch, which also rewrites from's checkpoint (fencing a writer of
 // from) and marks to's old checkpoint deleted (fencing a writer of to);
-// then it purges to's old generation. The cost does not grow with the
-// document.
+// then it purges to's old generation. It runs once what this store staged
+// for either is committed, and costs the same whatever the document holds.
 func (s *ReadModels) Move(ctx context.Context, from, to string) error {
 	if err := s.usable(ctx); err != nil {
 		return err
 	}
 	pf, pt := s.projection(from), s.projection(to)
-	if from == to {
-		pf.mu.Lock()
-		defer pf.mu.Unlock()
-	} else {
-		first, second := pf, pt
-		if to < from {
-			first, second = pt, pf
+	first, second := pf, pt
+	if to < from {
+		first, second = pt, pf
+	}
+	if err := first.barrier(ctx); err != nil {
+		return err
+	}
+	defer first.mu.Unlock()
+	if from != to {
+		if err := second.barrier(ctx); err != nil {
+			return err
 		}
-		first.mu.Lock()
-		defer first.mu.Unlock()
-		second.mu.Lock()
 		defer second.mu.Unlock()
 	}
 	if err := s.move(ctx, from, to, pf, pt); err != nil {
@@ -689,9 +885,6 @@ func (s *ReadModels) move(ctx context.Context, from, to string, pf, pt *projecti
 	}
 }
 
-// maxAttempts bounds the reads of something that keeps changing meanwhile.
-const maxAttempts = 20
-
 // backoff waits before attempt+1 of a read or write that found its
 // subject changed meanwhile, and gives up after maxAttempts.
 func backoff(ctx context.Context, attempt int) error {
@@ -708,10 +901,12 @@ func backoff(ctx context.Context, attempt int) error {
 	}
 }
 
-// Close makes later calls return an error; closing again is a no-op. The
-// Conn stays open: its owner closes it.
+// Close commits what is staged and makes later calls return an error;
+// closing again is a no-op. A batch JetStream does not take is dropped
+// rather than retried. The Conn stays open: its owner closes it.
 func (s *ReadModels) Close() error {
 	s.closed.Store(true)
+	s.committers.Wait()
 	return nil
 }
 

@@ -126,6 +126,9 @@ const (
 	// maxBatch is the server's default limit of messages in one atomic
 	// batch (jetstream limits max_batch_size).
 	maxBatch = 1000
+	// errCodeIncompleteBatch is JetStream's answer to a batch it did not
+	// receive whole.
+	errCodeIncompleteBatch = 10176
 	// requestTimeout bounds a request whose context has no deadline.
 	requestTimeout = 10 * time.Second
 )
@@ -284,11 +287,15 @@ type outMsg struct {
 
 // errConflict is a batch refused because a subject it expects did not
 // have the sequence it expected: someone else wrote it since.
-var errConflict = errors.New("written by another writer")
+var errConflict = errors.New("another writer's revision where this store expected its own")
 
 // errInDoubt wraps a failure after which the batch may or may not have
-// been committed: its answer never came.
+// been stored: its answer never came.
 var errInDoubt = errors.New("the answer to the commit was lost")
+
+// errTransient wraps a refusal that may pass on a retry: no stream leader
+// for the moment, too many batches open.
+var errTransient = errors.New("JetStream is not ready for it")
 
 // commit writes msgs as one atomic batch and returns the sequence of the
 // last. The server checks every expectation before storing any message,
@@ -332,7 +339,7 @@ func (s *ReadModels) commit(ctx context.Context, id string, msgs []outMsg) (uint
 	resp, err := s.nc.RequestMsgWithContext(rctx, out[len(out)-1])
 	switch {
 	case errors.Is(err, nats.ErrNoResponders):
-		return 0, fmt.Errorf("publish to JetStream: the stream %s does not answer: %w", s.l.stream, err)
+		return 0, fmt.Errorf("%w: the stream %s does not answer: %w", errTransient, s.l.stream, err)
 	case err != nil:
 		return 0, fmt.Errorf("%w: %w", errInDoubt, err)
 	}
@@ -344,12 +351,14 @@ func (s *ReadModels) commit(ctx context.Context, id string, msgs []outMsg) (uint
 	if err := json.Unmarshal(resp.Data, &ack); err != nil {
 		return 0, fmt.Errorf("%w: the answer does not decode: %w", errInDoubt, err)
 	}
-	if ack.Error != nil {
-		switch ack.Error.ErrorCode {
-		case jetstream.JSErrCodeStreamWrongLastSequence, jetstream.JSErrCodeStreamWrongLastSequenceConstant:
-			return 0, fmt.Errorf("%w (%s)", errConflict, ack.Error.Description)
+	if e := ack.Error; e != nil {
+		switch {
+		case e.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence, e.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant:
+			return 0, fmt.Errorf("%w (%s)", errConflict, e.Description)
+		case e.Code == 503, e.Code == 429, e.ErrorCode == errCodeIncompleteBatch:
+			return 0, fmt.Errorf("%w: %w", errTransient, e)
 		}
-		return 0, fmt.Errorf("JetStream refused the batch: %w", ack.Error)
+		return 0, fmt.Errorf("JetStream refused the batch: %w", e)
 	}
 	if ack.Count != len(msgs) {
 		return 0, fmt.Errorf("JetStream stored %d messages of a batch of %d", ack.Count, len(msgs))

@@ -10,7 +10,8 @@ import (
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/readmodel"
 )
 
-// Document reads the projection's generation and renders it as the memory
+// Document reads, once what this store staged for the projection is
+// committed, the projection's generation and renders it as the memory
 // store renders a document, keys in sorted order.
 //
 // The generation is read in one direct get, which one replica answers from
@@ -23,6 +24,9 @@ import (
 // argument holds, since each message is read after the ones before it.
 func (s *ReadModels) Document(ctx context.Context, name string) ([]byte, error) {
 	if err := s.usable(ctx); err != nil {
+		return nil, err
+	}
+	if err := s.flushed(ctx, name); err != nil {
 		return nil, err
 	}
 	out, err := s.document(ctx, name)
@@ -129,12 +133,30 @@ func chunkOf(key string, found map[int][]byte) func(int) ([]byte, error) {
 	}
 }
 
-// Value reads the key's value from the leader, and a list's full chunks
-// with it in one direct get, as Document reads a generation: the answer
-// counts if its value is at least the one the leader gave.
+// Value reads the key's value. A value that Applies not yet committed
+// leave is answered from what they staged, so a projection that reads a
+// key, computes its next value and sets it (Reduce) goes on at the pace of
+// staging, not of commits; a list with full chunks waits for the commit.
+// A key they did not change is read from the leader at once, and a list's
+// full chunks with it in one direct get, as Document reads a generation:
+// the answer counts if its value is at least the one the leader gave.
 func (s *ReadModels) Value(ctx context.Context, name, key string) ([]byte, bool, error) {
 	if err := s.usable(ctx); err != nil {
 		return nil, false, err
+	}
+	p := s.projection(name)
+	p.mu.Lock()
+	v := p.staged(key)
+	if v != nil && (v.tag != tagList || v.chunks == 0) {
+		out, err := v.render(nil, nil)
+		p.mu.Unlock()
+		return out, err == nil, err
+	}
+	p.mu.Unlock()
+	if v != nil {
+		if err := s.flushed(ctx, name); err != nil {
+			return nil, false, err
+		}
 	}
 	out, found, err := s.value(ctx, name, key)
 	if err != nil {

@@ -86,6 +86,9 @@ func (v *value) encode() []byte {
 	}
 }
 
+// encodedSize is about len(v.encode()), at least.
+func (v *value) encodedSize() int { return 1 + 2*binary.MaxVarintLen32 + len(v.tail) + len(v.json) }
+
 // decodeValue reads a value message. The value keeps b for its JSON and
 // tail.
 func decodeValue(b []byte) (value, error) {
