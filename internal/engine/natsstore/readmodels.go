@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/readmodel"
 )
 
@@ -287,7 +288,8 @@ func (s *ReadModels) readState(ctx context.Context, name string) (state, error) 
 // and returns; the commit follows in the background. A type clash, a
 // value that does not encode as JSON or does not fit a NATS message, or
 // more messages than one batch holds (ErrApplyTooLarge) is refused here
-// and stages nothing. An Apply returns ErrFenced once a batch of the
+// and stages nothing; all but the type clash are engine.Permanent, as a
+// type clash counts for projections: retrying cannot fix them. An Apply returns ErrFenced once a batch of the
 // projection was refused because another writer wrote it.
 func (s *ReadModels) Apply(ctx context.Context, name string, changes []readmodel.Change, cp readmodel.Checkpoint) error {
 	if err := s.usable(ctx); err != nil {
@@ -346,7 +348,7 @@ func (s *ReadModels) stage(ctx context.Context, name string, p *projection, chan
 	}
 	o, err := s.overlay(p, gen, changes)
 	if err != nil {
-		return err
+		return engine.Permanent(err)
 	}
 	if next != nil && next.size()+o.size() > maxBatch {
 		next.sealed = true
@@ -356,7 +358,7 @@ func (s *ReadModels) stage(ctx context.Context, name string, p *projection, chan
 		next = &stage{gen: gen, newGen: p.gen == "" && len(p.stages) == 0,
 			work: map[string]*value{}, cp: p.currentCheckpoint(), done: make(chan struct{})}
 		if n := next.size() + o.size(); n > maxBatch {
-			return fmt.Errorf("%d changes make %d messages, more than the %d one atomic JetStream batch holds: %w",
+			return engine.Permanentf("%d changes make %d messages, more than the %d one atomic JetStream batch holds: %w",
 				len(changes), n, maxBatch, ErrApplyTooLarge)
 		}
 		p.stages = append(p.stages, next)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/natsstore/natstest"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/readmodel"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/readmodel/readmodeltest"
@@ -210,7 +211,7 @@ func TestAppendingToALongListRewritesOnlyItsTail(t *testing.T) {
 	}
 }
 
-func TestAnApplyTooLargeForOneBatchIsRefusedWhole(t *testing.T) {
+func TestAnApplyThatCannotBeStoredIsRefusedWholeForGood(t *testing.T) {
 	s := openReadModels(t, "toolarge")
 	ctx := t.Context()
 	keys := func(n int) []readmodel.Change {
@@ -221,15 +222,23 @@ func TestAnApplyTooLargeForOneBatchIsRefusedWhole(t *testing.T) {
 		return changes
 	}
 	for _, tt := range []struct {
-		name    string
-		changes []readmodel.Change
+		name     string
+		changes  []readmodel.Change
+		tooLarge bool // else the error names the value or key
 	}{
-		{"a key too many", keys(maxBatch - 2)},
-		{"a list of too many chunks", []readmodel.Change{{Key: "l", Op: readmodel.OpSet, Value: make([]any, maxBatch*chunkItems)}}},
+		{"a key too many for a batch", keys(maxBatch - 2), true},
+		{"a list of too many chunks for a batch",
+			[]readmodel.Change{{Key: "l", Op: readmodel.OpSet, Value: make([]any, maxBatch*chunkItems)}}, true},
+		{"a value larger than a NATS message", []readmodel.Change{{Key: "v", Op: readmodel.OpSet, Value: strings.Repeat("x", 1<<20)}}, false},
+		{"a list item larger than a NATS message",
+			[]readmodel.Change{{Key: "v", Op: readmodel.OpAppend, Value: strings.Repeat("x", 1<<20)}}, false},
+		{"a key too long for a subject", []readmodel.Change{{Key: strings.Repeat("/", maxSubject/3), Op: readmodel.OpSet, Value: 1}}, false},
+		{"NaN", []readmodel.Change{{Key: "v", Op: readmodel.OpSet, Value: math.NaN()}}, false},
 	} {
-		err := s.Apply(ctx, "p", tt.changes, readmodel.Checkpoint{"s": 1})
-		if !errors.Is(err, ErrApplyTooLarge) {
-			t.Errorf("apply %s: got %v, want ErrApplyTooLarge", tt.name, err)
+		changes := append([]readmodel.Change{{Key: "first", Op: readmodel.OpSet, Value: "fits"}}, tt.changes...)
+		err := s.Apply(ctx, "p", changes, readmodel.Checkpoint{"s": 1})
+		if err == nil || errors.Is(err, ErrApplyTooLarge) != tt.tooLarge || !engine.IsPermanent(err) {
+			t.Errorf("apply %s: got %v; want a permanent error, ErrApplyTooLarge %v", tt.name, err, tt.tooLarge)
 		}
 	}
 	if _, err := s.Document(ctx, "p"); !errors.Is(err, readmodel.ErrNotFound) {
