@@ -288,9 +288,10 @@ func (s *ReadModels) readState(ctx context.Context, name string) (state, error) 
 // and returns; the commit follows in the background. A type clash, a
 // value that does not encode as JSON or does not fit a NATS message, or
 // more messages than one batch holds (ErrApplyTooLarge) is refused here
-// and stages nothing; all but the type clash are engine.Permanent, as a
-// type clash counts for projections: retrying cannot fix them. An Apply returns ErrFenced once a batch of the
-// projection was refused because another writer wrote it.
+// and stages nothing; all but the type clash are engine.Permanent (a
+// projection treats a type clash as such): retrying cannot fix them. An
+// Apply returns ErrFenced once a batch of the projection was refused
+// because another writer wrote it.
 func (s *ReadModels) Apply(ctx context.Context, name string, changes []readmodel.Change, cp readmodel.Checkpoint) error {
 	if err := s.usable(ctx); err != nil {
 		return err
@@ -361,6 +362,15 @@ func (s *ReadModels) stage(ctx context.Context, name string, p *projection, chan
 			return engine.Permanentf("%d changes make %d messages, more than the %d one atomic JetStream batch holds: %w",
 				len(changes), n, maxBatch, ErrApplyTooLarge)
 		}
+	}
+	if !p.committing {
+		if err := s.startCommitter(); err != nil {
+			return err
+		}
+		p.committing = true
+		defer func() { go s.commitStages(name, p) }()
+	}
+	if len(p.stages) == 0 || p.stages[len(p.stages)-1] != next {
 		p.stages = append(p.stages, next)
 	}
 	for _, key := range o.order {
@@ -371,11 +381,18 @@ func (s *ReadModels) stage(ctx context.Context, name string, p *projection, chan
 	}
 	next.chunks = append(next.chunks, o.chunks...)
 	maps.Copy(next.cp, cp)
-	if !p.committing {
-		p.committing = true
-		s.committers.Add(1)
-		go s.commitStages(name, p)
+	return nil
+}
+
+// startCommitter counts a committer about to start, unless the store is
+// closed: Close waits for the committers counted.
+func (s *ReadModels) startCommitter() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed.Load() {
+		return errReadModelsClosed
 	}
+	s.committers.Add(1)
 	return nil
 }
 
@@ -659,8 +676,7 @@ func (p *projection) drop(err error, s *ReadModels) {
 	}
 }
 
-// barrier waits until what was staged for p before it is committed or
-// dropped, and returns with p.mu held.
+// barrier waits until nothing is staged for p, and returns with p.mu held.
 func (p *projection) barrier(ctx context.Context) error {
 	p.mu.Lock()
 	for len(p.stages) > 0 {
@@ -673,14 +689,18 @@ func (p *projection) barrier(ctx context.Context) error {
 }
 
 // flushed waits until what was staged for name before it is committed or
-// dropped.
+// dropped: the newest batch staged, as batches are committed in order.
 func (s *ReadModels) flushed(ctx context.Context, name string) error {
 	p := s.projection(name)
-	if err := p.barrier(ctx); err != nil {
-		return err
+	p.mu.Lock()
+	if len(p.stages) == 0 {
+		p.mu.Unlock()
+		return nil
 	}
+	last := p.stages[len(p.stages)-1]
+	err := p.await(ctx, last)
 	p.mu.Unlock()
-	return nil
+	return err
 }
 
 // Checkpoint reads the projection's checkpoint from JetStream, once what
@@ -907,7 +927,9 @@ func backoff(ctx context.Context, attempt int) error {
 // closing again is a no-op. A batch JetStream does not take is dropped
 // rather than retried. The Conn stays open: its owner closes it.
 func (s *ReadModels) Close() error {
+	s.mu.Lock()
 	s.closed.Store(true)
+	s.mu.Unlock()
 	s.committers.Wait()
 	return nil
 }

@@ -4,14 +4,36 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/natsstore/natstest"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/readmodel"
 )
 
-// BenchmarkReadModelsApply is one projection's Apply of one event at a
-// time, as a projection applies them: a count, a list item and a latest
-// value, with the checkpoint.
+// BenchmarkReadModelsApply is one projection applying one event at a time,
+// as a projection does: a count, a list item and a latest value by key,
+// with the checkpoint; then a read, which waits for the last commit. On
+// the shared single-node server (file storage), and on three nodes on
+// loopback with a stream of three replicas.
 func BenchmarkReadModelsApply(b *testing.B) {
-	s := openReadModels(b, fmt.Sprintf("bench%d", b.N))
+	b.Run("OneNode", func(b *testing.B) {
+		benchmarkApply(b, openReadModels(b, fmt.Sprintf("bench%d", b.N)))
+	})
+	b.Run("ThreeNodes", func(b *testing.B) {
+		c := natstest.StartCluster(b, natstest.Options{})
+		conn, err := Connect(b.Context(), Options{URL: c.URLs(), Replicas: 3, Prefix: "bench"})
+		if err != nil {
+			b.Fatal(err)
+		}
+		s, err := NewReadModels(b.Context(), conn)
+		if err != nil {
+			b.Fatal(err)
+		}
+		o := ownedReadModels{s, conn}
+		b.Cleanup(func() { _ = o.Close() })
+		benchmarkApply(b, o)
+	})
+}
+
+func benchmarkApply(b *testing.B, s ownedReadModels) {
 	ctx := b.Context()
 	b.ReportAllocs()
 	i := uint64(0)

@@ -594,4 +594,20 @@ func TestReadModelsOnAClusterOfThreeKeepWorkingWhenANodeStops(t *testing.T) {
 	apply(1, 200)
 	c.Stop(0)
 	apply(201, 400)
+	// The other replica takes p over; the first is fenced.
+	if _, err := r.Checkpoint(t.Context(), "p"); err != nil {
+		t.Fatal(err)
+	}
+	if err := applyCount(t, r, 401); err != nil {
+		t.Fatal(err)
+	}
+	flush(t, r)
+	err := applyCount(t, w, 401)
+	if err == nil {
+		flush(t, w)
+		err = applyCount(t, w, 402)
+	}
+	if !errors.Is(err, ErrFenced) {
+		t.Fatalf("apply by the deposed writer on a cluster: got %v, want ErrFenced", err)
+	}
 }
