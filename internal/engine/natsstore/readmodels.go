@@ -81,6 +81,9 @@ const (
 	// maxInflightBatches leaves room under the server's 50 open batches
 	// per stream for another replica's writes.
 	maxInflightBatches = 16
+	// maxBatchBytes ends a batch that Applies join: one Apply may make a
+	// larger one, up to maxBatch messages.
+	maxBatchBytes = 8 << 20
 	// maxStages bounds a projection's batches staged and not committed:
 	// beyond them Apply waits, so a slow JetStream holds projections back
 	// instead of filling memory.
@@ -205,6 +208,7 @@ type stage struct {
 	order  []string // keys of work, first changed first
 	chunks []outMsg
 	cp     readmodel.Checkpoint
+	bytes  int  // about the bytes of its messages, at most
 	sealed bool // taken by the committer: no more Applies join
 	// done is closed once the batch is committed or dropped; err then
 	// says which.
@@ -351,7 +355,7 @@ func (s *ReadModels) stage(ctx context.Context, name string, p *projection, chan
 	if err != nil {
 		return engine.Permanent(err)
 	}
-	if next != nil && next.size()+o.size() > maxBatch {
+	if next != nil && (next.size()+o.size() > maxBatch || next.bytes+o.bytes > maxBatchBytes) {
 		next.sealed = true
 		next = nil
 	}
@@ -380,6 +384,7 @@ func (s *ReadModels) stage(ctx context.Context, name string, p *projection, chan
 		next.work[key] = o.work[key]
 	}
 	next.chunks = append(next.chunks, o.chunks...)
+	next.bytes += o.bytes
 	maps.Copy(next.cp, cp)
 	return nil
 }
@@ -479,6 +484,7 @@ type overlay struct {
 	work   map[string]*value
 	order  []string
 	chunks []outMsg
+	bytes  int
 }
 
 func (o *overlay) size() int { return len(o.order) + len(o.chunks) }
@@ -537,11 +543,13 @@ func (s *ReadModels) overlay(p *projection, gen string, changes []readmodel.Chan
 		if err := check(s.l.value(gen, key), v.encodedSize()); err != nil {
 			return nil, err
 		}
+		o.bytes += v.encodedSize()
 	}
 	for _, c := range o.chunks {
 		if err := check(c.subject, len(c.data)); err != nil {
 			return nil, err
 		}
+		o.bytes += len(c.data)
 	}
 	return o, nil
 }

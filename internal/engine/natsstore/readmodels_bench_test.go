@@ -15,11 +15,11 @@ import (
 // loopback with a stream of three replicas.
 func BenchmarkReadModelsApply(b *testing.B) {
 	b.Run("OneNode", func(b *testing.B) {
-		benchmarkApply(b, openReadModels(b, fmt.Sprintf("bench%d", b.N)))
+		benchmarkApply(b, openReadModels(b, testPrefix(b)))
 	})
 	b.Run("ThreeNodes", func(b *testing.B) {
 		c := natstest.StartCluster(b, natstest.Options{})
-		conn, err := Connect(b.Context(), Options{URL: c.URLs(), Replicas: 3, Prefix: "bench"})
+		conn, err := Connect(b.Context(), Options{URL: c.URLs(), Replicas: 3})
 		if err != nil {
 			b.Fatal(err)
 		}

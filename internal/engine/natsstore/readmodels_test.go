@@ -30,8 +30,12 @@ func (s ownedReadModels) Close() error {
 	return err
 }
 
+// testPrefix is a prefix of the test's own on the shared server.
+func testPrefix(t testing.TB) string { return natstest.Prefix(t.TempDir()) }
+
 // openReadModels connects to the shared test server and opens the read
-// models under prefix; they are closed when the test ends.
+// models under prefix, as one replica does; they are closed when the test
+// ends.
 func openReadModels(t testing.TB, prefix string) ownedReadModels {
 	t.Helper()
 	c, err := Connect(t.Context(), Options{URL: natstest.Shared(t).ClientURL(), Prefix: prefix})
@@ -134,7 +138,7 @@ var rmLaterChanges = [][]readmodel.Change{
 
 func TestDocumentsRenderAsTheMemoryStoreRendersThem(t *testing.T) {
 	mem := readmodel.NewMemory()
-	nats := openReadModels(t, "render")
+	nats := openReadModels(t, testPrefix(t))
 	ctx := t.Context()
 	for _, s := range []readmodel.Store{mem, nats} {
 		if err := s.Apply(ctx, "p", rmEveryKindOfValue(), readmodel.Checkpoint{"s": 1}); err != nil {
@@ -174,7 +178,7 @@ func TestDocumentsRenderAsTheMemoryStoreRendersThem(t *testing.T) {
 }
 
 func TestAppendingToALongListRewritesOnlyItsTail(t *testing.T) {
-	s := openReadModels(t, "longlist")
+	s := openReadModels(t, testPrefix(t))
 	mem := readmodel.NewMemory()
 	ctx := t.Context()
 	const n = 1000
@@ -212,7 +216,7 @@ func TestAppendingToALongListRewritesOnlyItsTail(t *testing.T) {
 }
 
 func TestAnApplyThatCannotBeStoredIsRefusedWholeForGood(t *testing.T) {
-	s := openReadModels(t, "toolarge")
+	s := openReadModels(t, testPrefix(t))
 	ctx := t.Context()
 	keys := func(n int) []readmodel.Change {
 		changes := make([]readmodel.Change, n)
@@ -283,7 +287,8 @@ func wantState(t *testing.T, s readmodel.Store, doc string, cp readmodel.Checkpo
 }
 
 func TestASecondWriterOfAProjectionIsFencedAndNothingItSentIsVisible(t *testing.T) {
-	a, b := openReadModels(t, "fence"), openReadModels(t, "fence")
+	prefix := testPrefix(t)
+	a, b := openReadModels(t, prefix), openReadModels(t, prefix)
 	if err := applyCount(t, a, 1); err != nil {
 		t.Fatal(err)
 	}
@@ -335,7 +340,8 @@ func TestASecondWriterOfAProjectionIsFencedAndNothingItSentIsVisible(t *testing.
 }
 
 func TestTwoWritersCreatingAProjectionKeepTheFirst(t *testing.T) {
-	a, b := openReadModels(t, "create"), openReadModels(t, "create")
+	prefix := testPrefix(t)
+	a, b := openReadModels(t, prefix), openReadModels(t, prefix)
 	// Both read that p does not exist yet.
 	for _, s := range []ownedReadModels{a, b} {
 		if cp, err := s.Checkpoint(t.Context(), "p"); err != nil || len(cp) != 0 {
@@ -358,7 +364,8 @@ func TestTwoWritersCreatingAProjectionKeepTheFirst(t *testing.T) {
 }
 
 func TestAMoveByAnotherWriterFencesTheWriterOfEitherProjection(t *testing.T) {
-	a, b := openReadModels(t, "movefence"), openReadModels(t, "movefence")
+	prefix := testPrefix(t)
+	a, b := openReadModels(t, prefix), openReadModels(t, prefix)
 	ctx := t.Context()
 	for _, name := range []string{"p", "rebuilt"} {
 		err := a.Apply(ctx, name, []readmodel.Change{{Key: "of", Op: readmodel.OpSet, Value: name}}, readmodel.Checkpoint{"s": 1})
@@ -394,7 +401,8 @@ func TestAMoveByAnotherWriterFencesTheWriterOfEitherProjection(t *testing.T) {
 }
 
 func TestReadsSeeWhatAnotherReplicaWrote(t *testing.T) {
-	w, r := openReadModels(t, "replica"), openReadModels(t, "replica")
+	prefix := testPrefix(t)
+	w, r := openReadModels(t, prefix), openReadModels(t, prefix)
 	ctx := t.Context()
 	check := func(when, doc string, cp readmodel.Checkpoint) {
 		t.Helper()
@@ -466,7 +474,7 @@ func streamMsgs(t *testing.T, s ownedReadModels) uint64 {
 }
 
 func TestMoveAndDeletePurgeTheKeysOfWhatTheyDrop(t *testing.T) {
-	s := openReadModels(t, "purge")
+	s := openReadModels(t, testPrefix(t))
 	ctx := t.Context()
 	long := make([]any, 5*chunkItems)
 	for _, name := range []string{"p", "rebuilt"} {
@@ -504,7 +512,8 @@ func TestMoveAndDeletePurgeTheKeysOfWhatTheyDrop(t *testing.T) {
 }
 
 func TestOpeningPurgesWhatAStoppedProcessLeft(t *testing.T) {
-	s := openReadModels(t, "sweep")
+	prefix := testPrefix(t)
+	s := openReadModels(t, prefix)
 	ctx := t.Context()
 	if err := applyCount(t, s, 1); err != nil {
 		t.Fatal(err)
@@ -524,7 +533,7 @@ func TestOpeningPurgesWhatAStoppedProcessLeft(t *testing.T) {
 		}
 	}
 	before := streamMsgs(t, s)
-	reopened := openReadModels(t, "sweep")
+	reopened := openReadModels(t, prefix)
 	if got, want := streamMsgs(t, reopened), before-4; got != want {
 		t.Errorf("messages after reopening: got %d, want %d", got, want)
 	}
@@ -532,7 +541,7 @@ func TestOpeningPurgesWhatAStoppedProcessLeft(t *testing.T) {
 }
 
 func TestAnUnansweredCommitIsSentAgainAndStoredOnce(t *testing.T) {
-	s := openReadModels(t, "doubt")
+	s := openReadModels(t, testPrefix(t))
 	lost := 0
 	s.loseAnswer = func() bool {
 		lost++
