@@ -634,7 +634,7 @@ func (s *ReadModels) commitRetrying(msgs []outMsg, fence string) (uint64, error)
 				return m.seq + 1, nil // the head, just before the checkpoint
 			}
 		}
-		if !errors.Is(err, errInDoubt) && !errors.Is(err, errTransient) {
+		if !errors.Is(err, errInDoubt) && !errors.Is(err, errTransient) || errors.Is(err, nats.ErrConnectionClosed) {
 			return 0, err
 		}
 		if s.closed.Load() {

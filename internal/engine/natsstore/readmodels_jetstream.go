@@ -331,7 +331,8 @@ func (s *ReadModels) commit(ctx context.Context, id string, msgs []outMsg) (uint
 	}
 	for _, m := range out[:len(out)-1] {
 		if err := s.nc.PublishMsg(m); err != nil {
-			return 0, fmt.Errorf("publish to JetStream: %w", err)
+			// A batch without its commit is never stored.
+			return 0, fmt.Errorf("%w: publish to JetStream: %w", errTransient, err)
 		}
 	}
 	rctx, cancel := withTimeout(ctx)

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine"
@@ -138,9 +139,9 @@ var rmLaterChanges = [][]readmodel.Change{
 
 func TestDocumentsRenderAsTheMemoryStoreRendersThem(t *testing.T) {
 	mem := readmodel.NewMemory()
-	nats := openReadModels(t, testPrefix(t))
+	onNATS := openReadModels(t, testPrefix(t))
 	ctx := t.Context()
-	for _, s := range []readmodel.Store{mem, nats} {
+	for _, s := range []readmodel.Store{mem, onNATS} {
 		if err := s.Apply(ctx, "p", rmEveryKindOfValue(), readmodel.Checkpoint{"s": 1}); err != nil {
 			t.Fatal(err)
 		}
@@ -151,7 +152,7 @@ func TestDocumentsRenderAsTheMemoryStoreRendersThem(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		got, err := nats.Document(ctx, "p")
+		got, err := onNATS.Document(ctx, "p")
 		if err != nil || string(got) != string(want) {
 			t.Fatalf("document %s:\ngot  %s, %v\nwant %s", when, got, err, want)
 		}
@@ -160,7 +161,7 @@ func TestDocumentsRenderAsTheMemoryStoreRendersThem(t *testing.T) {
 			t.Fatal(err)
 		}
 		for k, v := range keys {
-			got, found, err := nats.Value(ctx, "p", k)
+			got, found, err := onNATS.Value(ctx, "p", k)
 			if err != nil || !found || string(got) != string(v) {
 				t.Errorf("value %q %s: got %s, %v, %v; want %s", k, when, got, found, err, v)
 			}
@@ -168,7 +169,7 @@ func TestDocumentsRenderAsTheMemoryStoreRendersThem(t *testing.T) {
 	}
 	compare("after the first apply")
 	for i, changes := range rmLaterChanges {
-		for _, s := range []readmodel.Store{mem, nats} {
+		for _, s := range []readmodel.Store{mem, onNATS} {
 			if err := s.Apply(ctx, "p", changes, readmodel.Checkpoint{"s": uint64(i + 2)}); err != nil {
 				t.Fatal(err)
 			}
@@ -618,5 +619,25 @@ func TestReadModelsOnAClusterOfThreeKeepWorkingWhenANodeStops(t *testing.T) {
 	}
 	if !errors.Is(err, ErrFenced) {
 		t.Fatalf("apply by the deposed writer on a cluster: got %v, want ErrFenced", err)
+	}
+}
+
+func TestAppliesLostWithTheConnectionAreReportedNotRetriedForever(t *testing.T) {
+	s := openReadModels(t, testPrefix(t))
+	if err := applyCount(t, s, 1); err != nil {
+		t.Fatal(err)
+	}
+	flush(t, s)
+	s.conn.Close()
+	set := readmodel.Change{Key: "k", Op: readmodel.OpSet, Value: "v"}
+	if err := s.Apply(t.Context(), "p", []readmodel.Change{set}, readmodel.Checkpoint{"s": 2}); err != nil {
+		t.Fatalf("apply staged before the commit fails: %v", err)
+	}
+	flush(t, s)
+	if err := s.Apply(t.Context(), "p", []readmodel.Change{set}, readmodel.Checkpoint{"s": 3}); err == nil || errors.Is(err, ErrFenced) {
+		t.Errorf("apply after a batch was lost: got %v, want the loss", err)
+	}
+	if err := s.Failure(); !errors.Is(err, nats.ErrConnectionClosed) {
+		t.Errorf("failure: got %v, want the closed connection", err)
 	}
 }
