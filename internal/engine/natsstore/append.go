@@ -18,9 +18,9 @@ import (
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/versions"
 )
 
-// maxBatch is the most events one append may hold: JetStream's limit on
+// maxAppend is the most events one append may hold: JetStream's limit on
 // an atomic batch (docs/limits.md: events in one batch).
-const maxBatch = 1000
+const maxAppend = 1000
 
 // appendTimeout bounds one group's round trips to JetStream, so a server
 // that is away fails the appends instead of hanging them.
@@ -43,9 +43,9 @@ func (s *EventStore) AppendNew(ctx context.Context, stream string, expected even
 	if err := eventstore.ValidateAppend(stream, expected, events); err != nil {
 		return eventstore.AppendResult{}, err
 	}
-	if len(events) > maxBatch {
+	if len(events) > maxAppend {
 		return eventstore.AppendResult{}, fmt.Errorf("%w to stream %q: %d events, at most %d in one append on NATS",
-			eventstore.ErrInvalidAppend, stream, len(events), maxBatch)
+			eventstore.ErrInvalidAppend, stream, len(events), maxAppend)
 	}
 	return s.append(ctx, &appendReq{expected: expected, events: events, fresh: fresh}, stream)
 }
@@ -90,21 +90,21 @@ type appendReq struct {
 	res    eventstore.AppendResult
 }
 
-// writer appends to one stream. Appends of this process go through one
+// streamWriter appends to one stream. Appends of this process go through one
 // group-commit pipeline: those that arrive together share one atomic
 // batch publish. Other processes may append to the same stream; every
-// batch expects the stream's last sequence to be the one this writer knows
+// batch expects the stream's last sequence to be the one this streamWriter knows
 // (Nats-Expected-Last-Sequence), so a batch planned on stale knowledge is
-// refused, the writer reads what the others appended, and plans again.
+// refused, the streamWriter reads what the others appended, and plans again.
 // That one compare-and-set is what keeps sequences gapless, key versions
 // exact and IDs unique across processes.
 //
-// The writer also keeps the ID index: after each batch it publishes an
+// The streamWriter also keeps the ID index: after each batch it publishes an
 // entry per event, and once those are acknowledged, the watermark. A
-// writer that starts (or whose index publish failed) reads the events
+// streamWriter that starts (or whose index publish failed) reads the events
 // above the watermark and indexes them first, so an ID is always in the
 // index or above the watermark, whoever appended it and whatever crashed.
-type writer struct {
+type streamWriter struct {
 	s    *EventStore
 	st   *esStream
 	pipe *groupcommit.Pipeline[*appendReq]
@@ -113,28 +113,28 @@ type writer struct {
 	ready   bool
 	known   uint64            // every event up to here is known and indexed (or being indexed)
 	keys    map[string]uint64 // key versions at known
-	ids     map[string]uint64 // IDs of events since the watermark this writer started from
+	ids     map[string]uint64 // IDs of events since the watermark this streamWriter started from
 	pending []jetstream.PubAckFuture
 	mark    uint64 // the watermark to publish once pending is acknowledged
 }
 
-func newWriter(s *EventStore, st *esStream) *writer {
-	w := &writer{s: s, st: st}
+func newStreamWriter(s *EventStore, st *esStream) *streamWriter {
+	w := &streamWriter{s: s, st: st}
 	w.pipe = groupcommit.New(groupcommit.Env[*appendReq]{Write: w.write}, groupcommit.Options{Yield: true})
 	return w
 }
 
-func (w *writer) close() {
+func (w *streamWriter) close() {
 	w.pipe.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	_ = w.finishIndex(ctx)
 }
 
-// write commits one group: plan every append against what the writer
+// write commits one group: plan every append against what the streamWriter
 // knows, publish the planned events as atomic batches, and on a
 // compare-and-set failure learn what others appended and plan again.
-func (w *writer) write(g *groupcommit.Group[*appendReq]) error {
+func (w *streamWriter) write(g *groupcommit.Group[*appendReq]) error {
 	ctx, cancel := context.WithTimeout(context.Background(), appendTimeout)
 	defer cancel()
 	if err := w.finishIndex(ctx); err != nil {
@@ -182,7 +182,7 @@ func (w *writer) write(g *groupcommit.Group[*appendReq]) error {
 			err = w.catchUp(ctx)
 			verified = true
 		} else {
-			// Stored or not, the writer cannot tell: learn it before the
+			// Stored or not, the streamWriter cannot tell: learn it before the
 			// next append plans anything.
 			w.ready = false
 		}
@@ -214,7 +214,7 @@ func failRest(outcome []error, reqs, todo []*appendReq, err error) {
 // which on a single-replica file stream costs a file of its own, so single
 // events are not batched). It returns how many of the plan's appends are
 // done (stored, or refused by plan) and the error that stopped the rest.
-func (w *writer) publish(ctx context.Context, p *plan) (int, error) {
+func (w *streamWriter) publish(ctx context.Context, p *plan) (int, error) {
 	var flight []inFlight
 	next := w.known
 	var sendErr error
@@ -249,7 +249,7 @@ type inFlight struct {
 }
 
 // send publishes one append's messages: alone, or as an atomic batch.
-func (w *writer) send(msgs []*nats.Msg) (jetstream.PubAckFuture, error) {
+func (w *streamWriter) send(msgs []*nats.Msg) (jetstream.PubAckFuture, error) {
 	if len(msgs) > 1 {
 		id := nuid.Next()
 		for i, m := range msgs {
@@ -276,7 +276,7 @@ func (w *writer) send(msgs []*nats.Msg) (jetstream.PubAckFuture, error) {
 // settle waits for the acknowledgements in order and takes in the appends
 // stored. The appends before the first that failed are done; from it on,
 // none is stored (their expected sequences followed it).
-func (w *writer) settle(ctx context.Context, p *plan, flight []inFlight, sendErr error) (int, error) {
+func (w *streamWriter) settle(ctx context.Context, p *plan, flight []inFlight, sendErr error) (int, error) {
 	var failed error
 	done := len(p.reqs)
 	for _, f := range flight {
@@ -290,7 +290,7 @@ func (w *writer) settle(ctx context.Context, p *plan, flight []inFlight, sendErr
 		if err != nil {
 			failed, done = err, f.req
 			if !wrongLast(err) {
-				// Stored or not, the writer cannot tell: it learns it
+				// Stored or not, the streamWriter cannot tell: it learns it
 				// from the stream before it plans again.
 				w.ready = false
 			}
@@ -302,7 +302,7 @@ func (w *writer) settle(ctx context.Context, p *plan, flight []inFlight, sendErr
 }
 
 // await waits for one append's acknowledgement.
-func (w *writer) await(ctx context.Context, f inFlight) error {
+func (w *streamWriter) await(ctx context.Context, f inFlight) error {
 	select {
 	case ack := <-f.ack.Ok():
 		if ack.Sequence != f.last {
@@ -317,13 +317,13 @@ func (w *writer) await(ctx context.Context, f inFlight) error {
 }
 
 // learnStored takes in events stored in order after w.known, by this
-// writer or another, and indexes their IDs.
+// streamWriter or another, and indexes their IDs.
 //
 // IDs the caller generated (generated[i]) get no index entry: nobody can
 // have posted them before, and they cost JetStream a message each. A
-// later post that names one explicitly is caught while this writer or the
+// later post that names one explicitly is caught while this streamWriter or the
 // stream's events above the watermark still hold it (docs/storage.md).
-func (w *writer) learnStored(evs []engine.Message, generated []bool) {
+func (w *streamWriter) learnStored(evs []engine.Message, generated []bool) {
 	for i := range evs {
 		m := &evs[i]
 		w.known = m.Sequence
@@ -345,7 +345,7 @@ func (w *writer) learnStored(evs []engine.Message, generated []bool) {
 }
 
 // catchUp reads what was appended after w.known.
-func (w *writer) catchUp(ctx context.Context) error {
+func (w *streamWriter) catchUp(ctx context.Context) error {
 	var evs []engine.Message
 	err := scan(ctx, w.s, w.st, w.known, 512, func(m engine.Message) bool {
 		evs = append(evs, m)
@@ -358,9 +358,9 @@ func (w *writer) catchUp(ctx context.Context) error {
 	return nil
 }
 
-// start (re)builds what the writer knows from the stream: everything above
+// start (re)builds what the streamWriter knows from the stream: everything above
 // the index's watermark, which it indexes again.
-func (w *writer) start(ctx context.Context) error {
+func (w *streamWriter) start(ctx context.Context) error {
 	w.pending, w.mark = nil, 0
 	w.keys, w.ids = map[string]uint64{}, map[string]uint64{}
 	wm, err := w.s.watermark(ctx, w.st)
@@ -378,7 +378,7 @@ func (w *writer) start(ctx context.Context) error {
 // finishIndex waits for the index entries published so far and then
 // moves the watermark past them. An entry that failed is an error: the
 // caller starts over from the watermark.
-func (w *writer) finishIndex(ctx context.Context) error {
+func (w *streamWriter) finishIndex(ctx context.Context) error {
 	for _, f := range w.pending {
 		select {
 		case <-f.Ok():
@@ -431,7 +431,7 @@ type plan struct {
 // plan decides, for each append in order, which events are new, their
 // versions and sequences, and which appends are refused, as if each ran
 // after the ones before it.
-func (w *writer) plan(ctx context.Context, reqs []*appendReq) (*plan, error) {
+func (w *streamWriter) plan(ctx context.Context, reqs []*appendReq) (*plan, error) {
 	if err := w.learn(ctx, reqs); err != nil {
 		return nil, err
 	}
@@ -546,10 +546,10 @@ func checkExpected(stream string, expected eventstore.ExpectedVersion, current u
 	return &eventstore.ConflictError{Stream: stream, Expected: expected, Actual: current}
 }
 
-// learn fetches what plan needs and the writer does not know: the
+// learn fetches what plan needs and the streamWriter does not know: the
 // versions of keys it has not seen, and whether IDs it has not seen are
 // in the index. One request each, for the whole group.
-func (w *writer) learn(ctx context.Context, reqs []*appendReq) error {
+func (w *streamWriter) learn(ctx context.Context, reqs []*appendReq) error {
 	var keySubjects, idSubjects []string
 	wantKey := map[string]string{}
 	wantID := map[string]string{}

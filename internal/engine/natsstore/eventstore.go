@@ -69,7 +69,7 @@ type esStream struct {
 	createMu sync.Mutex
 	created  bool
 
-	w *writer
+	w *streamWriter
 }
 
 func (s *EventStore) stream(name string) *esStream {
@@ -84,7 +84,7 @@ func (s *EventStore) stream(name string) *esStream {
 			subject: s.prefix + ".es." + tok,
 			idxSubj: s.prefix + ".idx." + tok,
 		}
-		st.w = newWriter(s, st)
+		st.w = newStreamWriter(s, st)
 		s.streams[name] = st
 	}
 	return st

@@ -1,7 +1,6 @@
 package natsstore_test
 
 import (
-	"os"
 	"testing"
 
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/eventstore"
@@ -9,12 +8,6 @@ import (
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/natsstore"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/natsstore/natstest"
 )
-
-func TestMain(m *testing.M) {
-	code := m.Run()
-	natstest.StopShared()
-	os.Exit(code)
-}
 
 // connect opens a connection to the shared test server under the prefix
 // of dir, closed when the test ends.
