@@ -49,6 +49,9 @@ type apiOptions struct {
 	// processor stopped, so the outbox fills.
 	outboxCapacity int
 	notRunning     bool
+	// standby builds the engine of a replica that does not lead
+	// (core.Config.Standby), not running.
+	standby bool
 	maxEventBytes  int64
 	maxBatch       int
 	// live configures live reads; smallSocketBuffers shrinks the server's
@@ -63,6 +66,7 @@ func newAPI(t *testing.T, opts apiOptions) *api {
 	if opts.outboxCapacity > 0 {
 		cfg.Outbox = outbox.NewMemory(opts.outboxCapacity)
 	}
+	cfg.Standby = opts.standby
 	e, err := core.New(cfg)
 	if err != nil {
 		t.Fatalf("core.New: %v", err)
@@ -79,7 +83,7 @@ func newAPI(t *testing.T, opts apiOptions) *api {
 		Name: ns + "/items", Streams: []string{ns + "/items-events"}, Type: projection.Append, Key: "items",
 	}}))
 	t.Cleanup(func() { _ = e.Close() }) // after Run has returned (cleanups run last first)
-	if !opts.notRunning {
+	if !opts.notRunning && !opts.standby {
 		enginebench.RunEngine(t, e)
 	}
 	h, err := httpapi.NewHandler(httpapi.Config{

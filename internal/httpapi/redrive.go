@@ -52,6 +52,12 @@ func (h *Handler) redrive(kind string, redrive redriveFunc,
 		switch {
 		case errors.Is(err, notFound):
 			return newProblem(http.StatusNotFound, kindNotFound, fmt.Sprintf("no %s %q in namespace %q", kind, name, ns))
+		case errors.Is(err, core.ErrStandby):
+			// Another replica leads; behind a Service a retry may reach it.
+			p := newProblem(http.StatusServiceUnavailable, kindUnavailable,
+				fmt.Sprintf("%s %q runs on the replica that leads, not this one: nothing was redriven; retry", kind, name))
+			p.retryAfter = 1
+			return p
 		case errors.Is(err, core.ErrNotRunning):
 			return newProblem(http.StatusConflict, kindNotRunning,
 				fmt.Sprintf("%s %q is not running, so it has no pipeline to redrive through: %v", kind, name, err))

@@ -220,3 +220,14 @@ func TestReactorRedriveIsAuthorizedAsCreateOnReactorsRedrive(t *testing.T) {
 		}
 	}
 }
+
+func TestRedriveOnAReplicaThatDoesNotLeadIs503WithRetryAfter(t *testing.T) {
+	a := newAPI(t, apiOptions{standby: true})
+	r := a.post("/v1/namespaces/team-a/projections/items/redrive", "", "")
+	expectStatus(t, r, http.StatusServiceUnavailable)
+	if got := r.header.Get("Retry-After"); got != "1" {
+		t.Fatalf("Retry-After: got %q, want 1", got)
+	}
+	// Queries are answered there all the same.
+	expectStatus(t, a.get("/v1/namespaces/team-a/projections/items"), http.StatusOK)
+}

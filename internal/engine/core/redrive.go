@@ -16,6 +16,11 @@ import (
 // waits for its stream or pipeline, so it has no pipeline to deliver through.
 var ErrNotRunning = errors.New("not running")
 
+// ErrStandby is returned by a redrive on a standby engine (Config.Standby):
+// the projection or reactor runs on the replica that leads, which alone
+// can hand it its dead letters.
+var ErrStandby = errors.New("this replica is standing by: the projections and reactors run on the leader")
+
 // redriveMarkPrefix starts the checkpoint entries that record redriven dead
 // letters. A stream name never starts with a NUL, so no entry is taken for a
 // stream's checkpoint.
@@ -183,6 +188,9 @@ func (e *Engine) projectionRedriveTarget(name string) (redriveTarget, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	st, ok := e.projections[name]
+	if !ok && e.standby.hasProjection(name) {
+		return redriveTarget{}, fmt.Errorf("projection %q: %w", name, ErrStandby)
+	}
 	if !ok {
 		return redriveTarget{}, fmt.Errorf("%w: %q", ErrProjectionNotFound, name)
 	}
@@ -221,6 +229,9 @@ func (e *Engine) reactorRedriveTarget(name string) (redriveTarget, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	st, ok := e.reactors[name]
+	if !ok && e.standby.hasReactor(name) {
+		return redriveTarget{}, fmt.Errorf("reactor %q: %w", name, ErrStandby)
+	}
 	if !ok {
 		return redriveTarget{}, fmt.Errorf("%w: %q", ErrReactorNotFound, name)
 	}
