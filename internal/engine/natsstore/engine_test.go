@@ -12,7 +12,6 @@ import (
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/enginetest"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/natsstore"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/projection"
-	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/readmodel"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/versions"
 )
 
@@ -122,7 +121,11 @@ func TestKeyConditionsOnNATSAreCheckedByTheStore(t *testing.T) {
 // queries from the shared storage, and runs nothing until it is elected.
 func TestAStandbyEngineTakesEventsAndQueriesAndRunsProjectionsOnlyOnceElected(t *testing.T) {
 	dir := t.TempDir()
-	readModels := readmodel.NewMemory() // stands for the shared read-model store
+	readModels, err := natsstore.NewReadModels(t.Context(), connect(t, dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = readModels.Close() })
 	newEngine := func(standby bool) *core.Engine {
 		store := newEventStore(t, dir)
 		e, err := core.New(core.Config{
