@@ -52,8 +52,10 @@ type apiOptions struct {
 	// standby builds the engine of a replica that does not lead
 	// (core.Config.Standby), not running.
 	standby bool
-	maxEventBytes  int64
-	maxBatch       int
+	// appender stores what ingest accepts (core.Config.Appender).
+	appender      core.Appender
+	maxEventBytes int64
+	maxBatch      int
 	// live configures live reads; smallSocketBuffers shrinks the server's
 	// send buffers so that a reader that stops reading blocks its writer.
 	live               httpapi.Config
@@ -67,6 +69,7 @@ func newAPI(t *testing.T, opts apiOptions) *api {
 		cfg.Outbox = outbox.NewMemory(opts.outboxCapacity)
 	}
 	cfg.Standby = opts.standby
+	cfg.Appender = opts.appender
 	e, err := core.New(cfg)
 	if err != nil {
 		t.Fatalf("core.New: %v", err)

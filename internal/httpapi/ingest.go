@@ -13,6 +13,7 @@ import (
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/backoff"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/cloudevents"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/core"
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/eventstore"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/outbox"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/serde"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/versions"
@@ -253,6 +254,12 @@ func (h *Handler) ingestProblem(ctx context.Context, err error, ns, stream, ct s
 	case errors.Is(err, core.ErrStopped):
 		p := newProblem(http.StatusServiceUnavailable, kindUnavailable,
 			"the server is shutting down: nothing was stored; retry once the manager is back")
+		p.retryAfter = 1
+		return p
+	case errors.Is(err, eventstore.ErrUnavailable):
+		p := newProblem(http.StatusServiceUnavailable, kindUnavailable,
+			"the event store cannot be reached for now: the events may or may not be stored; "+
+				"retry with the same ids (Idempotency-Key) and they are stored once")
 		p.retryAfter = 1
 		return p
 	case ctx.Err() != nil:

@@ -29,6 +29,12 @@ var ErrWrongExpectedVersion = errors.New("wrong expected version")
 // ErrClosed is returned after Close.
 var ErrClosed = errors.New("event store closed")
 
+// ErrUnavailable is wrapped by the errors of a store that cannot reach its
+// storage for now (a NATS server away, a leader election under way):
+// whether the call took effect is unknown, and a retry with the same event
+// IDs stores nothing twice. The HTTP API answers it with 503.
+var ErrUnavailable = errors.New("event store unavailable")
+
 // ConflictError says an Append's expected version did not hold.
 // errors.Is(err, ErrWrongExpectedVersion) is true for it.
 type ConflictError struct {

@@ -22,10 +22,6 @@ import (
 // an atomic batch (docs/limits.md: events in one batch).
 const maxAppend = 1000
 
-// appendTimeout bounds one group's round trips to JetStream, so a server
-// that is away fails the appends instead of hanging them.
-const appendTimeout = 30 * time.Second
-
 // Append implements eventstore.Store.
 func (s *EventStore) Append(ctx context.Context, stream string, expected eventstore.ExpectedVersion,
 	events []engine.Message) (eventstore.AppendResult, error) {
@@ -68,13 +64,13 @@ func (s *EventStore) AppendAccepted(ctx context.Context, stream string, msgs []e
 func (s *EventStore) append(ctx context.Context, r *appendReq, stream string) (eventstore.AppendResult, error) {
 	st := s.stream(stream)
 	if err := s.create(ctx, st); err != nil {
-		return eventstore.AppendResult{}, err
+		return eventstore.AppendResult{}, unavailable(err)
 	}
 	if err := st.w.pipe.Commit(ctx, r); err != nil {
 		if errors.Is(err, groupcommit.ErrClosed) {
 			return eventstore.AppendResult{}, eventstore.ErrClosed
 		}
-		return eventstore.AppendResult{}, err
+		return eventstore.AppendResult{}, unavailable(err)
 	}
 	return r.res, nil
 }
@@ -135,7 +131,7 @@ func (w *streamWriter) close() {
 // knows, publish the planned events as atomic batches, and on a
 // compare-and-set failure learn what others appended and plan again.
 func (w *streamWriter) write(g *groupcommit.Group[*appendReq]) error {
-	ctx, cancel := context.WithTimeout(context.Background(), appendTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), w.s.c.opts.Timeout)
 	defer cancel()
 	if err := w.finishIndex(ctx); err != nil {
 		w.ready = false

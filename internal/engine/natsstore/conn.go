@@ -33,6 +33,10 @@ type Options struct {
 	Prefix string
 	// Name is the connection's name, shown by the server's monitoring.
 	Name string
+	// Timeout bounds the round trips of one append or commit to JetStream;
+	// past it the call fails as unavailable (default 10s: a cluster
+	// electing a stream leader answers within a few seconds).
+	Timeout time.Duration
 }
 
 // DefaultURL is where a NATS server listens by default.
@@ -58,6 +62,9 @@ func Connect(ctx context.Context, o Options) (*Conn, error) {
 	}
 	if o.Prefix == "" {
 		o.Prefix = "es"
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = 10 * time.Second
 	}
 	if err := validPrefix(o.Prefix); err != nil {
 		return nil, err

@@ -10,6 +10,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/eventstore"
 )
 
 // JetStream's error codes this package tells apart (the server's
@@ -39,6 +41,26 @@ func wrongLast(err error) bool {
 	var je *jetstream.APIError
 	return errors.As(err, &je) &&
 		(je.ErrorCode == errCodeWrongLastSequence || je.ErrorCode == errCodeWrongLastSequenceConst)
+}
+
+// unavailable marks err as eventstore.ErrUnavailable when it says
+// JetStream could not be reached or did not answer in time: the caller may
+// retry, and the same IDs are stored once.
+func unavailable(err error) error {
+	if err == nil || errors.Is(err, eventstore.ErrUnavailable) {
+		return err
+	}
+	var je *jetstream.APIError
+	switch {
+	case errors.Is(err, nats.ErrTimeout), errors.Is(err, nats.ErrNoResponders),
+		errors.Is(err, nats.ErrConnectionClosed), errors.Is(err, nats.ErrConnectionReconnecting),
+		errors.Is(err, nats.ErrDisconnected), errors.Is(err, jetstream.ErrNoStreamResponse),
+		errors.Is(err, jetstream.ErrAsyncPublishTimeout), errors.Is(err, context.DeadlineExceeded):
+	case errors.As(err, &je) && je.Code == 503:
+	default:
+		return err
+	}
+	return fmt.Errorf("%w: %w", eventstore.ErrUnavailable, err)
 }
 
 // stored is one message as a direct get returns it.

@@ -9,8 +9,10 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net"
+	neturl "net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -44,12 +46,39 @@ func Start(t testing.TB, o Options) *server.Server {
 	return s
 }
 
+// StartAt runs a single-node server as Start does, on the port of url (a
+// server that stopped, started again where its clients reconnect).
+func StartAt(t testing.TB, o Options, url string) *server.Server {
+	t.Helper()
+	if o.Dir == "" {
+		o.Dir = t.TempDir()
+	}
+	u, err := neturl.Parse(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	port, err := strconv.Atoi(u.Port())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := startOn(o, "", port)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Shutdown)
+	return s
+}
+
 func start(o Options, name string) (*server.Server, error) {
+	return startOn(o, name, server.RANDOM_PORT)
+}
+
+func startOn(o Options, name string, port int) (*server.Server, error) {
 	dir := o.Dir
 	opts := &server.Options{
 		ServerName: name,
 		Host:       loopback,
-		Port:       server.RANDOM_PORT,
+		Port:       port,
 		JetStream:  true,
 		StoreDir:   dir,
 		NoLog:      true,
