@@ -1,7 +1,6 @@
 package boltstore
 
 import (
-	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
@@ -46,33 +45,14 @@ func storedName(name string) ([]byte, error) {
 	return b, nil
 }
 
-// appendJSON appends v to dst encoded as json.Marshal encodes it, so that
-// documents match the memory store's (which escapes HTML characters and
-// compacts raw JSON text). Raw JSON text without HTML characters is
-// compacted straight into dst: it is what most read model values are (a
-// projection keeps an event's JSON payload), and json.Marshal would copy
-// it twice.
+// appendJSON is readmodel.AppendJSON, refusing what bbolt would not store.
 func appendJSON(dst []byte, v any) ([]byte, error) {
 	start := len(dst)
-	if raw, ok := v.(json.RawMessage); ok && !needsHTMLEscape(raw) {
-		buf := bytes.NewBuffer(dst)
-		if json.Compact(buf, raw) == nil {
-			return checkValueSize(buf.Bytes(), start)
-		}
-		// Not JSON: json.Marshal says so, in its words.
-	}
-	b, err := json.Marshal(v)
+	out, err := readmodel.AppendJSON(dst, v)
 	if err != nil {
-		return dst, err
+		return out, err
 	}
-	return checkValueSize(append(dst, b...), start)
-}
-
-// needsHTMLEscape reports whether json.Marshal would escape something in
-// raw: <, > or &, or U+2028 or U+2029 (which start with the byte 0xE2).
-func needsHTMLEscape(raw []byte) bool {
-	return bytes.IndexByte(raw, '<') >= 0 || bytes.IndexByte(raw, '>') >= 0 ||
-		bytes.IndexByte(raw, '&') >= 0 || bytes.IndexByte(raw, 0xE2) >= 0
+	return checkValueSize(out, start)
 }
 
 // checkValueSize refuses a value, b[start:], that bbolt would not store.

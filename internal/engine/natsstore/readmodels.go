@@ -518,7 +518,7 @@ func (s *ReadModels) overlay(p *projection, gen string, changes []readmodel.Chan
 			}
 			*work(c.Key) = v
 		case readmodel.OpAppend:
-			item, err := appendJSON(nil, c.Value)
+			item, err := readmodel.AppendJSON(nil, c.Value)
 			if err != nil {
 				return nil, fmt.Errorf("change %d: append to key %q: %w", i, c.Key, err)
 			}

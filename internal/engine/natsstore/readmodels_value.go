@@ -1,7 +1,6 @@
 package natsstore
 
 import (
-	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -188,7 +187,7 @@ func setValue(x any, flush func(v *value)) (value, error) {
 		}
 		v := value{tag: tagList}
 		for i, item := range x {
-			b, err := appendJSON(nil, item)
+			b, err := readmodel.AppendJSON(nil, item)
 			if err != nil {
 				return value{}, fmt.Errorf("item %d: %w", i, err)
 			}
@@ -205,7 +204,7 @@ func setValue(x any, flush func(v *value)) (value, error) {
 		}
 		return value{tag: tagFloat, bits: math.Float64bits(x)}, nil
 	default:
-		b, err := appendJSON(nil, x)
+		b, err := readmodel.AppendJSON(nil, x)
 		if err != nil {
 			return value{}, err
 		}
@@ -249,28 +248,3 @@ func (v *value) increment(delta int64) {
 	}
 }
 
-// appendJSON appends x to dst encoded as json.Marshal encodes it, so that
-// documents match the memory store's (which escapes HTML characters and
-// compacts raw JSON text). Raw JSON text without HTML characters is
-// compacted straight into dst.
-func appendJSON(dst []byte, x any) ([]byte, error) {
-	if raw, ok := x.(json.RawMessage); ok && !needsHTMLEscape(raw) {
-		buf := bytes.NewBuffer(dst)
-		if json.Compact(buf, raw) == nil {
-			return buf.Bytes(), nil
-		}
-		// Not JSON: json.Marshal says so, in its words.
-	}
-	b, err := json.Marshal(x)
-	if err != nil {
-		return dst, err
-	}
-	return append(dst, b...), nil
-}
-
-// needsHTMLEscape reports whether json.Marshal would escape something in
-// raw: <, > or &, or U+2028 or U+2029 (which start with the byte 0xE2).
-func needsHTMLEscape(raw []byte) bool {
-	return bytes.IndexByte(raw, '<') >= 0 || bytes.IndexByte(raw, '>') >= 0 ||
-		bytes.IndexByte(raw, '&') >= 0 || bytes.IndexByte(raw, 0xE2) >= 0
-}
