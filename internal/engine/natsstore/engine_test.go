@@ -1,7 +1,6 @@
 package natsstore_test
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -9,6 +8,7 @@ import (
 	"time"
 
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/core"
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/enginebench"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/enginetest"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/natsstore"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/projection"
@@ -29,15 +29,7 @@ func natsEngine(t *testing.T, dir string) *core.Engine {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- e.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	})
+	enginebench.RunEngine(t, e)
 	return e
 }
 
@@ -163,15 +155,7 @@ func TestAStandbyEngineTakesEventsAndQueriesAndRunsProjectionsOnlyOnceElected(t 
 
 	// Elected: Run starts the recorded projection, from the stream's end
 	// (StartFrom Latest), and it folds what comes next.
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- standby.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	})
+	enginebench.RunEngine(t, standby)
 	enginetest.Eventually(t, "the projection to start at the stream's end", func() bool {
 		cp, _ := readModels.Checkpoint(t.Context(), "shop/last")
 		return cp["shop/orders"] == 1

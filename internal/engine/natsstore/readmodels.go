@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine"
+	engbackoff "github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/backoff"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/readmodel"
 )
 
@@ -916,19 +917,13 @@ func (s *ReadModels) move(ctx context.Context, from, to string, pf, pt *projecti
 }
 
 // backoff waits before attempt+1 of a read or write that found its
-// subject changed meanwhile, and gives up after maxAttempts.
+// subject changed meanwhile (1 ms, doubling up to 64 ms), and gives up
+// after maxAttempts.
 func backoff(ctx context.Context, attempt int) error {
 	if attempt+1 >= maxAttempts {
 		return fmt.Errorf("it kept changing while read, %d times", maxAttempts)
 	}
-	t := time.NewTimer(time.Duration(1<<min(attempt, 6)) * time.Millisecond)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return engbackoff.Sleep(ctx, time.Duration(1<<min(attempt, 6))*time.Millisecond)
 }
 
 // Close commits what is staged and makes later calls return an error;
