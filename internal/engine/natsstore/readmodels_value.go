@@ -247,4 +247,3 @@ func (v *value) increment(delta int64) {
 		*v = value{tag: tagInt, bits: uint64(delta)}
 	}
 }
-
