@@ -140,6 +140,7 @@ type Engine struct {
 	projections map[string]*projectionState
 	reactors    map[string]*reactorState
 	standby     standby
+	feed        feed
 
 	// sinkClient delivers every reactor's events.
 	sinkClient *http.Client
@@ -255,9 +256,15 @@ func restoreVersions(table *versions.Table, ob outbox.Outbox) error {
 // taking events, lets the processor flush the outbox, lets each projection
 // finish the event in hand, and returns.
 func (e *Engine) Run(ctx context.Context) error {
-	e.activate(ctx)
 	routerCtx, stopRouter := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopRouter()
+	if e.cfg.Appender != nil {
+		// Before any projection or reactor starts: see feed.
+		e.mu.Lock()
+		e.startFeed(routerCtx)
+		e.mu.Unlock()
+	}
+	e.activate(ctx)
 	routerDone := make(chan error, 1)
 	go func() { routerDone <- e.router.Run(routerCtx) }()
 
@@ -277,21 +284,13 @@ func (e *Engine) Run(ctx context.Context) error {
 		e.rebuildLoop(ctx)
 	}()
 
-	feedDone := make(chan struct{})
-	go func() {
-		defer close(feedDone)
-		if e.cfg.Appender != nil {
-			e.feedStreams(routerCtx)
-		}
-	}()
-
 	stopIngest := context.AfterFunc(ctx, func() { e.stopped.Store(true) })
 	defer stopIngest()
 
 	err := e.processor.Run(ctx) // returns once ctx ends and the outbox is drained
 	e.stopped.Store(true)       // AfterFunc may not have run yet
 	stopRouter()
-	<-feedDone
+	e.feed.wg.Wait()
 	<-statsDone
 	<-compactDone
 	<-rebuildDone
@@ -347,6 +346,7 @@ func (e *Engine) ApplyStream(spec StreamSpec) error {
 		return fmt.Errorf("%w: stream %q: %w", ErrInvalidSpec, spec.Name, err)
 	}
 	e.updateStreams(func(m map[string]*stream) { m[spec.Name] = &stream{spec: spec, codecs: codecs} })
+	e.follow(spec.Name) // before its consumers start: see feed
 	e.rewireUsing(func(p ProjectionSpec) bool { return slices.Contains(p.Streams, spec.Name) })
 	e.rewireReactorsUsing(func(r ReactorSpec) bool { return r.usesStream(spec.Name) })
 	return nil
@@ -358,6 +358,7 @@ func (e *Engine) RemoveStream(name string) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.updateStreams(func(m map[string]*stream) { delete(m, name) })
+	e.unfollow(name)
 	e.rewireUsing(func(p ProjectionSpec) bool { return slices.Contains(p.Streams, name) })
 	e.rewireReactorsUsing(func(r ReactorSpec) bool { return r.usesStream(name) })
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/backoff"
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/eventstore"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/versions"
 )
 
@@ -25,51 +26,74 @@ type Appender interface {
 		expect versions.Expect) ([]engine.Message, error)
 }
 
-// feedStreams publishes what the store appends, whoever appended it, to
-// the broker, one follower per stream, until ctx ends: with an Appender
-// no processor publishes, and the routers' consumers wait on the broker.
-// A follower starts at the stream's end: consumers read what came before
-// from the store, and read a gap back, so a late start loses nothing.
-func (e *Engine) feedStreams(ctx context.Context) {
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	running := map[string]context.CancelFunc{}
-	defer func() {
-		for _, stop := range running {
-			stop()
-		}
-	}()
-	tick := time.NewTicker(100 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		streams := *e.streams.Load()
-		for name := range streams {
-			if _, ok := running[name]; !ok {
-				fctx, stop := context.WithCancel(ctx)
-				running[name] = stop
-				wg.Go(func() { e.follow(fctx, name) })
-			}
-		}
-		for name, stop := range running {
-			if _, ok := streams[name]; !ok {
-				stop()
-				delete(running, name)
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
+// feed publishes what the store appends, whoever appended it, to the
+// broker: with an Appender no processor publishes, and the routers'
+// consumers wait on the broker. One follower per stream, each started at
+// the stream's end before any consumer of the stream can start (Run starts
+// them before the router; ApplyStream before it wires the stream's
+// projections and reactors): a consumer catches up from the store to a
+// point at or past its follower's start, and the follower publishes
+// everything after that, so no event is left for the next one to reveal.
+type feed struct {
+	ctx     context.Context // nil until Run starts the feed
+	wg      sync.WaitGroup
+	running map[string]context.CancelFunc
+}
+
+// startFeed starts a follower for every stream the engine has; mu is held.
+func (e *Engine) startFeed(ctx context.Context) {
+	e.feed.ctx = ctx
+	e.feed.running = map[string]context.CancelFunc{}
+	for name := range *e.streams.Load() {
+		e.follow(name)
 	}
 }
 
-// follow publishes one stream's appends to the broker, subscribing again
-// after a failure.
-func (e *Engine) follow(ctx context.Context, stream string) {
+// follow starts the stream's follower unless it runs or the feed has not
+// started; mu is held. The subscription is made before it returns.
+func (e *Engine) follow(stream string) {
+	if e.feed.ctx == nil || e.feed.running[stream] != nil {
+		return
+	}
+	ctx, stop := context.WithCancel(e.feed.ctx)
+	e.feed.running[stream] = stop
+	var sub eventstore.Subscription
+	from, err := e.cfg.Store.Version(ctx, stream)
+	if err == nil {
+		sub, err = e.cfg.Store.Subscribe(ctx, stream, from)
+	}
+	if err != nil {
+		e.cfg.Logger.Warn("following the stream for the broker failed; again shortly", "stream", stream, "error", err)
+	}
+	e.feed.wg.Go(func() { e.publishFrom(ctx, stream, sub, from) })
+}
+
+// unfollow stops the stream's follower; mu is held.
+func (e *Engine) unfollow(stream string) {
+	if stop := e.feed.running[stream]; stop != nil {
+		stop()
+		delete(e.feed.running, stream)
+	}
+}
+
+// publishFrom publishes the stream's events after from to the broker until
+// ctx ends, subscribing again after a failure from the last one it
+// published, so a failure leaves no gap either.
+func (e *Engine) publishFrom(ctx context.Context, stream string, sub eventstore.Subscription, from uint64) {
 	wait := &backoff.Backoff{Initial: 100 * time.Millisecond, Max: 5 * time.Second, Jitter: 0.2}
 	for ctx.Err() == nil {
-		err := e.followOnce(ctx, stream)
+		if sub == nil {
+			var err error
+			if sub, err = e.cfg.Store.Subscribe(ctx, stream, from); err != nil {
+				if wait.Wait(ctx) != nil {
+					return
+				}
+				continue
+			}
+		}
+		err := e.publishAll(ctx, sub, &from)
+		_ = sub.Close()
+		sub = nil
 		if ctx.Err() != nil {
 			return
 		}
@@ -80,16 +104,7 @@ func (e *Engine) follow(ctx context.Context, stream string) {
 	}
 }
 
-func (e *Engine) followOnce(ctx context.Context, stream string) error {
-	from, err := e.cfg.Store.Version(ctx, stream)
-	if err != nil {
-		return err
-	}
-	sub, err := e.cfg.Store.Subscribe(ctx, stream, from)
-	if err != nil {
-		return err
-	}
-	defer func() { _ = sub.Close() }()
+func (e *Engine) publishAll(ctx context.Context, sub eventstore.Subscription, last *uint64) error {
 	for {
 		m, err := sub.Next(ctx)
 		if err != nil {
@@ -98,5 +113,6 @@ func (e *Engine) followOnce(ctx context.Context, stream string) error {
 		if err := e.cfg.Broker.Publish(ctx, m); err != nil && !errors.Is(err, context.Canceled) {
 			return err
 		}
+		*last = m.Sequence
 	}
 }
