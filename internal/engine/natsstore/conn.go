@@ -12,6 +12,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	engbackoff "github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/backoff"
 )
 
 // Options say where the JetStream is and how to store in it.
@@ -117,4 +119,41 @@ func validPrefix(p string) error {
 		return fmt.Errorf("nats: prefix %q: letters, digits, '-' and '_' only", p)
 	}
 	return nil
+}
+
+// createAttemptTimeout bounds one request creating a stream. Creating a
+// replicated stream takes milliseconds; two replicas creating the same one
+// at once can both go unanswered (nats-server 2.15), so a request
+// unanswered this long is sent again rather than waited on.
+const createAttemptTimeout = 2 * time.Second
+
+// CreateStream creates the stream cfg describes, or updates it to cfg,
+// sending the request again while JetStream does not answer, until ctx
+// ends. Replicas of the manager start together and all create the same
+// streams.
+func (c *Conn) CreateStream(ctx context.Context, cfg jetstream.StreamConfig) (jetstream.Stream, error) {
+	wait := &engbackoff.Backoff{Initial: 100 * time.Millisecond, Max: time.Second, Jitter: 0.5}
+	for {
+		actx, cancel := context.WithTimeout(ctx, createAttemptTimeout)
+		st, err := c.JS.CreateOrUpdateStream(actx, cfg)
+		cancel()
+		if err == nil {
+			return st, nil
+		}
+		if ctx.Err() != nil || !retryableCreate(err) {
+			return nil, fmt.Errorf("nats: create stream %s: %w", cfg.Name, err)
+		}
+		if werr := wait.Wait(ctx); werr != nil {
+			return nil, fmt.Errorf("nats: create stream %s: %w (last attempt: %w)", cfg.Name, werr, err)
+		}
+	}
+}
+
+// retryableCreate reports an error after which the same create may
+// succeed: no answer in time, or a cluster that is electing a leader.
+func retryableCreate(err error) bool {
+	var je *jetstream.APIError
+	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) ||
+		errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrNoStreamResponse) ||
+		(errors.As(err, &je) && (je.Code == 503 || je.Code == 500))
 }

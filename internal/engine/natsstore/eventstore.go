@@ -44,7 +44,7 @@ type EventStore struct {
 // stream when missing.
 func NewEventStore(ctx context.Context, c *Conn) (*EventStore, error) {
 	s := &EventStore{c: c, prefix: c.opts.Prefix, idx: c.opts.Prefix + "_IDX", streams: map[string]*esStream{}}
-	_, err := c.JS.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+	_, err := c.CreateStream(ctx, jetstream.StreamConfig{
 		Name:              s.idx,
 		Description:       "event IDs, index watermarks and compacted keys' versions of the event store " + s.prefix,
 		Subjects:          []string{s.prefix + ".idx.>"},
@@ -98,7 +98,7 @@ func (s *EventStore) create(ctx context.Context, st *esStream) error {
 	if st.created {
 		return nil
 	}
-	_, err := s.c.JS.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+	_, err := s.c.CreateStream(ctx, jetstream.StreamConfig{
 		Name:               st.js,
 		Description:        "the events of stream " + st.name,
 		Subjects:           []string{st.subject + ".>"},

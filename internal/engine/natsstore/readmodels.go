@@ -107,7 +107,7 @@ const (
 // Closing the store does not close c.
 func NewReadModels(ctx context.Context, c *Conn) (*ReadModels, error) {
 	l := newLayout(c.Options().Prefix)
-	st, err := c.JS.CreateOrUpdateStream(ctx, l.streamConfig(c.Options().Replicas))
+	st, err := c.CreateStream(ctx, l.streamConfig(c.Options().Replicas))
 	if err != nil {
 		return nil, fmt.Errorf("nats: read model stream %s: %w", l.stream, err)
 	}
