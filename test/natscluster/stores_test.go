@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/natsstore"
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/natsstore/natsstoretest"
 )
 
 // Replicas of the manager start together (a Deployment of three): each
@@ -57,4 +58,10 @@ func TestTwoStoresOpeningTogetherOnAClusterBothOpenWithinSeconds(t *testing.T) {
 			t.Fatalf("trial %d of %d: a replica could not open the store", trial+1, trials)
 		}
 	}
+}
+
+// Two replicas append to one stream on a cluster of three.
+func TestTwoStoresAppendingIfMatchBesideUnkeyedAppendsStoreEachKeyVersionOnce(t *testing.T) {
+	c := startCluster(t)
+	natsstoretest.TwoReplicasAppendIfMatchBesideUnkeyedAppends(t, natsstore.Options{URL: c.URLs(), Replicas: Size})
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"strconv"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 	"github.com/nats-io/nuid"
 
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine"
+	engbackoff "github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/backoff"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/codec"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/eventstore"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/groupcommit"
@@ -146,7 +148,7 @@ func (w *streamWriter) write(g *groupcommit.Group[*appendReq]) error {
 	todo := reqs
 	verified := false
 	for attempt := 0; len(todo) > 0; attempt++ {
-		if attempt > 50 {
+		if attempt > 100 {
 			err := fmt.Errorf("natsstore: stream %q: other writers kept appending first; gave up after %d attempts", w.st.name, attempt)
 			failRest(outcome, reqs, todo, err)
 			break
@@ -175,7 +177,13 @@ func (w *streamWriter) write(g *groupcommit.Group[*appendReq]) error {
 			continue
 		}
 		if wrongLast(err) {
-			err = w.catchUp(ctx)
+			// Another replica appended first: learn what, then plan again.
+			// After a few such rounds in a row, step aside for a moment
+			// so that two busy replicas do not keep refusing each other.
+			if attempt >= 2 {
+				_ = engbackoff.Sleep(ctx, time.Duration(rand.Int64N(int64(attempt)*int64(time.Millisecond))))
+			}
+			err = w.catchUpTo(ctx, actualLast(err))
 			verified = true
 		} else {
 			// Stored or not, the streamWriter cannot tell: learn it before the
@@ -202,45 +210,118 @@ func failRest(outcome []error, reqs, todo []*appendReq, err error) {
 }
 
 // publish publishes the plan's appends in order, pipelined on the
-// connection: each append's first message expects the stream's last
-// sequence to be what the appends before it leave, so the server stores
-// them in this order or refuses from the first that does not fit on, as
-// every later expectation then fails too. An append of one event is one
-// publish; one of several is an atomic batch (the server stages a batch,
-// which on a single-replica file stream costs a file of its own, so single
-// events are not batched). It returns how many of the plan's appends are
-// done (stored, or refused by plan) and the error that stopped the rest.
+// connection, and returns how many of them are done (stored, or refused by
+// plan) and the error that stopped the rest.
+//
+// Every message carries an ID of its own, new for every publish, as
+// Nats-Msg-Id. The first append sent while nothing is in flight expects
+// the stream's last sequence to be the one the writer knows; if it holds,
+// nothing was appended since, so the plan is exact. An append sent behind
+// others still in flight expects both the sequence and the message ID of
+// the last one planned before it (Nats-Expected-Last-Msg-Id): the sequence
+// alone could hold by chance when an append before it failed and another
+// replica appended as many events, and the plan it was made on would not;
+// the message ID holds only if that very message was stored last. An
+// atomic batch (an append of several events) cannot expect an ID: it waits
+// until nothing is in flight. Idempotency by event ID is the plan's work
+// (what the writer knows, the ID index), not JetStream's duplicate window.
 func (w *streamWriter) publish(ctx context.Context, p *plan) (int, error) {
+	if w.s.c.opts.Replicas > 1 {
+		return w.publishBatches(ctx, p)
+	}
 	var flight []inFlight
-	next := w.known
-	var sendErr error
+	next, lastID := w.known, ""
 	for ri, evs := range p.msgs {
 		if len(evs) == 0 {
 			continue
 		}
+		if len(evs) > 1 && len(flight) > 0 {
+			if failed, err := w.settle(ctx, p, flight); err != nil {
+				return failed, err
+			}
+			flight = flight[:0]
+		}
 		msgs := make([]*nats.Msg, len(evs))
 		for i := range evs {
 			m := &evs[i]
-			msgs[i] = &nats.Msg{Subject: w.st.keySubject(m.Key), Data: codec.AppendMessage(make([]byte, 0, codec.SizeHint(m)), m)}
+			msgs[i] = &nats.Msg{
+				Subject: w.st.keySubject(m.Key),
+				Data:    codec.AppendMessage(make([]byte, 0, codec.SizeHint(m)), m),
+				Header:  nats.Header{"Nats-Msg-Id": []string{nuid.Next()}},
+			}
 		}
-		msgs[0].Header = nats.Header{"Nats-Expected-Last-Sequence": []string{strconv.FormatUint(next, 10)}}
+		msgs[0].Header.Set("Nats-Expected-Last-Sequence", strconv.FormatUint(next, 10))
+		if len(flight) > 0 {
+			msgs[0].Header.Set("Nats-Expected-Last-Msg-Id", lastID)
+		}
 		ack, err := w.send(msgs)
 		if err != nil {
-			sendErr = err
-			flight = append(flight, inFlight{req: ri})
+			flight = append(flight, inFlight{req: ri, err: err})
 			break
 		}
 		next += uint64(len(evs))
+		lastID = msgs[len(msgs)-1].Header.Get("Nats-Msg-Id")
 		flight = append(flight, inFlight{req: ri, ack: ack, last: next})
 	}
-	return w.settle(ctx, p, flight, sendErr)
+	if failed, err := w.settle(ctx, p, flight); err != nil {
+		return failed, err
+	}
+	return len(p.reqs), nil
 }
 
-// inFlight is one append published and not yet acknowledged; ack is nil
-// for the one whose publish failed.
+// publishBatches publishes the plan's appends as atomic batches of whole
+// appends, up to the batch limit each, one after the other: each expects
+// the stream's last sequence to be the one the writer knows, and is stored
+// whole or not at all, so nothing is ever stored on a plan that an earlier
+// refusal made stale. On a replicated stream JetStream stages a batch in
+// memory, and an ID chain behind messages in flight is not answered
+// reliably (nats-server 2.15.3, a cluster of three), so replicated
+// streams take this path; a single-replica stream pipelines (publish).
+func (w *streamWriter) publishBatches(ctx context.Context, p *plan) (int, error) {
+	done := 0
+	for done < len(p.reqs) {
+		var msgs []*nats.Msg
+		end := done
+		for end < len(p.reqs) && (len(msgs) == 0 || len(msgs)+len(p.msgs[end]) <= maxAppend) {
+			for i := range p.msgs[end] {
+				m := &p.msgs[end][i]
+				msgs = append(msgs, &nats.Msg{
+					Subject: w.st.keySubject(m.Key),
+					Data:    codec.AppendMessage(make([]byte, 0, codec.SizeHint(m)), m),
+					Header:  nats.Header{"Nats-Msg-Id": []string{nuid.Next()}},
+				})
+			}
+			end++
+		}
+		if len(msgs) == 0 {
+			return end, nil
+		}
+		msgs[0].Header.Set("Nats-Expected-Last-Sequence", strconv.FormatUint(w.known, 10))
+		last := w.known + uint64(len(msgs))
+		ack, err := w.send(msgs)
+		if err == nil {
+			err = w.await(ctx, inFlight{ack: ack, last: last})
+		}
+		if err != nil {
+			if !wrongLast(err) {
+				w.ready = false // stored or not: learn it from the stream
+			}
+			return done, err
+		}
+		for i := done; i < end; i++ {
+			w.learnStored(p.msgs[i], p.generated[i])
+		}
+		done = end
+	}
+	return done, nil
+}
+
+// inFlight is one append published and not yet acknowledged; err is set,
+// and ack nil, for one whose publish failed.
 type inFlight struct {
 	req  int
 	ack  jetstream.PubAckFuture
+	err  error
 	last uint64 // the stream's last sequence once it is stored
 }
 
@@ -249,9 +330,6 @@ func (w *streamWriter) send(msgs []*nats.Msg) (jetstream.PubAckFuture, error) {
 	if len(msgs) > 1 {
 		id := nuid.Next()
 		for i, m := range msgs {
-			if m.Header == nil {
-				m.Header = nats.Header{}
-			}
 			m.Header.Set("Nats-Batch-Id", id)
 			m.Header.Set("Nats-Batch-Sequence", strconv.Itoa(i+1))
 			if i < len(msgs)-1 {
@@ -269,24 +347,26 @@ func (w *streamWriter) send(msgs []*nats.Msg) (jetstream.PubAckFuture, error) {
 	return f, nil
 }
 
-// settle waits for the acknowledgements in order and takes in the appends
-// stored. The appends before the first that failed are done; from it on,
-// none is stored (their expected sequences followed it).
-func (w *streamWriter) settle(ctx context.Context, p *plan, flight []inFlight, sendErr error) (int, error) {
+// settle waits for every acknowledgement in flight, in order, and takes in
+// the appends stored. It returns the index in the plan of the first that
+// failed, with its error: from it on none is stored (each expected what
+// the one before it left). It waits for all, so nothing of the group is
+// left in flight.
+func (w *streamWriter) settle(ctx context.Context, p *plan, flight []inFlight) (int, error) {
 	var failed error
-	done := len(p.reqs)
+	at := -1
 	for _, f := range flight {
-		err := sendErr
-		if f.ack != nil {
+		err := f.err
+		if err == nil {
 			err = w.await(ctx, f)
 		}
 		if failed != nil {
-			continue // waited for, so nothing of this group is left in flight
+			continue
 		}
 		if err != nil {
-			failed, done = err, f.req
+			failed, at = err, f.req
 			if !wrongLast(err) {
-				// Stored or not, the streamWriter cannot tell: it learns it
+				// Stored or not, the writer cannot tell: it learns it
 				// from the stream before it plans again.
 				w.ready = false
 			}
@@ -294,13 +374,15 @@ func (w *streamWriter) settle(ctx context.Context, p *plan, flight []inFlight, s
 		}
 		w.learnStored(p.msgs[f.req], p.generated[f.req])
 	}
-	return done, failed
+	return at, failed
 }
 
 // await waits for one append's acknowledgement.
 func (w *streamWriter) await(ctx context.Context, f inFlight) error {
 	select {
 	case ack := <-f.ack.Ok():
+		// A duplicate is this very message sent twice (its ID is new for
+		// every publish): stored once, where it should be.
 		if ack.Sequence != f.last {
 			return fmt.Errorf("natsstore: stream %q: an append stored up to %d, want %d", w.st.name, ack.Sequence, f.last)
 		}
@@ -352,6 +434,21 @@ func (w *streamWriter) catchUp(ctx context.Context) error {
 	}
 	w.learnStored(evs, nil)
 	return nil
+}
+
+// catchUpTo reads what was appended after w.known up to target at least
+// (the last sequence a refusal named). Any replica of the stream answers
+// reads, and one that is behind answers short: it asks again until it has
+// read that far.
+func (w *streamWriter) catchUpTo(ctx context.Context, target uint64) error {
+	for {
+		if err := w.catchUp(ctx); err != nil || w.known >= target {
+			return err
+		}
+		if err := engbackoff.Sleep(ctx, time.Millisecond); err != nil {
+			return err
+		}
+	}
 }
 
 // start (re)builds what the streamWriter knows from the stream: everything above

@@ -8,6 +8,7 @@ import (
 	"math"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -59,6 +60,10 @@ func NewEventStore(ctx context.Context, c *Conn) (*EventStore, error) {
 	return s, nil
 }
 
+// duplicateWindow is how long JetStream remembers the message IDs it
+// stored: a message sent twice within it is stored once.
+const duplicateWindow = 5 * time.Second
+
 // esStream is one engine stream's JetStream stream and its writer.
 type esStream struct {
 	name    string // the engine's name
@@ -107,6 +112,10 @@ func (s *EventStore) create(ctx context.Context, st *esStream) error {
 		AllowDirect:        true,
 		AllowAtomicPublish: true,
 		DenyDelete:         true,
+		// Every message carries an ID of its own so that a pipelined append
+		// can expect the one before it (append.go); JetStream remembers
+		// them for its duplicate window, which need not be long.
+		Duplicates: duplicateWindow,
 	})
 	if err != nil {
 		return fmt.Errorf("natsstore: stream %q: %w", st.name, err)

@@ -11,6 +11,8 @@ import (
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/codec"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/eventstore"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/natsstore"
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/natsstore/natsstoretest"
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/natsstore/natstest"
 )
 
 // Two stores on one prefix are two manager replicas: each appends to the
@@ -112,4 +114,11 @@ func newEventStore(t *testing.T, dir string) *natsstore.EventStore {
 	}
 	t.Cleanup(func() { _ = s.Close() })
 	return s
+}
+
+// Two replicas append to one single-replica stream: appends pipelined
+// behind others in flight must not be stored on a plan an earlier refusal
+// made stale.
+func TestTwoStoresAppendingIfMatchBesideUnkeyedAppendsStoreEachKeyVersionOnce(t *testing.T) {
+	natsstoretest.TwoReplicasAppendIfMatchBesideUnkeyedAppends(t, natsstore.Options{URL: natstest.Start(t, natstest.Options{}).ClientURL()})
 }

@@ -6,11 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	engbackoff "github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/backoff"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/eventstore"
 )
 
@@ -30,6 +32,29 @@ type apiError struct {
 
 func (e *apiError) Error() string {
 	return fmt.Sprintf("jetstream: %s (code %d, error %d)", e.Description, e.Code, e.ErrCode)
+}
+
+// actualLast returns the stream's last sequence that a wrong-last-sequence
+// refusal names ("wrong last sequence: 1234"), 0 when it names none.
+func actualLast(err error) uint64 {
+	desc := ""
+	var ae *apiError
+	var je *jetstream.APIError
+	switch {
+	case errors.As(err, &ae):
+		desc = ae.Description
+	case errors.As(err, &je):
+		desc = je.Description
+	}
+	i := strings.LastIndexByte(desc, ':')
+	if i < 0 {
+		return 0
+	}
+	n, err := strconv.ParseUint(strings.TrimSpace(desc[i+1:]), 10, 64)
+	if err != nil {
+		return 0
+	}
+	return n
 }
 
 // wrongLast reports whether err says an expected last sequence did not hold.
@@ -90,34 +115,78 @@ func getBatch(ctx context.Context, nc *nats.Conn, stream string, req directGet, 
 	if err != nil {
 		return err
 	}
-	inbox := nc.NewRespInbox()
-	sub, err := nc.SubscribeSync(inbox)
-	if err != nil {
-		return fmt.Errorf("natsstore: read %s: %w", stream, err)
-	}
-	defer func() { _ = sub.Unsubscribe() }()
-	if err := nc.PublishRequest("$JS.API.DIRECT.GET."+stream, inbox, body); err != nil {
-		return fmt.Errorf("natsstore: read %s: %w", stream, err)
-	}
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, 10*time.Second)
 		defer cancel()
 	}
-	for {
-		m, err := sub.NextMsgWithContext(ctx)
-		if err != nil {
-			return fmt.Errorf("natsstore: read %s: %w", stream, err)
+	for attempt := 0; ; attempt++ {
+		answered, err := getBatchOnce(ctx, nc, stream, body, req, fn)
+		if err == nil || answered || ctx.Err() != nil {
+			return err
 		}
+		if errors.Is(err, nats.ErrNoResponders) && streamMissing(ctx, nc, stream) {
+			return err // nobody serves a stream that does not exist
+		}
+		// Unanswered (no responders while a stream leader is elected, or a
+		// replica that stayed silent): ask again, another replica may answer.
+		if serr := engbackoff.Sleep(ctx, time.Duration(min(attempt+1, 10))*20*time.Millisecond); serr != nil {
+			return err
+		}
+	}
+}
+
+// streamMissing reports whether JetStream says the stream does not exist.
+func streamMissing(ctx context.Context, nc *nats.Conn, stream string) bool {
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return false
+	}
+	_, err = js.Stream(ctx, stream)
+	return errors.Is(err, jetstream.ErrStreamNotFound)
+}
+
+// directGetWait is how long one direct get waits for its first answer
+// before asking again: any replica answers in milliseconds.
+const directGetWait = time.Second
+
+// getBatchOnce sends one direct get and reads its answer; answered says
+// whether any answer came, after which an error is final.
+func getBatchOnce(ctx context.Context, nc *nats.Conn, stream string, body []byte, req directGet,
+	fn func(stored) error) (answered bool, err error) {
+	inbox := nc.NewRespInbox()
+	sub, err := nc.SubscribeSync(inbox)
+	if err != nil {
+		return false, fmt.Errorf("natsstore: read %s: %w", stream, err)
+	}
+	defer func() { _ = sub.Unsubscribe() }()
+	if err := nc.PublishRequest("$JS.API.DIRECT.GET."+stream, inbox, body); err != nil {
+		return false, fmt.Errorf("natsstore: read %s: %w", stream, err)
+	}
+	for {
+		wait := ctx
+		if !answered {
+			var cancel context.CancelFunc
+			wait, cancel = context.WithTimeout(ctx, directGetWait)
+			defer cancel()
+		}
+		m, err := sub.NextMsgWithContext(wait)
+		if err != nil {
+			return answered, fmt.Errorf("natsstore: read %s: %w", stream, err)
+		}
+		if m.Header.Get("Status") == "503" { // no responders: nobody serves the stream right now
+			return false, fmt.Errorf("natsstore: read %s: %w", stream, nats.ErrNoResponders)
+		}
+		answered = true
 		done, s, err := parseStored(m)
 		if err != nil || done {
-			return err
+			return true, err
 		}
 		if err := fn(s); err != nil {
-			return err
+			return true, err
 		}
 		if req.Batch <= 1 && len(req.MultiLastFor) == 0 {
-			return nil
+			return true, nil
 		}
 	}
 }
