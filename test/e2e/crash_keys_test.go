@@ -51,6 +51,9 @@ type appendOutcome struct {
 	// answered is when its definitive answer came.
 	resent   bool
 	answered time.Time
+	// sendings says, for a failure's report, where each sending of the
+	// request went and what came back.
+	sendings []string
 }
 
 // keyWriter is the write side of an application on one entity, as a correct
@@ -72,13 +75,6 @@ func (w *keyWriter) faultf(format string, args ...any) {
 	w.faults = append(w.faults, fmt.Sprintf("client %d, key %s: ", w.client, w.ledger.key)+fmt.Sprintf(format, args...))
 }
 
-// unknownOutcome says whether an answer leaves the request's fate unknown:
-// no answer at all, a 503 (full or shutting down), or a 404 before the
-// restarted manager has the Stream again.
-func unknownOutcome(resp apiResponse, err error) bool {
-	return err != nil || resp.status == http.StatusServiceUnavailable || resp.status == http.StatusNotFound
-}
-
 // etagVersion parses an ETag of the form "N".
 func etagVersion(tag string) (uint64, error) {
 	unquoted, err := strconv.Unquote(tag)
@@ -93,12 +89,17 @@ func etagVersion(tag string) (uint64, error) {
 // manager did decide, as when a connection breaks after the request went
 // out; the client cannot tell it from a request that never arrived.
 type network struct {
-	apis atomic.Pointer[[]string] // the running managers' base URLs
-	turn atomic.Uint64            // of the next request, round robin over apis
+	apis  atomic.Pointer[[]string] // the running managers' base URLs
+	posts atomic.Pointer[[]string] // those of apis that take the POSTs
+	turn  atomic.Uint64            // of the next request, round robin
 	// loseOneIn loses one answer to a POST in that many, at random; 0
 	// loses none but in a blackout.
 	loseOneIn int
 	blackout  atomic.Bool // every answer to a POST is lost: the moments before a SIGKILL
+	// retryInternal has the writers send a request answered 500 again,
+	// as one whose outcome is unknown, and count it in internalErrors.
+	retryInternal  bool
+	internalErrors atomic.Int64
 }
 
 // newNetwork is a network losing one answer in loseOneIn. Nothing listens
@@ -111,12 +112,33 @@ func newNetwork(loseOneIn int) *network {
 
 // use sends the requests that follow to the managers at apis, in turn:
 // a request sent again after an unknown outcome goes to the next one.
-func (n *network) use(apis ...string) { n.apis.Store(&apis) }
+func (n *network) use(apis ...string) {
+	n.apis.Store(&apis)
+	n.posts.Store(&apis)
+}
 
-// api is the base URL of the manager the next request goes to.
-func (n *network) api() string {
+// usePosts sends the POSTs that follow to the managers at apis alone; the
+// reads still go to every one use named.
+func (n *network) usePosts(apis ...string) { n.posts.Store(&apis) }
+
+// api is the base URL of the manager the next request, of method, goes to.
+func (n *network) api(method string) string {
 	apis := *n.apis.Load()
+	if method == http.MethodPost {
+		apis = *n.posts.Load()
+	}
 	return apis[(n.turn.Add(1)-1)%uint64(len(apis))]
+}
+
+// unknownOutcome says whether an answer leaves the request's fate unknown:
+// no answer at all, a 503 (full or shutting down), or a 404 before the
+// restarted manager has the Stream again; with retryInternal, a 500.
+func (n *network) unknownOutcome(resp apiResponse, err error) bool {
+	if err == nil && resp.status == http.StatusInternalServerError && n.retryInternal {
+		n.internalErrors.Add(1)
+		return true
+	}
+	return err != nil || resp.status == http.StatusServiceUnavailable || resp.status == http.StatusNotFound
 }
 
 var errAnswerLost = errors.New("the connection broke before the answer came")
@@ -154,11 +176,18 @@ func (t answerLosingTransport) RoundTrip(r *http.Request) (*http.Response, error
 func (w *keyWriter) run(ctx context.Context, nw *network, path string, stop *atomic.Bool) {
 	hc := nw.client()
 	resent := false
+	var sendings []string
 	send := func(method string, body []byte, header http.Header) (apiResponse, bool) {
-		resent = false
+		resent, sendings = false, nil
 		for ctx.Err() == nil {
-			resp, err := callAPIWith(ctx, hc, method, nw.api()+path, "application/json", body, header)
-			if !unknownOutcome(resp, err) {
+			api := nw.api(method)
+			resp, err := callAPIWith(ctx, hc, method, api+path, "application/json", body, header)
+			if err != nil {
+				sendings = append(sendings, fmt.Sprintf("%s %s: %v", time.Now().Format("15:04:05.000"), api, err))
+			} else {
+				sendings = append(sendings, fmt.Sprintf("%s %s: %d %s", time.Now().Format("15:04:05.000"), api, resp.status, resp.header.Get("ETag")))
+			}
+			if !nw.unknownOutcome(resp, err) {
 				return resp, true
 			}
 			resent = true
@@ -200,7 +229,7 @@ func (w *keyWriter) run(ctx context.Context, nw *network, path string, stop *ato
 		if !ok {
 			return
 		}
-		out.status, out.resent, out.answered = resp.status, resent, time.Now()
+		out.status, out.resent, out.answered, out.sendings = resp.status, resent, time.Now(), sendings
 		tagVersion, tagErr := etagVersion(resp.header.Get("ETag"))
 		switch resp.status {
 		case http.StatusAccepted:
@@ -342,7 +371,7 @@ type keyAcks struct {
 func checkKeyAcks(ctx context.Context, writers []*keyWriter, l *keyLedger, keyURL string) keyAcks {
 	GinkgoHelper()
 	acks := keyAcks{ackedAt: map[string]uint64{}, acceptedAt: map[string]time.Time{}}
-	idAt := map[uint64]string{}
+	ackAt := map[uint64]appendOutcome{}
 	refused := map[string]bool{}
 	for _, w := range writers {
 		if w.ledger != l {
@@ -354,8 +383,8 @@ func checkKeyAcks(ctx context.Context, writers []*keyWriter, l *keyLedger, keyUR
 				acks.conflicts++
 				continue
 			}
-			Expect(idAt).NotTo(HaveKey(o.version), "version %d of %s was named by the 202s of %s and %s", o.version, l.key, idAt[o.version], o.id)
-			idAt[o.version] = o.id
+			Expect(ackAt).NotTo(HaveKey(o.version), "version %d of %s was named by two 202s: %+v and %+v", o.version, l.key, ackAt[o.version], o)
+			ackAt[o.version] = o
 			acks.ackedAt[o.id] = o.version
 			if o.resent {
 				acks.resent = append(acks.resent, o)

@@ -58,7 +58,7 @@ func (c *crashClient) key(i int) string { return fmt.Sprintf("client%d-event%d",
 func (c *crashClient) run(ctx context.Context, nw *network, total *atomic.Int64) {
 	client := nw.client()
 	for i := 0; ctx.Err() == nil; {
-		url := nw.api() + c.path(i)
+		url := nw.api(http.MethodPost) + c.path(i)
 		body := fmt.Appendf(nil, `{"client":%d,"event":%d}`, c.id, i)
 		resp, err := callAPIWith(ctx, client, http.MethodPost, url, "application/json", body,
 			http.Header{"Idempotency-Key": {c.key(i)}})
