@@ -275,3 +275,44 @@ var _ = Describe("manager replicas on NATS JetStream, SIGKILLed", func() {
 				len(stored), unkeyed, keyed, acceptedByTheKilled, resends, nw.internalErrors.Load(), len(deliveries), len(deliveries)-len(taken.ids()))
 		}, SpecTimeout(4*time.Minute))
 })
+
+var _ = Describe("manager replicas on NATS JetStream, SIGKILLed", func() {
+	It("answer appends 503 within seconds, not 500, while JetStream elects the stream's leader", func(ctx SpecContext) {
+		ns := newNamespace(ctx)
+		r := startNATSReplicas(ns)
+		m := r.run()
+		Expect(k8sClient.Create(ctx, jsonStream(ns, "orders"))).To(Succeed())
+		url := fmt.Sprintf("%s/v1/namespaces/%s/streams/orders/events", m.api, ns)
+		Eventually(func() error {
+			_, _, err := acceptedID(ctx, url, []byte(`{}`))
+			return err
+		}).WithTimeout(30 * time.Second).Should(Succeed())
+
+		node, err := streamLeader(ctx, r.cluster, eventsStream(ns, "orders"))
+		Expect(err).NotTo(HaveOccurred())
+		r.cluster.Kill(node)
+		// Post until the stream has a leader again and takes events: each
+		// answer meanwhile says the event was not stored, so send it again.
+		// An election takes a second or two: an answer takes no longer.
+		client := &http.Client{Timeout: 10 * time.Second}
+		var refusals []string
+		accepted := 0
+		deadline := time.Now().Add(60 * time.Second)
+		for accepted < 3 && len(refusals) == 0 && time.Now().Before(deadline) {
+			sent := time.Now()
+			resp, err := callAPIWith(ctx, client, http.MethodPost, url, "application/json", []byte(`{}`), nil)
+			switch {
+			case err != nil:
+				refusals = append(refusals, fmt.Sprintf("after %s: %v", time.Since(sent).Round(time.Millisecond), err))
+			case resp.status == http.StatusAccepted:
+				accepted++
+			case resp.status != http.StatusServiceUnavailable || resp.header.Get("Retry-After") == "":
+				refusals = append(refusals, fmt.Sprintf("after %s: %s", time.Since(sent).Round(time.Millisecond), resp))
+			default:
+				time.Sleep(50 * time.Millisecond)
+			}
+		}
+		Expect(refusals).To(BeEmpty(), "while there is no leader: 503 with Retry-After, and nothing else")
+		Expect(accepted).To(Equal(3), "the stream takes events again once it has a new leader")
+	}, SpecTimeout(2*time.Minute))
+})
