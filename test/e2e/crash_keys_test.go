@@ -51,6 +51,9 @@ type appendOutcome struct {
 	// answered is when its definitive answer came.
 	resent   bool
 	answered time.Time
+	// sendings says, for a failure's report, where each sending of the
+	// request went and what came back.
+	sendings []string
 }
 
 // keyWriter is the write side of an application on one entity, as a correct
@@ -72,13 +75,6 @@ func (w *keyWriter) faultf(format string, args ...any) {
 	w.faults = append(w.faults, fmt.Sprintf("client %d, key %s: ", w.client, w.ledger.key)+fmt.Sprintf(format, args...))
 }
 
-// unknownOutcome says whether an answer leaves the request's fate unknown:
-// no answer at all, a 503 (full or shutting down), or a 404 before the
-// restarted manager has the Stream again.
-func unknownOutcome(resp apiResponse, err error) bool {
-	return err != nil || resp.status == http.StatusServiceUnavailable || resp.status == http.StatusNotFound
-}
-
 // etagVersion parses an ETag of the form "N".
 func etagVersion(tag string) (uint64, error) {
 	unquoted, err := strconv.Unquote(tag)
@@ -88,13 +84,42 @@ func etagVersion(tag string) (uint64, error) {
 	return strconv.ParseUint(unquoted, 10, 64)
 }
 
-// network is the clients' way to the manager: its current address, and the
-// answers it loses. A lost answer is one to a request the manager did
-// decide, as when a connection breaks after the request went out; the
-// client cannot tell it from a request that never arrived.
+// network is the clients' way to the managers: the addresses of those
+// running, and the answers it loses. A lost answer is one to a request the
+// manager did decide, as when a connection breaks after the request went
+// out; the client cannot tell it from a request that never arrived.
 type network struct {
-	api      atomic.Value // string: the running manager's base URL
-	blackout atomic.Bool  // every answer to a POST is lost: the moments before a SIGKILL
+	apis atomic.Pointer[[]string] // the running managers' base URLs
+	turn atomic.Uint64            // of the next request, round robin
+	// loseOneIn loses one answer to a POST in that many, at random; 0
+	// loses none but in a blackout.
+	loseOneIn int
+	blackout  atomic.Bool // every answer to a POST is lost: the moments before a SIGKILL
+}
+
+// newNetwork is a network losing one answer in loseOneIn. Nothing listens
+// at its first address: name the managers with use once they run.
+func newNetwork(loseOneIn int) *network {
+	n := &network{loseOneIn: loseOneIn}
+	n.use("http://127.0.0.1:1")
+	return n
+}
+
+// use sends the requests that follow to the managers at apis, in turn:
+// a request sent again after an unknown outcome goes to the next one.
+func (n *network) use(apis ...string) { n.apis.Store(&apis) }
+
+// api is the base URL of the manager the next request goes to.
+func (n *network) api() string {
+	apis := *n.apis.Load()
+	return apis[(n.turn.Add(1)-1)%uint64(len(apis))]
+}
+
+// unknownOutcome says whether an answer leaves the request's fate unknown:
+// no answer at all, a 503 (full or shutting down), or a 404 before the
+// restarted manager has the Stream again.
+func (n *network) unknownOutcome(resp apiResponse, err error) bool {
+	return err != nil || resp.status == http.StatusServiceUnavailable || resp.status == http.StatusNotFound
 }
 
 var errAnswerLost = errors.New("the connection broke before the answer came")
@@ -113,13 +138,13 @@ type answerLosingTransport struct {
 
 // RoundTrip loses answers to POSTs: all of them during a blackout (reads
 // still answer, so every client gets to send an append the manager
-// decides), one in 16 at other times.
+// decides), one in loseOneIn at other times.
 func (t answerLosingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	resp, err := t.base.RoundTrip(r)
 	if err != nil {
 		return nil, err
 	}
-	if r.Method == http.MethodPost && (t.n.blackout.Load() || rand.N(16) == 0) {
+	if r.Method == http.MethodPost && (t.n.blackout.Load() || t.n.loseOneIn > 0 && rand.N(t.n.loseOneIn) == 0) {
 		_, _ = io.Copy(io.Discard, resp.Body)
 		_ = resp.Body.Close()
 		return nil, errAnswerLost
@@ -132,11 +157,18 @@ func (t answerLosingTransport) RoundTrip(r *http.Request) (*http.Response, error
 func (w *keyWriter) run(ctx context.Context, nw *network, path string, stop *atomic.Bool) {
 	hc := nw.client()
 	resent := false
+	var sendings []string
 	send := func(method string, body []byte, header http.Header) (apiResponse, bool) {
-		resent = false
+		resent, sendings = false, nil
 		for ctx.Err() == nil {
-			resp, err := callAPIWith(ctx, hc, method, nw.api.Load().(string)+path, "application/json", body, header)
-			if !unknownOutcome(resp, err) {
+			api := nw.api()
+			resp, err := callAPIWith(ctx, hc, method, api+path, "application/json", body, header)
+			if err != nil {
+				sendings = append(sendings, fmt.Sprintf("%s %s: %v", time.Now().Format("15:04:05.000"), api, err))
+			} else {
+				sendings = append(sendings, fmt.Sprintf("%s %s: %d %s", time.Now().Format("15:04:05.000"), api, resp.status, resp.header.Get("ETag")))
+			}
+			if !nw.unknownOutcome(resp, err) {
 				return resp, true
 			}
 			resent = true
@@ -178,7 +210,7 @@ func (w *keyWriter) run(ctx context.Context, nw *network, path string, stop *ato
 		if !ok {
 			return
 		}
-		out.status, out.resent, out.answered = resp.status, resent, time.Now()
+		out.status, out.resent, out.answered, out.sendings = resp.status, resent, time.Now(), sendings
 		tagVersion, tagErr := etagVersion(resp.header.Get("ETag"))
 		switch resp.status {
 		case http.StatusAccepted:
@@ -261,6 +293,104 @@ func readWholeKey(ctx context.Context, url string) ([]streamEvent, uint64) {
 	}
 }
 
+// keyWriters are keyWriters racing on keys, from startKeyWriters until
+// finish.
+type keyWriters struct {
+	writers []*keyWriter
+	stop    atomic.Bool
+	wg      sync.WaitGroup
+	cancel  context.CancelFunc
+}
+
+// startKeyWriters starts writersOf[k] writers on ledgers[k] through nw;
+// path gives a key's path below the API's base URL.
+func startKeyWriters(ctx context.Context, nw *network, ledgers []*keyLedger, writersOf []int, path func(*keyLedger) string) *keyWriters {
+	kw := &keyWriters{}
+	// Cancelled only when the spec fails midway (abandon): otherwise the
+	// writers finish the request in hand (finish).
+	writeCtx, cancel := context.WithCancel(ctx)
+	kw.cancel = cancel
+	for k, l := range ledgers {
+		for range writersOf[k] {
+			w := &keyWriter{client: len(kw.writers), ledger: l}
+			kw.writers = append(kw.writers, w)
+			kw.wg.Go(func() { w.run(writeCtx, nw, path(l), &kw.stop) })
+		}
+	}
+	return kw
+}
+
+// finish stops the writers once the request in hand has a definitive
+// answer, and returns them.
+func (kw *keyWriters) finish() []*keyWriter {
+	kw.stop.Store(true)
+	kw.wg.Wait()
+	return kw.writers
+}
+
+// abandon stops the writers at once, their requests in hand cut off: for a
+// spec that failed midway (deferred; after finish it does nothing more).
+func (kw *keyWriters) abandon() {
+	kw.stop.Store(true)
+	kw.cancel()
+	kw.wg.Wait()
+}
+
+// keyAcks is what the writers of one key were told, checked against the
+// key's stored events.
+type keyAcks struct {
+	ackedAt    map[string]uint64    // event id: the version its 202 named
+	acceptedAt map[string]time.Time // event id: when the stored event was accepted
+	resent     []appendOutcome      // 202s that came only to a resend
+	conflicts  int                  // appends answered 412
+}
+
+// checkKeyAcks reads the key at keyURL and checks it against what the
+// writers of l were told: no version named by two 202s, versions from 1
+// without a gap, no event stored twice or stored after a 412, and exactly
+// the acknowledged events stored, each at the version its 202 named.
+func checkKeyAcks(ctx context.Context, writers []*keyWriter, l *keyLedger, keyURL string) keyAcks {
+	GinkgoHelper()
+	acks := keyAcks{ackedAt: map[string]uint64{}, acceptedAt: map[string]time.Time{}}
+	ackAt := map[uint64]appendOutcome{}
+	refused := map[string]bool{}
+	for _, w := range writers {
+		if w.ledger != l {
+			continue
+		}
+		for _, o := range w.outcomes {
+			if o.status == http.StatusPreconditionFailed {
+				refused[o.id] = true
+				acks.conflicts++
+				continue
+			}
+			Expect(ackAt).NotTo(HaveKey(o.version), "version %d of %s was named by two 202s: %+v and %+v", o.version, l.key, ackAt[o.version], o)
+			ackAt[o.version] = o
+			acks.ackedAt[o.id] = o.version
+			if o.resent {
+				acks.resent = append(acks.resent, o)
+			}
+		}
+	}
+
+	events, version := readWholeKey(ctx, keyURL)
+	storedAt := map[string]uint64{}
+	for i, ev := range events {
+		acks.acceptedAt[ev.ID] = ev.Time
+		Expect(ev.Version).To(BeEquivalentTo(i+1), "%s: versions run from 1 without a gap", l.key)
+		Expect(ev.Key).To(Equal(l.key))
+		Expect(storedAt).NotTo(HaveKey(ev.ID), "%s: event %s is stored twice", l.key, ev.ID)
+		storedAt[ev.ID] = ev.Version
+		Expect(refused).NotTo(HaveKey(ev.ID), "%s: event %s is stored, but its append was answered 412", l.key, ev.ID)
+	}
+	// Exactly the acknowledged events are stored, each at the version its
+	// 202 named; every request ended in a 202 or a 412, so nothing else
+	// can be.
+	Expect(storedAt).To(Equal(acks.ackedAt), "%s: the stored events are the acknowledged ones at their versions", l.key)
+	Expect(version).To(BeEquivalentTo(len(acks.ackedAt)), "%s: the version is the number of acknowledged appends", l.key)
+	return acks
+}
+
 var _ = Describe("entity keys on durable storage", func() {
 	It("give racing If-Match appends distinct versions without gaps and lose no 202 across SIGKILLs", func(ctx SpecContext) {
 		dataDir := GinkgoT().TempDir()
@@ -280,35 +410,16 @@ var _ = Describe("entity keys on durable storage", func() {
 		}
 		acknowledged := func() int64 { return ledgers[0].accepted.Load() + ledgers[1].accepted.Load() }
 
-		var (
-			nw      network
-			stop    atomic.Bool
-			wg      sync.WaitGroup
-			writers []*keyWriter
-			starts  []time.Time // of each manager process, in order
-		)
-		nw.api.Store("http://127.0.0.1:1") // nothing listens until the first start
-		// Cancelled only when the spec fails midway: otherwise the writers
-		// finish the request in hand against the last manager.
-		writeCtx, abandon := context.WithCancel(ctx)
-		defer func() {
-			stop.Store(true)
-			abandon()
-			wg.Wait()
-		}()
-		for k, l := range ledgers {
-			for range writersOf[k] {
-				w := &keyWriter{client: len(writers), ledger: l}
-				writers = append(writers, w)
-				wg.Go(func() { w.run(writeCtx, &nw, keyPath(l), &stop) })
-			}
-		}
+		var starts []time.Time // of each manager process, in order
+		nw := newNetwork(16)
+		kw := startKeyWriters(ctx, nw, ledgers, writersOf, keyPath)
+		defer kw.abandon()
 
 		var m *managerProcess
 		for round := 0; round <= kills; round++ {
 			starts = append(starts, time.Now())
 			m = runManager("--storage=disk", "--data-dir="+dataDir)
-			nw.api.Store(m.api)
+			nw.use(m.api)
 			nw.blackout.Store(false)
 			want := acknowledged() + perRound
 			Eventually(acknowledged).WithTimeout(60*time.Second).Should(BeNumerically(">=", want),
@@ -322,8 +433,7 @@ var _ = Describe("entity keys on durable storage", func() {
 				Eventually(m.exited).WithTimeout(10 * time.Second).Should(Receive())
 			}
 		}
-		stop.Store(true)
-		wg.Wait()
+		writers := kw.finish()
 
 		resends := 0
 		for _, w := range writers {
@@ -332,65 +442,26 @@ var _ = Describe("entity keys on durable storage", func() {
 		}
 
 		for _, l := range ledgers {
-			// What the clients were told: the id each 202 acknowledged at
-			// its version, and the ids a 412 refused.
-			ackedAt := map[string]uint64{}
-			idAt := map[uint64]string{}
-			refused := map[string]bool{}
-			conflicts, resentAcks := 0, 0
-			var resent []appendOutcome // 202s that came only to a resend
-			for _, w := range writers {
-				if w.ledger != l {
-					continue
-				}
-				for _, o := range w.outcomes {
-					if o.status == http.StatusPreconditionFailed {
-						refused[o.id] = true
-						conflicts++
-						continue
-					}
-					Expect(idAt).NotTo(HaveKey(o.version), "version %d of %s was named by the 202s of %s and %s", o.version, l.key, idAt[o.version], o.id)
-					idAt[o.version] = o.id
-					ackedAt[o.id] = o.version
-					if o.resent {
-						resent = append(resent, o)
-					}
-				}
-			}
-
-			events, version := readWholeKey(ctx, m.api+keyPath(l))
-			storedAt, acceptedAt := map[string]uint64{}, map[string]time.Time{}
-			for i, ev := range events {
-				acceptedAt[ev.ID] = ev.Time
-				Expect(ev.Version).To(BeEquivalentTo(i+1), "%s: versions run from 1 without a gap", l.key)
-				Expect(ev.Key).To(Equal(l.key))
-				Expect(storedAt).NotTo(HaveKey(ev.ID), "%s: event %s is stored twice", l.key, ev.ID)
-				storedAt[ev.ID] = ev.Version
-				Expect(refused).NotTo(HaveKey(ev.ID), "%s: event %s is stored, but its append was answered 412", l.key, ev.ID)
-			}
-			// Exactly the acknowledged events are stored, each at the
-			// version its 202 named; every request ended in a 202 or a 412,
-			// so nothing else can be.
-			Expect(storedAt).To(Equal(ackedAt), "%s: the stored events are the acknowledged ones at their versions", l.key)
-			Expect(version).To(BeEquivalentTo(len(ackedAt)), "%s: the version is the number of acknowledged appends", l.key)
+			acks := checkKeyAcks(ctx, writers, l, m.api+keyPath(l))
+			ackedAt, resentAcks := acks.ackedAt, 0
 			// A resend answered 202 by a manager started after the event
 			// was accepted: the killed manager had accepted it, and the
 			// resend was answered with its original version.
-			for _, o := range resent {
+			for _, o := range acks.resent {
 				answeredBy := starts[0]
 				for _, start := range starts {
 					if start.Before(o.answered) {
 						answeredBy = start
 					}
 				}
-				if acceptedAt[o.id].Before(answeredBy) {
+				if acks.acceptedAt[o.id].Before(answeredBy) {
 					resentAcks++
 				}
 			}
 			Expect(resentAcks).To(BeNumerically(">", 0),
 				"%s: the blackouts should leave appends accepted by a killed manager for its successor to answer", l.key)
 			GinkgoWriter.Printf("%s: %d appends acknowledged (%d accepted by a killed manager, acknowledged by the next), %d refused with 412\n",
-				l.key, len(ackedAt), resentAcks, conflicts)
+				l.key, len(ackedAt), resentAcks, acks.conflicts)
 
 			// The outbox processor carries on after each restart: the
 			// stream reads (the store alone) catch up with the key.

@@ -27,26 +27,23 @@ type crashClient struct {
 	accepted []int // event numbers answered 202, in order
 }
 
-// crashClients are crashClients posting to whichever manager api names,
-// from startCrashClients until stop.
+// crashClients are crashClients posting through a network, from
+// startCrashClients until stop.
 type crashClients struct {
 	clients []*crashClient
-	api     atomic.Value // string: the running manager's base URL
 	total   atomic.Int64 // 202s so far, all clients
 	stop    func()       // ends the posting and waits for the clients
 }
 
-// startCrashClients starts n clients; client c posts its event i to
-// path(c, i). Nothing listens at their first address: set api when a
-// manager runs.
-func startCrashClients(ctx context.Context, n int, path func(c, i int) string) *crashClients {
+// startCrashClients starts n clients posting through nw; client c posts its
+// event i to path(c, i).
+func startCrashClients(ctx context.Context, nw *network, n int, path func(c, i int) string) *crashClients {
 	cc := &crashClients{clients: make([]*crashClient, n)}
-	cc.api.Store("http://127.0.0.1:1")
 	postCtx, stopPost := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	for c := range cc.clients {
 		cc.clients[c] = &crashClient{id: c, path: func(i int) string { return path(c, i) }}
-		wg.Go(func() { cc.clients[c].run(postCtx, func() string { return cc.api.Load().(string) }, &cc.total) })
+		wg.Go(func() { cc.clients[c].run(postCtx, nw, &cc.total) })
 	}
 	cc.stop = func() {
 		stopPost()
@@ -57,11 +54,11 @@ func startCrashClients(ctx context.Context, n int, path func(c, i int) string) *
 
 func (c *crashClient) key(i int) string { return fmt.Sprintf("client%d-event%d", c.id, i) }
 
-// run posts until ctx ends; api returns the current manager's base URL.
-func (c *crashClient) run(ctx context.Context, api func() string, total *atomic.Int64) {
-	client := &http.Client{Timeout: 10 * time.Second}
+// run posts through nw until ctx ends.
+func (c *crashClient) run(ctx context.Context, nw *network, total *atomic.Int64) {
+	client := nw.client()
 	for i := 0; ctx.Err() == nil; {
-		url := api() + c.path(i)
+		url := nw.api() + c.path(i)
 		body := fmt.Appendf(nil, `{"client":%d,"event":%d}`, c.id, i)
 		resp, err := callAPIWith(ctx, client, http.MethodPost, url, "application/json", body,
 			http.Header{"Idempotency-Key": {c.key(i)}})
@@ -88,7 +85,8 @@ var _ = Describe("durable storage", func() {
 			applyItemsStream(ctx, ns)
 
 			const clients, kills, perRound = 8, 3, 150
-			cc := startCrashClients(ctx, clients, func(int, int) string {
+			nw := newNetwork(0)
+			cc := startCrashClients(ctx, nw, clients, func(int, int) string {
 				return fmt.Sprintf("/v1/namespaces/%s/streams/items-events/events", ns)
 			})
 			defer cc.stop()
@@ -97,7 +95,7 @@ var _ = Describe("durable storage", func() {
 			var m *managerProcess
 			for round := 0; round <= kills; round++ {
 				m = runManager("--storage=disk", "--data-dir="+dataDir)
-				cc.api.Store(m.api)
+				nw.use(m.api)
 				want := total.Load() + perRound
 				Eventually(total.Load).WithTimeout(90*time.Second).Should(BeNumerically(">=", want),
 					"round %d: the clients should get %d more 202s from the restarted manager", round, perRound)

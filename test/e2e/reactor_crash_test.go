@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -38,6 +39,50 @@ func readWholeStream(ctx context.Context, url string) ([]streamEvent, error) {
 // sinkDelivery is one request a sink took in full: the event's id and key.
 type sinkDelivery struct{ id, key string }
 
+// sinkLog is what a sink took, in order. A delivery is a request whose body
+// the sink has read in full; it is recorded then, before the answer, so one
+// a SIGKILL cuts off before its answer counts as seen.
+type sinkLog struct {
+	mu         sync.Mutex
+	deliveries []sinkDelivery
+}
+
+// take reads r's body and records the delivery; it reports false for a
+// request cut off before its body ended.
+func (s *sinkLog) take(r *http.Request) (sinkDelivery, bool) {
+	if _, err := io.Copy(io.Discard, r.Body); err != nil {
+		return sinkDelivery{}, false
+	}
+	d := sinkDelivery{id: r.Header.Get("ce-id"), key: r.Header.Get("ce-partitionkey")}
+	s.mu.Lock()
+	s.deliveries = append(s.deliveries, d)
+	s.mu.Unlock()
+	return d, true
+}
+
+// len is the number of deliveries so far.
+func (s *sinkLog) len() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.deliveries)
+}
+
+// all is every delivery so far, in order.
+func (s *sinkLog) all() []sinkDelivery {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.deliveries)
+}
+
+// ids is the set of event ids delivered so far.
+func (s *sinkLog) ids() map[string]bool {
+	ids := map[string]bool{}
+	for _, d := range s.all() {
+		ids[d.id] = true
+	}
+	return ids
+}
+
 var _ = Describe("a reactor on durable storage", func() {
 	It("delivers every event at least once across SIGKILLs mid-delivery, each key's last deliveries in order, and stores each reply once",
 		func(ctx SpecContext) {
@@ -46,38 +91,26 @@ var _ = Describe("a reactor on durable storage", func() {
 			Expect(k8sClient.Create(ctx, jsonStream(ns, "orders"))).To(Succeed())
 			Expect(k8sClient.Create(ctx, jsonStream(ns, "order-shipments"))).To(Succeed())
 
-			// A delivery is a request whose body the sink has read in full;
-			// it is recorded then, before the answer, so one a SIGKILL cuts
-			// off before its answer counts as seen.
 			var (
-				mu         sync.Mutex
-				deliveries []sinkDelivery // in the order the sink took them
-				inHand     atomic.Int32
+				taken  sinkLog
+				inHand atomic.Int32
 			)
-			delivered := func() int {
-				mu.Lock()
-				defer mu.Unlock()
-				return len(deliveries)
-			}
 			sink := loopbackSink(func(w http.ResponseWriter, r *http.Request) {
 				inHand.Add(1)
 				defer inHand.Add(-1)
-				if _, err := io.Copy(io.Discard, r.Body); err != nil {
+				d, ok := taken.take(r)
+				if !ok {
 					return
 				}
-				key := r.Header.Get("ce-partitionkey")
-				mu.Lock()
-				deliveries = append(deliveries, sinkDelivery{id: r.Header.Get("ce-id"), key: key})
-				mu.Unlock()
 				// Long enough that a SIGKILL finds deliveries in hand.
 				time.Sleep(5 * time.Millisecond)
 				// A reply without an id: the Reactor derives one from the cause.
 				w.Header().Set("ce-specversion", "1.0")
 				w.Header().Set("ce-type", "ShipmentRequested")
 				w.Header().Set("ce-source", "/shipping")
-				w.Header().Set("ce-partitionkey", key)
+				w.Header().Set("ce-partitionkey", d.key)
 				w.Header().Set("Content-Type", "application/json")
-				_, _ = fmt.Fprintf(w, `{"order":%q}`, key)
+				_, _ = fmt.Fprintf(w, `{"order":%q}`, d.key)
 			})
 			rx := &esv1.Reactor{
 				ObjectMeta: metav1.ObjectMeta{Name: "ship", Namespace: ns},
@@ -107,7 +140,8 @@ var _ = Describe("a reactor on durable storage", func() {
 			// Clients post keyed events throughout, each event until it
 			// gets a 202, under the same Idempotency-Key.
 			const clients, keys, kills, perRound = 6, 10, 3, 100
-			cc := startCrashClients(ctx, clients, func(c, i int) string {
+			nw := newNetwork(0)
+			cc := startCrashClients(ctx, nw, clients, func(c, i int) string {
 				return fmt.Sprintf("/v1/namespaces/%s/streams/orders/keys/order-%d/events", ns, (c+i)%keys)
 			})
 			defer cc.stop()
@@ -116,11 +150,11 @@ var _ = Describe("a reactor on durable storage", func() {
 			var m *managerProcess
 			for round := 0; round <= kills; round++ {
 				m = runManager("--storage=disk", "--data-dir="+dataDir, "--allow-private-sinks")
-				cc.api.Store(m.api)
-				want202s, wantDelivered := total.Load()+perRound, delivered()+perRound
+				nw.use(m.api)
+				want202s, wantDelivered := total.Load()+perRound, taken.len()+perRound
 				Eventually(total.Load).WithTimeout(90*time.Second).Should(BeNumerically(">=", want202s),
 					"round %d: the clients should get %d more 202s from the restarted manager", round, perRound)
-				Eventually(delivered).WithTimeout(90*time.Second).Should(BeNumerically(">=", wantDelivered),
+				Eventually(taken.len).WithTimeout(90*time.Second).Should(BeNumerically(">=", wantDelivered),
 					"round %d: the sink should take %d more deliveries from the restarted manager", round, perRound)
 				if round < kills {
 					Eventually(inHand.Load).WithTimeout(10*time.Second).WithPolling(time.Millisecond).
@@ -143,15 +177,10 @@ var _ = Describe("a reactor on durable storage", func() {
 				g.Expect(err).NotTo(HaveOccurred())
 				replies, err = readWholeStream(ctx, repliesURL)
 				g.Expect(err).NotTo(HaveOccurred())
-				storedIDs, seenIDs, causes := map[string]bool{}, map[string]bool{}, map[string]bool{}
+				storedIDs, seenIDs, causes := map[string]bool{}, taken.ids(), map[string]bool{}
 				for _, ev := range stored {
 					storedIDs[ev.ID] = true
 				}
-				mu.Lock()
-				for _, d := range deliveries {
-					seenIDs[d.id] = true
-				}
-				mu.Unlock()
 				for _, reply := range replies {
 					causes[reply.CausationID] = true
 				}
@@ -189,8 +218,7 @@ var _ = Describe("a reactor on durable storage", func() {
 			// be seen twice, but the last time the sink sees a key's events
 			// they come in the key's order: a sink that keeps the last
 			// delivery of each event applies them in order.
-			mu.Lock()
-			defer mu.Unlock()
+			deliveries := taken.all()
 			lastSeen := map[string]int{}
 			for i, d := range deliveries {
 				lastSeen[d.id] = i

@@ -176,6 +176,14 @@ func (w *streamWriter) write(g *groupcommit.Group[*appendReq]) error {
 		if err == nil {
 			continue
 		}
+		if incompleteBatch(err) {
+			// Nothing of it was stored: plan and send it again shortly.
+			if err := engbackoff.Sleep(ctx, 20*time.Millisecond); err != nil {
+				failRest(outcome, reqs, todo, unavailable(err))
+				break
+			}
+			continue
+		}
 		if wrongLast(err) {
 			// Another replica appended first: learn what, then plan again.
 			// After a few such rounds in a row, step aside for a moment
@@ -303,7 +311,7 @@ func (w *streamWriter) publishBatches(ctx context.Context, p *plan) (int, error)
 			err = w.await(ctx, inFlight{ack: ack, last: last})
 		}
 		if err != nil {
-			if !wrongLast(err) {
+			if !wrongLast(err) && !incompleteBatch(err) {
 				w.ready = false // stored or not: learn it from the stream
 			}
 			return done, err
@@ -365,7 +373,7 @@ func (w *streamWriter) settle(ctx context.Context, p *plan, flight []inFlight) (
 		}
 		if err != nil {
 			failed, at = err, f.req
-			if !wrongLast(err) {
+			if !wrongLast(err) && !incompleteBatch(err) {
 				// Stored or not, the writer cannot tell: it learns it
 				// from the stream before it plans again.
 				w.ready = false

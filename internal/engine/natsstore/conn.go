@@ -36,8 +36,8 @@ type Options struct {
 	// Name is the connection's name, shown by the server's monitoring.
 	Name string
 	// Timeout bounds the round trips of one append or commit to JetStream;
-	// past it the call fails as unavailable (default 10s: a cluster
-	// electing a stream leader answers within a few seconds).
+	// past it the call fails as unavailable, a 503 the client retries
+	// (default 4s: a cluster elects a stream's leader in a second or two).
 	Timeout time.Duration
 }
 
@@ -66,7 +66,7 @@ func Connect(ctx context.Context, o Options) (*Conn, error) {
 		o.Prefix = "es"
 	}
 	if o.Timeout <= 0 {
-		o.Timeout = 10 * time.Second
+		o.Timeout = 4 * time.Second
 	}
 	if err := validPrefix(o.Prefix); err != nil {
 		return nil, err

@@ -57,6 +57,13 @@ func actualLast(err error) uint64 {
 	return n
 }
 
+// incompleteBatch reports whether err says an atomic batch arrived short,
+// so that nothing of it was stored and it may be sent again.
+func incompleteBatch(err error) bool {
+	var je *jetstream.APIError
+	return errors.As(err, &je) && je.ErrorCode == errCodeIncompleteBatch
+}
+
 // wrongLast reports whether err says an expected last sequence did not hold.
 func wrongLast(err error) bool {
 	var ae *apiError
@@ -81,7 +88,7 @@ func unavailable(err error) error {
 		errors.Is(err, nats.ErrConnectionClosed), errors.Is(err, nats.ErrConnectionReconnecting),
 		errors.Is(err, nats.ErrDisconnected), errors.Is(err, jetstream.ErrNoStreamResponse),
 		errors.Is(err, jetstream.ErrAsyncPublishTimeout), errors.Is(err, context.DeadlineExceeded):
-	case errors.As(err, &je) && je.Code == 503:
+	case errors.As(err, &je) && (je.Code == 503 || je.ErrorCode == errCodeIncompleteBatch):
 	default:
 		return err
 	}
