@@ -74,6 +74,8 @@ type Cluster struct {
 	t     TB
 	bin   string
 	nodes []*node
+	// profPort is where StartServer's server serves pprof; 0 for none.
+	profPort int
 }
 
 type node struct {
