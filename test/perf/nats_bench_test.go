@@ -1,0 +1,463 @@
+package perf
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/eventsourcing-dev/eventsourcing-operator/test/loadgen"
+	"github.com/eventsourcing-dev/eventsourcing-operator/test/natscluster"
+)
+
+const (
+	// natsRounds is how many rounds the NATS benchmarks measure, a turn
+	// of natsTurn for each side in each round.
+	natsRounds = 10
+	natsTurn   = 2 * time.Second
+	// natsClients is how many clients post, or publish, at once.
+	natsClients = 64
+	// batchEvents is how many events one NDJSON request, or one bare
+	// asynchronous batch, holds.
+	batchEvents = 100
+	// bareStream and bareSubject are where the bare client publishes, on
+	// the servers the manager uses.
+	bareStream  = "BARE"
+	bareSubject = "bare"
+)
+
+// profileEnv names a directory: with it, the managers are built with
+// -tags pprof and BenchmarkManagerNATS writes there a CPU profile of the
+// NATS manager under single-event load (nats-manager.cpu.pprof).
+const profileEnv = "EVENTSOURCING_PERF_PROFILE"
+
+// profileSeconds is how long that profile samples.
+const profileSeconds = 10
+
+// Roles of the processes whose CPU a side costs.
+const (
+	roleManager = "manager"
+	roleServer  = "nats-server"
+)
+
+// side is one set-up a benchmark gives load in turns: what the load
+// generator does, and the processes that do the work, by role.
+type side struct {
+	name        string
+	spec        loadgen.Spec
+	eventsPerOp int
+	cost        map[string][]int
+}
+
+// turnFigures is what one turn of one side measured.
+type turnFigures struct {
+	events  int
+	elapsed time.Duration
+	// cpu is each role's CPU time from the turn's start until every
+	// process of the benchmark was quiet again, so that the work an event
+	// leaves behind (projections, the tail) counts for it.
+	cpu    map[string]time.Duration
+	noCPU  bool          // /proc could not tell
+	client time.Duration // the load generator's CPU
+	p50    time.Duration
+}
+
+func (t turnFigures) rate() float64 { return float64(t.events) / t.elapsed.Seconds() }
+
+// cpuPerEvent is role's CPU µs per event, "" for every role together;
+// NaN where /proc could not tell.
+func (t turnFigures) cpuPerEvent(role string) float64 {
+	if t.noCPU {
+		return math.NaN()
+	}
+	var sum time.Duration
+	for r, d := range t.cpu {
+		if role == "" || r == role {
+			sum += d
+		}
+	}
+	return float64(sum.Microseconds()) / float64(t.events)
+}
+
+func (t turnFigures) clientCPUPerEvent() float64 {
+	return float64(t.client.Microseconds()) / float64(t.events)
+}
+
+// quietWindow and quietCPU say when the processes are quiet: less than
+// quietCPU of CPU between them over quietWindow (10% of a core).
+const (
+	quietWindow = 200 * time.Millisecond
+	quietCPU    = 20 * time.Millisecond
+	quietMax    = 30 * time.Second
+)
+
+// waitQuiet waits until pids together use less than quietCPU over a
+// quietWindow: what the last turn left to do (projections catching up,
+// the tail, JetStream's own work) is done before the next turn starts
+// and is counted for the turn that caused it. It reports false when they
+// are still busy after quietMax.
+func waitQuiet(pids []int) bool {
+	deadline := time.Now().Add(quietMax)
+	for time.Now().Before(deadline) {
+		before, ok := totalCPU(pids)
+		time.Sleep(quietWindow)
+		after, ok2 := totalCPU(pids)
+		if !ok || !ok2 || after-before < quietCPU {
+			return true
+		}
+	}
+	return false
+}
+
+func totalCPU(pids []int) (time.Duration, bool) {
+	var sum time.Duration
+	for _, pid := range pids {
+		d, ok := pidCPU(pid)
+		if !ok {
+			return 0, false
+		}
+		sum += d
+	}
+	return sum, true
+}
+
+// loadAverage is the machine's load average over the last minute.
+func loadAverage() float64 {
+	raw, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return math.NaN()
+	}
+	f, err := strconv.ParseFloat(strings.Fields(string(raw))[0], 64)
+	if err != nil {
+		return math.NaN()
+	}
+	return f
+}
+
+// runRounds gives each side natsTurn of load in turns, natsRounds rounds,
+// the order rotating from round to round so that every side takes every
+// place. Before the first turn and after each one it waits for every
+// process of every side to be quiet. It returns each side's turns, in
+// rounds, and the load averages at the turns' starts.
+func runRounds(b *testing.B, sides []side) ([][]turnFigures, []float64) {
+	b.Helper()
+	var all []int
+	for _, s := range sides {
+		for _, pids := range s.cost {
+			for _, pid := range pids {
+				if !slices.Contains(all, pid) {
+					all = append(all, pid)
+				}
+			}
+		}
+	}
+	figures := make([][]turnFigures, len(sides))
+	loads := make([]float64, 0, len(sides)*natsRounds)
+	if !waitQuiet(all) {
+		b.Logf("the processes were still busy %s after the start", quietMax)
+	}
+	for round := range natsRounds {
+		var line strings.Builder
+		fmt.Fprintf(&line, "round %d:", round+1)
+		for k := range sides {
+			i := (round + k) % len(sides)
+			s := sides[i]
+			loads = append(loads, loadAverage())
+			before := map[string]time.Duration{}
+			noCPU := false
+			for role, pids := range s.cost {
+				d, ok := totalCPU(pids)
+				before[role], noCPU = d, noCPU || !ok
+			}
+			spec := s.spec
+			spec.Duration = natsTurn
+			res := runLoad(b, spec)
+			if !waitQuiet(all) {
+				b.Logf("round %d, %s: the processes were still busy %s after the turn", round+1, s.name, quietMax)
+			}
+			f := turnFigures{events: res.Accepted * s.eventsPerOp, elapsed: res.Elapsed, cpu: map[string]time.Duration{},
+				client: res.CPU, p50: res.P50}
+			for role, pids := range s.cost {
+				d, ok := totalCPU(pids)
+				f.cpu[role], f.noCPU = d-before[role], f.noCPU || noCPU || !ok
+			}
+			figures[i] = append(figures[i], f)
+			fmt.Fprintf(&line, " %s %.0f events/s %.1fµs-cpu;", s.name, f.rate(), f.cpuPerEvent(""))
+		}
+		b.Log(line.String())
+	}
+	return figures, loads
+}
+
+// reportSides puts the rounds' figures on b: each side's median events/s,
+// p50, CPU µs per event (each role's, their total, and the load
+// generator's), and for each later side its rate over each earlier one's,
+// round by round: the median, lowest and highest.
+func reportSides(b *testing.B, sides []side, figures [][]turnFigures, loads []float64) {
+	b.Helper()
+	column := func(i int, f func(turnFigures) float64) []float64 {
+		out := make([]float64, len(figures[i]))
+		for r, t := range figures[i] {
+			out[r] = f(t)
+		}
+		return out
+	}
+	for i, s := range sides {
+		b.ReportMetric(median(column(i, turnFigures.rate)), s.name+"-events/s")
+		b.ReportMetric(median(column(i, func(t turnFigures) float64 { return float64(t.p50.Microseconds()) })), s.name+"-p50-µs")
+		roles := make([]string, 0, len(s.cost))
+		for role := range s.cost {
+			roles = append(roles, role)
+		}
+		slices.Sort(roles)
+		for _, role := range roles {
+			b.ReportMetric(median(column(i, func(t turnFigures) float64 { return t.cpuPerEvent(role) })), s.name+"-"+role+"-cpu-µs/event")
+		}
+		if len(roles) > 1 {
+			b.ReportMetric(median(column(i, func(t turnFigures) float64 { return t.cpuPerEvent("") })), s.name+"-total-cpu-µs/event")
+		}
+		b.ReportMetric(median(column(i, turnFigures.clientCPUPerEvent)), s.name+"-client-cpu-µs/event")
+	}
+	for i := range sides {
+		for j := range i {
+			r := ratios(column(i, turnFigures.rate), column(j, turnFigures.rate))
+			name := sides[i].name + "/" + sides[j].name
+			b.ReportMetric(100*median(r), name+"-%")
+			b.ReportMetric(100*slices.Min(r), name+"-lowest-%")
+			b.ReportMetric(100*slices.Max(r), name+"-highest-%")
+		}
+	}
+	b.ReportMetric(median(loads), "load-average")
+}
+
+// natsSetup is a NATS deployment with the manager on it and a bare stream
+// beside the manager's.
+type natsSetup struct {
+	servers  *natscluster.Cluster
+	pids     []int // the servers'
+	manager  *manager
+	url      string // the manager's stream, as startBenchManager gives it
+	pprof    string // the manager's pprof address, with profileEnv
+	replicas int
+}
+
+// startNATS starts nodes (1: one server, no cluster; 3: a cluster on
+// loopback) with JetStream on file storage at its default sync, a manager
+// on it with replicas as --nats-replicas, the quick start applied in a
+// namespace of its own, and the bare stream of that many replicas.
+func startNATS(b *testing.B, nodes, replicas int) *natsSetup {
+	b.Helper()
+	e := setup(b)
+	bin, err := natscluster.Binary(repoRoot())
+	if err != nil {
+		b.Fatal(err)
+	}
+	s := &natsSetup{replicas: replicas}
+	profile := os.Getenv(profileEnv) != ""
+	if nodes == 1 {
+		s.servers = natscluster.StartServer(b, natscluster.Options{Binary: bin}, profile)
+	} else {
+		s.servers = natscluster.Start(b, natscluster.Options{Binary: bin})
+	}
+	for i := range nodes {
+		s.pids = append(s.pids, s.servers.Pid(i))
+	}
+	var environ []string
+	if profile {
+		s.pprof = freeAddress(b)
+		environ = append(environ, "EVENTSOURCING_PPROF_ADDR="+s.pprof)
+	}
+	ns := fmt.Sprintf("perf-%d", time.Now().UnixNano())
+	e.applySamples(b, ns)
+	s.manager = e.startManagerWithEnv(b, e.manager, "nats", "", environ,
+		"--nats-url="+s.servers.URLs(), "--nats-replicas="+strconv.Itoa(replicas))
+	waitStream(b, s.manager, ns)
+	s.url = s.manager.api + "/v1/namespaces/" + ns + "/streams/" + benchStream + "/events"
+
+	nc, err := nats.Connect(s.servers.URLs())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := js.CreateStream(b.Context(), jetstream.StreamConfig{
+		Name: bareStream, Subjects: []string{bareSubject}, Storage: jetstream.FileStorage, Replicas: replicas,
+	}); err != nil {
+		b.Fatal(err)
+	}
+	return s
+}
+
+// sides are the bare client and the manager on s, single events or
+// batches of batchEvents.
+func (s *natsSetup) sides(batch bool) []side {
+	bare := side{name: "bare", eventsPerOp: 1, cost: map[string][]int{roleServer: s.pids},
+		spec: loadgen.Spec{Clients: natsClients, NATS: &loadgen.NATSPublish{URL: s.servers.URLs(), Subject: bareSubject}}}
+	mgr := side{name: "nats", eventsPerOp: 1, cost: map[string][]int{roleManager: {s.manager.cmd.Process.Pid}, roleServer: s.pids},
+		spec: loadgen.Spec{PostURL: s.url, Clients: natsClients}}
+	if batch {
+		body := ndjson(batchEvents)
+		bare.eventsPerOp, bare.spec.Body, bare.spec.NATS.Async = batchEvents, body, true
+		mgr.eventsPerOp, mgr.spec.Body, mgr.spec.ContentType = batchEvents, body, "application/x-ndjson"
+	}
+	return []side{bare, mgr}
+}
+
+// ndjson is a batch request of n events, the payloads single events have.
+func ndjson(n int) []byte {
+	var buf bytes.Buffer
+	for i := range n {
+		fmt.Fprintf(&buf, "{\"foo\":\"load\",\"n\":%d}\n", i)
+	}
+	return buf.Bytes()
+}
+
+// BenchmarkManagerNATS is ingest through the manager on --storage=nats
+// against its ceiling, a bare nats.go client publishing the same payloads
+// to a stream on the same JetStream: one nats-server process with file
+// storage at its default sync, the manager its own process with the quick
+// start's stream and three projections, and the load from 64 clients in a
+// third process (the bare client's as well).
+//
+//   - single: each client posts one JSON event and waits for the 202
+//     (bare: Publish, waiting for the acknowledgement).
+//   - batch100: each client posts NDJSON batches of 100 events (bare:
+//     PublishAsync of 100, then waits for the 100 acknowledgements).
+//
+// The two sides take 2 s of load in turns, ten rounds, the order swapped
+// every round, and nothing runs until the processes are quiet again (so
+// the projections' work counts for the manager's turn). nats/bare-% is
+// the median of the rounds' rate ratios; the CPU per event is from /proc,
+// for the manager, the server and the load generator's process apart.
+// With EVENTSOURCING_PERF_PROFILE set, a CPU profile of the manager under
+// the single-event load is written there. -benchtime 1x.
+func BenchmarkManagerNATS(b *testing.B) {
+	s := startNATS(b, 1, 1)
+	b.Run("single", func(b *testing.B) {
+		sides := s.sides(false)
+		figures, loads := runRounds(b, sides)
+		reportSides(b, sides, figures, loads)
+		if dir := os.Getenv(profileEnv); dir != "" {
+			profile(b, sides[1].spec, map[string]string{
+				"http://" + s.pprof:    filepath.Join(dir, "nats-manager.cpu.pprof"),
+				s.servers.ProfileURL(): filepath.Join(dir, "nats-server.cpu.pprof"),
+			})
+		}
+	})
+	b.Run("batch100", func(b *testing.B) {
+		sides := s.sides(true)
+		figures, loads := runRounds(b, sides)
+		reportSides(b, sides, figures, loads)
+	})
+}
+
+// BenchmarkManagerNATSCluster is BenchmarkManagerNATS on a cluster of three
+// nats-server processes on loopback, with --nats-replicas=3 and a bare
+// stream of three replicas. -benchtime 1x.
+func BenchmarkManagerNATSCluster(b *testing.B) {
+	s := startNATS(b, natscluster.Size, natscluster.Size)
+	for _, batch := range []bool{false, true} {
+		name := "single"
+		if batch {
+			name = "batch100"
+		}
+		b.Run(name, func(b *testing.B) {
+			sides := s.sides(batch)
+			figures, loads := runRounds(b, sides)
+			reportSides(b, sides, figures, loads)
+		})
+	}
+}
+
+// BenchmarkManagerStorages is single-event ingest on memory, disk and
+// nats (one nats-server process, file storage) side by side: a manager
+// on each, the quick start applied to each, the same 64 clients in
+// another process, 2 s turns in rotating order, ten rounds, each turn
+// after every process is quiet. The nats side's CPU counts the manager
+// and the server. -benchtime 1x.
+func BenchmarkManagerStorages(b *testing.B) {
+	s := startNATS(b, 1, 1)
+	sides := make([]side, 0, 3)
+	for _, storage := range []string{"memory", "disk"} {
+		m, url, _ := startBenchManagerProcess(b, storage)
+		sides = append(sides, side{name: storage, eventsPerOp: 1, cost: map[string][]int{roleManager: {m.cmd.Process.Pid}},
+			spec: loadgen.Spec{PostURL: url, Clients: natsClients}})
+	}
+	sides = append(sides, s.sides(false)[1])
+	figures, loads := runRounds(b, sides)
+	reportSides(b, sides, figures, loads)
+}
+
+// profile samples the CPU of processes (their pprof base URL: the file
+// to write the profile to) for profileSeconds, together, while spec runs a
+// little longer.
+func profile(b *testing.B, spec loadgen.Spec, processes map[string]string) {
+	b.Helper()
+	spec.Duration = profileSeconds*time.Second + 2*time.Second
+	done := make(chan error, 1)
+	go func() {
+		res, err := loadgen.RunInChild(spec, "TestLoadGeneratorProcess")
+		if err == nil && res.Err != "" {
+			err = errors.New(res.Err)
+		}
+		done <- err
+	}()
+	time.Sleep(time.Second)
+	var wg sync.WaitGroup
+	errs := make(chan error, len(processes))
+	for base, path := range processes {
+		wg.Go(func() { errs <- fetchProfile(b.Context(), base, path) })
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := <-done; err != nil {
+		b.Fatal(err)
+	}
+	for _, path := range processes {
+		b.Logf("CPU profile under single-event load: %s", path)
+	}
+}
+
+// fetchProfile writes the CPU profile of profileSeconds that the pprof
+// endpoints at base give to path.
+func fetchProfile(ctx context.Context, base, path string) error {
+	ctx, cancel := context.WithTimeout(ctx, 2*profileSeconds*time.Second)
+	defer cancel()
+	url := fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", base, profileSeconds)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("profile %s: %w", base, err)
+	}
+	data, err := io.ReadAll(resp.Body)
+	_ = resp.Body.Close()
+	if err != nil || resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: status %d, %v", url, resp.StatusCode, err)
+	}
+	return os.WriteFile(path, data, 0o644)
+}
