@@ -74,6 +74,9 @@ type turnFigures struct {
 	noCPU  bool          // /proc could not tell
 	client time.Duration // the load generator's CPU
 	p50    time.Duration
+	// quiet is how long after the turn the processes took to be quiet:
+	// the backlog the turn left (the projections catching up).
+	quiet time.Duration
 }
 
 func (t turnFigures) rate() float64 { return float64(t.events) / t.elapsed.Seconds() }
@@ -98,7 +101,8 @@ func (t turnFigures) clientCPUPerEvent() float64 {
 }
 
 // quietWindow and quietCPU say when the processes are quiet: less than
-// quietCPU of CPU between them over quietWindow (10% of a core).
+// quietCPU of CPU between them over quietWindow (10% of a core); quietMax
+// bounds the wait.
 const (
 	quietWindow = 200 * time.Millisecond
 	quietCPU    = 20 * time.Millisecond
@@ -186,11 +190,12 @@ func runRounds(b *testing.B, sides []side) ([][]turnFigures, []float64) {
 			spec := s.spec
 			spec.Duration = natsTurn
 			res := runLoad(b, spec)
+			ended := time.Now()
 			if !waitQuiet(all) {
 				b.Logf("round %d, %s: the processes were still busy %s after the turn", round+1, s.name, quietMax)
 			}
 			f := turnFigures{events: res.Accepted * s.eventsPerOp, elapsed: res.Elapsed, cpu: map[string]time.Duration{},
-				client: res.CPU, p50: res.P50}
+				client: res.CPU, p50: res.P50, quiet: time.Since(ended)}
 			for role, pids := range s.cost {
 				d, ok := totalCPU(pids)
 				f.cpu[role], f.noCPU = d-before[role], f.noCPU || noCPU || !ok
@@ -204,9 +209,9 @@ func runRounds(b *testing.B, sides []side) ([][]turnFigures, []float64) {
 }
 
 // reportSides puts the rounds' figures on b: each side's median events/s,
-// p50, CPU µs per event (each role's, their total, and the load
-// generator's), and for each later side its rate over each earlier one's,
-// round by round: the median, lowest and highest.
+// p50, time until quiet after a turn, CPU µs per event (each role's, their
+// total, and the load generator's), and for each later side its rate over
+// each earlier one's, round by round: the median, lowest and highest.
 func reportSides(b *testing.B, sides []side, figures [][]turnFigures, loads []float64) {
 	b.Helper()
 	column := func(i int, f func(turnFigures) float64) []float64 {
@@ -219,6 +224,7 @@ func reportSides(b *testing.B, sides []side, figures [][]turnFigures, loads []fl
 	for i, s := range sides {
 		b.ReportMetric(median(column(i, turnFigures.rate)), s.name+"-events/s")
 		b.ReportMetric(median(column(i, func(t turnFigures) float64 { return float64(t.p50.Microseconds()) })), s.name+"-p50-µs")
+		b.ReportMetric(median(column(i, func(t turnFigures) float64 { return float64(t.quiet.Milliseconds()) })), s.name+"-quiet-after-ms")
 		roles := make([]string, 0, len(s.cost))
 		for role := range s.cost {
 			roles = append(roles, role)
@@ -247,18 +253,21 @@ func reportSides(b *testing.B, sides []side, figures [][]turnFigures, loads []fl
 // natsSetup is a NATS deployment with the manager on it and a bare stream
 // beside the manager's.
 type natsSetup struct {
-	servers  *natscluster.Cluster
-	pids     []int // the servers'
-	manager  *manager
-	url      string // the manager's stream, as startBenchManager gives it
-	pprof    string // the manager's pprof address, with profileEnv
-	replicas int
+	servers *natscluster.Cluster
+	pids    []int // the servers'
+	manager *manager
+	// url is the manager's stream with the quick start's projections, as
+	// startBenchManager gives it; bareURL the same stream in a namespace
+	// of its own with no projection.
+	url, bareURL string
+	pprof        string // the manager's pprof address, with profileEnv
 }
 
 // startNATS starts nodes (1: one server, no cluster; 3: a cluster on
 // loopback) with JetStream on file storage at its default sync, a manager
 // on it with replicas as --nats-replicas, the quick start applied in a
-// namespace of its own, and the bare stream of that many replicas.
+// namespace of its own and its Stream alone in another, and the bare
+// stream of that many replicas.
 func startNATS(b *testing.B, nodes, replicas int) *natsSetup {
 	b.Helper()
 	e := setup(b)
@@ -266,7 +275,7 @@ func startNATS(b *testing.B, nodes, replicas int) *natsSetup {
 	if err != nil {
 		b.Fatal(err)
 	}
-	s := &natsSetup{replicas: replicas}
+	s := &natsSetup{}
 	profile := os.Getenv(profileEnv) != ""
 	if nodes == 1 {
 		s.servers = natscluster.StartServer(b, natscluster.Options{Binary: bin}, profile)
@@ -283,10 +292,15 @@ func startNATS(b *testing.B, nodes, replicas int) *natsSetup {
 	}
 	ns := fmt.Sprintf("perf-%d", time.Now().UnixNano())
 	e.applySamples(b, ns)
+	streamOnly := ns + "-stream"
+	e.run(b, "create", "namespace", streamOnly)
+	e.run(b, "apply", "-n", streamOnly, "-f", "config/samples/eventsourcing_v1alpha1_stream.yaml")
 	s.manager = e.startManagerWithEnv(b, e.manager, "nats", "", environ,
 		"--nats-url="+s.servers.URLs(), "--nats-replicas="+strconv.Itoa(replicas))
 	waitStream(b, s.manager, ns)
+	waitStream(b, s.manager, streamOnly)
 	s.url = s.manager.api + "/v1/namespaces/" + ns + "/streams/" + benchStream + "/events"
+	s.bareURL = s.manager.api + "/v1/namespaces/" + streamOnly + "/streams/" + benchStream + "/events"
 
 	nc, err := nats.Connect(s.servers.URLs())
 	if err != nil {
@@ -305,19 +319,34 @@ func startNATS(b *testing.B, nodes, replicas int) *natsSetup {
 	return s
 }
 
-// sides are the bare client and the manager on s, single events or
-// batches of batchEvents.
+// sides are, on s, the bare client, the manager with the quick start's
+// projections (nats) and the manager on the stream with no projection
+// (nats-no-projections): single events, or batches of batchEvents.
 func (s *natsSetup) sides(batch bool) []side {
-	bare := side{name: "bare", eventsPerOp: 1, cost: map[string][]int{roleServer: s.pids},
-		spec: loadgen.Spec{Clients: natsClients, NATS: &loadgen.NATSPublish{URL: s.servers.URLs(), Subject: bareSubject}}}
-	mgr := side{name: "nats", eventsPerOp: 1, cost: map[string][]int{roleManager: {s.manager.cmd.Process.Pid}, roleServer: s.pids},
-		spec: loadgen.Spec{PostURL: s.url, Clients: natsClients}}
-	if batch {
-		body := ndjson(batchEvents)
-		bare.eventsPerOp, bare.spec.Body, bare.spec.NATS.Async = batchEvents, body, true
-		mgr.eventsPerOp, mgr.spec.Body, mgr.spec.ContentType = batchEvents, body, "application/x-ndjson"
+	sides := []side{
+		{name: "bare", cost: map[string][]int{roleServer: s.pids},
+			spec: loadgen.Spec{NATS: &loadgen.NATSPublish{URL: s.servers.URLs(), Subject: bareSubject}}},
+		{name: "nats", spec: loadgen.Spec{PostURL: s.url}},
+		{name: "nats-no-projections", spec: loadgen.Spec{PostURL: s.bareURL}},
 	}
-	return []side{bare, mgr}
+	body := ndjson(batchEvents)
+	for i := range sides {
+		sd := &sides[i]
+		sd.spec.Clients, sd.eventsPerOp = natsClients, 1
+		if sd.cost == nil {
+			sd.cost = map[string][]int{roleManager: {s.manager.cmd.Process.Pid}, roleServer: s.pids}
+		}
+		if !batch {
+			continue
+		}
+		sd.eventsPerOp, sd.spec.Body = batchEvents, body
+		if sd.spec.NATS != nil {
+			sd.spec.NATS.Async = true
+		} else {
+			sd.spec.ContentType = "application/x-ndjson"
+		}
+	}
+	return sides
 }
 
 // ndjson is a batch request of n events, the payloads single events have.
@@ -332,22 +361,25 @@ func ndjson(n int) []byte {
 // BenchmarkManagerNATS is ingest through the manager on --storage=nats
 // against its ceiling, a bare nats.go client publishing the same payloads
 // to a stream on the same JetStream: one nats-server process with file
-// storage at its default sync, the manager its own process with the quick
-// start's stream and three projections, and the load from 64 clients in a
-// third process (the bare client's as well).
+// storage at its default sync, the manager its own process, and the load
+// from 64 clients in a third process (the bare client's as well). The
+// manager takes the load on the quick start's stream with its three
+// projections (nats), and on the same Stream with no projection in
+// another namespace (nats-no-projections): what the projections cost.
 //
 //   - single: each client posts one JSON event and waits for the 202
 //     (bare: Publish, waiting for the acknowledgement).
 //   - batch100: each client posts NDJSON batches of 100 events (bare:
 //     PublishAsync of 100, then waits for the 100 acknowledgements).
 //
-// The two sides take 2 s of load in turns, ten rounds, the order swapped
-// every round, and nothing runs until the processes are quiet again (so
+// The sides take 2 s of load in turns, ten rounds, the order rotating
+// every round, and no turn starts until the processes are quiet again (so
 // the projections' work counts for the manager's turn). nats/bare-% is
 // the median of the rounds' rate ratios; the CPU per event is from /proc,
 // for the manager, the server and the load generator's process apart.
-// With EVENTSOURCING_PERF_PROFILE set, a CPU profile of the manager under
-// the single-event load is written there. -benchtime 1x.
+// With EVENTSOURCING_PERF_PROFILE set, CPU profiles of the manager and the
+// server under the single-event load (nats) are written there.
+// -benchtime 1x.
 func BenchmarkManagerNATS(b *testing.B) {
 	s := startNATS(b, 1, 1)
 	b.Run("single", func(b *testing.B) {
@@ -387,20 +419,22 @@ func BenchmarkManagerNATSCluster(b *testing.B) {
 }
 
 // BenchmarkManagerStorages is single-event ingest on memory, disk and
-// nats (one nats-server process, file storage) side by side: a manager
-// on each, the quick start applied to each, the same 64 clients in
-// another process, 2 s turns in rotating order, ten rounds, each turn
+// nats (one nats-server process, file storage) side by side, with the bare
+// nats.go client of BenchmarkManagerNATS beside them for scale: a manager
+// on each storage, the quick start applied to each, the same 64 clients
+// in another process, 2 s turns in rotating order, ten rounds, each turn
 // after every process is quiet. The nats side's CPU counts the manager
 // and the server. -benchtime 1x.
 func BenchmarkManagerStorages(b *testing.B) {
 	s := startNATS(b, 1, 1)
-	sides := make([]side, 0, 3)
+	nats := s.sides(false)
+	sides := append(make([]side, 0, 4), nats[0])
 	for _, storage := range []string{"memory", "disk"} {
 		m, url, _ := startBenchManagerProcess(b, storage)
 		sides = append(sides, side{name: storage, eventsPerOp: 1, cost: map[string][]int{roleManager: {m.cmd.Process.Pid}},
 			spec: loadgen.Spec{PostURL: url, Clients: natsClients}})
 	}
-	sides = append(sides, s.sides(false)[1])
+	sides = append(sides, nats[1])
 	figures, loads := runRounds(b, sides)
 	reportSides(b, sides, figures, loads)
 }
