@@ -41,8 +41,9 @@ const (
 )
 
 // profileEnv names a directory: with it, the managers are built with
-// -tags pprof and BenchmarkManagerNATS writes there a CPU profile of the
-// NATS manager under single-event load (nats-manager.cpu.pprof).
+// -tags pprof and BenchmarkManagerNATS writes there CPU profiles of the
+// NATS manager and server under each load (nats-manager-single.cpu.pprof,
+// nats-server-batch100.cpu.pprof, ...).
 const profileEnv = "EVENTSOURCING_PERF_PROFILE"
 
 // profileSeconds is how long that profile samples.
@@ -378,42 +379,42 @@ func ndjson(n int) []byte {
 // the median of the rounds' rate ratios; the CPU per event is from /proc,
 // for the manager, the server and the load generator's process apart.
 // With EVENTSOURCING_PERF_PROFILE set, CPU profiles of the manager and the
-// server under the single-event load (nats) are written there.
+// server under each load (nats) are written there.
 // -benchtime 1x.
 func BenchmarkManagerNATS(b *testing.B) {
-	s := startNATS(b, 1, 1)
-	b.Run("single", func(b *testing.B) {
-		sides := s.sides(false)
-		figures, loads := runRounds(b, sides)
-		reportSides(b, sides, figures, loads)
-		if dir := os.Getenv(profileEnv); dir != "" {
-			profile(b, sides[1].spec, map[string]string{
-				"http://" + s.pprof:    filepath.Join(dir, "nats-manager.cpu.pprof"),
-				s.servers.ProfileURL(): filepath.Join(dir, "nats-server.cpu.pprof"),
-			})
-		}
-	})
-	b.Run("batch100", func(b *testing.B) {
-		sides := s.sides(true)
-		figures, loads := runRounds(b, sides)
-		reportSides(b, sides, figures, loads)
-	})
+	benchmarkLoads(b, startNATS(b, 1, 1), "nats")
 }
 
 // BenchmarkManagerNATSCluster is BenchmarkManagerNATS on a cluster of three
 // nats-server processes on loopback, with --nats-replicas=3 and a bare
-// stream of three replicas. -benchtime 1x.
+// stream of three replicas; with EVENTSOURCING_PERF_PROFILE, only the
+// manager is profiled. -benchtime 1x.
 func BenchmarkManagerNATSCluster(b *testing.B) {
-	s := startNATS(b, natscluster.Size, natscluster.Size)
+	benchmarkLoads(b, startNATS(b, natscluster.Size, natscluster.Size), "nats-cluster")
+}
+
+// benchmarkLoads runs the sides of s under single events, then batches, and
+// with profileEnv profiles the manager (and a lone server) under each,
+// into files named after set-up and load.
+func benchmarkLoads(b *testing.B, s *natsSetup, setup string) {
 	for _, batch := range []bool{false, true} {
-		name := "single"
+		load := "single"
 		if batch {
-			name = "batch100"
+			load = "batch100"
 		}
-		b.Run(name, func(b *testing.B) {
+		b.Run(load, func(b *testing.B) {
 			sides := s.sides(batch)
 			figures, loads := runRounds(b, sides)
 			reportSides(b, sides, figures, loads)
+			dir := os.Getenv(profileEnv)
+			if dir == "" {
+				return
+			}
+			files := map[string]string{"http://" + s.pprof: filepath.Join(dir, setup+"-manager-"+load+".cpu.pprof")}
+			if url := s.servers.ProfileURL(); url != "" {
+				files[url] = filepath.Join(dir, setup+"-server-"+load+".cpu.pprof")
+			}
+			profile(b, sides[1].spec, files)
 		})
 	}
 }
@@ -470,7 +471,7 @@ func profile(b *testing.B, spec loadgen.Spec, processes map[string]string) {
 		b.Fatal(err)
 	}
 	for _, path := range processes {
-		b.Logf("CPU profile under single-event load: %s", path)
+		b.Logf("CPU profile: %s", path)
 	}
 }
 
