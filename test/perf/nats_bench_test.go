@@ -3,6 +3,7 @@ package perf
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -69,15 +70,17 @@ type turnFigures struct {
 	events  int
 	elapsed time.Duration
 	// cpu is each role's CPU time from the turn's start until every
-	// process of the benchmark was quiet again, so that the work an event
-	// leaves behind (projections, the tail) counts for it.
+	// process of the benchmark was quiet again and the tails caught up,
+	// so that the work an event leaves behind (projections, the tail)
+	// counts for it.
 	cpu    map[string]time.Duration
 	noCPU  bool          // /proc could not tell
 	client time.Duration // the load generator's CPU
 	p50    time.Duration
-	// quiet is how long after the turn the processes took to be quiet:
-	// the backlog the turn left (the projections catching up).
-	quiet time.Duration
+	// quiet is how long after the turn the processes took to be quiet
+	// and caught up: the backlog the turn left (the projections catching
+	// up); stalled the part of it the tail was behind with nothing busy.
+	quiet, stalled time.Duration
 }
 
 func (t turnFigures) rate() float64 { return float64(t.events) / t.elapsed.Seconds() }
@@ -107,22 +110,76 @@ func (t turnFigures) clientCPUPerEvent() float64 {
 const (
 	quietWindow = 200 * time.Millisecond
 	quietCPU    = 20 * time.Millisecond
-	quietMax    = 30 * time.Second
+	quietMax    = 60 * time.Second
 )
 
+// settled is how a wait for the processes to be quiet ended.
+type settled struct {
+	// after is how long it took.
+	after time.Duration
+	// stalled is how long of it the processes were quiet while a consumer
+	// (the manager's tail of a stream) still had events to deliver: the
+	// tail waiting on something other than work.
+	stalled time.Duration
+	ok      bool // false: still busy, or behind, after quietMax
+}
+
 // waitQuiet waits until pids together use less than quietCPU over a
-// quietWindow: what the last turn left to do (projections catching up,
-// the tail, JetStream's own work) is done before the next turn starts
-// and is counted for the turn that caused it. It reports false when they
-// are still busy after quietMax.
-func waitQuiet(pids []int) bool {
-	deadline := time.Now().Add(quietMax)
-	for time.Now().Before(deadline) {
+// quietWindow and, when behind is given, until it reports nothing left
+// to deliver: what the last turn left to do (the tail, the projections
+// catching up, JetStream's own work) is done before the next turn starts
+// and is counted for the turn that caused it.
+func waitQuiet(pids []int, behind func() bool) settled {
+	start := time.Now()
+	var st settled
+	for time.Since(start) < quietMax {
 		before, ok := totalCPU(pids)
 		time.Sleep(quietWindow)
 		after, ok2 := totalCPU(pids)
-		if !ok || !ok2 || after-before < quietCPU {
+		if ok && ok2 && after-before >= quietCPU {
+			continue
+		}
+		if behind == nil || !behind() {
+			st.after, st.ok = time.Since(start), true
+			return st
+		}
+		st.stalled += quietWindow
+	}
+	st.after = time.Since(start)
+	return st
+}
+
+// consumersBehind reports whether any consumer on the servers at the
+// monitoring URLs has messages left to deliver (JetStream's /jsz), or
+// cannot tell.
+func consumersBehind(monitors []string) bool {
+	for _, m := range monitors {
+		resp, err := http.Get(m + "/jsz?consumers=true")
+		if err != nil {
 			return true
+		}
+		var jsz struct {
+			Accounts []struct {
+				Streams []struct {
+					Consumers []struct {
+						NumPending uint64 `json:"num_pending"`
+					} `json:"consumer_detail"`
+				} `json:"stream_detail"`
+			} `json:"account_details"`
+		}
+		err = json.NewDecoder(resp.Body).Decode(&jsz)
+		_ = resp.Body.Close()
+		if err != nil {
+			return true
+		}
+		for _, a := range jsz.Accounts {
+			for _, st := range a.Streams {
+				for _, c := range st.Consumers {
+					if c.NumPending > 0 {
+						return true
+					}
+				}
+			}
 		}
 	}
 	return false
@@ -156,9 +213,10 @@ func loadAverage() float64 {
 // runRounds gives each side natsTurn of load in turns, natsRounds rounds,
 // the order rotating from round to round so that every side takes every
 // place. Before the first turn and after each one it waits for every
-// process of every side to be quiet. It returns each side's turns, in
-// rounds, and the load averages at the turns' starts.
-func runRounds(b *testing.B, sides []side) ([][]turnFigures, []float64) {
+// process of every side to be quiet and, with behind, for the manager's
+// tails to have caught up. It returns each side's turns, in rounds, and
+// the load averages at the turns' starts.
+func runRounds(b *testing.B, sides []side, behind func() bool) ([][]turnFigures, []float64) {
 	b.Helper()
 	var all []int
 	for _, s := range sides {
@@ -172,8 +230,8 @@ func runRounds(b *testing.B, sides []side) ([][]turnFigures, []float64) {
 	}
 	figures := make([][]turnFigures, len(sides))
 	loads := make([]float64, 0, len(sides)*natsRounds)
-	if !waitQuiet(all) {
-		b.Logf("the processes were still busy %s after the start", quietMax)
+	if !waitQuiet(all, behind).ok {
+		b.Logf("the processes were still busy, or behind, %s after the start", quietMax)
 	}
 	for round := range natsRounds {
 		var line strings.Builder
@@ -191,18 +249,22 @@ func runRounds(b *testing.B, sides []side) ([][]turnFigures, []float64) {
 			spec := s.spec
 			spec.Duration = natsTurn
 			res := runLoad(b, spec)
-			ended := time.Now()
-			if !waitQuiet(all) {
-				b.Logf("round %d, %s: the processes were still busy %s after the turn", round+1, s.name, quietMax)
+			quiet := waitQuiet(all, behind)
+			if !quiet.ok {
+				b.Logf("round %d, %s: the processes were still busy, or behind, %s after the turn", round+1, s.name, quietMax)
 			}
 			f := turnFigures{events: res.Accepted * s.eventsPerOp, elapsed: res.Elapsed, cpu: map[string]time.Duration{},
-				client: res.CPU, p50: res.P50, quiet: time.Since(ended)}
+				client: res.CPU, p50: res.P50, quiet: quiet.after, stalled: quiet.stalled}
 			for role, pids := range s.cost {
 				d, ok := totalCPU(pids)
 				f.cpu[role], f.noCPU = d-before[role], f.noCPU || noCPU || !ok
 			}
 			figures[i] = append(figures[i], f)
-			fmt.Fprintf(&line, " %s %.0f events/s %.1fµs-cpu;", s.name, f.rate(), f.cpuPerEvent(""))
+			fmt.Fprintf(&line, " %s %.0f events/s %.1fµs-cpu", s.name, f.rate(), f.cpuPerEvent(""))
+			if f.stalled > 0 {
+				fmt.Fprintf(&line, " (the tail stalled %s)", f.stalled)
+			}
+			line.WriteString(";")
 		}
 		b.Log(line.String())
 	}
@@ -210,7 +272,8 @@ func runRounds(b *testing.B, sides []side) ([][]turnFigures, []float64) {
 }
 
 // reportSides puts the rounds' figures on b: each side's median events/s,
-// p50, time until quiet after a turn, CPU µs per event (each role's, their
+// p50, time until quiet after a turn, the turns after which the tail
+// stalled (and for how long in all), CPU µs per event (each role's, their
 // total, and the load generator's), and for each later side its rate over
 // each earlier one's, round by round: the median, lowest and highest.
 func reportSides(b *testing.B, sides []side, figures [][]turnFigures, loads []float64) {
@@ -226,6 +289,17 @@ func reportSides(b *testing.B, sides []side, figures [][]turnFigures, loads []fl
 		b.ReportMetric(median(column(i, turnFigures.rate)), s.name+"-events/s")
 		b.ReportMetric(median(column(i, func(t turnFigures) float64 { return float64(t.p50.Microseconds()) })), s.name+"-p50-µs")
 		b.ReportMetric(median(column(i, func(t turnFigures) float64 { return float64(t.quiet.Milliseconds()) })), s.name+"-quiet-after-ms")
+		var stalls int
+		var stalled time.Duration
+		for _, t := range figures[i] {
+			if t.stalled > 0 {
+				stalls, stalled = stalls+1, stalled+t.stalled
+			}
+		}
+		if stalls > 0 {
+			b.ReportMetric(float64(stalls), s.name+"-tail-stalls")
+			b.ReportMetric(stalled.Seconds(), s.name+"-tail-stalled-s")
+		}
 		roles := make([]string, 0, len(s.cost))
 		for role := range s.cost {
 			roles = append(roles, role)
@@ -262,6 +336,9 @@ type natsSetup struct {
 	// of its own with no projection.
 	url, bareURL string
 	pprof        string // the manager's pprof address, with profileEnv
+	// behind reports whether the manager's tail of a stream has events
+	// left to deliver.
+	behind func() bool
 }
 
 // startNATS starts nodes (1: one server, no cluster; 3: a cluster on
@@ -283,9 +360,12 @@ func startNATS(b *testing.B, nodes, replicas int) *natsSetup {
 	} else {
 		s.servers = natscluster.Start(b, natscluster.Options{Binary: bin})
 	}
+	monitors := make([]string, 0, nodes)
 	for i := range nodes {
 		s.pids = append(s.pids, s.servers.Pid(i))
+		monitors = append(monitors, s.servers.MonitorURL(i))
 	}
+	s.behind = func() bool { return consumersBehind(monitors) }
 	var environ []string
 	if profile {
 		s.pprof = freeAddress(b)
@@ -374,8 +454,10 @@ func ndjson(n int) []byte {
 //     PublishAsync of 100, then waits for the 100 acknowledgements).
 //
 // The sides take 2 s of load in turns, ten rounds, the order rotating
-// every round, and no turn starts until the processes are quiet again (so
-// the projections' work counts for the manager's turn). nats/bare-% is
+// every round, and no turn starts until the processes are quiet again and
+// the manager's tails have delivered every event (so the projections' work
+// counts for the manager's turn); a tail that has events left while
+// nothing is busy is reported as stalled. nats/bare-% is
 // the median of the rounds' rate ratios; the CPU per event is from /proc,
 // for the manager, the server and the load generator's process apart.
 // With EVENTSOURCING_PERF_PROFILE set, CPU profiles of the manager and the
@@ -404,7 +486,7 @@ func benchmarkLoads(b *testing.B, s *natsSetup, setup string) {
 		}
 		b.Run(load, func(b *testing.B) {
 			sides := s.sides(batch)
-			figures, loads := runRounds(b, sides)
+			figures, loads := runRounds(b, sides, s.behind)
 			reportSides(b, sides, figures, loads)
 			dir := os.Getenv(profileEnv)
 			if dir == "" {
@@ -436,7 +518,7 @@ func BenchmarkManagerStorages(b *testing.B) {
 			spec: loadgen.Spec{PostURL: url, Clients: natsClients}})
 	}
 	sides = append(sides, nats[1])
-	figures, loads := runRounds(b, sides)
+	figures, loads := runRounds(b, sides, s.behind)
 	reportSides(b, sides, figures, loads)
 }
 
