@@ -42,9 +42,10 @@ const (
 )
 
 // profileEnv names a directory: with it, the managers are built with
-// -tags pprof and BenchmarkManagerNATS writes there CPU profiles of the
-// NATS manager and server under each load (nats-manager-single.cpu.pprof,
-// nats-server-batch100.cpu.pprof, ...).
+// -tags pprof and the NATS benchmarks write there CPU profiles of the
+// manager (and of a lone server) under each load
+// (nats-manager-single.cpu.pprof, nats-server-batch100.cpu.pprof,
+// nats-cluster-manager-single.cpu.pprof, ...).
 const profileEnv = "EVENTSOURCING_PERF_PROFILE"
 
 // profileSeconds is how long that profile samples.
@@ -332,10 +333,10 @@ type natsSetup struct {
 	pids    []int // the servers'
 	manager *manager
 	// url is the manager's stream with the quick start's projections, as
-	// startBenchManager gives it; bareURL the same stream in a namespace
+	// startBenchManager gives it; streamOnlyURL the same Stream in a namespace
 	// of its own with no projection.
-	url, bareURL string
-	pprof        string // the manager's pprof address, with profileEnv
+	url, streamOnlyURL string
+	pprof              string // the manager's pprof address, with profileEnv
 	// behind reports whether the manager's tail of a stream has events
 	// left to deliver.
 	behind func() bool
@@ -381,7 +382,7 @@ func startNATS(b *testing.B, nodes, replicas int) *natsSetup {
 	waitStream(b, s.manager, ns)
 	waitStream(b, s.manager, streamOnly)
 	s.url = s.manager.api + "/v1/namespaces/" + ns + "/streams/" + benchStream + "/events"
-	s.bareURL = s.manager.api + "/v1/namespaces/" + streamOnly + "/streams/" + benchStream + "/events"
+	s.streamOnlyURL = s.manager.api + "/v1/namespaces/" + streamOnly + "/streams/" + benchStream + "/events"
 
 	nc, err := nats.Connect(s.servers.URLs())
 	if err != nil {
@@ -408,7 +409,7 @@ func (s *natsSetup) sides(batch bool) []side {
 		{name: "bare", cost: map[string][]int{roleServer: s.pids},
 			spec: loadgen.Spec{NATS: &loadgen.NATSPublish{URL: s.servers.URLs(), Subject: bareSubject}}},
 		{name: "nats", spec: loadgen.Spec{PostURL: s.url}},
-		{name: "nats-no-projections", spec: loadgen.Spec{PostURL: s.bareURL}},
+		{name: "nats-no-projections", spec: loadgen.Spec{PostURL: s.streamOnlyURL}},
 	}
 	body := ndjson(batchEvents)
 	for i := range sides {
