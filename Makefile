@@ -141,6 +141,13 @@ bench-reactor: ## Reactors through the manager binary (as bench-manager runs it)
 	@assets=$$($(K8S_BINARIES)) && cd test/perf && export KUBEBUILDER_ASSETS="$$assets" && \
 	../../bin/perf.bench.test -test.run '^$$' -test.bench 'ManagerReactor' -test.benchtime 1x
 
+.PHONY: bench-nats
+bench-nats: ## --storage=nats through the manager binary (as bench-manager runs it) against a bare nats.go client on the same JetStream, 64 clients, single events and NDJSON batches of 100: one nats-server process, then a cluster of three (R3); memory, disk and nats side by side. Interleaved rounds.
+	go test -c -o bin/perf.bench.test ./test/perf/
+	@assets=$$($(K8S_BINARIES)) && nats=$$($(NATS_SERVER)) && cd test/perf && \
+	export KUBEBUILDER_ASSETS="$$assets" NATS_SERVER_BIN="$$nats" && \
+	../../bin/perf.bench.test -test.run '^$$' -test.bench 'ManagerNATS|ManagerStorages' -test.benchtime 1x -test.timeout 2h
+
 .PHONY: bench-store
 bench-store: ## bbolt against pebble on the outbox workload (hack/storebench, its own module).
 	cd hack/storebench && CGO_ENABLED=0 GOWORK=off go test -run '^$$' -bench . -benchtime 3s -count 3 | tee out.txt | ./summary.sh

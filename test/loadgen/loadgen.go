@@ -4,6 +4,8 @@
 // entity key of its own (optionally with If-Match), optionally following
 // the stream to see when each event becomes readable; live readers
 // (Server-Sent Events) note when each accepted event reaches each of them.
+// With Spec.NATS the same clients publish the same payloads to JetStream
+// with a bare nats.go client instead, the ceiling of --storage=nats.
 // RunInChild and StartLiveInChild run them in other processes (the test
 // binary again), where a load generator belongs: on two cores, clients in
 // the server's process compete with it for the same Ps.
@@ -56,6 +58,10 @@ type Spec struct {
 	// RecordAccepted keeps each accepted event's id and the time its 202
 	// arrived, in Result.Events.
 	RecordAccepted bool `json:"recordAccepted,omitempty"`
+	// NATS, when set, has the clients publish the same payloads straight
+	// to JetStream with a bare nats.go client instead of posting them:
+	// the ceiling of what the manager on --storage=nats can take.
+	NATS *NATSPublish `json:"nats,omitempty"`
 }
 
 // Result is what a run measured.
@@ -76,6 +82,9 @@ type Result struct {
 	// Events are the accepted events, with RecordAccepted.
 	Events []AcceptedEvent `json:"events,omitempty"`
 	Err    string          `json:"err,omitempty"`
+	// CPU is the CPU time the load generator's process used, user and
+	// system, as RunInChild measures it (0 from Generate).
+	CPU time.Duration `json:"cpu"`
 }
 
 // AcceptedEvent is one accepted event: the id its 202 gave and when that
@@ -86,7 +95,8 @@ type AcceptedEvent struct {
 	At int64  `json:"at"`
 }
 
-// Rate is the requests answered 202 per second.
+// Rate is the requests answered 202 (with NATS: the publishes, or
+// batches, acknowledged) per second.
 func (r Result) Rate() float64 {
 	return float64(r.Accepted) / r.Elapsed.Seconds()
 }
@@ -148,13 +158,11 @@ func Generate(spec Spec) Result {
 	if spec.Rate == 0 && spec.Duration > 0 {
 		deadline = start.Add(spec.Duration)
 	}
-	targets := make([]*target, spec.Clients)
-	for c := range targets {
-		var err error
-		if targets[c], err = newTarget(spec, c); err != nil {
-			return Result{Err: err.Error()}
-		}
+	targets, closeTargets, err := newTargets(spec)
+	if err != nil {
+		return Result{Err: err.Error()}
 	}
+	defer closeTargets()
 	for c, target := range targets {
 		wg.Go(func() {
 			for failure.Load() == nil {
@@ -172,7 +180,7 @@ func Generate(spec Spec) Result {
 				if body == nil {
 					body = fmt.Appendf(nil, `{"foo":"load","n":%d}`, i)
 				}
-				answer, err := target.postUntilTaken(client, spec.ContentType, body, &refused, &conflicts)
+				answer, err := target.send(client, spec.ContentType, body, &refused, &conflicts)
 				if err != nil {
 					fail(err)
 					return
@@ -254,12 +262,43 @@ func acceptedEvents(ids []string, accepted []int64) []AcceptedEvent {
 }
 
 // target is where one client posts: the stream, or its own key, whose
-// version it follows from the answers.
+// version it follows from the answers; or, with pub, where it publishes.
 type target struct {
 	url     string
 	keyed   bool
 	ifMatch bool
 	version uint64 // the key's version as the client's last answer gave it
+	pub     *natsPublisher
+}
+
+// newTargets returns each client's target and what closes them.
+func newTargets(spec Spec) ([]*target, func(), error) {
+	targets := make([]*target, spec.Clients)
+	for c := range targets {
+		var err error
+		if targets[c], err = newTarget(spec, c); err != nil {
+			return nil, nil, err
+		}
+	}
+	if spec.NATS == nil {
+		return targets, func() {}, nil
+	}
+	pub, err := newNATSPublisher(spec)
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, t := range targets {
+		t.pub = pub
+	}
+	return targets, pub.close, nil
+}
+
+// send delivers body: published (no answer), or posted until taken.
+func (t *target) send(client *http.Client, contentType string, body []byte, refused, conflicts *atomic.Int64) ([]byte, error) {
+	if t.pub != nil {
+		return nil, t.pub.publish(body)
+	}
+	return t.postUntilTaken(client, contentType, body, refused, conflicts)
 }
 
 func newTarget(spec Spec, client int) (*target, error) {
@@ -437,6 +476,7 @@ func RunInChild(spec Spec, child string) (Result, error) {
 	if err != nil {
 		return Result{}, fmt.Errorf("load generator process: %w: %s%s", err, out, stderr.String())
 	}
+	cpu := cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
 	_, line, ok := strings.Cut(string(out), resultPrefix)
 	if !ok {
 		return Result{}, fmt.Errorf("the load generator printed no result: %s", out)
@@ -446,6 +486,7 @@ func RunInChild(spec Spec, child string) (Result, error) {
 	if err := json.Unmarshal([]byte(line), &res); err != nil {
 		return Result{}, fmt.Errorf("load generator result %q: %w", line, err)
 	}
+	res.CPU = cpu
 	return res, nil
 }
 

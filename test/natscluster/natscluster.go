@@ -2,7 +2,8 @@
 // processes on loopback, for the tests that need what a server embedded in
 // the test process cannot show: a node killed with SIGKILL (no shutdown
 // code runs; its files are as the kernel left them) and started again on
-// the same store. Each node has its own configuration file, JetStream file
+// the same store. StartServer runs one server alone, as a single-node
+// deployment does, for the benchmarks that measure against it. Each node has its own configuration file, JetStream file
 // store and log in a directory of the test. Binary finds the nats-server to
 // run; hack/nats/nats-server.sh builds it from the Go module proxy.
 package natscluster
@@ -74,6 +75,8 @@ type Cluster struct {
 	t     TB
 	bin   string
 	nodes []*node
+	// profPort is where StartServer's server serves pprof; 0 for none.
+	profPort int
 }
 
 type node struct {

@@ -99,7 +99,11 @@ func newEnv() (*env, error) {
 		e.manager = bin
 		return e, nil
 	}
-	build := exec.Command("go", "build", "-o", e.manager, "./cmd/manager")
+	args := []string{"build", "-o", e.manager}
+	if os.Getenv(profileEnv) != "" {
+		args = append(args, "-tags", "pprof") // cmd/manager/pprof.go
+	}
+	build := exec.Command("go", append(args, "./cmd/manager")...)
 	build.Dir = repoRoot()
 	if out, err := build.CombinedOutput(); err != nil {
 		_ = e.testEnv.Stop()
@@ -156,6 +160,13 @@ func (e *env) startManager(b *testing.B, storage, dataDir string, flags ...strin
 // startManagerBinary is startManager for the manager binary bin.
 func (e *env) startManagerBinary(b *testing.B, bin, storage, dataDir string, flags ...string) *manager {
 	b.Helper()
+	return e.startManagerWithEnv(b, bin, storage, dataDir, nil, flags...)
+}
+
+// startManagerWithEnv is startManagerBinary with environ added to the
+// manager's environment.
+func (e *env) startManagerWithEnv(b *testing.B, bin, storage, dataDir string, environ []string, flags ...string) *manager {
+	b.Helper()
 	m := &manager{api: "http://" + freeAddress(b), probe: freeAddress(b), exited: make(chan struct{})}
 	args := []string{
 		"--ingest-auth=none", "--ingest-bind-address=" + strings.TrimPrefix(m.api, "http://"),
@@ -171,7 +182,7 @@ func (e *env) startManagerBinary(b *testing.B, bin, storage, dataDir string, fla
 	}
 	m.log = logFile.Name()
 	m.cmd = exec.Command(bin, args...)
-	m.cmd.Env = append(os.Environ(), "KUBECONFIG="+e.kubeconfig)
+	m.cmd.Env = append(append(os.Environ(), "KUBECONFIG="+e.kubeconfig), environ...)
 	m.cmd.Stdout, m.cmd.Stderr = logFile, logFile
 	if err := m.cmd.Start(); err != nil {
 		b.Fatal(err)
@@ -214,11 +225,14 @@ func (m *manager) waitReady(timeout time.Duration) error {
 	return fmt.Errorf("the manager was not ready within %s", timeout)
 }
 
-// cpuTime is the CPU time the manager has used so far, user and system,
+// cpuTime is the CPU time the manager has used so far (pidCPU).
+func (m *manager) cpuTime() (time.Duration, bool) { return pidCPU(m.cmd.Process.Pid) }
+
+// pidCPU is the CPU time process pid has used so far, user and system,
 // all its threads (Linux's /proc, in clock ticks of 10 ms); false where
 // /proc cannot tell.
-func (m *manager) cpuTime() (time.Duration, bool) {
-	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", m.cmd.Process.Pid))
+func pidCPU(pid int) (time.Duration, bool) {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
 		return 0, false
 	}
