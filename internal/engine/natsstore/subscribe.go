@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -32,7 +33,10 @@ func (s *EventStore) Subscribe(ctx context.Context, stream string, after uint64)
 	if err != nil {
 		return nil, fmt.Errorf("natsstore: subscribe to %q: %w", stream, err)
 	}
-	it, err := cons.Messages()
+	// Short pulls with frequent heartbeats: a pull that stops being served
+	// (seen under load, the consumer idle with events pending) is noticed
+	// and replaced within seconds rather than after the default 30s.
+	it, err := cons.Messages(jetstream.PullExpiry(5*time.Second), jetstream.PullHeartbeat(time.Second))
 	if err != nil {
 		return nil, fmt.Errorf("natsstore: subscribe to %q: %w", stream, err)
 	}
