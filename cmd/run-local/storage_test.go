@@ -7,7 +7,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/nats-io/nats.go"
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/natsstore/natstest"
+
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -86,15 +87,7 @@ func TestLocalNATSServesJetStreamFromAnEmptiedDirectory(t *testing.T) {
 		t.Errorf("a file of the last run is still there (%v): want the directory emptied", err)
 	}
 
-	nc, err := nats.Connect(srv.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	js := natstest.JetStream(t, srv.URL())
 	if _, err := js.CreateStream(t.Context(), jetstream.StreamConfig{Name: "S", Subjects: []string{"s"}}); err != nil {
 		t.Fatalf("create a file stream on the local server: %v", err)
 	}

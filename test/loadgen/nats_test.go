@@ -6,7 +6,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/natsstore/natstest"
@@ -19,15 +18,7 @@ import (
 func publishToBare(t *testing.T, spec loadgen.Spec) (loadgen.Result, []string) {
 	t.Helper()
 	srv := natstest.Start(t, natstest.Options{})
-	nc, err := nats.Connect(srv.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	js := natstest.JetStream(t, srv.ClientURL())
 	stream, err := js.CreateStream(t.Context(), jetstream.StreamConfig{Name: "BARE", Subjects: []string{"bare"}})
 	if err != nil {
 		t.Fatal(err)

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/natsstore/natstest"
+
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -84,15 +86,7 @@ func TestAKilledNodeCatchesUpOnRestartWhileTheOthersKeepAccepting(t *testing.T) 
 	c := startCluster(t)
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()
-	nc, err := nats.Connect(c.URLs(), nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	js := natstest.JetStream(t, c.URLs(), nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond))
 	stream, err := js.CreateStream(ctx, jetstream.StreamConfig{
 		Name: "ORDERS", Subjects: []string{"orders.>"}, Replicas: Size, Storage: jetstream.FileStorage,
 	})

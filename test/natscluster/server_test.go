@@ -8,7 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/natsstore/natstest"
+
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -21,15 +22,7 @@ func TestALoneServerStoresJetStreamInItsOwnDirectoryOutsideAnyClusterAndServesIt
 	if c.Pid(0) <= 0 {
 		t.Fatalf("Pid(0) = %d for a running server", c.Pid(0))
 	}
-	nc, err := nats.Connect(c.URLs())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	js := natstest.JetStream(t, c.URLs())
 	if _, err := js.CreateStream(t.Context(), jetstream.StreamConfig{
 		Name: "ORDERS", Subjects: []string{"orders.>"}, Storage: jetstream.FileStorage,
 	}); err != nil {

@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // Options says how a test server stores what JetStream holds.
@@ -248,4 +250,20 @@ func freePorts(t testing.TB, n int) []int {
 		_ = l.Close()
 	}
 	return ports
+}
+
+// JetStream connects to url for the rest of the test and returns its
+// JetStream context, for tests that set up streams by hand.
+func JetStream(t testing.TB, url string, opts ...nats.Option) jetstream.JetStream {
+	t.Helper()
+	nc, err := nats.Connect(url, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return js
 }

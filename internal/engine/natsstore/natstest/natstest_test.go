@@ -4,7 +4,6 @@ import (
 	"os"
 	"testing"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/natsstore/natstest"
@@ -12,12 +11,7 @@ import (
 
 func TestASharedServerTakesJetStreamPublishes(t *testing.T) {
 	s := natstest.Shared(t)
-	nc, err := nats.Connect(s.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
+	js := natstest.JetStream(t, s.ClientURL())
 	if _, err := js.CreateStream(t.Context(), jetstream.StreamConfig{Name: "T", Subjects: []string{"t.>"}}); err != nil {
 		t.Fatal(err)
 	}
@@ -29,12 +23,7 @@ func TestASharedServerTakesJetStreamPublishes(t *testing.T) {
 
 func TestAClusterOfThreeKeepsAReplicatedStreamWhenANodeStops(t *testing.T) {
 	c := natstest.StartCluster(t, natstest.Options{})
-	nc, err := nats.Connect(c.URLs())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
+	js := natstest.JetStream(t, c.URLs())
 	if _, err := js.CreateStream(t.Context(), jetstream.StreamConfig{Name: "R", Subjects: []string{"r.>"}, Replicas: 3}); err != nil {
 		t.Fatal(err)
 	}
