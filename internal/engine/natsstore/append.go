@@ -545,8 +545,16 @@ func (w *streamWriter) plan(ctx context.Context, reqs []*appendReq) (*plan, erro
 		r.res = eventstore.AppendResult{Events: make([]engine.Message, len(r.events))}
 		var newMsgs []engine.Message
 		var newIdx []int
-		localKeys := map[string]uint64{}
-		local := map[string]int{} // ID -> index of its first new event in this append
+		// Within one append: the versions its events give their keys, and
+		// the index of each ID's first new event. An append of one event
+		// (the most common) needs neither map: its key's version is kept
+		// in oneKey/oneVersion.
+		var localKeys map[string]uint64
+		var local map[string]int
+		if len(r.events) > 1 {
+			localKeys, local = make(map[string]uint64, len(r.events)), make(map[string]int, len(r.events))
+		}
+		oneKey, oneVersion := "", uint64(0)
 		var gen []bool
 		var dupOf [][2]int // a repeated ID's index and its first's
 		var err error
@@ -575,7 +583,7 @@ func (w *streamWriter) plan(ctx context.Context, reqs []*appendReq) (*plan, erro
 				dupOf = append(dupOf, [2]int{i, j})
 				continue
 			}
-			cur, ok := localKeys[ev.Key]
+			cur, ok := localKeys[ev.Key] // a nil map reads as empty
 			if !ok {
 				cur, ok = keys[ev.Key]
 			}
@@ -590,7 +598,11 @@ func (w *streamWriter) plan(ctx context.Context, reqs []*appendReq) (*plan, erro
 					break
 				}
 				ev.Version = cur + 1
-				localKeys[ev.Key] = ev.Version
+				if localKeys != nil {
+					localKeys[ev.Key] = ev.Version
+				} else {
+					oneKey, oneVersion = ev.Key, ev.Version
+				}
 			}
 			if ev.Time.IsZero() {
 				ev.Time = now
@@ -600,7 +612,9 @@ func (w *streamWriter) plan(ctx context.Context, reqs []*appendReq) (*plan, erro
 				gen = append(gen, r.fresh[i])
 			}
 			newIdx = append(newIdx, i)
-			local[ev.ID] = i
+			if local != nil {
+				local[ev.ID] = i
+			}
 			r.res.Events[i] = ev
 		}
 		if err == nil && len(newMsgs) > 0 {
@@ -628,6 +642,9 @@ func (w *streamWriter) plan(ctx context.Context, reqs []*appendReq) (*plan, erro
 		}
 		for k, v := range localKeys {
 			keys[k] = v
+		}
+		if oneKey != "" {
+			keys[oneKey] = oneVersion
 		}
 		for j := range newMsgs {
 			ids[newMsgs[j].ID] = &r.res.Events[newIdx[j]]
