@@ -545,16 +545,8 @@ func (w *streamWriter) plan(ctx context.Context, reqs []*appendReq) (*plan, erro
 		r.res = eventstore.AppendResult{Events: make([]engine.Message, len(r.events))}
 		var newMsgs []engine.Message
 		var newIdx []int
-		// Within one append: the versions its events give their keys, and
-		// the index of each ID's first new event. An append of one event
-		// (the most common) needs neither map: its key's version is kept
-		// in oneKey/oneVersion.
-		var localKeys map[string]uint64
-		var local map[string]int
-		if len(r.events) > 1 {
-			localKeys, local = make(map[string]uint64, len(r.events)), make(map[string]int, len(r.events))
-		}
-		oneKey, oneVersion := "", uint64(0)
+		localKeys := map[string]uint64{}
+		local := map[string]int{} // ID -> index of its first new event in this append
 		var gen []bool
 		var dupOf [][2]int // a repeated ID's index and its first's
 		var err error
@@ -583,7 +575,7 @@ func (w *streamWriter) plan(ctx context.Context, reqs []*appendReq) (*plan, erro
 				dupOf = append(dupOf, [2]int{i, j})
 				continue
 			}
-			cur, ok := localKeys[ev.Key] // a nil map reads as empty
+			cur, ok := localKeys[ev.Key]
 			if !ok {
 				cur, ok = keys[ev.Key]
 			}
@@ -598,11 +590,7 @@ func (w *streamWriter) plan(ctx context.Context, reqs []*appendReq) (*plan, erro
 					break
 				}
 				ev.Version = cur + 1
-				if localKeys != nil {
-					localKeys[ev.Key] = ev.Version
-				} else {
-					oneKey, oneVersion = ev.Key, ev.Version
-				}
+				localKeys[ev.Key] = ev.Version
 			}
 			if ev.Time.IsZero() {
 				ev.Time = now
@@ -612,9 +600,7 @@ func (w *streamWriter) plan(ctx context.Context, reqs []*appendReq) (*plan, erro
 				gen = append(gen, r.fresh[i])
 			}
 			newIdx = append(newIdx, i)
-			if local != nil {
-				local[ev.ID] = i
-			}
+			local[ev.ID] = i
 			r.res.Events[i] = ev
 		}
 		if err == nil && len(newMsgs) > 0 {
@@ -642,9 +628,6 @@ func (w *streamWriter) plan(ctx context.Context, reqs []*appendReq) (*plan, erro
 		}
 		for k, v := range localKeys {
 			keys[k] = v
-		}
-		if oneKey != "" {
-			keys[oneKey] = oneVersion
 		}
 		for j := range newMsgs {
 			ids[newMsgs[j].ID] = &r.res.Events[newIdx[j]]
