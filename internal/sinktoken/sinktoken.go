@@ -104,17 +104,17 @@ func (s *Source) Token(ctx context.Context, audience string) (string, error) {
 			s.byAudience[audience] = c
 		}
 		now := s.cfg.Now()
-		if c.token != "" && now.Before(c.renewAt) {
-			s.mu.Unlock()
-			return c.token, nil
+		if token := c.token; token != "" && now.Before(c.renewAt) {
+			s.mu.Unlock() // c changes under s.mu only: read it before
+			return token, nil
 		}
 		if c.fetched == nil && !now.Before(c.retryAt) {
 			c.fetched = make(chan struct{})
 			go s.fetch(audience, c)
 		}
-		if c.token != "" && now.Before(c.usableUntil) {
+		if token := c.token; token != "" && now.Before(c.usableUntil) {
 			s.mu.Unlock()
-			return c.token, nil
+			return token, nil
 		}
 		fetched, err := c.fetched, c.err
 		s.mu.Unlock()
