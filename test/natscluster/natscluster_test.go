@@ -138,32 +138,41 @@ func TestEveryNodeRunsTheConfigurationItWasGiven(t *testing.T) {
 	}
 	c := Start(t, Options{Binary: bin, SyncAlways: true})
 	for i := range Size {
-		resp, err := http.Get(c.MonitorURL(i) + "/varz")
-		if err != nil {
-			t.Fatal(err)
-		}
-		var varz struct {
-			Name      string `json:"server_name"`
-			Version   string `json:"version"`
-			JetStream struct {
-				Config struct {
-					SyncAlways bool   `json:"sync_always"`
-					StoreDir   string `json:"store_dir"`
-				} `json:"config"`
-			} `json:"jetstream"`
-			Cluster struct {
-				Name string `json:"name"`
-			} `json:"cluster"`
-		}
-		err = json.NewDecoder(resp.Body).Decode(&varz)
-		_ = resp.Body.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
+		varz := readVarz(t, c.MonitorURL(i))
 		if varz.Name != c.ServerName(i) || varz.Cluster.Name != "natscluster" || !varz.JetStream.Config.SyncAlways ||
 			!strings.HasSuffix(varz.JetStream.Config.StoreDir, "/"+c.ServerName(i)+"/jetstream") {
 			t.Errorf("node %d's /varz = %+v; want server %s in cluster natscluster, syncing always, its store in its own directory",
 				i, varz, c.ServerName(i))
 		}
 	}
+}
+
+// varz is what the tests read of a node's /varz.
+type varz struct {
+	Name      string `json:"server_name"`
+	Version   string `json:"version"`
+	JetStream struct {
+		Config struct {
+			SyncAlways bool   `json:"sync_always"`
+			StoreDir   string `json:"store_dir"`
+		} `json:"config"`
+	} `json:"jetstream"`
+	Cluster struct {
+		Name string `json:"name"`
+	} `json:"cluster"`
+}
+
+// readVarz reads the /varz of the node whose monitoring endpoint is at url.
+func readVarz(t *testing.T, url string) varz {
+	t.Helper()
+	resp, err := http.Get(url + "/varz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = resp.Body.Close() }()
+	var v varz
+	if err := json.NewDecoder(resp.Body).Decode(&v); err != nil {
+		t.Fatal(err)
+	}
+	return v
 }

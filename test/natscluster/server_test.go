@@ -1,7 +1,6 @@
 package natscluster
 
 import (
-	"encoding/json"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -32,25 +31,7 @@ func TestALoneServerStoresJetStreamInItsOwnDirectoryOutsideAnyClusterAndServesIt
 		t.Fatal(err)
 	}
 
-	resp, err := http.Get(c.MonitorURL(0) + "/varz")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var varz struct {
-		JetStream struct {
-			Config struct {
-				StoreDir string `json:"store_dir"`
-			} `json:"config"`
-		} `json:"jetstream"`
-		Cluster struct {
-			Name string `json:"name"`
-		} `json:"cluster"`
-	}
-	err = json.NewDecoder(resp.Body).Decode(&varz)
-	_ = resp.Body.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
+	varz := readVarz(t, c.MonitorURL(0))
 	if varz.Cluster.Name != "" {
 		t.Errorf("the server runs in cluster %q; want none", varz.Cluster.Name)
 	}
@@ -59,7 +40,7 @@ func TestALoneServerStoresJetStreamInItsOwnDirectoryOutsideAnyClusterAndServesIt
 		t.Errorf("the file stream is not in the server's store directory: %v", err)
 	}
 
-	resp, err = http.Get(c.ProfileURL() + "/debug/pprof/")
+	resp, err := http.Get(c.ProfileURL() + "/debug/pprof/")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -22,7 +22,7 @@ import (
 
 // maxAppend is the most events one append may hold: JetStream's limit on
 // an atomic batch (docs/limits.md: events in one batch).
-const maxAppend = 1000
+const maxAppend = maxBatch
 
 // Append implements eventstore.Store.
 func (s *EventStore) Append(ctx context.Context, stream string, expected eventstore.ExpectedVersion,
@@ -338,15 +338,15 @@ func (w *streamWriter) send(msgs []*nats.Msg) (jetstream.PubAckFuture, error) {
 	if len(msgs) > 1 {
 		id := nuid.Next()
 		for i, m := range msgs {
-			m.Header.Set("Nats-Batch-Id", id)
-			m.Header.Set("Nats-Batch-Sequence", strconv.Itoa(i+1))
+			m.Header.Set(headerBatchID, id)
+			m.Header.Set(headerBatchSq, strconv.Itoa(i+1))
 			if i < len(msgs)-1 {
 				if err := w.s.c.NC.PublishMsg(m); err != nil {
 					return nil, fmt.Errorf("natsstore: publish: %w", err)
 				}
 			}
 		}
-		msgs[len(msgs)-1].Header.Set("Nats-Batch-Commit", "1")
+		msgs[len(msgs)-1].Header.Set(headerCommit, "1")
 	}
 	f, err := w.s.c.JS.PublishMsgAsync(msgs[len(msgs)-1])
 	if err != nil {

@@ -150,19 +150,11 @@ func withTimeout(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(ctx, requestTimeout)
 }
 
-// msgGetRequest is the body of a message get, direct or not.
-type msgGetRequest struct {
-	Seq     uint64 `json:"seq,omitempty"`
-	LastFor string `json:"last_by_subj,omitempty"`
-	NextFor string `json:"next_by_subj,omitempty"`
-	Batch   int    `json:"batch,omitempty"`
-}
-
 // leaderGet asks the stream leader for one message: the last on a subject
 // or the first at or after a sequence on a filter. The leader answers only
 // after applying every write it acknowledged, so this read sees each Apply
 // that returned before it. nil, nil when there is none.
-func (s *ReadModels) leaderGet(ctx context.Context, req msgGetRequest) (*storedMsg, error) {
+func (s *ReadModels) leaderGet(ctx context.Context, req directGet) (*storedMsg, error) {
 	body, err := json.Marshal(req)
 	if err != nil {
 		return nil, err
@@ -204,14 +196,14 @@ func (s *ReadModels) leaderGet(ctx context.Context, req msgGetRequest) (*storedM
 
 // last is the last message on subject, from the leader; nil if none.
 func (s *ReadModels) last(ctx context.Context, subject string) (*storedMsg, error) {
-	return s.leaderGet(ctx, msgGetRequest{LastFor: subject})
+	return s.leaderGet(ctx, directGet{LastFor: subject})
 }
 
 // scanLeader hands fn every message on filter in sequence order, one
 // leader read each.
 func (s *ReadModels) scanLeader(ctx context.Context, filter string, fn func(m *storedMsg) error) error {
 	for seq := uint64(0); ; {
-		m, err := s.leaderGet(ctx, msgGetRequest{Seq: seq, NextFor: filter})
+		m, err := s.leaderGet(ctx, directGet{Seq: seq, NextFor: filter})
 		if err != nil || m == nil {
 			return err
 		}
@@ -233,7 +225,7 @@ var errTruncated = errors.New("more than one answer holds")
 func (s *ReadModels) directPage(ctx context.Context, filter string) ([]*storedMsg, error) {
 	ctx, cancel := withTimeout(ctx)
 	defer cancel()
-	body, err := json.Marshal(msgGetRequest{NextFor: filter, Batch: 1 << 30})
+	body, err := json.Marshal(directGet{NextFor: filter, Batch: 1 << 30})
 	if err != nil {
 		return nil, err
 	}

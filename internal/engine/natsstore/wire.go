@@ -103,7 +103,8 @@ type stored struct {
 	Data     []byte
 }
 
-// directGet is the request of JetStream's direct get API.
+// directGet is the body of a message get, direct (any replica answers)
+// or from the stream's leader.
 type directGet struct {
 	Seq     uint64 `json:"seq,omitempty"`
 	LastFor string `json:"last_by_subj,omitempty"`
@@ -122,11 +123,8 @@ func getBatch(ctx context.Context, nc *nats.Conn, stream string, req directGet, 
 	if err != nil {
 		return err
 	}
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, 10*time.Second)
-		defer cancel()
-	}
+	ctx, cancel := withTimeout(ctx)
+	defer cancel()
 	for attempt := 0; ; attempt++ {
 		answered, err := getBatchOnce(ctx, nc, stream, body, req, fn)
 		if err == nil || answered || ctx.Err() != nil {
