@@ -50,7 +50,7 @@ func waitingErr(err error) bool {
 	return errors.Is(err, ErrStreamNotFound) || errors.Is(err, ErrPipelineNotFound)
 }
 
-// standingBy records spec for a standby engine and reports whether it did;
+// recordProjection records spec on a standby engine and reports whether it did;
 // mu is held.
 func (s *standby) recordProjection(spec ProjectionSpec) bool {
 	if !s.on {
@@ -68,7 +68,7 @@ func (s *standby) recordReactor(spec ReactorSpec) bool {
 	return true
 }
 
-// forget drops a recorded projection or reactor and reports whether the
+// forgetProjection drops a recorded projection and reports whether the
 // engine stands by.
 func (s *standby) forgetProjection(name string) bool {
 	delete(s.projections, name)
