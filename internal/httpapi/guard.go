@@ -14,28 +14,54 @@ type Action struct {
 	Name        string
 }
 
-// verbCreate is the verb of the actions that add or deliver events.
-const verbCreate = "create"
+// The verbs, resources and subresources of the API's actions.
+const (
+	verbCreate = "create"
+	verbGet    = "get"
+	verbList   = "list"
+
+	resourceStreams     = "streams"
+	resourceProjections = "projections"
+	resourceReactors    = "reactors"
+
+	subresourceEvents  = "events"
+	subresourceState   = "state"
+	subresourceRedrive = "redrive"
+)
 
 // The actions of the API, as RBAC rules name them (docs/authorization.md).
 func ingestAction(ns, stream string) Action {
-	return Action{Verb: verbCreate, Resource: "streams", Subresource: "events", Namespace: ns, Name: stream}
+	return Action{Verb: verbCreate, Resource: resourceStreams, Subresource: subresourceEvents, Namespace: ns, Name: stream}
 }
 
 func readAction(ns, stream string) Action {
-	return Action{Verb: "get", Resource: "streams", Subresource: "events", Namespace: ns, Name: stream}
+	return Action{Verb: verbGet, Resource: resourceStreams, Subresource: subresourceEvents, Namespace: ns, Name: stream}
 }
 
 func queryAction(ns, projection string) Action {
-	return Action{Verb: "get", Resource: "projections", Subresource: "state", Namespace: ns, Name: projection}
+	return Action{Verb: verbGet, Resource: resourceProjections, Subresource: subresourceState, Namespace: ns, Name: projection}
+}
+
+// The list actions name no object: the whole namespace's streams,
+// projections or reactors, as `kubectl get` lists them.
+func listStreamsAction(ns string) Action {
+	return Action{Verb: verbList, Resource: resourceStreams, Subresource: subresourceEvents, Namespace: ns}
+}
+
+func listProjectionsAction(ns string) Action {
+	return Action{Verb: verbList, Resource: resourceProjections, Subresource: subresourceState, Namespace: ns}
+}
+
+func listReactorsAction(ns string) Action {
+	return Action{Verb: verbList, Resource: resourceReactors, Subresource: subresourceState, Namespace: ns}
 }
 
 func redriveProjectionAction(ns, projection string) Action {
-	return Action{Verb: verbCreate, Resource: "projections", Subresource: "redrive", Namespace: ns, Name: projection}
+	return Action{Verb: verbCreate, Resource: resourceProjections, Subresource: subresourceRedrive, Namespace: ns, Name: projection}
 }
 
 func redriveReactorAction(ns, reactor string) Action {
-	return Action{Verb: verbCreate, Resource: "reactors", Subresource: "redrive", Namespace: ns, Name: reactor}
+	return Action{Verb: verbCreate, Resource: resourceReactors, Subresource: subresourceRedrive, Namespace: ns, Name: reactor}
 }
 
 // Guard decides whether a request may perform an action. It answers nil to

@@ -150,6 +150,9 @@ func (g *KubernetesGuard) authorize(r *http.Request, attrs authorizer.Attributes
 // refusal says who may not do what: a resource request in RBAC's terms, a
 // non-resource one as verb and path.
 func refusal(a authorizer.AttributesRecord) string {
+	if a.ResourceRequest && a.Name == "" {
+		return fmt.Sprintf("%s cannot %s %s/%s in namespace %q", a.User.GetName(), a.Verb, a.Resource, a.Subresource, a.Namespace)
+	}
 	if a.ResourceRequest {
 		return fmt.Sprintf("%s cannot %s %s/%s %q in namespace %q",
 			a.User.GetName(), a.Verb, a.Resource, a.Subresource, a.Name, a.Namespace)

@@ -123,6 +123,20 @@ func TestKubernetesGuardEnforcesTheSampleRolesOfARealAPIServer(t *testing.T) {
 		got.wantForbidden(t, "reader redriving", reader.user)
 	})
 
+	t.Run("ReaderCanListTheNamespacesObjectsButWriterCannot", func(t *testing.T) {
+		for _, kind := range []string{"streams", "projections", "reactors"} {
+			listA := srv.URL + "/v1/namespaces/" + nsA + "/" + kind
+			got := guardRequest(t, http.MethodGet, listA, reader.token, "")
+			if got.status != http.StatusOK || !strings.Contains(got.body, `"name":"items"`) {
+				t.Errorf("reader listing %s: got status %d (%s), want 200 naming items", kind, got.status, got.body)
+			}
+			got = guardRequest(t, http.MethodGet, listA, writer.token, "")
+			got.wantForbidden(t, "writer listing "+kind, writer.user)
+			got = guardRequest(t, http.MethodGet, srv.URL+"/v1/namespaces/"+nsB+"/"+kind, reader.token, "")
+			got.wantForbidden(t, "reader listing "+kind+" in "+nsB, reader.user)
+		}
+	})
+
 	t.Run("RequestWithoutATokenIsUnauthenticated", func(t *testing.T) {
 		got := guardRequest(t, http.MethodPost, eventsA, "", `{"sku":"x"}`)
 		got.wantUnauthenticated(t, "no Authorization header")
