@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"net/http"
 )
 
@@ -64,16 +65,35 @@ func redriveReactorAction(ns, reactor string) Action {
 	return Action{Verb: verbCreate, Resource: resourceReactors, Subresource: subresourceRedrive, Namespace: ns, Name: reactor}
 }
 
-// Guard decides whether a request may perform an action. It answers nil to
-// let the request through, or the problem to send (401, 403, or 503 when it
-// cannot decide right now).
+// Guard decides whether a request may perform an action. It answers the
+// caller's user name (empty when requests are not authenticated) and nil
+// to let the request through, or the problem to send (401, 403, or 503
+// when it cannot decide right now).
 type Guard interface {
-	Check(r *http.Request, a Action) *Problem
+	Check(r *http.Request, a Action) (user string, p *Problem)
 }
 
 // AllowAll lets every request through: --ingest-auth=none, which the manager
 // accepts only on a loopback address.
 type AllowAll struct{}
 
-// Check allows a.
-func (AllowAll) Check(*http.Request, Action) *Problem { return nil }
+// Check allows a; the caller is nobody known.
+func (AllowAll) Check(*http.Request, Action) (string, *Problem) { return "", nil }
+
+// userKey is the context key of the user name a Guard found.
+type userKey struct{}
+
+// withUser returns r carrying user for the endpoints, or r itself when
+// there is no user.
+func withUser(r *http.Request, user string) *http.Request {
+	if user == "" {
+		return r
+	}
+	return r.WithContext(context.WithValue(r.Context(), userKey{}, user))
+}
+
+// userOf is the user name a Guard found for the request; empty without one.
+func userOf(ctx context.Context) string {
+	u, _ := ctx.Value(userKey{}).(string)
+	return u
+}

@@ -222,10 +222,12 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, ns, name, kind s
 			fmt.Sprintf("no %s %q in namespace %q: not a valid Kubernetes name", kind, name, ns)).write(w, r)
 		return
 	}
-	if p := h.cfg.Guard.Check(r, action(ns, name)); p != nil {
+	user, p := h.cfg.Guard.Check(r, action(ns, name))
+	if p != nil {
 		p.write(w, r)
 		return
 	}
+	r = withUser(r, user)
 	if p := endpoint(w, r, ns, name); p != nil {
 		p.write(w, r)
 	}

@@ -66,6 +66,19 @@ func TestKubernetesGuardEnforcesTheSampleRolesOfARealAPIServer(t *testing.T) {
 		if err := json.Unmarshal([]byte(got.body), &ack); err != nil || !ack.Accepted || ack.ID == "" || ack.Stream != "items" {
 			t.Errorf("202 body: got %s (decode error %v), want accepted true, an id and stream items", got.body, err)
 		}
+		// The event records its poster as the Kubernetes API named them.
+		enginetest.Eventually(t, "the writer's event to be stored", func() (bool, string) {
+			msgs, err := c.engine.ReadStream(t.Context(), nsA+"/items", 0, 100)
+			for _, m := range msgs {
+				if m.ID == ack.ID {
+					if u := m.Headers[httpapi.HeaderUser]; u != writer.user {
+						t.Fatalf("event %s: %s = %q, want the writer %q", m.ID, httpapi.HeaderUser, u, writer.user)
+					}
+					return true, ""
+				}
+			}
+			return false, fmt.Sprintf("%d events, error %v", len(msgs), err)
+		})
 
 		// Namespace B has no stream "items" either: the refusal comes
 		// first, so it says nothing about what B holds.

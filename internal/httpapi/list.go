@@ -93,7 +93,7 @@ func serveList[T any](h *Handler, w http.ResponseWriter, r *http.Request, kind s
 		newProblem(http.StatusNotFound, kindNotFound, fmt.Sprintf("no namespace %q: not a valid Kubernetes name", ns)).write(w, r)
 		return
 	}
-	if p := h.cfg.Guard.Check(r, action(ns)); p != nil {
+	if _, p := h.cfg.Guard.Check(r, action(ns)); p != nil {
 		p.write(w, r)
 		return
 	}
