@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/eventstore"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/projection"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/readmodel"
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/versions"
 )
 
 // waitRate waits until the stream's rate is want events a second.
@@ -45,6 +47,44 @@ func TestStreamRateCountsTheNewEventsOfTheLastTenSeconds(t *testing.T) {
 	if st, err := e.StreamStats(context.Background(), "ns/s"); err != nil || st.EventsPerSecond != 2 {
 		t.Fatalf("StreamStats after the stream changed = %+v, %v; want 2 events a second still", st, err)
 	}
+}
+
+// idAppender stores what ingest accepts as a shared store does
+// (core.Appender): an id it holds comes back as first stored.
+type idAppender struct {
+	mu     sync.Mutex
+	stored map[string]engine.Message
+}
+
+func (a *idAppender) AppendAccepted(_ context.Context, _ string, msgs []engine.Message, _ []bool,
+	_ versions.Expect) ([]engine.Message, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	out := make([]engine.Message, len(msgs))
+	for i, m := range msgs {
+		if old, ok := a.stored[m.ID]; ok {
+			m = old
+		}
+		a.stored[m.ID] = m
+		out[i] = m
+	}
+	return out, nil
+}
+
+func TestStreamRateWithAnAppenderCountsOnlyTheNewEvents(t *testing.T) {
+	e := newEngine(t, core.Config{Appender: &idAppender{stored: map[string]engine.Message{}}})
+	t.Cleanup(func() { _ = e.Close() })
+	mustApplyStream(t, e, core.StreamSpec{Name: "ns/s", DefaultEventName: "E"})
+	for round := range 2 { // the second round repeats the first's ids, and adds one
+		events := []core.Event{{ID: "a", Payload: []byte(`{}`)}, {ID: "b", Payload: []byte(`{}`)}}
+		if round == 1 {
+			events = append(events, core.Event{ID: "c", Payload: []byte(`{}`)})
+		}
+		if _, err := e.Ingest(context.Background(), "ns/s", events); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitRate(t, e, "ns/s", 0.3) // a, b and c over 10 s
 }
 
 func TestStreamRateCountsDeadLetters(t *testing.T) {
