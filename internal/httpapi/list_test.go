@@ -3,6 +3,7 @@ package httpapi_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -56,11 +57,19 @@ func TestListsNameTheNamespacesObjectsSortedWithTheirFigures(t *testing.T) {
 		Name: "team-b/p", Streams: []string{"team-b/other"}, Type: projection.Append, Key: "k",
 	}}))
 
+	// Registered, and waiting for its stream: listed, not ready.
+	if err := a.engine.ApplyProjection(ctx, core.ProjectionSpec{Spec: projection.Spec{
+		Name: ns + "/waiting", Streams: []string{ns + "/not-yet"}, Type: projection.Append, Key: "k",
+	}}); !errors.Is(err, core.ErrStreamNotFound) {
+		t.Fatalf("ApplyProjection of a projection on a missing stream: %v, want ErrStreamNotFound", err)
+	}
+
 	expectStatus(t, a.post(itemsPath, "application/x-ndjson", "{\"foo\":\"a\"}\n{\"foo\":\"b\"}\n{\"foo\":\"c\"}\n"), http.StatusAccepted)
 
 	base := "/v1/namespaces/" + ns
 	a.waitItems(base+"/projections",
-		`[{"name":"items","eventsProcessed":3,"deadLettered":0,"lag":0,"ready":true}]`)
+		`[{"name":"items","eventsProcessed":3,"deadLettered":0,"lag":0,"ready":true},
+		  {"name":"waiting","eventsProcessed":0,"deadLettered":0,"lag":0,"ready":false}]`)
 	a.waitItems(base+"/reactors",
 		`[{"name":"shipper","eventsDelivered":3,"deadLettered":0,"lag":0,"ready":true}]`)
 	// The rate averages whole seconds: the three events count once the
