@@ -17,6 +17,7 @@ import (
 
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/core"
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/metrics"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/versions"
 )
 
@@ -74,7 +75,9 @@ type Config struct {
 	// LiveWriteWait bounds one write to a live reader (default 10s): a
 	// reader that takes nothing for that long is disconnected.
 	LiveWriteWait time.Duration
-	Log           logr.Logger
+	// Metrics, when set, counts and times ingest requests per stream.
+	Metrics *metrics.Metrics
+	Log     logr.Logger
 }
 
 func (c *Config) setDefaults() {
@@ -156,7 +159,7 @@ func (h *Handler) streamEvents(w http.ResponseWriter, r *http.Request) {
 	ns, stream := r.PathValue("namespace"), r.PathValue("stream")
 	switch r.Method {
 	case http.MethodPost:
-		h.serve(w, r, ns, stream, "stream", ingestAction, h.ingest)
+		h.serveIngest(w, r, ns, stream, h.ingest)
 	case http.MethodGet:
 		h.serve(w, r, ns, stream, "stream", readAction, h.read)
 	default:
@@ -173,23 +176,26 @@ func (h *Handler) projection(w http.ResponseWriter, r *http.Request) {
 }
 
 // serve checks the names and the caller, then runs the endpoint; a problem
-// the endpoint returns is written as the answer.
+// the endpoint returns is written as the answer. It returns the problem it
+// wrote, nil when the endpoint answered.
 func (h *Handler) serve(w http.ResponseWriter, r *http.Request, ns, name, kind string,
-	action func(ns, name string) Action, endpoint func(http.ResponseWriter, *http.Request, string, string) *Problem) {
+	action func(ns, name string) Action, endpoint func(http.ResponseWriter, *http.Request, string, string) *Problem) *Problem {
 	// A name Kubernetes would refuse cannot exist, so it is a 404 like any
 	// other missing object (checked first: it reveals nothing).
 	if len(validation.IsDNS1123Label(ns)) > 0 || len(validation.IsDNS1123Subdomain(name)) > 0 {
-		newProblem(http.StatusNotFound, kindNotFound,
-			fmt.Sprintf("no %s %q in namespace %q: not a valid Kubernetes name", kind, name, ns)).write(w, r)
-		return
-	}
-	if p := h.cfg.Guard.Check(r, action(ns, name)); p != nil {
+		p := newProblem(http.StatusNotFound, kindNotFound,
+			fmt.Sprintf("no %s %q in namespace %q: not a valid Kubernetes name", kind, name, ns))
 		p.write(w, r)
-		return
+		return p
 	}
-	if p := endpoint(w, r, ns, name); p != nil {
+	p := h.cfg.Guard.Check(r, action(ns, name))
+	if p == nil {
+		p = endpoint(w, r, ns, name)
+	}
+	if p != nil {
 		p.write(w, r)
 	}
+	return p
 }
 
 func methodNotAllowed(w http.ResponseWriter, r *http.Request, allow string) {

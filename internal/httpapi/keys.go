@@ -23,7 +23,7 @@ func (h *Handler) keyEvents(w http.ResponseWriter, r *http.Request) {
 	ns, stream, key := r.PathValue("namespace"), r.PathValue("stream"), r.PathValue("key")
 	switch r.Method {
 	case http.MethodPost:
-		h.serve(w, r, ns, stream, "stream", ingestAction, func(w http.ResponseWriter, r *http.Request, ns, stream string) *Problem {
+		h.serveIngest(w, r, ns, stream, func(w http.ResponseWriter, r *http.Request, ns, stream string) *Problem {
 			return h.ingestInto(w, r, ns, stream, key)
 		})
 	case http.MethodGet:
