@@ -176,26 +176,27 @@ func (h *Handler) projection(w http.ResponseWriter, r *http.Request) {
 }
 
 // serve checks the names and the caller, then runs the endpoint; a problem
-// the endpoint returns is written as the answer. It returns the problem it
-// wrote, nil when the endpoint answered.
+// the endpoint returns is written as the answer. It returns the status of
+// the problem it wrote, 0 when the endpoint answered.
 func (h *Handler) serve(w http.ResponseWriter, r *http.Request, ns, name, kind string,
-	action func(ns, name string) Action, endpoint func(http.ResponseWriter, *http.Request, string, string) *Problem) *Problem {
+	action func(ns, name string) Action, endpoint func(http.ResponseWriter, *http.Request, string, string) *Problem) int {
 	// A name Kubernetes would refuse cannot exist, so it is a 404 like any
 	// other missing object (checked first: it reveals nothing).
 	if len(validation.IsDNS1123Label(ns)) > 0 || len(validation.IsDNS1123Subdomain(name)) > 0 {
 		p := newProblem(http.StatusNotFound, kindNotFound,
 			fmt.Sprintf("no %s %q in namespace %q: not a valid Kubernetes name", kind, name, ns))
 		p.write(w, r)
-		return p
+		return p.Status
 	}
 	p := h.cfg.Guard.Check(r, action(ns, name))
 	if p == nil {
 		p = endpoint(w, r, ns, name)
 	}
-	if p != nil {
-		p.write(w, r)
+	if p == nil {
+		return 0
 	}
-	return p
+	p.write(w, r)
+	return p.Status
 }
 
 func methodNotAllowed(w http.ResponseWriter, r *http.Request, allow string) {

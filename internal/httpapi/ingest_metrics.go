@@ -31,10 +31,9 @@ func (h *Handler) serveIngest(w http.ResponseWriter, r *http.Request, ns, stream
 		}
 		series.Observe(code, time.Since(start), size)
 	}()
-	p := h.serve(w, r, ns, stream, "stream", ingestAction, endpoint)
-	code = http.StatusAccepted
-	if p != nil {
-		code = p.Status
+	code = h.serve(w, r, ns, stream, "stream", ingestAction, endpoint)
+	if code == 0 {
+		code = http.StatusAccepted // ingest's one answer that is not a problem
 	}
 }
 

@@ -424,10 +424,10 @@ func TestObserveIsToldOfEachCommittedGroupWithItsWritesAndItsSync(t *testing.T) 
 	var writes []int
 	var syncs []time.Duration
 	env := d.env()
-	sync := env.Sync
+	inner := env.Sync
 	env.Sync = func() error {
 		time.Sleep(time.Millisecond) // a sync that takes time, as an fdatasync does
-		return sync()
+		return inner()
 	}
 	p := start(t, d, env, groupcommit.Options{Observe: func(n int, _, s time.Duration) {
 		mu.Lock()

@@ -234,13 +234,13 @@ func (m *Metrics) ObserveBatch(entries int, took time.Duration) {
 // store (StoreData, StoreOutbox): how long the write and the sync took;
 // a sync of zero is a storage whose write syncs itself (bbolt), which has
 // no fsync series.
-func (m *Metrics) Commits(store string) func(writes int, write, sync time.Duration) {
+func (m *Metrics) Commits(store string) func(writes int, write, synced time.Duration) {
 	commit := m.commitDuration.WithLabelValues(store)
 	fsync := m.fsyncDuration.WithLabelValues(store)
-	return func(_ int, write, sync time.Duration) {
-		commit.Observe((write + sync).Seconds())
-		if sync > 0 {
-			fsync.Observe(sync.Seconds())
+	return func(_ int, write, synced time.Duration) {
+		commit.Observe((write + synced).Seconds())
+		if synced > 0 {
+			fsync.Observe(synced.Seconds())
 		}
 	}
 }
