@@ -1,8 +1,11 @@
 package metrics_test
 
 import (
+	"context"
 	"maps"
 	"net/http"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -11,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/metrics"
 )
 
@@ -233,3 +237,41 @@ func BenchmarkIngestObserve(b *testing.B) {
 		m.Ingest("bench", "items").Observe(http.StatusAccepted, time.Millisecond, 17)
 	}
 }
+
+// docs/monitoring.md's table is the reference of names: every collector
+// must be in it.
+func TestEveryMetricIsInTheMonitoringDocs(t *testing.T) {
+	m, reg := newMetrics(t)
+	// Vectors show up once they have a series.
+	m.AddStream("shop/orders")
+	m.Ingest("shop", "orders").Observe(http.StatusAccepted, time.Millisecond, 1)
+	m.Commits(metrics.StoreOutbox)(1, time.Millisecond, time.Millisecond)
+	m.SetStreamEvents("shop/orders", 1)
+	m.SetLag("h", 1)
+	m.Retried("h")()
+	m.Delivery("h").Observe(1)
+	m.RecordDeadLetter("h", "shop/orders")
+	_, _ = m.Middleware("h")(noop{}).Handle(t.Context(), engine.Message{})
+	m.SetQueueDepth("shop/orders", "h", 1)
+
+	docs, err := os.ReadFile(filepath.Join("..", "..", "..", "docs", "monitoring.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(families) < 17 {
+		t.Errorf("gathered %d families, want every collector's (17)", len(families))
+	}
+	for _, f := range families {
+		if !strings.Contains(string(docs), "| `"+f.GetName()+"` |") {
+			t.Errorf("%s is not in docs/monitoring.md's table", f.GetName())
+		}
+	}
+}
+
+type noop struct{}
+
+func (noop) Handle(context.Context, engine.Message) ([]engine.Message, error) { return nil, nil }
