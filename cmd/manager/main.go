@@ -31,7 +31,7 @@ import (
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/boltstore"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/core"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/disk"
-	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/middleware"
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/metrics"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/httpapi"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/sinktoken"
 )
@@ -182,6 +182,7 @@ func newAPIServer(cfg *rest.Config, eng *core.Engine, opts options) (*httpapi.Se
 		Guard:           guard,
 		MaxEventBytes:   opts.maxEventBytes,
 		MaxRequestBytes: opts.maxRequestBytes,
+		Metrics:         eng.Metrics(),
 		Log:             log,
 	})
 	if err != nil {
@@ -236,12 +237,12 @@ func newEngine(opts options, tokens *sinktoken.Source) (*core.Engine, *boltstore
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	metrics, err := middleware.NewMetrics(ctrlmetrics.Registry)
+	m, err := metrics.New(ctrlmetrics.Registry)
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("register engine metrics: %w", err)
 	}
 	cfg := core.Config{
-		Metrics:          metrics,
+		Metrics:          m,
 		Logger:           logger,
 		DeadLetterStream: opts.deadLetterStream,
 		PollingInterval:  opts.pollingInterval,
@@ -260,7 +261,10 @@ func newEngine(opts options, tokens *sinktoken.Source) (*core.Engine, *boltstore
 		if err := restoreIfEmpty(opts); err != nil {
 			return nil, nil, nil, err
 		}
-		st, err := disk.Open(opts.dataDir, disk.Options{})
+		st, err := disk.Open(opts.dataDir, disk.Options{
+			ObserveDataCommit:   m.Commits(metrics.StoreData),
+			ObserveOutboxCommit: m.Commits(metrics.StoreOutbox),
+		})
 		if err != nil {
 			return nil, nil, nil, err
 		}

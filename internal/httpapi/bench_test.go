@@ -10,10 +10,12 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/core"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/disk"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/enginebench"
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/metrics"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/serde"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/httpapi"
 	"github.com/eventsourcing-dev/eventsourcing-operator/test/loadgen"
@@ -132,9 +134,21 @@ func BenchmarkHTTPBatchNDJSON(b *testing.B) {
 // benchHandler is our handler over a running engine (storage from cfg,
 // memory when empty) with one JSON
 // stream and no projection: what is measured is ingest up to the outbox and
-// the processor appending to the event store behind it.
+// the processor appending to the event store behind it, with metrics on as
+// in the manager.
 func benchHandler(b *testing.B, cfg core.Config) http.Handler {
 	b.Helper()
+	m, err := metrics.New(prometheus.NewRegistry())
+	if err != nil {
+		b.Fatal(err)
+	}
+	return benchHandlerWith(b, cfg, m)
+}
+
+// benchHandlerWith is benchHandler with metrics m (nil: none).
+func benchHandlerWith(b *testing.B, cfg core.Config, m *metrics.Metrics) http.Handler {
+	b.Helper()
+	cfg.Metrics = m
 	e, err := core.New(cfg)
 	if err != nil {
 		b.Fatal(err)
@@ -145,7 +159,7 @@ func benchHandler(b *testing.B, cfg core.Config) http.Handler {
 	}
 	b.Cleanup(func() { _ = e.Close() })
 	enginebench.RunEngine(b, e)
-	h, err := httpapi.NewHandler(httpapi.Config{Engine: e, Log: logr.Discard()})
+	h, err := httpapi.NewHandler(httpapi.Config{Engine: e, Metrics: m, Log: logr.Discard()})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -166,4 +180,37 @@ func runHTTPLoad(b *testing.B, h http.Handler, contentType string, body []byte, 
 	})
 	b.StopTimer()
 	reportLoad(b, res, eventsPerRequest)
+}
+
+// BenchmarkIngestHandler calls the handler on this goroutine, without a
+// network, with one JSON event per request, with metrics off and on: what
+// the metrics cost an ingest, without the noise of 64 clients.
+func BenchmarkIngestHandler(b *testing.B) {
+	body := []byte(`{"foo":"a","n":1}`)
+	for _, on := range []bool{false, true} {
+		name := "metrics-off"
+		if on {
+			name = "metrics-on"
+		}
+		b.Run(name, func(b *testing.B) {
+			var m *metrics.Metrics
+			if on {
+				var err error
+				if m, err = metrics.New(prometheus.NewRegistry()); err != nil {
+					b.Fatal(err)
+				}
+			}
+			h := benchHandlerWith(b, core.Config{}, m)
+			b.ReportAllocs()
+			for b.Loop() {
+				req := httptest.NewRequest(http.MethodPost, benchPath, bytes.NewReader(body))
+				req.Header.Set("Content-Type", "application/json")
+				w := httptest.NewRecorder()
+				h.ServeHTTP(w, req)
+				if w.Code != http.StatusAccepted {
+					b.Fatalf("status %d: %s", w.Code, w.Body)
+				}
+			}
+		})
+	}
 }

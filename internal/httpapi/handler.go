@@ -20,6 +20,7 @@ import (
 
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/core"
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/metrics"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/versions"
 )
 
@@ -83,7 +84,9 @@ type Config struct {
 	// LiveWriteWait bounds one write to a live reader (default 10s): a
 	// reader that takes nothing for that long is disconnected.
 	LiveWriteWait time.Duration
-	Log           logr.Logger
+	// Metrics, when set, counts and times ingest requests per stream.
+	Metrics *metrics.Metrics
+	Log     logr.Logger
 }
 
 func (c *Config) setDefaults() {
@@ -204,7 +207,7 @@ func (h *Handler) streamEventsGet(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) streamEventsPost(w http.ResponseWriter, r *http.Request) {
-	h.serve(w, r, r.PathValue("namespace"), r.PathValue("stream"), "stream", ingestAction, h.ingest)
+	h.serveIngest(w, r, r.PathValue("namespace"), r.PathValue("stream"), h.ingest)
 }
 
 func (h *Handler) projection(w http.ResponseWriter, r *http.Request) {
@@ -212,25 +215,27 @@ func (h *Handler) projection(w http.ResponseWriter, r *http.Request) {
 }
 
 // serve checks the names and the caller, then runs the endpoint; a problem
-// the endpoint returns is written as the answer.
+// the endpoint returns is written as the answer. It returns the status of
+// the problem it wrote, 0 when the endpoint answered.
 func (h *Handler) serve(w http.ResponseWriter, r *http.Request, ns, name, kind string,
-	action func(ns, name string) Action, endpoint func(http.ResponseWriter, *http.Request, string, string) *Problem) {
+	action func(ns, name string) Action, endpoint func(http.ResponseWriter, *http.Request, string, string) *Problem) int {
 	// A name Kubernetes would refuse cannot exist, so it is a 404 like any
 	// other missing object (checked first: it reveals nothing).
 	if len(validation.IsDNS1123Label(ns)) > 0 || len(validation.IsDNS1123Subdomain(name)) > 0 {
-		newProblem(http.StatusNotFound, kindNotFound,
-			fmt.Sprintf("no %s %q in namespace %q: not a valid Kubernetes name", kind, name, ns)).write(w, r)
-		return
+		p := newProblem(http.StatusNotFound, kindNotFound,
+			fmt.Sprintf("no %s %q in namespace %q: not a valid Kubernetes name", kind, name, ns))
+		p.write(w, r)
+		return p.Status
 	}
 	user, p := h.cfg.Guard.Check(r, action(ns, name))
-	if p != nil {
-		p.write(w, r)
-		return
+	if p == nil {
+		p = endpoint(w, withUser(r, user), ns, name)
 	}
-	r = withUser(r, user)
-	if p := endpoint(w, r, ns, name); p != nil {
-		p.write(w, r)
+	if p == nil {
+		return 0
 	}
+	p.write(w, r)
+	return p.Status
 }
 
 func methodNotAllowed(w http.ResponseWriter, r *http.Request, allow string) {

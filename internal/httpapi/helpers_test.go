@@ -20,6 +20,7 @@ import (
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/core"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/enginebench"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/enginetest"
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/metrics"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/outbox"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/projection"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/serde"
@@ -60,6 +61,8 @@ type apiOptions struct {
 	// send buffers so that a reader that stops reading blocks its writer.
 	live               httpapi.Config
 	smallSocketBuffers bool
+	// metrics, when set, are the engine's and the handler's.
+	metrics *metrics.Metrics
 }
 
 func newAPI(t *testing.T, opts apiOptions) *api {
@@ -70,6 +73,7 @@ func newAPI(t *testing.T, opts apiOptions) *api {
 	}
 	cfg.Standby = opts.standby
 	cfg.Appender = opts.appender
+	cfg.Metrics = opts.metrics
 	e, err := core.New(cfg)
 	if err != nil {
 		t.Fatalf("core.New: %v", err)
@@ -92,6 +96,7 @@ func newAPI(t *testing.T, opts apiOptions) *api {
 	h, err := httpapi.NewHandler(httpapi.Config{
 		Engine: e, Guard: opts.guard, MaxEventBytes: opts.maxEventBytes, MaxBatchEvents: opts.maxBatch, Log: logr.Discard(),
 		LiveHeartbeat: opts.live.LiveHeartbeat, LiveBuffer: opts.live.LiveBuffer, LiveWriteWait: opts.live.LiveWriteWait,
+		Metrics: opts.metrics,
 	})
 	if err != nil {
 		t.Fatalf("NewHandler: %v", err)

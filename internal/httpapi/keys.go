@@ -21,7 +21,7 @@ type keyPage struct {
 // The key is the path segment percent-decoded once, as ServeMux gives it.
 func (h *Handler) keyEventsPost(w http.ResponseWriter, r *http.Request) {
 	key := r.PathValue("key")
-	h.serve(w, r, r.PathValue("namespace"), r.PathValue("stream"), "stream", ingestAction,
+	h.serveIngest(w, r, r.PathValue("namespace"), r.PathValue("stream"),
 		func(w http.ResponseWriter, r *http.Request, ns, stream string) *Problem {
 			return h.ingestInto(w, r, ns, stream, key)
 		})

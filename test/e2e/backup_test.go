@@ -22,15 +22,21 @@ import (
 // backupToken is a ServiceAccount token allowed GET /backup, as the
 // shipped ClusterRole config/rbac/backup_role.yaml allows it.
 func backupToken(ctx context.Context, ns string) string {
-	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "backup", Namespace: ns}}
+	return tokenAllowedGet(ctx, ns, "backup", "/backup")
+}
+
+// tokenAllowedGet is the token of a new ServiceAccount name in ns, bound to
+// a ClusterRole that allows get on the non-resource URL path.
+func tokenAllowedGet(ctx context.Context, ns, name, path string) string {
+	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns}}
 	Expect(k8sClient.Create(ctx, sa)).To(Succeed())
 	role := &rbacv1.ClusterRole{
-		ObjectMeta: metav1.ObjectMeta{Name: ns + "-backup"},
-		Rules:      []rbacv1.PolicyRule{{NonResourceURLs: []string{"/backup"}, Verbs: []string{"get"}}},
+		ObjectMeta: metav1.ObjectMeta{Name: ns + "-" + name},
+		Rules:      []rbacv1.PolicyRule{{NonResourceURLs: []string{path}, Verbs: []string{"get"}}},
 	}
 	Expect(k8sClient.Create(ctx, role)).To(Succeed())
 	Expect(k8sClient.Create(ctx, &rbacv1.ClusterRoleBinding{
-		ObjectMeta: metav1.ObjectMeta{Name: ns + "-backup"},
+		ObjectMeta: metav1.ObjectMeta{Name: ns + "-" + name},
 		RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: role.Name},
 		Subjects:   []rbacv1.Subject{{Kind: "ServiceAccount", Name: sa.Name, Namespace: ns}},
 	})).To(Succeed())
@@ -41,9 +47,15 @@ func backupToken(ctx context.Context, ns string) string {
 
 // getBackup GETs https://addr/backup with token ("" sends none).
 func getBackup(ctx context.Context, addr, token string) (int, []byte, error) {
+	return getSecure(ctx, addr, "/backup", token)
+}
+
+// getSecure GETs https://addr+path, the manager's metrics endpoint, with
+// token ("" sends none).
+func getSecure(ctx context.Context, addr, path, token string) (int, []byte, error) {
 	// The manager's metrics endpoint serves a self-signed certificate.
 	c := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "https://"+addr+"/backup", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "https://"+addr+path, nil)
 	if err != nil {
 		return 0, nil, err
 	}

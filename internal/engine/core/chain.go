@@ -144,6 +144,9 @@ func (e *Engine) buildMiddleware(m MiddlewareSpec, handler string, deserialize e
 		if m.Retry != nil {
 			cfg = *m.Retry
 		}
+		if e.cfg.Metrics != nil {
+			cfg.Retried = e.cfg.Metrics.Retried(handler)
+		}
 		return middleware.Retry(cfg)
 	case Metrics:
 		if e.cfg.Metrics == nil {

@@ -19,7 +19,7 @@ import (
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/broker"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/eventstore"
-	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/middleware"
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/metrics"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/outbox"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/processor"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/projection"
@@ -38,9 +38,10 @@ type Config struct {
 	Broker     broker.Broker
 	ReadModels readmodel.Store
 	Serde      *serde.Registry
-	// Metrics, when set, backs the Metrics middleware and the queue-depth
-	// gauges; without it the Metrics entry of a pipeline does nothing.
-	Metrics *middleware.Metrics
+	// Metrics, when set, backs the Metrics middleware and receives the
+	// engine's other series (docs/monitoring.md); without it the Metrics
+	// entry of a pipeline does nothing.
+	Metrics *metrics.Metrics
 	Logger  *slog.Logger
 	// DeadLetterStream receives failed events of streams that name none
 	// (default "dead").
@@ -54,7 +55,8 @@ type Config struct {
 	// (default 1024, so that ten NDJSON requests' worth share one append,
 	// one publish and one outbox round trip).
 	BatchSize int
-	// StatsInterval is how often queue-depth gauges are refreshed (default 5s).
+	// StatsInterval is how often the gauges (queue depths, lag, the
+	// outbox's depth and age, the streams' sizes) are refreshed (default 5s).
 	StatsInterval time.Duration
 	// CompactionInterval is how often Run enforces the streams' retention
 	// (default 1 minute); the first pass comes one interval after Run starts.
@@ -206,6 +208,7 @@ func New(cfg Config) (*Engine, error) {
 		BatchDelay:      cfg.BatchDelay,
 		Logger:          cfg.Logger,
 		Stored:          table.Stored,
+		ObserveBatch:    observeBatch(cfg.Metrics),
 	})
 	if err != nil {
 		return nil, err
@@ -353,6 +356,9 @@ func (e *Engine) ApplyStream(spec StreamSpec) error {
 		appended = old.appended
 	}
 	e.updateStreams(func(m map[string]*stream) { m[spec.Name] = &stream{spec: spec, codecs: codecs, appended: appended} })
+	if e.cfg.Metrics != nil {
+		e.cfg.Metrics.AddStream(spec.Name)
+	}
 	e.follow(spec.Name) // before its consumers start: see feed
 	e.rewireUsing(func(p ProjectionSpec) bool { return slices.Contains(p.Streams, spec.Name) })
 	e.rewireReactorsUsing(func(r ReactorSpec) bool { return r.usesStream(spec.Name) })
@@ -365,6 +371,9 @@ func (e *Engine) RemoveStream(name string) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.updateStreams(func(m map[string]*stream) { delete(m, name) })
+	if e.cfg.Metrics != nil {
+		e.cfg.Metrics.ForgetStream(name)
+	}
 	e.unfollow(name)
 	e.rewireUsing(func(p ProjectionSpec) bool { return slices.Contains(p.Streams, name) })
 	e.rewireReactorsUsing(func(r ReactorSpec) bool { return r.usesStream(name) })

@@ -17,7 +17,7 @@ import (
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/core"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/enginetest"
-	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/middleware"
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/metrics"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/outbox"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/projection"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/readmodel"
@@ -338,11 +338,11 @@ func TestProjectionWaitsForMissingStreamAndPipelineThenStartsByItself(t *testing
 // headers saying why, and the projection carries on with the next.
 func TestKeyExpressionErrorDeadLettersTheEventAndTheRestCarryOn(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	metrics, err := middleware.NewMetrics(reg)
+	m, err := metrics.New(reg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := startEngine(t, core.Config{Metrics: metrics})
+	e := startEngine(t, core.Config{Metrics: m})
 	mustApplyStream(t, e, core.StreamSpec{Name: "ns/s", DefaultEventName: "E", DeadLetterStream: "ns/dead"})
 	mustApplyProjection(t, e, core.ProjectionSpec{Spec: projection.Spec{
 		Name: "ns/by-sku", Streams: []string{"ns/s"}, StartFrom: projection.Beginning,
@@ -478,11 +478,11 @@ func TestRunFlushesTheOutboxOnShutdown(t *testing.T) {
 // Queue depths reach Prometheus on the stats period, not per event.
 func TestQueueDepthGaugeIsRefreshedOnThePeriod(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	metrics, err := middleware.NewMetrics(reg)
+	m, err := metrics.New(reg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := startEngine(t, core.Config{Metrics: metrics, StatsInterval: 10 * time.Millisecond})
+	e := startEngine(t, core.Config{Metrics: m, StatsInterval: 10 * time.Millisecond})
 	mustApplyStream(t, e, core.StreamSpec{Name: "s", DefaultEventName: "E"})
 	mustApplyProjection(t, e, appendProjection("p", "s"))
 	enginetest.Eventually(t, "a queue-depth series for stream s and projection p", func() bool {

@@ -295,6 +295,9 @@ func (e *Engine) reactorChain(st *reactorState) (engine.Handler, map[string]int,
 	if spec.ReplyStream != "" {
 		sinkCfg.Reply = e.appendReplies(spec.Name, spec.ReplyStream)
 	}
+	if e.cfg.Metrics != nil {
+		sinkCfg.RoundTrips = e.cfg.Metrics.Delivery(handler)
+	}
 	sink, err := reactor.NewSink(sinkCfg)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%w: reactor %q: %w", ErrInvalidSpec, spec.Name, err)

@@ -3,8 +3,12 @@ package core
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 	"time"
 
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/eventstore"
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/metrics"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/processor"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/projection"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/readmodel"
@@ -170,8 +174,10 @@ func (e *Engine) Stats() Stats {
 	}
 }
 
-// refreshGauges keeps the queue-depth gauges current until ctx ends. It runs
-// on a period, not per event.
+// refreshGauges keeps the gauges current until ctx ends: queue depths, the
+// outbox's depth and oldest entry, the streams' sizes and the projections'
+// and reactors' lag. It runs on a period, not per event, as most of them
+// read the store.
 func (e *Engine) refreshGauges(ctx context.Context) {
 	if e.cfg.Metrics == nil {
 		return
@@ -184,14 +190,21 @@ func (e *Engine) refreshGauges(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		for _, name := range e.router.Names() {
-			rs, ok := e.router.Stats(name)
-			if !ok {
-				continue
-			}
-			for s, ss := range rs.Streams {
-				e.cfg.Metrics.SetQueueDepth(s, name, ss.Queued)
-			}
+		e.refreshQueueDepths()
+		e.refreshOutbox(ctx)
+		e.refreshStreamSizes(ctx)
+		e.refreshLag(ctx)
+	}
+}
+
+func (e *Engine) refreshQueueDepths() {
+	for _, name := range e.router.Names() {
+		rs, ok := e.router.Stats(name)
+		if !ok {
+			continue
+		}
+		for s, ss := range rs.Streams {
+			e.cfg.Metrics.SetQueueDepth(s, name, ss.Queued)
 		}
 	}
 }
@@ -208,4 +221,91 @@ func (e *Engine) storedLag(ctx context.Context, name string, streams []string) (
 		return 0, err
 	}
 	return projection.Stats{Checkpoint: cp}.Lag(versions), nil
+}
+
+// refreshOutbox reports the outbox's depth and the age of its oldest entry.
+// With an Appender (NATS) nothing waits in an outbox, so there is nothing
+// to report.
+func (e *Engine) refreshOutbox(ctx context.Context) {
+	if e.cfg.Appender != nil {
+		return
+	}
+	n := e.cfg.Outbox.Len()
+	var age time.Duration
+	if n > 0 {
+		oldest, err := e.cfg.Outbox.Pending(ctx, 1)
+		if err == nil && len(oldest) > 0 && !oldest[0].Message.Time.IsZero() {
+			age = max(time.Since(oldest[0].Message.Time), 0)
+		}
+	}
+	e.cfg.Metrics.SetOutbox(n, age)
+}
+
+// refreshStreamSizes reports how many events each stream holds: from its
+// first retained sequence to its last, as sequences have no gaps.
+func (e *Engine) refreshStreamSizes(ctx context.Context) {
+	compactor, _ := e.cfg.Store.(eventstore.Compactor)
+	for name := range *e.streams.Load() {
+		last, err := e.cfg.Store.Version(ctx, name)
+		if err != nil {
+			continue // the next pass tries again
+		}
+		events := last
+		if compactor != nil && last > 0 {
+			first, err := compactor.First(ctx, name)
+			if err != nil {
+				continue
+			}
+			if first > 0 {
+				events = last - first + 1
+			}
+		}
+		e.mu.Lock()
+		if _, ok := e.stream(name); ok { // not removed meanwhile: its series would come back
+			e.cfg.Metrics.SetStreamEvents(name, events)
+		}
+		e.mu.Unlock()
+	}
+}
+
+// refreshLag reports each running projection's and reactor's lag (a
+// standby engine runs none: the leader reports them).
+func (e *Engine) refreshLag(ctx context.Context) {
+	e.mu.Lock()
+	projections := slices.Collect(maps.Keys(e.projections))
+	reactors := slices.Collect(maps.Keys(e.reactors))
+	e.mu.Unlock()
+	for _, name := range projections {
+		ps, err := e.ProjectionStats(ctx, name)
+		if err != nil {
+			continue
+		}
+		e.mu.Lock()
+		if _, ok := e.projections[name]; ok { // not removed meanwhile: its series would come back
+			e.cfg.Metrics.SetLag(name, ps.Lag)
+		}
+		e.mu.Unlock()
+	}
+	for _, name := range reactors {
+		rs, err := e.ReactorStats(ctx, name)
+		if err != nil {
+			continue
+		}
+		e.mu.Lock()
+		if _, ok := e.reactors[name]; ok {
+			e.cfg.Metrics.SetLag(ReactorHandlerName(name), rs.Lag)
+		}
+		e.mu.Unlock()
+	}
+}
+
+// Metrics returns the engine's collectors (Config.Metrics), nil without.
+func (e *Engine) Metrics() *metrics.Metrics { return e.cfg.Metrics }
+
+// observeBatch is the processor's ObserveBatch: nil without metrics.
+func observeBatch(m *metrics.Metrics) func(int, time.Duration) {
+	if m == nil {
+		return nil
+	}
+	return m.ObserveBatch
 }

@@ -40,6 +40,10 @@ type Options struct {
 	// SyncEachWrite gives every write to either file a sync of its own:
 	// the baseline the benchmarks compare group commit with.
 	SyncEachWrite bool
+	// ObserveDataCommit and ObserveOutboxCommit, when set, are told of each
+	// group commit of the data file and of the outbox log
+	// (groupcommit.Options.Observe): the manager's storage metrics.
+	ObserveDataCommit, ObserveOutboxCommit func(writes int, write, sync time.Duration)
 }
 
 // Open opens (or creates) the data file in dir and the outbox log in
@@ -48,12 +52,12 @@ type Options struct {
 // storing anything twice. The data file is opened first: its lock keeps a
 // second manager away from the log too.
 func Open(dir string, opts Options) (*Storage, error) {
-	db, err := boltstore.Open(dir, boltstore.Options{SyncEachWrite: opts.SyncEachWrite})
+	db, err := boltstore.Open(dir, boltstore.Options{SyncEachWrite: opts.SyncEachWrite, ObserveCommit: opts.ObserveDataCommit})
 	if err != nil {
 		return nil, err
 	}
 	ob, err := outboxlog.Open(filepath.Join(dir, outboxDir), outboxlog.Options{
-		Capacity: opts.OutboxCapacity, SyncEachWrite: opts.SyncEachWrite,
+		Capacity: opts.OutboxCapacity, SyncEachWrite: opts.SyncEachWrite, ObserveCommit: opts.ObserveOutboxCommit,
 	})
 	if err != nil {
 		return nil, errors.Join(err, db.Close())

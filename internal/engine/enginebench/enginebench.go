@@ -20,7 +20,7 @@ import (
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/core"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/enginetest"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/eventstore"
-	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/middleware"
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/metrics"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/outbox"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/projection"
 )
@@ -48,11 +48,11 @@ func newEngineWithStore(b *testing.B, store eventstore.Store, ob outbox.Outbox) 
 // buildEngine fills cfg's metrics and logger as production sets them.
 func buildEngine(b *testing.B, cfg core.Config) *core.Engine {
 	b.Helper()
-	metrics, err := middleware.NewMetrics(prometheus.NewRegistry())
+	m, err := metrics.New(prometheus.NewRegistry())
 	if err != nil {
 		b.Fatal(err)
 	}
-	cfg.Metrics = metrics
+	cfg.Metrics = m
 	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	e, err := core.New(cfg)
 	if err != nil {

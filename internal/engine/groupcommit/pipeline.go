@@ -64,6 +64,10 @@ type Options struct {
 	// sync of their own in the next group. When nothing else is runnable
 	// the yield returns at once, so a lone writer waits for nothing.
 	Yield bool
+	// Observe, when set, is told of each group written and synced: how
+	// many writes it held and how long its write and its sync took (a
+	// sync of zero when Env has no Sync). It runs on the committer.
+	Observe func(writes int, write, sync time.Duration)
 }
 
 // Pipeline is a group committer for writes of type W. Its methods are safe
@@ -271,11 +275,25 @@ func (p *Pipeline[W]) take(spare []W) *Group[W] {
 
 // commit writes, syncs and applies g, then wakes its writers.
 func (p *Pipeline[W]) commit(g *Group[W]) {
+	var start, written time.Time
+	if p.opts.Observe != nil {
+		start = time.Now()
+	}
 	err := p.env.Write(g)
+	if p.opts.Observe != nil {
+		written = time.Now()
+	}
 	if err == nil && p.env.Sync != nil {
 		err = p.env.Sync()
 	}
 	if err == nil {
+		if p.opts.Observe != nil {
+			var synced time.Duration
+			if p.env.Sync != nil {
+				synced = time.Since(written)
+			}
+			p.opts.Observe(len(g.writes), written.Sub(start), synced)
+		}
 		p.commits.Add(1)
 		if p.env.Apply != nil {
 			p.env.Apply(g)

@@ -417,3 +417,52 @@ func TestAWriteThatMayWaitIsCommittedAtOnceWhenHurried(t *testing.T) {
 		t.Fatalf("CommitWithNext: got %v, want nil", err)
 	}
 }
+
+func TestObserveIsToldOfEachCommittedGroupWithItsWritesAndItsSync(t *testing.T) {
+	d := newDisk()
+	var mu sync.Mutex
+	var writes []int
+	var syncs []time.Duration
+	env := d.env()
+	inner := env.Sync
+	env.Sync = func() error {
+		time.Sleep(time.Millisecond) // a sync that takes time, as an fdatasync does
+		return inner()
+	}
+	p := start(t, d, env, groupcommit.Options{Observe: func(n int, _, s time.Duration) {
+		mu.Lock()
+		defer mu.Unlock()
+		writes = append(writes, n)
+		syncs = append(syncs, s)
+	}})
+	for i := range 3 {
+		if err := p.Commit(t.Context(), fmt.Sprint(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if !slices.Equal(writes, []int{1, 1, 1}) {
+		t.Errorf("writes per observed group: got %v, want [1 1 1] (one per sequential commit)", writes)
+	}
+	for i, s := range syncs {
+		if s < time.Millisecond {
+			t.Errorf("group %d: sync observed as %s, want at least the 1ms it took", i, s)
+		}
+	}
+}
+
+func TestObserveReportsNoSyncWhenTheEnvHasNone(t *testing.T) {
+	d := newDisk()
+	env := d.env()
+	env.Sync = nil
+	var observed []time.Duration
+	p := start(t, d, env, groupcommit.Options{Observe: func(_ int, _, s time.Duration) { observed = append(observed, s) }})
+	if err := p.Commit(t.Context(), "a"); err != nil {
+		t.Fatal(err)
+	}
+	p.Close() // the committer has returned: observed is ours to read
+	if !slices.Equal(observed, []time.Duration{0}) {
+		t.Errorf("got syncs %v, want one group with a zero sync", observed)
+	}
+}

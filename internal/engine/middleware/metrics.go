@@ -28,7 +28,9 @@ const (
 	resultDeadLettered = "dead_lettered"
 )
 
-// Metrics holds the engine's Prometheus collectors. One Metrics serves every
+// Metrics holds the handler series of the engine's Prometheus collectors:
+// those the Metrics middleware records, dead letters and queue depths
+// (package metrics embeds it with the rest). One Metrics serves every
 // handler of an engine; it is safe for concurrent use.
 type Metrics struct {
 	handled      *prometheus.CounterVec

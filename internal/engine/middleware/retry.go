@@ -24,6 +24,9 @@ type RetryConfig struct {
 	// Jitter spreads each wait uniformly over ±Jitter of its value, so
 	// handlers that failed together do not retry in lockstep. Default 0.2.
 	Jitter float64
+	// Retried, when set, is called before each attempt after the first:
+	// the engine counts a handler's retries with it.
+	Retried func()
 
 	// sleep and random are replaced by tests to make backoff fast and
 	// deterministic; nil means backoff.Sleep and math/rand/v2.
@@ -105,6 +108,9 @@ func Retry(cfg RetryConfig) (engine.Middleware, error) {
 				}
 				if serr := cfg.sleep(ctx, cfg.wait(&waits, err)); serr != nil {
 					return nil, engine.WithAttempts(stoppedError(ctx, attempt, err), attempt)
+				}
+				if cfg.Retried != nil {
+					cfg.Retried()
 				}
 				out, err = next.Handle(ctx, msg)
 				if err == nil {

@@ -99,6 +99,22 @@ func TestRetryRetriesUntilSuccess(t *testing.T) {
 	}
 }
 
+func TestRetryCallsRetriedBeforeEachAttemptAfterTheFirst(t *testing.T) {
+	retried := 0
+	mw, _ := testRetry(t, RetryConfig{MaxAttempts: 4, Retried: func() { retried++ }}, 0.5)
+
+	if _, err := mw(newScriptedHandler(nil)).Handle(context.Background(), testMessage()); err != nil {
+		t.Fatal(err)
+	}
+	if retried != 0 {
+		t.Errorf("a first attempt that succeeds: got %d retries, want 0", retried)
+	}
+	_, _ = mw(newScriptedHandler(errBoom)).Handle(context.Background(), testMessage())
+	if retried != 3 {
+		t.Errorf("four failed attempts: got %d retries, want 3", retried)
+	}
+}
+
 func TestRetryGivesUpAfterMaxAttemptsAndRecordsThem(t *testing.T) {
 	mw, sleeps := testRetry(t, RetryConfig{MaxAttempts: 4}, 0.5)
 	next := newScriptedHandler(errBoom)

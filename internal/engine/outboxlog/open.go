@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"time"
 
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/codec"
@@ -23,6 +24,10 @@ type Options struct {
 	// SyncEachWrite gives every Enqueue and MarkDispatched an fdatasync of
 	// its own: the baseline the benchmarks compare group commit with.
 	SyncEachWrite bool
+	// ObserveCommit, when set, is told of each group committed: its
+	// writes, and how long their write and their fdatasync took
+	// (groupcommit.Options.Observe).
+	ObserveCommit func(writes int, write, sync time.Duration)
 }
 
 func (o *Options) setDefaults() {
@@ -68,7 +73,7 @@ func Open(dir string, opts Options) (*Log, error) {
 	if o.index.live > 0 {
 		o.signal <- struct{}{} // work left from the last run
 	}
-	pipe := groupcommit.Options{Yield: true}
+	pipe := groupcommit.Options{Yield: true, Observe: opts.ObserveCommit}
 	if opts.SyncEachWrite {
 		pipe.MaxWrites = 1
 	}

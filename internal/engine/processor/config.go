@@ -54,6 +54,10 @@ type Config struct {
 	// Append, as stored, before they are published: the version table
 	// (package versions) hands what it reserved for them over to the store.
 	Stored func([]engine.Message)
+	// ObserveBatch, when set, is told of every batch taken from the
+	// outbox: its entries and how long storing, publishing and marking
+	// them took, whether or not that succeeded.
+	ObserveBatch func(entries int, took time.Duration)
 }
 
 // setDefaults fills the zero values.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/eventstore"
@@ -46,7 +47,7 @@ func (p *Processor) dispatchPending(ctx context.Context) error {
 			return nil
 		}
 		p.stats.batches.Add(1)
-		err = p.dispatchBatch(ctx, p.msgs[:n], p.positions[:n])
+		err = p.observedDispatch(ctx, n)
 		clear(p.msgs[:n]) // hold no payload past its batch
 		if err != nil {
 			return err
@@ -55,6 +56,18 @@ func (p *Processor) dispatchPending(ctx context.Context) error {
 			return nil
 		}
 	}
+}
+
+// observedDispatch dispatches the first n entries in hand, timed when
+// ObserveBatch is set.
+func (p *Processor) observedDispatch(ctx context.Context, n int) error {
+	if p.cfg.ObserveBatch == nil {
+		return p.dispatchBatch(ctx, p.msgs[:n], p.positions[:n])
+	}
+	start := time.Now()
+	err := p.dispatchBatch(ctx, p.msgs[:n], p.positions[:n])
+	p.cfg.ObserveBatch(n, time.Since(start))
+	return err
 }
 
 // pending fills p.msgs and p.positions with the oldest pending entries and

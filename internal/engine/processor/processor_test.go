@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -42,6 +43,34 @@ func TestProcessorAppendsPublishesAndMarksDispatched(t *testing.T) {
 	enginetest.Eventually(t, "Stats.Dispatched to reach 3", func() bool { return p.Stats().Dispatched == 3 })
 	if s := p.Stats(); s.Batches < 1 || s.Failures != 0 || s.LastError != "" {
 		t.Errorf("Stats: got %+v, want at least one batch and no failure", s)
+	}
+}
+
+func TestObserveBatchIsToldOfEachBatchAndItsEntries(t *testing.T) {
+	ob, store, bus := outbox.NewMemory(0), eventstore.NewMemory(), broker.NewMemory()
+	var mu sync.Mutex
+	var entries int
+	var batches int
+	observe := func(n int, took time.Duration) {
+		mu.Lock()
+		defer mu.Unlock()
+		batches++
+		entries += n
+		if took <= 0 {
+			t.Errorf("batch of %d observed as taking %s, want a positive duration", n, took)
+		}
+	}
+	p, _ := start(t, processor.Config{Outbox: ob, Store: store, Broker: bus, ObserveBatch: observe})
+	enqueue(t, ob, newMessages("items", "item", 5))
+	enginetest.Eventually(t, "5 entries observed", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return entries == 5
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	if uint64(batches) != p.Stats().Batches {
+		t.Errorf("observed %d batches, want the %d Stats counts", batches, p.Stats().Batches)
 	}
 }
 

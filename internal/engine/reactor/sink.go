@@ -43,6 +43,14 @@ type SinkConfig struct {
 	Tokens   TokenSource
 	// Reply takes the events in 2xx answers; nil ignores answers.
 	Reply ReplyFunc
+	// RoundTrips, when set, observes each attempt's round trip in seconds,
+	// from sending the request to reading the answer (or failing to).
+	RoundTrips Observer
+}
+
+// Observer takes one measurement (prometheus.Observer is one).
+type Observer interface {
+	Observe(float64)
 }
 
 // TokenSource gives bearer tokens of the manager's identity, each valid
@@ -129,22 +137,35 @@ func (s *Sink) post(ctx context.Context, msg engine.Message) (int, http.Header, 
 		}
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
-	resp, err := s.cfg.Client.Do(req)
+	resp, body, err := s.roundTrip(req)
 	if err != nil {
 		if errors.Is(err, ErrPrivateSink) {
 			return 0, nil, nil, engine.Permanent(err)
 		}
 		return 0, nil, nil, s.attemptError(ctx, attempt, err)
 	}
-	defer func() { _ = resp.Body.Close() }()
-	body, err := readBody(resp)
-	if err != nil {
-		return 0, nil, nil, s.attemptError(ctx, attempt, fmt.Errorf("read the sink's answer: %w", err))
-	}
 	if len(body) > MaxReplyBytes && resp.StatusCode/100 == 2 {
 		return 0, nil, nil, engine.Permanent(fmt.Errorf("invalid reply: the answer is over %d bytes", MaxReplyBytes))
 	}
 	return resp.StatusCode, resp.Header, body, nil
+}
+
+// roundTrip sends req and reads the answer's body, observed by RoundTrips.
+func (s *Sink) roundTrip(req *http.Request) (*http.Response, []byte, error) {
+	if s.cfg.RoundTrips != nil {
+		start := time.Now()
+		defer func() { s.cfg.RoundTrips.Observe(time.Since(start).Seconds()) }()
+	}
+	resp, err := s.cfg.Client.Do(req)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer func() { _ = resp.Body.Close() }()
+	body, err := readBody(resp)
+	if err != nil {
+		return nil, nil, fmt.Errorf("read the sink's answer: %w", err)
+	}
+	return resp, body, nil
 }
 
 // readBody reads an answer's body, up to MaxReplyBytes+1 bytes: most

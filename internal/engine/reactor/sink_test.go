@@ -135,6 +135,41 @@ func TestSinkRefusalOfAPrivateAddressIsPermanent(t *testing.T) {
 	}
 }
 
+// observations records what an Observer is given.
+type observations []float64
+
+func (o *observations) Observe(v float64) { *o = append(*o, v) }
+
+func TestSinkObservesEachAttemptsRoundTripWhateverItsAnswer(t *testing.T) {
+	answers := []int{http.StatusServiceUnavailable, http.StatusOK}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		time.Sleep(2 * time.Millisecond)
+		w.WriteHeader(answers[0])
+		answers = answers[1:]
+	}))
+	defer srv.Close()
+	var seen observations
+	s, err := NewSink(SinkConfig{URL: srv.URL, Client: NewClient(true), RoundTrips: &seen})
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg := engine.Message{ID: "1", Name: "E", Stream: "ns/s"}
+	if _, err := s.Handle(context.Background(), msg); err == nil {
+		t.Fatal("a 503: got no error, want one to retry")
+	}
+	if _, err := s.Handle(context.Background(), msg); err != nil {
+		t.Fatalf("a 200: got %v, want nil", err)
+	}
+	if len(seen) != 2 {
+		t.Fatalf("got %d round trips observed, want 2: %v", len(seen), seen)
+	}
+	for i, v := range seen {
+		if v < 0.002 {
+			t.Errorf("round trip %d: got %gs, want at least the sink's 2ms", i, v)
+		}
+	}
+}
+
 func TestCheckSinkHostRefusesPrivateLiterals(t *testing.T) {
 	for _, host := range []string{"localhost", "127.0.0.1", "::1", "169.254.169.254", "fe80::1", "0.0.0.0", "::ffff:127.0.0.1"} {
 		if err := CheckSinkHost(host); !errors.Is(err, ErrPrivateSink) {
