@@ -13,10 +13,12 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	"go.opentelemetry.io/otel/trace"
 	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/core"
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/tracing"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/versions"
 )
 
@@ -75,6 +77,9 @@ type Config struct {
 	// reader that takes nothing for that long is disconnected.
 	LiveWriteWait time.Duration
 	Log           logr.Logger
+	// TracerProvider gets the server span of each ingest, whose context
+	// the events keep (see package tracing); nil is otel.GetTracerProvider().
+	TracerProvider trace.TracerProvider
 }
 
 func (c *Config) setDefaults() {
@@ -107,8 +112,9 @@ func (c *Config) setDefaults() {
 
 // Handler serves the HTTP API.
 type Handler struct {
-	cfg Config
-	mux *http.ServeMux
+	cfg    Config
+	mux    *http.ServeMux
+	tracer trace.Tracer
 }
 
 // NewHandler returns the API's handler.
@@ -117,7 +123,7 @@ func NewHandler(cfg Config) (*Handler, error) {
 		return nil, errors.New("httpapi: Config.Engine is required")
 	}
 	cfg.setDefaults()
-	h := &Handler{cfg: cfg, mux: http.NewServeMux()}
+	h := &Handler{cfg: cfg, mux: http.NewServeMux(), tracer: tracing.Tracer(cfg.TracerProvider)}
 	// Patterns without a method, so that a wrong method gets a problem+json
 	// 405 from us rather than ServeMux's plain-text one.
 	h.mux.HandleFunc("/v1/namespaces/{namespace}/streams/{stream}/events", h.streamEvents)
