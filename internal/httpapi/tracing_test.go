@@ -39,8 +39,9 @@ func waitSpans(t *testing.T, exp *tracetest.InMemoryExporter, names ...string) m
 	var byName map[string]tracetest.SpanStub
 	enginetest.Eventually(t, fmt.Sprintf("spans %v", names), func() (bool, string) {
 		byName = map[string]tracetest.SpanStub{}
-		var seen []string
-		for _, s := range exp.GetSpans() {
+		ended := exp.GetSpans()
+		seen := make([]string, 0, len(ended))
+		for _, s := range ended {
 			if _, twice := byName[s.Name]; twice {
 				t.Fatalf("span %q ended twice", s.Name)
 			}
