@@ -12,6 +12,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	semconv "go.opentelemetry.io/otel/semconv/v1.40.0"
+	"go.opentelemetry.io/otel/trace/noop"
 	ctrl "sigs.k8s.io/controller-runtime"
 )
 
@@ -24,12 +25,12 @@ const serviceName = "eventsourcing-operator"
 // OTEL_EXPORTER_OTLP_ENDPOINT or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT is set.
 // The exporter and the SDK read the other standard variables themselves
 // (protocol, headers, timeout, sampler, batching, resource attributes).
-// Without an endpoint it installs nothing: the global provider records
-// nothing and the trace context of events is only passed on. The returned
-// function flushes the spans not exported yet (for up to flushTimeout);
-// call it last.
+// Without an endpoint it installs the no-op provider: no span is started,
+// and the trace context of events is only passed on. The returned function
+// flushes the spans not exported yet (for up to flushTimeout); call it last.
 func setupTracing(ctx context.Context) (stop func(), err error) {
 	if os.Getenv("OTEL_EXPORTER_OTLP_ENDPOINT") == "" && os.Getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") == "" {
+		otel.SetTracerProvider(noop.NewTracerProvider())
 		return func() {}, nil
 	}
 	tp, err := newTracerProvider(ctx)

@@ -79,6 +79,7 @@ type Config struct {
 	Log           logr.Logger
 	// TracerProvider gets the server span of each ingest, whose context
 	// the events keep (see package tracing); nil is otel.GetTracerProvider().
+	// With the no-op provider no span is started.
 	TracerProvider trace.TracerProvider
 }
 
@@ -114,7 +115,7 @@ func (c *Config) setDefaults() {
 type Handler struct {
 	cfg    Config
 	mux    *http.ServeMux
-	tracer trace.Tracer
+	tracer trace.Tracer // nil: tracing is off
 }
 
 // NewHandler returns the API's handler.

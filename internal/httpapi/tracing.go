@@ -25,7 +25,8 @@ const (
 // ingestSpan is the server span of one ingest request. It starts once the
 // request's events are read, as a CloudEvent in the body may name its
 // parent, but from the request's arrival; a request refused before that
-// gets its span when it ends.
+// gets its span when it ends. Without a tracer (tracing is off) there is no
+// span, and the events keep the trace context the request carries.
 type ingestSpan struct {
 	tracer    trace.Tracer
 	r         *http.Request
@@ -37,8 +38,15 @@ type ingestSpan struct {
 	recording bool
 }
 
+// serverKind is an option of every ingest span, made once.
+var serverKind = trace.WithSpanKind(trace.SpanKindServer)
+
 func (h *Handler) newIngestSpan(r *http.Request, ns, stream, key string) ingestSpan {
-	return ingestSpan{tracer: h.tracer, r: r, ns: ns, stream: stream, key: key, arrived: time.Now()}
+	s := ingestSpan{tracer: h.tracer, r: r, ns: ns, stream: stream, key: key}
+	if s.tracer != nil {
+		s.arrived = time.Now()
+	}
+	return s
 }
 
 // start starts the span, the child of the trace context the request
@@ -46,20 +54,9 @@ func (h *Handler) newIngestSpan(r *http.Request, ns, stream, key string) ingestS
 // context as its traceparent and tracestate headers. It returns the
 // request's context with the span, for storing the events.
 func (s *ingestSpan) start(events []core.Event) context.Context {
-	ctx, span := s.tracer.Start(ingestParent(s.r, events), "ingest "+engineName(s.ns, s.stream),
-		trace.WithSpanKind(trace.SpanKindServer), trace.WithTimestamp(s.arrived))
-	s.span, s.recording = span, span.IsRecording()
-	if s.recording {
-		span.SetAttributes(
-			semconv.HTTPRequestMethodKey.String(s.r.Method),
-			semconv.HTTPRoute(s.r.Pattern),
-			tracing.AttrNamespace.String(s.ns),
-			tracing.AttrStream.String(engineName(s.ns, s.stream)),
-			tracing.AttrEventCount.Int(len(events)),
-		)
-		if s.key != "" {
-			span.SetAttributes(tracing.AttrEventKey.String(s.key))
-		}
+	ctx := ingestParent(s.r, events)
+	if s.tracer != nil {
+		ctx = s.startSpan(ctx, len(events))
 	}
 	if tc, ok := tracing.ContextOf(ctx); ok {
 		stampTraceContext(events, tc)
@@ -67,10 +64,31 @@ func (s *ingestSpan) start(events []core.Event) context.Context {
 	return ctx
 }
 
+func (s *ingestSpan) startSpan(parent context.Context, events int) context.Context {
+	ctx, span := s.tracer.Start(parent, "ingest "+s.ns+"/"+s.stream, serverKind, trace.WithTimestamp(s.arrived))
+	s.span, s.recording = span, span.IsRecording()
+	if s.recording {
+		span.SetAttributes(
+			semconv.HTTPRequestMethodKey.String(s.r.Method),
+			semconv.HTTPRoute(s.r.Pattern),
+			tracing.AttrNamespace.String(s.ns),
+			tracing.AttrStream.String(engineName(s.ns, s.stream)),
+			tracing.AttrEventCount.Int(events),
+		)
+		if s.key != "" {
+			span.SetAttributes(tracing.AttrEventKey.String(s.key))
+		}
+	}
+	return ctx
+}
+
 // end ends the span with the request's outcome: p, or 202 when nil.
 func (s *ingestSpan) end(p *Problem) {
+	if s.tracer == nil {
+		return
+	}
 	if s.span == nil {
-		s.start(nil)
+		s.startSpan(ingestParent(s.r, nil), 0)
 	}
 	if s.recording {
 		status := http.StatusAccepted

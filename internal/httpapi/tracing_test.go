@@ -10,6 +10,7 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/core"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/enginetest"
@@ -225,30 +226,35 @@ func TestCloudEventsTraceparentExtensionIsTheIngestsParent(t *testing.T) {
 	}
 }
 
-// With no tracer provider installed nothing is recorded, but a client's
+// Without tracing (the no-op provider the manager installs without an
+// exporter, or no provider at all) nothing is recorded, but a client's
 // trace context still travels: the event keeps it and the sink receives it.
 func TestWithoutTracingTheClientsTraceContextReachesTheSink(t *testing.T) {
-	a := newAPI(t, apiOptions{})
-	sink, received := replyingSink(t)
-	must(t, a.engine.ApplyReactor(context.Background(), core.ReactorSpec{
-		Name: ns + "/ship", Streams: []string{ns + "/items-events"}, SinkURL: sink.URL,
-	}))
-	expectStatus(t, a.post(itemsPath, "application/json", `{"foo":"a","n":1}`,
-		"traceparent", clientTraceparent, "tracestate", "vendor=1"), http.StatusAccepted)
-	expectStatus(t, a.post(itemsPath, "application/json", `{"foo":"b","n":2}`), http.StatusAccepted)
+	for name, tp := range map[string]trace.TracerProvider{"no-op provider": noop.NewTracerProvider(), "none installed": nil} {
+		t.Run(name, func(t *testing.T) {
+			a := newAPI(t, apiOptions{tracerProvider: tp})
+			sink, received := replyingSink(t)
+			must(t, a.engine.ApplyReactor(context.Background(), core.ReactorSpec{
+				Name: ns + "/ship", Streams: []string{ns + "/items-events"}, SinkURL: sink.URL,
+			}))
+			expectStatus(t, a.post(itemsPath, "application/json", `{"foo":"a","n":1}`,
+				"traceparent", clientTraceparent, "tracestate", "vendor=1"), http.StatusAccepted)
+			expectStatus(t, a.post(itemsPath, "application/json", `{"foo":"b","n":2}`), http.StatusAccepted)
 
-	events := a.waitStored(itemsPath, 2)
-	if h := storedHeaders(t, events[0]); h["traceparent"] != clientTraceparent || h["tracestate"] != "vendor=1" {
-		t.Errorf("first event's headers %v, want the client's traceparent and tracestate", h)
-	}
-	if h := storedHeaders(t, events[1]); h["traceparent"] != nil || h["tracestate"] != nil {
-		t.Errorf("an event posted without trace context has headers %v, want no traceparent or tracestate", h)
-	}
-	first, second := <-received, <-received
-	if got := first.Get("Traceparent"); got != clientTraceparent || first.Get("Tracestate") != "vendor=1" {
-		t.Errorf("the sink got traceparent %q tracestate %q, want the client's", got, first.Get("Tracestate"))
-	}
-	if got := second.Get("Traceparent"); got != "" {
-		t.Errorf("the sink got traceparent %q for an event without one", got)
+			events := a.waitStored(itemsPath, 2)
+			if h := storedHeaders(t, events[0]); h["traceparent"] != clientTraceparent || h["tracestate"] != "vendor=1" {
+				t.Errorf("first event's headers %v, want the client's traceparent and tracestate", h)
+			}
+			if h := storedHeaders(t, events[1]); h["traceparent"] != nil || h["tracestate"] != nil {
+				t.Errorf("an event posted without trace context has headers %v, want no traceparent or tracestate", h)
+			}
+			first, second := <-received, <-received
+			if got := first.Get("Traceparent"); got != clientTraceparent || first.Get("Tracestate") != "vendor=1" {
+				t.Errorf("the sink got traceparent %q tracestate %q, want the client's", got, first.Get("Tracestate"))
+			}
+			if got := second.Get("Traceparent"); got != "" {
+				t.Errorf("the sink got traceparent %q for an event without one", got)
+			}
+		})
 	}
 }

@@ -99,8 +99,11 @@ func (e *Engine) route(r *runner) (router.Route, error) {
 
 // traced is the outermost middleware of a handler's chain: each handling of
 // an event is a span named "{kind} {name}", the child of the event's trace
-// context.
+// context. With tracing off it adds nothing.
 func (e *Engine) traced(kind, name string) engine.Middleware {
+	if e.tracer == nil {
+		return func(h engine.Handler) engine.Handler { return h }
+	}
 	return middleware.Trace(e.tracer, kind+" "+name, tracing.AttrHandler.String(name))
 }
 

@@ -69,8 +69,8 @@ type Config struct {
 	Tokens reactor.TokenSource
 	// TracerProvider gets the spans of every handling of an event and of
 	// every sink delivery, each the child of the trace context the event
-	// carries (see package tracing); nil is otel.GetTracerProvider(), which
-	// records nothing unless the program installs an SDK.
+	// carries (see package tracing); nil is otel.GetTracerProvider(). With
+	// the no-op provider no span is started.
 	TracerProvider trace.TracerProvider
 	// Appender, when set, stores what Ingest accepts and what handlers
 	// return (through Outbox) in place of the processor; Run then feeds the
@@ -152,7 +152,8 @@ type Engine struct {
 
 	// sinkClient delivers every reactor's events.
 	sinkClient *http.Client
-	// tracer starts the spans of handlings and deliveries.
+	// tracer starts the spans of handlings and deliveries; nil when
+	// tracing is off.
 	tracer trace.Tracer
 
 	// redriveMu runs one projection redrive at a time, so two never both

@@ -53,7 +53,8 @@ type SinkConfig struct {
 	// Reactor names the reactor in its delivery spans ("deliver {Reactor}").
 	Reactor string
 	// Tracer starts a client span per attempt, whose context the request
-	// carries as its traceparent; nil is the global tracer provider's.
+	// carries as its traceparent. Without one the request carries the
+	// trace context of ctx, else the event's own.
 	Tracer trace.Tracer
 }
 
@@ -97,9 +98,6 @@ func NewSink(cfg SinkConfig) (*Sink, error) {
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = DefaultTimeout
 	}
-	if cfg.Tracer == nil {
-		cfg.Tracer = tracing.Tracer(nil)
-	}
 	return &Sink{
 		cfg:      cfg,
 		spanName: strings.TrimSpace("deliver " + cfg.Reactor),
@@ -134,6 +132,9 @@ const DefaultTimeout = 10 * time.Second
 func (s *Sink) Handle(ctx context.Context, msg engine.Message) ([]engine.Message, error) {
 	if !trace.SpanContextFromContext(ctx).IsValid() {
 		ctx = tracing.FromHeaders(ctx, msg.Headers)
+	}
+	if s.cfg.Tracer == nil {
+		return nil, s.deliver(ctx, trace.SpanFromContext(ctx), msg)
 	}
 	ctx, span := s.cfg.Tracer.Start(ctx, s.spanName, s.spanOptions...)
 	defer span.End()

@@ -5,9 +5,10 @@
 // its span as a child of that context (FromHeaders), possibly in another
 // process after a restart.
 //
-// Spans go to the OpenTelemetry TracerProvider the engine is given: with
-// none installed it is the global one, which records nothing, so tracing
-// costs a header lookup per event when it is off.
+// Spans go to the OpenTelemetry TracerProvider the engine is given, by
+// default the global one. With the no-op provider (the manager's when no
+// exporter is configured) no span is started, and tracing costs a header
+// lookup per event.
 package tracing
 
 import (
@@ -17,6 +18,7 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine"
 )
@@ -49,10 +51,16 @@ const (
 // API promises, whatever global propagator a program installs.
 var Propagator propagation.TextMapPropagator = propagation.TraceContext{}
 
-// Tracer is the engine's tracer from tp; a nil tp is the global provider.
+// Tracer is the engine's tracer from tp (nil: the global provider), or nil
+// when tp is the no-op provider, which a program installs to say that
+// tracing is off: callers then start no spans at all, and only pass on the
+// trace context that events carry.
 func Tracer(tp trace.TracerProvider) trace.Tracer {
 	if tp == nil {
 		tp = otel.GetTracerProvider()
+	}
+	if _, off := tp.(noop.TracerProvider); off {
+		return nil
 	}
 	return tp.Tracer(ScopeName)
 }
