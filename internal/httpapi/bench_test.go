@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/core"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/disk"
@@ -132,9 +133,11 @@ func BenchmarkHTTPBatchNDJSON(b *testing.B) {
 // benchHandler is our handler over a running engine (storage from cfg,
 // memory when empty) with one JSON
 // stream and no projection: what is measured is ingest up to the outbox and
-// the processor appending to the event store behind it.
+// the processor appending to the event store behind it. Tracing is off as
+// in a manager without an OTLP endpoint (the no-op tracer provider).
 func benchHandler(b *testing.B, cfg core.Config) http.Handler {
 	b.Helper()
+	cfg.TracerProvider = noop.NewTracerProvider()
 	e, err := core.New(cfg)
 	if err != nil {
 		b.Fatal(err)
@@ -145,7 +148,7 @@ func benchHandler(b *testing.B, cfg core.Config) http.Handler {
 	}
 	b.Cleanup(func() { _ = e.Close() })
 	enginebench.RunEngine(b, e)
-	h, err := httpapi.NewHandler(httpapi.Config{Engine: e, Log: logr.Discard()})
+	h, err := httpapi.NewHandler(httpapi.Config{Engine: e, Log: logr.Discard(), TracerProvider: cfg.TracerProvider})
 	if err != nil {
 		b.Fatal(err)
 	}
