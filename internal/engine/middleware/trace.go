@@ -37,10 +37,10 @@ func Trace(tracer trace.Tracer, spanName string, attrs ...attribute.KeyValue) en
 				return next.Handle(ctx, msg)
 			}
 			ctx, span := tracer.Start(tracing.FromHeaders(ctx, msg.Headers), spanName, opts...)
+			defer span.End()
 			if !span.IsRecording() {
 				return next.Handle(ctx, msg)
 			}
-			defer span.End()
 			span.SetAttributes(tracing.EventAttributes(msg)...)
 			out, err := next.Handle(ctx, msg)
 			endHandling(span, err)
