@@ -58,6 +58,11 @@ func main() {
 // run wires the manager and blocks until ctx ends (SIGTERM or SIGINT) and
 // everything has drained.
 func run(ctx context.Context, opts options) error {
+	stopTracing, err := setupTracing(ctx)
+	if err != nil {
+		return err
+	}
+	defer stopTracing() // last: the engine's final spans are exported
 	scheme := runtime.NewScheme()
 	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
 	utilruntime.Must(esv1.AddToScheme(scheme))

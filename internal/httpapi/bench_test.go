@@ -11,6 +11,7 @@ import (
 
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/core"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/disk"
@@ -135,7 +136,8 @@ func BenchmarkHTTPBatchNDJSON(b *testing.B) {
 // memory when empty) with one JSON
 // stream and no projection: what is measured is ingest up to the outbox and
 // the processor appending to the event store behind it, with metrics on as
-// in the manager.
+// in the manager and tracing off as in a manager without an OTLP endpoint
+// (the no-op tracer provider).
 func benchHandler(b *testing.B, cfg core.Config) http.Handler {
 	b.Helper()
 	m, err := metrics.New(prometheus.NewRegistry())
@@ -149,6 +151,7 @@ func benchHandler(b *testing.B, cfg core.Config) http.Handler {
 func benchHandlerWith(b *testing.B, cfg core.Config, m *metrics.Metrics) http.Handler {
 	b.Helper()
 	cfg.Metrics = m
+	cfg.TracerProvider = noop.NewTracerProvider()
 	e, err := core.New(cfg)
 	if err != nil {
 		b.Fatal(err)
@@ -159,7 +162,7 @@ func benchHandlerWith(b *testing.B, cfg core.Config, m *metrics.Metrics) http.Ha
 	}
 	b.Cleanup(func() { _ = e.Close() })
 	enginebench.RunEngine(b, e)
-	h, err := httpapi.NewHandler(httpapi.Config{Engine: e, Metrics: m, Log: logr.Discard()})
+	h, err := httpapi.NewHandler(httpapi.Config{Engine: e, Metrics: m, Log: logr.Discard(), TracerProvider: cfg.TracerProvider})
 	if err != nil {
 		b.Fatal(err)
 	}

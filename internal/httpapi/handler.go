@@ -16,11 +16,13 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	"go.opentelemetry.io/otel/trace"
 	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/core"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/metrics"
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/tracing"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/versions"
 )
 
@@ -87,6 +89,10 @@ type Config struct {
 	// Metrics, when set, counts and times ingest requests per stream.
 	Metrics *metrics.Metrics
 	Log     logr.Logger
+	// TracerProvider gets the server span of each ingest, whose context
+	// the events keep (see package tracing); nil is otel.GetTracerProvider().
+	// With the no-op provider no span is started.
+	TracerProvider trace.TracerProvider
 }
 
 func (c *Config) setDefaults() {
@@ -119,8 +125,9 @@ func (c *Config) setDefaults() {
 
 // Handler serves the HTTP API.
 type Handler struct {
-	cfg Config
-	mux *http.ServeMux
+	cfg    Config
+	mux    *http.ServeMux
+	tracer trace.Tracer // nil: tracing is off
 }
 
 // NewHandler returns the API's handler.
@@ -129,7 +136,7 @@ func NewHandler(cfg Config) (*Handler, error) {
 		return nil, errors.New("httpapi: Config.Engine is required")
 	}
 	cfg.setDefaults()
-	h := &Handler{cfg: cfg, mux: http.NewServeMux()}
+	h := &Handler{cfg: cfg, mux: http.NewServeMux(), tracer: tracing.Tracer(cfg.TracerProvider)}
 	for _, rt := range h.routes() {
 		h.mux.HandleFunc(rt.pattern, rt.serve)
 	}

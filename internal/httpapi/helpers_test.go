@@ -14,6 +14,7 @@ import (
 
 	"github.com/go-logr/logr"
 	"github.com/hamba/avro/v2"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/structpb"
 
@@ -63,6 +64,8 @@ type apiOptions struct {
 	smallSocketBuffers bool
 	// metrics, when set, are the engine's and the handler's.
 	metrics *metrics.Metrics
+	// tracerProvider gets the engine's and the handler's spans.
+	tracerProvider trace.TracerProvider
 }
 
 func newAPI(t *testing.T, opts apiOptions) *api {
@@ -74,6 +77,7 @@ func newAPI(t *testing.T, opts apiOptions) *api {
 	cfg.Standby = opts.standby
 	cfg.Appender = opts.appender
 	cfg.Metrics = opts.metrics
+	cfg.TracerProvider = opts.tracerProvider
 	e, err := core.New(cfg)
 	if err != nil {
 		t.Fatalf("core.New: %v", err)
@@ -96,7 +100,8 @@ func newAPI(t *testing.T, opts apiOptions) *api {
 	h, err := httpapi.NewHandler(httpapi.Config{
 		Engine: e, Guard: opts.guard, MaxEventBytes: opts.maxEventBytes, MaxBatchEvents: opts.maxBatch, Log: logr.Discard(),
 		LiveHeartbeat: opts.live.LiveHeartbeat, LiveBuffer: opts.live.LiveBuffer, LiveWriteWait: opts.live.LiveWriteWait,
-		Metrics: opts.metrics,
+		Metrics:        opts.metrics,
+		TracerProvider: opts.tracerProvider,
 	})
 	if err != nil {
 		t.Fatalf("NewHandler: %v", err)

@@ -68,6 +68,15 @@ func (h *Handler) ingest(w http.ResponseWriter, r *http.Request, ns, stream stri
 // ingestInto ingests the request's events; a non-empty key (of the
 // .../keys/{key}/events path) is the key of every one of them.
 func (h *Handler) ingestInto(w http.ResponseWriter, r *http.Request, ns, stream, key string) *Problem {
+	span := h.newIngestSpan(r, ns, stream, key)
+	p := h.ingestTraced(w, r, &span, ns, stream, key)
+	span.end(p)
+	return p
+}
+
+// ingestTraced is ingestInto within span, which it starts once the events
+// are read.
+func (h *Handler) ingestTraced(w http.ResponseWriter, r *http.Request, span *ingestSpan, ns, stream, key string) *Problem {
 	expect, p := appendCondition(r)
 	if p != nil {
 		return p
@@ -96,9 +105,10 @@ func (h *Handler) ingestInto(w http.ResponseWriter, r *http.Request, ns, stream,
 		return p
 	}
 	recordPoster(events, userOf(r.Context()))
-	msgs, err := h.ingestWaitingForRoom(r.Context(), engineName(ns, stream), events, expect)
+	ctx := span.start(events)
+	msgs, err := h.ingestWaitingForRoom(ctx, engineName(ns, stream), events, expect)
 	if err != nil {
-		return h.ingestProblem(r.Context(), err, ns, stream, ct)
+		return h.ingestProblem(ctx, err, ns, stream, ct)
 	}
 	last := msgs[len(msgs)-1]
 	if last.Key != "" && sameKey(msgs) {

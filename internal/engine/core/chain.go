@@ -11,6 +11,7 @@ import (
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/projection"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/router"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/serde"
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/tracing"
 )
 
 // route builds the router route of a runner, or says what it waits for.
@@ -85,14 +86,25 @@ func (e *Engine) route(r *runner) (router.Route, error) {
 		}
 		byStream[source] = dl(inner)
 	}
+	traced := e.traced("projection", r.handler)
 	if len(byStream) == 1 {
-		route.Handler = byStream[spec.Streams[0]] // the common case, one hop less per event
+		route.Handler = traced(byStream[spec.Streams[0]]) // the common case, one hop less per event
 		return route, nil
 	}
-	route.Handler = engine.HandlerFunc(func(ctx context.Context, msg engine.Message) ([]engine.Message, error) {
+	route.Handler = traced(engine.HandlerFunc(func(ctx context.Context, msg engine.Message) ([]engine.Message, error) {
 		return byStream[msg.Stream].Handle(ctx, msg)
-	})
+	}))
 	return route, nil
+}
+
+// traced is the outermost middleware of a handler's chain: each handling of
+// an event is a span named "{kind} {name}", the child of the event's trace
+// context. With tracing off it adds nothing.
+func (e *Engine) traced(kind, name string) engine.Middleware {
+	if e.tracer == nil {
+		return func(h engine.Handler) engine.Handler { return h }
+	}
+	return middleware.Trace(e.tracer, kind+" "+name, tracing.AttrHandler.String(name))
 }
 
 // deserializer is the projection's Deserialize. It decodes only the payloads

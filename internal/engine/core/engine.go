@@ -16,6 +16,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/broker"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/eventstore"
@@ -28,6 +30,7 @@ import (
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/readmodel"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/router"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/serde"
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/tracing"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/versions"
 )
 
@@ -67,6 +70,11 @@ type Config struct {
 	// Tokens gives the bearer tokens of reactors whose sink names an
 	// audience; without it such a reactor is refused (ErrInvalidSpec).
 	Tokens reactor.TokenSource
+	// TracerProvider gets the spans of every handling of an event and of
+	// every sink delivery, each the child of the trace context the event
+	// carries (see package tracing); nil is otel.GetTracerProvider(). With
+	// the no-op provider no span is started.
+	TracerProvider trace.TracerProvider
 	// Appender, when set, stores what Ingest accepts and what handlers
 	// return (through Outbox) in place of the processor; Run then feeds the
 	// broker from the store. See Appender.
@@ -147,6 +155,9 @@ type Engine struct {
 
 	// sinkClient delivers every reactor's events.
 	sinkClient *http.Client
+	// tracer starts the spans of handlings and deliveries; nil when
+	// tracing is off.
+	tracer trace.Tracer
 
 	// redriveMu runs one projection redrive at a time, so two never both
 	// find a dead letter not yet redriven and deliver it twice (a reactor
@@ -221,6 +232,7 @@ func New(cfg Config) (*Engine, error) {
 		projections: make(map[string]*projectionState),
 		reactors:    make(map[string]*reactorState),
 		sinkClient:  reactor.NewClient(cfg.AllowPrivateSinks),
+		tracer:      tracing.Tracer(cfg.TracerProvider),
 	}
 	if cfg.Standby {
 		e.standby = standby{on: true, projections: map[string]ProjectionSpec{}, reactors: map[string]ReactorSpec{}}

@@ -18,6 +18,7 @@ import (
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/reactor"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/router"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/serde"
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/tracing"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/versions"
 )
 
@@ -291,6 +292,8 @@ func (e *Engine) reactorChain(st *reactorState) (engine.Handler, map[string]int,
 		Timeout:  spec.Timeout,
 		Audience: spec.Audience,
 		Tokens:   e.cfg.Tokens,
+		Reactor:  spec.Name,
+		Tracer:   e.tracer,
 	}
 	if spec.ReplyStream != "" {
 		sinkCfg.Reply = e.appendReplies(spec.Name, spec.ReplyStream)
@@ -311,13 +314,14 @@ func (e *Engine) reactorChain(st *reactorState) (engine.Handler, map[string]int,
 		}
 		byStream[source] = dl(inner)
 	}
-	return engine.HandlerFunc(func(ctx context.Context, msg engine.Message) ([]engine.Message, error) {
+	return e.traced("reactor", spec.Name)(engine.HandlerFunc(func(ctx context.Context, msg engine.Message) ([]engine.Message, error) {
 		return byStream[msg.Stream].Handle(ctx, msg)
-	}), capacity, nil
+	})), capacity, nil
 }
 
 // appendReplies ingests a sink's replies into stream as HTTP ingest does,
-// caused by the delivered event and with its correlation id. A reply
+// caused by the delivered event and with its correlation id, and carrying
+// the trace context of the delivery (in ctx) that brought them. A reply
 // without an id gets one derived from the reactor, the cause and its index,
 // so a redelivered event stores its replies once. Replies that are not
 // valid events of the stream are a permanent error (the cause is
@@ -326,10 +330,14 @@ func (e *Engine) reactorChain(st *reactorState) (engine.Handler, map[string]int,
 func (e *Engine) appendReplies(reactorName, stream string) reactor.ReplyFunc {
 	return func(ctx context.Context, cause engine.Message, replies []cloudevents.Event) error {
 		events := make([]Event, len(replies))
+		delivery, traced := tracing.ContextOf(ctx)
 		for i, r := range replies {
 			id := r.ID
 			if id == "" {
 				id = reactor.ReplyID(reactorName, cause.ID, i)
+			}
+			if traced {
+				r.Headers = delivery.Set(r.Headers)
 			}
 			events[i] = Event{
 				ID: id, Name: r.Name, Key: r.Key, ContentType: r.ContentType, Headers: r.Headers, Payload: r.Payload,

@@ -15,9 +15,15 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	semconv "go.opentelemetry.io/otel/semconv/v1.40.0"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/cloudevents"
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/tracing"
 )
 
 // MaxReplyBytes bounds the body of a sink's answer that is read.
@@ -41,11 +47,18 @@ type SinkConfig struct {
 	// from Tokens.
 	Audience string
 	Tokens   TokenSource
-	// Reply takes the events in 2xx answers; nil ignores answers.
+	// Reply takes the events in 2xx answers; nil ignores answers. Its ctx
+	// holds the delivery's span.
 	Reply ReplyFunc
 	// RoundTrips, when set, observes each attempt's round trip in seconds,
 	// from sending the request to reading the answer (or failing to).
 	RoundTrips Observer
+	// Reactor names the reactor in its delivery spans ("deliver {Reactor}").
+	Reactor string
+	// Tracer starts a client span per attempt, whose context the request
+	// carries as its traceparent. Without one the request carries the
+	// trace context of ctx, else the event's own.
+	Tracer trace.Tracer
 }
 
 // Observer takes one measurement (prometheus.Observer is one).
@@ -67,6 +80,9 @@ type TokenSource interface {
 // gives up on at once.
 type Sink struct {
 	cfg SinkConfig
+	// spanName and spanOptions start every delivery span.
+	spanName    string
+	spanOptions []trace.SpanStartOption
 }
 
 // NewSink checks cfg and returns its Sink.
@@ -90,32 +106,80 @@ func NewSink(cfg SinkConfig) (*Sink, error) {
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = DefaultTimeout
 	}
-	return &Sink{cfg: cfg}, nil
+	return &Sink{
+		cfg:      cfg,
+		spanName: strings.TrimSpace("deliver " + cfg.Reactor),
+		spanOptions: []trace.SpanStartOption{
+			trace.WithSpanKind(trace.SpanKindClient),
+			trace.WithAttributes(spanAttributes(u)...),
+		},
+	}, nil
+}
+
+// spanAttributes describe the sink on every delivery span: its address
+// without user info, which may hold a password.
+func spanAttributes(u *url.URL) []attribute.KeyValue {
+	redacted := *u
+	redacted.User = nil
+	attrs := []attribute.KeyValue{
+		semconv.HTTPRequestMethodPost,
+		semconv.URLFull(redacted.String()),
+		semconv.ServerAddress(u.Hostname()),
+	}
+	if port, err := strconv.Atoi(u.Port()); err == nil {
+		attrs = append(attrs, semconv.ServerPort(port))
+	}
+	return attrs
 }
 
 // DefaultTimeout bounds one delivery attempt when the spec gives none.
 const DefaultTimeout = 10 * time.Second
 
-// Handle delivers msg once.
+// Handle delivers msg once, in a client span: the child of the span in
+// ctx, else of the trace context msg carries.
 func (s *Sink) Handle(ctx context.Context, msg engine.Message) ([]engine.Message, error) {
+	if !trace.SpanContextFromContext(ctx).IsValid() {
+		ctx = tracing.FromHeaders(ctx, msg.Headers)
+	}
+	if s.cfg.Tracer == nil {
+		return nil, s.deliver(ctx, trace.SpanFromContext(ctx), msg)
+	}
+	ctx, span := s.cfg.Tracer.Start(ctx, s.spanName, s.spanOptions...)
+	defer span.End()
+	if span.IsRecording() {
+		span.SetAttributes(tracing.EventAttributes(msg)...)
+	}
+	err := s.deliver(ctx, span, msg)
+	if err != nil && span.IsRecording() {
+		span.RecordError(err)
+		span.SetStatus(codes.Error, err.Error())
+	}
+	return nil, err
+}
+
+// deliver posts msg and hands the answer's events, if any, to Reply.
+func (s *Sink) deliver(ctx context.Context, span trace.Span, msg engine.Message) error {
 	status, hdr, body, err := s.post(ctx, msg)
 	if err != nil {
-		return nil, err
+		return err
+	}
+	if span.IsRecording() {
+		span.SetAttributes(semconv.HTTPResponseStatusCode(status))
 	}
 	if err := classify(status, hdr, body); err != nil {
-		return nil, err
+		return err
 	}
 	if s.cfg.Reply == nil {
-		return nil, nil
+		return nil
 	}
 	replies, err := cloudevents.ParseReply(hdr, body)
 	if err != nil {
-		return nil, engine.Permanent(fmt.Errorf("invalid reply: %w", err))
+		return engine.Permanent(fmt.Errorf("invalid reply: %w", err))
 	}
 	if len(replies) == 0 {
-		return nil, nil
+		return nil
 	}
-	return nil, s.cfg.Reply(ctx, msg, replies)
+	return s.cfg.Reply(ctx, msg, replies)
 }
 
 // post sends msg and reads the answer, both within one attempt's timeout.
@@ -127,7 +191,7 @@ func (s *Sink) post(ctx context.Context, msg engine.Message) (int, http.Header, 
 		return 0, nil, nil, engine.Permanent(err)
 	}
 	req.Header = make(http.Header, headerCount(msg))
-	setHeaders(req.Header, msg)
+	setHeaders(attempt, req.Header, msg)
 	if s.cfg.Audience != "" {
 		// A token that cannot be had yet is retried like a connection
 		// error: the sink is not reached without one.
@@ -263,20 +327,23 @@ func headerCount(msg engine.Message) int {
 	return n
 }
 
-// setHeaders writes msg's CloudEvents binary-mode attributes. It is on
-// every delivery's path, so it fills h without Header.Set: the values
-// share one slice and the fixed names are written canonical already.
-func setHeaders(h http.Header, msg engine.Message) {
+// setHeaders writes msg's CloudEvents binary-mode attributes, and the
+// trace context of ctx's span (the delivery's) as traceparent and
+// tracestate: not the event's own, which names the span that accepted it.
+// It is on every delivery's path, so it fills h without Header.Set: the
+// values share one slice and the fixed names are written canonical already.
+func setHeaders(ctx context.Context, h http.Header, msg engine.Message) {
 	vals := make([]string, 0, len(msg.Headers)+10)
 	set := func(k, v string) {
 		vals = append(vals, v)
 		h[k] = vals[len(vals)-1 : len(vals) : len(vals)]
 	}
 	for k, v := range msg.Headers {
-		if strings.HasPrefix(k, "ce-") || k == "traceparent" || k == "tracestate" {
+		if strings.HasPrefix(k, "ce-") {
 			set(textproto.CanonicalMIMEHeaderKey(k), v)
 		}
 	}
+	tracing.Propagator.Inject(ctx, propagation.HeaderCarrier(h))
 	ct := msg.ContentType
 	if ct == "" {
 		ct = "application/json"

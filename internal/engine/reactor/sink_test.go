@@ -14,6 +14,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine"
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/tracing"
 )
 
 func TestClassifyRetriesServerErrorsTimeoutsAndThrottlingOnly(t *testing.T) {
@@ -75,11 +76,12 @@ func TestHeaderCountIsWhatSetHeadersWrites(t *testing.T) {
 	ingested := keyed
 	ingested.Headers = map[string]string{
 		"ce-specversion": "1.0", "ce-source": "/bench", "ce-datacontenttype": "application/json",
-		"ce-partitionkey": "stale", "traceparent": "00-1-2-01", "x-internal": "not sent",
+		"ce-partitionkey": "stale", "x-internal": "not sent",
+		"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", "tracestate": "vendor=1",
 	}
 	for name, msg := range map[string]engine.Message{"bare": base, "keyed and caused": keyed, "ingested": ingested} {
 		h := http.Header{}
-		setHeaders(h, msg)
+		setHeaders(tracing.FromHeaders(context.Background(), msg.Headers), h, msg)
 		if got := headerCount(msg); got != len(h) {
 			t.Errorf("%s: headerCount = %d, setHeaders wrote %d: %v", name, got, len(h), h)
 		}
@@ -194,7 +196,9 @@ func TestSetHeadersWritesTheEventsAttributesAndItsOtherCEHeadersOnly(t *testing.
 		},
 	}
 	h := http.Header{}
-	setHeaders(h, msg)
+	// Without a tracer that records, the delivery's span context is the
+	// event's own.
+	setHeaders(tracing.FromHeaders(context.Background(), msg.Headers), h, msg)
 	want := http.Header{
 		"Content-Type":     {"application/avro"},
 		"Ce-Specversion":   {"1.0"},
@@ -221,7 +225,7 @@ func TestSetHeadersWritesTheEventsAttributesAndItsOtherCEHeadersOnly(t *testing.
 
 	unkeyed := engine.Message{ID: "id-2", Name: "Ping", Stream: "orders", Time: at}
 	h = http.Header{"Ce-Partitionkey": {"stale"}, "Ce-Causationid": {"stale"}}
-	setHeaders(h, unkeyed)
+	setHeaders(context.Background(), h, unkeyed)
 	if _, ok := h["Ce-Partitionkey"]; ok {
 		t.Errorf("an unkeyed event keeps a partition key: %v", h)
 	}

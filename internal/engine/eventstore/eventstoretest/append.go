@@ -86,7 +86,12 @@ func testAppendAssignsIncreasingPositionsAcrossStreams(t *testing.T, s eventstor
 
 func testAppendReturnsTheEventsAsStored(t *testing.T, s eventstore.Store) {
 	in := event("full")
-	in.Headers = map[string]string{"ce-source": "/items", "ce-subject": "42"}
+	// The W3C trace context an event keeps, so that its handlings join
+	// the ingest's trace, whichever store holds it.
+	in.Headers = map[string]string{
+		"ce-source": "/items", "ce-subject": "42",
+		"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", "tracestate": "vendor=1",
+	}
 	in.CausationID = "cause-1"
 	in.Value = map[string]any{"ignored": true}
 	res := mustAppend(t, s, ordersStream, eventstore.Any, in)
