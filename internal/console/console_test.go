@@ -39,10 +39,11 @@ func body(t *testing.T, r *http.Response) []byte {
 
 func TestConsoleFilesHaveTheirContentTypesAndASecurityPolicy(t *testing.T) {
 	for path, want := range map[string]string{
-		"/console/":           "text/html; charset=utf-8",
-		"/console/index.html": "text/html; charset=utf-8",
-		"/console/app.js":     "text/javascript; charset=utf-8",
-		"/console/style.css":  "text/css; charset=utf-8",
+		"/console/":            "text/html; charset=utf-8",
+		"/console/index.html":  "text/html; charset=utf-8",
+		"/console/app.js":      "text/javascript; charset=utf-8",
+		"/console/style.css":   "text/css; charset=utf-8",
+		"/console/favicon.svg": "image/svg+xml",
 	} {
 		r := serve(t, http.MethodGet, path, nil)
 		if r.StatusCode != http.StatusOK {
