@@ -278,3 +278,67 @@ func TestConsoleFirstLoadTransfersLessThan16KiB(t *testing.T) {
 		t.Errorf("the first load transferred %.0f bytes, want at most %d", transferred, 16<<10)
 	}
 }
+
+func TestConsoleEveryInputHasALabelAndViewsOpenFromTheKeyboard(t *testing.T) {
+	b := consoletest.NewBrowser(t)
+	base := serveConsole(t, newFakeAPI("", orderEvents(3)))
+	if err := b.Do(15*time.Second,
+		chromedp.Navigate(base+"/console/?namespace=shop"),
+		chromedp.WaitVisible(chromedp.CSS(`#streams-table tr[data-name="orders"]`)),
+	); err != nil {
+		t.Fatal(err)
+	}
+	unlabelled, err := chromedp.Run(b.Ctx, chromedp.Evaluate[[]string](
+		`[...document.querySelectorAll('input, select, textarea')]
+		   .filter((e) => e.labels.length === 0 && !e.getAttribute('aria-label')).map((e) => e.id || e.outerHTML)`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(unlabelled) > 0 {
+		t.Errorf("inputs without a label: %v", unlabelled)
+	}
+
+	// Tab from the stream's link, the first control of the overview's
+	// tables, and Enter: the events view opens with that stream.
+	if err := b.Do(10*time.Second,
+		chromedp.Focus(chromedp.CSS(`#streams-table tr[data-name="orders"] a`)),
+		chromedp.KeyEvent("\r"),
+		chromedp.WaitVisible(chromedp.CSS("#events-table tbody button")),
+		chromedp.Focus(chromedp.CSS("#events-table tbody button")),
+		chromedp.KeyEvent("\r"),
+		chromedp.WaitVisible(chromedp.ID("event-detail-payload")),
+	); err != nil {
+		t.Fatalf("open a stream and an event with the keyboard: %v (page errors: %v)", err, b.Errors())
+	}
+	focused, err := chromedp.Run(b.Ctx, chromedp.Evaluate[string](`document.activeElement.id`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if focused != "event-detail-heading" {
+		t.Errorf("focus is on %q after opening an event, want the event's heading (event-detail-heading)", focused)
+	}
+}
+
+// On a narrow window tables scroll in their own box: the page itself never
+// scrolls sideways.
+func TestConsoleFitsANarrowWindow(t *testing.T) {
+	b := consoletest.NewBrowser(t)
+	base := serveConsole(t, newFakeAPI("", orderEvents(3)))
+	for _, view := range []string{"overview", "events&stream=orders"} {
+		if err := b.Do(15*time.Second,
+			chromedp.EmulateViewport(720, 900),
+			chromedp.Navigate(base+"/console/?namespace=shop&view="+view),
+			chromedp.WaitVisible(chromedp.CSS("main section:not([hidden]) table tbody tr")),
+		); err != nil {
+			t.Fatal(err)
+		}
+		overflow, err := chromedp.Run(b.Ctx, chromedp.Evaluate[int](
+			`document.documentElement.scrollWidth - document.documentElement.clientWidth`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if overflow > 0 {
+			t.Errorf("view %s at 720 px: the page is %d px wider than the window", view, overflow)
+		}
+	}
+}

@@ -87,7 +87,7 @@ var _ = Describe("the web console", func() {
 				}
 				_ = resp.Body.Close()
 				return resp.StatusCode, nil
-			}).WithTimeout(30 * time.Second).Should(Equal(http.StatusOK), "the manager is ready")
+			}).WithTimeout(30*time.Second).Should(Equal(http.StatusOK), "the manager is ready")
 
 			By("asking for a token: the manager checks every call the console makes")
 			page.do("open the console",
@@ -175,7 +175,7 @@ spec:
 			handler := `[data-handler="reactor:` + ns + `/ship"]`
 			page.do("open the dead letters",
 				chromedp.Click(chromedp.CSS(`nav a[data-view="deadletters"]`)))
-			Eventually(page.text(handler+" tbody")).WithTimeout(20*time.Second).
+			Eventually(page.text(handler + " tbody")).WithTimeout(20 * time.Second).
 				Should(And(ContainSubstring("order-2"), ContainSubstring("400")))
 			page.screenshot("5-dead-letters")
 			sinkFixed.Store(true)
@@ -185,7 +185,7 @@ spec:
 			page.screenshot("6-redriven")
 
 			page.do("back to the overview", chromedp.Click(chromedp.CSS(`nav a[data-view="overview"]`)))
-			Eventually(page.text(`#reactors-table tr[data-name="ship"] td:nth-of-type(2)`)).WithTimeout(10 * time.Second).
+			Eventually(page.text(`#reactors-table tr[data-name="ship"] td:nth-of-type(2)`)).WithTimeout(10*time.Second).
 				Should(Equal("3"), "the reactor's deliveries, the redriven one among them")
 			Expect(page.b.Errors()).To(BeEmpty(), "errors in the page")
 		}, SpecTimeout(90*time.Second))

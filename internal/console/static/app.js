@@ -78,7 +78,7 @@ async function api(path, { method = 'GET', body } = {}) {
   try { data = text ? JSON.parse(text) : {}; } catch { data = { detail: text }; }
   if (!res.ok) {
     const err = new ApiError(res.status, data);
-    if (res.status === 401) askForToken(err.message);
+    if (res.status === 401) askForToken(`The API answered 401 Unauthorized: ${err.message}`);
     throw err;
   }
   return data;
@@ -149,6 +149,9 @@ function fmtTime(t) {
 
 function json(v) { return JSON.stringify(v, null, 2); }
 
+// count says "1 stream", "2 streams".
+function count(n, noun) { return `${fmtNumber(n)} ${noun}${n === 1 ? '' : 's'}`; }
+
 // ---- overview ----
 
 let refreshTimer = null;
@@ -163,8 +166,13 @@ function emptyRow(tbody, cols, text) {
   tbody.replaceChildren(el('tr', {}, el('td', { colspan: cols, class: 'muted' }, text)));
 }
 
-function readyCell(r) {
-  const ok = isReady(r);
+// readyCell shows a handler's readiness; a standby replica does not know it
+// (its figures come from the replica that leads).
+function readyCell(h) {
+  if (h.ready === null || h.ready === undefined) {
+    return el('td', { class: 'muted' }, h.standby ? 'unknown (standby replica)' : 'unknown');
+  }
+  const ok = isReady(h.ready);
   return el('td', {}, el('span', { class: ok ? 'ok' : 'warn' }, ok ? 'Ready' : 'Not ready'));
 }
 
@@ -185,19 +193,19 @@ function renderOverview() {
   const pt = $('projections-table').tBodies[0];
   if (projections.length === 0) emptyRow(pt, 5, 'No projections in this namespace.');
   else pt.replaceChildren(...projections.map((p) => el('tr', { 'data-name': p.name },
-    nameCell(p.name, link('readmodels', { projection: p.name })), readyCell(p.ready),
+    nameCell(p.name, link('readmodels', { projection: p.name })), readyCell(p),
     cell(fmtNumber(p.eventsProcessed), 'num'), cell(fmtNumber(p.lag), 'num'),
     deadCell(p.deadLettered, 'projection', p.name))));
   const rt = $('reactors-table').tBodies[0];
   if (reactors.length === 0) emptyRow(rt, 5, 'No reactors in this namespace.');
   else rt.replaceChildren(...reactors.map((r) => el('tr', { 'data-name': r.name },
-    el('th', { scope: 'row' }, r.name), readyCell(r.ready),
+    el('th', { scope: 'row' }, r.name), readyCell(r),
     cell(fmtNumber(r.eventsDelivered), 'num'), cell(fmtNumber(r.lag), 'num'),
     deadCell(r.deadLettered, 'reactor', r.name))));
   // The live region changes only when the summary does, not at every refresh.
   const dead = [...projections, ...reactors].reduce((n, h) => n + (h.deadLettered || 0), 0);
-  const summary = `${streams.length} streams, ${projections.length} projections, ` +
-    `${reactors.length} reactors, ${fmtNumber(dead)} dead lettered`;
+  const summary = `${count(streams.length, 'stream')}, ${count(projections.length, 'projection')}, ` +
+    `${count(reactors.length, 'reactor')}, ${fmtNumber(dead)} dead lettered`;
   if (summary !== lastSummary) { $('overview-summary').textContent = summary; lastSummary = summary; }
   $('overview-updated').textContent = `updated ${new Date().toLocaleTimeString('en-GB')}`;
 }
@@ -290,13 +298,16 @@ async function renderEvents() {
   const tbody = table.tBodies[0];
   if (events.length === 0) emptyRow(tbody, 6, 'No events on this page.');
   else tbody.replaceChildren(...events.map((e) => el('tr', {},
-    cell(fmtNumber(q.key ? e.version : e.sequence), 'num'), cell(fmtTime(e.time)), cell(e.name),
-    cell(e.key ?? ''), cell(e.id, 'id'),
+    cell(fmtNumber(q.key ? e.version : e.sequence), 'num'), cell(fmtTime(e.time), 'nowrap'), cell(e.name),
+    cell(e.key ?? '', 'key'), cell(e.id, 'id'),
     el('td', {}, el('button', { type: 'button', class: 'secondary', onclick: () => openEvent(e, q.stream),
       'aria-label': `Open event ${q.key ? e.version : e.sequence}` }, 'Open')))));
   table.hidden = false;
-  $('events-status').textContent = `${events.length} events.`;
-  setPager(eventPages.afters.length > 1, eventPages.next !== q.after);
+  $('events-status').textContent = `${count(events.length, 'event')}.`;
+  // A full page may have more after it; a name-filtered read may move on
+  // without finding any.
+  const more = (page.events || []).length >= Number(q.limit) || (q.name && !q.key && eventPages.next !== q.after);
+  setPager(eventPages.afters.length > 1, more);
 }
 
 function setPager(back, next) {
@@ -427,7 +438,7 @@ async function renderDeadLetters() {
   groups.replaceChildren(...shown.map((h) => deadLetterGroup(h, byHandler.get(h) || [])));
   if (!status.dataset.keep) {
     status.textContent = letters.length === 0 ? `No dead letters in ${stream}.`
-      : `${letters.length} dead letters in ${stream}` + (letters.length >= DEAD_LETTER_MAX ? ' (the first ones only)' : '') + '.';
+      : `${count(letters.length, 'dead letter')} in ${stream}` + (letters.length >= DEAD_LETTER_MAX ? ' (the first ones only)' : '') + '.';
   }
   delete status.dataset.keep;
 }
@@ -437,7 +448,7 @@ function deadLetterGroup(h, letters) {
   const headingID = 'dl-' + h.replace(/[^a-zA-Z0-9_-]/g, '-');
   const redrivable = h.startsWith('reactor:') || h.includes('/');
   return el('section', { class: 'dl-group', 'aria-labelledby': headingID, 'data-handler': h },
-    el('h3', { id: headingID }, `${handler.label}: ${letters.length} dead letters`),
+    el('h3', { id: headingID }, `${handler.label}: ${count(letters.length, 'dead letter')}`),
     redrivable ? el('button', { type: 'button', onclick: () => redrive(handler, undefined) },
       `Redrive all of ${handler.label}`) : null,
     el('div', { class: 'table-wrap' }, el('table', {},
@@ -446,8 +457,8 @@ function deadLetterGroup(h, letters) {
       el('tbody', {}, ...letters.map((e) => {
         const hd = e.headers || {};
         return el('tr', {},
-          cell(fmtTime(e.time)), cell(`${hd[H.stream] || ''} #${hd[H.sequence] || '?'}`), cell(e.name),
-          cell(hd[H.key] || ''), cell(hd[H.error] || '', 'reason'), cell(hd[H.attempts] || '', 'num'),
+          cell(fmtTime(e.time), 'nowrap'), cell(`${hd[H.stream] || ''} #${hd[H.sequence] || '?'}`), cell(e.name),
+          cell(hd[H.key] || '', 'key'), cell(hd[H.error] || '', 'reason'), cell(hd[H.attempts] || '', 'num'),
           cell(hd[H.redrives] || '0', 'num'),
           el('td', { class: 'actions' },
             el('button', { type: 'button', class: 'secondary', onclick: () => openEvent(e, $('deadletters-stream').value),
@@ -465,7 +476,7 @@ async function redrive(handler, ids) {
   try {
     const res = await api(path, { method: 'POST', body: ids ? { ids } : {} });
     showError(null);
-    status.textContent = `Redriven: ${res.redriven} dead letters of ${handler.label}. ` +
+    status.textContent = `Redriven: ${count(res.redriven, 'dead letter')} of ${handler.label}. ` +
       'The overview shows how they were handled; one that fails again appears here again.';
     status.dataset.keep = '1';
     await renderDeadLetters();
