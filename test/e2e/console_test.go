@@ -182,6 +182,7 @@ spec:
 			page.do("redrive it", chromedp.Click(chromedp.CSS(handler+` tbody button[aria-label^="Redrive"]`)))
 			Eventually(page.text("#deadletters-status")).WithTimeout(10 * time.Second).Should(ContainSubstring("Redriven: 1"))
 			Eventually(deliveredAfterFix.Load).WithTimeout(10 * time.Second).Should(BeEquivalentTo(1))
+			Eventually(page.text(handler + " tbody")).WithTimeout(10 * time.Second).Should(ContainSubstring("redriven at"))
 			page.screenshot("6-redriven")
 
 			page.do("back to the overview", chromedp.Click(chromedp.CSS(`nav a[data-view="overview"]`)))

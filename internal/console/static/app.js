@@ -443,13 +443,18 @@ async function renderDeadLetters() {
   delete status.dataset.keep;
 }
 
+// redrivenHere holds the dead letters (by their own id) redriven from this
+// tab, with when: the dead-letter stream is a log and keeps them, and which
+// were redriven is recorded beside the handler, out of the API's sight.
+const redrivenHere = new Map();
+
 function deadLetterGroup(h, letters) {
   const handler = handlerOf(h);
   const headingID = 'dl-' + h.replace(/[^a-zA-Z0-9_-]/g, '-');
   const redrivable = h.startsWith('reactor:') || h.includes('/');
   return el('section', { class: 'dl-group', 'aria-labelledby': headingID, 'data-handler': h },
     el('h3', { id: headingID }, `${handler.label}: ${count(letters.length, 'dead letter')}`),
-    redrivable ? el('button', { type: 'button', onclick: () => redrive(handler, undefined) },
+    redrivable ? el('button', { type: 'button', onclick: () => redrive(handler, undefined, letters) },
       `Redrive all of ${handler.label}`) : null,
     el('div', { class: 'table-wrap' }, el('table', {},
       el('thead', {}, el('tr', {}, ...['Time', 'From', 'Event', 'Key', 'Reason', 'Attempts', 'Redrives']
@@ -464,18 +469,21 @@ function deadLetterGroup(h, letters) {
             el('button', { type: 'button', class: 'secondary', onclick: () => openEvent(e, $('deadletters-stream').value),
               'aria-label': `Open dead letter of event ${hd[H.eventID] || e.id}` }, 'Open'),
             redrivable && hd[H.eventID] ? el('button', { type: 'button', class: 'secondary',
-              onclick: () => redrive(handler, [hd[H.eventID]]),
-              'aria-label': `Redrive event ${hd[H.eventID]}` }, 'Redrive') : null));
+              onclick: () => redrive(handler, [hd[H.eventID]], [e]),
+              'aria-label': `Redrive event ${hd[H.eventID]}` }, 'Redrive') : null,
+            redrivenHere.has(e.id) ? el('span', { class: 'muted redriven' }, `redriven at ${redrivenHere.get(e.id)}`) : null));
       })))));
 }
 
-async function redrive(handler, ids) {
+async function redrive(handler, ids, rows) {
   const status = $('deadletters-status');
   const path = nsPath(handler.kind === 'reactor' ? 'reactors' : 'projections', handler.name, 'redrive');
   status.textContent = `Redriving for ${handler.label}…`;
   try {
     const res = await api(path, { method: 'POST', body: ids ? { ids } : {} });
     showError(null);
+    const at = new Date().toLocaleTimeString('en-GB');
+    for (const e of rows) redrivenHere.set(e.id, at);
     status.textContent = `Redriven: ${count(res.redriven, 'dead letter')} of ${handler.label}. ` +
       'The overview shows how they were handled; one that fails again appears here again.';
     status.dataset.keep = '1';
