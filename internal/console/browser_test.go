@@ -342,3 +342,37 @@ func TestConsoleFitsANarrowWindow(t *testing.T) {
 		}
 	}
 }
+
+// Cancelling the prompt leaves the 401 on screen and stops asking at every
+// refresh; Set token asks again.
+func TestConsoleAsksForATokenAgainOnlyWhenTheUserWantsTo(t *testing.T) {
+	b := consoletest.NewBrowser(t)
+	base := serveConsole(t, newFakeAPI("s3cret", orderEvents(1)))
+	if err := b.Do(15*time.Second,
+		chromedp.Navigate(base+"/console/?namespace=shop"),
+		chromedp.WaitVisible(chromedp.ID("token-input")),
+		chromedp.Click(chromedp.ID("token-cancel")),
+		chromedp.WaitNotVisible(chromedp.ID("token-dialog")),
+	); err != nil {
+		t.Fatalf("cancel the prompt: %v (page errors: %v)", err, b.Errors())
+	}
+	waitText(t, b, "#error", "401")
+	// Long enough for the overview's next refresh (REFRESH_MS in app.js), which gets a 401 again.
+	time.Sleep(3500 * time.Millisecond)
+	open, err := chromedp.Run(b.Ctx, chromedp.Evaluate[bool](`document.getElementById('token-dialog').open`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if open {
+		t.Fatal("the prompt opened again by itself after it was cancelled")
+	}
+	if err := b.Do(10*time.Second,
+		chromedp.Click(chromedp.ID("token-button")),
+		chromedp.WaitVisible(chromedp.ID("token-input")),
+		chromedp.SendKeys(chromedp.ID("token-input"), "s3cret"),
+		chromedp.Click(chromedp.CSS(`#token-form button[type="submit"]`)),
+	); err != nil {
+		t.Fatalf("Set token: %v (page errors: %v)", err, b.Errors())
+	}
+	waitText(t, b, "#streams-table tbody", "orders")
+}

@@ -88,22 +88,25 @@ function showError(err) {
   const box = $('error');
   if (!err) { box.hidden = true; box.textContent = ''; return; }
   let msg = err.message || String(err);
-  if (err.status === 401) msg = 'The API asks for a bearer token: ' + msg;
-  else if (err.status === 403) msg = 'Not allowed with this token: ' + msg;
+  if (err.status) msg = `${err.status} ${err.problem.title || ''}: ${msg}`;
+  if (err.status === 401) msg += ' (Set token to send one.)';
+  else if (err.status === 403) msg += ' (This token is not allowed to; Change token to use another.)';
   box.textContent = msg;
   box.hidden = false;
 }
 
 // ---- the token ----
 
-let tokenAsked = false;
+// declined is set when the user closes the prompt without a token: later
+// 401s then show their error without asking again, until Set token.
+let declined = false;
 
-function askForToken(reason) {
+function askForToken(reason, asked = false) {
   const dialog = $('token-dialog');
-  if (dialog.open) return;
-  tokenAsked = true;
+  if (dialog.open || (declined && !asked)) return;
   $('token-dialog-reason').textContent = reason || '';
   $('token-input').value = '';
+  dialog.returnValue = '';
   dialog.showModal();
 }
 
@@ -118,12 +121,16 @@ function setupToken() {
     const t = $('token-input').value.trim();
     if (t) sessionStorage.setItem(TOKEN_KEY, t);
     $('token-input').value = '';
-    tokenAsked = false;
+    declined = false;
     updateTokenButtons();
     render();
   });
+  // Cancel, Escape: the dialog closes without the submit button's value.
+  $('token-dialog').addEventListener('close', () => {
+    if ($('token-dialog').returnValue !== 'use') declined = true;
+  });
   $('token-cancel').addEventListener('click', () => $('token-dialog').close());
-  $('token-button').addEventListener('click', () => askForToken(''));
+  $('token-button').addEventListener('click', () => askForToken('', true));
   $('forget-token-button').addEventListener('click', () => {
     sessionStorage.removeItem(TOKEN_KEY);
     updateTokenButtons();
@@ -155,6 +162,11 @@ function count(n, noun) { return `${fmtNumber(n)} ${noun}${n === 1 ? '' : 's'}`;
 // ---- overview ----
 
 let refreshTimer = null;
+// refreshGen and viewGen number the refresh chains and the view renders: an
+// answer that comes back after a newer one started is dropped, so a slow
+// request never paints over a newer view or doubles the polling.
+let refreshGen = 0;
+let viewGen = 0;
 let lists = { streams: [], projections: [], reactors: [] };
 let lastSummary = '';
 
@@ -231,15 +243,20 @@ async function loadLists() {
 // (and the tab visible); one request set at a time.
 async function refresh() {
   clearTimeout(refreshTimer);
+  const gen = ++refreshGen;
   if (view() !== 'overview') return;
-  if (!document.hidden && !tokenAsked) {
+  if (!document.hidden && !$('token-dialog').open) {
     try {
       await loadLists();
+      if (gen !== refreshGen) return;
       renderOverview();
       showError(null);
-    } catch (err) { showError(err); }
+    } catch (err) {
+      if (gen !== refreshGen) return;
+      showError(err);
+    }
   }
-  if (view() === 'overview') refreshTimer = setTimeout(refresh, REFRESH_MS);
+  if (gen === refreshGen && view() === 'overview') refreshTimer = setTimeout(refresh, REFRESH_MS);
 }
 
 // ---- events ----
@@ -274,11 +291,14 @@ async function renderEvents() {
   const path = (q.key ? nsPath('streams', q.stream, 'keys', q.key, 'events') : nsPath('streams', q.stream, 'events')) +
     '?' + sp.toString();
   $('events-status').textContent = 'Loading…';
+  const gen = viewGen;
   let page;
   try {
     page = await api(path);
+    if (gen !== viewGen) return;
     showError(null);
   } catch (err) {
+    if (gen !== viewGen) return;
     showError(err);
     $('events-status').textContent = '';
     table.hidden = true;
@@ -355,13 +375,16 @@ async function renderReadModels() {
     return;
   }
   $('readmodel-status').textContent = 'Loading…';
+  const gen = viewGen;
   try {
     const doc = await api(key ? nsPath('projections', projection, 'keys', key) : nsPath('projections', projection));
+    if (gen !== viewGen) return;
     showError(null);
     $('readmodel-status').textContent = key ? `Projection ${projection}, key ${key}:` : `Projection ${projection}, the whole read model:`;
     out.textContent = json(doc);
     out.hidden = false;
   } catch (err) {
+    if (gen !== viewGen) return;
     out.hidden = true;
     if (err.status === 404 && key) {
       showError(null);
@@ -410,11 +433,14 @@ async function renderDeadLetters() {
   $('deadletters-stream').value = stream;
   const status = $('deadletters-status');
   const groups = $('deadletters-groups');
+  const gen = viewGen;
   let letters;
   try {
     letters = await readDeadLetters(stream);
+    if (gen !== viewGen) return;
     showError(null);
   } catch (err) {
+    if (gen !== viewGen) return;
     groups.replaceChildren();
     if (err.status === 404) {
       showError(null);
@@ -517,9 +543,11 @@ function render() {
   $('event-detail').hidden = true;
   placeDetail(v);
   showError(null);
+  viewGen++;
   if (v === 'overview') refresh();
   else {
     clearTimeout(refreshTimer);
+    refreshGen++;
     if (v === 'events') renderEvents();
     else if (v === 'readmodels') renderReadModels();
     else renderDeadLetters();
