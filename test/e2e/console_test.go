@@ -69,6 +69,12 @@ func (p consolePage) screenshot(name string) {
 	GinkgoWriter.Println("console screenshot:", path)
 }
 
+// clearInput empties the input with that id, as selecting its text and
+// deleting it would (chromedp.Clear changes only the value attribute).
+func clearInput(id string) chromedp.Action[chromedp.Void] {
+	return chromedp.Evaluate[chromedp.Void](fmt.Sprintf("document.getElementById(%q).value = ''", id))
+}
+
 var _ = Describe("the web console", func() {
 	It("shows a stream appear and its count rise, opens an event, queries a key and redrives a dead letter, in a browser",
 		func(ctx SpecContext) {
@@ -160,6 +166,18 @@ spec:
 			Expect(page.b.Text("#event-detail-fields")).To(And(ContainSubstring("order-1"), ContainSubstring("LineAdded")))
 			page.screenshot("3-event")
 
+			By("filtering the events by key and by name")
+			page.do("filter by key order-1",
+				chromedp.SendKeys(chromedp.ID("events-key"), "order-1"),
+				chromedp.Click(chromedp.CSS(`#events-form button[type="submit"]`)))
+			Eventually(page.text("#events-status")).WithTimeout(10 * time.Second).Should(Equal("2 events."))
+			Expect(page.b.Text("#events-caption")).To(ContainSubstring("the key is at version 2"))
+			page.do("filter by a name no event has",
+				clearInput("events-key"),
+				chromedp.SendKeys(chromedp.ID("events-name"), "OrderPaid"),
+				chromedp.Click(chromedp.CSS(`#events-form button[type="submit"]`)))
+			Eventually(page.text("#events-table tbody")).WithTimeout(10 * time.Second).Should(Equal("No events on this page."))
+
 			By("querying a key of a read model")
 			page.do("query order-1 of order-totals",
 				chromedp.Click(chromedp.CSS(`nav a[data-view="readmodels"]`)),
@@ -170,6 +188,11 @@ spec:
 			Eventually(page.text("#readmodel-result")).WithTimeout(10 * time.Second).
 				Should(Equal("{\n  \"lines\": 2,\n  \"status\": \"new\",\n  \"total\": 15\n}"))
 			page.screenshot("4-read-model")
+			page.do("query the whole read model",
+				clearInput("readmodel-key"),
+				chromedp.Click(chromedp.CSS(`#readmodel-form button[type="submit"]`)))
+			Eventually(page.text("#readmodel-result")).WithTimeout(10 * time.Second).
+				Should(MatchJSON(`{"order-1": {"lines": 2, "status": "new", "total": 15}, "order-2": {"lines": 1, "status": "new", "total": 7}}`))
 
 			By("listing the dead letter with its reason, and redriving it once the sink is fixed")
 			handler := `[data-handler="reactor:` + ns + `/ship"]`
