@@ -9,7 +9,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -31,6 +34,12 @@ type Engine interface {
 	QueryKey(ctx context.Context, projection, key string) ([]byte, error)
 	RedriveProjection(ctx context.Context, projection string, ids []string) (int, error)
 	RedriveReactor(ctx context.Context, reactor string, ids []string) (int, error)
+	StreamNames() []string
+	ProjectionNames() []string
+	ReactorNames() []string
+	StreamStats(ctx context.Context, stream string) (core.StreamStats, error)
+	ProjectionStats(ctx context.Context, projection string) (core.ProjectionStats, error)
+	ReactorStats(ctx context.Context, reactor string) (core.ReactorStats, error)
 }
 
 // Defaults of Config.
@@ -118,23 +127,61 @@ func NewHandler(cfg Config) (*Handler, error) {
 	}
 	cfg.setDefaults()
 	h := &Handler{cfg: cfg, mux: http.NewServeMux()}
-	// Patterns without a method, so that a wrong method gets a problem+json
-	// 405 from us rather than ServeMux's plain-text one.
-	h.mux.HandleFunc("/v1/namespaces/{namespace}/streams/{stream}/events", h.streamEvents)
-	h.mux.HandleFunc("/v1/namespaces/{namespace}/streams/{stream}/keys/{key}/events", h.keyEvents)
-	h.mux.HandleFunc("/v1/namespaces/{namespace}/projections/{projection}", h.projection)
-	h.mux.HandleFunc(projectionKeyPattern, h.projectionKey)
-	h.mux.HandleFunc("/v1/namespaces/{namespace}/projections/{projection}/redrive",
-		h.redriveRoute("projection", redriveProjectionAction, h.cfg.Engine.RedriveProjection, core.ErrProjectionNotFound))
-	h.mux.HandleFunc("/v1/namespaces/{namespace}/reactors/{reactor}/redrive",
-		h.redriveRoute("reactor", redriveReactorAction, h.cfg.Engine.RedriveReactor, core.ErrReactorNotFound))
+	for _, rt := range h.routes() {
+		h.mux.HandleFunc(rt.pattern, rt.serve)
+	}
 	h.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		newProblem(http.StatusNotFound, kindNotFound,
-			"no such path: the API serves /v1/namespaces/{namespace}/streams/{stream}/events, "+
-				"/v1/namespaces/{namespace}/streams/{stream}/keys/{key}/events "+
-				"and /v1/namespaces/{namespace}/projections/{projection}").write(w, r)
+			"no such path: "+openAPIPath+" describes the paths the API serves").write(w, r)
 	})
 	return h, nil
+}
+
+// route is a path the API serves and the handler of each method it serves
+// there. Patterns have no method, so that another method gets a
+// problem+json 405 from us rather than ServeMux's plain-text one.
+type route struct {
+	pattern string
+	methods map[string]http.HandlerFunc
+}
+
+// routes are the paths NewHandler serves. The OpenAPI document describes
+// every route under /v1/ and nothing else
+// (TestOpenAPIDescribesEveryRouteAndNothingElse); a route outside /v1/
+// (the console) is not part of the API it describes.
+func (h *Handler) routes() []route {
+	get := func(f http.HandlerFunc) map[string]http.HandlerFunc {
+		return map[string]http.HandlerFunc{http.MethodGet: f}
+	}
+	return []route{
+		{openAPIPath, get(serveOpenAPI)},
+		{"/v1/namespaces/{namespace}/streams", get(h.listStreams)},
+		{"/v1/namespaces/{namespace}/projections", get(h.listProjections)},
+		{"/v1/namespaces/{namespace}/reactors", get(h.listReactors)},
+		{"/v1/namespaces/{namespace}/streams/{stream}/events", map[string]http.HandlerFunc{
+			http.MethodGet: h.streamEventsGet, http.MethodPost: h.streamEventsPost,
+		}},
+		{"/v1/namespaces/{namespace}/streams/{stream}/keys/{key}/events", map[string]http.HandlerFunc{
+			http.MethodGet: h.keyEventsGet, http.MethodPost: h.keyEventsPost,
+		}},
+		{"/v1/namespaces/{namespace}/projections/{projection}", get(h.projection)},
+		{projectionKeyPattern, get(h.projectionKey)},
+		{"/v1/namespaces/{namespace}/projections/{projection}/redrive", map[string]http.HandlerFunc{
+			http.MethodPost: h.redriveRoute("projection", redriveProjectionAction, h.cfg.Engine.RedriveProjection, core.ErrProjectionNotFound),
+		}},
+		{"/v1/namespaces/{namespace}/reactors/{reactor}/redrive", map[string]http.HandlerFunc{
+			http.MethodPost: h.redriveRoute("reactor", redriveReactorAction, h.cfg.Engine.RedriveReactor, core.ErrReactorNotFound),
+		}},
+	}
+}
+
+// serve runs the handler of the request's method, or answers 405.
+func (rt route) serve(w http.ResponseWriter, r *http.Request) {
+	if f, ok := rt.methods[r.Method]; ok {
+		f(w, r)
+		return
+	}
+	methodNotAllowed(w, r, strings.Join(slices.Sorted(maps.Keys(rt.methods)), ", "))
 }
 
 // ServeHTTP serves r, turning a panic into a 500 problem so that no input
@@ -152,23 +199,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.mux.ServeHTTP(w, r)
 }
 
-func (h *Handler) streamEvents(w http.ResponseWriter, r *http.Request) {
-	ns, stream := r.PathValue("namespace"), r.PathValue("stream")
-	switch r.Method {
-	case http.MethodPost:
-		h.serve(w, r, ns, stream, "stream", ingestAction, h.ingest)
-	case http.MethodGet:
-		h.serve(w, r, ns, stream, "stream", readAction, h.read)
-	default:
-		methodNotAllowed(w, r, "GET, POST")
-	}
+func (h *Handler) streamEventsGet(w http.ResponseWriter, r *http.Request) {
+	h.serve(w, r, r.PathValue("namespace"), r.PathValue("stream"), "stream", readAction, h.read)
+}
+
+func (h *Handler) streamEventsPost(w http.ResponseWriter, r *http.Request) {
+	h.serve(w, r, r.PathValue("namespace"), r.PathValue("stream"), "stream", ingestAction, h.ingest)
 }
 
 func (h *Handler) projection(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodGet {
-		methodNotAllowed(w, r, "GET")
-		return
-	}
 	h.serve(w, r, r.PathValue("namespace"), r.PathValue("projection"), "projection", queryAction, h.query)
 }
 
@@ -183,10 +222,12 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, ns, name, kind s
 			fmt.Sprintf("no %s %q in namespace %q: not a valid Kubernetes name", kind, name, ns)).write(w, r)
 		return
 	}
-	if p := h.cfg.Guard.Check(r, action(ns, name)); p != nil {
+	user, p := h.cfg.Guard.Check(r, action(ns, name))
+	if p != nil {
 		p.write(w, r)
 		return
 	}
+	r = withUser(r, user)
 	if p := endpoint(w, r, ns, name); p != nil {
 		p.write(w, r)
 	}

@@ -95,6 +95,7 @@ func (h *Handler) ingestInto(w http.ResponseWriter, r *http.Request, ns, stream,
 	if p := setKeys(events, key); p != nil {
 		return p
 	}
+	recordPoster(events, userOf(r.Context()))
 	msgs, err := h.ingestWaitingForRoom(r.Context(), engineName(ns, stream), events, expect)
 	if err != nil {
 		return h.ingestProblem(r.Context(), err, ns, stream, ct)
@@ -115,6 +116,35 @@ func (h *Handler) ingestInto(w http.ResponseWriter, r *http.Request, ns, stream,
 		Accepted: true, Stream: stream, Count: len(ids), IDs: ids, Key: last.Key, Version: last.Version,
 	})
 	return nil
+}
+
+// HeaderUser is the event header naming who posted the event: the user
+// name the Kubernetes API gave the request's bearer token.
+const HeaderUser = "x-eventsourcing-user"
+
+// recordPoster sets each event's HeaderUser to user, the poster the Guard
+// authenticated, or removes it when the request was not authenticated
+// (user empty): the header is never the client's word. A client's
+// CloudEvents attribute of that name (kept as ce-x-eventsourcing-user)
+// is removed too, so that no event claims a poster the API did not check.
+func recordPoster(events []core.Event, user string) {
+	var stamped map[string]string // one map for the events that have no headers; Ingest copies each
+	for i := range events {
+		ev := &events[i]
+		switch {
+		case ev.Headers != nil:
+			delete(ev.Headers, HeaderUser)
+			delete(ev.Headers, "ce-"+HeaderUser)
+			if user != "" {
+				ev.Headers[HeaderUser] = user
+			}
+		case user != "":
+			if stamped == nil {
+				stamped = map[string]string{HeaderUser: user}
+			}
+			ev.Headers = stamped
+		}
+	}
 }
 
 // setKeys gives every event the path's key, refusing an event whose own

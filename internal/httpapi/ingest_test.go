@@ -180,8 +180,8 @@ func TestWrongMethodAndUnknownPathAreProblems(t *testing.T) {
 // it before touching the engine.
 type denyGuard struct{ status int }
 
-func (g denyGuard) Check(_ *http.Request, a httpapi.Action) *httpapi.Problem {
-	return &httpapi.Problem{Type: "https://eventsourcing.dev/problems#denied", Title: http.StatusText(g.status),
+func (g denyGuard) Check(_ *http.Request, a httpapi.Action) (string, *httpapi.Problem) {
+	return "", &httpapi.Problem{Type: "https://eventsourcing.dev/problems#denied", Title: http.StatusText(g.status),
 		Status: g.status, Detail: fmt.Sprintf("%s %s/%s %s/%s denied", a.Verb, a.Resource, a.Subresource, a.Namespace, a.Name)}
 }
 

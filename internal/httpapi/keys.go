@@ -17,22 +17,22 @@ type keyPage struct {
 	Version uint64      `json:"version"`
 }
 
-// keyEvents serves .../streams/{stream}/keys/{key}/events. The key is the
-// path segment percent-decoded once, as ServeMux gives it.
-func (h *Handler) keyEvents(w http.ResponseWriter, r *http.Request) {
-	ns, stream, key := r.PathValue("namespace"), r.PathValue("stream"), r.PathValue("key")
-	switch r.Method {
-	case http.MethodPost:
-		h.serve(w, r, ns, stream, "stream", ingestAction, func(w http.ResponseWriter, r *http.Request, ns, stream string) *Problem {
+// keyEventsPost and keyEventsGet serve .../streams/{stream}/keys/{key}/events.
+// The key is the path segment percent-decoded once, as ServeMux gives it.
+func (h *Handler) keyEventsPost(w http.ResponseWriter, r *http.Request) {
+	key := r.PathValue("key")
+	h.serve(w, r, r.PathValue("namespace"), r.PathValue("stream"), "stream", ingestAction,
+		func(w http.ResponseWriter, r *http.Request, ns, stream string) *Problem {
 			return h.ingestInto(w, r, ns, stream, key)
 		})
-	case http.MethodGet:
-		h.serve(w, r, ns, stream, "stream", readAction, func(w http.ResponseWriter, r *http.Request, ns, stream string) *Problem {
+}
+
+func (h *Handler) keyEventsGet(w http.ResponseWriter, r *http.Request) {
+	key := r.PathValue("key")
+	h.serve(w, r, r.PathValue("namespace"), r.PathValue("stream"), "stream", readAction,
+		func(w http.ResponseWriter, r *http.Request, ns, stream string) *Problem {
 			return h.readKey(w, r, ns, stream, key)
 		})
-	default:
-		methodNotAllowed(w, r, "GET, POST")
-	}
 }
 
 // readKey serves GET .../keys/{key}/events?after=V&limit=M&wait=D, with the

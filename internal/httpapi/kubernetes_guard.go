@@ -91,9 +91,9 @@ func NewKubernetesGuard(cfg *rest.Config, log logr.Logger) (*KubernetesGuard, er
 }
 
 // Check authenticates the request's bearer token, then asks whether its user
-// may perform a.
-func (g *KubernetesGuard) Check(r *http.Request, a Action) *Problem {
-	return g.authorize(r, authorizer.AttributesRecord{
+// may perform a, and answers the user's name.
+func (g *KubernetesGuard) Check(r *http.Request, a Action) (string, *Problem) {
+	u, p := g.authorize(r, authorizer.AttributesRecord{
 		Verb:            a.Verb,
 		Namespace:       a.Namespace,
 		APIGroup:        esv1.GroupVersion.Group,
@@ -104,6 +104,10 @@ func (g *KubernetesGuard) Check(r *http.Request, a Action) *Problem {
 		ResourceRequest: true,
 		Path:            r.URL.Path,
 	})
+	if p != nil {
+		return "", p
+	}
+	return u.GetName(), nil
 }
 
 // ProtectPaths serves next only to callers whose bearer token the API
@@ -116,7 +120,7 @@ func (g *KubernetesGuard) Check(r *http.Request, a Action) *Problem {
 func (g *KubernetesGuard) ProtectPaths(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		attrs := authorizer.AttributesRecord{Verb: strings.ToLower(r.Method), Path: r.URL.Path}
-		if p := g.authorize(r, attrs); p != nil {
+		if _, p := g.authorize(r, attrs); p != nil {
 			p.write(w, r)
 			return
 		}
@@ -125,31 +129,35 @@ func (g *KubernetesGuard) ProtectPaths(next http.Handler) http.Handler {
 }
 
 // authorize authenticates the request's bearer token, then asks whether its
-// user may do what attrs describe (attrs.User is set here).
-func (g *KubernetesGuard) authorize(r *http.Request, attrs authorizer.AttributesRecord) *Problem {
+// user may do what attrs describe (attrs.User is set here), and answers
+// the user.
+func (g *KubernetesGuard) authorize(r *http.Request, attrs authorizer.AttributesRecord) (user.Info, *Problem) {
 	u, p := g.authenticate(r)
 	if p != nil {
-		return p
+		return nil, p
 	}
 	attrs.User = u
 	decision, reason, err := g.authz.Authorize(r.Context(), attrs)
 	if err != nil {
 		g.log.Error(err, "SubjectAccessReview failed")
-		return unavailable("cannot check permissions right now: the Kubernetes API did not answer")
+		return nil, unavailable("cannot check permissions right now: the Kubernetes API did not answer")
 	}
 	if decision != authorizer.DecisionAllow {
 		detail := refusal(attrs)
 		if reason != "" {
 			detail += ": " + reason
 		}
-		return newProblem(http.StatusForbidden, kindForbidden, detail)
+		return nil, newProblem(http.StatusForbidden, kindForbidden, detail)
 	}
-	return nil
+	return u, nil
 }
 
 // refusal says who may not do what: a resource request in RBAC's terms, a
 // non-resource one as verb and path.
 func refusal(a authorizer.AttributesRecord) string {
+	if a.ResourceRequest && a.Name == "" {
+		return fmt.Sprintf("%s cannot %s %s/%s in namespace %q", a.User.GetName(), a.Verb, a.Resource, a.Subresource, a.Namespace)
+	}
 	if a.ResourceRequest {
 		return fmt.Sprintf("%s cannot %s %s/%s %q in namespace %q",
 			a.User.GetName(), a.Verb, a.Resource, a.Subresource, a.Name, a.Namespace)

@@ -66,6 +66,19 @@ func TestKubernetesGuardEnforcesTheSampleRolesOfARealAPIServer(t *testing.T) {
 		if err := json.Unmarshal([]byte(got.body), &ack); err != nil || !ack.Accepted || ack.ID == "" || ack.Stream != "items" {
 			t.Errorf("202 body: got %s (decode error %v), want accepted true, an id and stream items", got.body, err)
 		}
+		// The event records its poster as the Kubernetes API named them.
+		enginetest.Eventually(t, "the writer's event to be stored", func() (bool, string) {
+			msgs, err := c.engine.ReadStream(t.Context(), nsA+"/items", 0, 100)
+			for _, m := range msgs {
+				if m.ID == ack.ID {
+					if u := m.Headers[httpapi.HeaderUser]; u != writer.user {
+						t.Fatalf("event %s: %s = %q, want the writer %q", m.ID, httpapi.HeaderUser, u, writer.user)
+					}
+					return true, ""
+				}
+			}
+			return false, fmt.Sprintf("%d events, error %v", len(msgs), err)
+		})
 
 		// Namespace B has no stream "items" either: the refusal comes
 		// first, so it says nothing about what B holds.
@@ -121,6 +134,20 @@ func TestKubernetesGuardEnforcesTheSampleRolesOfARealAPIServer(t *testing.T) {
 		}
 		got = guardRequest(t, http.MethodPost, reactorA, reader.token, "")
 		got.wantForbidden(t, "reader redriving", reader.user)
+	})
+
+	t.Run("ReaderCanListTheNamespacesObjectsButWriterCannot", func(t *testing.T) {
+		for _, kind := range []string{"streams", "projections", "reactors"} {
+			listA := srv.URL + "/v1/namespaces/" + nsA + "/" + kind
+			got := guardRequest(t, http.MethodGet, listA, reader.token, "")
+			if got.status != http.StatusOK || !strings.Contains(got.body, `"name":"items"`) {
+				t.Errorf("reader listing %s: got status %d (%s), want 200 naming items", kind, got.status, got.body)
+			}
+			got = guardRequest(t, http.MethodGet, listA, writer.token, "")
+			got.wantForbidden(t, "writer listing "+kind, writer.user)
+			got = guardRequest(t, http.MethodGet, srv.URL+"/v1/namespaces/"+nsB+"/"+kind, reader.token, "")
+			got.wantForbidden(t, "reader listing "+kind+" in "+nsB, reader.user)
+		}
 	})
 
 	t.Run("RequestWithoutATokenIsUnauthenticated", func(t *testing.T) {

@@ -25,10 +25,6 @@ const keySegment = 7
 // projectionKey serves GET .../projections/{projection}/keys/{key}, with
 // the same authorization as the query of the whole read model.
 func (h *Handler) projectionKey(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodGet {
-		methodNotAllowed(w, r, "GET")
-		return
-	}
 	segments := strings.Split(r.URL.EscapedPath(), "/")
 	if len(segments) != keySegment+1 {
 		newProblem(http.StatusNotFound, kindNotFound,

@@ -27,10 +27,6 @@ type redriveRequest struct {
 // handler: projection or reactor (the path wildcard is named after it).
 func (h *Handler) redriveRoute(kind string, action func(ns, name string) Action, fn redriveFunc, notFound error) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodPost {
-			methodNotAllowed(w, r, "POST")
-			return
-		}
 		h.serve(w, r, r.PathValue("namespace"), r.PathValue(kind), kind, action, h.redrive(kind, fn, notFound))
 	}
 }

@@ -19,7 +19,7 @@ import (
 // A Sink is the user's HTTP service a Reactor delivers to, as the
 // benchmarks need it: every request to /{mode}/{run} is counted under run,
 // with the time of the first and the last, and answered by mode: "ok"
-// answers 200 at once with no body, "reply" answers 200 with one
+// answers 200 at once with no body, "accept" 202 (as ingest does), "reply" answers 200 with one
 // CloudEvent in binary mode (a reply to append), "hang" never answers (the
 // request waits until the client gives up). GET /stats/{run} gives a
 // run's SinkStats.
@@ -83,6 +83,9 @@ func (s *Sink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		_, _ = w.Write([]byte(`{"carrier":"post"}`))
 	}
 	s.note(run)
+	if mode == "accept" {
+		w.WriteHeader(http.StatusAccepted)
+	}
 }
 
 func (s *Sink) note(run string) {
@@ -148,6 +151,9 @@ func (c *SinkChild) Stats(run string) (SinkStats, error) {
 	defer func() { _ = resp.Body.Close() }()
 	return st, json.NewDecoder(resp.Body).Decode(&st)
 }
+
+// Pid is the child's process id.
+func (c *SinkChild) Pid() int { return c.cmd.Process.Pid }
 
 // Kill ends the child.
 func (c *SinkChild) Kill() {

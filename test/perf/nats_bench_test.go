@@ -55,6 +55,7 @@ const profileSeconds = 10
 const (
 	roleManager = "manager"
 	roleServer  = "nats-server"
+	roleHTTP202 = "http-202"
 )
 
 // side is one set-up a benchmark gives load in turns: what the load
@@ -337,6 +338,10 @@ type natsSetup struct {
 	// of its own with no projection.
 	url, streamOnlyURL string
 	pprof              string // the manager's pprof address, with profileEnv
+	// null is an HTTP server in a process of its own that answers every
+	// POST at once and stores nothing: what HTTP ingest costs before any
+	// work, the ceiling of any HTTP path on this host.
+	null *loadgen.SinkChild
 	// behind reports whether the manager's tail of a stream has events
 	// left to deliver.
 	behind func() bool
@@ -354,7 +359,7 @@ func startNATS(b *testing.B, nodes, replicas int) *natsSetup {
 	if err != nil {
 		b.Fatal(err)
 	}
-	s := &natsSetup{}
+	s := &natsSetup{null: startSink(b)}
 	profile := os.Getenv(profileEnv) != ""
 	if nodes == 1 {
 		s.servers = natscluster.StartServer(b, natscluster.Options{Binary: bin}, profile)
@@ -401,13 +406,16 @@ func startNATS(b *testing.B, nodes, replicas int) *natsSetup {
 	return s
 }
 
-// sides are, on s, the bare client, the manager with the quick start's
+// sides are, on s, the bare client, an HTTP server that answers 202 and
+// does nothing else (http-202), the manager with the quick start's
 // projections (nats) and the manager on the stream with no projection
 // (nats-no-projections): single events, or batches of batchEvents.
 func (s *natsSetup) sides(batch bool) []side {
 	sides := []side{
 		{name: "bare", cost: map[string][]int{roleServer: s.pids},
 			spec: loadgen.Spec{NATS: &loadgen.NATSPublish{URL: s.servers.URLs(), Subject: bareSubject}}},
+		{name: "http-202", cost: map[string][]int{roleHTTP202: {s.null.Pid()}},
+			spec: loadgen.Spec{PostURL: "http://" + s.null.Addr + "/accept/ingest"}},
 		{name: "nats", spec: loadgen.Spec{PostURL: s.url}},
 		{name: "nats-no-projections", spec: loadgen.Spec{PostURL: s.streamOnlyURL}},
 	}
@@ -497,7 +505,7 @@ func benchmarkLoads(b *testing.B, s *natsSetup, setup string) {
 			if url := s.servers.ProfileURL(); url != "" {
 				files[url] = filepath.Join(dir, setup+"-server-"+load+".cpu.pprof")
 			}
-			profile(b, sides[1].spec, files)
+			profile(b, sides[2].spec, files)
 		})
 	}
 }
@@ -518,7 +526,7 @@ func BenchmarkManagerStorages(b *testing.B) {
 		sides = append(sides, side{name: storage, eventsPerOp: 1, cost: map[string][]int{roleManager: {m.cmd.Process.Pid}},
 			spec: loadgen.Spec{PostURL: url, Clients: natsClients}})
 	}
-	sides = append(sides, nats[1])
+	sides = append(sides, nats[2])
 	figures, loads := runRounds(b, sides, s.behind)
 	reportSides(b, sides, figures, loads)
 }

@@ -76,7 +76,7 @@ func (e *Engine) route(r *runner) (router.Route, error) {
 	byStream := make(map[string]engine.Handler, len(deadLetters))
 	for source, dead := range deadLetters {
 		dl, err := middleware.DeadLetter(middleware.DeadLetterConfig{
-			Enqueuer: e.cfg.Outbox,
+			Enqueuer: countingEnqueuer{e},
 			Stream:   dead,
 			Handler:  r.handler,
 		})

@@ -23,6 +23,7 @@ import (
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/outbox"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/processor"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/projection"
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/rate"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/reactor"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/readmodel"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/router"
@@ -156,6 +157,9 @@ type Engine struct {
 type stream struct {
 	spec   StreamSpec
 	codecs *serde.Set
+	// appended counts the events appended to the stream for
+	// StreamStats.EventsPerSecond; kept when the spec changes.
+	appended *rate.Counter
 }
 
 // projectionState is one projection: the runner whose read model queries
@@ -206,19 +210,9 @@ func New(cfg Config) (*Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	r, err := router.New(router.Config{
-		Broker: cfg.Broker,
-		Store:  cfg.Store,
-		Outbox: cfg.Outbox,
-		Logger: cfg.Logger,
-	})
-	if err != nil {
-		return nil, err
-	}
 	e := &Engine{
 		cfg:         cfg,
 		processor:   p,
-		router:      r,
 		versions:    table,
 		pipelines:   make(map[string]PipelineSpec),
 		projections: make(map[string]*projectionState),
@@ -229,6 +223,15 @@ func New(cfg Config) (*Engine, error) {
 		e.standby = standby{on: true, projections: map[string]ProjectionSpec{}, reactors: map[string]ReactorSpec{}}
 	}
 	e.streams.Store(&map[string]*stream{})
+	e.router, err = router.New(router.Config{
+		Broker: cfg.Broker,
+		Store:  cfg.Store,
+		Outbox: countingEnqueuer{e},
+		Logger: cfg.Logger,
+	})
+	if err != nil {
+		return nil, err
+	}
 	return e, nil
 }
 
@@ -345,7 +348,11 @@ func (e *Engine) ApplyStream(spec StreamSpec) error {
 	if err != nil {
 		return fmt.Errorf("%w: stream %q: %w", ErrInvalidSpec, spec.Name, err)
 	}
-	e.updateStreams(func(m map[string]*stream) { m[spec.Name] = &stream{spec: spec, codecs: codecs} })
+	appended := new(rate.Counter)
+	if old, ok := e.stream(spec.Name); ok {
+		appended = old.appended
+	}
+	e.updateStreams(func(m map[string]*stream) { m[spec.Name] = &stream{spec: spec, codecs: codecs, appended: appended} })
 	e.follow(spec.Name) // before its consumers start: see feed
 	e.rewireUsing(func(p ProjectionSpec) bool { return slices.Contains(p.Streams, spec.Name) })
 	e.rewireReactorsUsing(func(r ReactorSpec) bool { return r.usesStream(spec.Name) })

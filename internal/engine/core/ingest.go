@@ -140,11 +140,19 @@ func (e *Engine) ingest(ctx context.Context, streamName string, events []Event, 
 		if expect != versions.Any && !versions.OneKey(msgs) {
 			return nil, versions.ErrConditionNeedsOneKey
 		}
-		return e.cfg.Appender.AppendAccepted(ctx, s.spec.Name, msgs, generated, expect)
+		stored, err := e.cfg.Appender.AppendAccepted(ctx, s.spec.Name, msgs, generated, expect)
+		if err == nil {
+			s.appended.Add(now, countAcceptedAt(stored, now))
+		}
+		return stored, err
 	}
 	req := versions.Request{Stream: s.spec.Name, Events: msgs, Generated: generated, Expect: expect}
 	return e.versions.Accept(ctx, req, func(fresh []engine.Message) error {
-		return e.cfg.Outbox.Enqueue(ctx, fresh)
+		if err := e.cfg.Outbox.Enqueue(ctx, fresh); err != nil {
+			return err
+		}
+		s.appended.Add(now, len(fresh))
+		return nil
 	})
 }
 

@@ -302,7 +302,7 @@ func (e *Engine) reactorChain(st *reactorState) (engine.Handler, map[string]int,
 	inner := engine.Chain(sink, mws...)
 	byStream := make(map[string]engine.Handler, len(deadLetters))
 	for source, dead := range deadLetters {
-		dl, err := middleware.DeadLetter(middleware.DeadLetterConfig{Enqueuer: e.cfg.Outbox, Stream: dead, Handler: handler})
+		dl, err := middleware.DeadLetter(middleware.DeadLetterConfig{Enqueuer: countingEnqueuer{e}, Stream: dead, Handler: handler})
 		if err != nil {
 			return nil, nil, fmt.Errorf("%w: %w", ErrInvalidSpec, err)
 		}
@@ -369,6 +369,10 @@ type ReactorStats struct {
 	Waiting error
 	// Stalled is the last failure holding delivery up, if any.
 	Stalled string
+	// Standby says that another replica, the leader, runs the reactor
+	// (Config.Standby): only Lag is known here, from the checkpoint the
+	// leader stored.
+	Standby bool
 }
 
 // ReactorStats returns the named reactor's progress.
@@ -381,10 +385,11 @@ func (e *Engine) ReactorStats(ctx context.Context, name string) (ReactorStats, e
 	if ok {
 		rx, streams, waiting = st.rx, slices.Clone(st.spec.Streams), st.waiting
 	}
-	standingBy := e.standby.hasReactor(name)
+	recorded, standingBy := e.standby.reactors[name]
 	e.mu.Unlock()
 	if standingBy {
-		return ReactorStats{}, nil // the leader runs it and has its figures
+		lag, err := e.storedLag(ctx, ReactorHandlerName(name), recorded.Streams)
+		return ReactorStats{Standby: true, Lag: lag}, err
 	}
 	if !ok {
 		return ReactorStats{}, fmt.Errorf("%w: reactor %q", ErrReactorNotFound, name)

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/processor"
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/projection"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/readmodel"
 )
 
@@ -15,18 +16,27 @@ type StreamStats struct {
 	LastSequence uint64
 	// Subscribers counts the projections consuming it live.
 	Subscribers int
+	// EventsPerSecond is the rate of the events this process appended to
+	// it (ingested, replied by reactors, dead-lettered) over the last
+	// rate.Window.
+	EventsPerSecond float64
 }
 
 // StreamStats returns the named stream's progress.
 func (e *Engine) StreamStats(ctx context.Context, name string) (StreamStats, error) {
-	if _, ok := e.stream(name); !ok {
+	s, ok := e.stream(name)
+	if !ok {
 		return StreamStats{}, fmt.Errorf("%w: %q", ErrStreamNotFound, name)
 	}
 	v, err := e.cfg.Store.Version(ctx, name)
 	if err != nil {
 		return StreamStats{}, err
 	}
-	return StreamStats{LastSequence: v, Subscribers: e.cfg.Broker.Subscribers(name)}, nil
+	return StreamStats{
+		LastSequence:    v,
+		Subscribers:     e.cfg.Broker.Subscribers(name),
+		EventsPerSecond: s.appended.PerSecond(time.Now()),
+	}, nil
 }
 
 // ProjectionStats is a projection's progress: of the read model queries
@@ -49,6 +59,10 @@ type ProjectionStats struct {
 	// Rebuild is set while a changed spec's read model is being rebuilt
 	// and queries read the previous one.
 	Rebuild *RebuildStats
+	// Standby says that another replica, the leader, runs the projection
+	// (Config.Standby): only Lag is known here, from the checkpoint the
+	// leader stored.
+	Standby bool
 }
 
 // RebuildStats is how far a rebuild is: up to which sequence it has folded
@@ -73,10 +87,11 @@ func (e *Engine) ProjectionStats(ctx context.Context, name string) (ProjectionSt
 	if rebuild.proj != nil {
 		waiting = rebuild.waiting
 	}
-	standingBy := e.standby.hasProjection(name)
+	recorded, standingBy := e.standby.projections[name]
 	e.mu.Unlock()
 	if standingBy {
-		return ProjectionStats{}, nil // the leader runs it and has its figures
+		lag, err := e.storedLag(ctx, name, recorded.Streams)
+		return ProjectionStats{Standby: true, Lag: lag}, err
 	}
 	if !ok {
 		return ProjectionStats{}, fmt.Errorf("%w: %q", ErrProjectionNotFound, name)
@@ -179,4 +194,18 @@ func (e *Engine) refreshGauges(ctx context.Context) {
 			}
 		}
 	}
+}
+
+// storedLag is the lag of the handler whose checkpoint is stored under
+// name: what a standby engine can tell of a handler the leader runs.
+func (e *Engine) storedLag(ctx context.Context, name string, streams []string) (uint64, error) {
+	cp, err := e.cfg.ReadModels.Checkpoint(ctx, name)
+	if err != nil {
+		return 0, fmt.Errorf("read the checkpoint of %q: %w", name, err)
+	}
+	versions, err := e.streamVersions(ctx, streams)
+	if err != nil {
+		return 0, err
+	}
+	return projection.Stats{Checkpoint: cp}.Lag(versions), nil
 }
