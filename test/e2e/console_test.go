@@ -20,25 +20,22 @@ import (
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/console/consoletest"
 )
 
-// consoleToken is a ServiceAccount token of ns that may do what the
-// console does there: list, read and post events, query and redrive.
+// consoleToken is a token of a ServiceAccount of ns bound to the shipped
+// roles eventsourcing-reader (what the console shows) and
+// eventsourcing-writer (redrive; the spec also posts with it), as
+// docs/console.md says to bind them.
 func consoleToken(ctx context.Context, ns string) string {
+	_, err := kubectl(ctx, "apply", "-k", "config/api-roles")
+	Expect(err).NotTo(HaveOccurred())
 	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "console", Namespace: ns}}
 	Expect(k8sClient.Create(ctx, sa)).To(Succeed())
-	role := &rbacv1.Role{
-		ObjectMeta: metav1.ObjectMeta{Name: "console", Namespace: ns},
-		Rules: []rbacv1.PolicyRule{{
-			APIGroups: []string{"eventsourcing.dev"},
-			Resources: []string{"streams/events", "projections/state", "reactors/state", "projections/redrive", "reactors/redrive"},
-			Verbs:     []string{"get", "list", "create"},
-		}},
+	for _, role := range []string{"eventsourcing-reader", "eventsourcing-writer"} {
+		Expect(k8sClient.Create(ctx, &rbacv1.RoleBinding{
+			ObjectMeta: metav1.ObjectMeta{Name: "console-" + role, Namespace: ns},
+			RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: role},
+			Subjects:   []rbacv1.Subject{{Kind: "ServiceAccount", Name: sa.Name, Namespace: ns}},
+		})).To(Succeed())
 	}
-	Expect(k8sClient.Create(ctx, role)).To(Succeed())
-	Expect(k8sClient.Create(ctx, &rbacv1.RoleBinding{
-		ObjectMeta: metav1.ObjectMeta{Name: "console", Namespace: ns},
-		RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "Role", Name: role.Name},
-		Subjects:   []rbacv1.Subject{{Kind: "ServiceAccount", Name: sa.Name, Namespace: ns}},
-	})).To(Succeed())
 	tr := &authenticationv1.TokenRequest{}
 	Expect(k8sClient.SubResource("token").Create(ctx, sa, tr)).To(Succeed())
 	return tr.Status.Token
