@@ -16,23 +16,30 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/yaml"
 
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/console/consoletest"
 )
 
-// consoleToken is a token of a ServiceAccount of ns bound to the shipped
-// roles eventsourcing-reader (what the console shows) and
+// consoleToken is a token of a ServiceAccount of ns bound to the rules of
+// the shipped roles eventsourcing-reader (what the console shows) and
 // eventsourcing-writer (redrive; the spec also posts with it), as
-// docs/console.md says to bind them.
+// docs/console.md says to bind them. The roles are created under names of
+// ns's own: the manifests spec checks that the shipped names are new.
 func consoleToken(ctx context.Context, ns string) string {
-	_, err := kubectl(ctx, "apply", "-k", "config/api-roles")
-	Expect(err).NotTo(HaveOccurred())
 	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "console", Namespace: ns}}
 	Expect(k8sClient.Create(ctx, sa)).To(Succeed())
-	for _, role := range []string{"eventsourcing-reader", "eventsourcing-writer"} {
+	for _, file := range []string{"eventsourcing_reader_role.yaml", "eventsourcing_writer_role.yaml"} {
+		b, err := os.ReadFile(filepath.Join(repoRoot(), "config", "api-roles", file))
+		Expect(err).NotTo(HaveOccurred())
+		role := &rbacv1.ClusterRole{}
+		Expect(yaml.Unmarshal(b, role)).To(Succeed())
+		role.Name = ns + "-" + role.Name
+		Expect(k8sClient.Create(ctx, role)).To(Succeed())
+		DeferCleanup(func(ctx context.Context) { Expect(k8sClient.Delete(ctx, role)).To(Succeed()) })
 		Expect(k8sClient.Create(ctx, &rbacv1.RoleBinding{
-			ObjectMeta: metav1.ObjectMeta{Name: "console-" + role, Namespace: ns},
-			RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: role},
+			ObjectMeta: metav1.ObjectMeta{Name: role.Name, Namespace: ns},
+			RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: role.Name},
 			Subjects:   []rbacv1.Subject{{Kind: "ServiceAccount", Name: sa.Name, Namespace: ns}},
 		})).To(Succeed())
 	}
