@@ -27,6 +27,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	esv1 "github.com/eventsourcing-dev/eventsourcing-operator/api/v1alpha1"
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/console"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/controller"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/boltstore"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/core"
@@ -193,7 +194,13 @@ func newAPIServer(cfg *rest.Config, eng *core.Engine, opts options) (*httpapi.Se
 	if err != nil {
 		return nil, err
 	}
-	return &httpapi.Server{Addr: opts.ingestAddr, Handler: h, Log: log}, nil
+	// The web console (docs/console.md) beside the API: its files are
+	// public, everything it shows comes through the API's guard.
+	con, err := console.NewHandler()
+	if err != nil {
+		return nil, err
+	}
+	return &httpapi.Server{Addr: opts.ingestAddr, Handler: con.WithAPI(h), Log: log}, nil
 }
 
 // newTokenSource gives the tokens Reactors with spec.sink.audience send:

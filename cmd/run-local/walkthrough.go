@@ -31,7 +31,8 @@ func walkthrough(o options, local bool) string {
 	fmt.Fprintf(&b, "curl -sS %s/projections/items\n", api)
 	b.WriteString("# {\"items\":[{\"foo\":\"a\",\"n\":1},{\"foo\":\"b\",\"n\":2},{\"foo\":\"c\",\"n\":3}]}\n")
 	b.WriteString("kubectl get streams,projections   # counters refresh within 5 seconds\n")
-	fmt.Fprintf(&b, "\nThe manager's log: tail -f %s\n", o.managerLog)
+	fmt.Fprintf(&b, "\nThe web console: http://%s/console/?namespace=default\n", o.ingestAddr)
+	fmt.Fprintf(&b, "The manager's log: tail -f %s\n", o.managerLog)
 	stops := []string{"the manager"}
 	if o.localNATSURL != "" {
 		fmt.Fprintf(&b, "The manager stores events in NATS JetStream at %s, a server make run started: "+

@@ -65,6 +65,15 @@ func TestWalkthroughSaysWhereTheManagerLogs(t *testing.T) {
 	}
 }
 
+func TestWalkthroughPrintsTheConsolesURL(t *testing.T) {
+	o := options{stateDir: "bin/local", k8sDir: "bin/k8s/v1.2.3", ingestAddr: "127.0.0.1:9999", managerLog: "bin/local/manager.log"}
+	for _, local := range []bool{true, false} {
+		if text := walkthrough(o, local); !strings.Contains(text, "http://127.0.0.1:9999/console/?namespace=default") {
+			t.Errorf("walkthrough (local control plane: %v) does not give the web console's URL:\n%s", local, text)
+		}
+	}
+}
+
 func TestLogTailIsTheLastLinesOfTheManagersLog(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "manager.log")
 	if err := os.WriteFile(path, []byte("one\ntwo\nthree\nfour\n"), 0o600); err != nil {
