@@ -10,12 +10,13 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/metrics"
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/metrics/metricstest"
 )
 
 // histogram returns the named histogram's series of labels, nil when none.
 func histogram(t *testing.T, reg prometheus.Gatherer, name string, labels map[string]string) *dto.Histogram {
 	t.Helper()
-	if m := find(t, reg, name, labels); m != nil {
+	if m := metricstest.Find(t, reg, name, labels); m != nil {
 		return m.GetHistogram()
 	}
 	return nil
@@ -25,36 +26,10 @@ func histogram(t *testing.T, reg prometheus.Gatherer, name string, labels map[st
 // no such series.
 func counter(t *testing.T, reg prometheus.Gatherer, name string, labels map[string]string) float64 {
 	t.Helper()
-	if m := find(t, reg, name, labels); m != nil {
+	if m := metricstest.Find(t, reg, name, labels); m != nil {
 		return m.GetCounter().GetValue()
 	}
 	return -1
-}
-
-func find(t *testing.T, reg prometheus.Gatherer, name string, labels map[string]string) *dto.Metric {
-	t.Helper()
-	families, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, f := range families {
-		if f.GetName() != name {
-			continue
-		}
-	series:
-		for _, m := range f.GetMetric() {
-			if len(m.GetLabel()) != len(labels) {
-				continue
-			}
-			for _, l := range m.GetLabel() {
-				if labels[l.GetName()] != l.GetValue() {
-					continue series
-				}
-			}
-			return m
-		}
-	}
-	return nil
 }
 
 func TestEveryAnsweredIngestIsCountedByStreamAndCode(t *testing.T) {

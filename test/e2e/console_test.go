@@ -90,14 +90,7 @@ var _ = Describe("the web console", func() {
 			token := consoleToken(ctx, ns)
 			m := runManager("--ingest-auth=kubernetes", "--allow-private-sinks")
 			bearer := http.Header{"Authorization": {"Bearer " + token}}
-			Eventually(func() (int, error) {
-				resp, err := http.Get("http://" + m.probeAddr + "/readyz")
-				if err != nil {
-					return 0, err
-				}
-				_ = resp.Body.Close()
-				return resp.StatusCode, nil
-			}).WithTimeout(30*time.Second).Should(Equal(http.StatusOK), "the manager is ready")
+			m.waitReady()
 
 			By("asking for a token: the manager checks every call the console makes")
 			page.do("open the console",

@@ -47,6 +47,19 @@ type managerProcess struct {
 // When the spec fails, the manager's log is added to its report (and so
 // printed with the failure); the process is killed at the end of the spec if
 // it still runs.
+// waitReady waits until the manager's /readyz answers 200.
+func (m *managerProcess) waitReady() {
+	GinkgoHelper()
+	Eventually(func() (int, error) {
+		resp, err := http.Get("http://" + m.probeAddr + "/readyz")
+		if err != nil {
+			return 0, err
+		}
+		_ = resp.Body.Close()
+		return resp.StatusCode, nil
+	}).WithTimeout(30*time.Second).Should(Equal(http.StatusOK), "the manager is ready")
+}
+
 func runManager(extraArgs ...string) *managerProcess {
 	return runManagerWith(kubeconfigPath, extraArgs...)
 }

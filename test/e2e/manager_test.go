@@ -80,14 +80,7 @@ var _ = Describe("the manager binary", func() {
 			g.Expect(readyCondition(projection.Status.Conditions)).To(Equal("True/Running"))
 			g.Expect(projection.Status.QueryPath).To(Equal(fmt.Sprintf("/v1/namespaces/%s/projections/items", ns)))
 		}).WithTimeout(30 * time.Second).Should(Succeed())
-		Eventually(func() (int, error) {
-			resp, err := http.Get("http://" + m.probeAddr + "/readyz")
-			if err != nil {
-				return 0, err
-			}
-			_ = resp.Body.Close()
-			return resp.StatusCode, nil
-		}).WithTimeout(30 * time.Second).Should(Equal(http.StatusOK))
+		m.waitReady()
 	}, SpecTimeout(2*time.Minute))
 
 	It("SIGTERM finishes in-flight requests and exits 0", func(ctx SpecContext) {

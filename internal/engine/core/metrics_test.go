@@ -10,13 +10,13 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
 
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/core"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/enginetest"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/eventstore"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/metrics"
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/metrics/metricstest"
 )
 
 func newMetrics(t *testing.T) (*metrics.Metrics, *prometheus.Registry) {
@@ -29,56 +29,11 @@ func newMetrics(t *testing.T) (*metrics.Metrics, *prometheus.Registry) {
 	return m, reg
 }
 
-// sample reads the series of family name whose labels are labels: a
-// counter's or gauge's value, a histogram's sample count; ok is false when
-// there is no such series.
-func sample(t *testing.T, reg prometheus.Gatherer, name string, labels map[string]string) (v float64, ok bool) {
-	t.Helper()
-	families, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, f := range families {
-		if f.GetName() != name {
-			continue
-		}
-		for _, m := range f.GetMetric() {
-			if matches(m, labels) {
-				return metricValue(m), true
-			}
-		}
-	}
-	return 0, false
-}
-
-func matches(m *dto.Metric, labels map[string]string) bool {
-	if len(m.GetLabel()) != len(labels) {
-		return false
-	}
-	for _, l := range m.GetLabel() {
-		if want, ok := labels[l.GetName()]; !ok || want != l.GetValue() {
-			return false
-		}
-	}
-	return true
-}
-
-func metricValue(m *dto.Metric) float64 {
-	switch {
-	case m.GetCounter() != nil:
-		return m.GetCounter().GetValue()
-	case m.GetGauge() != nil:
-		return m.GetGauge().GetValue()
-	default:
-		return float64(m.GetHistogram().GetSampleCount())
-	}
-}
-
 // waitSample waits for the series to have the value want.
 func waitSample(t *testing.T, reg prometheus.Gatherer, name string, labels map[string]string, want float64) {
 	t.Helper()
 	enginetest.Eventually(t, fmt.Sprintf("%s%v to be %g", name, labels, want), func() (bool, string) {
-		v, ok := sample(t, reg, name, labels)
+		v, ok := metricstest.Sample(t, reg, name, labels)
 		return ok && v == want, fmt.Sprintf("got %g (present: %t)", v, ok)
 	})
 }
@@ -106,10 +61,10 @@ func TestGaugesReportStreamSizesAndLagAndForgetWhatIsRemoved(t *testing.T) {
 	}
 	e.RemoveStream("shop/orders")
 	time.Sleep(50 * time.Millisecond) // several refreshes, none of which may bring the series back
-	if _, ok := sample(t, reg, "eventsourcing_handler_lag", map[string]string{"handler": "shop/later"}); ok {
+	if _, ok := metricstest.Sample(t, reg, "eventsourcing_handler_lag", map[string]string{"handler": "shop/later"}); ok {
 		t.Error("the removed projection's lag is still reported")
 	}
-	if _, ok := sample(t, reg, "eventsourcing_stream_events", map[string]string{"namespace": "shop", "stream": "orders"}); ok {
+	if _, ok := metricstest.Sample(t, reg, "eventsourcing_stream_events", map[string]string{"namespace": "shop", "stream": "orders"}); ok {
 		t.Error("the removed stream's size is still reported")
 	}
 }
@@ -141,14 +96,14 @@ func TestOutboxGaugesReportWhatWaitsAndSinceWhen(t *testing.T) {
 
 	waitSample(t, reg, "eventsourcing_outbox_depth", nil, 2)
 	enginetest.Eventually(t, "the oldest entry's age to pass 20ms", func() (bool, string) {
-		age, _ := sample(t, reg, "eventsourcing_outbox_oldest_age_seconds", nil)
+		age, _ := metricstest.Sample(t, reg, "eventsourcing_outbox_oldest_age_seconds", nil)
 		return age >= 0.02, fmt.Sprintf("age %gs", age)
 	})
 
 	store.refuse.Store(false)
 	waitSample(t, reg, "eventsourcing_outbox_depth", nil, 0)
 	waitSample(t, reg, "eventsourcing_outbox_oldest_age_seconds", nil, 0)
-	if n, _ := sample(t, reg, "eventsourcing_processor_batch_size", nil); n == 0 {
+	if n, _ := metricstest.Sample(t, reg, "eventsourcing_processor_batch_size", nil); n == 0 {
 		t.Error("no processor batch observed")
 	}
 }
@@ -178,7 +133,7 @@ func TestAReactorsRetriesAndEachDeliveryAttemptAreCounted(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, name := range []string{"eventsourcing_retries_total", "eventsourcing_delivery_duration_seconds"} {
-		if _, ok := sample(t, reg, name, handler); ok {
+		if _, ok := metricstest.Sample(t, reg, name, handler); ok {
 			t.Errorf("%s: the removed reactor's series is still there", name)
 		}
 	}
