@@ -53,7 +53,7 @@ func operationsByID(t *testing.T, doc openAPIDoc) map[string]operation {
 // in lower case (HTTP header names are case-insensitive).
 func parameterNames(t *testing.T, doc openAPIDoc, op operation) []string {
 	t.Helper()
-	var out []string
+	out := make([]string, 0, len(op.Parameters))
 	for _, raw := range op.Parameters {
 		var p parameter
 		must(t, json.Unmarshal(resolveRaw(t, doc, raw), &p))

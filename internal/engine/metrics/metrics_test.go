@@ -275,7 +275,7 @@ func TestEveryMetricIsInTheMonitoringDocsWithItsTypeAndLabels(t *testing.T) {
 		if want := strings.ToLower(f.GetType().String()); row.kind != want {
 			t.Errorf("%s: docs/monitoring.md says %s, it is a %s", f.GetName(), row.kind, want)
 		}
-		var labels []string
+		labels := make([]string, 0, len(f.GetMetric()[0].GetLabel()))
 		for _, l := range f.GetMetric()[0].GetLabel() {
 			labels = append(labels, l.GetName())
 		}
