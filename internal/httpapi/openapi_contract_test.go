@@ -171,3 +171,17 @@ func TestOpenAPIEventViewNamesTheHeadersTheServerSets(t *testing.T) {
 		}
 	}
 }
+
+// Every error is a problem document with type, title, status and detail,
+// as the contract names them.
+func TestOpenAPIProblemRequiresWhatTheContractNames(t *testing.T) {
+	doc := fetchOpenAPI(t, newAPI(t, apiOptions{}))
+	v, err := resolve(doc.raw, "#/components/schemas/Problem/required")
+	must(t, err)
+	required, _ := v.([]any)
+	for _, f := range []string{"type", "title", "status", "detail"} {
+		if !slices.Contains(required, any(f)) {
+			t.Errorf("the Problem schema does not require %s (it requires %v)", f, required)
+		}
+	}
+}
