@@ -180,7 +180,7 @@ func TestIngestIntoAStreamThatDoesNotExistIsASpanNamedIngest(t *testing.T) {
 	span := waitSpans(t, exp, "ingest")["ingest"]
 	attrs := map[string]string{}
 	for _, kv := range span.Attributes {
-		attrs[string(kv.Key)] = kv.Value.Emit()
+		attrs[string(kv.Key)] = kv.Value.String()
 	}
 	if attrs["eventsourcing.stream"] != "team-a/made-up-1" || attrs["http.response.status_code"] != "404" {
 		t.Errorf("attributes %v, want the stream asked for and status 404", attrs)
