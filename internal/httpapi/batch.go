@@ -13,13 +13,15 @@ import (
 
 // ndjsonEvents reads an application/x-ndjson body: one JSON payload per
 // line, blank lines ignored. The request's headers apply to every event:
-// ce-type or ?name= names them all, X-Correlation-ID (or one new id)
-// correlates them, and an Idempotency-Key K gives them the ids K-0, K-1, ...
-// so that a retried batch is stored once.
+// ce-type or ?name= names them all, ce-partitionkey keys them all,
+// X-Correlation-ID (or one new id) correlates them, and an
+// Idempotency-Key K gives them the ids K-0, K-1, ... so that a retried
+// batch is stored once.
 func (h *Handler) ndjsonEvents(w http.ResponseWriter, r *http.Request) ([]core.Event, *Problem) {
 	template := core.Event{
 		Name:          firstNonEmpty(r.Header.Get("Ce-Type"), r.URL.Query().Get("name")),
 		CorrelationID: r.Header.Get("X-Correlation-Id"),
+		Key:           r.Header.Get("Ce-Partitionkey"),
 		ContentType:   serde.JSON,
 		Headers:       cloudevents.HeaderAttributes(r.Header),
 	}

@@ -130,7 +130,7 @@ func (h *Handler) ingestTraced(w http.ResponseWriter, r *http.Request, span *ing
 
 // HeaderUser is the event header naming who posted the event: the user
 // name the Kubernetes API gave the request's bearer token.
-const HeaderUser = "x-eventsourcing-user"
+const HeaderUser = core.HeaderUser
 
 // recordPoster sets each event's HeaderUser to user, the poster the Guard
 // authenticated, or removes it when the request was not authenticated

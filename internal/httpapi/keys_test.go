@@ -192,6 +192,20 @@ func TestCloudEventsPartitionKeyIsTheEventsKey(t *testing.T) {
 	}
 }
 
+// An NDJSON batch takes the request's ce-* headers, ce-partitionkey too:
+// it is the key of every line, as on the key's path.
+func TestNDJSONBatchWithCEPartitionKeyKeysEveryLine(t *testing.T) {
+	a := newAPI(t, apiOptions{})
+	lines := "{\"n\":1}\n{\"n\":2}\n"
+	wantAccepted(t, a.post(itemsPath, "application/x-ndjson", lines, "ce-partitionkey", "order-7"), "order-7", 2)
+	wantConflict(t, a.post(itemsPath, "application/x-ndjson", lines, "ce-partitionkey", "order-7", "If-Match", `"1"`), 2)
+	wantAccepted(t, a.post(itemsPath, "application/x-ndjson", lines, "ce-partitionkey", "order-7", "If-Match", `"2"`), "order-7", 4)
+	expectStatus(t, a.post(keyPath("order-1"), "application/x-ndjson", lines, "ce-partitionkey", "order-7"), http.StatusBadRequest)
+	if page, _ := a.readKey(keyPath("order-7")); page.Version != 4 || len(page.Events) != 4 {
+		t.Fatalf("order-7: %+v, want its 4 events", page)
+	}
+}
+
 func TestARetriedEventIDAnswersTheOriginalKeyAndVersion(t *testing.T) {
 	a := newAPI(t, apiOptions{})
 	wantAccepted(t, a.post(orderPath, "application/json", `{}`, "Idempotency-Key", "once"), "order-42", 1)

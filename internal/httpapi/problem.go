@@ -15,7 +15,8 @@ type Problem struct {
 	Type   string `json:"type"`
 	Title  string `json:"title"`
 	Status int    `json:"status"`
-	Detail string `json:"detail,omitempty"`
+	// Detail says what to change; the contract names it in every problem.
+	Detail string `json:"detail"`
 	// Instance is the request path the problem is about.
 	Instance string `json:"instance,omitempty"`
 	// Index is the position, from 0, of the refused event in a batch request.

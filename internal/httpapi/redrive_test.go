@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync/atomic"
 	"testing"
 
@@ -60,6 +61,17 @@ func TestRedriveRefusesABadBody(t *testing.T) {
 	expectStatus(t, r, http.StatusAccepted)
 	if got := r.json(t)["redriven"]; got != float64(1) {
 		t.Fatalf("redriven %v, want 1", got)
+	}
+}
+
+func TestRedriveOfABodyOver1MiBIs413(t *testing.T) {
+	a := newAPI(t, apiOptions{})
+	withDeadLetter(t, a)
+	ids := `"` + strings.Repeat("x", 1<<20) + `"`
+	r := a.post(bySkuRedrive, "application/json", `{"ids":[`+ids+`]}`)
+	expectStatus(t, r, http.StatusRequestEntityTooLarge)
+	if ct := r.header.Get("Content-Type"); ct != "application/problem+json" {
+		t.Errorf("Content-Type %q, want application/problem+json", ct)
 	}
 }
 

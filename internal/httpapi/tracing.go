@@ -38,6 +38,10 @@ type ingestSpan struct {
 	recording bool
 }
 
+// unknownStreamSpanName names the span of an ingest into a stream that does
+// not exist; eventsourcing.stream still says which one was asked for.
+const unknownStreamSpanName = "ingest"
+
 // serverKind is an option of every ingest span, made once.
 var serverKind = trace.WithSpanKind(trace.SpanKindServer)
 
@@ -96,6 +100,12 @@ func (s *ingestSpan) end(p *Problem) {
 			status = p.Status
 		}
 		s.span.SetAttributes(semconv.HTTPResponseStatusCode(status))
+		if status == http.StatusNotFound {
+			// The stream does not exist: its name is the client's to
+			// choose, and span names must stay few (tracing backends
+			// group and count spans by name).
+			s.span.SetName(unknownStreamSpanName)
+		}
 		if status >= 500 {
 			s.span.SetStatus(codes.Error, p.Detail)
 		}

@@ -170,6 +170,23 @@ func TestIngestWithoutTraceparentStartsANewTrace(t *testing.T) {
 	}
 }
 
+// Span names stay as few as the streams: a post to a stream that does not
+// exist, whose name the client chose, is a span named "ingest" (the name it
+// asked for is an attribute).
+func TestIngestIntoAStreamThatDoesNotExistIsASpanNamedIngest(t *testing.T) {
+	tp, exp := recorded(t)
+	a := newAPI(t, apiOptions{tracerProvider: tp})
+	expectStatus(t, a.post("/v1/namespaces/team-a/streams/made-up-1/events", "application/json", `{}`), http.StatusNotFound)
+	span := waitSpans(t, exp, "ingest")["ingest"]
+	attrs := map[string]string{}
+	for _, kv := range span.Attributes {
+		attrs[string(kv.Key)] = kv.Value.String()
+	}
+	if attrs["eventsourcing.stream"] != "team-a/made-up-1" || attrs["http.response.status_code"] != "404" {
+		t.Errorf("attributes %v, want the stream asked for and status 404", attrs)
+	}
+}
+
 // A traceparent that is not one is ignored, not refused.
 func TestMalformedTraceparentIsIgnored(t *testing.T) {
 	for _, header := range []string{"traceparent", "ce-traceparent"} {

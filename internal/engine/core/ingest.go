@@ -35,6 +35,12 @@ type Event struct {
 	Payload []byte
 }
 
+// HeaderUser is the event header naming who posted the event: the user
+// name the Kubernetes API gave the bearer token of the ingest request. Only
+// the HTTP API sets it, from its Guard; no event takes it from a client or
+// a sink, not even as the CloudEvents attribute of that name.
+const HeaderUser = "x-eventsourcing-user"
+
 // ErrInvalidKey means an event's key breaks the rules of docs/entities.md.
 var ErrInvalidKey = errors.New("invalid key")
 

@@ -69,6 +69,33 @@ func TestGaugesReportStreamSizesAndLagAndForgetWhatIsRemoved(t *testing.T) {
 	}
 }
 
+// A handler's queue on a stream goes with the stream, or with the handler,
+// whichever goes first: no queue-depth series outlives either.
+func TestQueueDepthSeriesGoWithTheirStreamOrHandler(t *testing.T) {
+	m, reg := newMetrics(t)
+	e := startEngine(t, core.Config{Metrics: m, StatsInterval: 10 * time.Millisecond})
+	mustApplyStream(t, e, core.StreamSpec{Name: "shop/orders", DefaultEventName: "OrderPaid"})
+	mustApplyStream(t, e, core.StreamSpec{Name: "shop/refunds", DefaultEventName: "Refunded"})
+	mustApplyProjection(t, e, appendProjection("shop/totals", "shop/orders", "shop/refunds"))
+	mustApplyProjection(t, e, appendProjection("shop/audit", "shop/refunds"))
+	queue := func(stream, subscriber string) map[string]string {
+		return map[string]string{"stream": stream, "subscriber": subscriber}
+	}
+	waitSample(t, reg, "eventsourcing_queue_depth", queue("shop/orders", "shop/totals"), 0)
+	waitSample(t, reg, "eventsourcing_queue_depth", queue("shop/refunds", "shop/audit"), 0)
+
+	e.RemoveStream("shop/orders")
+	if err := e.RemoveProjection(context.Background(), "shop/audit"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond) // several refreshes, none of which may bring the series back
+	for _, gone := range []map[string]string{queue("shop/orders", "shop/totals"), queue("shop/refunds", "shop/audit")} {
+		if v, ok := metricstest.Sample(t, reg, "eventsourcing_queue_depth", gone); ok {
+			t.Errorf("eventsourcing_queue_depth%v = %g: reported after its stream or handler was removed", gone, v)
+		}
+	}
+}
+
 // refusingStore refuses appends while refuse is set, so accepted events
 // stay in the outbox.
 type refusingStore struct {

@@ -320,7 +320,8 @@ func (e *Engine) reactorChain(st *reactorState) (engine.Handler, map[string]int,
 }
 
 // appendReplies ingests a sink's replies into stream as HTTP ingest does,
-// caused by the delivered event and with its correlation id, and carrying
+// caused by the delivered event and with its correlation id, without a
+// poster (HeaderUser: none, and no claim of one), and carrying
 // the trace context of the delivery (in ctx) that brought them. A reply
 // without an id gets one derived from the reactor, the cause and its index,
 // so a redelivered event stores its replies once. Replies that are not
@@ -336,6 +337,8 @@ func (e *Engine) appendReplies(reactorName, stream string) reactor.ReplyFunc {
 			if id == "" {
 				id = reactor.ReplyID(reactorName, cause.ID, i)
 			}
+			// The sink is not a poster the API authenticated.
+			delete(r.Headers, "ce-"+HeaderUser)
 			if traced {
 				r.Headers = delivery.Set(r.Headers)
 			}

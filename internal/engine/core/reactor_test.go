@@ -341,6 +341,40 @@ func TestReactorAppendsRepliesOnceWithCausation(t *testing.T) {
 	}
 }
 
+// A sink is not a poster the API authenticated: a reply that claims one,
+// in binary mode or as a structured attribute, is stored without the claim,
+// as ingest over HTTP stores a client's.
+func TestRepliesCarryNoPosterTheSinkClaims(t *testing.T) {
+	e := reactorEngine(t)
+	sink := newSink(t, func(w http.ResponseWriter, r *http.Request, _ int) {
+		if r.Header.Get("Ce-Partitionkey") == "binary" {
+			w.Header().Set("Ce-Specversion", "1.0")
+			w.Header().Set("Ce-Type", "Shipped")
+			w.Header().Set("Ce-Source", "/shipping")
+			w.Header().Set("Ce-"+core.HeaderUser, "mallory")
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = w.Write([]byte(`{}`))
+			return
+		}
+		w.Header().Set("Content-Type", "application/cloudevents+json")
+		_, _ = fmt.Fprintf(w, `{"specversion":"1.0","type":"Shipped","source":"/shipping",%q:"mallory","data":{}}`, core.HeaderUser)
+	})
+	mustApplyReactor(t, e, core.ReactorSpec{
+		Name: "shop/ship", Streams: []string{"shop/orders"}, SinkURL: sink.URL,
+		StartFrom: projection.Beginning, ReplyStream: "shop/shipping",
+	})
+	ingestShopOrders(t, e, core.Event{Key: "binary", Payload: []byte(`{}`)}, core.Event{Key: "structured", Payload: []byte(`{}`)})
+	var replies []engine.Message
+	enginetest.Eventually(t, "2 replies", func() bool { replies = readAll(t, e, "shop/shipping"); return len(replies) == 2 })
+	for _, r := range replies {
+		for _, h := range []string{core.HeaderUser, "ce-" + core.HeaderUser} {
+			if v, ok := r.Headers[h]; ok {
+				t.Errorf("reply %s caused by %s carries %s = %q, a poster nobody authenticated", r.ID, r.CausationID, h, v)
+			}
+		}
+	}
+}
+
 func TestReactorDeadLettersTheCauseOfAnInvalidReply(t *testing.T) {
 	e := reactorEngine(t)
 	sink := newSink(t, func(w http.ResponseWriter, _ *http.Request, _ int) {

@@ -184,20 +184,30 @@ func (e *Engine) refreshGauges(ctx context.Context) {
 	}
 	t := time.NewTicker(e.cfg.StatsInterval)
 	defer t.Stop()
+	var queues map[queueSeries]struct{}
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
-		e.refreshQueueDepths()
+		queues = e.refreshQueueDepths(queues)
 		e.refreshOutbox(ctx)
 		e.refreshStreamSizes(ctx)
 		e.refreshLag(ctx)
 	}
 }
 
-func (e *Engine) refreshQueueDepths() {
+// queueSeries names one eventsourcing_queue_depth series.
+type queueSeries struct{ stream, subscriber string }
+
+// refreshQueueDepths reports the queue of every route on each of its
+// streams, and deletes the series of the queues it reported last pass
+// (reported) that are gone: a stream removed, a handler edited or removed,
+// also one removed while this pass read its figures. It returns the
+// series it reported.
+func (e *Engine) refreshQueueDepths(reported map[queueSeries]struct{}) map[queueSeries]struct{} {
+	current := make(map[queueSeries]struct{}, len(reported))
 	for _, name := range e.router.Names() {
 		rs, ok := e.router.Stats(name)
 		if !ok {
@@ -205,8 +215,15 @@ func (e *Engine) refreshQueueDepths() {
 		}
 		for s, ss := range rs.Streams {
 			e.cfg.Metrics.SetQueueDepth(s, name, ss.Queued)
+			current[queueSeries{stream: s, subscriber: name}] = struct{}{}
 		}
 	}
+	for q := range reported {
+		if _, ok := current[q]; !ok {
+			e.cfg.Metrics.DeleteQueueDepth(q.stream, q.subscriber)
+		}
+	}
+	return current
 }
 
 // storedLag is the lag of the handler whose checkpoint is stored under

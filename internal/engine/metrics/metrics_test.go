@@ -238,9 +238,9 @@ func BenchmarkIngestObserve(b *testing.B) {
 	}
 }
 
-// docs/monitoring.md's table is the reference of names: every collector
-// must be in it.
-func TestEveryMetricIsInTheMonitoringDocs(t *testing.T) {
+// docs/monitoring.md's table is the reference of names, types and labels:
+// every collector must be in it as it is exported.
+func TestEveryMetricIsInTheMonitoringDocsWithItsTypeAndLabels(t *testing.T) {
 	m, reg := newMetrics(t)
 	// Vectors show up once they have a series.
 	m.AddStream("shop/orders")
@@ -265,11 +265,51 @@ func TestEveryMetricIsInTheMonitoringDocs(t *testing.T) {
 	if len(families) < 17 {
 		t.Errorf("gathered %d families, want every collector's (17)", len(families))
 	}
+	rows := docRows(string(docs))
 	for _, f := range families {
-		if !strings.Contains(string(docs), "| `"+f.GetName()+"` |") {
+		row, ok := rows[f.GetName()]
+		if !ok {
 			t.Errorf("%s is not in docs/monitoring.md's table", f.GetName())
+			continue
+		}
+		if want := strings.ToLower(f.GetType().String()); row.kind != want {
+			t.Errorf("%s: docs/monitoring.md says %s, it is a %s", f.GetName(), row.kind, want)
+		}
+		labels := make([]string, 0, len(f.GetMetric()[0].GetLabel()))
+		for _, l := range f.GetMetric()[0].GetLabel() {
+			labels = append(labels, l.GetName())
+		}
+		slices.Sort(labels)
+		if !slices.Equal(row.labels, labels) {
+			t.Errorf("%s: docs/monitoring.md gives labels %v, it has %v", f.GetName(), row.labels, labels)
 		}
 	}
+}
+
+type docRow struct {
+	kind   string
+	labels []string // sorted
+}
+
+// docRows reads the rows "| `name` | type | `label`, ... | meaning |" of
+// the docs' metrics table.
+func docRows(docs string) map[string]docRow {
+	rows := map[string]docRow{}
+	for line := range strings.Lines(docs) {
+		cells := strings.Split(strings.TrimSpace(line), "|")
+		if len(cells) < 5 || !strings.HasPrefix(strings.TrimSpace(cells[1]), "`eventsourcing_") {
+			continue
+		}
+		var labels []string
+		for l := range strings.SplitSeq(cells[3], ",") {
+			if l = strings.Trim(strings.TrimSpace(l), "`"); l != "" {
+				labels = append(labels, l)
+			}
+		}
+		slices.Sort(labels)
+		rows[strings.Trim(strings.TrimSpace(cells[1]), "`")] = docRow{kind: strings.TrimSpace(cells[2]), labels: labels}
+	}
+	return rows
 }
 
 type noop struct{}
