@@ -160,7 +160,9 @@ func TestEveryConsoleAnswerCarriesTheSecurityHeaders(t *testing.T) {
 // Whatever the query holds, the redirect stays on this server's /console/:
 // a Location such as //evil.example would send the browser to another site.
 func TestConsoleRedirectNeverLeavesTheConsole(t *testing.T) {
-	for _, target := range []string{"/console?//evil.example", "/console?/%2F%2Fevil.example", "/console?@evil.example", "/console?\\evil.example"} {
+	for _, target := range []string{
+		"/console?//evil.example", "/console?/%2F%2Fevil.example", "/console?@evil.example", "/console?\\evil.example",
+	} {
 		r := serve(t, http.MethodGet, target, nil)
 		if loc := r.Header.Get("Location"); !strings.HasPrefix(loc, "/console/?") {
 			t.Errorf("GET %s: Location %q, want /console/?...", target, loc)
