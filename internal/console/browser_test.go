@@ -114,6 +114,13 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, map[string]any{"events": page, "next": next})
 	})
 	mux.HandleFunc("GET /v1/namespaces/shop/projections/totals/keys/{key}", func(w http.ResponseWriter, r *http.Request) {
+		if r.PathValue("key") == "missing" {
+			w.Header().Set("Content-Type", "application/problem+json")
+			w.WriteHeader(http.StatusNotFound)
+			_, _ = w.Write([]byte(`{"type":"https://eventsourcing.dev/problems#not-found","title":"Not Found","status":404,` +
+				`"detail":"the read model of projection \"totals\" in namespace \"shop\" has no key \"missing\""}`))
+			return
+		}
 		writeJSON(w, map[string]any{"key": r.PathValue("key"), "total": 42})
 	})
 	mux.ServeHTTP(w, r)
@@ -625,4 +632,25 @@ func TestConsoleShowsAPayloadsNumbersAsPosted(t *testing.T) {
 		t.Fatalf("open the event: %v (page errors: %v)", err, b.Errors())
 	}
 	waitTextIs(t, b, "#event-detail-payload", "{\n  \"id\": 12345678901234567890,\n  \"price\": 1.50,\n  \"n\": 3\n}")
+}
+
+// A key the read model does not hold is an answer, not a failure: it is
+// said under the form, in a live region so that it is heard, and the error
+// box stays empty.
+func TestConsoleSaysAReadModelHasNoSuchKeyWhereItIsHeard(t *testing.T) {
+	b := consoletest.NewBrowser(t)
+	base := serveConsole(t, newFakeAPI("", orderEvents(1)))
+	if err := b.Do(15*time.Second,
+		chromedp.Navigate(base+"/console/?namespace=shop&view=readmodels&projection=totals&pkey=missing"),
+	); err != nil {
+		t.Fatal(err)
+	}
+	waitText(t, b, "#readmodel-status", `has no key "missing"`)
+	live := evaluate[bool](t, b, `!!document.getElementById('readmodel-status').closest('[role=status], [aria-live]')`)
+	if !live {
+		t.Error("the answer of a read-model query is not in a live region: a screen reader does not hear it")
+	}
+	if evaluate[bool](t, b, `!document.getElementById('error').hidden`) {
+		t.Errorf("a missing key shows the error box: %q", evaluate[string](t, b, `document.getElementById('error').textContent`))
+	}
 }
