@@ -113,6 +113,11 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		writeJSON(w, map[string]any{"events": page, "next": next})
 	})
+	mux.HandleFunc("POST /v1/namespaces/shop/projections/{projection}/redrive", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusAccepted)
+		_, _ = w.Write([]byte(`{"redriven":1}`))
+	})
 	mux.HandleFunc("GET /v1/namespaces/shop/projections/totals/keys/{key}", func(w http.ResponseWriter, r *http.Request) {
 		if r.PathValue("key") == "missing" {
 			w.Header().Set("Content-Type", "application/problem+json")
@@ -652,5 +657,31 @@ func TestConsoleSaysAReadModelHasNoSuchKeyWhereItIsHeard(t *testing.T) {
 	}
 	if evaluate[bool](t, b, `!document.getElementById('error').hidden`) {
 		t.Errorf("a missing key shows the error box: %q", evaluate[string](t, b, `document.getElementById('error').textContent`))
+	}
+}
+
+// A redrive lists the dead letters again, which removes the button that was
+// pressed: the focus goes to its handler's heading, not to the page's top.
+func TestConsoleKeepsTheFocusInTheHandlersDeadLettersAfterARedrive(t *testing.T) {
+	b := consoletest.NewBrowser(t)
+	api := newFakeAPI("", orderEvents(1))
+	api.dead = []map[string]any{{"id": "dl-1", "name": "OrderPlaced", "sequence": 1,
+		"time": "2026-12-07T10:00:00Z", "contentType": "application/json", "payload": map[string]any{},
+		"headers": map[string]string{"x-dead-letter-handler": "shop/totals", "x-dead-letter-error": "boom", "x-dead-letter-event-id": "id-1"}}}
+	base := serveConsole(t, api)
+	redrive := `#deadletters-groups button[aria-label="Redrive event id-1"]`
+	if err := b.Do(15*time.Second,
+		chromedp.Navigate(base+"/console/?namespace=shop&view=deadletters"),
+		chromedp.WaitVisible(chromedp.CSS(redrive)),
+		chromedp.Focus(chromedp.CSS(redrive)),
+		chromedp.KeyEvent("\r"),
+	); err != nil {
+		t.Fatal(err)
+	}
+	waitText(t, b, "#deadletters-status", "Redriven: 1 dead letter")
+	waitText(t, b, "#deadletters-groups", "redriven at")
+	focused := `document.activeElement.closest('[data-handler]')?.dataset.handler ?? document.activeElement.tagName`
+	if got := evaluate[string](t, b, focused); got != "shop/totals" {
+		t.Errorf("after the redrive the focus is on %s, want within the dead letters of shop/totals", got)
 	}
 }

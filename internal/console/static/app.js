@@ -531,7 +531,7 @@ function deadLetterGroup(h, letters, i) {
   const headingID = `dl-group-${i}`;
   const redrivable = h.startsWith('reactor:') || h.includes('/');
   return el('section', { class: 'dl-group', 'aria-labelledby': headingID, 'data-handler': h },
-    el('h3', { id: headingID }, `${handler.label}: ${count(letters.length, 'dead letter')}`),
+    el('h3', { id: headingID, tabindex: -1 }, `${handler.label}: ${count(letters.length, 'dead letter')}`),
     redrivable ? el('button', { type: 'button', onclick: () => redrive(handler, undefined, letters) },
       `Redrive all of ${handler.label}`) : null,
     el('div', { class: 'table-wrap' }, el('table', { 'aria-labelledby': headingID },
@@ -566,6 +566,10 @@ async function redrive(handler, ids, rows) {
       'The overview shows how they were handled; one that fails again appears here again.';
     status.dataset.keep = '1';
     await renderDeadLetters();
+    // The new list replaced the button that had the focus: the handler's
+    // heading takes it, so the keyboard goes on from there.
+    const group = [...$('deadletters-groups').children].find((g) => g.dataset.handler === handler.id);
+    (group?.querySelector('h3') ?? $('main')).focus();
   } catch (err) {
     status.textContent = `Redrive of ${handler.label} failed.`;
     showError(err);
