@@ -685,3 +685,33 @@ func TestConsoleKeepsTheFocusInTheHandlersDeadLettersAfterARedrive(t *testing.T)
 		t.Errorf("after the redrive the focus is on %s, want within the dead letters of shop/totals", got)
 	}
 }
+
+// A read model's key may hold any character: each is sent percent-encoded in
+// its one path segment, and the API decodes it back to the same key.
+func TestConsoleSendsAnyKeyAsOnePathSegment(t *testing.T) {
+	b := consoletest.NewBrowser(t)
+	api := newFakeAPI("", orderEvents(1))
+	base := serveConsole(t, api)
+	for key, escaped := range map[string]string{
+		"a/b": "a%2Fb", "a?b#c": "a%3Fb%23c", "50%": "50%25", "café latte": "caf%C3%A9%20latte", "%2E": "%252E",
+	} {
+		if err := b.Do(15*time.Second,
+			chromedp.Navigate(base+"/console/?namespace=shop&view=readmodels&projection=totals"),
+			chromedp.WaitVisible(chromedp.ID("readmodel-key")),
+			chromedp.SendKeys(chromedp.ID("readmodel-key"), key+"\r"),
+		); err != nil {
+			t.Fatal(err)
+		}
+		want, _ := json.Marshal(key)
+		waitText(t, b, "#readmodel-result", `"key": `+string(want))
+		api.mu.Lock()
+		last := api.paths[len(api.paths)-1]
+		api.mu.Unlock()
+		if want := "/v1/namespaces/shop/projections/totals/keys/" + escaped; last != want {
+			t.Errorf("key %q: the console asked for %s, want %s", key, last, want)
+		}
+		if got := evaluate[string](t, b, `new URLSearchParams(location.search).get('pkey')`); got != key {
+			t.Errorf("key %q: the page's URL names key %q", key, got)
+		}
+	}
+}
