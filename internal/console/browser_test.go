@@ -715,3 +715,69 @@ func TestConsoleSendsAnyKeyAsOnePathSegment(t *testing.T) {
 		}
 	}
 }
+
+// The overview stops asking while the tab is hidden and once another view
+// is shown.
+func TestConsoleStopsRefreshingWhileHiddenOrInAnotherView(t *testing.T) {
+	b := consoletest.NewBrowser(t)
+	api := newFakeAPI("", orderEvents(1))
+	base := serveConsole(t, api)
+	requests := func() int {
+		api.mu.Lock()
+		defer api.mu.Unlock()
+		return len(api.paths)
+	}
+	quiet := func(what string) {
+		t.Helper()
+		before := requests()
+		time.Sleep(3500 * time.Millisecond) // REFRESH_MS in app.js, and some
+		if n := requests() - before; n > 0 {
+			t.Errorf("%s: the console made %d requests", what, n)
+		}
+	}
+	if err := b.Do(15*time.Second,
+		chromedp.Navigate(base+"/console/?namespace=shop"),
+		chromedp.WaitVisible(chromedp.CSS(`#streams-table tr[data-name="orders"]`)),
+	); err != nil {
+		t.Fatal(err)
+	}
+	evaluate[bool](t, b, `Object.defineProperty(document, 'hidden', {configurable: true, get: () => true});
+		document.dispatchEvent(new Event('visibilitychange')); true`)
+	quiet("hidden")
+	evaluate[bool](t, b, `delete document.hidden; document.dispatchEvent(new Event('visibilitychange')); true`)
+	waitText(t, b, "#overview-updated", "updated")
+	if err := b.Do(10*time.Second, chromedp.Click(chromedp.CSS(`nav a[data-view="readmodels"]`))); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(500 * time.Millisecond) // the read-models view's one list call
+	quiet("in the read-models view")
+}
+
+// A 1 MiB payload opens and wraps in its box; a payload that no longer
+// decodes shows its base64 bytes and says why.
+func TestConsoleShowsLargeAndUndecodablePayloads(t *testing.T) {
+	b := consoletest.NewBrowser(t)
+	events := orderEvents(2)
+	events[0]["payload"] = map[string]any{"blob": strings.Repeat("x", 1<<20)}
+	events[1]["payload"] = nil
+	events[1]["payloadBase64"] = "AAECAwQ="
+	events[1]["contentType"] = "application/avro"
+	base := serveConsole(t, newFakeAPI("", events))
+	if err := b.Do(15*time.Second,
+		chromedp.Navigate(base+"/console/?namespace=shop&view=events&stream=orders"),
+		chromedp.Click(chromedp.CSS(`#events-table tbody tr:nth-child(1) button`)),
+		chromedp.WaitVisible(chromedp.ID("event-detail-payload")),
+	); err != nil {
+		t.Fatalf("open the 1 MiB event: %v (page errors: %v)", err, b.Errors())
+	}
+	if n := evaluate[int](t, b, `document.getElementById('event-detail-payload').textContent.length`); n < 1<<20 {
+		t.Errorf("the payload shows %d characters, want all of its 1 MiB", n)
+	}
+	if overflow := evaluate[int](t, b, `document.documentElement.scrollWidth - document.documentElement.clientWidth`); overflow > 0 {
+		t.Errorf("the 1 MiB payload makes the page %d px wider than the window", overflow)
+	}
+	if err := b.Do(10*time.Second, chromedp.Click(chromedp.CSS(`#events-table tbody tr:nth-child(2) button`))); err != nil {
+		t.Fatal(err)
+	}
+	waitText(t, b, "#event-detail-payload", "does not decode with the stream's schema; its bytes in base64)\nAAECAwQ=")
+}
