@@ -781,3 +781,24 @@ func TestConsoleShowsLargeAndUndecodablePayloads(t *testing.T) {
 	}
 	waitText(t, b, "#event-detail-payload", "does not decode with the stream's schema; its bytes in base64)\nAAECAwQ=")
 }
+
+// On the last page Next page is disabled: the focus it had moves to
+// Previous page, so the keyboard is not sent back to the page's top.
+func TestConsoleKeepsTheFocusInThePagerOnTheLastPage(t *testing.T) {
+	b := consoletest.NewBrowser(t)
+	base := serveConsole(t, newFakeAPI("", orderEvents(30)))
+	if err := b.Do(15*time.Second,
+		chromedp.Navigate(base+"/console/?namespace=shop&view=events&stream=orders&limit=20"),
+		chromedp.WaitVisible(chromedp.CSS("#events-table tbody tr")),
+		chromedp.WaitEnabled(chromedp.ID("events-next")),
+		chromedp.Focus(chromedp.ID("events-next")),
+		chromedp.KeyEvent("\r"),
+	); err != nil {
+		t.Fatal(err)
+	}
+	waitText(t, b, "#events-caption", "after sequence 20")
+	waitTextIs(t, b, "#events-status", "10 events.")
+	if got := evaluate[string](t, b, `document.activeElement.id || document.activeElement.tagName`); got != "events-previous" {
+		t.Errorf("on the last page the focus is on %s, want events-previous", got)
+	}
+}

@@ -369,9 +369,14 @@ async function renderEvents() {
 }
 
 function setPager(back, next) {
+  const focused = document.activeElement;
   $('events-first').disabled = !back;
   $('events-previous').disabled = !back;
   $('events-next').disabled = !next;
+  // A disabled button loses the focus to the page's top: the pager keeps it.
+  if (focused?.disabled && focused.closest('.pager')) {
+    (['events-previous', 'events-next'].map($).find((b) => !b.disabled) ?? $('main')).focus();
+  }
 }
 
 function goEventsPage(after) {
