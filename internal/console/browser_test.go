@@ -802,3 +802,24 @@ func TestConsoleKeepsTheFocusInThePagerOnTheLastPage(t *testing.T) {
 		t.Errorf("on the last page the focus is on %s, want events-previous", got)
 	}
 }
+
+// A stream of exactly two pages has no third: Next page is disabled on the
+// second instead of leading to an empty page.
+func TestConsoleOffersNoEmptyPageAfterAStreamsLastFullPage(t *testing.T) {
+	b := consoletest.NewBrowser(t)
+	base := serveConsole(t, newFakeAPI("", orderEvents(40)))
+	if err := b.Do(15*time.Second,
+		chromedp.Navigate(base+"/console/?namespace=shop&view=events&stream=orders&limit=20"),
+		chromedp.WaitVisible(chromedp.CSS("#events-table tbody tr")),
+		chromedp.WaitEnabled(chromedp.ID("events-next")),
+		chromedp.Click(chromedp.ID("events-next")),
+	); err != nil {
+		t.Fatal(err)
+	}
+	waitText(t, b, "#events-caption", "after sequence 20")
+	waitTextIs(t, b, "#events-status", "20 events.")
+	waitTextIs(t, b, "#events-table tbody tr:last-child td:first-child", "40")
+	if !evaluate[bool](t, b, `document.getElementById('events-next').disabled`) {
+		t.Error("the last page of a stream offers a Next page, which is empty")
+	}
+}

@@ -325,7 +325,11 @@ async function renderEvents() {
   }
   const queryID = JSON.stringify([namespace(), q.stream, q.key, q.name, q.limit]);
   if (eventPages.query !== queryID) eventPages = { query: queryID, afters: [0], next: 0 };
-  const sp = new URLSearchParams({ after: String(q.after), limit: q.limit });
+  // One event more than the page says whether there is a next page, so the
+  // last page does not offer an empty one (the API allows 1000 at most).
+  const limit = Number(q.limit);
+  const ask = limit < 1000 ? limit + 1 : limit;
+  const sp = new URLSearchParams({ after: String(q.after), limit: String(ask) });
   if (q.name && !q.key) sp.set('name', q.name);
   $('events-status').textContent = 'Loading…';
   const gen = viewGen;
@@ -342,10 +346,15 @@ async function renderEvents() {
     table.hidden = true;
     return;
   }
-  let events = page.events || [];
+  const read = page.events || [];
+  const beyond = read.length > limit;
+  let events = beyond ? read.slice(0, limit) : read;
+  const last = events[events.length - 1];
   // A key read takes no name filter (docs/http-api.md): filter its page here.
   if (q.name && q.key) events = events.filter((e) => e.name === q.name);
-  eventPages.next = page.next ?? q.after;
+  // A full page (of a name filter too) stops at its last event: the next
+  // starts after the last one shown.
+  eventPages.next = beyond ? (q.key ? last.version : last.sequence) : (page.next ?? q.after);
   const idx = eventPages.afters.indexOf(q.after);
   if (idx === -1) eventPages.afters.push(q.after);
   else eventPages.afters.length = idx + 1;
@@ -362,9 +371,9 @@ async function renderEvents() {
       'aria-label': `Open event ${q.key ? e.version : e.sequence}` }, 'Open')))));
   table.hidden = false;
   $('events-status').textContent = `${count(events.length, 'event')}.`;
-  // A full page may have more after it; a name-filtered read may move on
-  // without finding any.
-  const more = (page.events || []).length >= Number(q.limit) || (q.name && !q.key && eventPages.next !== q.after);
+  // Past the extra event there is a next page; a name-filtered read may
+  // move on without finding any.
+  const more = beyond || (ask === limit && read.length >= limit) || (q.name && !q.key && eventPages.next !== q.after);
   setPager(eventPages.afters.length > 1, more);
 }
 
