@@ -823,3 +823,31 @@ func TestConsoleOffersNoEmptyPageAfterAStreamsLastFullPage(t *testing.T) {
 		t.Error("the last page of a stream offers a Next page, which is empty")
 	}
 }
+
+// A token is sent as a header value: one pasted with its "Bearer " prefix
+// or spaces works, and one with characters a header cannot hold is refused
+// in the prompt instead of failing every request.
+func TestConsoleTakesATokenAsItIsOftenPasted(t *testing.T) {
+	b := consoletest.NewBrowser(t)
+	base := serveConsole(t, newFakeAPI("s3cret", orderEvents(1)))
+	if err := b.Do(15*time.Second,
+		chromedp.Navigate(base+"/console/?namespace=shop"),
+		chromedp.WaitVisible(chromedp.ID("token-input")),
+		chromedp.SendKeys(chromedp.ID("token-input"), "sécret"),
+		chromedp.Click(chromedp.CSS(`#token-form button[type="submit"]`)),
+	); err != nil {
+		t.Fatal(err)
+	}
+	if !evaluate[bool](t, b, `document.getElementById('token-dialog').open`) {
+		t.Fatalf("a token with a non-ASCII character closed the prompt (page errors: %v, box %q)",
+			b.Errors(), evaluate[string](t, b, `document.getElementById('error').textContent`))
+	}
+	if err := b.Do(10*time.Second,
+		chromedp.Evaluate[chromedp.Void](`document.getElementById('token-input').value = ''`),
+		chromedp.SendKeys(chromedp.ID("token-input"), " Bearer s3c ret "),
+		chromedp.Click(chromedp.CSS(`#token-form button[type="submit"]`)),
+	); err != nil {
+		t.Fatal(err)
+	}
+	waitText(t, b, "#streams-table tbody", "orders")
+}

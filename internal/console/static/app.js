@@ -143,7 +143,8 @@ function updateTokenButtons() {
 
 function setupToken() {
   $('token-form').addEventListener('submit', () => {
-    const t = $('token-input').value.trim();
+    // A header value: a pasted "Bearer " prefix and whitespace are dropped.
+    const t = $('token-input').value.replace(/^\s*bearer\s+/i, '').replace(/\s+/g, '');
     if (t) sessionStorage.setItem(TOKEN_KEY, t);
     $('token-input').value = '';
     declined = false;
