@@ -851,3 +851,34 @@ func TestConsoleTakesATokenAsItIsOftenPasted(t *testing.T) {
 	}
 	waitText(t, b, "#streams-table tbody", "orders")
 }
+
+// Names from the API become query values of the console's own links, never
+// a link's target: a projection named javascript:... links to the console.
+func TestConsoleLinksOnlyToItselfWhateverTheNames(t *testing.T) {
+	b := consoletest.NewBrowser(t)
+	api := newFakeAPI("", orderEvents(1))
+	api.projections = []any{
+		map[string]any{"name": "javascript:window.pwned=1", "eventsProcessed": 1, "deadLettered": 2, "lag": 0, "ready": true},
+		map[string]any{"name": "//evil.example/x", "eventsProcessed": 1, "deadLettered": 0, "lag": 0, "ready": true},
+	}
+	base := serveConsole(t, api)
+	if err := b.Do(15*time.Second,
+		chromedp.Navigate(base+"/console/?namespace=shop"),
+		chromedp.WaitVisible(chromedp.CSS(`#projections-table tbody tr:nth-child(2) a`)),
+	); err != nil {
+		t.Fatal(err)
+	}
+	foreign := evaluate[[]string](t, b, `[...document.querySelectorAll('a[href]')]
+		  .filter((a) => a.protocol !== location.protocol || a.host !== location.host || a.pathname !== '/console/')
+		  .map((a) => a.href)`)
+	if len(foreign) > 0 {
+		t.Errorf("links away from the console: %v", foreign)
+	}
+	if err := b.Do(10*time.Second, chromedp.Click(chromedp.CSS(`#projections-table tbody tr:nth-child(2) th a`))); err != nil {
+		t.Fatal(err)
+	}
+	waitText(t, b, "#readmodel-status", "")
+	if evaluate[bool](t, b, `window.pwned === 1`) {
+		t.Error("a projection's name ran as script")
+	}
+}
