@@ -116,6 +116,7 @@ func (h *Handler) WithAPI(api http.Handler) http.Handler {
 // redirectToPath sends /console to /console/, keeping the query (which
 // names the namespace).
 func redirectToPath(w http.ResponseWriter, r *http.Request) {
+	setSecurityHeaders(w.Header())
 	target := Path
 	if r.URL.RawQuery != "" {
 		target += "?" + r.URL.RawQuery
@@ -125,6 +126,7 @@ func redirectToPath(w http.ResponseWriter, r *http.Request) {
 
 // ServeHTTP serves one of the console's files; Path itself is index.html.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	setSecurityHeaders(w.Header())
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET, HEAD")
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
@@ -136,10 +138,6 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	f := h.files[name]
 	hdr := w.Header()
-	hdr.Set("Content-Security-Policy", contentSecurityPolicy)
-	hdr.Set("X-Content-Type-Options", "nosniff")
-	hdr.Set("Referrer-Policy", "no-referrer")
-	hdr.Set("X-Frame-Options", "DENY")
 	if f == nil {
 		http.Error(w, "no such file in the console", http.StatusNotFound)
 		return
@@ -164,6 +162,16 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method == http.MethodGet {
 		_, _ = w.Write(body)
 	}
+}
+
+// setSecurityHeaders sets the headers every answer of the console carries,
+// errors and redirects included: a browser applies the policy of whatever
+// answer it renders.
+func setSecurityHeaders(hdr http.Header) {
+	hdr.Set("Content-Security-Policy", contentSecurityPolicy)
+	hdr.Set("X-Content-Type-Options", "nosniff")
+	hdr.Set("Referrer-Policy", "no-referrer")
+	hdr.Set("X-Frame-Options", "DENY")
 }
 
 // etagMatches reports whether an If-None-Match header names etag (or is *),

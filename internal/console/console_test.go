@@ -127,6 +127,49 @@ func TestConsoleIsGzippedOnlyForClientsThatAcceptIt(t *testing.T) {
 	}
 }
 
+// A browser applies the policy of whatever answer it renders: an error
+// page, a redirect's body and a revalidated copy carry it too.
+func TestEveryConsoleAnswerCarriesTheSecurityHeaders(t *testing.T) {
+	etag := serve(t, http.MethodGet, "/console/", nil).Header.Get("ETag")
+	for _, c := range []struct {
+		method, target string
+		header         http.Header
+		status         int
+	}{
+		{http.MethodGet, "/console/", nil, http.StatusOK},
+		{http.MethodGet, "/console/", http.Header{"If-None-Match": {etag}}, http.StatusNotModified},
+		{http.MethodGet, "/console/nope.js", nil, http.StatusNotFound},
+		{http.MethodPost, "/console/", nil, http.StatusMethodNotAllowed},
+		{http.MethodGet, "/console?namespace=shop", nil, http.StatusMovedPermanently},
+	} {
+		r := serve(t, c.method, c.target, c.header)
+		if r.StatusCode != c.status {
+			t.Errorf("%s %s: status %d, want %d", c.method, c.target, r.StatusCode, c.status)
+		}
+		for k, want := range map[string]string{
+			"Content-Security-Policy": contentSecurityPolicy, "X-Content-Type-Options": "nosniff",
+			"Referrer-Policy": "no-referrer", "X-Frame-Options": "DENY",
+		} {
+			if got := r.Header.Get(k); got != want {
+				t.Errorf("%s %s (%d): %s %q, want %q", c.method, c.target, c.status, k, got, want)
+			}
+		}
+	}
+}
+
+// Whatever the query holds, the redirect stays on this server's /console/:
+// a Location such as //evil.example would send the browser to another site.
+func TestConsoleRedirectNeverLeavesTheConsole(t *testing.T) {
+	for _, target := range []string{
+		"/console?//evil.example", "/console?/%2F%2Fevil.example", "/console?@evil.example", "/console?\\evil.example",
+	} {
+		r := serve(t, http.MethodGet, target, nil)
+		if loc := r.Header.Get("Location"); !strings.HasPrefix(loc, "/console/?") {
+			t.Errorf("GET %s: Location %q, want /console/?...", target, loc)
+		}
+	}
+}
+
 func TestConsoleWithoutItsSlashRedirectsKeepingTheNamespace(t *testing.T) {
 	r := serve(t, http.MethodGet, "/console?namespace=shop", nil)
 	if r.StatusCode != http.StatusMovedPermanently {

@@ -57,14 +57,32 @@ class ApiError extends Error {
   }
 }
 
+// nsPath is an API path of the current namespace. A browser drops "." and
+// ".." path segments, written %2E too (WHATWG URL), so a key "." would be
+// sent as another path and answer for something else: it is refused here.
 function nsPath(...segments) {
+  const dots = segments.find((s) => s === '.' || s === '..');
+  if (dots !== undefined) {
+    throw new Error(`A browser cannot send the name "${dots}" in a URL path (it drops "." and ".." segments, ` +
+      'even written %2E); query it with curl and %2E instead.');
+  }
   return '/v1/namespaces/' + encodeURIComponent(namespace()) + '/' +
     segments.map((s) => encodeURIComponent(s)).join('/');
 }
 
-// api calls the HTTP API and gives its JSON answer; an error answer is an
-// ApiError carrying its problem document. A 401 asks for a token.
-async function api(path, { method = 'GET', body } = {}) {
+// exactNumbers keeps a number that JSON.parse would change (an integer
+// beyond 2^53, 1.50) as its source text, so a payload shows as it was
+// posted; the API's own positions stay numbers, for the pages' arithmetic.
+const POSITIONS = new Set(['sequence', 'version', 'position', 'next']);
+function exactNumbers(key, value, ctx) {
+  return typeof value === 'number' && !POSITIONS.has(key) && ctx?.source !== undefined &&
+    String(value) !== ctx.source && JSON.rawJSON ? JSON.rawJSON(ctx.source) : value;
+}
+
+// api calls the HTTP API and gives its JSON answer (exact: numbers as
+// exactNumbers keeps them); an error answer is an ApiError carrying its
+// problem document. A 401 asks for a token.
+async function api(path, { method = 'GET', body, exact = false } = {}) {
   const headers = { Accept: 'application/json' };
   const token = sessionStorage.getItem(TOKEN_KEY);
   if (token) headers.Authorization = 'Bearer ' + token;
@@ -75,7 +93,7 @@ async function api(path, { method = 'GET', body } = {}) {
   });
   const text = await res.text();
   let data = {};
-  try { data = text ? JSON.parse(text) : {}; } catch { data = { detail: text }; }
+  try { data = text ? JSON.parse(text, exact ? exactNumbers : undefined) : {}; } catch { data = { detail: text }; }
   if (!res.ok) {
     const err = new ApiError(res.status, data);
     if (res.status === 401) askForToken(`The API answered 401 Unauthorized: ${err.message}`);
@@ -86,13 +104,20 @@ async function api(path, { method = 'GET', body } = {}) {
 
 function showError(err) {
   const box = $('error');
-  if (!err) { box.hidden = true; box.textContent = ''; return; }
+  if (!err) {
+    if (!box.hidden) { box.hidden = true; box.textContent = ''; }
+    return;
+  }
   let msg = err.message || String(err);
   if (err.status) msg = `${err.status} ${err.problem.title || ''}: ${msg}`;
   if (err.status === 401) msg += ' (Set token to send one.)';
   else if (err.status === 403) msg += ' (This token is not allowed to; Change token to use another.)';
-  box.textContent = msg;
-  box.hidden = false;
+  // An alert is read out at each change: a refresh that fails the same way
+  // again leaves it as it is.
+  if (box.hidden || box.textContent !== msg) {
+    box.textContent = msg;
+    box.hidden = false;
+  }
 }
 
 // ---- the token ----
@@ -118,7 +143,8 @@ function updateTokenButtons() {
 
 function setupToken() {
   $('token-form').addEventListener('submit', () => {
-    const t = $('token-input').value.trim();
+    // A header value: a pasted "Bearer " prefix and whitespace are dropped.
+    const t = $('token-input').value.replace(/^\s*bearer\s+/i, '').replace(/\s+/g, '');
     if (t) sessionStorage.setItem(TOKEN_KEY, t);
     $('token-input').value = '';
     declined = false;
@@ -169,6 +195,8 @@ let refreshGen = 0;
 let viewGen = 0;
 let lists = { streams: [], projections: [], reactors: [] };
 let lastSummary = '';
+// listsLoading is set while the overview's lists are being fetched.
+let listsLoading = false;
 
 function cell(text, cls) { return el('td', { class: cls }, text); }
 
@@ -188,8 +216,14 @@ function readyCell(h) {
   return el('td', {}, el('span', { class: ok ? 'ok' : 'warn' }, ok ? 'Ready' : 'Not ready'));
 }
 
+// figureCell shows a handler's count; null is one only the replica that
+// leads knows.
+function figureCell(n) {
+  return n === null || n === undefined ? cell('unknown', 'num muted') : cell(fmtNumber(n), 'num');
+}
+
 function deadCell(n, kind, name) {
-  if (!n) return cell(fmtNumber(n ?? 0), 'num');
+  if (!n) return figureCell(n);
   const handler = kind === 'reactor' ? `reactor:${namespace()}/${name}` : `${namespace()}/${name}`;
   return el('td', { class: 'num' }, el('a', { href: link('deadletters', { handler }), class: 'warn' }, fmtNumber(n)));
 }
@@ -206,18 +240,21 @@ function renderOverview() {
   if (projections.length === 0) emptyRow(pt, 5, 'No projections in this namespace.');
   else pt.replaceChildren(...projections.map((p) => el('tr', { 'data-name': p.name },
     nameCell(p.name, link('readmodels', { projection: p.name })), readyCell(p),
-    cell(fmtNumber(p.eventsProcessed), 'num'), cell(fmtNumber(p.lag), 'num'),
+    figureCell(p.eventsProcessed), figureCell(p.lag),
     deadCell(p.deadLettered, 'projection', p.name))));
   const rt = $('reactors-table').tBodies[0];
   if (reactors.length === 0) emptyRow(rt, 5, 'No reactors in this namespace.');
   else rt.replaceChildren(...reactors.map((r) => el('tr', { 'data-name': r.name },
     el('th', { scope: 'row' }, r.name), readyCell(r),
-    cell(fmtNumber(r.eventsDelivered), 'num'), cell(fmtNumber(r.lag), 'num'),
+    figureCell(r.eventsDelivered), figureCell(r.lag),
     deadCell(r.deadLettered, 'reactor', r.name))));
   // The live region changes only when the summary does, not at every refresh.
-  const dead = [...projections, ...reactors].reduce((n, h) => n + (h.deadLettered || 0), 0);
+  const handlers = [...projections, ...reactors];
+  const dead = handlers.reduce((n, h) => n + (h.deadLettered || 0), 0);
+  const deadKnown = handlers.every((h) => h.deadLettered !== null && h.deadLettered !== undefined);
   const summary = `${count(streams.length, 'stream')}, ${count(projections.length, 'projection')}, ` +
-    `${count(reactors.length, 'reactor')}, ${fmtNumber(dead)} dead lettered`;
+    `${count(reactors.length, 'reactor')}, ` +
+    (deadKnown ? `${fmtNumber(dead)} dead lettered` : 'dead letters unknown (a standby replica answered)');
   if (summary !== lastSummary) { $('overview-summary').textContent = summary; lastSummary = summary; }
   $('overview-updated').textContent = `updated ${new Date().toLocaleTimeString('en-GB')}`;
 }
@@ -246,6 +283,7 @@ async function refresh() {
   const gen = ++refreshGen;
   if (view() !== 'overview') return;
   if (!document.hidden && !$('token-dialog').open) {
+    listsLoading = true;
     try {
       await loadLists();
       if (gen !== refreshGen) return;
@@ -254,6 +292,8 @@ async function refresh() {
     } catch (err) {
       if (gen !== refreshGen) return;
       showError(err);
+    } finally {
+      if (gen === refreshGen) listsLoading = false;
     }
   }
   if (gen === refreshGen && view() === 'overview') refreshTimer = setTimeout(refresh, REFRESH_MS);
@@ -286,15 +326,18 @@ async function renderEvents() {
   }
   const queryID = JSON.stringify([namespace(), q.stream, q.key, q.name, q.limit]);
   if (eventPages.query !== queryID) eventPages = { query: queryID, afters: [0], next: 0 };
-  const sp = new URLSearchParams({ after: String(q.after), limit: q.limit });
+  // One event more than the page says whether there is a next page, so the
+  // last page does not offer an empty one (the API allows 1000 at most).
+  const limit = Number(q.limit);
+  const ask = limit < 1000 ? limit + 1 : limit;
+  const sp = new URLSearchParams({ after: String(q.after), limit: String(ask) });
   if (q.name && !q.key) sp.set('name', q.name);
-  const path = (q.key ? nsPath('streams', q.stream, 'keys', q.key, 'events') : nsPath('streams', q.stream, 'events')) +
-    '?' + sp.toString();
   $('events-status').textContent = 'Loading…';
   const gen = viewGen;
   let page;
   try {
-    page = await api(path);
+    const path = q.key ? nsPath('streams', q.stream, 'keys', q.key, 'events') : nsPath('streams', q.stream, 'events');
+    page = await api(path + '?' + sp.toString(), { exact: true });
     if (gen !== viewGen) return;
     showError(null);
   } catch (err) {
@@ -304,10 +347,15 @@ async function renderEvents() {
     table.hidden = true;
     return;
   }
-  let events = page.events || [];
+  const read = page.events || [];
+  const beyond = read.length > limit;
+  let events = beyond ? read.slice(0, limit) : read;
+  const last = events[events.length - 1];
   // A key read takes no name filter (docs/http-api.md): filter its page here.
   if (q.name && q.key) events = events.filter((e) => e.name === q.name);
-  eventPages.next = page.next ?? q.after;
+  // A full page (of a name filter too) stops at its last event: the next
+  // starts after the last one shown.
+  eventPages.next = beyond ? (q.key ? last.version : last.sequence) : (page.next ?? q.after);
   const idx = eventPages.afters.indexOf(q.after);
   if (idx === -1) eventPages.afters.push(q.after);
   else eventPages.afters.length = idx + 1;
@@ -320,20 +368,25 @@ async function renderEvents() {
   else tbody.replaceChildren(...events.map((e) => el('tr', {},
     cell(fmtNumber(q.key ? e.version : e.sequence), 'num'), cell(fmtTime(e.time), 'nowrap'), cell(e.name),
     cell(e.key ?? '', 'key'), cell(e.id, 'id'),
-    el('td', {}, el('button', { type: 'button', class: 'secondary', onclick: () => openEvent(e, q.stream),
+    el('td', {}, el('button', { type: 'button', class: 'secondary', onclick: (ev) => openEvent(e, q.stream, ev.currentTarget),
       'aria-label': `Open event ${q.key ? e.version : e.sequence}` }, 'Open')))));
   table.hidden = false;
   $('events-status').textContent = `${count(events.length, 'event')}.`;
-  // A full page may have more after it; a name-filtered read may move on
-  // without finding any.
-  const more = (page.events || []).length >= Number(q.limit) || (q.name && !q.key && eventPages.next !== q.after);
+  // Past the extra event there is a next page; a name-filtered read may
+  // move on without finding any.
+  const more = beyond || (ask === limit && read.length >= limit) || (q.name && !q.key && eventPages.next !== q.after);
   setPager(eventPages.afters.length > 1, more);
 }
 
 function setPager(back, next) {
+  const focused = document.activeElement;
   $('events-first').disabled = !back;
   $('events-previous').disabled = !back;
   $('events-next').disabled = !next;
+  // A disabled button loses the focus to the page's top: the pager keeps it.
+  if (focused?.disabled && focused.closest('.pager')) {
+    (['events-previous', 'events-next'].map($).find((b) => !b.disabled) ?? $('main')).focus();
+  }
 }
 
 function goEventsPage(after) {
@@ -341,8 +394,13 @@ function goEventsPage(after) {
   navigate(link('events', { stream: q.stream, key: q.key, name: q.name, limit: q.limit, after: after || undefined }));
 }
 
+// detailOpener is the button that opened the event shown: closing the
+// event gives it the focus back.
+let detailOpener = null;
+
 // openEvent shows one event whole: its fields, headers and formatted payload.
-function openEvent(e, stream) {
+function openEvent(e, stream, opener) {
+  detailOpener = opener || null;
   const fields = $('event-detail-fields');
   const rows = [['Stream', stream], ['Id', e.id], ['Name', e.name], ['Sequence', e.sequence],
     ['Key', e.key], ['Version', e.version], ['Position', e.position], ['Time', fmtTime(e.time)],
@@ -357,6 +415,14 @@ function openEvent(e, stream) {
   $('event-detail-heading').textContent = `Event ${e.name} (${e.key ? 'version ' + e.version + ' of ' + e.key : 'sequence ' + e.sequence})`;
   $('event-detail').hidden = false;
   $('event-detail-heading').focus();
+}
+
+function closeEvent() {
+  $('event-detail').hidden = true;
+  const opener = detailOpener;
+  detailOpener = null;
+  if (opener?.isConnected) opener.focus();
+  else $('main').focus();
 }
 
 // ---- read models ----
@@ -377,7 +443,7 @@ async function renderReadModels() {
   $('readmodel-status').textContent = 'Loading…';
   const gen = viewGen;
   try {
-    const doc = await api(key ? nsPath('projections', projection, 'keys', key) : nsPath('projections', projection));
+    const doc = await api(key ? nsPath('projections', projection, 'keys', key) : nsPath('projections', projection), { exact: true });
     if (gen !== viewGen) return;
     showError(null);
     $('readmodel-status').textContent = key ? `Projection ${projection}, key ${key}:` : `Projection ${projection}, the whole read model:`;
@@ -417,7 +483,7 @@ async function readDeadLetters(stream) {
   const all = [];
   let after = 0;
   for (;;) {
-    const page = await api(nsPath('streams', stream, 'events') + `?after=${after}&limit=${DEAD_LETTER_PAGE}`);
+    const page = await api(nsPath('streams', stream, 'events') + `?after=${after}&limit=${DEAD_LETTER_PAGE}`, { exact: true });
     const events = page.events || [];
     all.push(...events);
     if (events.length < DEAD_LETTER_PAGE || all.length >= DEAD_LETTER_MAX || page.next === after) break;
@@ -461,7 +527,7 @@ async function renderDeadLetters() {
     ...handlers.map((h) => el('option', { value: h }, `${handlerOf(h).label} (${byHandler.get(h)?.length ?? 0})`)));
   select.value = only;
   const shown = handlers.filter((h) => !only || h === only);
-  groups.replaceChildren(...shown.map((h) => deadLetterGroup(h, byHandler.get(h) || [])));
+  groups.replaceChildren(...shown.map((h, i) => deadLetterGroup(h, byHandler.get(h) || [], i)));
   if (!status.dataset.keep) {
     status.textContent = letters.length === 0 ? `No dead letters in ${stream}.`
       : `${count(letters.length, 'dead letter')} in ${stream}` + (letters.length >= DEAD_LETTER_MAX ? ' (the first ones only)' : '') + '.';
@@ -474,15 +540,16 @@ async function renderDeadLetters() {
 // were redriven is recorded beside the handler, out of the API's sight.
 const redrivenHere = new Map();
 
-function deadLetterGroup(h, letters) {
+// deadLetterGroup is the i-th handler's section; its heading names the table.
+function deadLetterGroup(h, letters, i) {
   const handler = handlerOf(h);
-  const headingID = 'dl-' + h.replace(/[^a-zA-Z0-9_-]/g, '-');
+  const headingID = `dl-group-${i}`;
   const redrivable = h.startsWith('reactor:') || h.includes('/');
   return el('section', { class: 'dl-group', 'aria-labelledby': headingID, 'data-handler': h },
-    el('h3', { id: headingID }, `${handler.label}: ${count(letters.length, 'dead letter')}`),
+    el('h3', { id: headingID, tabindex: -1 }, `${handler.label}: ${count(letters.length, 'dead letter')}`),
     redrivable ? el('button', { type: 'button', onclick: () => redrive(handler, undefined, letters) },
       `Redrive all of ${handler.label}`) : null,
-    el('div', { class: 'table-wrap' }, el('table', {},
+    el('div', { class: 'table-wrap' }, el('table', { 'aria-labelledby': headingID },
       el('thead', {}, el('tr', {}, ...['Time', 'From', 'Event', 'Key', 'Reason', 'Attempts', 'Redrives']
         .map((t) => el('th', { scope: 'col' }, t)), el('th', { scope: 'col' }, el('span', { class: 'visually-hidden' }, 'Actions')))),
       el('tbody', {}, ...letters.map((e) => {
@@ -492,7 +559,7 @@ function deadLetterGroup(h, letters) {
           cell(hd[H.key] || '', 'key'), cell(hd[H.error] || '', 'reason'), cell(hd[H.attempts] || '', 'num'),
           cell(hd[H.redrives] || '0', 'num'),
           el('td', { class: 'actions' },
-            el('button', { type: 'button', class: 'secondary', onclick: () => openEvent(e, $('deadletters-stream').value),
+            el('button', { type: 'button', class: 'secondary', onclick: (ev) => openEvent(e, $('deadletters-stream').value, ev.currentTarget),
               'aria-label': `Open dead letter of event ${hd[H.eventID] || e.id}` }, 'Open'),
             redrivable && hd[H.eventID] ? el('button', { type: 'button', class: 'secondary',
               onclick: () => redrive(handler, [hd[H.eventID]], [e]),
@@ -514,6 +581,10 @@ async function redrive(handler, ids, rows) {
       'The overview shows how they were handled; one that fails again appears here again.';
     status.dataset.keep = '1';
     await renderDeadLetters();
+    // The new list replaced the button that had the focus: the handler's
+    // heading takes it, so the keyboard goes on from there.
+    const group = [...$('deadletters-groups').children].find((g) => g.dataset.handler === handler.id);
+    (group?.querySelector('h3') ?? $('main')).focus();
   } catch (err) {
     status.textContent = `Redrive of ${handler.label} failed.`;
     showError(err);
@@ -565,7 +636,10 @@ function setup() {
     $('main').focus();
   });
   window.addEventListener('popstate', render);
-  document.addEventListener('visibilitychange', () => { if (!document.hidden && view() === 'overview') refresh(); });
+  // Back in sight, the overview refreshes at once, unless a refresh is on its way.
+  document.addEventListener('visibilitychange', () => {
+    if (!document.hidden && view() === 'overview' && !listsLoading) refresh();
+  });
   $('namespace-form').addEventListener('submit', (ev) => {
     ev.preventDefault();
     const p = new URLSearchParams({ namespace: $('namespace-input').value.trim(), view: view() });
@@ -582,7 +656,10 @@ function setup() {
     goEventsPage(a.length > 1 ? a[a.length - 2] : 0);
   });
   $('events-next').addEventListener('click', () => goEventsPage(eventPages.next));
-  $('event-detail-close').addEventListener('click', () => { $('event-detail').hidden = true; });
+  $('event-detail-close').addEventListener('click', closeEvent);
+  $('event-detail').addEventListener('keydown', (ev) => {
+    if (ev.key === 'Escape') { ev.preventDefault(); closeEvent(); }
+  });
   $('readmodel-form').addEventListener('submit', (ev) => {
     ev.preventDefault();
     navigate(link('readmodels', { projection: $('readmodel-projection').value.trim(), pkey: $('readmodel-key').value }));
