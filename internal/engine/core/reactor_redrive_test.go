@@ -53,6 +53,9 @@ func redriveReactorSetup(t *testing.T, broken *atomic.Bool) (e *core.Engine, shi
 	ingestShopOrders(t, e, events...)
 	waitReactor(t, e, "shop/ship", func(st core.ReactorStats) bool { return st.DeadLettered == 2 && st.Checkpoint["shop/orders"] == 4 })
 	waitReactor(t, e, "shop/audit", func(st core.ReactorStats) bool { return st.Delivered == 4 })
+	// The counter counts a dead letter once it is accepted; a redrive
+	// finds it once the processor has stored it in the dead-letter stream.
+	enginetest.Eventually(t, "2 stored dead letters", func() bool { return len(readAll(t, e, "dead")) == 2 })
 	return e, ship, audit
 }
 
