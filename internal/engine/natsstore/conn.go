@@ -150,10 +150,30 @@ func (c *Conn) CreateStream(ctx context.Context, cfg jetstream.StreamConfig) (je
 }
 
 // retryableCreate reports an error after which the same create may
-// succeed: no answer in time, or a cluster that is electing a leader.
+// succeed: no answer in time, a cluster that is electing a leader, or one
+// that has too few servers online for the replicas asked (a node
+// restarting, or a cluster still forming). A configuration the server can
+// never take fails at once, so that a wrong --nats-replicas says so.
 func retryableCreate(err error) bool {
 	var je *jetstream.APIError
+	if errors.As(err, &je) {
+		switch je.ErrorCode {
+		case errCodeNoPeers:
+			return true
+		case errCodeReplicasNotSupported, errCodeInvalidConfig:
+			return false
+		}
+		return je.Code == 503 || je.Code == 500
+	}
 	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) ||
-		errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrNoStreamResponse) ||
-		(errors.As(err, &je) && (je.Code == 503 || je.Code == 500))
+		errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrNoStreamResponse)
 }
+
+// JetStream's error codes that retryableCreate tells apart (nats-server's
+// JSClusterNoPeersErrF, JSStreamReplicasNotSupportedErr,
+// JSStreamInvalidConfigF).
+const (
+	errCodeNoPeers              jetstream.ErrorCode = 10005
+	errCodeReplicasNotSupported jetstream.ErrorCode = 10074
+	errCodeInvalidConfig        jetstream.ErrorCode = 10052
+)

@@ -1,0 +1,54 @@
+package natsstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/natsstore/natstest"
+)
+
+// A create that a cluster refuses for want of servers online (a node
+// restarting, a cluster still forming) or of a leader is tried again; one
+// refused for what it asks (replicas a lone server cannot keep) is not.
+func TestCreateStreamTriesAgainWhileTooFewServersAreOnline(t *testing.T) {
+	for _, c := range []struct {
+		err  error
+		want bool
+	}{
+		{&jetstream.APIError{Code: 400, ErrorCode: 10005, Description: "no suitable peers for placement, peer offline"}, true},
+		{fmt.Errorf("wrapped: %w", &jetstream.APIError{Code: 400, ErrorCode: 10005}), true},
+		{&jetstream.APIError{Code: 503, ErrorCode: 10008}, true},
+		{context.DeadlineExceeded, true},
+		{&jetstream.APIError{Code: 400, ErrorCode: 10058, Description: "stream name already in use with a different configuration"}, false},
+		{&jetstream.APIError{Code: 500, ErrorCode: 10074, Description: "replicas > 1 not supported in non-clustered mode"}, false},
+		{&jetstream.APIError{Code: 500, ErrorCode: 10052, Description: "max age needs to be >= 100ms"}, false},
+		{&jetstream.APIError{Code: 500, ErrorCode: 10009, Description: "JetStream cluster can not handle request"}, true},
+	} {
+		if got := retryableCreate(c.err); got != c.want {
+			t.Errorf("retryableCreate(%v) = %v, want %v", c.err, got, c.want)
+		}
+	}
+}
+
+// Replicas a lone server cannot keep are refused at once, with JetStream's
+// reason, rather than tried again until the caller gives up.
+func TestMoreReplicasThanALoneServerKeepsAreRefusedWithTheReason(t *testing.T) {
+	srv := natstest.Start(t, natstest.Options{Dir: t.TempDir()})
+	c, err := Connect(t.Context(), Options{URL: srv.ClientURL(), Replicas: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	_, err = NewEventStore(ctx, c)
+	if err == nil || errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "replicas > 1 not supported") {
+		t.Fatalf("NewEventStore with 3 replicas on one server: %v, want JetStream's refusal", err)
+	}
+}
