@@ -211,21 +211,30 @@ func StartCluster(t testing.TB, o Options) *Cluster {
 		}
 	})
 	deadline := time.Now().Add(30 * time.Second)
-	for {
-		ready := true
-		for _, s := range c.Servers {
-			if !s.ReadyForConnections(time.Second) || !s.JetStreamIsCurrent() {
-				ready = false
-			}
-		}
-		if ready {
-			return c
-		}
+	for !c.ready() {
 		if time.Now().After(deadline) {
-			t.Fatal("natstest: the cluster has no JetStream meta leader after 30s")
+			t.Fatal("natstest: the cluster has no JetStream meta leader that sees its three servers after 30s")
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+	return c
+}
+
+// ready reports whether every server takes connections and is current
+// with the JetStream meta group, and its leader sees all three servers
+// online: until then a stream of three replicas finds no place ("no
+// suitable peers for placement").
+func (c *Cluster) ready() bool {
+	peers := 0
+	for _, s := range c.Servers {
+		if !s.ReadyForConnections(time.Second) || !s.JetStreamIsCurrent() {
+			return false
+		}
+		if s.JetStreamIsLeader() {
+			peers = len(s.JetStreamClusterPeers())
+		}
+	}
+	return peers == len(c.Servers)
 }
 
 // Stop shuts server i down, as a crash of that node would.

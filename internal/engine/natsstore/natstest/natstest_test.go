@@ -3,6 +3,7 @@ package natstest_test
 import (
 	"os"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -12,10 +13,13 @@ import (
 func TestASharedServerTakesJetStreamPublishes(t *testing.T) {
 	s := natstest.Shared(t)
 	js := natstest.JetStream(t, s.ClientURL())
-	if _, err := js.CreateStream(t.Context(), jetstream.StreamConfig{Name: "T", Subjects: []string{"t.>"}}); err != nil {
+	// A name of its own: the shared server outlives one run of the test
+	// (-count).
+	name := natstest.Prefix(t.TempDir())
+	if _, err := js.CreateStream(t.Context(), jetstream.StreamConfig{Name: name, Subjects: []string{name + ".>"}}); err != nil {
 		t.Fatal(err)
 	}
-	ack, err := js.Publish(t.Context(), "t.a", []byte("x"))
+	ack, err := js.Publish(t.Context(), name+".a", []byte("x"))
 	if err != nil || ack.Sequence != 1 {
 		t.Fatalf("publish: %v %v", ack, err)
 	}
@@ -31,8 +35,18 @@ func TestAClusterOfThreeKeepsAReplicatedStreamWhenANodeStops(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.Stop(0)
-	if _, err := js.Publish(t.Context(), "r.a", []byte("y")); err != nil {
-		t.Fatalf("publish with one node of three down: %v", err)
+	// If node 0 led the stream, the other two elect a leader first: a
+	// publish meanwhile goes unanswered and is sent again.
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		_, err := js.Publish(t.Context(), "r.a", []byte("y"))
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("publish with one node of three down: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }
 
