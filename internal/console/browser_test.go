@@ -236,13 +236,7 @@ func TestConsoleShowsEventDataAsTextNeverAsMarkup(t *testing.T) {
 	events[0]["payload"] = map[string]any{"note": hostile}
 	base := serveConsole(t, newFakeAPI("", events))
 
-	if err := b.Do(15*time.Second,
-		chromedp.Navigate(base+"/console/?namespace=shop&view=events&stream=orders"),
-		chromedp.Click(chromedp.CSS(`#events-table tbody button`)),
-		chromedp.WaitVisible(chromedp.ID("event-detail-payload")),
-	); err != nil {
-		t.Fatalf("open the event: %v (page errors: %v)", err, b.Errors())
-	}
+	openFirstEvent(t, b, base)
 	waitText(t, b, "#event-detail-payload", `"note": "<img src=x onerror=\"window.pwned=1\">"`)
 	waitText(t, b, "#events-table tbody", hostile)
 	injected, err := chromedp.Run(b.Ctx, chromedp.Evaluate[bool](`document.querySelectorAll('img').length > 0 || window.pwned === 1`))
@@ -629,13 +623,7 @@ func TestConsoleShowsAPayloadsNumbersAsPosted(t *testing.T) {
 	events := orderEvents(1)
 	events[0]["payload"] = json.RawMessage(`{"id":12345678901234567890,"price":1.50,"n":3}`)
 	base := serveConsole(t, newFakeAPI("", events))
-	if err := b.Do(15*time.Second,
-		chromedp.Navigate(base+"/console/?namespace=shop&view=events&stream=orders"),
-		chromedp.Click(chromedp.CSS(`#events-table tbody button`)),
-		chromedp.WaitVisible(chromedp.ID("event-detail-payload")),
-	); err != nil {
-		t.Fatalf("open the event: %v (page errors: %v)", err, b.Errors())
-	}
+	openFirstEvent(t, b, base)
 	waitTextIs(t, b, "#event-detail-payload", "{\n  \"id\": 12345678901234567890,\n  \"price\": 1.50,\n  \"n\": 3\n}")
 }
 
@@ -763,13 +751,7 @@ func TestConsoleShowsLargeAndUndecodablePayloads(t *testing.T) {
 	events[1]["payloadBase64"] = "AAECAwQ="
 	events[1]["contentType"] = "application/avro"
 	base := serveConsole(t, newFakeAPI("", events))
-	if err := b.Do(15*time.Second,
-		chromedp.Navigate(base+"/console/?namespace=shop&view=events&stream=orders"),
-		chromedp.Click(chromedp.CSS(`#events-table tbody tr:nth-child(1) button`)),
-		chromedp.WaitVisible(chromedp.ID("event-detail-payload")),
-	); err != nil {
-		t.Fatalf("open the 1 MiB event: %v (page errors: %v)", err, b.Errors())
-	}
+	openFirstEvent(t, b, base)
 	if n := evaluate[int](t, b, `document.getElementById('event-detail-payload').textContent.length`); n < 1<<20 {
 		t.Errorf("the payload shows %d characters, want all of its 1 MiB", n)
 	}
@@ -880,5 +862,18 @@ func TestConsoleLinksOnlyToItselfWhateverTheNames(t *testing.T) {
 	waitText(t, b, "#readmodel-status", "")
 	if evaluate[bool](t, b, `window.pwned === 1`) {
 		t.Error("a projection's name ran as script")
+	}
+}
+
+// openFirstEvent opens the console on stream orders of namespace shop and
+// the first event of its page.
+func openFirstEvent(t *testing.T, b *consoletest.Browser, base string) {
+	t.Helper()
+	if err := b.Do(15*time.Second,
+		chromedp.Navigate(base+"/console/?namespace=shop&view=events&stream=orders"),
+		chromedp.Click(chromedp.CSS(`#events-table tbody tr:nth-child(1) button`)),
+		chromedp.WaitVisible(chromedp.ID("event-detail-payload")),
+	); err != nil {
+		t.Fatalf("open the first event: %v (page errors: %v)", err, b.Errors())
 	}
 }
