@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/natsstore/natstest"
@@ -50,5 +51,24 @@ func TestMoreReplicasThanALoneServerKeepsAreRefusedWithTheReason(t *testing.T) {
 	_, err = NewEventStore(ctx, c)
 	if err == nil || errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "replicas > 1 not supported") {
 		t.Fatalf("NewEventStore with 3 replicas on one server: %v, want JetStream's refusal", err)
+	}
+}
+
+// A read-model read that nobody answers, or that JetStream refuses as
+// unavailable, is what a stream electing a new leader answers: it is asked
+// again. A refusal of the request itself is not.
+func TestALeaderReadIsAskedAgainWhileTheStreamHasNoLeader(t *testing.T) {
+	for _, c := range []struct {
+		err  error
+		want bool
+	}{
+		{fmt.Errorf("read from JetStream: %w", nats.ErrNoResponders), true},
+		{fmt.Errorf("read from JetStream: %w", &jetstream.APIError{Code: 503, ErrorCode: 10008}), true},
+		{fmt.Errorf("read from JetStream: %w", &jetstream.APIError{Code: 400, ErrorCode: 10003, Description: "bad request"}), false},
+		{fmt.Errorf("read from JetStream: %w", context.Canceled), false},
+	} {
+		if got := leaderAway(c.err); got != c.want {
+			t.Errorf("leaderAway(%v) = %v, want %v", c.err, got, c.want)
+		}
 	}
 }

@@ -12,6 +12,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nuid"
+
+	engbackoff "github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/backoff"
 )
 
 // The layout of the read model stream, <prefix>_RM, every subject under
@@ -161,21 +163,20 @@ func (s *ReadModels) leaderGet(ctx context.Context, req directGet) (*storedMsg, 
 	}
 	ctx, cancel := withTimeout(ctx)
 	defer cancel()
-	resp, err := s.nc.RequestWithContext(ctx, apiMsgGet+s.l.stream, body)
+	var r leaderAnswer
+	wait := &engbackoff.Backoff{Initial: 20 * time.Millisecond, Max: 500 * time.Millisecond, Jitter: 0.5}
+	for {
+		r, err = s.askLeader(ctx, body)
+		if err == nil || !leaderAway(err) {
+			break
+		}
+		// The stream is electing a leader (one went away): ask again.
+		if werr := wait.Wait(ctx); werr != nil {
+			return nil, err
+		}
+	}
 	if err != nil {
-		return nil, fmt.Errorf("read from JetStream: %w", err)
-	}
-	var r struct {
-		Error   *jetstream.APIError `json:"error"`
-		Message *struct {
-			Subject string `json:"subject"`
-			Seq     uint64 `json:"seq"`
-			Header  []byte `json:"hdrs"`
-			Data    []byte `json:"data"`
-		} `json:"message"`
-	}
-	if err := json.Unmarshal(resp.Data, &r); err != nil {
-		return nil, fmt.Errorf("read from JetStream: answer: %w", err)
+		return nil, err
 	}
 	switch {
 	case r.Error != nil && r.Error.ErrorCode == jetstream.JSErrCodeMessageNotFound:
@@ -192,6 +193,41 @@ func (s *ReadModels) leaderGet(ctx context.Context, req directGet) (*storedMsg, 
 		}
 	}
 	return m, nil
+}
+
+// leaderAnswer is the stream leader's answer to a message get.
+type leaderAnswer struct {
+	Error   *jetstream.APIError `json:"error"`
+	Message *struct {
+		Subject string `json:"subject"`
+		Seq     uint64 `json:"seq"`
+		Header  []byte `json:"hdrs"`
+		Data    []byte `json:"data"`
+	} `json:"message"`
+}
+
+// askLeader sends one message get to the stream leader.
+func (s *ReadModels) askLeader(ctx context.Context, body []byte) (leaderAnswer, error) {
+	var r leaderAnswer
+	resp, err := s.nc.RequestWithContext(ctx, apiMsgGet+s.l.stream, body)
+	if err != nil {
+		return r, fmt.Errorf("read from JetStream: %w", err)
+	}
+	if err := json.Unmarshal(resp.Data, &r); err != nil {
+		return r, fmt.Errorf("read from JetStream: answer: %w", err)
+	}
+	if r.Error != nil && r.Error.Code == 503 {
+		return r, fmt.Errorf("read from JetStream: %w", r.Error)
+	}
+	return r, nil
+}
+
+// leaderAway reports a get that nobody answered, or that JetStream
+// refused as unavailable: what a stream whose leader went away answers
+// until its replicas elect another.
+func leaderAway(err error) bool {
+	var je *jetstream.APIError
+	return errors.Is(err, nats.ErrNoResponders) || errors.As(err, &je) && je.Code == 503
 }
 
 // last is the last message on subject, from the leader; nil if none.
