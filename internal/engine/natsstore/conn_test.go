@@ -11,6 +11,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine"
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/eventstore"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/natsstore/natstest"
 )
 
@@ -70,5 +72,30 @@ func TestALeaderReadIsAskedAgainWhileTheStreamHasNoLeader(t *testing.T) {
 		if got := leaderAway(c.err); got != c.want {
 			t.Errorf("leaderAway(%v) = %v, want %v", c.err, got, c.want)
 		}
+	}
+}
+
+// A read that found the stream missing reads as empty even when another
+// writer creates the stream a moment later, before the reader looks again.
+func TestAStreamMissingWhenReadStaysMissingForThatRead(t *testing.T) {
+	c, err := Connect(t.Context(), Options{URL: natstest.Shared(t).ClientURL(), Prefix: natstest.Prefix(t.TempDir())})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	s, err := NewEventStore(t.Context(), c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	if _, err := s.Append(t.Context(), "orders", eventstore.Any, []engine.Message{{ID: "a", Name: "N", Payload: []byte(`{}`)}}); err != nil {
+		t.Fatal(err)
+	}
+	st := s.stream("orders")
+	if !s.missing(t.Context(), st, fmt.Errorf("%w: %w", errStreamMissing, nats.ErrNoResponders)) {
+		t.Error("a read that found the stream missing is not taken as missing once the stream exists")
+	}
+	if s.missing(t.Context(), st, fmt.Errorf("natsstore: read: %w", nats.ErrNoResponders)) {
+		t.Error("an unanswered read of a stream that exists is taken as missing")
 	}
 }

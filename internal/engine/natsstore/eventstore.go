@@ -153,6 +153,9 @@ func (s *EventStore) missing(ctx context.Context, st *esStream, err error) bool 
 	if err == nil {
 		return false
 	}
+	if errors.Is(err, errStreamMissing) {
+		return true // it was missing when read; it may exist by now
+	}
 	if _, serr := s.c.JS.Stream(ctx, st.js); errors.Is(serr, jetstream.ErrStreamNotFound) {
 		return true
 	}

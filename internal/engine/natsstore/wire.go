@@ -131,7 +131,9 @@ func getBatch(ctx context.Context, nc *nats.Conn, stream string, req directGet, 
 			return err
 		}
 		if errors.Is(err, nats.ErrNoResponders) && streamMissing(ctx, nc, stream) {
-			return err // nobody serves a stream that does not exist
+			// Nobody serves a stream that does not exist: it read as empty
+			// then, even if another writer creates it a moment later.
+			return fmt.Errorf("%w: %w", errStreamMissing, err)
 		}
 		// Unanswered (no responders while a stream leader is elected, or a
 		// replica that stayed silent): ask again, another replica may answer.
@@ -140,6 +142,10 @@ func getBatch(ctx context.Context, nc *nats.Conn, stream string, req directGet, 
 		}
 	}
 }
+
+// errStreamMissing wraps a read of a stream that did not exist when it was
+// read.
+var errStreamMissing = errors.New("the stream does not exist")
 
 // streamMissing reports whether JetStream says the stream does not exist.
 func streamMissing(ctx context.Context, nc *nats.Conn, stream string) bool {
