@@ -65,7 +65,7 @@ func parameterNames(t *testing.T, doc openAPIDoc, op operation) []string {
 	return out
 }
 
-// The contract (../shared/API.md and docs/http-api.md) names, per
+// The HTTP API (docs/http-api.md) names, per
 // operation, the parameters and headers a client may send, the bodies it
 // may post and the answers it gets: the OpenAPI document must describe
 // each, as clients are generated from it.
