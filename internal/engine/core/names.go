@@ -15,10 +15,7 @@ func (e *Engine) StreamNames() []string {
 func (e *Engine) ProjectionNames() []string {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	names := slices.Collect(maps.Keys(e.projections))
-	names = slices.AppendSeq(names, maps.Keys(e.standby.projections))
-	slices.Sort(names)
-	return slices.Compact(names)
+	return keysOfBoth(e.projections, e.standby.projections)
 }
 
 // ReactorNames returns the names of the reactors the engine has, sorted:
@@ -26,8 +23,13 @@ func (e *Engine) ProjectionNames() []string {
 func (e *Engine) ReactorNames() []string {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	names := slices.Collect(maps.Keys(e.reactors))
-	names = slices.AppendSeq(names, maps.Keys(e.standby.reactors))
+	return keysOfBoth(e.reactors, e.standby.reactors)
+}
+
+// keysOfBoth returns the keys of a and b, sorted, each once.
+func keysOfBoth[A, B any](a map[string]A, b map[string]B) []string {
+	names := slices.Collect(maps.Keys(a))
+	names = slices.AppendSeq(names, maps.Keys(b))
 	slices.Sort(names)
 	return slices.Compact(names)
 }
