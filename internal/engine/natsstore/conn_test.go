@@ -99,3 +99,57 @@ func TestAStreamMissingWhenReadStaysMissingForThatRead(t *testing.T) {
 		t.Error("an unanswered read of a stream that exists is taken as missing")
 	}
 }
+
+// A direct read that nobody answers yet (a read-model stream just created,
+// whose replicas are not yet listening for direct gets on every server, or
+// one electing a leader) is asked again until the stream answers.
+func TestADirectReadOfAStreamNobodyServesYetIsAskedAgain(t *testing.T) {
+	c, err := Connect(t.Context(), Options{URL: natstest.Shared(t).ClientURL(), Prefix: natstest.Prefix(t.TempDir())})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	l := newLayout(natstest.Prefix(t.TempDir()))
+	s := &ReadModels{nc: c.NC, l: l}
+	created := make(chan error, 1)
+	go func() {
+		time.Sleep(300 * time.Millisecond)
+		_, err := c.CreateStream(t.Context(), l.streamConfig(1))
+		created <- err
+	}()
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	msgs, err := s.directPage(ctx, l.all())
+	if cerr := <-created; cerr != nil {
+		t.Fatal(cerr)
+	}
+	if err != nil || len(msgs) != 0 {
+		t.Fatalf("direct page of a stream created while it was asked: %d messages, %v; want none and no error", len(msgs), err)
+	}
+}
+
+// whileAway asks again on no responders and a 503, and stops at once on
+// any other error and when its context ends.
+func TestWhileAwayAsksAgainOnlyWhileTheStreamIsAway(t *testing.T) {
+	asks := 0
+	err := whileAway(t.Context(), func() error {
+		asks++
+		if asks < 3 {
+			return nats.ErrNoResponders
+		}
+		return nil
+	})
+	if err != nil || asks != 3 {
+		t.Errorf("asked %d times, %v; want 3 and no error", asks, err)
+	}
+	asks = 0
+	bad := &jetstream.APIError{Code: 400, ErrorCode: 10003}
+	if err := whileAway(t.Context(), func() error { asks++; return bad }); !errors.Is(err, bad) || asks != 1 {
+		t.Errorf("a bad request was asked %d times (%v); want once", asks, err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
+	defer cancel()
+	if err := whileAway(ctx, func() error { return nats.ErrNoResponders }); !errors.Is(err, nats.ErrNoResponders) {
+		t.Errorf("when the context ends: %v; want the last error, no responders", err)
+	}
+}

@@ -164,18 +164,10 @@ func (s *ReadModels) leaderGet(ctx context.Context, req directGet) (*storedMsg, 
 	ctx, cancel := withTimeout(ctx)
 	defer cancel()
 	var r leaderAnswer
-	wait := &engbackoff.Backoff{Initial: 20 * time.Millisecond, Max: 500 * time.Millisecond, Jitter: 0.5}
-	for {
+	if err := whileAway(ctx, func() (err error) {
 		r, err = s.askLeader(ctx, body)
-		if err == nil || !leaderAway(err) {
-			break
-		}
-		// The stream is electing a leader (one went away): ask again.
-		if werr := wait.Wait(ctx); werr != nil {
-			return nil, err
-		}
-	}
-	if err != nil {
+		return err
+	}); err != nil {
 		return nil, err
 	}
 	switch {
@@ -222,6 +214,24 @@ func (s *ReadModels) askLeader(ctx context.Context, body []byte) (leaderAnswer, 
 	return r, nil
 }
 
+// whileAway runs ask until it succeeds, fails for another reason than
+// leaderAway, or ctx ends (then ask's last error is returned). A stream
+// whose leader went away answers nobody until its replicas elect another;
+// one just created answers nobody until its replicas listen for direct
+// gets, which reach every server of a cluster a moment later.
+func whileAway(ctx context.Context, ask func() error) error {
+	wait := &engbackoff.Backoff{Initial: 20 * time.Millisecond, Max: 500 * time.Millisecond, Jitter: 0.5}
+	for {
+		err := ask()
+		if err == nil || !leaderAway(err) {
+			return err
+		}
+		if werr := wait.Wait(ctx); werr != nil {
+			return err
+		}
+	}
+}
+
 // leaderAway reports a get that nobody answered, or that JetStream
 // refused as unavailable: what a stream whose leader went away answers
 // until its replicas elect another.
@@ -265,6 +275,16 @@ func (s *ReadModels) directPage(ctx context.Context, filter string) ([]*storedMs
 	if err != nil {
 		return nil, err
 	}
+	var out []*storedMsg
+	err = whileAway(ctx, func() (err error) {
+		out, err = s.directBatch(ctx, body)
+		return err
+	})
+	return out, err
+}
+
+// directBatch sends one direct batch get and gathers its answer.
+func (s *ReadModels) directBatch(ctx context.Context, body []byte) ([]*storedMsg, error) {
 	inbox := s.nc.NewInbox()
 	sub, err := s.nc.SubscribeSync(inbox)
 	if err != nil {
