@@ -185,13 +185,24 @@ func (h *Handler) routes() []route {
 	}
 }
 
-// serve runs the handler of the request's method, or answers 405.
+// serve runs the handler of the request's method, or answers 405. HEAD
+// runs GET's handler: net/http sends its status and headers and drops the
+// body (a live read ends once its headers are out).
 func (rt route) serve(w http.ResponseWriter, r *http.Request) {
-	if f, ok := rt.methods[r.Method]; ok {
+	method := r.Method
+	if method == http.MethodHead {
+		method = http.MethodGet
+	}
+	if f, ok := rt.methods[method]; ok {
 		f(w, r)
 		return
 	}
-	methodNotAllowed(w, r, strings.Join(slices.Sorted(maps.Keys(rt.methods)), ", "))
+	allow := slices.Collect(maps.Keys(rt.methods))
+	if rt.methods[http.MethodGet] != nil {
+		allow = append(allow, http.MethodHead)
+	}
+	slices.Sort(allow)
+	methodNotAllowed(w, r, strings.Join(allow, ", "))
 }
 
 // ServeHTTP serves r, turning a panic into a 500 problem so that no input

@@ -169,8 +169,8 @@ func TestWrongMethodAndUnknownPathAreProblems(t *testing.T) {
 	a := newAPI(t, apiOptions{})
 	r := a.do(http.MethodDelete, itemsPath, "", nil)
 	expectStatus(t, r, http.StatusMethodNotAllowed)
-	if got := r.header.Get("Allow"); got != "GET, POST" {
-		t.Errorf("Allow %q, want \"GET, POST\"", got)
+	if got := r.header.Get("Allow"); got != "GET, HEAD, POST" {
+		t.Errorf("Allow %q, want \"GET, HEAD, POST\"", got)
 	}
 	expectStatus(t, a.post(itemsQuery, "application/json", `{}`), http.StatusMethodNotAllowed)
 	expectStatus(t, a.get("/v2/anything"), http.StatusNotFound)

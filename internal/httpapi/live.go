@@ -195,7 +195,7 @@ func (h *Handler) serveLive(w http.ResponseWriter, r *http.Request, produce func
 	hdr.Set("Cache-Control", "no-cache")
 	hdr.Set("X-Accel-Buffering", "no") // nginx would buffer the stream
 	w.WriteHeader(http.StatusOK)
-	if !flush() {
+	if !flush() || r.Method == http.MethodHead {
 		return
 	}
 
@@ -252,7 +252,7 @@ func (h *Handler) serveLive(w http.ResponseWriter, r *http.Request, produce func
 					ok = false
 				}
 			}
-			if !flush() {
+			if !flush() || r.Method == http.MethodHead {
 				return
 			}
 		case <-ticker.C:
