@@ -93,12 +93,12 @@ func TestQueryKeyAnswers404ForAKeyOrProjectionThatIsNotThere(t *testing.T) {
 	expectStatus(t, a.get(projectionKeyPath("items", "items")), http.StatusNotFound)
 }
 
-func TestQueryKeyServesOnlyGET(t *testing.T) {
+func TestQueryKeyServesOnlyGETAndHEAD(t *testing.T) {
 	a := newAPI(t, apiOptions{})
 	r := a.post(projectionKeyPath("items", "items"), "application/json", `{}`)
 	expectStatus(t, r, http.StatusMethodNotAllowed)
-	if got := r.header.Get("Allow"); got != "GET" {
-		t.Errorf("Allow: got %q, want GET", got)
+	if got := r.header.Get("Allow"); got != "GET, HEAD" {
+		t.Errorf("Allow: got %q, want GET, HEAD", got)
 	}
 }
 
