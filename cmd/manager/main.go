@@ -289,7 +289,7 @@ func newEngine(opts options, tokens *sinktoken.Source) (*core.Engine, *boltstore
 			setupLog.Info("outbox log recovered from an interrupted write: " + r)
 		}
 	case storageNATS:
-		closeNATS, err := openNATS(&cfg, opts)
+		closeNATS, err := openNATS(&cfg, opts, m)
 		if err != nil {
 			return nil, nil, nil, err
 		}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/core"
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/metrics"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/natsstore"
 )
 
@@ -38,10 +39,13 @@ const natsConnectTimeout = 30 * time.Second
 // checkpoints in JetStream, appended straight from every replica
 // (core.Appender), the engine standing by until this replica is elected
 // (core.Config.Standby). It returns what closes them.
-func openNATS(cfg *core.Config, opts options) (func() error, error) {
+func openNATS(cfg *core.Config, opts options, m *metrics.Metrics) (func() error, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), natsConnectTimeout)
 	defer cancel()
-	conn, err := natsstore.Connect(ctx, opts.natsOptions())
+	no := opts.natsOptions()
+	no.ObserveEventsCommit = m.RemoteCommits(metrics.StoreEvents)
+	no.ObserveReadModelsCommit = m.RemoteCommits(metrics.StoreReadModels)
+	conn, err := natsstore.Connect(ctx, no)
 	if err != nil {
 		return nil, err
 	}

@@ -39,6 +39,12 @@ const (
 	StoreData = "data"
 	// StoreOutbox is the outbox log.
 	StoreOutbox = "outbox"
+	// StoreEvents is JetStream's event streams (--storage=nats): one group
+	// of appends to a stream, published and acknowledged.
+	StoreEvents = "events"
+	// StoreReadModels is JetStream's read-model stream (--storage=nats):
+	// one batch of read-model changes and its checkpoint.
+	StoreReadModels = "readmodels"
 )
 
 // Metrics is every collector of one engine. It is safe for concurrent use.
@@ -243,6 +249,14 @@ func (m *Metrics) Commits(store string) func(writes int, write, synced time.Dura
 			fsync.Observe(synced.Seconds())
 		}
 	}
+}
+
+// RemoteCommits is the function a store whose servers write and sync
+// (JetStream) calls with each commit it saw acknowledged: only the
+// commit series, no fsync of ours to time.
+func (m *Metrics) RemoteCommits(store string) func(writes int, took time.Duration) {
+	commit := m.commitDuration.WithLabelValues(store)
+	return func(_ int, took time.Duration) { commit.Observe(took.Seconds()) }
 }
 
 // SetStreamEvents reports the events stream (an engine name) holds.

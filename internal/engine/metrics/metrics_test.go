@@ -144,14 +144,18 @@ func TestCommitsReportTheFsyncOnlyOfStorageThatSyncsApart(t *testing.T) {
 	m, reg := newMetrics(t)
 	m.Commits(metrics.StoreOutbox)(3, time.Millisecond, 2*time.Millisecond)
 	m.Commits(metrics.StoreData)(5, 4*time.Millisecond, 0)
+	m.RemoteCommits(metrics.StoreEvents)(7, 3*time.Millisecond)
+	m.RemoteCommits(metrics.StoreReadModels)(2, 9*time.Millisecond)
 
 	commits := series(t, reg, "eventsourcing_storage_commit_duration_seconds")
-	if commits["store=outbox"] != 1 || commits["store=data"] != 1 {
-		t.Errorf("commits: got %v, want one of each store", commits)
+	for _, store := range []string{"outbox", "data", "events", "readmodels"} {
+		if commits["store="+store] != 1 {
+			t.Errorf("commits: got %v, want one of store %s", commits, store)
+		}
 	}
 	fsyncs := series(t, reg, "eventsourcing_storage_fsync_duration_seconds")
-	if fsyncs["store=outbox"] != 1 || fsyncs["store=data"] != 0 {
-		t.Errorf("fsyncs: got %v, want one of the outbox and none of the data file", fsyncs)
+	if fsyncs["store=outbox"] != 1 || fsyncs["store=data"] != 0 || fsyncs["store=events"] != 0 || fsyncs["store=readmodels"] != 0 {
+		t.Errorf("fsyncs: got %v, want one of the outbox and none of the others", fsyncs)
 	}
 }
 

@@ -133,6 +133,7 @@ func (w *streamWriter) close() {
 // knows, publish the planned events as atomic batches, and on a
 // compare-and-set failure learn what others appended and plan again.
 func (w *streamWriter) write(g *groupcommit.Group[*appendReq]) error {
+	start := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), w.s.c.opts.Timeout)
 	defer cancel()
 	if err := w.finishIndex(ctx); err != nil {
@@ -203,10 +204,16 @@ func (w *streamWriter) write(g *groupcommit.Group[*appendReq]) error {
 			break
 		}
 	}
+	stored := 0
 	for i, err := range outcome {
 		if err != nil {
 			g.Fail(i, err)
+		} else {
+			stored++
 		}
+	}
+	if observe := w.s.c.opts.ObserveEventsCommit; observe != nil && stored > 0 {
+		observe(stored, time.Since(start))
 	}
 	return nil
 }

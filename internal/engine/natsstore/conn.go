@@ -39,6 +39,13 @@ type Options struct {
 	// past it the call fails as unavailable, a 503 the client retries
 	// (default 4s: a cluster elects a stream's leader in a second or two).
 	Timeout time.Duration
+	// ObserveEventsCommit, when set, is told of each group of appends to
+	// one stream that JetStream acknowledged: its appends and how long
+	// planning, publishing and the acknowledgements took.
+	ObserveEventsCommit func(appends int, took time.Duration)
+	// ObserveReadModelsCommit, when set, is told of each read-model batch
+	// stored: its messages and how long it took, retries included.
+	ObserveReadModelsCommit func(messages int, took time.Duration)
 }
 
 // DefaultURL is where a NATS server listens by default.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -151,5 +152,63 @@ func TestWhileAwayAsksAgainOnlyWhileTheStreamIsAway(t *testing.T) {
 	defer cancel()
 	if err := whileAway(ctx, func() error { return nats.ErrNoResponders }); !errors.Is(err, nats.ErrNoResponders) {
 		t.Errorf("when the context ends: %v; want the last error, no responders", err)
+	}
+}
+
+// The commits the manager waits for are told to the observers: appends
+// stored (a refused one is not), read-model batches with their checkpoint.
+func TestStoredAppendsAndReadModelBatchesAreObserved(t *testing.T) {
+	var appends, batches, messages atomic.Int64
+	c, err := Connect(t.Context(), Options{
+		URL: natstest.Shared(t).ClientURL(), Prefix: natstest.Prefix(t.TempDir()),
+		ObserveEventsCommit: func(n int, took time.Duration) {
+			if took <= 0 {
+				t.Errorf("an append group took %v", took)
+			}
+			appends.Add(int64(n))
+		},
+		ObserveReadModelsCommit: func(n int, took time.Duration) {
+			if took <= 0 {
+				t.Errorf("a read-model batch took %v", took)
+			}
+			batches.Add(1)
+			messages.Add(int64(n))
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	es, err := NewEventStore(t.Context(), c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = es.Close() })
+	for _, id := range []string{"a", "b"} {
+		if _, err := es.Append(t.Context(), "orders", eventstore.Any, []engine.Message{{ID: id, Name: "N", Payload: []byte(`{}`)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	refused := []engine.Message{{ID: "c", Name: "N", Payload: []byte(`{}`)}}
+	if _, err := es.Append(t.Context(), "orders", eventstore.NoStream, refused); err == nil {
+		t.Fatal("an append expecting an empty stream was stored on a stream of 2")
+	}
+	if got := appends.Load(); got != 2 {
+		t.Errorf("appends observed: %d, want the 2 stored", got)
+	}
+
+	rm, err := NewReadModels(t.Context(), c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := ownedReadModels{rm, nil}
+	t.Cleanup(func() { _ = rm.Close() })
+	if err := applyCount(t, rm, 1); err != nil {
+		t.Fatal(err)
+	}
+	flush(t, o)
+	if batches.Load() != 1 || messages.Load() < 2 {
+		t.Errorf("read-model batches observed: %d of %d messages, want 1 of at least 2 (a value, the checkpoint)",
+			batches.Load(), messages.Load())
 	}
 }

@@ -57,6 +57,8 @@ type ReadModels struct {
 	committers sync.WaitGroup
 	// loseAnswer, in tests, pretends the answer to a stored batch was lost.
 	loseAnswer func() bool
+	// observe, when set, is told of each batch stored (Options).
+	observe func(messages int, took time.Duration)
 
 	mu          sync.Mutex
 	projections map[string]*projection
@@ -130,6 +132,7 @@ func NewReadModels(ctx context.Context, c *Conn) (*ReadModels, error) {
 	}
 	s := &ReadModels{
 		gather:      gather,
+		observe:     c.Options().ObserveReadModelsCommit,
 		nc:          c.NC,
 		stream:      st,
 		l:           l,
@@ -632,6 +635,16 @@ func (s *ReadModels) batchOf(name string, p *projection, st *stage) (msgs []outM
 // conflict, the fence's message says whether an earlier attempt, whose
 // answer was lost, got there first.
 func (s *ReadModels) commitRetrying(msgs []outMsg, fence string) (uint64, error) {
+	start := time.Now()
+	seq, err := s.commitAttempts(msgs, fence)
+	if err == nil && s.observe != nil {
+		s.observe(len(msgs), time.Since(start))
+	}
+	return seq, err
+}
+
+// commitAttempts is commitRetrying's loop.
+func (s *ReadModels) commitAttempts(msgs []outMsg, fence string) (uint64, error) {
 	ctx := context.Background()
 	ids := map[string]bool{}
 	for attempt := 0; ; attempt++ {
