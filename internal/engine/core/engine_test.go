@@ -355,12 +355,7 @@ func TestKeyExpressionErrorDeadLettersTheEventAndTheRestCarryOn(t *testing.T) {
 	}
 	assertJSONEqual(t, query(t, e, "ns/by-sku"), `{"a":2}`)
 
-	var dead []engine.Message
-	enginetest.Eventually(t, "the dead-letter stream to hold the event", func() bool {
-		var err error
-		dead, err = e.ReadStream(context.Background(), "ns/dead", 0, 10)
-		return err == nil && len(dead) == 1
-	})
+	dead := waitDeadLetters(t, e, 1)
 	h := dead[0].Headers
 	if h[engine.HeaderDeadLetterStream] != "ns/s" || h[engine.HeaderDeadLetterHandler] != "ns/by-sku" ||
 		h[engine.HeaderDeadLetterError] == "" || h[engine.HeaderDeadLetterAttempts] != "1" {

@@ -80,16 +80,24 @@ func ingestN(t *testing.T, e *core.Engine, ns []int, noRegion ...int) {
 	}
 }
 
-// waitDeadLetters waits until the dead-letter stream holds n events.
+// waitDeadLetters waits until the dead-letter stream ns/dead holds n events.
 func waitDeadLetters(t *testing.T, e *core.Engine, n int) []engine.Message {
 	t.Helper()
-	var dead []engine.Message
-	enginetest.Eventually(t, fmt.Sprintf("ns/dead to hold %d dead letters", n), func() (bool, string) {
+	return waitStreamHolds(t, e, "ns/dead", n)
+}
+
+// waitStreamHolds waits until stream holds n events (of the first 100): a
+// handler counts an event dead-lettered before the processor has stored
+// the dead letter.
+func waitStreamHolds(t *testing.T, e *core.Engine, stream string, n int) []engine.Message {
+	t.Helper()
+	var got []engine.Message
+	enginetest.Eventually(t, fmt.Sprintf("%s to hold %d events", stream, n), func() (bool, string) {
 		var err error
-		dead, err = e.ReadStream(context.Background(), "ns/dead", 0, 100)
-		return err == nil && len(dead) == n, fmt.Sprintf("%d, %v", len(dead), err)
+		got, err = e.ReadStream(context.Background(), stream, 0, 100)
+		return err == nil && len(got) == n, fmt.Sprintf("%d, %v", len(got), err)
 	})
-	return dead
+	return got
 }
 
 func redrive(t *testing.T, e *core.Engine, ids []string, want int) {
