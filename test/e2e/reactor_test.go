@@ -321,9 +321,14 @@ var _ = Describe("reactors of the manager binary, delivering to sinks on loopbac
 				Expect(a.hungUpAfter).To(BeNumerically("<", 5*time.Second), "attempt %d", i)
 			}
 
-			dead, err := readStream(ctx, fmt.Sprintf("%s/v1/namespaces/%s/streams/dead/events", m.api, ns), 0)
-			Expect(err).NotTo(HaveOccurred())
-			Expect(dead).To(HaveLen(1), "only always-late's event is dead-lettered")
+			// Counted when the handler gave up; stored once the processor
+			// has appended it.
+			var dead []streamEvent
+			eventuallyWithin(func() ([]streamEvent, error) {
+				var err error
+				dead, err = readStream(ctx, fmt.Sprintf("%s/v1/namespaces/%s/streams/dead/events", m.api, ns), 0)
+				return dead, err
+			}, 10*time.Second).Should(HaveLen(1), "only always-late's event is dead-lettered")
 			Expect(dead[0].Headers).To(HaveKeyWithValue("x-dead-letter-event-id", lateID))
 			Expect(dead[0].Headers).To(HaveKeyWithValue("x-dead-letter-handler", "reactor:"+ns+"/ship"))
 			Expect(dead[0].Headers).To(HaveKeyWithValue("x-dead-letter-attempts", "5"))
