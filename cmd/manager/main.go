@@ -108,7 +108,7 @@ func run(ctx context.Context, opts options) error {
 	if err := setupControllers(mgr, eng, tokens, opts); err != nil {
 		return err
 	}
-	api, err := newAPIServer(cfg, eng, opts)
+	api, err := newAPIServer(cfg, eng, opts, controller.StatusFigures{Reader: mgr.GetClient()})
 	if err != nil {
 		return err
 	}
@@ -172,8 +172,9 @@ func setupControllers(mgr ctrl.Manager, eng *core.Engine, tokens *sinktoken.Sour
 // newAPIServer builds the HTTP API on --ingest-bind-address, its callers
 // checked as --ingest-auth says. It stops before the engine does, so
 // requests in flight reach the outbox before it drains (see
-// httpapi.Server.NeedLeaderElection).
-func newAPIServer(cfg *rest.Config, eng *core.Engine, opts options) (*httpapi.Server, error) {
+// httpapi.Server.NeedLeaderElection). A replica that does not lead lists
+// the leader's counters from figures.
+func newAPIServer(cfg *rest.Config, eng *core.Engine, opts options, figures httpapi.LeaderFigures) (*httpapi.Server, error) {
 	log := ctrl.Log.WithName("httpapi")
 	var guard httpapi.Guard = httpapi.AllowAll{}
 	if opts.ingestAuth == authKubernetes {
@@ -190,6 +191,7 @@ func newAPIServer(cfg *rest.Config, eng *core.Engine, opts options) (*httpapi.Se
 		MaxRequestBytes: opts.maxRequestBytes,
 		Metrics:         eng.Metrics(),
 		Log:             log,
+		LeaderFigures:   figures,
 	})
 	if err != nil {
 		return nil, err

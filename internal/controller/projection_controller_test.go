@@ -12,6 +12,7 @@ import (
 	esv1 "github.com/eventsourcing-dev/eventsourcing-operator/api/v1alpha1"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/controller"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/core"
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/httpapi"
 )
 
 var _ = Describe("Projection", func() {
@@ -144,6 +145,14 @@ var _ = Describe("Projection", func() {
 		}).Should(Succeed())
 		Expect(p.Status.Conditions).To(ContainElement(HaveField("Reason", controller.ReasonRunning)),
 			"a dead-lettered event does not stall the projection")
+
+		// What a replica that does not lead lists for it: these figures.
+		figures := controller.StatusFigures{Reader: k8sClient}
+		f, ok := figures.ProjectionFigures(suiteCtx, ns, "by-sku")
+		Expect(ok).To(BeTrue())
+		Expect(f).To(Equal(httpapi.Figures{Handled: 2, DeadLettered: 1, Ready: true}))
+		_, ok = figures.ProjectionFigures(suiteCtx, ns, "no-such-projection")
+		Expect(ok).To(BeFalse(), "figures of a projection that does not exist")
 	})
 
 	It("folds a Reduce read model of each key", func() {

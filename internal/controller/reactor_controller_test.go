@@ -19,6 +19,7 @@ import (
 	esv1 "github.com/eventsourcing-dev/eventsourcing-operator/api/v1alpha1"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/controller"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/core"
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/httpapi"
 )
 
 var _ = Describe("Reactor", func() {
@@ -71,6 +72,10 @@ var _ = Describe("Reactor", func() {
 			g.Expect(rx.Status.Lag).To(BeZero(), "status.lag")
 			g.Expect(rx.Status.DeadLettered).To(BeZero(), "status.deadLettered")
 		}).Should(Succeed())
+		// What a replica that does not lead lists for it: these figures.
+		f, ok := controller.StatusFigures{Reader: k8sClient}.ReactorFigures(suiteCtx, ns, "ship")
+		Expect(ok).To(BeTrue())
+		Expect(f).To(Equal(httpapi.Figures{Handled: 3, Ready: true}))
 	})
 
 	It("refreshes its status every StatusRefresh while it delivers, not after each of its own patches", func() {

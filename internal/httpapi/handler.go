@@ -88,7 +88,11 @@ type Config struct {
 	LiveWriteWait time.Duration
 	// Metrics, when set, counts and times ingest requests per stream.
 	Metrics *metrics.Metrics
-	Log     logr.Logger
+	// LeaderFigures, when set, gives the lists of a replica that does not
+	// lead the counters of the handlers the leader runs; without it they
+	// are null there.
+	LeaderFigures LeaderFigures
+	Log           logr.Logger
 	// TracerProvider gets the server span of each ingest, whose context
 	// the events keep (see package tracing); nil is otel.GetTracerProvider().
 	// With the no-op provider no span is started.

@@ -66,6 +66,8 @@ type apiOptions struct {
 	metrics *metrics.Metrics
 	// tracerProvider gets the engine's and the handler's spans.
 	tracerProvider trace.TracerProvider
+	// leaderFigures gives a standby replica's lists the leader's counters.
+	leaderFigures httpapi.LeaderFigures
 }
 
 func newAPI(t *testing.T, opts apiOptions) *api {
@@ -102,6 +104,7 @@ func newAPI(t *testing.T, opts apiOptions) *api {
 		LiveHeartbeat: opts.live.LiveHeartbeat, LiveBuffer: opts.live.LiveBuffer, LiveWriteWait: opts.live.LiveWriteWait,
 		Metrics:        opts.metrics,
 		TracerProvider: opts.tracerProvider,
+		LeaderFigures:  opts.leaderFigures,
 	})
 	if err != nil {
 		t.Fatalf("NewHandler: %v", err)

@@ -26,8 +26,9 @@ type streamItem struct {
 }
 
 // projectionItem and reactorItem are a handler of a namespace with its live
-// figures. On a replica that does not lead (Standby) only the lag is known:
-// the counters and ready are null there, as the leader runs the handler.
+// figures. On a replica that does not lead (Standby) only the lag is its
+// own: the counters and ready are the leader's as Config.LeaderFigures
+// gives them, or null when it gives none.
 type projectionItem struct {
 	Name            string  `json:"name"`
 	EventsProcessed *uint64 `json:"eventsProcessed"`
@@ -61,7 +62,11 @@ func (h *Handler) listProjections(w http.ResponseWriter, r *http.Request) {
 		func(ctx context.Context, full, name string) (projectionItem, error) {
 			st, err := h.cfg.Engine.ProjectionStats(ctx, full)
 			if st.Standby {
-				return projectionItem{Name: name, Lag: st.Lag, Standby: true}, err
+				it := projectionItem{Name: name, Lag: st.Lag, Standby: true}
+				if f, ok := h.leaderFigures(ctx, LeaderFigures.ProjectionFigures, full); ok {
+					it.EventsProcessed, it.DeadLettered, it.Ready = &f.Handled, &f.DeadLettered, &f.Ready
+				}
+				return it, err
 			}
 			ready := st.Waiting == nil && len(st.Stalled) == 0
 			return projectionItem{Name: name, EventsProcessed: &st.Processed, DeadLettered: &st.DeadLettered, Lag: st.Lag, Ready: &ready}, err
@@ -74,11 +79,41 @@ func (h *Handler) listReactors(w http.ResponseWriter, r *http.Request) {
 		func(ctx context.Context, full, name string) (reactorItem, error) {
 			st, err := h.cfg.Engine.ReactorStats(ctx, full)
 			if st.Standby {
-				return reactorItem{Name: name, Lag: st.Lag, Standby: true}, err
+				it := reactorItem{Name: name, Lag: st.Lag, Standby: true}
+				if f, ok := h.leaderFigures(ctx, LeaderFigures.ReactorFigures, full); ok {
+					it.EventsDelivered, it.DeadLettered, it.Ready = &f.Handled, &f.DeadLettered, &f.Ready
+				}
+				return it, err
 			}
 			ready := st.Waiting == nil && st.Stalled == ""
 			return reactorItem{Name: name, EventsDelivered: &st.Delivered, DeadLettered: &st.DeadLettered, Lag: st.Lag, Ready: &ready}, err
 		})
+}
+
+// LeaderFigures gives the counters of the handlers that another replica,
+// the leader, runs, as the leader last reported them (in Kubernetes, the
+// objects' status). ok is false when it knows none.
+type LeaderFigures interface {
+	ProjectionFigures(ctx context.Context, namespace, name string) (f Figures, ok bool)
+	ReactorFigures(ctx context.Context, namespace, name string) (f Figures, ok bool)
+}
+
+// Figures are a handler's counters: events processed (a projection) or
+// delivered (a reactor), events dead-lettered, and whether it runs well.
+type Figures struct {
+	Handled, DeadLettered uint64
+	Ready                 bool
+}
+
+// leaderFigures asks Config.LeaderFigures for the figures of the handler
+// of engine name full; ok is false when there are none.
+func (h *Handler) leaderFigures(ctx context.Context,
+	ask func(LeaderFigures, context.Context, string, string) (Figures, bool), full string) (Figures, bool) {
+	ns, name, found := strings.Cut(full, "/")
+	if h.cfg.LeaderFigures == nil || !found {
+		return Figures{}, false
+	}
+	return ask(h.cfg.LeaderFigures, ctx, ns, name)
 }
 
 // serveList answers the objects of one kind the engine runs in the path's

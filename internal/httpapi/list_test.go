@@ -14,6 +14,7 @@ import (
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/core"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/enginetest"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/projection"
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/httpapi"
 )
 
 // listItems GETs a list and decodes its items.
@@ -110,7 +111,8 @@ func TestListOfANamespaceKubernetesWouldRefuseIsNotFound(t *testing.T) {
 }
 
 // A replica that does not lead knows its handlers' lag from the stored
-// checkpoints but not the leader's counters, nor whether they run well.
+// checkpoints but not the leader's counters, nor whether they run well,
+// unless Config.LeaderFigures gives them.
 func TestListOnAReplicaThatDoesNotLeadGivesNullForWhatOnlyTheLeaderKnows(t *testing.T) {
 	a := newAPI(t, apiOptions{standby: true})
 	r := a.get("/v1/namespaces/" + ns + "/projections")
@@ -118,5 +120,48 @@ func TestListOnAReplicaThatDoesNotLeadGivesNullForWhatOnlyTheLeaderKnows(t *test
 	want := `{"items":[{"name":"items","eventsProcessed":null,"deadLettered":null,"lag":0,"ready":null,"standby":true}]}`
 	if got := strings.TrimSpace(string(r.body)); got != want {
 		t.Errorf("projections on a standby replica: got %s, want %s", got, want)
+	}
+}
+
+// figuresOf is a LeaderFigures of fixed answers, by "namespace/name".
+type figuresOf map[string]httpapi.Figures
+
+func (f figuresOf) ProjectionFigures(_ context.Context, namespace, name string) (httpapi.Figures, bool) {
+	v, ok := f["projection:"+namespace+"/"+name]
+	return v, ok
+}
+
+func (f figuresOf) ReactorFigures(_ context.Context, namespace, name string) (httpapi.Figures, bool) {
+	v, ok := f["reactor:"+namespace+"/"+name]
+	return v, ok
+}
+
+// With LeaderFigures, a replica that does not lead lists the leader's
+// counters (still marked standby); a handler it has none for keeps nulls.
+func TestListOnAReplicaThatDoesNotLeadGivesTheLeadersFiguresWhenItHasThem(t *testing.T) {
+	figures := figuresOf{"projection:" + ns + "/items": {Handled: 42, DeadLettered: 3, Ready: true}}
+	a := newAPI(t, apiOptions{standby: true, leaderFigures: figures})
+	r := a.get("/v1/namespaces/" + ns + "/projections")
+	expectStatus(t, r, http.StatusOK)
+	want := `{"items":[{"name":"items","eventsProcessed":42,"deadLettered":3,"lag":0,"ready":true,"standby":true}]}`
+	if got := strings.TrimSpace(string(r.body)); got != want {
+		t.Errorf("projections on a standby replica with the leader's figures: got %s, want %s", got, want)
+	}
+
+	must(t, a.engine.ApplyReactor(t.Context(), core.ReactorSpec{
+		Name: ns + "/shipper", Streams: []string{ns + "/items-events"}, SinkURL: "http://127.0.0.1:1", StartFrom: projection.Beginning,
+	}))
+	figures["reactor:"+ns+"/shipper"] = httpapi.Figures{Handled: 7, Ready: false}
+	r = a.get("/v1/namespaces/" + ns + "/reactors")
+	want = `{"items":[{"name":"shipper","eventsDelivered":7,"deadLettered":0,"lag":0,"ready":false,"standby":true}]}`
+	if got := strings.TrimSpace(string(r.body)); got != want {
+		t.Errorf("reactors on a standby replica with the leader's figures: got %s, want %s", got, want)
+	}
+
+	delete(figures, "projection:"+ns+"/items")
+	r = a.get("/v1/namespaces/" + ns + "/projections")
+	want = `{"items":[{"name":"items","eventsProcessed":null,"deadLettered":null,"lag":0,"ready":null,"standby":true}]}`
+	if got := strings.TrimSpace(string(r.body)); got != want {
+		t.Errorf("projections on a standby replica without the leader's figures: got %s, want %s", got, want)
 	}
 }

@@ -318,6 +318,18 @@ var _ = Describe("manager replicas on NATS JetStream", func() {
 					HaveKeyWithValue("READY", "True"), HaveKeyWithValue("DELIVERED", fmt.Sprint(posted)),
 					HaveKeyWithValue("LAG", "0")), out)
 			}, statusRefresh).Should(Succeed())
+			// The follower's lists show the leader's figures too (from the
+			// status it wrote), marked standby.
+			eventuallyWithin(func(g Gomega) {
+				projections, err := getJSON(ctx, follower.api+fmt.Sprintf("/v1/namespaces/%s/projections", ns))()
+				g.Expect(err).NotTo(HaveOccurred())
+				g.Expect(projections).To(MatchJSON(fmt.Sprintf(
+					`{"items":[{"name":"items","eventsProcessed":%d,"deadLettered":0,"lag":0,"ready":true,"standby":true}]}`, posted)))
+				reactors, err := getJSON(ctx, follower.api+fmt.Sprintf("/v1/namespaces/%s/reactors", ns))()
+				g.Expect(err).NotTo(HaveOccurred())
+				g.Expect(reactors).To(MatchJSON(fmt.Sprintf(
+					`{"items":[{"name":"ship","eventsDelivered":%d,"deadLettered":0,"lag":0,"ready":true,"standby":true}]}`, posted)))
+			}, statusRefresh).Should(Succeed())
 			// The follower reconciles each change the leader writes: watch
 			// for a refresh past the last one at least.
 			time.Sleep(time.Until(watched.Add(controller.StatusRefresh + time.Second)))
