@@ -36,8 +36,10 @@ func TestTwoStoresOpeningTogetherOnAClusterBothOpenWithinSeconds(t *testing.T) {
 				}
 				defer conn.Close()
 				// Creating a stream takes milliseconds: a request unanswered
-				// for seconds is lost.
-				openCtx, cancelOpen := context.WithTimeout(ctx, 5*time.Second)
+				// for seconds is lost. 10 s, not less: on a loaded host
+				// (two test suites at once) the stream's first reads wait
+				// for its leader for some seconds.
+				openCtx, cancelOpen := context.WithTimeout(ctx, 10*time.Second)
 				defer cancelOpen()
 				store, err := natsstore.NewEventStore(openCtx, conn)
 				if err != nil {
