@@ -48,34 +48,56 @@ func newNATSPublisher(spec Spec) (*natsPublisher, error) {
 			return nil, errors.New("loadgen: an async NATS publish sends the lines of Spec.Body, and it is empty")
 		}
 	}
-	nc, err := nats.Connect(o.URL, nats.Name("loadgen"))
-	if err != nil {
-		return nil, fmt.Errorf("loadgen: connect to %s: %w", o.URL, err)
-	}
 	// Room for every client's whole batch in flight at once, so that no
 	// publish waits for room (nats.go allows 4,000 by default).
-	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(max(1, spec.Clients*len(p.lines))+1))
-	if err != nil {
-		nc.Close()
+	if err := p.connect(o.URL, max(1, spec.Clients*len(p.lines))+1); err != nil {
 		return nil, err
 	}
-	p.nc, p.js = nc, js
 	return p, nil
+}
+
+// connect dials url for p, allowing maxPending asynchronous publishes
+// unacknowledged at once.
+func (p *natsPublisher) connect(url string, maxPending int) error {
+	nc, err := nats.Connect(url, nats.Name("loadgen"))
+	if err != nil {
+		return fmt.Errorf("loadgen: connect to %s: %w", url, err)
+	}
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(maxPending))
+	if err != nil {
+		nc.Close()
+		return err
+	}
+	p.nc, p.js = nc, js
+	return nil
 }
 
 // publish sends one event (body) and waits for its acknowledgement, or
 // with Async one batch of the Body's lines and waits for all of theirs.
 func (p *natsPublisher) publish(body []byte) error {
+	if p.lines == nil {
+		return p.publishOne(body)
+	}
+	return p.publishLines(p.lines)
+}
+
+// publishOne publishes body and waits for its acknowledgement.
+func (p *natsPublisher) publishOne(body []byte) error {
 	ctx, cancel := context.WithTimeout(context.Background(), natsPublishTimeout)
 	defer cancel()
-	if p.lines == nil {
-		if _, err := p.js.Publish(ctx, p.subj, body); err != nil {
-			return fmt.Errorf("publish to %s: %w", p.subj, err)
-		}
-		return nil
+	if _, err := p.js.Publish(ctx, p.subj, body); err != nil {
+		return fmt.Errorf("publish to %s: %w", p.subj, err)
 	}
-	acks := make([]jetstream.PubAckFuture, len(p.lines))
-	for i, line := range p.lines {
+	return nil
+}
+
+// publishLines publishes every line with PublishAsync, then waits for
+// all their acknowledgements.
+func (p *natsPublisher) publishLines(lines [][]byte) error {
+	ctx, cancel := context.WithTimeout(context.Background(), natsPublishTimeout)
+	defer cancel()
+	acks := make([]jetstream.PubAckFuture, len(lines))
+	for i, line := range lines {
 		var err error
 		if acks[i], err = p.js.PublishAsync(p.subj, line); err != nil {
 			return fmt.Errorf("publish to %s: %w", p.subj, err)

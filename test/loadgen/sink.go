@@ -110,12 +110,27 @@ type SinkChild struct {
 
 const sinkEnv, sinkAddrPrefix = "EVENTSOURCING_LOADGEN_SINK", "loadgen-sink: "
 
+// bridgeEnv, set in a child's environment, makes it serve a Bridge to
+// "<nats url>|<subject>" rather than a Sink.
+const bridgeEnv = "EVENTSOURCING_LOADGEN_BRIDGE"
+
 // StartSinkInChild starts a Sink in a child process: this test binary
 // again, running only the test named child, which must call ServeSinkChild.
 // The child ends when Kill is called or this process exits.
 func StartSinkInChild(child string) (*SinkChild, error) {
+	return startChild(child)
+}
+
+// StartBridgeInChild starts a Bridge publishing to subject on the NATS
+// servers at url in a child process, as StartSinkInChild does a Sink (the
+// same child test serves either).
+func StartBridgeInChild(child, url, subject string) (*SinkChild, error) {
+	return startChild(child, bridgeEnv+"="+url+"|"+subject)
+}
+
+func startChild(child string, env ...string) (*SinkChild, error) {
 	cmd := exec.Command(os.Args[0], "-test.run=^"+child+"$", "-test.count=1")
-	cmd.Env = append(os.Environ(), sinkEnv+"=1")
+	cmd.Env = append(append(os.Environ(), sinkEnv+"=1"), env...)
 	cmd.Stderr = os.Stderr
 	in, err := cmd.StdinPipe()
 	if err != nil {
@@ -162,18 +177,28 @@ func (c *SinkChild) Kill() {
 	_ = c.cmd.Wait()
 }
 
-// ServeSinkChild is the body of the test StartSinkInChild names: it serves
-// a Sink on loopback until its standard input closes; run any other way,
-// the test is skipped.
+// ServeSinkChild is the body of the test StartSinkInChild and
+// StartBridgeInChild name: it serves a Sink (or a Bridge) on loopback until
+// its standard input closes; run any other way, the test is skipped.
 func ServeSinkChild(t *testing.T) {
 	if os.Getenv(sinkEnv) == "" {
 		t.Skip("the sink of the reactor benchmarks, run by loadgen.StartSinkInChild")
+	}
+	var handler http.Handler = NewSink()
+	if to := os.Getenv(bridgeEnv); to != "" {
+		url, subject, _ := strings.Cut(to, "|")
+		b, err := NewBridge(url, subject)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer b.Close()
+		handler = b
 	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := &http.Server{Handler: NewSink(), ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = srv.Serve(l) }()
 	fmt.Printf("%s%s\n", sinkAddrPrefix, l.Addr())
 	_, _ = io.Copy(io.Discard, os.Stdin)

@@ -56,6 +56,7 @@ const (
 	roleManager = "manager"
 	roleServer  = "nats-server"
 	roleHTTP202 = "http-202"
+	roleBridge  = "http-nats"
 )
 
 // side is one set-up a benchmark gives load in turns: what the load
@@ -342,6 +343,11 @@ type natsSetup struct {
 	// POST at once and stores nothing: what HTTP ingest costs before any
 	// work, the ceiling of any HTTP path on this host.
 	null *loadgen.SinkChild
+	// bridge is an HTTP server in a process of its own that publishes
+	// each POST to the bare stream with a bare nats.go client and answers
+	// 202 once JetStream acknowledged it (loadgen.Bridge): the ceiling of
+	// any HTTP ingest onto JetStream on this host.
+	bridge *loadgen.SinkChild
 	// behind reports whether the manager's tail of a stream has events
 	// left to deliver.
 	behind func() bool
@@ -403,11 +409,16 @@ func startNATS(b *testing.B, nodes, replicas int) *natsSetup {
 	}); err != nil {
 		b.Fatal(err)
 	}
+	if s.bridge, err = loadgen.StartBridgeInChild("TestReactorSinkProcess", s.servers.URLs(), bareSubject); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(s.bridge.Kill)
 	return s
 }
 
 // sides are, on s, the bare client, an HTTP server that answers 202 and
-// does nothing else (http-202), the manager with the quick start's
+// does nothing else (http-202), an HTTP server that publishes each request
+// with the bare client (http-nats), the manager with the quick start's
 // projections (nats) and the manager on the stream with no projection
 // (nats-no-projections): single events, or batches of batchEvents.
 func (s *natsSetup) sides(batch bool) []side {
@@ -416,6 +427,8 @@ func (s *natsSetup) sides(batch bool) []side {
 			spec: loadgen.Spec{NATS: &loadgen.NATSPublish{URL: s.servers.URLs(), Subject: bareSubject}}},
 		{name: "http-202", cost: map[string][]int{roleHTTP202: {s.null.Pid()}},
 			spec: loadgen.Spec{PostURL: "http://" + s.null.Addr + "/accept/ingest"}},
+		{name: "http-nats", cost: map[string][]int{roleBridge: {s.bridge.Pid()}, roleServer: s.pids},
+			spec: loadgen.Spec{PostURL: "http://" + s.bridge.Addr + "/"}},
 		{name: "nats", spec: loadgen.Spec{PostURL: s.url}},
 		{name: "nats-no-projections", spec: loadgen.Spec{PostURL: s.streamOnlyURL}},
 	}
@@ -456,6 +469,9 @@ func ndjson(n int) []byte {
 // manager takes the load on the quick start's stream with its three
 // projections (nats), and on the same Stream with no projection in
 // another namespace (nats-no-projections): what the projections cost.
+// Two HTTP servers of their own process give the ceilings of HTTP ingest
+// on the host: http-202 answers 202 and does nothing, http-nats publishes
+// each request with the bare client and answers 202 once acknowledged.
 //
 //   - single: each client posts one JSON event and waits for the 202
 //     (bare: Publish, waiting for the acknowledgement).
@@ -505,7 +521,7 @@ func benchmarkLoads(b *testing.B, s *natsSetup, setup string) {
 			if url := s.servers.ProfileURL(); url != "" {
 				files[url] = filepath.Join(dir, setup+"-server-"+load+".cpu.pprof")
 			}
-			profile(b, sides[2].spec, files)
+			profile(b, sideNamed(sides, "nats").spec, files)
 		})
 	}
 }
@@ -520,15 +536,24 @@ func benchmarkLoads(b *testing.B, s *natsSetup, setup string) {
 func BenchmarkManagerStorages(b *testing.B) {
 	s := startNATS(b, 1, 1)
 	nats := s.sides(false)
-	sides := append(make([]side, 0, 4), nats[0])
+	sides := append(make([]side, 0, 4), sideNamed(nats, "bare"))
 	for _, storage := range []string{"memory", "disk"} {
 		m, url, _ := startBenchManagerProcess(b, storage)
 		sides = append(sides, side{name: storage, eventsPerOp: 1, cost: map[string][]int{roleManager: {m.cmd.Process.Pid}},
 			spec: loadgen.Spec{PostURL: url, Clients: natsClients}})
 	}
-	sides = append(sides, nats[2])
+	sides = append(sides, sideNamed(nats, "nats"))
 	figures, loads := runRounds(b, sides, s.behind)
 	reportSides(b, sides, figures, loads)
+}
+
+// sideNamed is the side of sides named name.
+func sideNamed(sides []side, name string) side {
+	i := slices.IndexFunc(sides, func(s side) bool { return s.name == name })
+	if i < 0 {
+		panic("no side named " + name)
+	}
+	return sides[i]
 }
 
 // profile samples the CPU of processes (their pprof base URL: the file
