@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -210,5 +211,63 @@ func TestStoredAppendsAndReadModelBatchesAreObserved(t *testing.T) {
 	if batches.Load() != 1 || messages.Load() < 2 {
 		t.Errorf("read-model batches observed: %d of %d messages, want 1 of at least 2 (a value, the checkpoint)",
 			batches.Load(), messages.Load())
+	}
+}
+
+// A leader read whose request is dropped (sent while a new stream had no
+// leader yet: nobody refuses it, nobody answers) is sent again after
+// directGetWait rather than waiting for as long as its context lets.
+func TestALeaderReadThatGoesUnansweredIsAskedAgain(t *testing.T) {
+	// A server without JetStream: this test answers the stream's gets.
+	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, NoLog: true, NoSigs: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Start()
+	t.Cleanup(srv.Shutdown)
+	if !srv.ReadyForConnections(10 * time.Second) {
+		t.Fatal("the NATS server did not start")
+	}
+	nc, err := nats.Connect(srv.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	l := newLayout("unanswered")
+	var asked atomic.Int32
+	sub, err := nc.Subscribe(apiMsgGet+l.stream, func(m *nats.Msg) {
+		if asked.Add(1) == 1 {
+			return // dropped
+		}
+		_ = m.Respond([]byte(`{"message":{"subject":"s","seq":7,"data":"eyJuIjoxfQ=="}}`))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sub.Unsubscribe() })
+	s := &ReadModels{nc: nc, l: l}
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	start := time.Now()
+	m, err := s.last(ctx, "s")
+	if err != nil || m == nil || m.seq != 7 || string(m.data) != `{"n":1}` {
+		t.Fatalf("last = %+v, %v; want the message of the second ask", m, err)
+	}
+	if took := time.Since(start); asked.Load() != 2 || took > 5*time.Second {
+		t.Errorf("asked %d times in %s; want twice, the second after about %s", asked.Load(), took, directGetWait)
+	}
+}
+
+// Only the end of one attempt's wait is unanswered; the end of the
+// caller's context is final.
+func TestUnansweredIsTheEndOfAnAttemptNotOfTheCall(t *testing.T) {
+	if err := unanswered(t.Context(), context.DeadlineExceeded); !leaderAway(err) {
+		t.Errorf("an attempt that timed out while the call goes on: %v is not asked again", err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), time.Nanosecond)
+	defer cancel()
+	<-ctx.Done()
+	if err := unanswered(ctx, context.DeadlineExceeded); leaderAway(err) {
+		t.Errorf("a call whose context ended: %v is asked again", err)
 	}
 }

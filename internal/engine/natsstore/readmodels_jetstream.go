@@ -201,9 +201,11 @@ type leaderAnswer struct {
 // askLeader sends one message get to the stream leader.
 func (s *ReadModels) askLeader(ctx context.Context, body []byte) (leaderAnswer, error) {
 	var r leaderAnswer
-	resp, err := s.nc.RequestWithContext(ctx, apiMsgGet+s.l.stream, body)
+	actx, cancel := context.WithTimeout(ctx, directGetWait)
+	defer cancel()
+	resp, err := s.nc.RequestWithContext(actx, apiMsgGet+s.l.stream, body)
 	if err != nil {
-		return r, fmt.Errorf("read from JetStream: %w", err)
+		return r, fmt.Errorf("read from JetStream: %w", unanswered(ctx, err))
 	}
 	if err := json.Unmarshal(resp.Data, &r); err != nil {
 		return r, fmt.Errorf("read from JetStream: answer: %w", err)
@@ -237,7 +239,21 @@ func whileAway(ctx context.Context, ask func() error) error {
 // until its replicas elect another.
 func leaderAway(err error) bool {
 	var je *jetstream.APIError
-	return errors.Is(err, nats.ErrNoResponders) || errors.As(err, &je) && je.Code == 503
+	return errors.Is(err, nats.ErrNoResponders) || errors.Is(err, errUnanswered) || errors.As(err, &je) && je.Code == 503
+}
+
+// errUnanswered wraps a get that had no answer within directGetWait while
+// the caller's context went on: a request sent while a new stream had no
+// leader yet is dropped, not refused, and would wait as long as ctx lets.
+var errUnanswered = errors.New("no answer in time")
+
+// unanswered marks err as errUnanswered when it is the end of one
+// attempt's wait, not of ctx.
+func unanswered(ctx context.Context, err error) error {
+	if ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("%w: %w", errUnanswered, err)
+	}
+	return err
 }
 
 // last is the last message on subject, from the leader; nil if none.
@@ -298,10 +314,16 @@ func (s *ReadModels) directBatch(ctx context.Context, body []byte) ([]*storedMsg
 		return nil, fmt.Errorf("read from JetStream: %w", err)
 	}
 	var out []*storedMsg
+	first, cancel := context.WithTimeout(ctx, directGetWait)
+	defer cancel()
 	for {
-		m, err := sub.NextMsgWithContext(ctx)
+		wait := ctx
+		if out == nil {
+			wait = first
+		}
+		m, err := sub.NextMsgWithContext(wait)
 		if err != nil {
-			return nil, fmt.Errorf("read from JetStream: %w", err)
+			return nil, fmt.Errorf("read from JetStream: %w", unanswered(ctx, err))
 		}
 		switch status := m.Header.Get("Status"); status {
 		case "":
