@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/natsstore"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/natsstore/natstest"
 
 	"github.com/nats-io/nats.go"
@@ -26,6 +27,23 @@ func startCluster(t *testing.T) *Cluster {
 		t.Fatal(err)
 	}
 	return Start(t, Options{Binary: bin})
+}
+
+// createStream creates cfg's stream on c as the manager does
+// (natsstore.Conn.CreateStream): a create request sent while the cluster
+// settles can go unanswered, and is sent again rather than waited on.
+func createStream(ctx context.Context, t *testing.T, c *Cluster, cfg jetstream.StreamConfig) jetstream.Stream {
+	t.Helper()
+	conn, err := natsstore.Connect(ctx, natsstore.Options{URL: c.URLs()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(conn.Close)
+	stream, err := conn.CreateStream(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return stream
 }
 
 // publish stores orders.<i> for i in [from, to), each with a message id so
@@ -87,12 +105,9 @@ func TestAKilledNodeCatchesUpOnRestartWhileTheOthersKeepAccepting(t *testing.T) 
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()
 	js := natstest.JetStream(t, c.URLs(), nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond))
-	stream, err := js.CreateStream(ctx, jetstream.StreamConfig{
+	stream := createStream(ctx, t, c, jetstream.StreamConfig{
 		Name: "ORDERS", Subjects: []string{"orders.>"}, Replicas: Size, Storage: jetstream.FileStorage,
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
 	publish(ctx, t, js, 0, 10)
 
 	// A follower, not the stream's leader: the stream goes on without an

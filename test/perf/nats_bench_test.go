@@ -18,9 +18,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/natsstore"
 	"github.com/eventsourcing-dev/eventsourcing-operator/test/loadgen"
 	"github.com/eventsourcing-dev/eventsourcing-operator/test/natscluster"
 )
@@ -395,16 +395,14 @@ func startNATS(b *testing.B, nodes, replicas int) *natsSetup {
 	s.url = s.manager.api + "/v1/namespaces/" + ns + "/streams/" + benchStream + "/events"
 	s.streamOnlyURL = s.manager.api + "/v1/namespaces/" + streamOnly + "/streams/" + benchStream + "/events"
 
-	nc, err := nats.Connect(s.servers.URLs())
+	// Created as the manager creates its streams: a request unanswered
+	// while a cluster settles is sent again.
+	conn, err := natsstore.Connect(b.Context(), natsstore.Options{URL: s.servers.URLs()})
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		b.Fatal(err)
-	}
-	if _, err := js.CreateStream(b.Context(), jetstream.StreamConfig{
+	defer conn.Close()
+	if _, err := conn.CreateStream(b.Context(), jetstream.StreamConfig{
 		Name: bareStream, Subjects: []string{bareSubject}, Storage: jetstream.FileStorage, Replicas: replicas,
 	}); err != nil {
 		b.Fatal(err)

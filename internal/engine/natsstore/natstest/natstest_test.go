@@ -7,6 +7,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/natsstore"
 	"github.com/eventsourcing-dev/eventsourcing-operator/internal/engine/natsstore/natstest"
 )
 
@@ -28,7 +29,14 @@ func TestASharedServerTakesJetStreamPublishes(t *testing.T) {
 func TestAClusterOfThreeKeepsAReplicatedStreamWhenANodeStops(t *testing.T) {
 	c := natstest.StartCluster(t, natstest.Options{})
 	js := natstest.JetStream(t, c.URLs())
-	if _, err := js.CreateStream(t.Context(), jetstream.StreamConfig{Name: "R", Subjects: []string{"r.>"}, Replicas: 3}); err != nil {
+	// Created as the manager creates streams: a request sent while the
+	// cluster settles can go unanswered, and is sent again.
+	conn, err := natsstore.Connect(t.Context(), natsstore.Options{URL: c.URLs()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(conn.Close)
+	if _, err := conn.CreateStream(t.Context(), jetstream.StreamConfig{Name: "R", Subjects: []string{"r.>"}, Replicas: 3}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := js.Publish(t.Context(), "r.a", []byte("x")); err != nil {
