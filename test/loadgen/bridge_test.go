@@ -44,18 +44,7 @@ func TestBridgeStoresEachPostedEventBeforeItsAnswer(t *testing.T) {
 	post("application/json", `{"n":1}`)
 	post("application/x-ndjson", "{\"n\":2}\n{\"n\":3}\n")
 
-	info, err := stream.Info(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
-	var got []string
-	for seq := uint64(1); seq <= info.State.LastSeq; seq++ {
-		m, err := stream.GetMsg(t.Context(), seq)
-		if err != nil {
-			t.Fatal(err)
-		}
-		got = append(got, string(m.Data))
-	}
+	got := storedPayloads(t, stream)
 	if want := []string{`{"n":1}`, `{"n":2}`, `{"n":3}`}; !slices.Equal(got, want) {
 		t.Errorf("the stream holds %q once the answers came, want %q", got, want)
 	}

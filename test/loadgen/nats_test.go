@@ -28,6 +28,14 @@ func publishToBare(t *testing.T, spec loadgen.Spec) (loadgen.Result, []string) {
 	if res.Err != "" {
 		t.Fatal(res.Err)
 	}
+	payloads := storedPayloads(t, stream)
+	slices.Sort(payloads)
+	return res, payloads
+}
+
+// storedPayloads is every payload stream holds, in sequence order.
+func storedPayloads(t *testing.T, stream jetstream.Stream) []string {
+	t.Helper()
 	info, err := stream.Info(t.Context())
 	if err != nil {
 		t.Fatal(err)
@@ -40,8 +48,7 @@ func publishToBare(t *testing.T, spec loadgen.Spec) (loadgen.Result, []string) {
 		}
 		payloads = append(payloads, string(m.Data))
 	}
-	slices.Sort(payloads)
-	return res, payloads
+	return payloads
 }
 
 func TestNATSPublishStoresEachGeneratedEventOnce(t *testing.T) {
