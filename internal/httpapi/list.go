@@ -63,7 +63,7 @@ func (h *Handler) listProjections(w http.ResponseWriter, r *http.Request) {
 			st, err := h.cfg.Engine.ProjectionStats(ctx, full)
 			if st.Standby {
 				it := projectionItem{Name: name, Lag: st.Lag, Standby: true}
-				if f, ok := h.leaderFigures(ctx, LeaderFigures.ProjectionFigures, full); ok {
+				if f, ok := h.leaderFigures(ctx, LeaderFigures.ProjectionFigures, r.PathValue("namespace"), name); ok {
 					it.EventsProcessed, it.DeadLettered, it.Ready = &f.Handled, &f.DeadLettered, &f.Ready
 				}
 				return it, err
@@ -80,7 +80,7 @@ func (h *Handler) listReactors(w http.ResponseWriter, r *http.Request) {
 			st, err := h.cfg.Engine.ReactorStats(ctx, full)
 			if st.Standby {
 				it := reactorItem{Name: name, Lag: st.Lag, Standby: true}
-				if f, ok := h.leaderFigures(ctx, LeaderFigures.ReactorFigures, full); ok {
+				if f, ok := h.leaderFigures(ctx, LeaderFigures.ReactorFigures, r.PathValue("namespace"), name); ok {
 					it.EventsDelivered, it.DeadLettered, it.Ready = &f.Handled, &f.DeadLettered, &f.Ready
 				}
 				return it, err
@@ -105,12 +105,11 @@ type Figures struct {
 	Ready                 bool
 }
 
-// leaderFigures asks Config.LeaderFigures for the figures of the handler
-// of engine name full; ok is false when there are none.
+// leaderFigures asks Config.LeaderFigures, with ask, for the figures of
+// the handler ns/name; ok is false when there are none.
 func (h *Handler) leaderFigures(ctx context.Context,
-	ask func(LeaderFigures, context.Context, string, string) (Figures, bool), full string) (Figures, bool) {
-	ns, name, found := strings.Cut(full, "/")
-	if h.cfg.LeaderFigures == nil || !found {
+	ask func(LeaderFigures, context.Context, string, string) (Figures, bool), ns, name string) (Figures, bool) {
+	if h.cfg.LeaderFigures == nil {
 		return Figures{}, false
 	}
 	return ask(h.cfg.LeaderFigures, ctx, ns, name)

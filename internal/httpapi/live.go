@@ -252,7 +252,7 @@ func (h *Handler) serveLive(w http.ResponseWriter, r *http.Request, produce func
 					ok = false
 				}
 			}
-			if !flush() || r.Method == http.MethodHead {
+			if !flush() {
 				return
 			}
 		case <-ticker.C:

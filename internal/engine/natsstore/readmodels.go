@@ -593,11 +593,15 @@ func (s *ReadModels) commitStages(name string, p *projection) {
 		st.sealed = true
 		msgs, fence := s.batchOf(name, p, st)
 		p.mu.Unlock()
+		start := time.Now()
 		seq, err := s.commitRetrying(msgs, fence)
 		p.mu.Lock()
 		if err != nil {
 			p.drop(err, s)
 			break
+		}
+		if s.observe != nil {
+			s.observe(len(msgs), time.Since(start))
 		}
 		p.committed(st, seq)
 		p.stages = p.stages[1:]
@@ -635,16 +639,6 @@ func (s *ReadModels) batchOf(name string, p *projection, st *stage) (msgs []outM
 // conflict, the fence's message says whether an earlier attempt, whose
 // answer was lost, got there first.
 func (s *ReadModels) commitRetrying(msgs []outMsg, fence string) (uint64, error) {
-	start := time.Now()
-	seq, err := s.commitAttempts(msgs, fence)
-	if err == nil && s.observe != nil {
-		s.observe(len(msgs), time.Since(start))
-	}
-	return seq, err
-}
-
-// commitAttempts is commitRetrying's loop.
-func (s *ReadModels) commitAttempts(msgs []outMsg, fence string) (uint64, error) {
 	ctx := context.Background()
 	ids := map[string]bool{}
 	for attempt := 0; ; attempt++ {
