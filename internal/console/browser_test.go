@@ -253,12 +253,10 @@ func TestConsolePagesAStreamForwardAndBack(t *testing.T) {
 	base := serveConsole(t, newFakeAPI("", orderEvents(45)))
 	firstRow := "#events-table tbody tr:first-child td:first-child"
 
-	if err := b.Do(15*time.Second,
+	b.Run(t,
 		chromedp.Navigate(base+"/console/?namespace=shop&view=events&stream=orders&limit=20"),
 		chromedp.WaitVisible(chromedp.CSS("#events-table tbody tr")),
-	); err != nil {
-		t.Fatal(err)
-	}
+	)
 	waitTextIs(t, b, firstRow, "1")
 	for _, step := range []struct {
 		button, want string
@@ -295,12 +293,10 @@ func mustAtoi(t *testing.T, s string) int {
 func TestConsoleFirstLoadTransfersLessThan16KiB(t *testing.T) {
 	b := consoletest.NewBrowser(t)
 	base := serveConsole(t, newFakeAPI("", orderEvents(1)))
-	if err := b.Do(15*time.Second,
+	b.Run(t,
 		chromedp.Navigate(base+"/console/?namespace=shop"),
 		chromedp.WaitVisible(chromedp.CSS(`#streams-table tr[data-name="orders"]`)),
-	); err != nil {
-		t.Fatal(err)
-	}
+	)
 	type entry struct {
 		Name        string  `json:"name"`
 		Transfer    float64 `json:"transferSize"`
@@ -340,12 +336,10 @@ func TestConsoleFirstLoadTransfersLessThan16KiB(t *testing.T) {
 func TestConsoleEveryInputHasALabelAndViewsOpenFromTheKeyboard(t *testing.T) {
 	b := consoletest.NewBrowser(t)
 	base := serveConsole(t, newFakeAPI("", orderEvents(3)))
-	if err := b.Do(15*time.Second,
+	b.Run(t,
 		chromedp.Navigate(base+"/console/?namespace=shop"),
 		chromedp.WaitVisible(chromedp.CSS(`#streams-table tr[data-name="orders"]`)),
-	); err != nil {
-		t.Fatal(err)
-	}
+	)
 	unlabelled, err := chromedp.Run(b.Ctx, chromedp.Evaluate[[]string](
 		`[...document.querySelectorAll('input, select, textarea')]
 		   .filter((e) => e.labels.length === 0 && !e.getAttribute('aria-label')).map((e) => e.id || e.outerHTML)`))
@@ -383,13 +377,11 @@ func TestConsoleFitsANarrowWindow(t *testing.T) {
 	b := consoletest.NewBrowser(t)
 	base := serveConsole(t, newFakeAPI("", orderEvents(3)))
 	for _, view := range []string{"overview", "events&stream=orders"} {
-		if err := b.Do(15*time.Second,
+		b.Run(t,
 			chromedp.EmulateViewport(720, 900),
 			chromedp.Navigate(base+"/console/?namespace=shop&view="+view),
 			chromedp.WaitVisible(chromedp.CSS("main section:not([hidden]) table tbody tr")),
-		); err != nil {
-			t.Fatal(err)
-		}
+		)
 		overflow, err := chromedp.Run(b.Ctx, chromedp.Evaluate[int](
 			`document.documentElement.scrollWidth - document.documentElement.clientWidth`))
 		if err != nil {
@@ -455,9 +447,7 @@ func TestConsoleRefusesDotKeysThatABrowserWouldSendAsAnotherPath(t *testing.T) {
 	for _, view := range []string{
 		"readmodels&projection=totals&pkey=.", "readmodels&projection=totals&pkey=..", "events&stream=orders&key=..",
 	} {
-		if err := b.Do(15*time.Second, chromedp.Navigate(base+"/console/?namespace=shop&view="+view)); err != nil {
-			t.Fatal(err)
-		}
+		b.Run(t, chromedp.Navigate(base+"/console/?namespace=shop&view="+view))
 		waitText(t, b, "#error", "cannot send")
 	}
 	api.mu.Lock()
@@ -477,12 +467,10 @@ func TestConsoleShowsAStandbyReplicasFiguresAsUnknownNotZero(t *testing.T) {
 	api.projections = []any{map[string]any{"name": "totals", "standby": true,
 		"eventsProcessed": nil, "deadLettered": nil, "lag": 3, "ready": nil}}
 	base := serveConsole(t, api)
-	if err := b.Do(15*time.Second,
+	b.Run(t,
 		chromedp.Navigate(base+"/console/?namespace=shop"),
 		chromedp.WaitVisible(chromedp.CSS(`#projections-table tr[data-name="totals"]`)),
-	); err != nil {
-		t.Fatal(err)
-	}
+	)
 	row := `#projections-table tr[data-name="totals"] `
 	for sel, want := range map[string]string{
 		row + "td:nth-child(2)": "unknown (standby replica)", row + "td:nth-child(3)": "unknown",
@@ -499,12 +487,10 @@ func TestConsoleReturnsTheFocusWhereItWasWhenAnEventOrThePromptCloses(t *testing
 	b := consoletest.NewBrowser(t)
 	base := serveConsole(t, newFakeAPI("", orderEvents(3)))
 	open := "#events-table tbody tr:nth-child(2) button"
-	if err := b.Do(15*time.Second,
+	b.Run(t,
 		chromedp.Navigate(base+"/console/?namespace=shop&view=events&stream=orders"),
 		chromedp.WaitVisible(chromedp.CSS(open)),
-	); err != nil {
-		t.Fatal(err)
-	}
+	)
 	isOpener := `document.activeElement === document.querySelector('` + open + `')`
 	for _, closeIt := range []chromedp.Action[chromedp.Void]{chromedp.KeyEvent("\x1b"), chromedp.Click(chromedp.ID("event-detail-close"))} {
 		if err := b.Do(10*time.Second,
@@ -542,9 +528,7 @@ func TestConsoleAnnouncesAnErrorThatRepeatsAtEachRefreshOnce(t *testing.T) {
 	api := newFakeAPI("", orderEvents(1))
 	api.listProblem = http.StatusForbidden
 	base := serveConsole(t, api)
-	if err := b.Do(15*time.Second, chromedp.Navigate(base+"/console/?namespace=shop")); err != nil {
-		t.Fatal(err)
-	}
+	b.Run(t, chromedp.Navigate(base+"/console/?namespace=shop"))
 	waitText(t, b, "#error", "403")
 	evaluate[bool](t, b, `window.errorChanges = 0;
 		new MutationObserver((m) => { window.errorChanges += m.length; })
@@ -575,9 +559,7 @@ func TestConsoleNeverStacksListRequestsOnASlowAPI(t *testing.T) {
 	api := newFakeAPI("", orderEvents(1))
 	api.listDelay = 1500 * time.Millisecond
 	base := serveConsole(t, api)
-	if err := b.Do(15*time.Second, chromedp.Navigate(base+"/console/?namespace=shop")); err != nil {
-		t.Fatal(err)
-	}
+	b.Run(t, chromedp.Navigate(base+"/console/?namespace=shop"))
 	for range 5 {
 		evaluate[bool](t, b, `document.dispatchEvent(new Event('visibilitychange')); true`)
 		time.Sleep(100 * time.Millisecond)
@@ -603,12 +585,10 @@ func TestConsoleNamesEveryTable(t *testing.T) {
 			"headers": map[string]string{"x-dead-letter-handler": h, "x-dead-letter-error": "boom", "x-dead-letter-event-id": "id-1"}})
 	}
 	base := serveConsole(t, api)
-	if err := b.Do(15*time.Second,
+	b.Run(t,
 		chromedp.Navigate(base+"/console/?namespace=shop&view=deadletters"),
 		chromedp.WaitVisible(chromedp.CSS(`#deadletters-groups section:nth-child(2) table`)),
-	); err != nil {
-		t.Fatal(err)
-	}
+	)
 	unnamed := evaluate[[]string](t, b, `[...document.querySelectorAll('table')].filter((t) => {
 		  const ids = (t.getAttribute('aria-labelledby') || '').split(' ').filter(Boolean);
 		  return !(t.caption || ids.length && ids.every((id) => document.getElementById(id)?.textContent.trim()));
@@ -642,11 +622,9 @@ func TestConsoleShowsAPayloadsNumbersAsPosted(t *testing.T) {
 func TestConsoleSaysAReadModelHasNoSuchKeyWhereItIsHeard(t *testing.T) {
 	b := consoletest.NewBrowser(t)
 	base := serveConsole(t, newFakeAPI("", orderEvents(1)))
-	if err := b.Do(15*time.Second,
+	b.Run(t,
 		chromedp.Navigate(base+"/console/?namespace=shop&view=readmodels&projection=totals&pkey=missing"),
-	); err != nil {
-		t.Fatal(err)
-	}
+	)
 	waitText(t, b, "#readmodel-status", `has no key "missing"`)
 	live := evaluate[bool](t, b, `!!document.getElementById('readmodel-status').closest('[role=status], [aria-live]')`)
 	if !live {
@@ -667,14 +645,12 @@ func TestConsoleKeepsTheFocusInTheHandlersDeadLettersAfterARedrive(t *testing.T)
 		"headers": map[string]string{"x-dead-letter-handler": "shop/totals", "x-dead-letter-error": "boom", "x-dead-letter-event-id": "id-1"}}}
 	base := serveConsole(t, api)
 	redrive := `#deadletters-groups button[aria-label="Redrive event id-1"]`
-	if err := b.Do(15*time.Second,
+	b.Run(t,
 		chromedp.Navigate(base+"/console/?namespace=shop&view=deadletters"),
 		chromedp.WaitVisible(chromedp.CSS(redrive)),
 		chromedp.Focus(chromedp.CSS(redrive)),
 		chromedp.KeyEvent("\r"),
-	); err != nil {
-		t.Fatal(err)
-	}
+	)
 	waitText(t, b, "#deadletters-status", "Redriven: 1 dead letter")
 	waitText(t, b, "#deadletters-groups", "redriven at")
 	focused := `document.activeElement.closest('[data-handler]')?.dataset.handler ?? document.activeElement.tagName`
@@ -692,13 +668,11 @@ func TestConsoleSendsAnyKeyAsOnePathSegment(t *testing.T) {
 	for key, escaped := range map[string]string{
 		"a/b": "a%2Fb", "a?b#c": "a%3Fb%23c", "50%": "50%25", "café latte": "caf%C3%A9%20latte", "%2E": "%252E",
 	} {
-		if err := b.Do(15*time.Second,
+		b.Run(t,
 			chromedp.Navigate(base+"/console/?namespace=shop&view=readmodels&projection=totals"),
 			chromedp.WaitVisible(chromedp.ID("readmodel-key")),
 			chromedp.SendKeys(chromedp.ID("readmodel-key"), key+"\r"),
-		); err != nil {
-			t.Fatal(err)
-		}
+		)
 		want, _ := json.Marshal(key)
 		waitText(t, b, "#readmodel-result", `"key": `+string(want))
 		api.mu.Lock()
@@ -732,12 +706,10 @@ func TestConsoleStopsRefreshingWhileHiddenOrInAnotherView(t *testing.T) {
 			t.Errorf("%s: the console made %d requests", what, n)
 		}
 	}
-	if err := b.Do(15*time.Second,
+	b.Run(t,
 		chromedp.Navigate(base+"/console/?namespace=shop"),
 		chromedp.WaitVisible(chromedp.CSS(`#streams-table tr[data-name="orders"]`)),
-	); err != nil {
-		t.Fatal(err)
-	}
+	)
 	evaluate[bool](t, b, `Object.defineProperty(document, 'hidden', {configurable: true, get: () => true});
 		document.dispatchEvent(new Event('visibilitychange')); true`)
 	quiet("hidden")
@@ -778,15 +750,13 @@ func TestConsoleShowsLargeAndUndecodablePayloads(t *testing.T) {
 func TestConsoleKeepsTheFocusInThePagerOnTheLastPage(t *testing.T) {
 	b := consoletest.NewBrowser(t)
 	base := serveConsole(t, newFakeAPI("", orderEvents(30)))
-	if err := b.Do(15*time.Second,
+	b.Run(t,
 		chromedp.Navigate(base+"/console/?namespace=shop&view=events&stream=orders&limit=20"),
 		chromedp.WaitVisible(chromedp.CSS("#events-table tbody tr")),
 		chromedp.WaitEnabled(chromedp.ID("events-next")),
 		chromedp.Focus(chromedp.ID("events-next")),
 		chromedp.KeyEvent("\r"),
-	); err != nil {
-		t.Fatal(err)
-	}
+	)
 	waitText(t, b, "#events-caption", "after sequence 20")
 	waitTextIs(t, b, "#events-status", "10 events.")
 	if got := evaluate[string](t, b, `document.activeElement.id || document.activeElement.tagName`); got != "events-previous" {
@@ -799,14 +769,12 @@ func TestConsoleKeepsTheFocusInThePagerOnTheLastPage(t *testing.T) {
 func TestConsoleOffersNoEmptyPageAfterAStreamsLastFullPage(t *testing.T) {
 	b := consoletest.NewBrowser(t)
 	base := serveConsole(t, newFakeAPI("", orderEvents(40)))
-	if err := b.Do(15*time.Second,
+	b.Run(t,
 		chromedp.Navigate(base+"/console/?namespace=shop&view=events&stream=orders&limit=20"),
 		chromedp.WaitVisible(chromedp.CSS("#events-table tbody tr")),
 		chromedp.WaitEnabled(chromedp.ID("events-next")),
 		chromedp.Click(chromedp.ID("events-next")),
-	); err != nil {
-		t.Fatal(err)
-	}
+	)
 	waitText(t, b, "#events-caption", "after sequence 20")
 	waitTextIs(t, b, "#events-status", "20 events.")
 	waitTextIs(t, b, "#events-table tbody tr:last-child td:first-child", "40")
@@ -821,14 +789,12 @@ func TestConsoleOffersNoEmptyPageAfterAStreamsLastFullPage(t *testing.T) {
 func TestConsoleTakesATokenAsItIsOftenPasted(t *testing.T) {
 	b := consoletest.NewBrowser(t)
 	base := serveConsole(t, newFakeAPI("s3cret", orderEvents(1)))
-	if err := b.Do(15*time.Second,
+	b.Run(t,
 		chromedp.Navigate(base+"/console/?namespace=shop"),
 		chromedp.WaitVisible(chromedp.ID("token-input")),
 		chromedp.SendKeys(chromedp.ID("token-input"), "sécret"),
 		chromedp.Click(chromedp.CSS(`#token-form button[type="submit"]`)),
-	); err != nil {
-		t.Fatal(err)
-	}
+	)
 	if !evaluate[bool](t, b, `document.getElementById('token-dialog').open`) {
 		t.Fatalf("a token with a non-ASCII character closed the prompt (page errors: %v, box %q)",
 			b.Errors(), evaluate[string](t, b, `document.getElementById('error').textContent`))
@@ -853,12 +819,10 @@ func TestConsoleLinksOnlyToItselfWhateverTheNames(t *testing.T) {
 		map[string]any{"name": "//evil.example/x", "eventsProcessed": 1, "deadLettered": 0, "lag": 0, "ready": true},
 	}
 	base := serveConsole(t, api)
-	if err := b.Do(15*time.Second,
+	b.Run(t,
 		chromedp.Navigate(base+"/console/?namespace=shop"),
 		chromedp.WaitVisible(chromedp.CSS(`#projections-table tbody tr:nth-child(2) a`)),
-	); err != nil {
-		t.Fatal(err)
-	}
+	)
 	foreign := evaluate[[]string](t, b, `[...document.querySelectorAll('a[href]')]
 		  .filter((a) => a.protocol !== location.protocol || a.host !== location.host || a.pathname !== '/console/')
 		  .map((a) => a.href)`)

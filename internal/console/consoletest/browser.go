@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"testing"
 	"time"
 
 	"github.com/chromedp/cdproto/runtime"
@@ -127,6 +128,15 @@ func (b *Browser) Do(timeout time.Duration, actions ...chromedp.Action[chromedp.
 	ctx, cancel := context.WithTimeout(b.Ctx, timeout)
 	defer cancel()
 	return chromedp.Do(ctx, actions...)
+}
+
+// Run runs actions within 15 s, and ends the test, with the page's errors,
+// if they fail.
+func (b *Browser) Run(t testing.TB, actions ...chromedp.Action[chromedp.Void]) {
+	t.Helper()
+	if err := b.Do(15*time.Second, actions...); err != nil {
+		t.Fatalf("%v (page errors: %v)", err, b.Errors())
+	}
 }
 
 // Text is the text content of the first element the CSS selector sel matches.
